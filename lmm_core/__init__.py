@@ -1,0 +1,40 @@
+"""lmm_core: an exact REML/ML engine for linear mixed models (numpy, scipy, pandas).
+
+lme4's model and profiled criterion, MixedModels.jl's blocked Cholesky, our own formula
+grammar. Public API (see DESIGN.md)::
+
+    from lmm_core import fit_lmm, lrt
+    res = fit_lmm("Reaction ~ Days + (Days | Subject)", df, reml=True)
+"""
+
+from lmm_core.compare import chibar_pvalue, lrt
+from lmm_core.errors import (
+    ComparisonError,
+    DataError,
+    FormulaError,
+    LMMError,
+    ModelError,
+)
+from lmm_core.fit import FitOptions, fit_design, fit_lmm
+from lmm_core.optimize import OptimizerOptions, OptSummary
+from lmm_core.results import LMMResult
+from lmm_core.simulate import simulate, simulate_from_formula, theta_from_covariances
+
+__all__ = [
+    "ComparisonError",
+    "DataError",
+    "FitOptions",
+    "FormulaError",
+    "LMMError",
+    "LMMResult",
+    "ModelError",
+    "OptSummary",
+    "OptimizerOptions",
+    "chibar_pvalue",
+    "fit_design",
+    "fit_lmm",
+    "lrt",
+    "simulate",
+    "simulate_from_formula",
+    "theta_from_covariances",
+]

@@ -1,0 +1,323 @@
+"""The profiled deviance of a linear mixed model, evaluated over a blocked Cholesky factor.
+
+Model (Bates, Maechler, Bolker & Walker 2015, JSS 67(1), notation kept)::
+
+    y = X beta + Z b + e,   b = Lambda(theta) u,   u ~ N(0, sigma^2 I),   e ~ N(0, sigma^2 I).
+
+For a fixed ``theta`` the penalized least-squares problem
+``min ||y - X beta - Z Lambda u||^2 + ||u||^2`` is solved through the lower Cholesky factor
+``L`` of the cross-product matrix of ``[Z Lambda, X, y]`` with ``I`` added to the
+``Z Lambda`` block (MixedModels.jl appends ``y`` as a last column, so that the penalized
+residual sum of squares ``r^2`` is the square of the last diagonal element of ``L``)::
+
+    [ L11   0    0   ]   blocks:  1 = first random-effects term (most levels),
+    [ L21  L22   0   ]            2 = all other random-effects terms together,
+    [ L31  L32  L33  ]            3 = [X y].
+
+``L11`` is block diagonal, one ``S x S`` block per level, factored by one batched Cholesky.
+``L21`` keeps the sparsity of ``Z2'Z1`` (a nested factor causes no fill-in there); ``L22`` is
+dense, of the size of the other terms' random effects (hospitals, a crossed factor, ...).
+Every cross-product is formed once in :class:`ProfiledDeviance`; an evaluation touches only
+them, so for one grouping factor its cost is O(levels * S^3 + levels * S * p^2 + p^3),
+independent of the number of rows.
+
+The profiled criteria (JSS eqs. 34 and 41)::
+
+    ML:    ldL2 + n       * (1 + log(2 pi r^2 / n))
+    REML:  ldL2 + ldRX2 + (n - p) * (1 + log(2 pi r^2 / (n - p)))
+
+with ``ldL2 = log|L_Z|^2`` (blocks 11 and 22) and ``ldRX2 = log|L_X|^2`` (block 33 without
+its last row and column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from lmm_core.linalg import (
+    batched_cholesky,
+    batched_logdet_tril,
+    batched_tril_inverse,
+    logdet_tril,
+)
+from lmm_core.reterms import ReTerm
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class BlockedFactor:
+    """The blocked Cholesky factor at one ``theta`` (see the module docstring)."""
+
+    lambdas: tuple[np.ndarray, ...]  # one S x S lower-triangular factor per term
+    l11: np.ndarray  # (m1, S1, S1)
+    w11: np.ndarray  # (m1, S1, S1), inverses of the l11 blocks
+    r1: np.ndarray  # (q1, p + 1): L31' (rows of L31 transposed), level-major
+    l21: sp.csr_matrix | None  # (q2, q1)
+    l22: np.ndarray | None  # (q2, q2)
+    r2: np.ndarray | None  # (q2, p + 1): L32'
+    l33: np.ndarray  # (p + 1, p + 1)
+
+    @property
+    def ldl2(self) -> float:
+        out = batched_logdet_tril(self.l11)
+        if self.l22 is not None:
+            out += logdet_tril(self.l22)
+        return out
+
+    @property
+    def ldrx2(self) -> float:
+        p = self.l33.shape[0] - 1
+        return logdet_tril(self.l33[:p, :p]) if p > 0 else 0.0
+
+    @property
+    def pwrss(self) -> float:
+        return float(self.l33[-1, -1] ** 2)
+
+
+@dataclass(frozen=True)
+class PLSSolution:
+    """Solution of the penalized least-squares problem at one ``theta``.
+
+    ``u`` and ``b`` hold one ``(levels, S)`` array per random-effects term; ``b = Lambda u``.
+    ``sigma`` is ``sqrt(pwrss / n)`` (ML) or ``sqrt(pwrss / (n - p))`` (REML).
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: tuple[np.ndarray, ...]
+    b: tuple[np.ndarray, ...]
+    ldl2: float
+    ldrx2: float
+    pwrss: float
+    sigma: float
+    objective: float
+    vcov_beta: np.ndarray
+    factor: BlockedFactor
+
+
+class ProfiledDeviance:
+    """The profiled REML criterion or ML deviance as a function of ``theta``.
+
+    Parameters
+    ----------
+    X
+        Fixed-effects model matrix ``(n, p)`` of full column rank.
+    y
+        Response ``(n,)``.
+    reterms
+        Random-effects terms, the one with the most levels first (lme4's order).
+    reml
+        REML criterion if true, ML deviance otherwise.
+
+    Notes
+    -----
+    Calling the object with ``theta`` returns the criterion; :meth:`solve` returns the whole
+    solution. A ``theta`` at which a block is not positive definite raises
+    ``np.linalg.LinAlgError`` (the optimizer wrapper turns that into a finite value).
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, reterms: tuple[ReTerm, ...], reml: bool):
+        if not reterms:
+            raise ValueError("a mixed model needs at least one random-effects term")
+        self.reterms = tuple(reterms)
+        self.reml = bool(reml)
+        self.n, self.p = X.shape
+        self.theta_sizes = [t.n_theta for t in self.reterms]
+        self.theta_offsets = np.concatenate([[0], np.cumsum(self.theta_sizes)]).astype(int)
+        self.lower = np.concatenate([t.lower_bounds() for t in self.reterms])
+        self.theta0 = np.concatenate([t.initial_theta() for t in self.reterms])
+        self._cross_products(np.asarray(X, float), np.asarray(y, float))
+
+    # ------------------------------------------------------------------ set-up (once)
+    def _cross_products(self, X: np.ndarray, y: np.ndarray) -> None:
+        xy = np.column_stack([X, y])
+        first = self.reterms[0]
+        m1, s1 = first.n_levels, first.n_columns
+        codes, z = first.codes, first.z
+        self.a11 = np.empty((m1, s1, s1))
+        for a in range(s1):
+            for b in range(a + 1):
+                col = np.bincount(codes, weights=z[:, a] * z[:, b], minlength=m1)
+                self.a11[:, a, b] = col
+                self.a11[:, b, a] = col
+        self.a1xy = np.empty((m1, s1, xy.shape[1]))
+        for a in range(s1):
+            for j in range(xy.shape[1]):
+                self.a1xy[:, a, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
+        self.axy = xy.T @ xy
+        self.q1 = m1 * s1
+        rest = self.reterms[1:]
+        self.q2 = sum(t.n_levels * t.n_columns for t in rest)
+        if not rest:
+            self.a21 = self.a22 = self.a2xy = None
+            return
+        z1 = _sparse_z(first)
+        z2 = sp.hstack([_sparse_z(t) for t in rest], format="csc")
+        self.a21 = (z2.T @ z1).tocsr()
+        self.a22 = (z2.T @ z2).toarray()
+        self.a2xy = np.asarray(z2.T @ xy)
+        # Pattern of the block-diagonal Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2.
+        rows, cols, which = [], [], []
+        offset, toff = 0, self.theta_sizes[0]
+        for t in rest:
+            r, c = t.theta_positions()
+            base = offset + t.n_columns * np.arange(t.n_levels)[:, None]
+            rows.append((base + r).ravel())
+            cols.append((base + c).ravel())
+            which.append(np.tile(toff + np.arange(t.n_theta), t.n_levels))
+            offset += t.n_levels * t.n_columns
+            toff += t.n_theta
+        self._lam2_rows = np.concatenate(rows)
+        self._lam2_cols = np.concatenate(cols)
+        self._lam2_theta = np.concatenate(which)
+
+    # ------------------------------------------------------------------ per evaluation
+    def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One ``S x S`` lower-triangular relative covariance factor per term."""
+        theta = np.asarray(theta, float)
+        return tuple(
+            t.lambda_block(theta[self.theta_offsets[k] : self.theta_offsets[k + 1]])
+            for k, t in enumerate(self.reterms)
+        )
+
+    def factor(self, theta: np.ndarray) -> BlockedFactor:
+        """Blocked Cholesky factor of the augmented cross-product matrix at ``theta``."""
+        theta = np.asarray(theta, float)
+        lams = self.lambdas(theta)
+        lam1 = lams[0]
+        s1 = lam1.shape[0]
+        m11 = lam1.T @ self.a11 @ lam1
+        m11[:, np.arange(s1), np.arange(s1)] += 1.0
+        l11 = batched_cholesky(m11)
+        w11 = batched_tril_inverse(l11)
+        r1 = (w11 @ (lam1.T @ self.a1xy)).reshape(self.q1, -1)
+        m33 = self.axy - r1.T @ r1
+        l21 = l22 = r2 = None
+        if self.a21 is not None:
+            lam2 = sp.csr_matrix(
+                (theta[self._lam2_theta], (self._lam2_rows, self._lam2_cols)),
+                shape=(self.q2, self.q2),
+            )
+            # L21 = Lambda2' A21 Lambda1 L11^{-T}: right factor is block diagonal.
+            right = _block_diag_sparse(lam1 @ np.swapaxes(w11, 1, 2))
+            l21 = (lam2.T @ (self.a21 @ right)).tocsr()
+            lam2t_a22 = np.asarray(lam2.T @ self.a22)
+            m22 = np.asarray(lam2.T @ lam2t_a22.T)
+            m22 -= (l21 @ l21.T).toarray()
+            m22[np.diag_indices_from(m22)] += 1.0
+            l22 = np.linalg.cholesky(m22)
+            t2 = np.asarray(lam2.T @ self.a2xy) - l21 @ r1
+            r2 = sla.solve_triangular(l22, t2, lower=True, check_finite=False)
+            m33 -= r2.T @ r2
+        l33 = np.linalg.cholesky(m33)
+        return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33)
+
+    def criterion(self, factor: BlockedFactor) -> float:
+        """REML criterion or ML deviance from a factor (module docstring)."""
+        dof = self.n - self.p if self.reml else self.n
+        out = factor.ldl2 + dof * (1.0 + LOG_2PI + np.log(factor.pwrss / dof))
+        if self.reml:
+            out += factor.ldrx2
+        return float(out)
+
+    def __call__(self, theta: np.ndarray) -> float:
+        return self.criterion(self.factor(theta))
+
+    def solve(self, theta: np.ndarray) -> PLSSolution:
+        """Fixed effects, spherical and actual random effects, sigma and cov(beta) at theta."""
+        theta = np.asarray(theta, float)
+        f = self.factor(theta)
+        p = self.p
+        lxx, lyx = f.l33[:p, :p], f.l33[p, :p]
+        beta = sla.solve_triangular(lxx, lyx, lower=True, trans="T") if p else np.zeros(0)
+        us = []
+        rhs1 = f.r1[:, p] - f.r1[:, :p] @ beta
+        if f.l22 is not None:
+            u2 = sla.solve_triangular(f.l22, f.r2[:, p] - f.r2[:, :p] @ beta, lower=True, trans="T")
+            rhs1 = rhs1 - f.l21.T @ u2
+        m1, s1 = f.l11.shape[0], f.l11.shape[1]
+        u1 = np.einsum("mji,mj->mi", f.w11, rhs1.reshape(m1, s1))
+        us.append(u1)
+        if f.l22 is not None:
+            offset = 0
+            for t in self.reterms[1:]:
+                size = t.n_levels * t.n_columns
+                us.append(u2[offset : offset + size].reshape(t.n_levels, t.n_columns))
+                offset += size
+        bs = tuple(u @ lam.T for u, lam in zip(us, f.lambdas, strict=True))
+        dof = self.n - p if self.reml else self.n
+        sigma2 = f.pwrss / dof
+        if p:
+            lxx_inv = sla.solve_triangular(lxx, np.eye(p), lower=True)
+            vcov = sigma2 * (lxx_inv.T @ lxx_inv)
+        else:
+            vcov = np.zeros((0, 0))
+        return PLSSolution(
+            theta=theta.copy(),
+            beta=beta,
+            u=tuple(us),
+            b=bs,
+            ldl2=f.ldl2,
+            ldrx2=f.ldrx2,
+            pwrss=f.pwrss,
+            sigma=float(np.sqrt(sigma2)),
+            objective=self.criterion(f),
+            vcov_beta=vcov,
+            factor=f,
+        )
+
+    def conditional_covariances(
+        self, factor: BlockedFactor, sigma: float, chunk: int = 4_000_000
+    ) -> tuple[np.ndarray, ...]:
+        """Conditional covariance blocks of ``b`` given ``y``, one ``(levels, S, S)`` per term.
+
+        ``Var(b | y) = sigma^2 Lambda M^{-1} Lambda'`` with ``M = Lambda'Z'Z Lambda + I``
+        (lme4's ``condVar``). With ``L_Z = [[L11, 0], [L21, L22]]`` and
+        ``G = L22^{-1} L21 L11^{-1}``, the diagonal blocks of ``M^{-1}`` are
+        ``W_i'W_i + G_i'G_i`` for the first term and those of ``L22^{-T} L22^{-1}`` for the
+        others; ``G`` is formed a chunk of columns at a time to bound memory.
+        """
+        w = factor.w11
+        minv1 = np.swapaxes(w, 1, 2) @ w
+        out = []
+        if factor.l22 is not None:
+            m1, s1 = w.shape[0], w.shape[1]
+            l21_w = (factor.l21 @ _block_diag_sparse(w)).tocsc()
+            per = max(1, chunk // max(1, factor.l22.shape[0] * s1))
+            for start in range(0, m1, per):
+                stop = min(m1, start + per)
+                cols = l21_w[:, start * s1 : stop * s1].toarray()
+                g = sla.solve_triangular(factor.l22, cols, lower=True, check_finite=False)
+                g = g.reshape(g.shape[0], stop - start, s1)
+                minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
+        lam1 = factor.lambdas[0]
+        out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
+        if factor.l22 is not None:
+            l22_inv = sla.solve_triangular(factor.l22, np.eye(factor.l22.shape[0]), lower=True)
+            offset = 0
+            for t, lam in zip(self.reterms[1:], factor.lambdas[1:], strict=True):
+                m, s = t.n_levels, t.n_columns
+                g = l22_inv[:, offset : offset + m * s].reshape(-1, m, s)
+                minv = np.einsum("rca,rcb->cab", g, g)
+                out.append(sigma**2 * (lam @ minv @ lam.T))
+                offset += m * s
+        return tuple(out)
+
+
+def _sparse_z(term: ReTerm) -> sp.csr_matrix:
+    """The term's block of Z as a sparse ``(n, levels * S)`` matrix (level-major columns)."""
+    n, s = term.z.shape
+    cols = term.codes[:, None] * s + np.arange(s)[None, :]
+    rows = np.repeat(np.arange(n), s)
+    return sp.csr_matrix((term.z.ravel(), (rows, cols.ravel())), shape=(n, term.n_levels * s))
+
+
+def _block_diag_sparse(blocks: np.ndarray) -> sp.bsr_matrix:
+    """Block-diagonal sparse matrix from a stack ``(m, S, S)``."""
+    m, s, _ = blocks.shape
+    return sp.bsr_matrix((blocks, np.arange(m), np.arange(m + 1)), shape=(m * s, m * s))

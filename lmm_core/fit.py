@@ -1,0 +1,125 @@
+"""``fit_lmm``: formula and data in, :class:`LMMResult` out, in lme4's stages.
+
+1. :func:`lmm_core.design.build_design` parses the formula with our own grammar and builds
+   ``y``, ``X`` (aliased columns dropped) and the random-effects terms (lme4's ``lFormula``);
+2. :class:`lmm_core.deviance.ProfiledDeviance` forms the cross-products once
+   (``mkLmerDevfun``);
+3. :func:`lmm_core.optimize.optimize_theta` minimises it over ``theta`` and checks the optimum
+   (``optimizeLmer`` + ``checkConv``);
+4. the solution at the optimum is packed into an immutable :class:`LMMResult` (``mkMerMod``).
+
+Each stage can be called on its own; :func:`fit_design` starts at stage 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lmm_core.deviance import ProfiledDeviance
+from lmm_core.optimize import OptimizerOptions, optimize_theta
+from lmm_core.results import LMMResult
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Settings of a fit.
+
+    Attributes
+    ----------
+    optimizer
+        Tolerances of the optimizer and of the checks after it.
+    singular_tol
+        A diagonal element of ``theta`` below this marks a singular fit (lme4: 1e-4).
+    """
+
+    optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
+    singular_tol: float = 1e-4
+
+
+def fit_lmm(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    reml: bool = True,
+    options: FitOptions | None = None,
+    start: np.ndarray | None = None,
+) -> LMMResult:
+    """Fit a linear mixed model by REML (default) or maximum likelihood.
+
+    Parameters
+    ----------
+    formula
+        lme4-style formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data
+        One row per observation. Rows with a missing value in a used column are left out and
+        counted in ``result.messages``.
+    reml
+        REML if true, maximum likelihood otherwise.
+    options
+        Optimizer tolerances and checks.
+    start
+        Starting ``theta`` (lme4's default if omitted).
+
+    Returns
+    -------
+    LMMResult
+
+    Raises
+    ------
+    lmm_core.errors.LMMError
+        With a message saying what to change, for any formula or data problem.
+    """
+    from lmm_core.design import build_design
+
+    design = build_design(formula, data)
+    return fit_design(design, reml=reml, options=options, start=start)
+
+
+def fit_design(
+    design,
+    *,
+    reml: bool = True,
+    options: FitOptions | None = None,
+    start: np.ndarray | None = None,
+) -> LMMResult:
+    """Fit a model whose design (``X``, ``y``, random-effects terms) is already built."""
+    options = options or FitOptions()
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
+    opt = optimize_theta(dev, start, options.optimizer)
+    sol = dev.solve(opt.final)
+    cond_cov = dev.conditional_covariances(sol.factor, sol.sigma)
+    fitted = design.X @ sol.beta
+    for term, b in zip(design.reterms, sol.b, strict=True):
+        fitted = fitted + np.einsum("ij,ij->i", term.z, b[term.codes])
+    messages = list(design.messages) + list(opt.messages)
+    result = LMMResult(
+        formula=design.formula,
+        reml=bool(reml),
+        theta=sol.theta,
+        beta=sol.beta,
+        vcov_beta=sol.vcov_beta,
+        sigma=sol.sigma,
+        objective=sol.objective,
+        ldl2=sol.ldl2,
+        ldrx2=sol.ldrx2,
+        pwrss=sol.pwrss,
+        b=sol.b,
+        cond_cov=cond_cov,
+        fitted=fitted,
+        residuals=design.y - fitted,
+        design=design,
+        opt=opt,
+        messages=tuple(messages),
+        singular_tol=options.singular_tol,
+    )
+    if result.is_singular:
+        messages.append(
+            "Singular fit: some variance or correlation of the random effects is estimated at "
+            "its boundary (a variance of zero or a correlation of +/-1). The data show no "
+            "evidence for that part of the random effects; consider a simpler model."
+        )
+        object.__setattr__(result, "messages", tuple(messages))
+    return result

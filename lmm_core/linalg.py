@@ -1,0 +1,77 @@
+"""Small dense kernels for stacks of ``S x S`` blocks.
+
+The first random-effects term contributes one ``S x S`` diagonal block per level of its
+grouping factor (MixedModels' ``UniformBlockDiagonal``). These helpers work on a stacked
+``(m, S, S)`` array at once, with closed forms for ``S = 1`` and ``S = 2`` (the common random
+intercept, and intercept + slope) and numpy's batched routines otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def batched_cholesky(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of symmetric positive-definite matrices.
+
+    Parameters
+    ----------
+    a
+        Array ``(m, S, S)``.
+
+    Returns
+    -------
+    np.ndarray
+        ``L`` with ``L[i] @ L[i].T == a[i]``.
+
+    Raises
+    ------
+    np.linalg.LinAlgError
+        If some block is not positive definite.
+    """
+    s = a.shape[-1]
+    if s == 1:
+        d = a[:, 0, 0]
+        if not np.all(d > 0):
+            raise np.linalg.LinAlgError("block not positive definite")
+        return np.sqrt(a)
+    if s == 2:
+        a11, a21, a22 = a[:, 0, 0], a[:, 1, 0], a[:, 1, 1]
+        if not np.all(a11 > 0):
+            raise np.linalg.LinAlgError("block not positive definite")
+        l11 = np.sqrt(a11)
+        l21 = a21 / l11
+        d = a22 - l21 * l21
+        if not np.all(d > 0):
+            raise np.linalg.LinAlgError("block not positive definite")
+        out = np.zeros_like(a)
+        out[:, 0, 0] = l11
+        out[:, 1, 0] = l21
+        out[:, 1, 1] = np.sqrt(d)
+        return out
+    return np.linalg.cholesky(a)
+
+
+def batched_tril_inverse(low: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of nonsingular lower-triangular matrices ``(m, S, S)``."""
+    s = low.shape[-1]
+    if s == 1:
+        return 1.0 / low
+    if s == 2:
+        l11, l21, l22 = low[:, 0, 0], low[:, 1, 0], low[:, 1, 1]
+        out = np.zeros_like(low)
+        out[:, 0, 0] = 1.0 / l11
+        out[:, 1, 1] = 1.0 / l22
+        out[:, 1, 0] = -l21 / (l11 * l22)
+        return out
+    return np.linalg.inv(low)
+
+
+def batched_logdet_tril(low: np.ndarray) -> float:
+    """``log |L L'|`` summed over a stack of lower-triangular factors (``2 sum log diag``)."""
+    return 2.0 * float(np.sum(np.log(np.diagonal(low, axis1=-2, axis2=-1))))
+
+
+def logdet_tril(low: np.ndarray) -> float:
+    """``log |L L'| = 2 sum log diag(L)`` for one lower-triangular factor."""
+    return 2.0 * float(np.sum(np.log(np.diag(low))))
