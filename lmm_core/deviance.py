@@ -56,11 +56,17 @@ class BlockedFactor:
     lambdas: tuple[np.ndarray, ...]  # one S x S lower-triangular factor per term
     l11: np.ndarray  # (m1, S1, S1)
     w11: np.ndarray  # (m1, S1, S1), inverses of the l11 blocks
-    r1: np.ndarray  # (q1, p + 1): L31' (rows of L31 transposed), level-major
+    r1_cols: np.ndarray  # (S1, m1, p + 1): L31' = L11^{-1} Lambda1' Z1'[X y], by block column
     l21: sp.csr_matrix | None  # (q2, q1)
     l22: np.ndarray | None  # (q2, q2)
     r2: np.ndarray | None  # (q2, p + 1): L32'
     l33: np.ndarray  # (p + 1, p + 1)
+
+    @property
+    def r1(self) -> np.ndarray:
+        """``L31'`` as ``(q1, p + 1)`` rows, level-major (level i, column j at ``i * S1 + j``)."""
+        s1, m1, k = self.r1_cols.shape
+        return self.r1_cols.transpose(1, 0, 2).reshape(m1 * s1, k)
 
     @property
     def ldl2(self) -> float:
@@ -139,29 +145,46 @@ class ProfiledDeviance:
         first = self.reterms[0]
         m1, s1 = first.n_levels, first.n_columns
         codes, z = first.codes, first.z
-        self.a11 = np.empty((m1, s1, s1))
+        self.m1, self.s1, self.q1 = m1, s1, m1 * s1
+        # Z1'Z1 as (m1, S*S) and Z1'[X y] as (S, m1, p+1): the layouts one BLAS call uses.
+        self.a11_flat = np.empty((m1, s1 * s1))
         for a in range(s1):
             for b in range(a + 1):
                 col = np.bincount(codes, weights=z[:, a] * z[:, b], minlength=m1)
-                self.a11[:, a, b] = col
-                self.a11[:, b, a] = col
-        self.a1xy = np.empty((m1, s1, xy.shape[1]))
+                self.a11_flat[:, a * s1 + b] = col
+                self.a11_flat[:, b * s1 + a] = col
+        self.a1xy = np.empty((s1, m1, xy.shape[1]))
         for a in range(s1):
             for j in range(xy.shape[1]):
-                self.a1xy[:, a, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
+                self.a1xy[a, :, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
         self.axy = xy.T @ xy
-        self.q1 = m1 * s1
+        self._positions = [t.theta_positions() for t in self.reterms]
         rest = self.reterms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
-        if not rest:
-            self.a21 = self.a22 = self.a2xy = None
-            return
+        self.a21 = self.a22 = self.a2xy = None
+        if rest:
+            self._rest_cross_products(first, rest, xy)
+
+    def _rest_cross_products(self, first: ReTerm, rest: tuple[ReTerm, ...], xy) -> None:
         z1 = _sparse_z(first)
         z2 = sp.hstack([_sparse_z(t) for t in rest], format="csc")
-        self.a21 = (z2.T @ z1).tocsr()
+        self.a21 = (z2.T @ z1).tocoo()
         self.a22 = (z2.T @ z2).toarray()
         self.a2xy = np.asarray(z2.T @ xy)
-        # Pattern of the block-diagonal Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2.
+        # Z2'Z1 by (row of block 2, level of term 1) pairs: L21 keeps this block pattern.
+        m1, s1 = self.m1, self.s1
+        level = self.a21.col // s1
+        key = self.a21.row.astype(np.int64) * m1 + level
+        pairs, pair_of = np.unique(key, return_inverse=True)
+        self._pair_row = (pairs // m1).astype(np.int64)
+        self._pair_level = (pairs % m1).astype(np.int64)
+        self._a21_blocks = np.zeros((pairs.size, s1))
+        self._a21_blocks[pair_of, self.a21.col % s1] = self.a21.data
+        self._l21_indices = (self._pair_level[:, None] * s1 + np.arange(s1)).ravel()
+        counts = np.bincount(self._pair_row, minlength=self.q2) * s1
+        self._l21_indptr = np.concatenate([[0], np.cumsum(counts)])
+        # Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2: diagonal when every such term is scalar.
+        self._rest_scalar = all(t.n_columns == 1 for t in rest)
         rows, cols, which = [], [], []
         offset, toff = 0, self.theta_sizes[0]
         for t in rest:
@@ -180,42 +203,74 @@ class ProfiledDeviance:
     def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
         """One ``S x S`` lower-triangular relative covariance factor per term."""
         theta = np.asarray(theta, float)
-        return tuple(
-            t.lambda_block(theta[self.theta_offsets[k] : self.theta_offsets[k + 1]])
-            for k, t in enumerate(self.reterms)
-        )
+        out = []
+        for k, t in enumerate(self.reterms):
+            lam = np.zeros((t.n_columns, t.n_columns))
+            lam[self._positions[k]] = theta[self.theta_offsets[k] : self.theta_offsets[k + 1]]
+            out.append(lam)
+        return tuple(out)
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
         """Blocked Cholesky factor of the augmented cross-product matrix at ``theta``."""
         theta = np.asarray(theta, float)
         lams = self.lambdas(theta)
         lam1 = lams[0]
-        s1 = lam1.shape[0]
-        m11 = lam1.T @ self.a11 @ lam1
+        m1, s1 = self.m1, self.s1
+        # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
+        m11 = (self.a11_flat @ np.kron(lam1, lam1)).reshape(m1, s1, s1)
         m11[:, np.arange(s1), np.arange(s1)] += 1.0
         l11 = batched_cholesky(m11)
         w11 = batched_tril_inverse(l11)
-        r1 = (w11 @ (lam1.T @ self.a1xy)).reshape(self.q1, -1)
-        m33 = self.axy - r1.T @ r1
+        c1 = np.tensordot(lam1, self.a1xy, axes=(0, 0))  # lambda' Z1'[X y], (S, m1, p+1)
+        r1 = np.empty_like(c1)  # L11^{-1} c1 = L31' by columns of the blocks
+        for i in range(s1):
+            acc = w11[:, i, 0, None] * c1[0]
+            for k in range(1, i + 1):
+                acc += w11[:, i, k, None] * c1[k]
+            r1[i] = acc
+        m33 = self.axy - sum(r1[i].T @ r1[i] for i in range(s1))
         l21 = l22 = r2 = None
         if self.a21 is not None:
+            l21, l22, r2 = self._factor_rest(theta, lam1, w11, r1)
+            m33 -= r2.T @ r2
+        l33 = np.linalg.cholesky(m33)
+        return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33)
+
+    def _factor_rest(self, theta, lam1, w11, r1):
+        """``L21 = Lambda2' Z2'Z1 Lambda1 L11^{-T}``, ``L22`` and ``L32'`` (module docstring)."""
+        s1 = self.s1
+        # Right factor Lambda1 L11^{-T}: block i is lambda1 W_i'.
+        right = np.tensordot(w11, lam1, axes=(2, 1)).swapaxes(1, 2)[self._pair_level]
+        blocks = np.zeros((self._a21_blocks.shape[0], s1))
+        for a in range(s1):
+            blocks += self._a21_blocks[:, a, None] * right[:, a, :]
+        r1_rows = r1.transpose(1, 0, 2).reshape(self.q1, -1)
+        if self._rest_scalar:
+            d2 = np.zeros(self.q2)
+            d2[self._lam2_rows] = theta[self._lam2_theta]
+            blocks *= d2[self._pair_row, None]
+            l21 = sp.csr_matrix(
+                (blocks.ravel(), self._l21_indices, self._l21_indptr), shape=(self.q2, self.q1)
+            )
+            m22 = d2[:, None] * self.a22 * d2[None, :]
+            t2 = d2[:, None] * self.a2xy
+        else:
             lam2 = sp.csr_matrix(
                 (theta[self._lam2_theta], (self._lam2_rows, self._lam2_cols)),
                 shape=(self.q2, self.q2),
             )
-            # L21 = Lambda2' A21 Lambda1 L11^{-T}: right factor is block diagonal.
-            right = _block_diag_sparse(lam1 @ np.swapaxes(w11, 1, 2))
-            l21 = (lam2.T @ (self.a21 @ right)).tocsr()
-            lam2t_a22 = np.asarray(lam2.T @ self.a22)
-            m22 = np.asarray(lam2.T @ lam2t_a22.T)
-            m22 -= (l21 @ l21.T).toarray()
-            m22[np.diag_indices_from(m22)] += 1.0
-            l22 = np.linalg.cholesky(m22)
-            t2 = np.asarray(lam2.T @ self.a2xy) - l21 @ r1
-            r2 = sla.solve_triangular(l22, t2, lower=True, check_finite=False)
-            m33 -= r2.T @ r2
-        l33 = np.linalg.cholesky(m33)
-        return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33)
+            l21 = sp.csr_matrix(
+                (blocks.ravel(), self._l21_indices, self._l21_indptr), shape=(self.q2, self.q1)
+            )
+            l21 = (lam2.T @ l21).tocsr()
+            m22 = np.asarray(lam2.T @ np.asarray(lam2.T @ self.a22).T)
+            t2 = np.asarray(lam2.T @ self.a2xy)
+        m22 -= (l21 @ l21.T).toarray()
+        m22[np.diag_indices_from(m22)] += 1.0
+        l22 = np.linalg.cholesky(m22)
+        t2 = t2 - l21 @ r1_rows
+        r2 = sla.solve_triangular(l22, t2, lower=True, check_finite=False)
+        return l21, l22, r2
 
     def criterion(self, factor: BlockedFactor) -> float:
         """REML criterion or ML deviance from a factor (module docstring)."""
@@ -236,7 +291,8 @@ class ProfiledDeviance:
         lxx, lyx = f.l33[:p, :p], f.l33[p, :p]
         beta = sla.solve_triangular(lxx, lyx, lower=True, trans="T") if p else np.zeros(0)
         us = []
-        rhs1 = f.r1[:, p] - f.r1[:, :p] @ beta
+        r1 = f.r1
+        rhs1 = r1[:, p] - r1[:, :p] @ beta
         if f.l22 is not None:
             u2 = sla.solve_triangular(f.l22, f.r2[:, p] - f.r2[:, :p] @ beta, lower=True, trans="T")
             rhs1 = rhs1 - f.l21.T @ u2

@@ -147,4 +147,4 @@ def test_sleepstudy_first_block_of_ztz():
     z = np.column_stack([np.ones(30), days])
     term = ReTerm("Subject", ("a", "b", "c"), codes, z, ("(Intercept)", "Days"))
     dev = ProfiledDeviance(z, days * 2.0 + np.sin(days), (term,), reml=True)
-    assert np.array_equal(dev.a11[0], [[10, 45], [45, 285]])
+    assert np.array_equal(dev.a11_flat[0].reshape(2, 2), [[10, 45], [45, 285]])
