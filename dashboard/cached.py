@@ -1,0 +1,45 @@
+"""The only module that uses ``st.cache_data``.
+
+Caches live in memory (never on disk), are bounded by ``max_entries`` and expire after
+``ttl``. Cached values are shared between sessions, so only pure functions of their
+arguments are cached here; per-user data lives in ``st.session_state`` (see ``state``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.loading import LoadedTable, excel_sheet_names, read_table
+from lmm_core import datasets
+
+__all__ = ["example_names", "load_example", "read_upload", "sheet_names"]
+
+
+@st.cache_data(max_entries=8, ttl=6 * 3600, show_spinner=False)
+def load_example(name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read an example dataset; returns the rows and its manifest entry as a dict."""
+    data, info = datasets.load_example(name)
+    return data, dataclasses.asdict(info)
+
+
+@st.cache_data(max_entries=2, ttl=3600, show_spinner=False)
+def example_names() -> list[tuple[str, str]]:
+    """``(name, title)`` of every example dataset, in manifest order."""
+    return [(i.name, i.title) for i in datasets.list_examples()]
+
+
+@st.cache_data(max_entries=4, ttl=1800, show_spinner="Reading the file...")
+def read_upload(data_bytes: bytes, filename: str, sheet: str | None = None) -> LoadedTable:
+    """Parse an uploaded file (see :func:`dashboard.loading.read_table`); errors are not
+    cached, so a corrected upload is read again."""
+    return read_table(data_bytes, filename, sheet)
+
+
+@st.cache_data(max_entries=4, ttl=1800, show_spinner=False)
+def sheet_names(data_bytes: bytes) -> list[str]:
+    """Sheet names of an uploaded .xlsx workbook."""
+    return excel_sheet_names(data_bytes)

@@ -1,0 +1,168 @@
+"""Session-state keys, defaults and the functions that change the active dataset.
+
+Every page calls :func:`init_state` first. Pages read and write ``st.session_state`` only
+through the names in :class:`Keys`. Values that must survive a page switch are stored under
+non-widget keys (widgets are re-seeded from them), because Streamlit forgets the state of a
+widget that is not rendered.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import cached
+from dashboard.roles import Roles
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_EXAMPLE",
+    "Keys",
+    "activate_dataset",
+    "activate_example",
+    "current_data",
+    "current_roles",
+    "init_state",
+    "set_roles",
+]
+
+DEFAULT_EXAMPLE = "sleepstudy"
+
+
+class Keys:
+    """Names of everything kept in ``st.session_state``."""
+
+    # active dataset (non-widget keys)
+    DATASET = "dataset"  # pandas.DataFrame, long format
+    DATA_KEY = "data_key"  # content id of the active data (used by caches and fit records)
+    DATA_NAME = "data_name"  # short display name
+    DATA_TITLE = "data_title"  # one-line title
+    DATA_NOTE = "data_note"  # description or how the file was read
+    DATA_SOURCE = "data_source"  # "example" or "upload"
+    EXAMPLE_NAME = "example_name"  # manifest name when the source is an example
+    UNITS = "units"  # column -> unit text
+    ROLES = "roles"  # Roles.to_dict()
+    # uploads
+    PENDING_UPLOAD = "pending_upload"  # parsed upload waiting for a decision (dict)
+    UPLOAD_MESSAGE = "upload_message"  # (level, text) of the last upload
+    LAST_UPLOAD_ID = "last_upload_id"  # id of the upload already processed
+    # models (filled by the Model page)
+    FITS = "fits"  # list of fit records: dict(name, formula, reml, data_key, result)
+    COMPARE_SELECTION = "compare_selection"
+    # page settings kept across page switches
+    EXPLORE_COLOR = "explore_color_value"
+    EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
+
+    # widget keys (also used by tests to find widgets)
+    W_EXAMPLE = "example_choice"
+    W_UPLOAD = "upload_file"
+    W_SHEET = "upload_sheet"
+    W_ROLE = "role_"  # prefix: role_subject, role_cluster, ... (+ data key suffix)
+    W_CONVERT_WIDE = "convert_wide"
+    W_KEEP_WIDE = "keep_wide"
+    W_REPAIR = "load_repaired"
+    W_DISCARD = "discard_upload"
+    W_EXPLORE_COLOR = "explore_color"
+    W_EXPLORE_MAX = "explore_max_subjects"
+
+
+DEFAULTS: dict[str, Any] = {
+    Keys.DATASET: None,
+    Keys.DATA_KEY: None,
+    Keys.DATA_NAME: None,
+    Keys.DATA_TITLE: "",
+    Keys.DATA_NOTE: "",
+    Keys.DATA_SOURCE: None,
+    Keys.EXAMPLE_NAME: None,
+    Keys.UNITS: {},
+    Keys.ROLES: Roles().to_dict(),
+    Keys.PENDING_UPLOAD: None,
+    Keys.UPLOAD_MESSAGE: None,
+    Keys.LAST_UPLOAD_ID: None,
+    Keys.FITS: [],
+    Keys.COMPARE_SELECTION: [],
+    Keys.EXPLORE_COLOR: None,
+    Keys.EXPLORE_MAX_SUBJECTS: 400,
+}
+
+
+def init_state() -> None:
+    """Fill missing keys with their defaults and load the default example once.
+
+    Idempotent: calling it again changes nothing that is already set.
+    """
+    state = st.session_state
+    for key, value in DEFAULTS.items():
+        if key not in state:
+            state[key] = copy.deepcopy(value)
+    if state[Keys.DATASET] is None:
+        activate_example(DEFAULT_EXAMPLE)
+
+
+def frame_key(data: pd.DataFrame) -> str:
+    """Short content hash of a DataFrame (values, index and column names)."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+    digest.update("\x1f".join(map(str, data.columns)).encode())
+    return digest.hexdigest()[:16]
+
+
+def activate_dataset(
+    data: pd.DataFrame,
+    *,
+    name: str,
+    source: str,
+    roles: Roles,
+    key: str | None = None,
+    title: str = "",
+    note: str = "",
+    units: dict[str, str] | None = None,
+    example: str | None = None,
+) -> None:
+    """Make ``data`` the active dataset of this session and clear any pending upload."""
+    state = st.session_state
+    state[Keys.DATASET] = data
+    state[Keys.DATA_KEY] = key or frame_key(data)
+    state[Keys.DATA_NAME] = name
+    state[Keys.DATA_TITLE] = title
+    state[Keys.DATA_NOTE] = note
+    state[Keys.DATA_SOURCE] = source
+    state[Keys.EXAMPLE_NAME] = example
+    state[Keys.UNITS] = dict(units or {})
+    state[Keys.ROLES] = roles.restricted_to(data.columns).to_dict()
+    state[Keys.PENDING_UPLOAD] = None
+    state[Keys.EXPLORE_COLOR] = None
+
+
+def activate_example(name: str) -> None:
+    """Load the example dataset ``name`` (manifest name) and make it active."""
+    data, info = cached.load_example(name)
+    activate_dataset(
+        data,
+        name=name,
+        source="example",
+        roles=Roles.from_dict(info["roles"]),
+        key=f"example:{name}",
+        title=info["title"],
+        note=info["description"],
+        units=info["units"],
+        example=name,
+    )
+
+
+def current_data() -> pd.DataFrame:
+    """The active dataset."""
+    return st.session_state[Keys.DATASET]
+
+
+def current_roles() -> Roles:
+    """The column roles of the active dataset."""
+    return Roles.from_dict(st.session_state[Keys.ROLES])
+
+
+def set_roles(roles: Roles) -> None:
+    """Store new column roles for the active dataset."""
+    st.session_state[Keys.ROLES] = roles.to_dict()

@@ -1,0 +1,244 @@
+"""Data page: choose an example or upload a table, set column roles, read the report."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import cached, figures
+from dashboard.roles import Roles
+from dashboard.state import Keys, activate_example, current_data, current_roles, init_state
+from dashboard.state import set_roles as store_roles
+from dashboard.upload import accept_pending, convert_pending, receive_upload
+from dashboard.validation import validate
+from dashboard.widgets import EXPLORE_PAGE, render_findings, render_message, show_figure
+
+NONE = "(none)"
+PREVIEW_ROWS = 200
+
+
+def _on_example() -> None:
+    choice = st.session_state.get(Keys.W_EXAMPLE)
+    if choice:
+        activate_example(choice)
+        st.session_state[Keys.UPLOAD_MESSAGE] = None
+
+
+def choose_example() -> None:
+    """Example picker; choosing one makes it active at once."""
+    names = cached.example_names()
+    titles = dict(names)
+    current = st.session_state[Keys.EXAMPLE_NAME]
+    options = [n for n, _ in names]
+    if st.session_state.get(Keys.W_EXAMPLE) != current:
+        st.session_state[Keys.W_EXAMPLE] = current  # follows uploads and restored sessions
+    st.selectbox(
+        "Example dataset",
+        options,
+        format_func=lambda n: f"{n}: {titles[n]}",
+        key=Keys.W_EXAMPLE,
+        on_change=_on_example,
+        placeholder="Pick an example to replace the uploaded data",
+        help="Real studies (sleepstudy, Orthodont) and simulated trials with known truth.",
+    )
+
+
+def upload_section() -> None:
+    """File uploader (+ sheet choice for workbooks); hands new files to ``receive_upload``."""
+    limit = int(st.get_option("server.maxUploadSize"))
+    file = st.file_uploader(
+        "Upload your own data",
+        type=["csv", "tsv", "txt", "xlsx", "parquet"],
+        key=Keys.W_UPLOAD,
+        help=f"CSV/TSV (any delimiter, decimal comma, UTF-8/UTF-16/Latin-1), Excel .xlsx or "
+        f"Parquet, up to {limit} MB. One row per visit; one column per visit is converted.",
+    )
+    st.caption(
+        f"Up to {limit} MB. A file marked red was refused by the uploader (hover over it to "
+        "see why); the active dataset then stays as it is."
+    )
+    if file is None:
+        st.session_state[Keys.LAST_UPLOAD_ID] = None
+        return
+    data_bytes = file.getvalue()
+    sheet = None
+    if data_bytes.startswith(b"PK"):
+        try:
+            sheets = cached.sheet_names(data_bytes)
+        except ValueError:
+            sheets = []
+        if len(sheets) > 1:
+            sheet = st.selectbox(
+                f"This workbook has {len(sheets)} sheets: choose the one with the data",
+                sheets,
+                key=Keys.W_SHEET,
+            )
+    upload_id = f"{file.file_id}:{sheet}"
+    if st.session_state[Keys.LAST_UPLOAD_ID] != upload_id:
+        st.session_state[Keys.LAST_UPLOAD_ID] = upload_id
+        receive_upload(data_bytes, file.name, sheet)
+        st.rerun()  # redraw the sidebar and the example picker for the new state
+
+
+def pending_section() -> None:
+    """Problems of an upload that was held back, with the actions that fix them."""
+    pending = st.session_state[Keys.PENDING_UPLOAD]
+    if pending is None:
+        return
+    with st.container(border=True):
+        st.markdown(f"**Held back: {pending['name']}** ({pending['note']})")
+        for message in pending["messages"]:
+            st.error(message)
+        cols = st.columns(3)
+        if pending["wide"] is not None:
+            spec = pending["wide"]
+            st.caption(
+                f"Each of {', '.join(spec.columns)} becomes one row per subject, with "
+                f"'{spec.time_name}' = {', '.join(f'{t:g}' for t in spec.times)} and the value "
+                f"in '{spec.outcome_name}'."
+            )
+            cols[0].button(
+                "Convert to long format", key=Keys.W_CONVERT_WIDE, on_click=convert_pending
+            )
+            if not pending["messages"]:
+                cols[1].button(
+                    "Use as it is", key=Keys.W_KEEP_WIDE, on_click=accept_pending,
+                    kwargs={"apply_repairs": False},
+                )  # fmt: skip
+        elif pending["repairs"]:
+            what = {
+                "drop_empty": "drop the empty columns",
+                "outcome_text": "treat the text in the outcome as missing",
+            }
+            label = "Load and " + " and ".join(what[r] for r in pending["repairs"])
+            cols[0].button(
+                label, key=Keys.W_REPAIR, on_click=accept_pending, kwargs={"apply_repairs": True}
+            )
+        cols[-1].button(
+            "Discard this upload",
+            key=Keys.W_DISCARD,
+            on_click=lambda: st.session_state.update({Keys.PENDING_UPLOAD: None}),
+        )
+
+
+def _role_key(role: str) -> str:
+    return f"{Keys.W_ROLE}{role}_{st.session_state[Keys.DATA_KEY]}"
+
+
+def _store_role(role: str) -> None:
+    roles = current_roles().to_dict()
+    value = st.session_state[_role_key(role)]
+    roles[role] = list(value) if role == "covariates" else (None if value == NONE else value)
+    store_roles(Roles.from_dict(roles))
+
+
+def role_editor() -> Roles:
+    """Selectboxes for the column roles, seeded from (and written back to) session state."""
+    data = current_data()
+    roles = current_roles()
+    columns = [str(c) for c in data.columns]
+    spec = [
+        ("subject", "Subject id", "Who is measured repeatedly (patient, child...)."),
+        ("cluster", "Cluster id (optional)", "A level above the subject, e.g. the hospital."),
+        ("time", "Time", "Numeric: days, weeks, months or age at the visit."),
+        ("outcome", "Outcome", "The numeric measurement to model."),
+    ]
+    cols = st.columns(5)
+    for col, (role, label, help_text) in zip(cols, spec, strict=False):
+        key = _role_key(role)
+        if key not in st.session_state:
+            st.session_state[key] = getattr(roles, role) or NONE
+        col.selectbox(
+            label, [NONE, *columns], key=key, help=help_text, on_change=_store_role, args=(role,)
+        )
+    key = _role_key("covariates")
+    if key not in st.session_state:
+        st.session_state[key] = list(roles.covariates)
+    cols[4].multiselect(
+        "Covariates",
+        columns,
+        key=key,
+        help="Other columns that may explain the outcome (arm, sex, age...).",
+        on_change=_store_role,
+        args=("covariates",),
+    )
+    return current_roles()
+
+
+def report_section(roles: Roles) -> None:
+    """Validation report: key numbers, findings, visits distribution, missing values."""
+    data = current_data()
+    report = validate(data, roles)
+    st.subheader("Validation report")
+    m = st.columns(5)
+    m[0].metric("Observations", f"{report.n_observations:,}")
+    m[1].metric("Subjects", "—" if report.n_subjects is None else f"{report.n_subjects:,}")
+    m[2].metric("Clusters", "—" if report.n_clusters is None else f"{report.n_clusters:,}")
+    vs = report.visits_summary
+    m[3].metric(
+        "Visits per subject",
+        f"{vs['median']:g}" if vs else "—",
+        help="Median; the range is in the caption below.",
+    )
+    tr = report.time_range
+    m[4].metric("Time range", f"{tr[0]:g} to {tr[1]:g}" if tr else "—")
+    if vs:
+        st.caption(
+            f"Visits per subject: median {vs['median']:g}, mean {vs['mean']:.2f}, range "
+            f"{vs['min']:g}-{vs['max']:g}. Subjects with a single visit: "
+            f"{len(report.single_visit_subjects):,}."
+        )
+    render_findings(report)
+    left, right = st.columns([3, 2])
+    with left:
+        if roles.subject is not None and not report.visits_distribution.empty:
+            fig = figures.visits_histogram(report.visits_distribution, subject_label=roles.subject)
+            show_figure(fig, key="data_visits_hist")
+    with right:
+        st.markdown("**Missing values per column**")
+        st.dataframe(report.missing, hide_index=True, height=250)
+        if report.single_visit_subjects:
+            with st.expander(f"{len(report.single_visit_subjects):,} single-visit subject(s)"):
+                st.write(", ".join(report.single_visit_subjects[:200]))
+    if report.ok:
+        st.page_link(EXPLORE_PAGE, label="Explore these data")
+
+
+def main() -> None:
+    """Render the Data page."""
+    init_state()
+    st.title("Data")
+    st.caption(
+        "Longitudinal data have one row per visit: who was measured (subject), when (time) "
+        "and what was measured (outcome). Pick an example or upload your own table; every "
+        "page uses the active dataset shown here."
+    )
+    left, right = st.columns(2)
+    with right:  # uploads first: a new upload resets the example picker before it is drawn
+        upload_section()
+    with left:
+        choose_example()
+    render_message()
+    pending_section()
+
+    st.subheader("Active dataset")
+    data = current_data()
+    st.markdown(
+        f"**{st.session_state[Keys.DATA_NAME]}**: {len(data):,} rows x {data.shape[1]} columns"
+    )
+    if st.session_state[Keys.DATA_NOTE]:
+        st.caption(st.session_state[Keys.DATA_NOTE])
+    units = st.session_state[Keys.UNITS]
+    if units:
+        st.caption(" · ".join(f"`{c}`: {u}" for c, u in units.items()))
+
+    st.subheader("Column roles")
+    st.caption("Guessed from the column names and values; change any of them here.")
+    roles = role_editor()
+    report_section(roles)
+
+    st.subheader("Preview")
+    st.caption(f"First {min(PREVIEW_ROWS, len(data)):,} of {len(data):,} rows.")
+    st.dataframe(data.head(PREVIEW_ROWS), hide_index=True, height=300)
+
+
+main()

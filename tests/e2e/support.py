@@ -1,0 +1,164 @@
+"""Reusable helpers for real-browser tests: start the app, drive Debian's chromium.
+
+Later issues add pages; a test visits them all with :func:`visit_all_pages`, which follows
+the sidebar links, so page URLs never start a new session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("LMM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1400, "height": 2600}
+
+
+def browser_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or ``None`` when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python package playwright is not installed"
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        return f"chromium was not found at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_app(*extra_args: str, timeout: float = 60.0) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free local port; yield its URL; stop it after.
+
+    Parameters
+    ----------
+    extra_args
+        More command-line options, e.g. ``"--server.maxUploadSize", "1"``.
+    timeout
+        Seconds to wait for ``/_stcore/health`` to answer ``ok``.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = ROOT / "artifacts" / f"streamlit-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true", "--server.port", str(port),
+        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+        *extra_args,
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read().strip() == b"ok":
+                        break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not become healthy within {timeout:.0f} s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def is_local(url: str) -> bool:
+    """True for requests that stay on this machine (127.0.0.1, data: and blob: URLs)."""
+    parsed = urlparse(url)
+    return parsed.scheme in {"data", "blob", "about"} or parsed.hostname == "127.0.0.1"
+
+
+def wait_idle(page, timeout_ms: int = 30_000) -> None:
+    """Wait until Streamlit has finished running the script and drawn its charts."""
+    page.wait_for_timeout(300)  # let a rerun triggered just before start
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms
+    )
+    page.wait_for_function(  # lazily loaded widgets and charts show a skeleton first
+        """() => !document.querySelector('[data-testid="stSkeleton"]')
+            && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                .every(c => c.querySelector('.main-svg'))""",
+        timeout=timeout_ms,
+    )
+    page.wait_for_timeout(300)
+
+
+def open_app(page, url: str) -> None:
+    """Load the app and wait for the first page to render."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("h1", timeout=60_000)
+    wait_idle(page)
+
+
+def sidebar_links(page) -> list[str]:
+    """Labels of the page links in the sidebar navigation, in order."""
+    links = page.locator('[data-testid="stSidebarNav"] a')
+    texts = [links.nth(i).inner_text() for i in range(links.count())]
+    return [[ln.strip() for ln in t.splitlines() if ln.strip()][-1] for t in texts]  # no icon
+
+
+def go_to(page, label: str) -> None:
+    """Click the sidebar link ``label`` and wait for that page's title."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+    page.wait_for_selector(f"h1:has-text('{label}')", timeout=30_000)
+    wait_idle(page)
+
+
+def exceptions_on(page) -> list[str]:
+    """Texts of Streamlit exception boxes shown on the page."""
+    boxes = page.locator('[data-testid="stException"]')
+    return [boxes.nth(i).inner_text() for i in range(boxes.count())]
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as ``artifacts/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def visit_all_pages(page, *, prefix: str = "") -> dict[str, list[str]]:
+    """Visit every sidebar page; screenshot each; return exception texts per page."""
+    found = {}
+    for label in sidebar_links(page):
+        go_to(page, label)
+        screenshot(page, f"{prefix}{label.lower().replace(' ', '_')}")
+        found[label] = exceptions_on(page)
+    return found
