@@ -225,8 +225,22 @@ def _evaluate(ev: Evaluator, exprs: dict, labels, rows: np.ndarray) -> dict:
 
 def _keep_columns(X: np.ndarray) -> np.ndarray:
     """Indices of columns kept by R's sequential QR rank rule (tolerance 1e-7)."""
-    keep = list(range(X.shape[1]))
-    norms = np.linalg.norm(X, axis=0)
+    p = X.shape[1]
+    gram = X.T @ X
+    norms = np.sqrt(np.diag(gram))
+    if p == 0:
+        return np.arange(0)
+    if norms.all():
+        # Screen through the Gram matrix: squared residual ratios well above rounding level
+        # prove full rank; anything closer to the tolerance is decided by QR below.
+        scaled = gram / np.outer(norms, norms)
+        try:
+            ratios = np.diag(np.linalg.cholesky(scaled))
+            if ratios.min() > 1e-4:
+                return np.arange(p)
+        except np.linalg.LinAlgError:
+            pass
+    keep = list(range(p))
     start = 0
     while keep[start:]:
         r = np.linalg.qr(X[:, keep], mode="r")

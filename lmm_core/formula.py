@@ -407,7 +407,10 @@ def r_number(x: float) -> str:
 
 
 def deparse(node: Node, backtick: bool = True) -> str:
-    """R's deparse of an expression: ``log(x)``, ``I(time^2)``, ``I(time - 5)``."""
+    """R's deparse of an expression: ``log(x)``, ``I(time^2)``, ``I(time - 5)``, ``I(x/2)``.
+
+    As R's deparser: spaces around binary ``+ - *``, none around ``/ ^ :``.
+    """
     if isinstance(node, Name):
         return node.name if (not backtick or is_syntactic(node.name)) else f"`{node.name}`"
     if isinstance(node, Num):
@@ -423,9 +426,8 @@ def deparse(node: Node, backtick: bool = True) -> str:
             return f"{deparse(node.left)}^{deparse(node.right)}"
         return f"{deparse(node.left)} {node.op} {deparse(node.right)}"
     parts = [deparse(node.items[0])]
-    sep = ":" if node.kind == "inter" else None
     for op, item in zip(node.ops, node.items[1:], strict=True):
-        parts.append(op if sep else f" {op} ")
+        parts.append(op if op in (":", "/") else f" {op} ")  # R: `x/2`, `a:b`, `x * 2`
         parts.append(deparse(item))
     return "".join(parts)
 
@@ -527,6 +529,17 @@ class ModelSpec:
         return sorted(refs, key=lambda nm: nm.pos)
 
 
+def _max_paren_depth(text: str) -> int:
+    depth = best = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            best = max(best, depth)
+        elif ch == ")":
+            depth -= 1
+    return best
+
+
 def parse_formula(text: str) -> ModelSpec:
     """Parse ``response ~ fixed + (lhs | group)`` into a :class:`ModelSpec`.
 
@@ -550,6 +563,13 @@ def parse_formula(text: str) -> ModelSpec:
 
     if not isinstance(text, str):
         raise FormulaError("The formula must be text such as `y ~ time + (1 | patient)`.")
+    depth = _max_paren_depth(text)
+    if depth > MAX_DEPTH:
+        raise FormulaError(
+            f"The formula nests parentheses {depth:,} levels deep; the limit is {MAX_DEPTH}.",
+            text.index("(" * (MAX_DEPTH + 1)) if "(" * (MAX_DEPTH + 1) in text else None,
+            "(",
+        )
     if len(text) > MAX_LENGTH:
         raise FormulaError(
             f"The formula is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.",

@@ -282,6 +282,14 @@ def _random_terms(bar: BinOp) -> list[RandomSpec]:
 
 def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
     """Turn the two sides of a parsed formula into a :class:`ModelSpec`."""
+    inner = strip_parens(lhs)
+    if isinstance(inner, Call) and inner.func in FACTOR_FUNCTIONS:
+        raise FormulaError(
+            f"The response cannot be `{deparse(inner)}`: a linear mixed model needs a numeric "
+            "outcome.",
+            inner.pos,
+            inner.func,
+        )
     check_arithmetic(lhs, "the response")
     response_label = deparse(lhs, backtick=not isinstance(lhs, Name))
     if isinstance(rhs, NAry) and rhs.kind == "sum":

@@ -117,10 +117,15 @@ def series_value(s: pd.Series, as_factor: bool = False) -> Numeric | Factor:
         return Numeric(values)
     try:
         codes, uniques = pd.factorize(s, sort=True, use_na_sentinel=True)
-        return _dedupe(codes.astype(np.int64), [_label(u) for u in uniques], sort=False)
+        return _dedupe(codes.astype(np.int64), _labels(uniques), sort=False)
     except TypeError:  # mixed types that do not sort: compare their labels
         codes, uniques = pd.factorize(s, sort=False, use_na_sentinel=True)
-        return _dedupe(codes.astype(np.int64), [_label(u) for u in uniques], sort=True)
+        return _dedupe(codes.astype(np.int64), _labels(uniques), sort=True)
+
+
+def _labels(uniques: object) -> list[str]:
+    values = np.asarray(uniques, dtype=object).tolist()
+    return [v if type(v) is str else _label(v) for v in values]
 
 
 class Evaluator:
@@ -246,6 +251,8 @@ class MatrixRecipe:
             c = val.codes if val.labels == lev else val.recode(lev)
             codes[label] = c
             bad |= c < 0
+        for label in {v for parts in self.columns for v, level in parts if level is None}:
+            bad |= np.isnan(values[label].values)
         j = 0
         if self.intercept:
             out[:, 0] = 1.0
