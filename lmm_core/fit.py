@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lmm_core.deviance import ProfiledDeviance
-from lmm_core.optimize import OptimizerOptions, optimize_theta
+from lmm_core.optimize import OptimizerOptions, OptSummary, optimize_theta
 from lmm_core.results import LMMResult
 
 
@@ -89,7 +89,35 @@ def fit_design(
     options = options or FitOptions()
     dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
     opt = optimize_theta(dev, start, options.optimizer)
-    sol = dev.solve(opt.final)
+    return result_at_theta(design, opt.final, reml=reml, opt=opt, options=options, dev=dev)
+
+
+def result_at_theta(
+    design,
+    theta: np.ndarray,
+    *,
+    reml: bool = True,
+    opt: OptSummary | None = None,
+    options: FitOptions | None = None,
+    dev: ProfiledDeviance | None = None,
+) -> LMMResult:
+    """The model evaluated at a given ``theta`` (no optimization): beta, sigma, BLUPs...
+
+    Used after optimizing, and to evaluate a model at parameters found elsewhere (for
+    example lme4's estimates, or points of a likelihood profile).
+    """
+    options = options or FitOptions()
+    dev = dev or ProfiledDeviance(design.X, design.y, design.reterms, reml)
+    sol = dev.solve(np.asarray(theta, float))
+    if opt is None:
+        opt = OptSummary(
+            initial=sol.theta,
+            finitial=sol.objective,
+            final=sol.theta,
+            fmin=sol.objective,
+            method="none (evaluated at a given theta)",
+            converged=True,
+        )
     cond_cov = dev.conditional_covariances(sol.factor, sol.sigma)
     fitted = design.X @ sol.beta
     for term, b in zip(design.reterms, sol.b, strict=True):

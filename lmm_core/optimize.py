@@ -71,9 +71,9 @@ class OptSummary:
 class OptimizerOptions:
     """Tolerances of the optimization and of the checks after it."""
 
-    ftol_rel: float = 1e-12
-    ftol_abs: float = 1e-10
-    xtol_abs: float = 1e-10
+    ftol_rel: float = 1e-14
+    ftol_abs: float = 1e-12
+    xtol_abs: float = 1e-8
     initial_step: float = 0.75
     max_evals: int = 100_000
     zero_tol: float = 1e-7
