@@ -35,7 +35,7 @@ PALETTE = (
 )  # fmt: skip
 TEMPLATE = "lmm"
 MAX_LEGEND_GROUPS = 12
-WEBGL_ROWS = 2000
+WEBGL_ROWS = 1000  # as plotly express: WebGL above 1,000 points
 
 pio.templates[TEMPLATE] = go.layout.Template(
     pio.templates["plotly_white"],
@@ -161,7 +161,7 @@ def spaghetti_figure(
     subject_label, time_label, outcome_label, color_label
         Names shown in the hover text, axis titles and legend title.
     webgl
-        Use ``Scattergl``; by default when more than 2,000 rows are drawn.
+        Use ``Scattergl``; by default when more than 1,000 rows are drawn.
     """
     frame = prep.frame
     use_gl = len(frame) > WEBGL_ROWS if webgl is None else webgl

@@ -179,7 +179,7 @@ def guess_roles(data: pd.DataFrame) -> Roles:
             if not varies or s.nunique() > max(50, n // 4):
                 continue
             rank = 90
-        time_cands.append(((rank,), col))
+        time_cands.append(((rank, s.nunique()), col))  # fewer distinct values: more time-like
     time = _pick(time_cands)
     taken.add(time)
 
