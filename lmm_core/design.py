@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, FormulaError, ModelError
-from .formula import ModelSpec, Name, deparse, parse_formula, suggest
+from .formula import ModelSpec, Name, parse_formula, suggest
 from .reterms import ReTerm
 from .terms_eval import Evaluator, Factor, MatrixRecipe, Numeric, model_matrix
 
@@ -89,7 +89,7 @@ def combine(factors: list[Factor]) -> Factor:
     return acc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Design:
     """The evaluated model: response, fixed-effects matrix and random-effects terms.
 
@@ -244,7 +244,8 @@ def _keep_columns(X: np.ndarray) -> np.ndarray:
     start = 0
     while keep[start:]:
         r = np.linalg.qr(X[:, keep], mode="r")
-        diag = np.abs(np.diag(r))
+        diag = np.zeros(len(keep))
+        diag[: min(r.shape)] = np.abs(np.diag(r))  # more columns than rows: the rest alias
         bad = [
             i
             for i in range(start, len(keep))
@@ -289,11 +290,12 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
             "Formula has no random-effects term `( … | group)`; add one such as "
             "`(1 | patient)`, or use ordinary regression."
         )
-    keys = {str(c): c for c in data.columns}
+    ev = Evaluator(data)
     missing = np.zeros(len(data), dtype=bool)
     with_missing = []
     for name in used:
-        m = data[keys[name]].isna().to_numpy(dtype=bool)
+        value = ev.column(Name(name, 0))
+        m = value.codes < 0 if isinstance(value, Factor) else np.isnan(value.values)
         if m.any():
             missing |= m
             with_missing.append(name)
@@ -312,7 +314,6 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
             f"{k} row{'s' * (k > 1)} with missing values in {', '.join(with_missing)} "
             f"{'were' if k > 1 else 'was'} left out"
         )
-    ev = Evaluator(data)
     yv = ev.variable(spec.response)
     if not isinstance(yv, Numeric):
         raise DataError(
@@ -408,4 +409,4 @@ def _check_terms(terms: list[ReTerm], n: int) -> None:
             )
 
 
-__all__ = ["Design", "build_design", "combine", "term_matrix", "deparse"]
+__all__ = ["Design", "build_design", "combine", "term_matrix"]

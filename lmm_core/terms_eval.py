@@ -105,7 +105,7 @@ def series_value(s: pd.Series, as_factor: bool = False) -> Numeric | Factor:
     dt = s.dtype
     if isinstance(dt, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy(dtype=np.int64)
-        return _dedupe(codes, [_label(c) for c in dt.categories], sort=False)
+        return _dedupe(codes, _labels(dt.categories), sort=False)
     if pd.api.types.is_bool_dtype(dt):
         arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
         codes = np.where(np.isnan(arr), -1, arr).astype(np.int64)
@@ -115,6 +115,15 @@ def series_value(s: pd.Series, as_factor: bool = False) -> Numeric | Factor:
         if as_factor:
             return numeric_factor(values, integer=pd.api.types.is_integer_dtype(dt))
         return Numeric(values)
+    if pd.api.types.is_object_dtype(dt):
+        codes, uniques = pd.factorize(s, sort=False, use_na_sentinel=True)
+        values = np.asarray(uniques, dtype=object)
+        if pd.api.types.infer_dtype(values, skipna=False) == "string":  # sort the uniques
+            order = np.argsort(values.astype(str), kind="stable")
+            rank = np.empty(len(order) + 1, dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            rank[-1] = -1
+            return Factor(rank[codes], tuple(values[order].tolist()))
     try:
         codes, uniques = pd.factorize(s, sort=True, use_na_sentinel=True)
         return _dedupe(codes.astype(np.int64), _labels(uniques), sort=False)
@@ -156,6 +165,9 @@ class Evaluator:
 
     def column(self, node: Name, as_factor: bool = False) -> Numeric | Factor:
         key = (node.name, as_factor)
+        plain = self._cache.get((node.name, False))
+        if as_factor and isinstance(plain, Factor):
+            return plain
         if key not in self._cache:
             if node.name not in self._keys:
                 raise DataError(f"The data have no column `{node.name}`.")

@@ -240,3 +240,14 @@ def test_shuffling_rows_permutes_everything(seed: int) -> None:
         assert (s.group, s.levels, s.cnames) == (t.group, t.levels, t.cnames)
         np.testing.assert_array_equal(s.codes, t.codes[perm])
         np.testing.assert_allclose(s.z, t.z[perm], rtol=1e-12, atol=1e-12)
+
+
+def test_design_pickles_and_rebuilds(sleep) -> None:
+    import pickle
+
+    d = build_design("Reaction ~ scale(Days) + (Days | Subject)", sleep)
+    e = pickle.loads(pickle.dumps(d))
+    np.testing.assert_array_equal(e.X, d.X)
+    np.testing.assert_array_equal(e.fixed_matrix(sleep.iloc[:5]), d.X[:5])
+    np.testing.assert_array_equal(e.random_matrix(0, sleep)[0], d.reterms[0].codes)
+    assert (d.n, d.p) == (180, 2)
