@@ -63,7 +63,7 @@ class Keys:
     W_SHEET = "upload_sheet"
     W_ROLE = "role_"  # prefix: role_subject, role_cluster, ... (+ data key suffix)
     W_CONVERT_WIDE = "convert_wide"
-    W_KEEP_WIDE = "keep_wide"
+    W_LOAD_AS_IS = "load_as_is"
     W_REPAIR = "load_repaired"
     W_DISCARD = "discard_upload"
     W_EXPLORE_COLOR = "explore_color"

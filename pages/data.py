@@ -86,8 +86,6 @@ def pending_section() -> None:
         return
     with st.container(border=True):
         st.markdown(f"**Held back: {pending['name']}** ({pending['note']})")
-        for message in pending["messages"]:
-            st.error(message)
         cols = st.columns(3)
         if pending["wide"] is not None:
             spec = pending["wide"]
@@ -99,20 +97,28 @@ def pending_section() -> None:
             cols[0].button(
                 "Convert to long format", key=Keys.W_CONVERT_WIDE, on_click=convert_pending
             )
-            if not pending["messages"]:
-                cols[1].button(
-                    "Use as it is", key=Keys.W_KEEP_WIDE, on_click=accept_pending,
-                    kwargs={"apply_repairs": False},
-                )  # fmt: skip
-        elif pending["repairs"]:
-            what = {
-                "drop_empty": "drop the empty columns",
-                "outcome_text": "treat the text in the outcome as missing",
-            }
-            label = "Load and " + " and ".join(what[r] for r in pending["repairs"])
-            cols[0].button(
-                label, key=Keys.W_REPAIR, on_click=accept_pending, kwargs={"apply_repairs": True}
-            )
+        else:
+            for message in pending["messages"]:
+                st.error(message)
+            if pending["repairs"]:
+                what = {
+                    "drop_empty": "drop the empty columns",
+                    "outcome_text": "treat the text in the outcome as missing",
+                }
+                label = "Load and " + " and ".join(what[r] for r in pending["repairs"])
+                cols[0].button(
+                    label,
+                    key=Keys.W_REPAIR,
+                    on_click=accept_pending,
+                    kwargs={"apply_repairs": True},
+                )
+        cols[1].button(
+            "Load as it is and set the roles by hand",
+            key=Keys.W_LOAD_AS_IS,
+            on_click=accept_pending,
+            kwargs={"apply_repairs": False},
+            help="The problems stay; the Explore page needs them fixed first.",
+        )
         cols[-1].button(
             "Discard this upload",
             key=Keys.W_DISCARD,

@@ -174,3 +174,14 @@ def test_over_the_upload_limit_is_refused(app, monkeypatch):
     upload(app, "big.csv", GOOD_CSV + GOOD_CSV[GOOD_CSV.index(b"\n") :] * 10)  # ~3 kB
     assert "over the upload limit" in texts(app.error)
     assert app.session_state[Keys.DATA_NAME] == "sleepstudy"
+
+
+def test_load_as_is_keeps_the_problem_visible_and_explore_guards(app):
+    upload(app, "txt.csv", BAD_FILES["text in outcome"][1])
+    app.button(key=Keys.W_LOAD_AS_IS).click().run()
+    assert not app.exception
+    assert app.session_state[Keys.DATA_NAME] == "txt.csv"
+    assert "contains text" in texts(app.error)  # now in the report of the active data
+    app.switch_page("pages/explore.py").run()
+    assert not app.exception
+    assert "needs a numeric outcome column" in texts(app.info)
