@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lmm_core.deviance import ProfiledDeviance
+from lmm_core.errors import DataError
 from lmm_core.optimize import OptimizerOptions, OptSummary, optimize_theta
 from lmm_core.results import LMMResult
 
@@ -87,9 +88,19 @@ def fit_design(
 ) -> LMMResult:
     """Fit a model whose design (``X``, ``y``, random-effects terms) is already built."""
     options = options or FitOptions()
+    _check_residual_variation(design)
     dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
     opt = optimize_theta(dev, start, options.optimizer)
-    return result_at_theta(design, opt.final, reml=reml, opt=opt, options=options, dev=dev)
+    result = result_at_theta(design, opt.final, reml=reml, opt=opt, options=options, dev=dev)
+    if result.sigma <= 1e-6 * max(float(np.std(design.y)), 1e-300):
+        groups = ", ".join(dict.fromkeys(t.group for t in design.reterms))
+        raise DataError(
+            f"The outcome `{design.response}` hardly varies within {groups} once the fixed "
+            "effects are accounted for (residual SD about zero): the model cannot separate "
+            "residual variation from the random effects. Check the outcome column, or model "
+            "the group means directly."
+        )
+    return result
 
 
 def result_at_theta(
@@ -151,3 +162,20 @@ def result_at_theta(
         )
         object.__setattr__(result, "messages", tuple(messages))
     return result
+
+
+def _check_residual_variation(design) -> None:
+    """Refuse an outcome that the fixed effects explain exactly (nothing left to model)."""
+    y = design.y
+    if design.p:
+        beta, *_ = np.linalg.lstsq(design.X, y, rcond=None)
+        resid = y - design.X @ beta
+    else:
+        resid = y
+    if float(resid @ resid) <= 1e-20 * max(float(y @ y), 1e-300):
+        what = "constant" if np.ptp(y) == 0 else "an exact function of the fixed effects"
+        raise DataError(
+            f"The outcome `{design.response}` is {what} in the rows used: there is no "
+            "variation left for random effects or residuals to describe. Check that the "
+            "right column is chosen as the outcome."
+        )

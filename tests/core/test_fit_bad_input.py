@@ -1,0 +1,40 @@
+"""Data that cannot support a mixed model give a typed, actionable error, never a traceback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmm_core import DataError, fit_lmm
+
+
+@pytest.fixture
+def visits():
+    return pd.DataFrame({"g": np.repeat(list("abcdefgh"), 5), "t": np.tile(np.arange(5.0), 8)})
+
+
+@pytest.mark.parametrize("formula", ["y ~ t + (1 | g)", "y ~ t + (t | g)"])
+def test_constant_outcome(visits, formula):
+    with pytest.raises(DataError, match="is constant"):
+        fit_lmm(formula, visits.assign(y=3.0))
+
+
+def test_outcome_exactly_explained_by_fixed_effects(visits):
+    with pytest.raises(DataError, match="exact function of the fixed effects"):
+        fit_lmm("y ~ t + (1 | g)", visits.assign(y=2 * visits["t"] + 1))
+
+
+def test_outcome_constant_within_groups(visits):
+    y = np.repeat(np.arange(8.0) ** 2, 5)
+    with pytest.raises(DataError, match="hardly varies within g"):
+        fit_lmm("y ~ t + (1 | g)", visits.assign(y=y))
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e12])
+def test_extreme_scales_fit_cleanly(visits, scale):
+    rng = np.random.default_rng(4)
+    y = scale * (rng.normal(size=len(visits)) + np.repeat(rng.normal(size=8), 5))
+    res = fit_lmm("y ~ t + (1 | g)", visits.assign(y=y))
+    assert res.converged and np.isfinite(res.objective)
+    assert res.sigma == pytest.approx(scale * np.std(y / scale), rel=0.6)
