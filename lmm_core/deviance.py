@@ -217,11 +217,13 @@ class ProfiledDeviance:
         lam1 = lams[0]
         m1, s1 = self.m1, self.s1
         # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
-        m11 = (self.a11_flat @ np.kron(lam1, lam1)).reshape(m1, s1, s1)
+        kron = (lam1[:, None, :, None] * lam1[None, :, None, :]).reshape(s1 * s1, s1 * s1)
+        m11 = (self.a11_flat @ kron).reshape(m1, s1, s1)
         m11[:, np.arange(s1), np.arange(s1)] += 1.0
         l11 = batched_cholesky(m11)
         w11 = batched_tril_inverse(l11)
-        c1 = np.tensordot(lam1, self.a1xy, axes=(0, 0))  # lambda' Z1'[X y], (S, m1, p+1)
+        # lambda' Z1'[X y] as (S, m1, p + 1)
+        c1 = (lam1.T @ self.a1xy.reshape(s1, -1)).reshape(self.a1xy.shape)
         r1 = np.empty_like(c1)  # L11^{-1} c1 = L31' by columns of the blocks
         for i in range(s1):
             acc = w11[:, i, 0, None] * c1[0]
