@@ -14,9 +14,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.loading import LoadedTable, excel_sheet_names, read_table
-from lmm_core import datasets
+from lmm_core import LMMResult, datasets, fit_lmm
 
-__all__ = ["example_names", "load_example", "read_upload", "sheet_names"]
+__all__ = ["example_names", "fit_model", "load_example", "read_upload", "sheet_names"]
 
 
 @st.cache_data(max_entries=8, ttl=6 * 3600, show_spinner=False)
@@ -43,3 +43,12 @@ def read_upload(data_bytes: bytes, filename: str, sheet: str | None = None) -> L
 def sheet_names(data_bytes: bytes) -> list[str]:
     """Sheet names of an uploaded .xlsx workbook."""
     return excel_sheet_names(data_bytes)
+
+
+@st.cache_data(max_entries=24, ttl=3600, show_spinner="Fitting the model...")
+def fit_model(data_key: str, formula: str, reml: bool, _data: pd.DataFrame) -> LMMResult:
+    """Fit ``formula`` to the data identified by ``data_key`` (the frame itself is not hashed).
+
+    Errors (:class:`lmm_core.LMMError`) are raised, not cached.
+    """
+    return fit_lmm(formula, _data, reml=reml)

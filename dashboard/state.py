@@ -51,7 +51,8 @@ class Keys:
     UPLOAD_MESSAGE = "upload_message"  # (level, text) of the last upload
     LAST_UPLOAD_ID = "last_upload_id"  # id of the upload already processed
     # models (filled by the Model page)
-    FITS = "fits"  # list of fit records: dict(name, formula, reml, data_key, result)
+    FITS = "fits"  # list of fit records (see dashboard.fits)
+    ACTIVE_FIT = "active_fit"  # name of the fit record the result pages show
     COMPARE_SELECTION = "compare_selection"
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
@@ -84,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     Keys.UPLOAD_MESSAGE: None,
     Keys.LAST_UPLOAD_ID: None,
     Keys.FITS: [],
+    Keys.ACTIVE_FIT: None,
     Keys.COMPARE_SELECTION: [],
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,

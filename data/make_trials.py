@@ -25,7 +25,7 @@ from lmm_core.trial import simulate_trial, trial_csv, truth_record  # noqa: E402
 #: name -> (n_hospitals, patients_per_hospital, seed)
 TRIALS: dict[str, tuple[int, int, int]] = {
     "trial_small": (20, 25, 20240101),
-    "trial_large": (100, 100, 20240202),
+    "trial_large": (100, 125, 20240202),
 }
 
 

@@ -49,16 +49,16 @@ def test_large_trial_is_sampled_with_webgl(app):
     spaghetti, mean, visits = figures_on(at)
     assert {t["type"] for t in spaghetti["data"]} == {"scattergl"}
     assert [t["name"] for t in spaghetti["data"]] == ["control", "treatment"]
-    assert "400 of 10,000" in texts(at.caption)
+    assert "400 of 12,500" in texts(at.caption)
     assert len([t for t in mean["data"] if t.get("fill") is None]) == 2
-    assert int(np.sum(visits["data"][0]["y"])) == 10_000
+    assert int(np.sum(visits["data"][0]["y"])) == 12_500
     at.selectbox(key=Keys.W_EXPLORE_COLOR).select("hospital").run()
     spaghetti, mean, _ = figures_on(at)
     assert len(spaghetti["data"]) > 50  # one trace per sampled hospital
     assert "too many groups" in texts(at.caption)  # 100 hospitals: one overall mean
     assert len([t for t in mean["data"] if t.get("fill") is None]) == 1
     at.slider(key=Keys.W_EXPLORE_MAX).set_value(100).run()
-    assert "100 of 10,000" in texts(at.caption)
+    assert "100 of 12,500" in texts(at.caption)
 
 
 def test_uploaded_data_are_explored(app):

@@ -6,7 +6,7 @@ import pytest
 
 from lmm_core.datasets import DATA_DIR, list_examples, load_example
 
-EXPECTED = {"sleepstudy": 180, "orthodont": 108, "trial_small": 3118, "trial_large": 63574}
+EXPECTED = {"sleepstudy": 180, "orthodont": 108, "trial_small": 3118, "trial_large": 79369}
 
 
 def test_manifest_lists_the_examples_in_order():

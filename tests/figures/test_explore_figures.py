@@ -48,14 +48,14 @@ def test_spaghetti_colour_groups_make_one_trace_each():
 
 def test_thousands_of_subjects_are_sampled_and_drawn_with_webgl(large):
     prep = figures.prepare_spaghetti(large, "patient", "time", "y", "hospital", max_subjects=300)
-    assert prep.n_subjects == 10_000 and prep.n_shown == 300
-    assert "300 of 10,000" in prep.note
+    assert prep.n_subjects == 12_500 and prep.n_shown == 300
+    assert "300 of 12,500" in prep.note
     again = figures.prepare_spaghetti(large, "patient", "time", "y", "hospital", max_subjects=300)
     pd.testing.assert_frame_equal(prep.frame, again.frame)  # seeded sample
     fig = figures.spaghetti_figure(prep, color_label="hospital")
     assert all(isinstance(t, go.Scattergl) for t in fig.data)
     assert not any(t.showlegend for t in fig.data)  # 100 hospitals: no legend
-    assert "(300 of 10,000)" in fig.layout.title.text
+    assert "(300 of 12,500)" in fig.layout.title.text
 
 
 def test_numeric_colour_is_split_into_quartiles():
@@ -100,7 +100,7 @@ def test_mean_trajectory_by_group_and_single_observation_bins():
 
 def test_visits_histogram(large):
     counts = figures.prepare_visit_counts(large, "patient")
-    assert counts["subjects"].sum() == 10_000 and counts["visits"].max() == 8
+    assert counts["subjects"].sum() == 12_500 and counts["visits"].max() == 8
     fig = figures.visits_histogram(counts, subject_label="patient")
     assert isinstance(fig.data[0], go.Bar)
     assert list(fig.data[0].x) == counts["visits"].tolist()

@@ -1,0 +1,111 @@
+"""Fitted models kept in the session: named records, the active one, and the page guard.
+
+A fit record is a dict ``{name, formula, reml, data_key, data_name, result, seconds}``
+stored in ``st.session_state[Keys.FITS]`` (a list, oldest first). ``result`` is the
+immutable :class:`lmm_core.LMMResult`. Fits are computed through
+:func:`dashboard.cached.fit_model`, so refitting the same formula on the same data is
+instant. Records of other datasets stay in the list (they are not lost when the user switches
+data) but pages work on the records of the active dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from dashboard import cached
+from dashboard.state import Keys, current_data
+
+__all__ = [
+    "MODEL_PAGE",
+    "active_record",
+    "add_fit",
+    "delete_fit",
+    "fit_and_store",
+    "next_name",
+    "records_for_active_data",
+    "require_fit",
+    "set_active",
+]
+
+MODEL_PAGE = "pages/model.py"
+
+
+def records_for_active_data() -> list[dict[str, Any]]:
+    """Fit records of the active dataset, oldest first."""
+    key = st.session_state[Keys.DATA_KEY]
+    return [r for r in st.session_state[Keys.FITS] if r["data_key"] == key]
+
+
+def next_name(label: str) -> str:
+    """``"M<k>: <label>"`` with ``k`` one more than the number of fits so far."""
+    return f"M{len(st.session_state[Keys.FITS]) + 1}: {label}"
+
+
+def add_fit(record: dict[str, Any]) -> None:
+    """Append a record (replacing one of the same name) and make it the active fit."""
+    fits = [r for r in st.session_state[Keys.FITS] if r["name"] != record["name"]]
+    fits.append(record)
+    st.session_state[Keys.FITS] = fits
+    st.session_state[Keys.ACTIVE_FIT] = record["name"]
+
+
+def delete_fit(name: str) -> None:
+    """Remove the fit called ``name``; the newest remaining one becomes active."""
+    fits = [r for r in st.session_state[Keys.FITS] if r["name"] != name]
+    st.session_state[Keys.FITS] = fits
+    if st.session_state.get(Keys.ACTIVE_FIT) == name:
+        st.session_state[Keys.ACTIVE_FIT] = fits[-1]["name"] if fits else None
+
+
+def set_active(name: str) -> None:
+    st.session_state[Keys.ACTIVE_FIT] = name
+
+
+def active_record() -> dict[str, Any] | None:
+    """The active fit of the active dataset (the newest one if none is chosen)."""
+    records = records_for_active_data()
+    if not records:
+        return None
+    chosen = st.session_state.get(Keys.ACTIVE_FIT)
+    for record in records:
+        if record["name"] == chosen:
+            return record
+    return records[-1]
+
+
+def fit_and_store(formula: str, reml: bool, label: str) -> dict[str, Any]:
+    """Fit ``formula`` to the active data and store it under ``next_name(label)``.
+
+    Raises :class:`lmm_core.LMMError` (with a message for the user) when the model cannot be
+    fitted; nothing is stored then, and earlier fits stay as they were.
+    """
+    data = current_data()
+    start = time.perf_counter()
+    result = cached.fit_model(st.session_state[Keys.DATA_KEY], formula, reml, data)
+    record = {
+        "name": next_name(label),
+        "formula": result.formula,
+        "reml": reml,
+        "data_key": st.session_state[Keys.DATA_KEY],
+        "data_name": st.session_state[Keys.DATA_NAME],
+        "result": result,
+        "seconds": time.perf_counter() - start,
+    }
+    add_fit(record)
+    return record
+
+
+def require_fit(page_label: str) -> dict[str, Any]:
+    """The active fit record, or stop the page with a message and a link to the Model page."""
+    record = active_record()
+    if record is None:
+        st.info(
+            f"{page_label} shows a fitted model. Fit one on the Model page first "
+            f"(the active dataset is {st.session_state[Keys.DATA_NAME]})."
+        )
+        st.page_link(MODEL_PAGE, label="Go to the Model page")
+        st.stop()
+    return record
