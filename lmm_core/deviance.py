@@ -35,14 +35,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from lmm_core.linalg import (
     batched_cholesky,
     batched_logdet_tril,
     batched_tril_inverse,
+    cholesky,
     logdet_tril,
+    tri_solve,
 )
 from lmm_core.reterms import ReTerm
 
@@ -61,24 +62,14 @@ class BlockedFactor:
     l22: np.ndarray | None  # (q2, q2)
     r2: np.ndarray | None  # (q2, p + 1): L32'
     l33: np.ndarray  # (p + 1, p + 1)
+    ldl2: float  # log |L_Z|^2 (blocks 11 and 22)
+    ldrx2: float  # log |L_X|^2 (block 33 without y)
 
     @property
     def r1(self) -> np.ndarray:
         """``L31'`` as ``(q1, p + 1)`` rows, level-major (level i, column j at ``i * S1 + j``)."""
         s1, m1, k = self.r1_cols.shape
         return self.r1_cols.transpose(1, 0, 2).reshape(m1 * s1, k)
-
-    @property
-    def ldl2(self) -> float:
-        out = batched_logdet_tril(self.l11)
-        if self.l22 is not None:
-            out += logdet_tril(self.l22)
-        return out
-
-    @property
-    def ldrx2(self) -> float:
-        p = self.l33.shape[0] - 1
-        return logdet_tril(self.l33[:p, :p]) if p > 0 else 0.0
 
     @property
     def pwrss(self) -> float:
@@ -230,13 +221,17 @@ class ProfiledDeviance:
             for k in range(1, i + 1):
                 acc += w11[:, i, k, None] * c1[k]
             r1[i] = acc
-        m33 = self.axy - sum(r1[i].T @ r1[i] for i in range(s1))
+        m33 = self.axy - r1[0].T @ r1[0]
+        for i in range(1, s1):
+            m33 -= r1[i].T @ r1[i]
         l21 = l22 = r2 = None
         if self.a21 is not None:
             l21, l22, r2 = self._factor_rest(theta, lam1, w11, r1)
             m33 -= r2.T @ r2
-        l33 = np.linalg.cholesky(m33)
-        return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33)
+        l33 = cholesky(m33)
+        ldl2 = batched_logdet_tril(l11) + (logdet_tril(l22) if l22 is not None else 0.0)
+        ldrx2 = logdet_tril(l33[:-1, :-1]) if self.p else 0.0
+        return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33, ldl2, ldrx2)
 
     def _factor_rest(self, theta, lam1, w11, r1):
         """``L21 = Lambda2' Z2'Z1 Lambda1 L11^{-T}``, ``L22`` and ``L32'`` (module docstring)."""
@@ -269,9 +264,9 @@ class ProfiledDeviance:
             t2 = np.asarray(lam2.T @ self.a2xy)
         m22 -= (l21 @ l21.T).toarray()
         m22[np.diag_indices_from(m22)] += 1.0
-        l22 = np.linalg.cholesky(m22)
+        l22 = cholesky(m22)
         t2 = t2 - l21 @ r1_rows
-        r2 = sla.solve_triangular(l22, t2, lower=True, check_finite=False)
+        r2 = tri_solve(l22, t2)
         return l21, l22, r2
 
     def criterion(self, factor: BlockedFactor) -> float:
@@ -291,12 +286,12 @@ class ProfiledDeviance:
         f = self.factor(theta)
         p = self.p
         lxx, lyx = f.l33[:p, :p], f.l33[p, :p]
-        beta = sla.solve_triangular(lxx, lyx, lower=True, trans="T") if p else np.zeros(0)
+        beta = tri_solve(lxx, lyx, trans=True) if p else np.zeros(0)
         us = []
         r1 = f.r1
         rhs1 = r1[:, p] - r1[:, :p] @ beta
         if f.l22 is not None:
-            u2 = sla.solve_triangular(f.l22, f.r2[:, p] - f.r2[:, :p] @ beta, lower=True, trans="T")
+            u2 = tri_solve(f.l22, f.r2[:, p] - f.r2[:, :p] @ beta, trans=True)
             rhs1 = rhs1 - f.l21.T @ u2
         m1, s1 = f.l11.shape[0], f.l11.shape[1]
         u1 = np.einsum("mji,mj->mi", f.w11, rhs1.reshape(m1, s1))
@@ -311,7 +306,7 @@ class ProfiledDeviance:
         dof = self.n - p if self.reml else self.n
         sigma2 = f.pwrss / dof
         if p:
-            lxx_inv = sla.solve_triangular(lxx, np.eye(p), lower=True)
+            lxx_inv = tri_solve(lxx, np.eye(p))
             vcov = sigma2 * (lxx_inv.T @ lxx_inv)
         else:
             vcov = np.zeros((0, 0))
@@ -350,13 +345,13 @@ class ProfiledDeviance:
             for start in range(0, m1, per):
                 stop = min(m1, start + per)
                 cols = l21_w[:, start * s1 : stop * s1].toarray()
-                g = sla.solve_triangular(factor.l22, cols, lower=True, check_finite=False)
+                g = tri_solve(factor.l22, cols)
                 g = g.reshape(g.shape[0], stop - start, s1)
                 minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
         lam1 = factor.lambdas[0]
         out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
         if factor.l22 is not None:
-            l22_inv = sla.solve_triangular(factor.l22, np.eye(factor.l22.shape[0]), lower=True)
+            l22_inv = tri_solve(factor.l22, np.eye(factor.l22.shape[0]))
             offset = 0
             for t, lam in zip(self.reterms[1:], factor.lambdas[1:], strict=True):
                 m, s = t.n_levels, t.n_columns

@@ -9,6 +9,7 @@ intercept, and intercept + slope) and numpy's batched routines otherwise.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import lapack
 
 
 def batched_cholesky(a: np.ndarray) -> np.ndarray:
@@ -31,20 +32,19 @@ def batched_cholesky(a: np.ndarray) -> np.ndarray:
     """
     s = a.shape[-1]
     if s == 1:
-        d = a[:, 0, 0]
-        if not np.all(d > 0):
+        if not (a > 0).all():
             raise np.linalg.LinAlgError("block not positive definite")
         return np.sqrt(a)
     if s == 2:
         a11, a21, a22 = a[:, 0, 0], a[:, 1, 0], a[:, 1, 1]
-        if not np.all(a11 > 0):
+        if not (a11 > 0).all():
             raise np.linalg.LinAlgError("block not positive definite")
         l11 = np.sqrt(a11)
         l21 = a21 / l11
         d = a22 - l21 * l21
-        if not np.all(d > 0):
+        if not (d > 0).all():
             raise np.linalg.LinAlgError("block not positive definite")
-        out = np.zeros_like(a)
+        out = np.zeros(a.shape)
         out[:, 0, 0] = l11
         out[:, 1, 0] = l21
         out[:, 1, 1] = np.sqrt(d)
@@ -59,7 +59,7 @@ def batched_tril_inverse(low: np.ndarray) -> np.ndarray:
         return 1.0 / low
     if s == 2:
         l11, l21, l22 = low[:, 0, 0], low[:, 1, 0], low[:, 1, 1]
-        out = np.zeros_like(low)
+        out = np.zeros(low.shape)
         out[:, 0, 0] = 1.0 / l11
         out[:, 1, 1] = 1.0 / l22
         out[:, 1, 0] = -l21 / (l11 * l22)
@@ -69,9 +69,36 @@ def batched_tril_inverse(low: np.ndarray) -> np.ndarray:
 
 def batched_logdet_tril(low: np.ndarray) -> float:
     """``log |L L'|`` summed over a stack of lower-triangular factors (``2 sum log diag``)."""
-    return 2.0 * float(np.sum(np.log(np.diagonal(low, axis1=-2, axis2=-1))))
+    return 2.0 * float(np.log(low.diagonal(axis1=-2, axis2=-1)).sum())
 
 
 def logdet_tril(low: np.ndarray) -> float:
     """``log |L L'| = 2 sum log diag(L)`` for one lower-triangular factor."""
-    return 2.0 * float(np.sum(np.log(np.diag(low))))
+    return 2.0 * float(np.log(low.diagonal()).sum())
+
+
+def cholesky(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of one dense symmetric positive-definite matrix (LAPACK potrf).
+
+    Called directly rather than through ``np.linalg.cholesky``, which costs about twice as
+    much for the sizes met here (a few to a few thousand rows).
+    """
+    low, info = lapack.dpotrf(a, lower=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("matrix not positive definite")
+    return low
+
+
+def tri_solve(low: np.ndarray, b: np.ndarray, *, trans: bool = False) -> np.ndarray:
+    """Solve ``L x = b`` (or ``L' x = b`` with ``trans``) for lower-triangular ``L`` (trtrs).
+
+    A right-hand side of a few columns is solved column by column: OpenBLAS's threaded
+    matrix kernel costs about a millisecond per call in thread start-up alone, far more than
+    the arithmetic of a small solve.
+    """
+    if b.ndim == 2 and b.shape[1] <= 8:
+        return np.column_stack([tri_solve(low, b[:, j], trans=trans) for j in range(b.shape[1])])
+    x, info = lapack.dtrtrs(low, b, lower=1, trans=1 if trans else 0)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    return x
