@@ -16,6 +16,8 @@ from dashboard.state import Keys, init_state
 PAGES: list[tuple[str, str]] = [
     ("pages/data.py", "Data"),
     ("pages/explore.py", "Explore"),
+    ("pages/compare.py", "Compare"),
+    ("pages/diagnostics.py", "Diagnostics"),
 ]
 
 

@@ -52,3 +52,17 @@ def fit_model(data_key: str, formula: str, reml: bool, _data: pd.DataFrame) -> L
     Errors (:class:`lmm_core.LMMError`) are raised, not cached.
     """
     return fit_lmm(formula, _data, reml=reml)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Comparing the models (ML refits)...")
+def compare_models(
+    data_key: str, fits_key: tuple[tuple[str, str, bool], ...], _records: tuple
+) -> Any:
+    """:func:`dashboard.compare_view.build_comparison` of fit records, cached.
+
+    ``fits_key`` holds ``(name, formula, reml)`` of each record (identifies the fits); the
+    records themselves (with their results) are not hashed.
+    """
+    from dashboard.compare_view import build_comparison
+
+    return build_comparison(list(_records))

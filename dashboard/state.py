@@ -54,6 +54,11 @@ class Keys:
     FITS = "fits"  # list of fit records (see dashboard.fits)
     ACTIVE_FIT = "active_fit"  # name of the fit record the result pages show
     COMPARE_SELECTION = "compare_selection"
+    COMPARE_KNOWN = "compare_known"  # fit names that existed when the selection was stored
+    W_COMPARE_PICK = "compare_pick"  # widget: the multiselect of models to compare
+    DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
+    W_DIAG_MODEL = "diag_model"  # widget: model shown on the Diagnostics page
+    W_DIAG_GROUP = "diag_group"  # widget: grouping factor
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
     EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
@@ -87,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.FITS: [],
     Keys.ACTIVE_FIT: None,
     Keys.COMPARE_SELECTION: [],
+    Keys.COMPARE_KNOWN: [],
+    Keys.DIAG_GROUP: None,
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,
 }
