@@ -1,0 +1,195 @@
+"""Shrinkage page: each subject's own estimate, the mixed model's estimate, the population."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import figures_shrinkage as fs
+from dashboard.fits import require_fit
+from dashboard.state import Keys, init_state
+from dashboard.widgets import require_longitudinal, show_figure
+from lmm_core.per_group import ShrinkageEstimates, shrinkage_estimates
+
+INTRO = """
+A **mixed model does not simply fit each {s} on its own.** For every {s} it compares three
+numbers per random effect (for example an intercept and a slope over time):
+
+- **own data only**: a least-squares fit of the same effects to that {s}'s observations
+  alone (its own intercept and slope, say), ignoring every other {s};
+- **population value**: the fixed effects, the value for a typical {s} with the same
+  covariates (for example the same treatment arm);
+- **mixed model**: the model's estimate for that {s} (fixed effects plus the {s}'s random
+  effect, its BLUP).
+
+The mixed-model estimate lies between the other two: it is a weighted compromise. The weight
+on the {s}'s own data grows with the number of its observations and with how much {s}s truly
+differ, and falls with the measurement noise. A {s} with many observations keeps nearly its
+own estimate; a {s} with few observations is pulled strongly toward the population, because
+its own estimate rests on little data and extreme values are more likely to be noise. This
+**shrinkage** ("borrowing strength" from the other {s}s) gives better estimates on average
+than either extreme.
+"""
+
+
+def _settings() -> dict[str, Any]:
+    return st.session_state[Keys.SHRINK_SETTINGS]
+
+
+def _keep(name: str) -> None:
+    _settings()[name] = st.session_state[Keys.SHRINK_W + name]
+
+
+def _select(label: str, name: str, options: list, default: Any, where=st, **kw) -> Any:
+    """A selectbox whose choice survives page switches (stored in the settings dict)."""
+    if _settings().get(name, default) not in options:
+        _settings()[name] = default
+    key = Keys.SHRINK_W + name
+    st.session_state[key] = _settings().get(name, default)
+    return where.selectbox(label, options, key=key, on_change=_keep, args=(name,), **kw)
+
+
+def default_group(result, subject: str | None) -> str:
+    """The subject's grouping factor if the model has one, else the one with most levels."""
+    groups = result.ngroups
+    if subject in groups:
+        return subject
+    return max(groups, key=groups.get)
+
+
+def intercept_weights(est: ShrinkageEstimates, sigma: float) -> str:
+    """For a random intercept alone: the weight n tau^2 / (n tau^2 + sigma^2) for a few n."""
+    tau2 = float(est.covariance[0, 0])
+    weights = ", ".join(
+        f"{n} obs. → {n * tau2 / (n * tau2 + sigma**2):.2f}" for n in (1, 2, 5, 10, 20)
+    )
+    return (
+        f"For a random intercept the weight on a subject's own data is exactly "
+        f"n·τ² / (n·τ² + σ²), with τ = {tau2**0.5:.3g} (how much subjects differ) and "
+        f"σ = {sigma:.3g} (measurement noise). In this model: {weights}."
+    )
+
+
+def main() -> None:
+    """Render the Shrinkage page."""
+    init_state()
+    st.title("Shrinkage")
+    data, roles = require_longitudinal("The Shrinkage page")
+    record = require_fit("The Shrinkage page")
+    result = record["result"]
+    st.markdown(f"Model **{record['name']}**: `{record['formula']}`")
+    groups = list(result.ngroups)
+    group = groups[0]
+    if len(groups) > 1:
+        group = _select(
+            "Grouping factor",
+            "group",
+            groups,
+            default_group(result, roles.subject),
+            help="Whose estimates to compare (each grouping factor has its own random effects).",
+        )
+    est = shrinkage_estimates(result, group)
+    label = roles.subject if group == roles.subject else group
+    st.markdown(INTRO.format(s=label))
+    others = [g for g in groups if g != group]
+    if others:
+        st.caption(
+            f"This model also has random effects for {', '.join(others)}: the mixed-model "
+            f"estimate of a {label} includes them too (for example its {others[0]}'s "
+            f"intercept), so it is the model's whole estimate for that {label}."
+        )
+    cols = list(est.columns)
+    n_fitted = int(est.table["fitted_own"].sum())
+    levels = fs.sample_levels(est)
+    if n_fitted > len(levels):
+        st.caption(
+            f"The arrow plots show a random sample of {len(levels):,} of the {n_fitted:,} "
+            f"{label}s with an own fit, so the browser stays fast; the caterpillar plot below "
+            "shows every one."
+        )
+
+    st.subheader("One effect at a time")
+    st.caption(
+        "Top row: each subject's own estimate (bigger dot = more observations). Bottom row: "
+        "the mixed-model estimate. The arrow shows how far the model moved it; the dashed "
+        "line is the population value. Hover over a dot for the numbers; the factor is the "
+        "share of the subject's own distance from the population that the model keeps "
+        "(1 = not moved, 0 = moved all the way to the population)."
+    )
+    for column in cols:
+        show_figure(
+            fs.shrinkage_1d_figure(est, column, levels=levels, subject_label=label),
+            key=f"shrink_1d_{column}",
+        )
+    if len(cols) == 1:
+        st.info(intercept_weights(est, result.sigma))
+    by_n = fs.shrinkage_by_n(est, cols[-1])
+    if len(by_n) > 1:
+        st.markdown(f"**Who moves most?** Median shrinkage of `{cols[-1]}` by observations:")
+        st.dataframe(by_n, hide_index=True, width="content")
+
+    if len(cols) >= 2:
+        st.subheader("Two effects together")
+        left, right = st.columns(2)
+        x = _select("Horizontal", "x", cols, cols[0], where=left)
+        y = _select("Vertical", "y", cols, cols[1], where=right)
+        if x != y:
+            show_figure(
+                fs.shrinkage_2d_figure(est, x, y, levels=levels, subject_label=label),
+                key="shrink_2d",
+            )
+            st.caption(
+                "Orange dots: own estimates; blue dots: mixed-model estimates; × the population "
+                "value (one per covariate group, e.g. per arm). The dashed ellipse is where the "
+                "model expects 95% of subjects' true values to lie (the fitted random-effects "
+                "covariance): estimates are pulled toward its centre, and along its tilt when "
+                f"the effects are correlated. Correlation here: {_corr(est, x, y)}."
+            )
+
+    st.subheader("Random effects with their uncertainty (caterpillar plot)")
+    st.caption(
+        "Each row is one subject's BLUP (its deviation from the population value) with a "
+        "95% interval (±1.96 conditional SD), sorted. Red: intervals that exclude 0, subjects "
+        "that clearly differ from the population. Subjects with few observations have wide "
+        "intervals."
+    )
+    panes = st.columns(min(2, len(cols)))
+    for i, column in enumerate(cols):
+        with panes[i % len(panes)]:
+            show_figure(
+                fs.caterpillar_figure(est, column, subject_label=label),
+                key=f"shrink_cat_{column}",
+            )
+    left_out(est, label)
+
+
+def _corr(est: ShrinkageEstimates, x: str, y: str) -> str:
+    i, j = est.columns.index(x), est.columns.index(y)
+    c = est.covariance
+    denom = (c[i, i] * c[j, j]) ** 0.5
+    return f"{c[i, j] / denom:.2f}" if denom > 0 else "not defined (a variance is zero)"
+
+
+def left_out(est: ShrinkageEstimates, label: str) -> None:
+    """Which subjects have no own-data fit, and why."""
+    st.subheader("Left out of the own-data fits")
+    lo = est.left_out
+    if lo.empty:
+        st.success(f"Every {label} has enough observations for its own fit.")
+        return
+    reasons = lo["reason"].value_counts()
+    summary = "; ".join(f"{n:,} with {r}" for r, n in reasons.items())
+    st.markdown(
+        f"{len(lo):,} of {len(est.table):,} {label}s have no own-data estimate ({summary}). "
+        "They are still in the mixed model, which gives them an estimate anyway (see the "
+        "caterpillar plot): their estimate comes mostly from the population."
+    )
+    table = pd.DataFrame(
+        {label: lo.index.astype(str), "observations": lo["n"], "reason": lo["reason"]}
+    )
+    st.dataframe(table, hide_index=True, width="stretch", height=min(400, 36 + 35 * len(table)))
+
+
+main()

@@ -1,0 +1,277 @@
+"""Trajectories page: the population-average curve with its band, and patients' own curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import figures_trajectories as ft
+from dashboard.fits import require_fit
+from dashboard.roles import is_numeric
+from dashboard.state import Keys, init_state
+from dashboard.widgets import require_longitudinal
+from lmm_core.per_group import deviation_by
+from lmm_core.prediction import fixed_variables
+
+NONE = "(none)"
+MAX_BY_LEVELS = 8
+MAX_DRAWN = 200
+CHART = Keys.TRAJ_W + "chart"
+
+
+def _settings() -> dict[str, Any]:
+    return st.session_state[Keys.TRAJ_SETTINGS]
+
+
+def _keep(name: str) -> None:
+    _settings()[name] = st.session_state[Keys.TRAJ_W + name]
+
+
+def _seed(name: str, value: Any) -> str:
+    """Re-seed widget ``name`` from the stored settings; returns its key."""
+    key = Keys.TRAJ_W + name
+    st.session_state[key] = _settings().get(name, value)
+    return key
+
+
+def _choice(name: str, options: list, default: Any) -> None:
+    """Reset a stored choice that is no longer among ``options``."""
+    if _settings().get(name, default) not in options:
+        _settings()[name] = default
+
+
+def axis_options(data: pd.DataFrame, roles) -> list[str]:
+    """Numeric columns other than the outcome, the time role first."""
+    cols = [roles.time] + [c for c in data.columns if c != roles.time]
+    skip = {roles.outcome, roles.subject, roles.cluster}
+    return [c for c in cols if c not in skip and is_numeric(data[c])]
+
+
+def by_options(data: pd.DataFrame, roles, model_vars: list[str]) -> tuple[list[str], str]:
+    """Columns with 2-8 values to colour or facet by, and the default (a model covariate)."""
+    candidates = [*model_vars, *roles.covariates, *data.columns]
+    options = [NONE]
+    for col in candidates:
+        if col in options or col in (roles.subject, roles.outcome, roles.time):
+            continue
+        if col in data.columns and 2 <= data[col].nunique() <= MAX_BY_LEVELS:
+            options.append(col)
+    default = next((c for c in options[1:] if c in model_vars), NONE)
+    return options, default
+
+
+def subject_group(result, subject: str) -> str:
+    """The model's grouping factor for the subject column (the largest one if none matches)."""
+    groups = result.ngroups
+    if subject in groups:
+        return subject
+    for g in groups:
+        if subject in g.split(":"):
+            return g
+    return max(groups, key=groups.get)
+
+
+def choose(visits: pd.Series, result, data, subject: str) -> list:
+    """The subject-choice controls; returns the subjects to draw."""
+    s = _settings()
+    modes = list(ft.CHOICE_MODES)
+    _choice("mode", modes, modes[0])
+    left, mid, right = st.columns([2, 1, 1])
+    mode = ft.CHOICE_MODES[
+        left.selectbox(
+            f"Which {subject}s to draw",
+            modes,
+            key=_seed("mode", modes[0]),
+            on_change=_keep,
+            args=("mode",),
+            help="Only the chosen subjects are drawn, so the page stays fast with thousands.",
+        )
+    ]
+    top = min(MAX_DRAWN, len(visits))
+    if mode == "pick":
+        options = list(visits.index)
+        s["picked"] = [p for p in s.get("picked", options[:3]) if p in set(options)]
+        picked = left.multiselect(
+            f"{subject} ids (type to search)",
+            options,
+            key=_seed("picked", s["picked"]),
+            on_change=_keep,
+            args=("picked",),
+        )
+        return ft.choose_subjects(visits, "pick", 1, picked=picked)
+    s["count"] = min(int(s.get("count", min(12, top))), top)
+    count = mid.number_input(
+        f"Number of {subject}s",
+        min_value=1,
+        max_value=top,
+        step=1,
+        key=_seed("count", s["count"]),
+        on_change=_keep,
+        args=("count",),
+    )
+    seed = 0
+    if mode == "random":
+        seed = right.number_input(
+            "Random seed",
+            min_value=0,
+            max_value=10**6,
+            step=1,
+            key=_seed("seed", 0),
+            on_change=_keep,
+            args=("seed",),
+            help="Another seed draws another sample.",
+        )
+    deviation = deviation_by(result, data, subject) if mode == "deviation" else None
+    return ft.choose_subjects(visits, mode, int(count), seed=int(seed), deviation=deviation)
+
+
+def selected_subjects() -> list[str]:
+    """Subjects clicked in the chart (its selection state), without repeats."""
+    event = st.session_state.get(CHART)
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    out: list[str] = []
+    for p in points:
+        custom = p.get("customdata")
+        sid = custom[0] if isinstance(custom, list) and custom else None
+        if sid and sid not in out:
+            out.append(str(sid))
+    return out
+
+
+def main() -> None:
+    """Render the Trajectories page."""
+    init_state()
+    st.title("Trajectories")
+    st.caption(
+        "What the fitted model says about change over time: the average course in the "
+        "population, and each patient's own course as the model estimates it."
+    )
+    data, roles = require_longitudinal("The Trajectories page")
+    record = require_fit("The Trajectories page")
+    result = record["result"]
+    st.markdown(f"Model **{record['name']}**: `{record['formula']}`")
+    subject = roles.subject
+    used = data.iloc[result.design.rows]
+    visits = used.groupby(subject, sort=True, observed=True).size()
+
+    model_vars = fixed_variables(result)
+    x_opts = axis_options(data, roles)
+    b_opts, b_default = by_options(data, roles, model_vars)
+    _choice("x", x_opts, roles.time)
+    _choice("by", b_opts, b_default)
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
+    x = c1.selectbox(
+        "Horizontal axis", x_opts, key=_seed("x", roles.time), on_change=_keep, args=("x",)
+    )
+    by = c2.selectbox(
+        "Colour by",
+        b_opts,
+        key=_seed("by", b_default),
+        on_change=_keep,
+        args=("by",),
+        help="One population curve per value, e.g. per treatment arm.",
+    )
+    by = None if by == NONE else by
+    facet = c3.checkbox(
+        "Separate panels", key=_seed("facet", False), on_change=_keep, args=("facet",)
+    )
+    cluster_group = roles.cluster if roles.cluster in result.ngroups else None
+    show_clusters = False
+    if cluster_group:
+        show_clusters = c4.checkbox(
+            f"{roles.cluster} curves",
+            key=_seed("clusters", True),
+            on_change=_keep,
+            args=("clusters",),
+            help=f"Population curve shifted by the {roles.cluster}'s random effect.",
+        )
+    subjects = choose(visits, result, data, subject)
+    if not subjects:
+        st.info(f"Choose at least one {subject} to draw.")
+        st.stop()
+
+    prep = ft.prepare_trajectories(
+        result,
+        data,
+        subject,
+        x,
+        subjects,
+        by=by,
+        cluster=roles.cluster if show_clusters else None,
+        cluster_group=cluster_group if show_clusters else None,
+    )
+    highlight = selected_subjects()
+    units = st.session_state[Keys.UNITS]
+    fig = ft.trajectories_figure(
+        prep,
+        subject_label=subject,
+        x_label=x + (f" ({units[x]})" if x in units else ""),
+        y_label=result.response,
+        by_label=by,
+        cluster_label=roles.cluster or "cluster",
+        facet=facet,
+        show_clusters=show_clusters,
+        highlight=highlight,
+    )
+    st.plotly_chart(
+        fig,
+        theme=None,
+        key=CHART,
+        on_select="rerun",
+        selection_mode="points",
+        config={"displaylogo": False},
+    )
+    explain(prep, subject, x, by, show_clusters, roles.cluster, len(visits))
+    if highlight:
+        show_selected(prep, highlight, subject, x, result.response)
+
+
+def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:
+    """Plain-language reading guide under the chart."""
+    lines = [
+        f"**Thick line**: the population average, the course of a typical {subject} "
+        "(fixed effects only). **Shaded band**: its 95% confidence interval, the uncertainty "
+        "about that average (a Wald interval; it says nothing about how much individual "
+        f"{subject}s vary).",
+        f"**Thin lines**: each drawn {subject}'s own fitted course (fixed effects plus the "
+        f"{subject}'s random effects, the BLUPs); **dots**: what was actually measured. "
+        "Hover over a line or dot to see who it is; click one to highlight it.",
+    ]
+    if show_clusters:
+        lines.append(
+            f"**Dotted lines**: the {cluster} of each drawn {subject}: the population curve "
+            f"shifted by that {cluster}'s random effect. The gap between a dotted and a thin "
+            f"line is the {subject}'s own deviation within its {cluster}."
+        )
+    if prep.held:
+        held = ", ".join(
+            f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in prep.held.items()
+        )
+        lines.append(f"The population curve holds {held} (a typical value).")
+    shown = prep.observed["subject"].nunique()
+    lines.append(f"Drawn: {shown:,} of {n_all:,} {subject}s.")
+    st.markdown("\n\n".join(f"- {line}" for line in lines))
+    if by:
+        st.caption(f"Colours: {by}. With {by} in the model, each value has its own average.")
+
+
+def show_selected(prep, highlight: list[str], subject: str, x: str, response: str) -> None:
+    """Observed and fitted values of the clicked subjects."""
+    rows = prep.observed[prep.observed["subject"].isin(highlight)]
+    table = rows.rename(
+        columns={
+            "subject": subject,
+            "x": x,
+            "y": f"observed {response}",
+            "fitted": f"fitted ({subject})",
+            "cluster_fit": "cluster level",
+        }
+    ).drop(columns=["group", "cluster"])
+    table = table.dropna(axis=1, how="all")
+    st.markdown(f"**Selected {subject}(s)**: {', '.join(highlight)} (drawn in black)")
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+main()

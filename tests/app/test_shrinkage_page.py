@@ -1,0 +1,78 @@
+"""Shrinkage page in AppTest with a fitted model injected into session state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dashboard.state import Keys
+from lmm_core import datasets
+from lmm_core.per_group import shrinkage_estimates
+from tests.app.conftest import figures_on, texts
+from tests.app.test_trajectories_page import SLEEP, TRIAL, _fit, inject
+
+PAGE = "pages/shrinkage.py"
+
+
+def _page(at):
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def test_sleepstudy_figures_and_own_estimates_equal_lstsq(app):
+    at = _page(inject(app, "sleepstudy", SLEEP))
+    assert at.title[0].value == "Shrinkage"
+    figs = figures_on(at)
+    titles = [f["layout"]["title"]["text"] for f in figs]
+    assert len(figs) == 5  # 1-D x2, 2-D, caterpillar x2
+    assert titles[0].startswith("(Intercept): own") and titles[1].startswith("Days: own")
+    assert "ellipse" in titles[2] and titles[3].startswith("Random effects (BLUPs)")
+    own = [t for t in figs[1]["data"] if t["name"] == "own data only"][0]
+    data = datasets.load_example("sleepstudy")[0]
+    for sid, x in zip([c[0] for c in own["customdata"]], own["x"], strict=True):
+        rows = data[data["Subject"].astype(str) == sid]
+        design = np.column_stack([np.ones(len(rows)), rows["Days"]])
+        slope = np.linalg.lstsq(design, rows["Reaction"].to_numpy(), rcond=None)[0][1]
+        assert x == np.float64(slope) or abs(x - slope) < 1e-9
+    mixed = [t for t in figs[1]["data"] if t["name"] == "mixed model"][0]
+    res = _fit("sleepstudy", SLEEP)
+    coef = res.ranef["Subject"]["Days"] + res.fixef["Days"]
+    np.testing.assert_allclose(mixed["x"], coef.loc[[c[0] for c in mixed["customdata"]]])
+    assert "borrowing strength" in texts(at.markdown)
+    assert "Every Subject has enough observations" in texts(at.success)
+
+
+def test_trial_small_left_out_patients_and_ellipses(app):
+    at = _page(inject(app, "trial_small", TRIAL))
+    est = shrinkage_estimates(_fit("trial_small", TRIAL), "patient")
+    assert at.selectbox(key=Keys.SHRINK_W + "group").value == "patient"
+    assert "random effects for hospital" in texts(at.caption)
+    assert "300 of the 498" in texts(at.caption)
+    figs = figures_on(at)
+    ellipses = [t for t in figs[2]["data"] if t["name"] == "95% of the population (model)"]
+    assert len(ellipses) == 2
+    assert f"{len(est.left_out)} of 500 patients have no own-data estimate" in texts(at.markdown)
+    (table,) = [d for d in at.dataframe if "reason" in d.value.columns]
+    assert set(table.value["patient"]) == set(est.left_out.index)
+    at.selectbox(key=Keys.SHRINK_W + "group").select("hospital").run()
+    assert not at.exception
+    assert len(figures_on(at)) == 2  # one column: a 1-D plot and a caterpillar
+    assert "n·τ² / (n·τ² + σ²)" in texts(at.info)
+
+
+def test_random_intercept_weights_are_the_exact_formula(app):
+    formula = "Reaction ~ Days + (1 | Subject)"
+    at = _page(inject(app, "sleepstudy", formula, "M2: random intercept"))
+    res = _fit("sleepstudy", formula)
+    tau2 = res.covariance_matrices()[0][0, 0]
+    w10 = 10 * tau2 / (10 * tau2 + res.sigma**2)
+    assert f"10 obs. → {w10:.2f}" in texts(at.info)
+    figs = figures_on(at)
+    assert len(figs) == 2
+    assert "Median shrinkage" not in texts(at.markdown)  # balanced: one value of n
+
+
+def test_guard_without_a_fit_links_to_the_model_page(app):
+    at = _page(app)
+    assert "Fit one on the Model page" in texts(at.info)
+    assert at.get("page_link")[0].proto.page.endswith("model")

@@ -1,0 +1,115 @@
+"""Trajectories page in AppTest with a fitted model injected into session state."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from dashboard.state import Keys
+from lmm_core import datasets, fit_lmm
+from lmm_core.per_group import deviation_by
+from tests.app.conftest import figures_on, texts
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+TRIAL = "y ~ time * arm + (time | patient) + (1 | hospital)"
+PAGE = "pages/trajectories.py"
+
+
+@cache
+def _fit(name: str, formula: str):
+    return fit_lmm(formula, datasets.load_example(name)[0])
+
+
+def inject(at, name: str, formula: str, label: str = "M1: random slope"):
+    """Make ``name`` the active example and store a fit of ``formula`` as the active model."""
+    if name != at.session_state[Keys.DATA_NAME]:
+        at.selectbox(key=Keys.W_EXAMPLE).select(name).run()
+    record = dict(
+        name=label, formula=formula, reml=True, data_key=f"example:{name}", data_name=name,
+        result=_fit(name, formula), seconds=0.0,
+    )  # fmt: skip
+    at.session_state[Keys.FITS] = [record]
+    at.session_state[Keys.ACTIVE_FIT] = label
+    return at
+
+
+def _page(at):
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def _trace(fig, name):
+    (trace,) = [t for t in fig["data"] if t.get("name") == name]
+    return trace
+
+
+def test_sleepstudy_population_curve_and_subject_curves_equal_the_model(app):
+    at = _page(inject(app, "sleepstudy", SLEEP))
+    assert at.title[0].value == "Trajectories"
+    res = _fit("sleepstudy", SLEEP)
+    (fig,) = figures_on(at)
+    pop = _trace(fig, "population average")
+    x = np.asarray(pop["x"], dtype=float)
+    np.testing.assert_allclose(pop["y"], res.fixef["(Intercept)"] + res.fixef["Days"] * x)
+    lo, hi = np.asarray(pop["customdata"], dtype=float).T
+    assert np.all(lo < pop["y"]) and np.all(hi > pop["y"])
+    curves = _trace(fig, "Subject curves")
+    ids = np.array([c[0] for c in curves["customdata"]])
+    shown = [s for s in dict.fromkeys(ids) if s]
+    assert len(shown) == 12  # default: a random sample of 12
+    data = datasets.load_example("sleepstudy")[0]
+    first = data[data["Subject"].astype(str) == shown[0]].sort_values("Days")
+    np.testing.assert_allclose(np.asarray(curves["y"], float)[ids == shown[0]], res.predict(first))
+    assert "Drawn: 12 of 18 Subjects" in texts(at.markdown)
+    assert "population average" in texts(at.markdown)
+
+
+def test_choice_modes_and_settings_survive_a_page_switch(app):
+    at = _page(inject(app, "sleepstudy", SLEEP))
+    at.selectbox(key=Keys.TRAJ_W + "mode").select("Most visits").run()
+    at.number_input(key=Keys.TRAJ_W + "count").set_value(3).run()
+    assert not at.exception
+    assert "Drawn: 3 of 18" in texts(at.markdown)
+    at.selectbox(key=Keys.TRAJ_W + "mode").select("Pick by id").run()
+    at.multiselect(key=Keys.TRAJ_W + "picked").set_value(["309", "335"]).run()
+    curves = _trace(figures_on(at)[0], "Subject curves")
+    assert {c[0] for c in curves["customdata"] if c[0]} == {"309", "335"}
+    at.switch_page("pages/explore.py").run()
+    at = _page(at)
+    assert at.multiselect(key=Keys.TRAJ_W + "picked").value == ["309", "335"]
+    at.selectbox(key=Keys.TRAJ_W + "mode").select("Largest deviation from the population").run()
+    at.number_input(key=Keys.TRAJ_W + "count").set_value(1).run()
+    curves = _trace(figures_on(at)[0], "Subject curves")
+    dev = deviation_by(_fit("sleepstudy", SLEEP), datasets.load_example("sleepstudy")[0], "Subject")
+    assert {c[0] for c in curves["customdata"] if c[0]} == {str(dev.idxmax())}
+
+
+def test_trial_small_arms_clusters_and_facets(app):
+    at = _page(inject(app, "trial_small", TRIAL))
+    assert at.selectbox(key=Keys.TRAJ_W + "by").value == "arm"
+    (fig,) = figures_on(at)
+    names = [t["name"] for t in fig["data"]]
+    assert "population average (control)" in names and "population average (treatment)" in names
+    assert any(n.startswith("hospital curves") for n in names)
+    assert "Dotted lines" in texts(at.markdown)
+    res = _fit("trial_small", TRIAL)
+    treat = _trace(fig, "population average (treatment)")
+    fe = res.fixef
+    x = np.asarray(treat["x"], float)
+    expected = fe["(Intercept)"] + fe["armtreatment"] + (fe["time"] + fe["time:armtreatment"]) * x
+    np.testing.assert_allclose(treat["y"], expected)
+    at.checkbox(key=Keys.TRAJ_W + "facet").check().run()
+    at.checkbox(key=Keys.TRAJ_W + "clusters").uncheck().run()
+    assert not at.exception
+    (fig,) = figures_on(at)
+    assert len(fig["layout"]["annotations"]) == 2
+    assert not any(t["name"].startswith("hospital") for t in fig["data"])
+
+
+def test_guard_without_a_fit_links_to_the_model_page(app):
+    at = _page(app)
+    assert "Fit one on the Model page" in texts(at.info)
+    assert at.get("page_link")[0].proto.page.endswith("model")
+    assert not figures_on(at)

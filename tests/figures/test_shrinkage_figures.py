@@ -1,0 +1,107 @@
+"""Shrinkage figures: arrows, marker sizes, ellipses, caterpillar, summary by n."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard import figures_shrinkage as fs
+from lmm_core import datasets, fit_lmm
+from lmm_core.per_group import shrinkage_estimates
+
+SLEEP = "Reaction ~ Days + (Days | Subject)"
+TRIAL = "y ~ time * arm + (time | patient) + (1 | hospital)"
+
+
+@cache
+def _est(name: str, formula: str, group: str):
+    data = datasets.load_example(name)[0]
+    res = fit_lmm(formula, data)
+    return res, shrinkage_estimates(res, group)
+
+
+def _arrowheads(trace) -> int:
+    return int(np.sum(np.asarray(trace.marker.size) > 0))
+
+
+def test_1d_arrows_sizes_and_hover():
+    _, est = _est("sleepstudy", SLEEP, "Subject")
+    fig = fs.shrinkage_1d_figure(est, "Days", subject_label="Subject")
+    arrows, own, mixed, pop = fig.data
+    assert arrows.name == "own → mixed" and _arrowheads(arrows) == 18
+    assert arrows.marker.symbol == "arrow" and arrows.marker.angleref == "previous"
+    np.testing.assert_allclose(own.x, est.table["own:Days"])
+    np.testing.assert_allclose(mixed.x, est.table["mixed:Days"])
+    assert set(own.y) == {1} and set(mixed.y) == {0}
+    assert "Subject <b>%{customdata[0]}</b>" in own.hovertemplate
+    assert "factor" in own.hovertemplate and "population" in own.hovertemplate
+    assert {row[0] for row in own.customdata} == set(est.table.index)
+    assert len(fig.layout.shapes) == 1  # one population value
+    assert fig.layout.shapes[0].x0 == est.table["population:Days"].iloc[0]
+
+
+def test_marker_size_grows_with_observations():
+    res, _ = _est("sleepstudy", SLEEP, "Subject")
+    data = datasets.load_example("sleepstudy")[0]
+    data = data[~((data["Subject"].astype(str) == "308") & (data["Days"] > 3))]
+    est = shrinkage_estimates(fit_lmm(SLEEP, data), "Subject")
+    own = fs.shrinkage_1d_figure(est, "Days").data[1]
+    sizes = dict(zip([r[0] for r in own.customdata], own.marker.size, strict=True))
+    assert sizes["308"] < sizes["309"]
+
+
+def test_2d_has_ellipse_per_population_value_and_arrows():
+    _, est = _est("trial_small", TRIAL, "patient")
+    fig = fs.shrinkage_2d_figure(est, "(Intercept)", "time", subject_label="patient")
+    names = [t.name for t in fig.data]
+    assert names.count("95% of the population (model)") == 2  # one per arm
+    assert int(est.table["fitted_own"].sum()) > fs.MAX_ARROWS
+    assert _arrowheads(fig.data[0]) == fs.MAX_ARROWS  # a sample
+    (pop,) = [t for t in fig.data if t.name == "population value"]
+    assert sorted(np.round(pop.y, 6)) == sorted(
+        set(np.round(est.table["population:time"].dropna(), 6))
+    )
+    assert "patient <b>" in fig.data[1].hovertemplate
+
+
+def test_sampling_limits_arrows():
+    _, est = _est("trial_small", TRIAL, "patient")
+    levels = fs.sample_levels(est, max_levels=50, seed=2)
+    assert len(levels) == 50 and levels == fs.sample_levels(est, max_levels=50, seed=2)
+    assert est.table.loc[levels, "fitted_own"].all()
+    fig = fs.shrinkage_1d_figure(est, "time", levels=levels)
+    assert _arrowheads(fig.data[0]) == 50
+
+
+def test_caterpillar_sorted_with_intervals():
+    _, est = _est("sleepstudy", SLEEP, "Subject")
+    fig = fs.caterpillar_figure(est, "(Intercept)", subject_label="Subject")
+    assert [t.name for t in fig.data] == ["interval includes 0", "interval excludes 0"]
+    xs = np.concatenate([t.x for t in fig.data])
+    ys = np.concatenate([t.y for t in fig.data])
+    order = np.argsort(ys)
+    assert np.all(np.diff(xs[order]) >= 0) and len(xs) == 18
+    t = fig.data[1]
+    b = est.table["blup:(Intercept)"]
+    sd = est.table["blup_sd:(Intercept)"]
+    assert np.all(np.abs(t.x) > np.asarray(t.error_x.array))
+    np.testing.assert_allclose(sorted(t.error_x.array), sorted(1.96 * sd[np.abs(b) > 1.96 * sd]))
+    assert len(fig.layout.yaxis.ticktext) == 18
+
+
+def test_caterpillar_webgl_for_many_levels():
+    _, est = _est("trial_small", TRIAL, "patient")
+    assert len(est.table) <= 1000
+    many = fs.caterpillar_figure(est, "time")
+    assert all(isinstance(t, go.Scatter) for t in many.data)
+    assert not many.layout.yaxis.showticklabels
+
+
+def test_shrinkage_by_n_moves_most_with_few_observations():
+    _, est = _est("trial_small", TRIAL, "patient")
+    table = fs.shrinkage_by_n(est, "time")
+    assert table["subjects"].sum() == est.table["fitted_own"].sum()
+    assert table["median move"].iloc[0] > table["median move"].iloc[-1]
+    assert table["median factor"].iloc[0] < table["median factor"].iloc[-1]
