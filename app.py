@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.fits import active_record, delete_fit, records_for_active_data, set_active
 from dashboard.state import Keys, init_state
+
+SIDEBAR_ACTIVE = "sidebar_active_fit"  # widget key of the active-model choice
 
 #: (file, title), in menu order. No page icons on purpose: the active page's icon becomes the
 #: favicon, and Streamlit fetches ":material/..." favicons from fonts.gstatic.com (a request
@@ -16,6 +19,7 @@ from dashboard.state import Keys, init_state
 PAGES: list[tuple[str, str]] = [
     ("pages/data.py", "Data"),
     ("pages/explore.py", "Explore"),
+    ("pages/model.py", "Model"),
     ("pages/compare.py", "Compare"),
     ("pages/diagnostics.py", "Diagnostics"),
 ]
@@ -29,13 +33,41 @@ def sidebar() -> None:
         st.caption(
             f"{st.session_state[Keys.DATA_NAME]}: {len(data):,} rows x {data.shape[1]} columns"
         )
-        st.markdown("**Fitted models**")
-        fits = st.session_state[Keys.FITS]
-        if fits:
-            for record in fits:
-                st.caption(f"{record['name']}: `{record['formula']}`")
-        else:
-            st.caption("No models fitted yet.")
+        fits_sidebar()
+
+
+def _choose_active() -> None:
+    set_active(st.session_state[SIDEBAR_ACTIVE])
+
+
+def fits_sidebar() -> None:
+    """The fitted models of the active dataset: choose the active one, delete any."""
+    st.markdown("**Fitted models**")
+    records = records_for_active_data()
+    if not records:
+        st.caption("No models fitted yet. Build one on the Model page.")
+        return
+    names = [r["name"] for r in records]
+    active = active_record()
+    st.session_state[SIDEBAR_ACTIVE] = active["name"] if active else names[-1]
+    st.radio(
+        "Active model (shown on the result pages)",
+        names,
+        key=SIDEBAR_ACTIVE,
+        on_change=_choose_active,
+        captions=[f"`{r['formula']}`" for r in records],
+    )
+    for name in names:
+        st.button(
+            f"Delete {name.split(':')[0]}",
+            key=f"sidebar_delete_{name}",
+            on_click=delete_fit,
+            args=(name,),
+            help=f"Remove {name} from this session.",
+        )
+    others = len(st.session_state[Keys.FITS]) - len(records)
+    if others:
+        st.caption(f"{others} more model(s) belong to other datasets.")
 
 
 def run() -> None:

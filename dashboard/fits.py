@@ -40,8 +40,17 @@ def records_for_active_data() -> list[dict[str, Any]]:
 
 
 def next_name(label: str) -> str:
-    """``"M<k>: <label>"`` with ``k`` one more than the number of fits so far."""
-    return f"M{len(st.session_state[Keys.FITS]) + 1}: {label}"
+    """``"M<k>: <label>"`` with ``k`` one more than the highest number used so far.
+
+    After a deletion the numbers of the remaining models are not reused, so two models in
+    the list never share a number.
+    """
+    numbers = [0]
+    for record in st.session_state[Keys.FITS]:
+        head = record["name"].split(":", 1)[0]
+        if head[:1] == "M" and head[1:].isdigit():
+            numbers.append(int(head[1:]))
+    return f"M{max(numbers) + 1}: {label}"
 
 
 def add_fit(record: dict[str, Any]) -> None:

@@ -1,0 +1,276 @@
+"""Model page: build (or type) a mixed model, fit it by REML or ML, read its summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import model_view
+from dashboard.fits import active_record, delete_fit, fit_and_store, records_for_active_data
+from dashboard.model_builder import (
+    BuilderChoices,
+    GroupLevel,
+    build_formula,
+    formula_label,
+    ids_repeat_across,
+)
+from dashboard.roles import Roles, is_numeric
+from dashboard.state import Keys, init_state
+from dashboard.widgets import dataset_caption, require_longitudinal
+from lmm_core import FormulaError, LMMError
+from lmm_core.formula import parse_formula
+
+NONE = "(none)"
+TIMES = " x "
+W = Keys.MODEL_W
+
+
+# --------------------------------------------------------------------------- persistence
+def _choices() -> dict[str, Any]:
+    """Stored builder choices of the active dataset (survive page switches)."""
+    store = st.session_state[Keys.MODEL_CHOICES]
+    return store.setdefault(st.session_state[Keys.DATA_KEY], {})
+
+
+def _keep(name: str) -> None:
+    _choices()[name] = st.session_state[W + name]
+
+
+def _seed(name: str, default: Any, options: list | None = None) -> dict[str, Any]:
+    """Put the stored (or default) value into the widget's key; kwargs for the widget."""
+    value = _choices().get(name, default)
+    if options is not None:
+        if isinstance(value, list):
+            value = [v for v in value if v in options]
+        elif value not in options:
+            value = default
+    st.session_state[W + name] = value
+    return {"key": W + name, "on_change": _keep, "args": (name,)}
+
+
+# --------------------------------------------------------------------------- builder
+def _level(title: str, name: str, group: str | None, slope_options: list[str]) -> GroupLevel | None:
+    """Random-effects controls of one grouping level."""
+    if group is None:
+        return None
+    intercept = st.checkbox(
+        f"Random intercept per {group}",
+        **_seed(f"{name}_intercept", True),
+        help=f"Each {group} has its own baseline level (its line is shifted up or down).",
+    )
+    slopes = st.multiselect(
+        f"Random slopes per {group} on",
+        slope_options,
+        **_seed(f"{name}_slopes", [], slope_options),
+        help=f"Each {group} has its own rate of change along these columns (its own steepness).",
+    )
+    correlated = True
+    if slopes and intercept:
+        correlated = st.checkbox(
+            "Intercept and slopes correlated",
+            **_seed(f"{name}_correlated", True),
+            help="Allow e.g. groups that start high to change faster: `|`; unticked: `||`.",
+        )
+    return GroupLevel(group, intercept, tuple(slopes), correlated)
+
+
+def builder(data, roles: Roles) -> tuple[str, str | None]:
+    """The builder widgets; returns the formula they describe and a note about nesting."""
+    columns = list(map(str, data.columns))
+    numeric = [c for c in columns if is_numeric(data[c])]
+    left, right = st.columns(2)
+    outcome = left.selectbox(
+        "Outcome (what is measured)",
+        numeric,
+        **_seed("outcome", roles.outcome, numeric),
+    )
+    candidates = [c for c in columns if c not in (outcome, roles.subject)]
+    default_fixed = [c for c in [roles.time, *roles.covariates] if c in candidates]
+    fixed = right.multiselect(
+        "Fixed effects (average effects of these columns)",
+        candidates,
+        **_seed("fixed", default_fixed, candidates),
+    )
+    pairs = [f"{a}{TIMES}{b}" for i, a in enumerate(fixed) for b in fixed[i + 1 :]]
+    default_pairs = [
+        f"{roles.time}{TIMES}{c}"
+        for c in roles.covariates
+        if f"{roles.time}{TIMES}{c}" in pairs and not is_numeric(data[c])
+    ]
+    interactions = right.multiselect(
+        "Interactions (does the effect of one depend on the other?)",
+        pairs,
+        **_seed("interactions", default_pairs, pairs),
+        help="time x arm lets each arm change at its own rate: the treatment effect on the slope.",
+    )
+    slope_options = [c for c in numeric if c not in (outcome, roles.subject)]
+    others = [NONE, *[c for c in columns if c not in (outcome, roles.subject)]]
+
+    st.markdown("**Grouping levels and their random effects**")
+    cols = st.columns(3)
+    with cols[0]:
+        st.markdown(f"Subject: **{roles.subject}**")
+        subject_level = _level("Subject", "subject", roles.subject, slope_options)
+    with cols[1]:
+        cluster = st.selectbox(
+            "Cluster above the subject (nested)",
+            others,
+            **_seed("cluster", roles.cluster or NONE, others),
+            help="A higher level each subject belongs to, such as the hospital.",
+        )
+        cluster = None if cluster == NONE else cluster
+        cluster_level = _level("Cluster", "cluster", cluster, slope_options)
+    with cols[2]:
+        crossed = st.selectbox(
+            "Crossed factor",
+            others,
+            **_seed("crossed", NONE, others),
+            help="A factor whose levels are shared by many subjects, e.g. the rater or the "
+            "measurement day.",
+        )
+        crossed = None if crossed in (NONE, cluster) else crossed
+        crossed_level = _level("Crossed", "crossed", crossed, slope_options)
+
+    note = None
+    if cluster and subject_level and ids_repeat_across(data, roles.subject, cluster):
+        subject_level = GroupLevel(
+            f"{cluster}:{roles.subject}",
+            subject_level.intercept,
+            subject_level.slopes,
+            subject_level.correlated,
+        )
+        note = (
+            f"The {roles.subject} ids repeat across {cluster} levels, so the subject level is "
+            f"written `{cluster}:{roles.subject}` ({roles.subject} within {cluster})."
+        )
+    choices = BuilderChoices(
+        outcome=outcome,
+        fixed=tuple(fixed),
+        interactions=tuple(tuple(p.split(TIMES)) for p in interactions),
+        levels=tuple(lv for lv in (subject_level, cluster_level, crossed_level) if lv),
+    )
+    return build_formula(choices), note
+
+
+# --------------------------------------------------------------------------- fitting
+def show_formula_error(formula: str, err: FormulaError) -> None:
+    """The parser's message and, when it knows the position, a caret under the token."""
+    st.error(f"The formula could not be read: {err}")
+    if err.position is not None:
+        st.code(f"{formula}\n{' ' * err.position}^", language=None)
+
+
+def fit(formula: str, reml: bool, subject: str | None) -> None:
+    """Validate and fit; on success store it, note it and rerun (the sidebar lists it)."""
+    try:
+        spec = parse_formula(formula)
+    except FormulaError as err:
+        show_formula_error(formula, err)
+        return
+    try:
+        record = fit_and_store(formula, reml, formula_label(spec, subject))
+    except LMMError as err:
+        st.error(f"The model could not be fitted: {err} Earlier fits are kept.")
+        return
+    st.session_state[Keys.MODEL_NOTICE] = (
+        "success",
+        f"Fitted **{record['name']}** in {record['seconds']:.2f} s. It is now the active "
+        "model: its summary is below, and the other pages show it.",
+    )
+    st.rerun()
+
+
+def _keep_form() -> None:
+    """Copy the form's values to non-widget keys when it is submitted."""
+    st.session_state[Keys.MODEL_TYPED] = st.session_state[W + "typed"]
+    st.session_state[Keys.MODEL_REML] = st.session_state[W + "method"] == "REML"
+
+
+def fit_form(built: str, subject: str | None) -> None:
+    """Typed formula, REML/ML and the Fit button, in a form so typing does not refit."""
+    st.session_state[W + "typed"] = st.session_state[Keys.MODEL_TYPED]
+    st.session_state[W + "method"] = "REML" if st.session_state[Keys.MODEL_REML] else "ML"
+    with st.form("fit_model"):
+        typed = st.text_input(
+            "Or type a formula (when filled, it is used instead of the builder's)",
+            key=W + "typed",
+            placeholder=built,
+            help="lme4 syntax: `y ~ time * arm + (time | patient) + (1 | hospital)`.",
+        )
+        method = st.radio(
+            "Estimation",
+            ["REML", "ML"],
+            key=W + "method",
+            horizontal=True,
+            captions=[
+                "restricted maximum likelihood: unbiased variances (the usual choice)",
+                "maximum likelihood: needed to compare fixed effects by likelihood",
+            ],
+        )
+        submitted = st.form_submit_button(
+            "Fit model", type="primary", key="model_fit", on_click=_keep_form
+        )
+    if submitted:
+        fit(typed.strip() or built, method == "REML", subject)
+
+
+def fits_list() -> None:
+    """The fitted models of this dataset with delete buttons."""
+    records = records_for_active_data()
+    if not records:
+        return
+    with st.expander(f"Your models on this dataset ({len(records)})"):
+        for record in records:
+            left, right = st.columns([5, 1])
+            left.markdown(f"**{record['name']}**: `{record['formula']}`")
+            right.button(
+                "Delete",
+                key=f"model_delete_{record['name']}",
+                on_click=delete_fit,
+                args=(record["name"],),
+            )
+
+
+# --------------------------------------------------------------------------- page
+def main() -> None:
+    """Render the Model page."""
+    init_state()
+    st.title("Model")
+    st.caption(
+        "A mixed model describes every measurement as the population trend (the fixed "
+        "effects) plus the subject's own deviation from it (the random effects): a random "
+        "intercept lets each subject start higher or lower, a random slope lets each subject "
+        "change faster or slower. Build a model below (or type one), then fit it."
+    )
+    data, roles = require_longitudinal("The Model page")
+    st.markdown(dataset_caption())
+
+    st.subheader("1. Build the model")
+    built, note = builder(data, roles)
+    st.markdown("Formula written by the builder:")
+    st.code(built, language=None)
+    if note:
+        st.caption(note)
+
+    st.subheader("2. Fit")
+    fit_form(built, roles.subject)
+    notice = st.session_state[Keys.MODEL_NOTICE]
+    if notice:
+        st.success(notice[1])
+        st.session_state[Keys.MODEL_NOTICE] = None
+
+    record = active_record()
+    if record is None:
+        st.info("No model fitted on this dataset yet: start with a random intercept.")
+        return
+    st.subheader(f"3. Summary of {record['name']}")
+    model_view.render_summary(record, roles.subject, roles.time)
+    simpler = model_view.simpler_button(record["result"])
+    if simpler:
+        fit(simpler, record["reml"], roles.subject)
+    model_view.render_ols_section(record["result"])
+    fits_list()
+
+
+main()

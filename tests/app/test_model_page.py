@@ -1,0 +1,174 @@
+"""Model page in AppTest: build and fit through the widgets; the numbers shown are the engine's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.state import Keys
+from lmm_core import datasets, fit_lmm
+from tests.app.conftest import texts
+
+W = Keys.MODEL_W
+
+
+def _model(app):
+    app.switch_page("pages/model.py").run()
+    assert not app.exception
+    return app
+
+
+def _fit(at):
+    at.button(key="model_fit").click().run()
+    assert not at.exception
+    return at
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+FRAME_COLUMN = {  # a column that identifies each table of the page
+    "fixef": "t value",
+    "varcomp": "Random effect",
+    "corr": "Correlation",
+    "ols": "Design effect",
+}
+
+
+def _frame(at, name: str) -> pd.DataFrame:
+    (frame,) = [d.value for d in at.dataframe if FRAME_COLUMN[name] in d.value.columns]
+    return frame
+
+
+def _names(at) -> list[str]:
+    return [r["name"] for r in at.session_state[Keys.FITS]]
+
+
+def _check_numbers(at, formula: str, reml: bool = True) -> None:
+    data, _ = datasets.load_example("sleepstudy")
+    ref = fit_lmm(formula, data, reml=reml)
+    fixed = _frame(at, "fixef")
+    np.testing.assert_allclose(fixed["Estimate"], ref.fixef, rtol=1e-8)
+    np.testing.assert_allclose(fixed["Std. error"], np.sqrt(np.diag(ref.vcov)), rtol=1e-6)
+    varcomp = _frame(at, "varcomp")
+    vc = ref.varcorr_table()
+    np.testing.assert_allclose(varcomp["SD"], vc.loc[vc["var2"].isna(), "sdcor"], rtol=1e-6)
+    metrics = _metrics(at)
+    assert metrics["AIC"] == f"{ref.aic:,.2f}"
+    assert metrics["BIC"] == f"{ref.bic:,.2f}"
+    assert metrics["logLik"] == f"{ref.loglik:,.2f}"
+    assert metrics["Observations"] == "180"
+
+
+def test_random_intercept_then_random_slope_through_the_builder(app):
+    at = _model(app)
+    assert at.title[0].value == "Model"
+    assert at.code[0].value == "Reaction ~ Days + (1 | Subject)"
+    assert "No model fitted" in texts(at.info)
+    _fit(at)
+    assert _names(at) == ["M1: random intercept"]
+    assert "Fitted **M1: random intercept**" in texts(at.success)
+    assert at.subheader[-1].value == "3. Summary of M1: random intercept"
+    _check_numbers(at, "Reaction ~ Days + (1 | Subject)")
+    assert "ICC = 0.59" in texts(at.markdown)
+
+    at.multiselect(key=W + "subject_slopes").select("Days").run()
+    assert at.code[0].value == "Reaction ~ Days + (Days | Subject)"
+    assert _names(at) == ["M1: random intercept"]  # changing the builder does not fit
+    _fit(at)
+    assert _names(at) == ["M1: random intercept", "M2: random slope"]
+    assert at.session_state[Keys.ACTIVE_FIT] == "M2: random slope"
+    _check_numbers(at, "Reaction ~ Days + (Days | Subject)")
+    assert "not one number" in texts(at.markdown)
+    corr = _frame(at, "corr")
+    assert corr["Correlation"].iloc[0] == pytest.approx(0.0656, abs=1e-3)
+    ols = _frame(at, "ols")
+    assert list(ols.columns)[-1] == "Design effect"
+
+    at.checkbox(key=W + "subject_correlated").uncheck().run()
+    assert at.code[0].value == "Reaction ~ Days + (Days || Subject)"
+
+
+def test_builder_choices_survive_a_page_switch(app):
+    at = _model(app)
+    at.multiselect(key=W + "subject_slopes").select("Days").run()
+    at.switch_page("pages/explore.py").run()
+    at = _model(at)
+    assert at.code[0].value == "Reaction ~ Days + (Days | Subject)"
+
+
+def test_typed_formula_wins_and_ml_switch(app):
+    at = _model(app)
+    at.text_input(key=W + "typed").input("Reaction ~ Days + (Days || Subject)")
+    at.radio(key=W + "method").set_value("ML")
+    _fit(at)
+    (record,) = at.session_state[Keys.FITS]
+    assert record["formula"] == "Reaction ~ Days + (Days || Subject)"
+    assert record["name"] == "M1: uncorrelated random slope"
+    assert record["reml"] is False
+    data, _ = datasets.load_example("sleepstudy")
+    ref = fit_lmm("Reaction ~ Days + (Days || Subject)", data, reml=False)
+    assert _metrics(at)["Deviance (-2 logLik)"] == f"{ref.objective:,.2f}"
+    assert "REML criterion" not in _metrics(at)
+    _check_numbers(at, "Reaction ~ Days + (Days || Subject)", reml=False)
+    assert at.radio(key=W + "method").value == "ML"  # kept after the rerun
+
+
+def test_bad_formula_and_failed_fit_keep_earlier_fits(app):
+    at = _fit(_model(app))
+    at.text_input(key=W + "typed").input("Reaction ~ Days + (1 | )")
+    _fit(at)
+    assert "could not be read" in texts(at.error)
+    assert "position 23" in texts(at.error)
+    assert any(c.value.endswith("\n" + " " * 23 + "^") for c in at.code)
+    assert _names(at) == ["M1: random intercept"]
+    at.text_input(key=W + "typed").input("Reaction ~ Dayz + (1 | Subject)")
+    _fit(at)
+    assert "could not be fitted" in texts(at.error) and "Dayz" in texts(at.error)
+    assert _names(at) == ["M1: random intercept"]
+    assert at.subheader[-1].value == "3. Summary of M1: random intercept"
+
+
+def test_delete_a_fit(app):
+    at = _fit(_model(app))
+    at.multiselect(key=W + "subject_slopes").select("Days").run()
+    _fit(at)
+    at.button(key="model_delete_M1: random intercept").click().run()
+    assert not at.exception
+    assert _names(at) == ["M2: random slope"]
+    at.button(key="model_delete_M2: random slope").click().run()
+    assert _names(at) == [] and at.session_state[Keys.ACTIVE_FIT] is None
+    assert "No model fitted" in texts(at.info)
+    _fit(at)
+    assert _names(at) == ["M1: random slope"]
+
+
+def test_singular_fit_offers_the_simpler_model(app):
+    at = _model(app)
+    at.text_input(key=W + "typed").input("Reaction ~ Days + (1 | Subject) + (1 | Days)")
+    _fit(at)
+    assert at.session_state[Keys.FITS][0]["result"].is_singular
+    warnings = texts(at.warning)
+    assert "random intercept of Days is estimated as zero" in warnings
+    assert "singular fit" in warnings
+    at.button(key="model_fit_simpler").click().run()
+    assert not at.exception
+    assert _names(at)[-1] == "M2: random intercept"
+    assert at.session_state[Keys.FITS][-1]["formula"] == "Reaction ~ Days + (1 | Subject)"
+    assert not at.warning
+    assert not [b for b in at.button if b.key == "model_fit_simpler"]
+
+
+def test_trial_example_with_hospital_level(app):
+    app.selectbox(key=Keys.W_EXAMPLE).select("trial_small").run()
+    at = _model(app)
+    assert at.code[0].value == "y ~ time * arm + (1 | patient) + (1 | hospital)"
+    at.multiselect(key=W + "subject_slopes").select("time").run()
+    assert at.code[0].value == "y ~ time * arm + (time | patient) + (1 | hospital)"
+    _fit(at)
+    assert _names(at) == ["M1: random slope + hospital intercept"]
+    levels = list(_frame(at, "varcomp")["Level"])
+    assert levels == ["patient", "patient", "hospital", "Residual"]
+    assert "3,118 observations in 500 patient, 20 hospital" in texts(at.caption)
