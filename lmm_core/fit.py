@@ -20,6 +20,7 @@ import pandas as pd
 
 from lmm_core.deviance import ProfiledDeviance
 from lmm_core.errors import DataError
+from lmm_core.linalg import single_threaded_blas
 from lmm_core.optimize import OptimizerOptions, OptSummary, optimize_theta
 from lmm_core.results import LMMResult
 
@@ -89,9 +90,10 @@ def fit_design(
     """Fit a model whose design (``X``, ``y``, random-effects terms) is already built."""
     options = options or FitOptions()
     _check_residual_variation(design)
-    dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
-    opt = optimize_theta(dev, start, options.optimizer)
-    result = result_at_theta(design, opt.final, reml=reml, opt=opt, options=options, dev=dev)
+    with single_threaded_blas():
+        dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
+        opt = optimize_theta(dev, start, options.optimizer)
+        result = result_at_theta(design, opt.final, reml=reml, opt=opt, options=options, dev=dev)
     if result.sigma <= 1e-6 * max(float(np.std(design.y)), 1e-300):
         groups = ", ".join(dict.fromkeys(t.group for t in design.reterms))
         raise DataError(
