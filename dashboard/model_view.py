@@ -44,7 +44,7 @@ def simpler_button(result: LMMResult) -> str | None:
 
 def render_numbers(result: LMMResult) -> None:
     """Observations, groups and the fit criteria as metrics."""
-    groups = ", ".join(f"{n:,} {g}" for g, n in result.ngroups.items())
+    groups = ", ".join(f"{g}: {n:,} groups" for g, n in result.ngroups.items())
     cols = st.columns(5)
     cols[0].metric("Observations", f"{result.nobs:,}", help=f"Groups: {groups}")
     crit = "REML criterion" if result.reml else "Deviance (-2 logLik)"
@@ -53,7 +53,7 @@ def render_numbers(result: LMMResult) -> None:
     cols[3].metric("AIC", _fmt(result.aic))
     cols[4].metric("BIC", _fmt(result.bic))
     st.caption(
-        f"{result.nobs:,} observations in {groups}. AIC and BIC weigh fit against the number "
+        f"{result.nobs:,} observations ({groups}). AIC and BIC weigh fit against the number "
         f"of parameters ({result.npar}); lower is better, but only between models fitted to "
         "the same rows (and, for REML fits, with the same fixed effects): compare models on "
         "the Compare page."
@@ -91,11 +91,17 @@ def render_variances(result: LMMResult) -> None:
     st.dataframe(
         ms.variance_table(result),
         key="model_varcomp",
+        hide_index=True,
         column_config={"Variance": NUM(format="%.4f"), "SD": NUM(format="%.4f")},
     )
     corr = ms.correlation_table(result)
     if not corr.empty:
-        st.dataframe(corr, key="model_corr", column_config={"Correlation": NUM(format="%.3f")})
+        st.dataframe(
+            corr,
+            key="model_corr",
+            hide_index=True,
+            column_config={"Correlation": NUM(format="%.3f")},
+        )
     st.caption(
         "The SD of a random intercept is how far a typical group's level lies from the "
         "average; the SD of a random slope is how much a typical group's rate of change "
@@ -113,8 +119,11 @@ def render_icc(result: LMMResult, subject: str | None, time: str | None) -> None
         st.markdown(sentence)
 
 
-def render_summary(record: dict[str, Any], subject: str | None, time: str | None) -> None:
-    """Everything about the active fit except the OLS comparison."""
+def render_summary(record: dict[str, Any], subject: str | None, time: str | None) -> str | None:
+    """Everything about the active fit except the OLS comparison.
+
+    Returns the simpler formula when the user asked to fit it (singular fits), else None.
+    """
     result: LMMResult = record["result"]
     method = "REML" if record["reml"] else "ML"
     st.markdown(
@@ -122,6 +131,7 @@ def render_summary(record: dict[str, Any], subject: str | None, time: str | None
         f"in {record['seconds']:.2f} s."
     )
     render_status(result)
+    simpler = simpler_button(result)
     render_numbers(result)
     left, right = st.columns(2)
     with left:
@@ -129,6 +139,7 @@ def render_summary(record: dict[str, Any], subject: str | None, time: str | None
     with right:
         render_variances(result)
     render_icc(result, subject, time)
+    return simpler
 
 
 def render_ols_section(result: LMMResult) -> None:

@@ -54,10 +54,9 @@ class Keys:
     FITS = "fits"  # list of fit records (see dashboard.fits)
     ACTIVE_FIT = "active_fit"  # name of the fit record the result pages show
     COMPARE_SELECTION = "compare_selection"
-    MODEL_CHOICES = "model_choices"  # builder choices (dict) of the Model page, per data key
-    MODEL_TYPED = "model_typed_formula"  # the formula typed in the Model page's box
+    MODEL_CHOICES = "model_choices"  # data key -> Model page builder choices + typed formula
     MODEL_REML = "model_reml"  # True: REML, False: ML
-    MODEL_NOTICE = "model_notice"  # (level, text) shown once after a fit or a deletion
+    MODEL_NOTICE = "model_notice"  # (level, text) shown once after a fit
     MODEL_W = "model_w_"  # prefix of the Model page's widget keys (model_w_outcome, ...)
     COMPARE_KNOWN = "compare_known"  # fit names that existed when the selection was stored
     W_COMPARE_PICK = "compare_pick"  # widget: the multiselect of models to compare
@@ -98,7 +97,6 @@ DEFAULTS: dict[str, Any] = {
     Keys.ACTIVE_FIT: None,
     Keys.COMPARE_SELECTION: [],
     Keys.MODEL_CHOICES: {},
-    Keys.MODEL_TYPED: "",
     Keys.MODEL_REML: True,
     Keys.MODEL_NOTICE: None,
     Keys.COMPARE_KNOWN: [],

@@ -171,7 +171,11 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
     try:
         record = fit_and_store(formula, reml, formula_label(spec, subject))
     except LMMError as err:
-        st.error(f"The model could not be fitted: {err} Earlier fits are kept.")
+        text = str(err).rstrip()
+        st.error(
+            f"The model could not be fitted: {text}{'' if text.endswith('.') else '.'} "
+            "Earlier fits are kept."
+        )
         return
     st.session_state[Keys.MODEL_NOTICE] = (
         "success",
@@ -183,13 +187,13 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
 
 def _keep_form() -> None:
     """Copy the form's values to non-widget keys when it is submitted."""
-    st.session_state[Keys.MODEL_TYPED] = st.session_state[W + "typed"]
+    _choices()["typed"] = st.session_state[W + "typed"]
     st.session_state[Keys.MODEL_REML] = st.session_state[W + "method"] == "REML"
 
 
 def fit_form(built: str, subject: str | None) -> None:
     """Typed formula, REML/ML and the Fit button, in a form so typing does not refit."""
-    st.session_state[W + "typed"] = st.session_state[Keys.MODEL_TYPED]
+    st.session_state[W + "typed"] = _choices().get("typed", "")
     st.session_state[W + "method"] = "REML" if st.session_state[Keys.MODEL_REML] else "ML"
     with st.form("fit_model"):
         typed = st.text_input(
@@ -252,6 +256,11 @@ def main() -> None:
     st.code(built, language=None)
     if note:
         st.caption(note)
+    if _choices().get("typed", "").strip():
+        st.caption(
+            "The formula box below is filled, so **Fit model** uses the typed formula, not "
+            "this one. Clear the box to fit the builder's formula."
+        )
 
     st.subheader("2. Fit")
     fit_form(built, roles.subject)
@@ -265,8 +274,7 @@ def main() -> None:
         st.info("No model fitted on this dataset yet: start with a random intercept.")
         return
     st.subheader(f"3. Summary of {record['name']}")
-    model_view.render_summary(record, roles.subject, roles.time)
-    simpler = model_view.simpler_button(record["result"])
+    simpler = model_view.render_summary(record, roles.subject, roles.time)
     if simpler:
         fit(simpler, record["reml"], roles.subject)
     model_view.render_ols_section(record["result"])

@@ -171,4 +171,19 @@ def test_trial_example_with_hospital_level(app):
     assert _names(at) == ["M1: random slope + hospital intercept"]
     levels = list(_frame(at, "varcomp")["Level"])
     assert levels == ["patient", "patient", "hospital", "Residual"]
-    assert "3,118 observations in 500 patient, 20 hospital" in texts(at.caption)
+    assert "3,118 observations (patient: 500 groups, hospital: 20 groups)" in texts(at.caption)
+
+
+def test_typed_formula_belongs_to_its_dataset(app):
+    at = _model(app)
+    at.text_input(key=W + "typed").input("Reaction ~ Days + (Days || Subject)")
+    _fit(at)
+    assert "uses the typed formula" in texts(at.caption)
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key=Keys.W_EXAMPLE).select("trial_small").run()
+    at = _model(at)
+    assert at.text_input(key=W + "typed").value == ""
+    assert "uses the typed formula" not in texts(at.caption)
+    _fit(at)
+    assert not at.error
+    assert at.session_state[Keys.FITS][-1]["formula"].startswith("y ~ time * arm")
