@@ -346,6 +346,8 @@ def criteria_figure(criteria: pd.DataFrame) -> go.Figure:
         height=140 + 60 * len(names),
         yaxis={"autorange": "reversed"},
         legend={"orientation": "h", "y": -0.25},
+        margin={"l": 20},
     )
+    fig.update_yaxes(automargin=True)
     fig.update_xaxes(range=[0, max(top, 1.0) * 1.15])
     return fig

@@ -79,6 +79,13 @@ def show_tests(comparison: compare_view.Comparison) -> None:
             f"{step.smaller} and {step.larger} are not nested. {step.reason} The "
             "likelihood-ratio test between them is not valid: compare them by AIC and BIC only."
         )
+    same = [s for s in comparison.steps if s.df == 0]
+    if same:
+        pairs = "; ".join(f"{s.smaller} and {s.larger}" for s in same)
+        st.info(
+            f"Same number of parameters, so no likelihood-ratio test: {pairs}. Models with "
+            "the same formula are the same model; otherwise compare them by AIC and BIC."
+        )
     steps = compare_view.steps_frame(comparison)
     if len(steps):
         st.dataframe(
@@ -90,6 +97,7 @@ def show_tests(comparison: compare_view.Comparison) -> None:
                 "Df": st.column_config.NumberColumn(format="%d"),
                 "p (chi-square)": st.column_config.NumberColumn(format=P_FORMAT),
                 "p (chi-bar-square)": st.column_config.NumberColumn(format=P_FORMAT),
+                "verdict": st.column_config.TextColumn(width="large"),
             },
         )
     if comparison.boundary_steps:

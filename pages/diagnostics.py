@@ -56,7 +56,9 @@ def residual_section(prep: fd.ResidualData, points, note: str) -> None:
             "Each point is one observation: its residual (observed minus fitted) against its "
             "fitted value. Good: a shapeless band around 0 and a flat orange line of binned "
             "means. A problem: a curve in the orange line (a missing term, e.g. a curved time "
-            "trend) or a funnel that widens (the spread grows with the level)."
+            "trend) or a funnel that widens (the spread grows with the level). A slight upward "
+            "tilt is normal in mixed models: shrinkage pulls each subject's curve towards the "
+            "average, so high fitted values keep slightly positive residuals."
         )
     with right:
         qq = fd.qq_points(prep.frame["std_resid"].to_numpy())

@@ -97,6 +97,7 @@ def test_large_data_is_sampled_with_webgl_keeping_flagged_points():
     assert "1,000 of 20,000" in note
     fig = fd.residuals_fitted_figure(prep, points)
     assert fig.data[0].type == "scattergl"
+    assert fig.data[2].type == "scattergl"  # the smoother on the same (top) layer
     assert fig.data[2].customdata.sum() == 20_000  # the smoother uses every row
 
 
