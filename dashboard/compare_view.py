@@ -35,8 +35,9 @@ ALPHA = 0.05
 CHIBAR_EXPLANATION = (
     "A variance cannot be negative, so testing whether it is zero tests a value at the very "
     "edge of what is possible, and the usual chi-square p-value is then too large (too "
-    "cautious). The chi-bar-square p-value corrects for this edge (for one added variance it "
-    "is exactly half the usual one) and is the better number to report."
+    "cautious). The chi-bar-square p-value corrects for this edge (when a single variance and "
+    "nothing else is added, it is exactly half the usual one) and is the better number to "
+    "report."
 )
 
 

@@ -104,6 +104,8 @@ def show_tests(comparison: compare_view.Comparison) -> None:
         tested = "; ".join(
             f"{s.smaller} vs {s.larger} adds the variance of "
             + ", ".join(v.replace(": ", " ") for v in s.boundary.added_variances)
+            + (" and its correlation" if s.boundary.added_covariances else "")
+            + f", chi-bar-square with df {s.boundary.mixture_df}"
             for s in comparison.boundary_steps
         )
         st.markdown(f"**Testing a variance on the boundary** ({tested}).")
