@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from dashboard.figures import PALETTE, WEBGL_ROWS, _rgba, _style
+from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _rgba, _style
 from lmm_core.per_group import ShrinkageEstimates, covariance_ellipse
 
 __all__ = [
     "MAX_ARROWS",
     "caterpillar_figure",
+    "caterpillar_rows",
     "population_centres",
     "sample_levels",
     "shrinkage_1d_figure",
@@ -27,6 +29,7 @@ __all__ = [
 
 MAX_ARROWS = 300  # subjects drawn with arrows; more are sampled
 MAX_ELLIPSES = 4
+MAX_CATERPILLAR = 1000  # rows drawn in a caterpillar plot; more are thinned by rank
 OWN, MIXED, POP, GREY = PALETTE[1], PALETTE[0], "#000000", "#999999"
 
 
@@ -72,7 +75,9 @@ def _marker_sizes(n: pd.Series, lo: float = 6.0, hi: float = 20.0) -> np.ndarray
     return lo + (hi - lo) * ((root - root.min()) / span if span > 0 else 0.5)
 
 
-def _arrows(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> go.Scatter:
+def _arrows(
+    x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, *, first: bool = True
+) -> go.Scatter:
     """One trace of segments (x0, y0) -> (x1, y1), an arrowhead at each end point."""
     m = len(x0)
     xs = np.column_stack([x0, x1, np.full(m, np.nan)]).ravel()
@@ -86,47 +91,70 @@ def _arrows(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> g
         marker={"symbol": "arrow", "angleref": "previous", "size": sizes, "color": GREY},
         hoverinfo="skip",
         name="own → mixed",
+        legendgroup="arrows",
+        showlegend=first,
         connectgaps=False,
     )
 
 
 def shrinkage_1d_figure(
     est: ShrinkageEstimates,
-    column: str,
+    columns: list[str] | None = None,
     *,
     levels: list | None = None,
     subject_label: str = "subject",
 ) -> go.Figure:
-    """Own estimate (top row) to mixed-model estimate (bottom row) of one coefficient.
+    """Own estimate (upper row) to mixed-model estimate (lower row), one panel per column.
 
-    Traces: the arrows (one segment per subject), own estimates (size = observations),
-    mixed-model estimates, and a vertical dashed line per distinct population value.
+    Traces per panel: the arrows (one segment per subject, arrowhead at the mixed end), own
+    estimates (size = observations), mixed-model estimates; a vertical dashed line marks each
+    distinct population value (one per covariate group, e.g. per arm).
     """
+    columns = list(est.columns) if columns is None else columns
     levels = sample_levels(est) if levels is None else levels
     t = est.table.loc[levels]
     custom, lines = _hover(t, list(est.columns))
     hover = f"{subject_label} <b>%{{customdata[0]}}</b> (n = %{{customdata[1]}})<br>{lines}"
-    own, mixed = t[f"own:{column}"].to_numpy(), t[f"mixed:{column}"].to_numpy()
+    fig = make_subplots(
+        rows=len(columns),
+        cols=1,
+        subplot_titles=[f"{c}: own estimate → mixed-model estimate" for c in columns],
+        vertical_spacing=0.42 / len(columns),
+    )
     ones = np.ones(len(t))
-    fig = go.Figure(_arrows(own, ones, mixed, 0 * ones))
-    for name, values, y, color, size in (
-        ("own data only", own, ones, OWN, _marker_sizes(t["n"])),
-        ("mixed model", mixed, 0 * ones, MIXED, 7),
-    ):
-        fig.add_trace(
-            go.Scatter(
-                x=values,
-                y=y,
-                mode="markers",
-                name=name,
-                marker={"size": size, "color": _rgba(color, 0.75), "line": {"width": 0.5}},
-                customdata=custom,
-                hovertemplate=hover + f"<extra>{name}</extra>",
+    for r, column in enumerate(columns, start=1):
+        own, mixed = t[f"own:{column}"].to_numpy(), t[f"mixed:{column}"].to_numpy()
+        fig.add_trace(_arrows(own, ones, mixed, 0 * ones, first=r == 1), row=r, col=1)
+        for name, values, y, color, size in (
+            ("own data only", own, ones, OWN, _marker_sizes(t["n"])),
+            ("mixed model", mixed, 0 * ones, MIXED, 7),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=values,
+                    y=y,
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=r == 1,
+                    marker={"size": size, "color": _rgba(color, 0.75), "line": {"width": 0.5}},
+                    customdata=custom,
+                    hovertemplate=hover + f"<extra>{name}</extra>",
+                ),
+                row=r,
+                col=1,
             )
+        for value in population_centres(est, [column])[f"population:{column}"].head(MAX_ELLIPSES):
+            fig.add_vline(x=value, line={"color": POP, "dash": "dash", "width": 1.5}, row=r, col=1)
+        fig.update_xaxes(title_text=column, row=r, col=1)
+        fig.update_yaxes(
+            tickvals=[0, 1],
+            ticktext=["mixed model", "own data"],
+            range=[-0.35, 1.35],
+            showgrid=False,
+            row=r,
+            col=1,
         )
-    centres = population_centres(est, [column])
-    for value in centres[f"population:{column}"].head(MAX_ELLIPSES):
-        fig.add_vline(x=value, line={"color": POP, "dash": "dash", "width": 1.5})
     fig.add_trace(
         go.Scatter(
             x=[None],
@@ -136,11 +164,12 @@ def shrinkage_1d_figure(
             line={"color": POP, "dash": "dash"},
         )  # fmt: skip
     )
-    _style(fig, f"{column}: own estimate → mixed-model estimate", column, "")
-    fig.update_yaxes(
-        tickvals=[0, 1], ticktext=["mixed model", "own data"], range=[-0.35, 1.35], showgrid=False
+    fig.update_layout(
+        template=TEMPLATE,
+        height=110 + 290 * len(columns),
+        margin={"l": 110, "t": 40, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0 + 0.12 / len(columns), "x": 0},
     )
-    fig.update_layout(height=330, legend={"orientation": "h", "y": -0.25, "x": 0})
     return fig
 
 
@@ -215,81 +244,112 @@ def shrinkage_2d_figure(
     return fig
 
 
-def caterpillar_figure(
-    est: ShrinkageEstimates, column: str, *, subject_label: str = "subject", z: float = 1.96
-) -> go.Figure:
-    """BLUPs of one column, sorted, with ``+/- z`` conditional-SD intervals (every level).
+def caterpillar_rows(n_levels: int, max_rows: int = MAX_CATERPILLAR) -> np.ndarray:
+    """Ranks drawn in a caterpillar plot: all, or ``max_rows`` evenly spaced ranks (the
+    smallest and the largest included)."""
+    if n_levels <= max_rows:
+        return np.arange(n_levels)
+    return np.unique(np.round(np.linspace(0, n_levels - 1, max_rows)).astype(int))
 
-    Two traces: intervals that exclude 0 and those that include it.
+
+def caterpillar_figure(
+    est: ShrinkageEstimates,
+    columns: list[str] | None = None,
+    *,
+    subject_label: str = "subject",
+    z: float = 1.96,
+    max_rows: int = MAX_CATERPILLAR,
+) -> go.Figure:
+    """BLUPs of each column, sorted, with ``+/- z`` conditional-SD intervals; one panel per
+    column, side by side.
+
+    With more than ``max_rows`` levels, evenly spaced ranks of the sorted BLUPs are drawn
+    (the distribution's shape is kept, the extremes included). Two traces per panel:
+    intervals that exclude 0 and those that include it.
     """
-    t = est.table.sort_values(f"blup:{column}", kind="stable")
-    b, sd = t[f"blup:{column}"].to_numpy(), t[f"blup_sd:{column}"].to_numpy()
-    rank = np.arange(len(t))
-    away = np.abs(b) > z * sd
-    many = len(t) > WEBGL_ROWS
-    scatter = go.Scattergl if many else go.Scatter
-    fig = go.Figure()
-    for name, mask, color in (
-        ("interval includes 0", ~away, GREY),
-        ("interval excludes 0", away, PALETTE[3]),
-    ):
-        fig.add_trace(
-            scatter(
-                x=b[mask],
-                y=rank[mask],
-                mode="markers",
-                name=name,
-                marker={"size": 3 if many else 6, "color": color},
-                error_x={
-                    "type": "data",
-                    "array": z * sd[mask],
-                    "color": _rgba(color, 0.5) if color.startswith("#") else color,
-                    "thickness": 1,
-                    "width": 0,
-                },
-                customdata=np.column_stack(
-                    [t.index[mask].astype(str), t["n"].to_numpy()[mask], sd[mask]]
-                ),
-                hovertemplate=(
-                    f"{subject_label} <b>%{{customdata[0]}}</b> (n = %{{customdata[1]}})<br>"
-                    f"BLUP of {column} = %{{x:.4g}} ± {z:g} × %{{customdata[2]:.3g}}"
-                    "<extra></extra>"
-                ),
-            )
-        )
-    fig.add_vline(x=0, line={"color": POP, "width": 1})
-    _style(fig, f"Random effects (BLUPs) of {column}, sorted, ±{z:g} conditional SD", column, "")
-    show_names = len(t) <= 60
-    fig.update_yaxes(
-        tickvals=rank if show_names else None,
-        ticktext=list(t.index.astype(str)) if show_names else None,
-        showticklabels=show_names,
-        title_text=subject_label if show_names else f"{len(t):,} {subject_label}s, sorted",
+    columns = list(est.columns) if columns is None else columns
+    m = len(est.table)
+    ranks = caterpillar_rows(m, max_rows)
+    fig = make_subplots(
+        rows=1,
+        cols=len(columns),
+        subplot_titles=[f"{c}: BLUP ± {z:g} SD" for c in columns],
+        horizontal_spacing=0.12 if m <= 60 else 0.06,
     )
+    for k, column in enumerate(columns, start=1):
+        t = est.table.sort_values(f"blup:{column}", kind="stable").iloc[ranks]
+        b, sd = t[f"blup:{column}"].to_numpy(), t[f"blup_sd:{column}"].to_numpy()
+        away = np.abs(b) > z * sd
+        for name, mask, color in (
+            ("interval includes 0", ~away, GREY),
+            ("interval excludes 0", away, PALETTE[3]),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=b[mask],
+                    y=ranks[mask],
+                    mode="markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=k == 1,
+                    marker={"size": 4 if len(ranks) > 200 else 6, "color": color},
+                    error_x={
+                        "type": "data",
+                        "array": z * sd[mask],
+                        "color": _rgba(color, 0.45),
+                        "thickness": 1,
+                        "width": 0,
+                    },
+                    customdata=np.column_stack(
+                        [t.index[mask].astype(str), t["n"].to_numpy()[mask], sd[mask]]
+                    ),
+                    hovertemplate=(
+                        f"{subject_label} <b>%{{customdata[0]}}</b> (n = %{{customdata[1]}})"
+                        f"<br>BLUP of {column} = %{{x:.4g}} ± {z:g} × %{{customdata[2]:.3g}}"
+                        "<extra></extra>"
+                    ),
+                ),
+                row=1,
+                col=k,
+            )
+        fig.add_vline(x=0, line={"color": POP, "width": 1}, row=1, col=k)
+        show_names = m <= 60
+        fig.update_xaxes(title_text=f"random effect of {column}", row=1, col=k)
+        fig.update_yaxes(
+            tickvals=ranks if show_names else None,
+            ticktext=list(t.index.astype(str)) if show_names else None,
+            showticklabels=show_names,
+            showgrid=False,
+            title_text=(subject_label if show_names else f"{m:,} {subject_label}s, sorted")
+            if k == 1
+            else None,
+            row=1,
+            col=k,
+        )
     fig.update_layout(
-        height=max(380, min(900, 14 * len(t) + 120)),
-        legend={"orientation": "h", "y": -0.12, "x": 0},
+        template=TEMPLATE,
+        height=max(380, min(760, 14 * len(ranks) + 140)),
+        margin={"t": 60, "b": 60},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0},
     )
     return fig
 
 
-def shrinkage_by_n(est: ShrinkageEstimates, column: str) -> pd.DataFrame:
+def shrinkage_by_n(est: ShrinkageEstimates, columns: list[str] | None = None) -> pd.DataFrame:
     """Median shrinkage factor and median distance moved, by number of observations.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``observations``, ``subjects``, ``median factor`` (kept share of the own
-        deviation) and ``median move`` (``|mixed - own|``); only subjects with an own fit.
+        Columns ``observations``, ``subjects`` and, per column ``c``, ``kept: c`` (median
+        shrinkage factor: the share of the own deviation the model keeps) and ``moved: c``
+        (median ``|mixed - own|``); only subjects with an own fit.
     """
+    columns = list(est.columns) if columns is None else columns
     t = est.table[est.table["fitted_own"]]
-    move = (t[f"mixed:{column}"] - t[f"own:{column}"]).abs()
-    out = (
-        pd.DataFrame({"n": t["n"], "factor": t[f"shrinkage:{column}"], "move": move})
-        .groupby("n")
-        .agg(subjects=("factor", "size"), factor=("factor", "median"), move=("move", "median"))
-        .reset_index()
-    )
-    return out.rename(
-        columns={"n": "observations", "factor": "median factor", "move": "median move"}
-    )
+    parts = {"subjects": t["n"].groupby(t["n"]).size()}
+    for c in columns:
+        parts[f"kept: {c}"] = t[f"shrinkage:{c}"].groupby(t["n"]).median()
+        parts[f"moved: {c}"] = (t[f"mixed:{c}"] - t[f"own:{c}"]).abs().groupby(t["n"]).median()
+    out = pd.DataFrame(parts)
+    return out.rename_axis("observations").reset_index()

@@ -225,6 +225,7 @@ def trajectories_figure(
         hover_id += f" ({cluster_label} %{{customdata[1]}})"
     for i, name in enumerate(groups):
         color = PALETTE[i % len(PALETTE)] if by_label else PALETTE[0]
+        pop_color = color if by_label else "#000000"
         where = {"row": 1, "col": i + 1} if facets else {}
         first = i == 0 or not facets
         label = f" ({name})" if by_label else ""
@@ -235,7 +236,7 @@ def trajectories_figure(
                 y=np.concatenate([p["upper"], p["lower"][::-1]]),
                 fill="toself",
                 mode="lines",
-                fillcolor=_rgba(color, 0.22),
+                fillcolor=_rgba(pop_color, 0.18),
                 line={"width": 0},
                 hoverinfo="skip",
                 name=f"{pct} confidence band{label}",
@@ -249,7 +250,7 @@ def trajectories_figure(
                 x=p["x"],
                 y=p["fit"],
                 mode="lines",
-                line={"color": color, "width": 4},
+                line={"color": pop_color, "width": 5},
                 name=f"population average{label}",
                 legendgroup=f"pop{name}",
                 customdata=np.column_stack([p["lower"], p["upper"]]),
@@ -272,7 +273,7 @@ def trajectories_figure(
                 y=ys,
                 mode="markers",
                 marker={"size": 6, "color": color, "opacity": 0.55},
-                name=f"observed{label}",
+                name="observed",
                 legendgroup="observed",
                 customdata=custom,
                 hovertemplate=(
@@ -290,9 +291,9 @@ def trajectories_figure(
                 y=ys,
                 mode="lines",
                 line={"color": color, "width": 1.5},
-                opacity=0.8,
+                opacity=0.6,
                 connectgaps=False,
-                name=f"{subject_label} curves{label}",
+                name=f"{subject_label} curves",
                 legendgroup="subjects",
                 customdata=custom,
                 hovertemplate=(
@@ -313,7 +314,7 @@ def trajectories_figure(
                     line={"color": color, "width": 1.2, "dash": "dot"},
                     opacity=0.7,
                     connectgaps=False,
-                    name=f"{cluster_label} curves{label}",
+                    name=f"{cluster_label} curves",
                     legendgroup="clusters",
                     customdata=custom,
                     hovertemplate=(

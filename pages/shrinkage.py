@@ -112,23 +112,23 @@ def main() -> None:
 
     st.subheader("One effect at a time")
     st.caption(
-        "Top row: each subject's own estimate (bigger dot = more observations). Bottom row: "
+        "Upper row: each subject's own estimate (bigger dot = more observations). Lower row: "
         "the mixed-model estimate. The arrow shows how far the model moved it; the dashed "
         "line is the population value. Hover over a dot for the numbers; the factor is the "
         "share of the subject's own distance from the population that the model keeps "
         "(1 = not moved, 0 = moved all the way to the population)."
     )
-    for column in cols:
-        show_figure(
-            fs.shrinkage_1d_figure(est, column, levels=levels, subject_label=label),
-            key=f"shrink_1d_{column}",
-        )
+    show_figure(fs.shrinkage_1d_figure(est, levels=levels, subject_label=label), key="shrink_1d")
     if len(cols) == 1:
         st.info(intercept_weights(est, result.sigma))
-    by_n = fs.shrinkage_by_n(est, cols[-1])
+    by_n = fs.shrinkage_by_n(est)
     if len(by_n) > 1:
-        st.markdown(f"**Who moves most?** Median shrinkage of `{cols[-1]}` by observations:")
-        st.dataframe(by_n, hide_index=True, width="content")
+        st.markdown(
+            f"**Who moves most?** Medians by number of observations: the share of the own "
+            f"deviation the model keeps, and how far the estimate moved. {label.capitalize()}s "
+            "with few observations keep less and move further."
+        )
+        st.dataframe(by_n.round(4), hide_index=True, width="content")
 
     if len(cols) >= 2:
         st.subheader("Two effects together")
@@ -155,13 +155,13 @@ def main() -> None:
         "that clearly differ from the population. Subjects with few observations have wide "
         "intervals."
     )
-    panes = st.columns(min(2, len(cols)))
-    for i, column in enumerate(cols):
-        with panes[i % len(panes)]:
-            show_figure(
-                fs.caterpillar_figure(est, column, subject_label=label),
-                key=f"shrink_cat_{column}",
-            )
+    show_figure(fs.caterpillar_figure(est, subject_label=label), key="shrink_caterpillar")
+    m = len(est.table)
+    if m > fs.MAX_CATERPILLAR:
+        st.caption(
+            f"{fs.MAX_CATERPILLAR:,} evenly spaced ranks of the {m:,} sorted {label}s are drawn "
+            "(the smallest and largest included), so the shape stays visible and the page fast."
+        )
     left_out(est, label)
 
 

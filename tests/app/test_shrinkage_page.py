@@ -23,18 +23,19 @@ def test_sleepstudy_figures_and_own_estimates_equal_lstsq(app):
     at = _page(inject(app, "sleepstudy", SLEEP))
     assert at.title[0].value == "Shrinkage"
     figs = figures_on(at)
-    titles = [f["layout"]["title"]["text"] for f in figs]
-    assert len(figs) == 5  # 1-D x2, 2-D, caterpillar x2
-    assert titles[0].startswith("(Intercept): own") and titles[1].startswith("Days: own")
-    assert "ellipse" in titles[2] and titles[3].startswith("Random effects (BLUPs)")
-    own = [t for t in figs[1]["data"] if t["name"] == "own data only"][0]
+    assert len(figs) == 3  # 1-D (a panel per effect), 2-D, caterpillar
+    panels = [a["text"] for a in figs[0]["layout"]["annotations"]]
+    assert panels[0].startswith("(Intercept): own") and panels[1].startswith("Days: own")
+    assert "ellipse" in figs[1]["layout"]["title"]["text"]
+    assert [a["text"] for a in figs[2]["layout"]["annotations"]][0].startswith("(Intercept): BLUP")
+    own = [t for t in figs[0]["data"] if t["name"] == "own data only"][1]  # the Days panel
     data = datasets.load_example("sleepstudy")[0]
     for sid, x in zip([c[0] for c in own["customdata"]], own["x"], strict=True):
         rows = data[data["Subject"].astype(str) == sid]
         design = np.column_stack([np.ones(len(rows)), rows["Days"]])
         slope = np.linalg.lstsq(design, rows["Reaction"].to_numpy(), rcond=None)[0][1]
         assert x == np.float64(slope) or abs(x - slope) < 1e-9
-    mixed = [t for t in figs[1]["data"] if t["name"] == "mixed model"][0]
+    mixed = [t for t in figs[0]["data"] if t["name"] == "mixed model"][1]
     res = _fit("sleepstudy", SLEEP)
     coef = res.ranef["Subject"]["Days"] + res.fixef["Days"]
     np.testing.assert_allclose(mixed["x"], coef.loc[[c[0] for c in mixed["customdata"]]])
@@ -49,14 +50,14 @@ def test_trial_small_left_out_patients_and_ellipses(app):
     assert "random effects for hospital" in texts(at.caption)
     assert "300 of the 498" in texts(at.caption)
     figs = figures_on(at)
-    ellipses = [t for t in figs[2]["data"] if t["name"] == "95% of the population (model)"]
+    ellipses = [t for t in figs[1]["data"] if t["name"] == "95% of the population (model)"]
     assert len(ellipses) == 2
     assert f"{len(est.left_out)} of 500 patients have no own-data estimate" in texts(at.markdown)
     (table,) = [d for d in at.dataframe if "reason" in d.value.columns]
     assert set(table.value["patient"]) == set(est.left_out.index)
     at.selectbox(key=Keys.SHRINK_W + "group").select("hospital").run()
     assert not at.exception
-    assert len(figures_on(at)) == 2  # one column: a 1-D plot and a caterpillar
+    assert len(figures_on(at)) == 2  # one effect: a 1-D plot and a caterpillar
     assert "n·τ² / (n·τ² + σ²)" in texts(at.info)
 
 

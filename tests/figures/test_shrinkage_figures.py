@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-import plotly.graph_objects as go
 
 from dashboard import figures_shrinkage as fs
 from lmm_core import datasets, fit_lmm
@@ -28,9 +27,12 @@ def _arrowheads(trace) -> int:
 
 def test_1d_arrows_sizes_and_hover():
     _, est = _est("sleepstudy", SLEEP, "Subject")
-    fig = fs.shrinkage_1d_figure(est, "Days", subject_label="Subject")
+    fig = fs.shrinkage_1d_figure(est, ["Days"], subject_label="Subject")
     arrows, own, mixed, pop = fig.data
     assert arrows.name == "own → mixed" and _arrowheads(arrows) == 18
+    both = fs.shrinkage_1d_figure(est)  # every column: one panel each
+    assert [t.name for t in both.data].count("own → mixed") == 2
+    assert [a.text for a in both.layout.annotations][1].startswith("Days: own")
     assert arrows.marker.symbol == "arrow" and arrows.marker.angleref == "previous"
     np.testing.assert_allclose(own.x, est.table["own:Days"])
     np.testing.assert_allclose(mixed.x, est.table["mixed:Days"])
@@ -47,7 +49,7 @@ def test_marker_size_grows_with_observations():
     data = datasets.load_example("sleepstudy")[0]
     data = data[~((data["Subject"].astype(str) == "308") & (data["Days"] > 3))]
     est = shrinkage_estimates(fit_lmm(SLEEP, data), "Subject")
-    own = fs.shrinkage_1d_figure(est, "Days").data[1]
+    own = fs.shrinkage_1d_figure(est, ["Days"]).data[1]
     sizes = dict(zip([r[0] for r in own.customdata], own.marker.size, strict=True))
     assert sizes["308"] < sizes["309"]
 
@@ -71,13 +73,13 @@ def test_sampling_limits_arrows():
     levels = fs.sample_levels(est, max_levels=50, seed=2)
     assert len(levels) == 50 and levels == fs.sample_levels(est, max_levels=50, seed=2)
     assert est.table.loc[levels, "fitted_own"].all()
-    fig = fs.shrinkage_1d_figure(est, "time", levels=levels)
+    fig = fs.shrinkage_1d_figure(est, ["time"], levels=levels)
     assert _arrowheads(fig.data[0]) == 50
 
 
 def test_caterpillar_sorted_with_intervals():
     _, est = _est("sleepstudy", SLEEP, "Subject")
-    fig = fs.caterpillar_figure(est, "(Intercept)", subject_label="Subject")
+    fig = fs.caterpillar_figure(est, ["(Intercept)"], subject_label="Subject")
     assert [t.name for t in fig.data] == ["interval includes 0", "interval excludes 0"]
     xs = np.concatenate([t.x for t in fig.data])
     ys = np.concatenate([t.y for t in fig.data])
@@ -89,19 +91,27 @@ def test_caterpillar_sorted_with_intervals():
     assert np.all(np.abs(t.x) > np.asarray(t.error_x.array))
     np.testing.assert_allclose(sorted(t.error_x.array), sorted(1.96 * sd[np.abs(b) > 1.96 * sd]))
     assert len(fig.layout.yaxis.ticktext) == 18
+    assert len(fs.caterpillar_figure(est).data) == 4  # two panels
 
 
-def test_caterpillar_webgl_for_many_levels():
+def test_caterpillar_thins_many_levels_by_rank():
     _, est = _est("trial_small", TRIAL, "patient")
-    assert len(est.table) <= 1000
-    many = fs.caterpillar_figure(est, "time")
-    assert all(isinstance(t, go.Scatter) for t in many.data)
-    assert not many.layout.yaxis.showticklabels
+    ranks = fs.caterpillar_rows(500, max_rows=100)
+    assert len(ranks) == 100 and ranks[0] == 0 and ranks[-1] == 499
+    fig = fs.caterpillar_figure(est, ["time"], max_rows=100)
+    xs = np.concatenate([t.x for t in fig.data])
+    assert len(xs) == 100
+    blups = est.table["blup:time"]
+    assert xs.min() == blups.min() and xs.max() == blups.max()
+    assert not fig.layout.yaxis.showticklabels
+    assert "500 subjects, sorted" in fig.layout.yaxis.title.text
 
 
 def test_shrinkage_by_n_moves_most_with_few_observations():
     _, est = _est("trial_small", TRIAL, "patient")
-    table = fs.shrinkage_by_n(est, "time")
+    table = fs.shrinkage_by_n(est)
     assert table["subjects"].sum() == est.table["fitted_own"].sum()
-    assert table["median move"].iloc[0] > table["median move"].iloc[-1]
-    assert table["median factor"].iloc[0] < table["median factor"].iloc[-1]
+    for c in ("(Intercept)", "time"):
+        assert table[f"moved: {c}"].iloc[0] > table[f"moved: {c}"].iloc[-1]
+    # the slope's own estimate from 2 visits is poor: the model keeps least of it
+    assert table["kept: time"].iloc[0] < table["kept: time"].iloc[-1]

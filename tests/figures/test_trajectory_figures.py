@@ -85,7 +85,7 @@ def test_trial_by_arm_facets_clusters_and_highlight():
         highlight=["H0001-P002"],
     )  # fmt: skip
     names = [t.name for t in fig.data]
-    assert names.count("hospital curves (control)") + names.count("hospital curves (treatment)")
+    assert names.count("hospital curves") == 2  # one trace per arm
     assert names[-1] == "patient H0001-P002"
     assert fig.data[-1].line.width > 3
     assert [a.text for a in fig.layout.annotations] == ["arm = control", "arm = treatment"]
