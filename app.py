@@ -20,6 +20,8 @@ PAGES: list[tuple[str, str]] = [
     ("pages/data.py", "Data"),
     ("pages/explore.py", "Explore"),
     ("pages/model.py", "Model"),
+    ("pages/trajectories.py", "Trajectories"),
+    ("pages/shrinkage.py", "Shrinkage"),
     ("pages/compare.py", "Compare"),
     ("pages/diagnostics.py", "Diagnostics"),
 ]

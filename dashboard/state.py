@@ -58,6 +58,10 @@ class Keys:
     MODEL_REML = "model_reml"  # True: REML, False: ML
     MODEL_NOTICE = "model_notice"  # (level, text) shown once after a fit
     MODEL_W = "model_w_"  # prefix of the Model page's widget keys (model_w_outcome, ...)
+    TRAJ_SETTINGS = "traj_settings"  # Trajectories page choices (dict), kept across pages
+    TRAJ_W = "traj_w_"  # prefix of the Trajectories page's widget keys
+    SHRINK_SETTINGS = "shrink_settings"  # Shrinkage page choices (dict)
+    SHRINK_W = "shrink_w_"  # prefix of the Shrinkage page's widget keys
     COMPARE_KNOWN = "compare_known"  # fit names that existed when the selection was stored
     W_COMPARE_PICK = "compare_pick"  # widget: the multiselect of models to compare
     DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
@@ -99,6 +103,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.MODEL_CHOICES: {},
     Keys.MODEL_REML: True,
     Keys.MODEL_NOTICE: None,
+    Keys.TRAJ_SETTINGS: {},
+    Keys.SHRINK_SETTINGS: {},
     Keys.COMPARE_KNOWN: [],
     Keys.DIAG_GROUP: None,
     Keys.EXPLORE_COLOR: None,
