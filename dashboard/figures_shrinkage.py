@@ -27,9 +27,9 @@ __all__ = [
     "shrinkage_by_n",
 ]
 
-MAX_ARROWS = 300  # subjects drawn with arrows; more are sampled
+MAX_ARROWS = 200  # subjects drawn with arrows; more are sampled
 MAX_ELLIPSES = 4
-MAX_CATERPILLAR = 1000  # rows drawn in a caterpillar plot; more are thinned by rank
+MAX_CATERPILLAR = 600  # rows drawn in a caterpillar plot; more are thinned by rank
 OWN, MIXED, POP, GREY = PALETTE[1], PALETTE[0], "#000000", "#999999"
 
 

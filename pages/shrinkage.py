@@ -107,7 +107,7 @@ def main() -> None:
         st.caption(
             f"The arrow plots show a random sample of {len(levels):,} of the {n_fitted:,} "
             f"{label}s with an own fit, so the browser stays fast; the caterpillar plot below "
-            "shows every one."
+            "covers all of them."
         )
 
     st.subheader("One effect at a time")

@@ -48,7 +48,7 @@ def test_trial_small_left_out_patients_and_ellipses(app):
     est = shrinkage_estimates(_fit("trial_small", TRIAL), "patient")
     assert at.selectbox(key=Keys.SHRINK_W + "group").value == "patient"
     assert "random effects for hospital" in texts(at.caption)
-    assert "300 of the 498" in texts(at.caption)
+    assert "200 of the 498" in texts(at.caption)
     figs = figures_on(at)
     ellipses = [t for t in figs[1]["data"] if t["name"] == "95% of the population (model)"]
     assert len(ellipses) == 2
