@@ -15,6 +15,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["LoadedTable", "UploadError", "excel_sheet_names", "read_table", "sniff_format"]
@@ -58,6 +59,8 @@ class LoadedTable:
         What was detected for text files (``None`` otherwise).
     sheet, sheet_names
         The Excel sheet read and all sheets of the workbook.
+    notes
+        What was changed while reading (nested Parquet columns flattened), for the caption.
     """
 
     data: pd.DataFrame
@@ -67,6 +70,7 @@ class LoadedTable:
     decimal: str | None = None
     sheet: str | None = None
     sheet_names: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
         """One line saying how the file was read, for a caption."""
@@ -80,7 +84,8 @@ class LoadedTable:
             how = f"Excel workbook, sheet '{self.sheet}'"
         else:
             how = "Parquet file"
-        return f"Read {rows:,} rows x {cols} columns ({how})."
+        notes = "".join(f" Note: {n}." for n in self.notes)
+        return f"Read {rows:,} rows x {cols} columns ({how}).{notes}"
 
 
 def sniff_format(data: bytes, filename: str) -> str:
@@ -233,6 +238,7 @@ def _read_text(data: bytes) -> LoadedTable:
     rows = _sample_rows(sample, delimiter)
     header = rows[0] if rows else []
     _check_header([h.strip() for h in header])
+    _check_header_is_not_data([h.strip() for h in header])
     _check_ragged(text, delimiter, len(header))
     decimal = _detect_decimal(rows, delimiter)
     try:
@@ -333,7 +339,57 @@ def _read_parquet(data: bytes) -> LoadedTable:
             "Export it again, or save the table as CSV.",
         ) from exc
     _check_header([str(c) for c in frame.columns])
-    return LoadedTable(_tidy(frame.reset_index(drop=True)), "parquet")
+    frame, notes = _flatten_nested(frame.reset_index(drop=True))
+    return LoadedTable(_tidy(frame), "parquet", notes=notes)
+
+
+def _is_nested_value(value: object) -> bool:
+    return isinstance(value, (dict, list, tuple, set, np.ndarray))
+
+
+def _flatten_nested(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Spread record (struct) columns into one column per field (``labs.hb``) and turn list
+    columns into text, so that every cell is a plain value; returns notes saying what changed.
+    """
+    notes: list[str] = []
+    for _ in range(4):  # records inside records: a few levels are plenty
+        nested = [
+            c for c in frame.columns
+            if frame[c].dtype == object and frame[c].map(_is_nested_value).any()
+        ]  # fmt: skip
+        records = [c for c in nested if frame[c].map(lambda v: isinstance(v, dict)).any()]
+        if not records:
+            break
+        parts = []
+        for col in frame.columns:
+            if col in records:
+                spread = pd.json_normalize(
+                    [v if isinstance(v, dict) else {} for v in frame[col]], max_level=0
+                )
+                spread.columns = [f"{col}.{k}" for k in spread.columns]
+                parts.append(spread)
+            else:
+                parts.append(frame[[col]])
+        frame = pd.concat(parts, axis=1)
+        notes.append(f"record column(s) {', '.join(map(repr, records))} spread into fields")
+    lists = [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object and frame[c].map(_is_nested_value).any()
+    ]
+    for col in lists:
+        frame[col] = frame[col].map(lambda v: _list_text(v) if _is_nested_value(v) else v)
+    if lists:
+        notes.append(f"list column(s) {', '.join(map(repr, lists))} kept as text")
+    return frame, tuple(notes)
+
+
+def _list_text(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_list_text(v)}" for k, v in value.items()) + "}"
+    if _is_nested_value(value):
+        return "[" + ", ".join(_list_text(v) for v in value) + "]"  # type: ignore[union-attr]
+    return str(value)
 
 
 # --- shared checks --------------------------------------------------------------------------
@@ -348,6 +404,22 @@ def _check_header(header: list[str]) -> None:
         raise UploadError(
             f"Column names appear more than once: {', '.join(repr(d) for d in dups)}.",
             "Give every column a unique name in the header row and upload again.",
+        )
+
+
+def _check_header_is_not_data(header: list[str]) -> None:
+    """Refuse a first row that holds values, not names: all numbers, or a decimal number.
+
+    Whole numbers alone are allowed (``id,0,4,8`` is a wide table with visit weeks as names).
+    """
+    numbers = [h for h in header if re.fullmatch(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?", h)]
+    decimals = [h for h in numbers if not h.lstrip("+-").isdigit()]
+    if header and (len(numbers) == len(header) or decimals):
+        shown = ", ".join(repr(h) for h in header[:6])
+        raise UploadError(
+            f"The first row looks like data, not column names ({shown}).",
+            "Add a header row naming the columns (for example patient, week, outcome) and "
+            "upload again.",
         )
 
 

@@ -168,12 +168,15 @@ def guess_roles(data: pd.DataFrame) -> Roles:
 
     taken = {subject, cluster}
     # Time: numeric, named like a time; otherwise numeric, varying within subject, few values.
+    # A text column named like a time (visit dates) comes last, so validation can say so.
     time_cands = []
     for col in usable:
         s = data[col]
+        rank = _name_rank(col, TIME_WORDS)
+        if col not in taken and not is_numeric(s) and rank is not None:
+            time_cands.append(((50 + rank, s.nunique()), col))
         if col in taken or not is_numeric(s):
             continue
-        rank = _name_rank(col, TIME_WORDS)
         if rank is None:
             varies = subject is not None and data.groupby(subject)[col].nunique().mean() > 1
             if not varies or s.nunique() > max(50, n // 4):

@@ -112,6 +112,7 @@ def _role_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
                     fix=repair,
                 )
             )
+    out.extend(_extreme_findings(data, roles))
     if roles.time is not None and not is_numeric(data[roles.time]):
         out.append(
             Finding(
@@ -120,6 +121,41 @@ def _role_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
                 "years since baseline (convert dates before uploading).",
             )
         )
+    return out
+
+
+#: Largest magnitude accepted in the time and outcome columns: squares and sums of larger
+#: values overflow double precision inside the model fit.
+MAX_MAGNITUDE = 1e100
+
+
+def _extreme_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
+    """Infinite values (repairable: treat them as missing) and overflowing magnitudes."""
+    out: list[Finding] = []
+    for role in ("time", "outcome"):
+        col = getattr(roles, role)
+        if col is None or not is_numeric(data[col]):
+            continue
+        values = data[col].to_numpy(dtype=float, na_value=np.nan)
+        n_inf = int(np.isinf(values).sum())
+        if n_inf:
+            out.append(
+                Finding(
+                    "error",
+                    f"The {role} '{col}' has {n_inf:,} infinite value(s) ('inf'); models cannot "
+                    "use them. Blank those cells, or treat them as missing.",
+                    fix="nonfinite",
+                )
+            )
+        finite = np.abs(values[np.isfinite(values)])
+        if finite.size and finite.max() > MAX_MAGNITUDE:
+            out.append(
+                Finding(
+                    "error",
+                    f"The {role} '{col}' has values as large as {finite.max():.3g}, too large "
+                    "to compute with. Check the column, or rescale it (another unit).",
+                )
+            )
     return out
 
 
@@ -246,9 +282,14 @@ def repair(data: pd.DataFrame, roles: Roles, fixes: list[str]) -> pd.DataFrame:
     """Apply the automatic repairs named in ``Finding.fix``.
 
     ``drop_empty`` removes columns that are empty in every row; ``outcome_text`` turns the
-    text values of the outcome column into missing values.
+    text values of the outcome column into missing values; ``nonfinite`` turns infinite
+    values of the time and outcome columns into missing values.
     """
     out = data.copy()
+    if "nonfinite" in fixes:
+        for col in {roles.time, roles.outcome} - {None}:
+            if col in out.columns and is_numeric(out[col]):
+                out[col] = out[col].where(~np.isinf(out[col].to_numpy(dtype=float)))
     if "drop_empty" in fixes:
         out = out.loc[:, out.notna().any()]
     if "outcome_text" in fixes and roles.outcome in out.columns:

@@ -104,6 +104,7 @@ def pending_section() -> None:
                 what = {
                     "drop_empty": "drop the empty columns",
                     "outcome_text": "treat the text in the outcome as missing",
+                    "nonfinite": "treat the infinite values as missing",
                 }
                 label = "Load and " + " and ".join(what[r] for r in pending["repairs"])
                 cols[0].button(
