@@ -21,6 +21,7 @@ PAGES: list[tuple[str, str]] = [
     ("pages/explore.py", "Explore"),
     ("pages/model.py", "Model"),
     ("pages/trajectories.py", "Trajectories"),
+    ("pages/prediction.py", "Prediction"),
     ("pages/shrinkage.py", "Shrinkage"),
     ("pages/compare.py", "Compare"),
     ("pages/diagnostics.py", "Diagnostics"),

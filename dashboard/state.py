@@ -62,6 +62,8 @@ class Keys:
     TRAJ_W = "traj_w_"  # prefix of the Trajectories page's widget keys
     SHRINK_SETTINGS = "shrink_settings"  # Shrinkage page choices (dict)
     SHRINK_W = "shrink_w_"  # prefix of the Shrinkage page's widget keys
+    PRED_SETTINGS = "pred_settings"  # Prediction page choices (dict), kept across pages
+    PRED_W = "pred_w_"  # prefix of the Prediction page's widget keys
     COMPARE_KNOWN = "compare_known"  # fit names that existed when the selection was stored
     W_COMPARE_PICK = "compare_pick"  # widget: the multiselect of models to compare
     DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
@@ -105,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
     Keys.MODEL_NOTICE: None,
     Keys.TRAJ_SETTINGS: {},
     Keys.SHRINK_SETTINGS: {},
+    Keys.PRED_SETTINGS: {},
     Keys.COMPARE_KNOWN: [],
     Keys.DIAG_GROUP: None,
     Keys.EXPLORE_COLOR: None,

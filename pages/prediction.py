@@ -1,0 +1,253 @@
+"""Prediction page: forecast a new patient's course from their first visits, without refitting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import figures_prediction as fp
+from dashboard.fits import require_fit
+from dashboard.roles import is_numeric
+from dashboard.state import Keys, init_state
+from dashboard.widgets import require_longitudinal, show_figure
+from lmm_core import LMMError
+from lmm_core.forecast import new_subject_forecast
+
+W = Keys.PRED_W
+NEW = "(a new one)"
+LEVEL = 0.95
+
+
+def _settings() -> dict[str, Any]:
+    return st.session_state[Keys.PRED_SETTINGS]
+
+
+def _keep(name: str) -> None:
+    _settings()[name] = st.session_state[W + name]
+
+
+def _seed(name: str, default: Any, options: list | None = None) -> dict[str, Any]:
+    """Re-seed widget ``name`` from the stored settings; kwargs for the widget."""
+    value = _settings().get(name, default)
+    if options is not None and value not in options:
+        value = default
+    st.session_state[W + name] = value
+    return {"key": W + name, "on_change": _keep, "args": (name,)}
+
+
+def patient_inputs(data, used, roles, result, covariates, groups):
+    """Patient, number of visits, horizon and covariates; returns the choices."""
+    subject, time = roles.subject, roles.time
+    visits = used.groupby(subject, sort=False, observed=True).size()
+    ids = [str(s) for s in visits.index]
+    default = str(visits.idxmax())
+    c1, c2, c3 = st.columns(3)
+    patient = c1.selectbox(
+        f"Start from a {subject} of the data",
+        ids,
+        **_seed("patient", default, ids),
+        help="Their first visits fill the table below; the model treats them as a new "
+        f"{subject} (their own random effects from the fit are not used).",
+    )
+    rows = used[used[subject].astype(str) == patient].sort_values(time)
+    n_max = len(rows)
+    k_default = min(2, n_max)
+    if not 0 <= _settings().get("k", k_default) <= n_max:
+        _settings()["k"] = k_default
+    k = c2.number_input(
+        "Visits to use (the first k)",
+        min_value=0,
+        max_value=n_max,
+        step=1,
+        **_seed("k", k_default),
+        help="0 gives the population forecast; add visits to see the bands narrow.",
+    )
+    t_all = pd.to_numeric(used[time], errors="coerce")
+    horizon = c3.number_input(
+        f"Forecast up to {time}",
+        value=float(_settings().get("horizon", float(t_all.max()))),
+        step=1.0,
+        key=W + "horizon",
+        on_change=_keep,
+        args=("horizon",),
+    )
+    first = rows.iloc[0]
+    values: dict[str, object] = {}
+    others = [c for c in covariates if c != time] + [g for g in groups if g != subject]
+    cols = st.columns(max(1, len(others))) if others else []
+    for col, box in zip(others, cols, strict=False):
+        if col in groups:
+            options = [NEW, *sorted(map(str, used[col].dropna().unique()))]
+            chosen = box.selectbox(
+                f"{col} of the patient",
+                options,
+                **_seed(f"cov_{col}", str(first[col]), options),
+                help=f"A {col} of the fit adds its estimated effect; a new one adds none.",
+            )
+            values[col] = None if chosen == NEW else chosen
+        elif is_numeric(data[col]):
+            values[col] = box.number_input(
+                f"{col} (held fixed)", **_seed(f"cov_{col}", float(first[col]))
+            )
+        else:
+            options = sorted(map(str, used[col].dropna().unique()))
+            values[col] = box.selectbox(
+                f"{col} of the patient", options, **_seed(f"cov_{col}", str(first[col]), options)
+            )
+    return patient, rows, int(k), float(horizon), values
+
+
+def visits_editor(rows: pd.DataFrame, k: int, time: str, response: str, patient: str):
+    """The editable table of observed visits (prefilled with the first ``k``)."""
+    start = rows[[time, response]].head(k).reset_index(drop=True).astype(float)
+    st.markdown(
+        f"**Observed visits of the new patient** (prefilled from {patient}'s first {k}; "
+        "edit values, add or delete rows)"
+    )
+    edited = st.data_editor(
+        start,
+        num_rows="dynamic",
+        key=f"{W}visits_{patient}_{k}",
+        column_config={
+            time: st.column_config.NumberColumn(time, required=True),
+            response: st.column_config.NumberColumn(response, required=True),
+        },
+        hide_index=True,
+    )
+    return pd.DataFrame(edited).apply(pd.to_numeric, errors="coerce").dropna()
+
+
+def with_covariates(frame: pd.DataFrame, values: dict, used: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus the patient's covariates, with the data's column types."""
+    out = frame.copy()
+    for col, v in values.items():
+        series = pd.Series([v] * len(out), index=out.index, dtype=object)
+        dtype = used[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and v is not None:
+            series = series.astype(dtype)
+        elif is_numeric(used[col]):
+            series = series.astype(float)
+        out[col] = series
+    return out
+
+
+def explain(fc, n: int, subject: str, time: str) -> None:
+    """Plain words: how much the visits have taught the model about this patient."""
+    learned = fc.learned
+    parts = [
+        f"{'its intercept (level)' if name == '(Intercept)' else f'its {name} slope'}: "
+        f"**{share:.0%}**"
+        for name, share in learned.items()
+    ]
+    if n == 0:
+        lead = (
+            "With no visits the model knows nothing about this patient yet: the forecast is "
+            "the population average and the band holds the whole spread between patients."
+        )
+    elif learned.mean() < 0.5:
+        lead = (
+            f"With {n} visit{'s' if n > 1 else ''} the model still mostly trusts the "
+            "population: the forecast is pulled only part of the way towards this patient."
+        )
+    else:
+        lead = (
+            f"With {n} visits the model follows this patient: their own level"
+            + (" and rate of change" if len(learned) > 1 else "")
+            + " now dominate the forecast."
+        )
+    st.markdown(
+        f"{lead} Share of the between-{subject} uncertainty the visits have removed: "
+        + ", ".join(parts)
+        + "."
+    )
+    st.markdown(
+        "- **Darkest band**: uncertainty of the population average only (the fixed effects).\n"
+        f"- **Middle band**: + what is still unknown about this {subject}'s own deviation "
+        "(their random effects given the visits): where their true course lies.\n"
+        "- **Lightest band**: + the scatter of single measurements (the residual): where a "
+        f"new measurement will fall, {LEVEL:.0%} of the time.\n"
+        "- **Dashed line**: the population average, for comparison. The model is not "
+        f"refitted: the new {subject}'s random effects are estimated from the visits with "
+        "the fitted variances (the BLUP formula)."
+    )
+
+
+def main() -> None:
+    """Render the Prediction page."""
+    init_state()
+    st.title("Prediction")
+    st.caption(
+        "Forecast the course of a new patient from their first visits. The fitted model is "
+        "kept as it is; the new patient's own deviation is estimated from the visits you "
+        "enter, and the forecast narrows as visits are added."
+    )
+    data, roles = require_longitudinal("The Prediction page")
+    record = require_fit("The Prediction page")
+    result = record["result"]
+    st.markdown(f"Model **{record['name']}**: `{record['formula']}`")
+    subject, time = roles.subject, roles.time
+    response, covariates, groups = fp.model_columns(result)
+    if time not in covariates:
+        st.warning(f"The model does not use {time}: the forecast is flat in {time}.")
+    used = data.iloc[result.design.rows]
+    patient, rows, k, horizon, values = patient_inputs(
+        data, used, roles, result, covariates, groups
+    )
+    edited = visits_editor(rows, k, time, response, patient)
+    observed = with_covariates(edited, values, used)
+    t_min = float(pd.to_numeric(used[time]).min())
+    future = with_covariates(fp.future_rows({}, time, t_min, horizon), values, used)
+    group = fp.subject_group(result, subject)
+    try:
+        fc = new_subject_forecast(result, observed, future, level=LEVEL, group=group)
+    except LMMError as err:
+        st.error(f"The forecast could not be computed: {err}")
+        st.stop()
+    later = rows.iloc[k:]
+    later = pd.DataFrame({"x": later[time].to_numpy(float), "y": later[response].to_numpy(float)})
+    fig = fp.forecast_figure(
+        fc,
+        future[time],
+        pd.DataFrame({"x": edited[time], "y": edited[response]}),
+        later=later[later["x"] <= horizon],
+        x_label=time,
+        y_label=response,
+    )
+    show_figure(fig, W + "chart")
+    explain(fc, fc.n_observed, subject, time)
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
+        st.dataframe(
+            fp.forecast_table(fc, future[time], time),
+            key=W + "table",
+            hide_index=True,
+            column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
+                           ("forecast", "population", "patient band low", "patient band high",
+                            "prediction low", "prediction high")},
+        )  # fmt: skip
+    with right:
+        st.markdown(f"**This {subject}'s random effects**")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "before any visit (SD)": fc.ranef_prior_sd,
+                    "estimate": fc.ranef_mean,
+                    "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
+                    "uncertainty removed": fc.learned,
+                }
+            ),
+            key=W + "ranef",
+            column_config={
+                "uncertainty removed": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+    widths = fp.band_widths(result, observed, future.iloc[[-1]], group=group, level=LEVEL)
+    show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
+
+
+main()
