@@ -33,6 +33,7 @@ its last row and column).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,12 +59,17 @@ class BlockedFactor:
     l11: np.ndarray  # (m1, S1, S1)
     w11: np.ndarray  # (m1, S1, S1), inverses of the l11 blocks
     r1_cols: np.ndarray  # (S1, m1, p + 1): L31' = L11^{-1} Lambda1' Z1'[X y], by block column
-    l21: sp.csr_matrix | None  # (q2, q1)
+    l21_parts: tuple | None  # L21 (q2, q1) as (blocks, order, indices, indptr, shape)
     l22: np.ndarray | None  # (q2, q2)
     r2: np.ndarray | None  # (q2, p + 1): L32'
     l33: np.ndarray  # (p + 1, p + 1)
     ldl2: float  # log |L_Z|^2 (blocks 11 and 22)
     ldrx2: float  # log |L_X|^2 (block 33 without y)
+
+    @cached_property
+    def l21(self) -> sp.csr_matrix | None:
+        """``L21`` as a sparse matrix (built on first use: evaluations do not need it)."""
+        return None if self.l21_parts is None else _csr(self.l21_parts)
 
     @property
     def r1(self) -> np.ndarray:
@@ -162,20 +168,33 @@ class ProfiledDeviance:
         self.a21 = (z2.T @ z1).tocoo()
         self.a22 = (z2.T @ z2).toarray()
         self.a2xy = np.asarray(z2.T @ xy)
-        # Z2'Z1 by (row of block 2, level of term 1) pairs: L21 keeps this block pattern.
-        m1, s1 = self.m1, self.s1
+        # Z2'Z1 by (level of term 1, row of block 2) pairs: L21 keeps this block pattern.
+        # Pairs are ordered by level, so that a nested design (one pair per level and term)
+        # reads the first term's arrays without gathering.
+        m1, s1, q2 = self.m1, self.s1, self.q2
         level = self.a21.col // s1
-        key = self.a21.row.astype(np.int64) * m1 + level
+        key = level.astype(np.int64) * q2 + self.a21.row
         pairs, pair_of = np.unique(key, return_inverse=True)
-        self._pair_row = (pairs // m1).astype(np.int64)
-        self._pair_level = (pairs % m1).astype(np.int64)
+        self._pair_level = (pairs // q2).astype(np.int64)
+        self._pair_row = (pairs % q2).astype(np.int64)
+        self._level_identity = pairs.size == m1 and bool(
+            np.array_equal(self._pair_level, np.arange(m1))
+        )
         self._a21_blocks = np.zeros((pairs.size, s1))
         self._a21_blocks[pair_of, self.a21.col % s1] = self.a21.data
-        self._l21_indices = (self._pair_level[:, None] * s1 + np.arange(s1)).ravel()
-        counts = np.bincount(self._pair_row, minlength=self.q2) * s1
+        # Sum over the pairs of each row of block 2, as one sparse product.
+        npairs = pairs.size
+        self._row_sum = sp.csr_matrix(
+            (np.ones(npairs), (self._pair_row, np.arange(npairs))), shape=(q2, npairs)
+        )
+        # CSR layout of L21 (rows of block 2), built only when L21 itself is needed.
+        self._csr_perm = np.argsort(self._pair_row, kind="stable")
+        self._l21_indices = (self._pair_level[self._csr_perm, None] * s1 + np.arange(s1)).ravel()
+        counts = np.bincount(self._pair_row, minlength=q2) * s1
         self._l21_indptr = np.concatenate([[0], np.cumsum(counts)])
         # Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2: diagonal when every such term is scalar.
         self._rest_scalar = all(t.n_columns == 1 for t in rest)
+        self._product_pattern()
         rows, cols, which = [], [], []
         offset, toff = 0, self.theta_sizes[0]
         for t in rest:
@@ -189,6 +208,32 @@ class ProfiledDeviance:
         self._lam2_rows = np.concatenate(rows)
         self._lam2_cols = np.concatenate(cols)
         self._lam2_theta = np.concatenate(which)
+
+    def _product_pattern(self, max_products: int = 8_000_000) -> None:
+        """Pairs of L21 blocks that meet in ``L21 L21'`` (same level of term 1), found once.
+
+        ``(L21 L21')[r, r'] = sum_i <block(r, i), block(r', i)>`` over levels ``i`` of the
+        first term. Listing the pairs ``(r, i), (r', i)`` with ``r <= r'`` once turns each
+        evaluation's product into one multiply and one ``bincount``; a nested factor gives
+        one pair per level and term, a crossed one more. Left to scipy.sparse when the list
+        would be long.
+        """
+        self._prod = None
+        if not self._rest_scalar:
+            return
+        order = np.argsort(self._pair_level, kind="stable")
+        counts = np.bincount(self._pair_level, minlength=self.m1)
+        if int(np.sum(counts.astype(np.int64) ** 2)) > max_products:
+            return
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sq = counts.astype(np.int64) ** 2
+        local = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
+        width = np.repeat(counts, sq)
+        a = order[np.repeat(starts, sq) + local // width]
+        b = order[np.repeat(starts, sq) + local % width]
+        keep = self._pair_row[a] <= self._pair_row[b]
+        a, b = a[keep], b[keep]
+        self._prod = (a, b, self._pair_row[a] * self.q2 + self._pair_row[b], np.array_equal(a, b))
 
     # ------------------------------------------------------------------ per evaluation
     def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -226,7 +271,7 @@ class ProfiledDeviance:
             m33 -= r1[i].T @ r1[i]
         l21 = l22 = r2 = None
         if self.a21 is not None:
-            l21, l22, r2 = self._factor_rest(theta, lam1, w11, r1)
+            l21, l22, r2 = self._factor_rest(theta, lam1, w11, r1)  # l21: its sparse parts
             m33 -= r2.T @ r2
         l33 = cholesky(m33)
         ldl2 = batched_logdet_tril(l11) + (logdet_tril(l22) if l22 is not None else 0.0)
@@ -236,38 +281,62 @@ class ProfiledDeviance:
     def _factor_rest(self, theta, lam1, w11, r1):
         """``L21 = Lambda2' Z2'Z1 Lambda1 L11^{-T}``, ``L22`` and ``L32'`` (module docstring)."""
         s1 = self.s1
-        # Right factor Lambda1 L11^{-T}: block i is lambda1 W_i'.
-        right = np.tensordot(w11, lam1, axes=(2, 1)).swapaxes(1, 2)[self._pair_level]
-        blocks = np.zeros((self._a21_blocks.shape[0], s1))
-        for a in range(s1):
-            blocks += self._a21_blocks[:, a, None] * right[:, a, :]
-        r1_rows = r1.transpose(1, 0, 2).reshape(self.q1, -1)
+        # Block (r, i) of A21 Lambda1 L11^{-T} is v' lambda1 W_i' with v the A21 block:
+        # u = v' lambda1 for all pairs in one product, then the lower-triangular W_i.
+        u = self._a21_blocks @ lam1
+        w = w11 if self._level_identity else w11[self._pair_level]
+        blocks = np.empty_like(u)
+        for b in range(s1):
+            blocks[:, b] = u[:, 0] * w[:, b, 0]
+            for c in range(1, b + 1):
+                blocks[:, b] += u[:, c] * w[:, b, c]
+        shape = (self.q2, self.q1)
         if self._rest_scalar:
             d2 = np.zeros(self.q2)
             d2[self._lam2_rows] = theta[self._lam2_theta]
             blocks *= d2[self._pair_row, None]
-            l21 = sp.csr_matrix(
-                (blocks.ravel(), self._l21_indices, self._l21_indptr), shape=(self.q2, self.q1)
-            )
             m22 = d2[:, None] * self.a22 * d2[None, :]
-            t2 = d2[:, None] * self.a2xy
-        else:
-            lam2 = sp.csr_matrix(
-                (theta[self._lam2_theta], (self._lam2_rows, self._lam2_cols)),
-                shape=(self.q2, self.q2),
-            )
-            l21 = sp.csr_matrix(
-                (blocks.ravel(), self._l21_indices, self._l21_indptr), shape=(self.q2, self.q1)
-            )
-            l21 = (lam2.T @ l21).tocsr()
-            m22 = np.asarray(lam2.T @ np.asarray(lam2.T @ self.a22).T)
-            t2 = np.asarray(lam2.T @ self.a2xy)
+            # L21 [L31' rows]: each block meets the rows of its own level of term 1.
+            r1_at = r1 if self._level_identity else r1[:, self._pair_level]
+            contrib = blocks[:, 0, None] * r1_at[0]
+            for b in range(1, s1):
+                contrib += blocks[:, b, None] * r1_at[b]
+            t2 = d2[:, None] * self.a2xy - self._row_sum @ contrib
+            if self._prod is not None:
+                a, b, out, same = self._prod
+                if same:
+                    vals = np.einsum("ij,ij->i", blocks, blocks)
+                else:
+                    vals = np.einsum("ij,ij->i", blocks[a], blocks[b])
+                upper = np.bincount(out, vals, minlength=self.q2 * self.q2).reshape(self.q2, -1)
+                m22 -= upper + upper.T - np.diag(np.diag(upper))
+            else:
+                l21 = _csr(self._l21_parts(blocks))
+                m22 -= (l21 @ l21.T).toarray()
+            m22[np.diag_indices_from(m22)] += 1.0
+            l22 = cholesky(m22)
+            return self._l21_parts(blocks), l22, tri_solve(l22, t2)
+        # Random slopes above the first term: Lambda2 mixes the rows of a level's block.
+        r1_rows = r1.transpose(1, 0, 2).reshape(self.q1, -1)
+        lam2 = sp.csr_matrix(
+            (theta[self._lam2_theta], (self._lam2_rows, self._lam2_cols)),
+            shape=(self.q2, self.q2),
+        )
+        l21 = (lam2.T @ _csr(self._l21_parts(blocks))).tocsr()
+        m22 = np.asarray(lam2.T @ np.asarray(lam2.T @ self.a22).T)
+        t2 = np.asarray(lam2.T @ self.a2xy)
         m22 -= (l21 @ l21.T).toarray()
         m22[np.diag_indices_from(m22)] += 1.0
         l22 = cholesky(m22)
         t2 = t2 - l21 @ r1_rows
         r2 = tri_solve(l22, t2)
-        return l21, l22, r2
+        order = np.arange(l21.nnz)
+        return (l21.data, order, l21.indices, l21.indptr, shape), l22, r2
+
+    def _l21_parts(self, blocks: np.ndarray) -> tuple:
+        """``(blocks, order, indices, indptr, shape)``: L21 in CSR form once the blocks are
+        put in ``order`` (by rows of block 2), which :attr:`BlockedFactor.l21` does."""
+        return blocks, self._csr_perm, self._l21_indices, self._l21_indptr, (self.q2, self.q1)
 
     def criterion(self, factor: BlockedFactor) -> float:
         """REML criterion or ML deviance from a factor (module docstring)."""
@@ -368,6 +437,12 @@ def _sparse_z(term: ReTerm) -> sp.csr_matrix:
     cols = term.codes[:, None] * s + np.arange(s)[None, :]
     rows = np.repeat(np.arange(n), s)
     return sp.csr_matrix((term.z.ravel(), (rows, cols.ravel())), shape=(n, term.n_levels * s))
+
+
+def _csr(parts: tuple) -> sp.csr_matrix:
+    """CSR matrix from ``(values, order, indices, indptr, shape)``."""
+    values, order, indices, indptr, shape = parts
+    return sp.csr_matrix((values[order].ravel(), indices, indptr), shape=shape)
 
 
 def _block_diag_sparse(blocks: np.ndarray) -> sp.bsr_matrix:

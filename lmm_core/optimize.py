@@ -71,9 +71,9 @@ class OptSummary:
 class OptimizerOptions:
     """Tolerances of the optimization and of the checks after it."""
 
-    ftol_rel: float = 1e-14
-    ftol_abs: float = 1e-12
-    xtol_abs: float = 1e-8
+    ftol_rel: float = 1e-10
+    ftol_abs: float = 1e-8
+    xtol_abs: float = 1e-6
     initial_step: float = 0.75
     max_evals: int = 100_000
     zero_tol: float = 1e-7
@@ -121,8 +121,12 @@ def optimize_theta(
             )
             theta, fmin = _bobyqa(counter, restart_from, lower, opts, 0.1)
             theta, fmin = _zero_small_diagonals(counter, theta, fmin, lower, opts, summary.messages)
-        scaled = _scaled_gradient(counter, theta, lower)
+        scaled, newton = _scaled_gradient(counter, theta, fmin, lower)
         summary.max_scaled_gradient = float(np.max(np.abs(scaled))) if scaled.size else 0.0
+        if newton is not None:  # one Newton step from the check's own derivatives
+            f_newton = counter.safe(newton)
+            if f_newton < fmin:
+                theta, fmin = newton, f_newton
         if summary.max_scaled_gradient < opts.gradient_tol and restart_from is None:
             summary.converged = True
             break
@@ -263,18 +267,20 @@ def _boundary_restart_point(
 
 
 def _scaled_gradient(
-    counter: _CountingObjective, theta: np.ndarray, lower: np.ndarray
-) -> np.ndarray:
+    counter: _CountingObjective, theta: np.ndarray, f0: float, lower: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Newton step ``H^{-1} g`` over the free (interior) parameters, by central differences.
 
-    A parameter on its bound is held fixed. When the Hessian is not positive definite the
-    plain gradient scaled by ``max(1, |theta|)`` is returned instead.
+    A parameter on its bound is held fixed. Returns the step (the convergence measure) and
+    the point ``theta - H^{-1} g`` (kept within the bounds), which the caller tries: near the
+    optimum one Newton step removes what is left of the optimizer's stopping error. When the
+    Hessian is not positive definite, the gradient scaled by ``max(1, |f|)`` is returned and
+    no Newton point.
     """
     free = np.flatnonzero(~((lower == 0) & (theta == 0)))
     if free.size == 0:
-        return np.zeros(0)
+        return np.zeros(0), None
     h = 1e-4 * np.maximum(1.0, np.abs(theta[free]))
-    f0 = counter.safe(theta)
 
     def f_at(delta: np.ndarray) -> float:
         trial = theta.copy()
@@ -309,7 +315,10 @@ def _scaled_gradient(
     if np.all(np.isfinite(hess)):
         try:
             np.linalg.cholesky(hess)
-            return np.linalg.solve(hess, grad)
+            step = np.linalg.solve(hess, grad)
+            newton = theta.copy()
+            newton[free] -= step
+            return step, np.maximum(newton, lower)
         except np.linalg.LinAlgError:
             pass
-    return grad / np.maximum(1.0, np.abs(f0))
+    return grad / np.maximum(1.0, np.abs(f0)), None

@@ -15,6 +15,7 @@ Tolerance: 1e-8 relative on the criterion, 1e-7 on beta, b and conditional covar
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,3 +149,33 @@ def test_sleepstudy_first_block_of_ztz():
     term = ReTerm("Subject", ("a", "b", "c"), codes, z, ("(Intercept)", "Days"))
     dev = ProfiledDeviance(z, days * 2.0 + np.sin(days), (term,), reml=True)
     assert np.array_equal(dev.a11_flat[0].reshape(2, 2), [[10, 45], [45, 285]])
+
+
+def test_sparse_product_fallback_gives_the_same_criterion():
+    """L21 L21' by the precomputed block pattern or by scipy.sparse: same numbers."""
+    rng = np.random.default_rng(7)
+    n, m1, m2, m3 = 120, 30, 6, 4
+    codes1 = np.r_[np.arange(m1), rng.integers(0, m1, n - m1)]
+    parent = np.r_[np.arange(m2), rng.integers(0, m2, m1 - m2)]
+    codes3 = rng.permutation(np.r_[np.arange(m3), rng.integers(0, m3, n - m3)])
+    x = rng.normal(size=n)
+    terms = (
+        ReTerm(
+            "g1",
+            tuple(map(str, range(m1))),
+            codes1,
+            np.column_stack([np.ones(n), x]),
+            ("(Intercept)", "x"),
+        ),
+        ReTerm("g2", tuple(map(str, range(m2))), parent[codes1], np.ones((n, 1)), ("(Intercept)",)),
+        ReTerm("g3", tuple(map(str, range(m3))), codes3, np.ones((n, 1)), ("(Intercept)",)),
+    )
+    X = np.column_stack([np.ones(n), x])
+    y = rng.normal(size=n) + codes1 % 3
+    dev = ProfiledDeviance(X, y, terms, reml=True)
+    theta = np.array([0.8, 0.2, 0.5, 0.7, 0.3])
+    assert dev._prod is not None
+    with_pattern = dev(theta)
+    dev._prod = None
+    assert dev(theta) == pytest.approx(with_pattern, rel=1e-12)
+    assert with_pattern == pytest.approx(dense_oracle(X, y, terms, theta, True)[0], rel=1e-10)

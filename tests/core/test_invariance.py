@@ -17,15 +17,10 @@ Two tiers of tolerance:
 ``exact``
     objective within 1e-8 absolute; ``fixef``, ``theta``, ``sigma`` and conditional modes
     within 1e-6 relative (1e-5 for the scaling test, with 1e-6 absolute on the shift). This is
-    what an optimizer that stops AT the optimum delivers. Two cases do not reach it today
-    (ENGINE, not this test): the two-term trial with its rows shuffled or its levels
-    relabeled (which reorders the columns of ``Z``). Both fits end within 1e-9 of the
-    optimum (the objective check passes), but the hospital ``theta`` (10 levels, a flat
-    criterion) differs by 5e-6 to 1e-5 relative, and the conditional modes by about 4e-6:
-    BOBYQA stops once the criterion no longer changes (``ftol_rel=1e-14``). A final Newton
-    step from the finite-difference gradient and Hessian that the convergence check already
-    computes would close it. Those cases are marked ``xfail`` (not strict); the scaling test
-    (1e-5) passes.
+    what an optimizer that stops AT the optimum delivers. The two-term trial (hospital
+    ``theta`` on a flat criterion) reaches it thanks to the optimizer's final Newton step
+    from the convergence check's own gradient and Hessian; before that step, BOBYQA's stopping
+    point moved by 5e-6 to 1e-5 relative when rows or levels were permuted.
 ``lme4``
     the accuracy contract of the lme4 reference tests: objective within 1e-6 absolute,
     estimates within 1e-4 relative. Always enforced.
@@ -67,24 +62,9 @@ MODELS = {
     "trial": (TRIAL, small_trial, ("patient", "hospital")),
 }
 
-FLAT_OPTIMUM = pytest.mark.xfail(
-    reason="engine: BOBYQA stops where the criterion is flat; the hospital theta of the "
-    "two-term trial is reproducible to ~1e-5 relative under a permutation (module docstring)",
-    strict=False,
-)
 # tier -> (objective abs, estimates rel for row order / relabeling, estimates rel for scaling)
 TIERS = {"exact": (1e-8, 1e-6, 1e-5), "lme4": (1e-6, 1e-4, 1e-4)}
 CASES = [pytest.param(name, tier, id=f"{name}-{tier}") for name in MODELS for tier in TIERS]
-PERMUTATION_CASES = [
-    pytest.param(
-        name,
-        tier,
-        id=f"{name}-{tier}",
-        marks=[FLAT_OPTIMUM] if (name, tier) == ("trial", "exact") else [],
-    )
-    for name in MODELS
-    for tier in TIERS
-]
 
 
 @cache
@@ -143,7 +123,7 @@ def assert_same_fit(a, b, obj_tol, rtol, label_map=None):
         np.testing.assert_allclose(rb.to_numpy(), ra.to_numpy(), rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("name, tier", PERMUTATION_CASES)
+@pytest.mark.parametrize("name, tier", CASES)
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
 def test_row_order(name, tier, reml):
     obj_tol, rtol, _ = TIERS[tier]
@@ -152,7 +132,7 @@ def test_row_order(name, tier, reml):
         assert_same_fit(base, fit(name, f"shuffle{seed}", reml), obj_tol, rtol)
 
 
-@pytest.mark.parametrize("name, tier", PERMUTATION_CASES)
+@pytest.mark.parametrize("name, tier", CASES)
 def test_relabel_grouping_levels(name, tier):
     """New labels in a different sort order (categorical columns become plain strings)."""
     obj_tol, rtol, _ = TIERS[tier]
