@@ -85,7 +85,10 @@ def parameter_names(result: LMMResult) -> list[str]:
 
 
 def sdcor_from_theta(reterms, theta: np.ndarray, sigma: float) -> np.ndarray:
-    """``(sd, cor)`` of every term in ``theta``'s order, then ``sigma`` (lme4's ``Cv_to_Sv``)."""
+    """``(sd, cor)`` of every term in ``theta``'s order, then ``sigma`` (lme4's ``Cv_to_Sv``).
+
+    A correlation with a zero SD is undefined and reported as 0.
+    """
     out, offset = [], 0
     for t in reterms:
         lam = t.lambda_block(theta[offset : offset + t.n_theta])
