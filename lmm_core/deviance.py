@@ -402,25 +402,21 @@ class ProfiledDeviance:
         (lme4's ``condVar``). With ``L_Z = [[L11, 0], [L21, L22]]`` and
         ``G = L22^{-1} L21 L11^{-1}``, the diagonal blocks of ``M^{-1}`` are
         ``W_i'W_i + G_i'G_i`` for the first term and those of ``L22^{-T} L22^{-1}`` for the
-        others; ``G`` is formed a chunk of columns at a time to bound memory.
+        others.
         """
         w = factor.w11
         minv1 = np.swapaxes(w, 1, 2) @ w
         out = []
-        if factor.l22 is not None:
-            m1, s1 = w.shape[0], w.shape[1]
-            l21_w = (factor.l21 @ _block_diag_sparse(w)).tocsc()
-            per = max(1, chunk // max(1, factor.l22.shape[0] * s1))
-            for start in range(0, m1, per):
-                stop = min(m1, start + per)
-                cols = l21_w[:, start * s1 : stop * s1].toarray()
-                g = tri_solve(factor.l22, cols)
-                g = g.reshape(g.shape[0], stop - start, s1)
-                minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
-        lam1 = factor.lambdas[0]
-        out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
+        l22_inv = None
         if factor.l22 is not None:
             l22_inv = tri_solve(factor.l22, np.eye(factor.l22.shape[0]))
+            if self._rest_scalar and self._prod is not None:
+                self._add_gtg_by_pattern(minv1, factor, l22_inv)
+            else:
+                self._add_gtg_by_chunks(minv1, factor, chunk)
+        lam1 = factor.lambdas[0]
+        out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
+        if l22_inv is not None:
             offset = 0
             for t, lam in zip(self.reterms[1:], factor.lambdas[1:], strict=True):
                 m, s = t.n_levels, t.n_columns
@@ -429,6 +425,42 @@ class ProfiledDeviance:
                 out.append(sigma**2 * (lam @ minv @ lam.T))
                 offset += m * s
         return tuple(out)
+
+    def _add_gtg_by_pattern(self, minv1, factor: BlockedFactor, l22_inv: np.ndarray) -> None:
+        """Add ``G_i'G_i`` through the block pattern of L21 (scalar terms above the first).
+
+        Column block ``i`` of ``L21 L11^{-1}`` has one row vector ``v_n = B_n W_i`` per pair
+        ``n = (r, i)``, so ``G_i'G_i = sum_{n, n'} K[r_n, r_n'] v_n v_n'`` with
+        ``K = L22^{-T} L22^{-1}``: the pairs met in the product ``L21 L21'`` again.
+        """
+        blocks = factor.l21_parts[0]
+        w = factor.w11 if self._level_identity else factor.w11[self._pair_level]
+        v = np.einsum("nb,nbc->nc", blocks, w)
+        a, b, _, same = self._prod
+        k = l22_inv.T @ l22_inv
+        weight = k[self._pair_row[a], self._pair_row[b]]
+        outer = weight[:, None, None] * (v[a][:, :, None] * v[b][:, None, :])
+        if not same:
+            twice = a != b
+            outer[twice] += np.swapaxes(outer[twice], 1, 2)
+        s1 = minv1.shape[1]
+        levels = self._pair_level[a]
+        for i in range(s1):
+            for j in range(s1):
+                minv1[:, i, j] += np.bincount(levels, outer[:, i, j], minlength=minv1.shape[0])
+
+    def _add_gtg_by_chunks(self, minv1, factor: BlockedFactor, chunk: int) -> None:
+        """Add ``G_i'G_i`` with ``G = L22^{-1} L21 L11^{-1}`` formed a chunk at a time."""
+        w = factor.w11
+        m1, s1 = w.shape[0], w.shape[1]
+        l21_w = (factor.l21 @ _block_diag_sparse(w)).tocsc()
+        per = max(1, chunk // max(1, factor.l22.shape[0] * s1))
+        for start in range(0, m1, per):
+            stop = min(m1, start + per)
+            cols = l21_w[:, start * s1 : stop * s1].toarray()
+            g = tri_solve(factor.l22, cols)
+            g = g.reshape(g.shape[0], stop - start, s1)
+            minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
 
 
 def _sparse_z(term: ReTerm) -> sp.csr_matrix:
