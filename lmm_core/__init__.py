@@ -7,6 +7,7 @@ grammar. Public API (see DESIGN.md)::
     res = fit_lmm("Reaction ~ Days + (Days | Subject)", df, reml=True)
 """
 
+from lmm_core.bootstrap import BootstrapResult, parametric_bootstrap
 from lmm_core.compare import chibar_pvalue, lrt
 from lmm_core.errors import (
     ComparisonError,
@@ -17,23 +18,32 @@ from lmm_core.errors import (
 )
 from lmm_core.fit import FitOptions, fit_design, fit_lmm
 from lmm_core.optimize import OptimizerOptions, OptSummary
+from lmm_core.profile import LikelihoodProfile, profile_confint
 from lmm_core.results import LMMResult
 from lmm_core.simulate import simulate, simulate_from_formula, theta_from_covariances
+from lmm_core.variance_explained import icc, icc_curve, r2_nakagawa
 
 __all__ = [
+    "BootstrapResult",
     "ComparisonError",
     "DataError",
     "FitOptions",
     "FormulaError",
     "LMMError",
     "LMMResult",
+    "LikelihoodProfile",
     "ModelError",
     "OptSummary",
     "OptimizerOptions",
     "chibar_pvalue",
     "fit_design",
     "fit_lmm",
+    "icc",
+    "icc_curve",
     "lrt",
+    "parametric_bootstrap",
+    "profile_confint",
+    "r2_nakagawa",
     "simulate",
     "simulate_from_formula",
     "theta_from_covariances",
