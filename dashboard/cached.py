@@ -66,3 +66,24 @@ def compare_models(
     from dashboard.compare_view import build_comparison
 
     return build_comparison(list(_records))
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Computing degrees of freedom...")
+def fixef_inference(
+    fit_key: tuple[str, str, bool], method: str, level: float, _result: LMMResult
+) -> pd.DataFrame:
+    """:func:`lmm_core.inference.fixef_inference` of the fit identified by ``fit_key``
+    (``(data key, formula, reml)``; the result itself is not hashed)."""
+    from lmm_core.inference import fixef_inference as compute
+
+    return compute(_result, method=method, level=level)
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner="Profiling the likelihood (refits)...")
+def profile_confint(
+    fit_key: tuple[str, str, bool], level: float, _result: LMMResult
+) -> pd.DataFrame:
+    """:func:`lmm_core.profile.profile_confint` of the fit identified by ``fit_key``."""
+    from lmm_core.profile import profile_confint as compute
+
+    return compute(_result, level=level)

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import inference_view
 from dashboard import model_summary as ms
 from lmm_core import LMMResult
 
@@ -66,22 +67,27 @@ def render_numbers(result: LMMResult) -> None:
     )
 
 
-def render_fixed(result: LMMResult) -> None:
-    """The fixed-effects table with an explanation."""
+def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> None:
+    """The fixed-effects table with an explanation; with ``record`` and the inference engine,
+    df, p-values and confidence intervals with a choice of df method."""
     st.markdown("**Fixed effects: the population-average trend**")
-    st.dataframe(
-        ms.fixed_effects_table(result),
-        key="model_fixef",
-        column_config={c: NUM(format="%.4f") for c in ("Estimate", "Std. error", "t value")},
-    )
+    inference = record is not None and inference_view.available("inference")
+    if inference:
+        inference_view.render_fixed_inference(record)
+    else:
+        st.dataframe(
+            ms.fixed_effects_table(result),
+            key="model_fixef",
+            column_config={c: NUM(format="%.4f") for c in ("Estimate", "Std. error", "t value")},
+        )
     st.caption(
         f"Each row is a coefficient of the average {result.response}: `(Intercept)` is the "
         "expected value when every covariate is 0 (and categories are at their reference "
         "level); a numeric column's row is the change per unit; a category's row is the "
         "difference from the reference level; `a:b` rows say how the effect of a changes "
         "with b. The standard error measures the uncertainty; a |t value| above about 2 "
-        "suggests an effect that is unlikely to be chance. p-values and confidence "
-        "intervals come in a later version."
+        "suggests an effect that is unlikely to be chance."
+        + ("" if inference else " p-values and confidence intervals come in a later version.")
     )
 
 
@@ -133,12 +139,12 @@ def render_summary(record: dict[str, Any], subject: str | None, time: str | None
     render_status(result)
     simpler = simpler_button(result)
     render_numbers(result)
-    left, right = st.columns(2)
-    with left:
-        render_fixed(result)
-    with right:
-        render_variances(result)
+    render_fixed(result, record)
+    render_variances(result)
     render_icc(result, subject, time)
+    inference_view.render_variance_explained(result, time)
+    inference_view.render_profile(record)
+    inference_view.render_bootstrap(record)
     return simpler
 
 

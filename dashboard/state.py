@@ -64,6 +64,9 @@ class Keys:
     SHRINK_W = "shrink_w_"  # prefix of the Shrinkage page's widget keys
     PRED_SETTINGS = "pred_settings"  # Prediction page choices (dict), kept across pages
     PRED_W = "pred_w_"  # prefix of the Prediction page's widget keys
+    INFER_SETTINGS = "infer_settings"  # Model page inference choices (df method, bootstrap)
+    INFER_W = "infer_w_"  # prefix of the Model page's inference widget keys
+    INFER_RESULTS = "infer_results"  # (data key, formula, reml, what, ...) -> computed on request
     COMPARE_KNOWN = "compare_known"  # fit names that existed when the selection was stored
     W_COMPARE_PICK = "compare_pick"  # widget: the multiselect of models to compare
     DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
@@ -108,6 +111,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.TRAJ_SETTINGS: {},
     Keys.SHRINK_SETTINGS: {},
     Keys.PRED_SETTINGS: {},
+    Keys.INFER_SETTINGS: {},
+    Keys.INFER_RESULTS: {},
     Keys.COMPARE_KNOWN: [],
     Keys.DIAG_GROUP: None,
     Keys.EXPLORE_COLOR: None,

@@ -1,0 +1,240 @@
+"""Inference on the Model page: df, p-values and CIs of the fixed effects, profile and
+bootstrap intervals, variance explained (Streamlit; numbers come from :mod:`lmm_core`).
+
+The engine modules arrive one by one; a section whose module is not installed is left out
+(:func:`available`). Expensive numbers go through :mod:`dashboard.cached` (df methods,
+profiles); the bootstrap runs on request with a progress bar and is kept in the session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import cached
+from dashboard.state import Keys
+from lmm_core import LMMError, LMMResult
+
+__all__ = [
+    "DF_METHODS",
+    "available",
+    "fit_key",
+    "fixed_inference_table",
+    "render_bootstrap",
+    "render_fixed_inference",
+    "render_profile",
+    "render_variance_explained",
+]
+
+#: label -> method of ``lmm_core.inference.fixef_inference``
+DF_METHODS = {
+    "Satterthwaite": "satterthwaite",
+    "Kenward-Roger (slower)": "kenward-roger",
+    "Wald (normal, no df correction)": "wald",
+}
+LEVEL = 0.95
+NUM = st.column_config.NumberColumn
+W = Keys.INFER_W
+
+
+def available(module: str) -> bool:
+    """Whether ``lmm_core.<module>`` exists in this installation."""
+    return importlib.util.find_spec(f"lmm_core.{module}") is not None
+
+
+def fit_key(record: dict[str, Any]) -> tuple[str, str, bool]:
+    """What identifies a fit for the caches: ``(data key, formula, reml)``."""
+    return (record["data_key"], record["formula"], bool(record["reml"]))
+
+
+def _settings() -> dict[str, Any]:
+    return st.session_state[Keys.INFER_SETTINGS]
+
+
+def _keep(name: str) -> None:
+    _settings()[name] = st.session_state[W + name]
+
+
+def _seed(name: str, default: Any) -> dict[str, Any]:
+    st.session_state[W + name] = _settings().get(name, default)
+    return {"key": W + name, "on_change": _keep, "args": (name,)}
+
+
+def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
+    """Readable columns of ``fixef_inference``'s table (index: the lme4 names)."""
+    pct = f"{level:.0%}"
+    return pd.DataFrame(
+        {
+            "Estimate": table["estimate"],
+            "Std. error": table["std_error"],
+            "df": table["df"],
+            "t value": table["t_value"],
+            "p value": table["p_value"],
+            f"{pct} CI low": table["ci_lower"],
+            f"{pct} CI high": table["ci_upper"],
+        },
+        index=table.index,
+    )
+
+
+def render_fixed_inference(record: dict[str, Any]) -> None:
+    """The df-method choice and the table with df, t, p and confidence intervals."""
+    result: LMMResult = record["result"]
+    labels = list(DF_METHODS)
+    if _settings().get("df_method") not in labels:
+        _settings()["df_method"] = labels[0]
+    label = st.radio(
+        "Degrees of freedom for the t tests",
+        labels,
+        horizontal=True,
+        **_seed("df_method", labels[0]),
+        help="Satterthwaite (as lmerTest) is the usual choice. Kenward-Roger (as pbkrtest) also "
+        "corrects the standard errors for small samples and takes longer on big data. Wald "
+        "uses the normal distribution: fine with many groups, too optimistic with few.",
+    )
+    method = DF_METHODS[label]
+    try:
+        table = cached.fixef_inference(fit_key(record), method, LEVEL, result)
+    except LMMError as err:
+        st.warning(f"{label} could not be computed for this model: {err}")
+        return
+    shown = fixed_inference_table(table)
+    st.dataframe(
+        shown,
+        key="model_fixef",
+        column_config={
+            **{c: NUM(format="%.4f") for c in shown.columns if c not in ("df", "p value")},
+            "df": NUM(format="%.1f"),
+            "p value": NUM(format="%.2g"),
+        },
+    )
+    st.caption(
+        f"p value: the chance of a t value at least this far from 0 if the true coefficient "
+        f"were 0, from a t distribution with the {label.split(' (')[0]} degrees of freedom "
+        f"(infinite for Wald). The {LEVEL:.0%} confidence interval is estimate -/+ t quantile x "
+        "standard error."
+    )
+
+
+def render_variance_explained(result: LMMResult, time: str | None) -> None:
+    """Marginal and conditional R-squared, and the ICC over time for slope models."""
+    if not available("variance_explained"):
+        return
+    from lmm_core import variance_explained as ve
+
+    try:
+        r2 = ve.r2_nakagawa(result)
+    except LMMError:
+        return
+    st.markdown("**Variance explained (Nakagawa and Schielzeth R²)**")
+    left, right = st.columns(2)
+    left.metric("Marginal R² (fixed effects)", f"{r2.marginal:.3f}")
+    right.metric("Conditional R² (fixed + random)", f"{r2.conditional:.3f}")
+    st.caption(
+        "Marginal R²: share of the variance explained by the fixed effects alone; conditional "
+        "R²: by the fixed and the random effects together. The gap is what the groups' own "
+        "deviations explain."
+    )
+    slope_terms = [t for t in result.reterms if time is not None and time in t.cnames]
+    if not slope_terms:
+        return
+    term = slope_terms[0]
+    values = term.z[:, list(term.cnames).index(time)]
+    times = np.linspace(float(values.min()), float(values.max()), 5)
+    try:
+        curve = ve.icc_curve(result, term.group, times, time=time)
+    except LMMError:
+        return
+    st.markdown(
+        f"ICC of **{term.group}** along {time}: with a random slope, how alike two measurements "
+        f"of one {term.group} are changes with {time}."
+    )
+    table = curve[["time", "icc"]].rename(columns={"time": time, "icc": "ICC"})
+    st.dataframe(
+        table,
+        key="model_icc_curve",
+        hide_index=True,
+        column_config={time: NUM(format="%.3g"), "ICC": NUM(format="%.3f")},
+    )
+
+
+def render_profile(record: dict[str, Any]) -> None:
+    """Profile-likelihood intervals on request."""
+    if not available("profile"):
+        return
+    with st.expander("Profile confidence intervals (variance components and fixed effects)"):
+        st.caption(
+            "Likelihood-profile intervals, as lme4's `confint(fit, method = 'profile')`: each "
+            "parameter is moved away from its estimate until the fit gets significantly worse. "
+            "Unlike estimate -/+ 2 SE they respect that an SD cannot go below 0. They take "
+            "several refits (seconds on big data); REML fits are profiled by ML, as lme4 does."
+        )
+        done = st.session_state[Keys.INFER_RESULTS].get((*fit_key(record), "profile"))
+        if st.button("Compute profile intervals", key=W + "profile") or done is not None:
+            try:
+                table = cached.profile_confint(fit_key(record), LEVEL, record["result"])
+            except LMMError as err:
+                st.warning(f"The profile could not be computed: {err}")
+                return
+            st.session_state[Keys.INFER_RESULTS][(*fit_key(record), "profile")] = True
+            shown = table.rename(
+                columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}
+            )
+            st.dataframe(
+                shown,
+                key="model_profile",
+                column_config={c: NUM(format="%.4f") for c in shown.columns},
+            )
+            for message in table.attrs.get("messages", []):
+                st.caption(message)
+
+
+def render_bootstrap(record: dict[str, Any]) -> None:
+    """A seeded parametric bootstrap with a progress bar and a chosen number of replicates."""
+    if not available("bootstrap"):
+        return
+    from lmm_core.bootstrap import parametric_bootstrap
+
+    with st.expander("Parametric bootstrap intervals"):
+        st.caption(
+            "Simulate new outcomes from the fitted model, refit each one and read the "
+            "intervals off the spread of the estimates (percentile method). More replicates "
+            "give steadier intervals; each one is a refit."
+        )
+        left, right = st.columns(2)
+        n_boot = left.number_input(
+            "Replicates", min_value=50, max_value=1000, step=50, **_seed("n_boot", 200)
+        )
+        seed = right.number_input(
+            "Seed", min_value=0, max_value=10**6, step=1, **_seed("seed", 1),
+            help="The same seed gives the same replicates.",
+        )  # fmt: skip
+        store = st.session_state[Keys.INFER_RESULTS]
+        key = (*fit_key(record), "bootstrap", int(n_boot), int(seed))
+        if st.button("Run the bootstrap", key=W + "boot"):
+            bar = st.progress(0.0, text="Refitting...")
+
+            def progress(i: int, n: int) -> None:
+                if i == n or i % max(1, n // 50) == 0:
+                    bar.progress(i / n, text=f"Replicate {i} of {n}")
+
+            store[key] = parametric_bootstrap(record["result"], int(n_boot), int(seed), progress)
+            bar.empty()
+        boot = store.get(key)
+        if boot is None:
+            return
+        table = boot.confint(LEVEL)
+        table.insert(0, "estimate", boot.estimates)
+        st.dataframe(
+            table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}),
+            key="model_bootstrap",
+            column_config={c: NUM(format="%.4f") for c in table.columns},
+        )
+        st.caption(
+            f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."
+            + "".join(f" {m}" for m in boot.messages)
+        )
