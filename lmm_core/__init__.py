@@ -17,6 +17,8 @@ from lmm_core.errors import (
     ModelError,
 )
 from lmm_core.fit import FitOptions, fit_design, fit_lmm
+from lmm_core.inference import ContrastTest, anova_table, contrast_test, fixef_inference
+from lmm_core.kenward_roger import KenwardRogerTooLarge
 from lmm_core.optimize import OptimizerOptions, OptSummary
 from lmm_core.profile import LikelihoodProfile, profile_confint
 from lmm_core.results import LMMResult
@@ -26,18 +28,23 @@ from lmm_core.variance_explained import icc, icc_curve, r2_nakagawa
 __all__ = [
     "BootstrapResult",
     "ComparisonError",
+    "ContrastTest",
     "DataError",
     "FitOptions",
     "FormulaError",
+    "KenwardRogerTooLarge",
     "LMMError",
     "LMMResult",
     "LikelihoodProfile",
     "ModelError",
     "OptSummary",
     "OptimizerOptions",
+    "anova_table",
     "chibar_pvalue",
+    "contrast_test",
     "fit_design",
     "fit_lmm",
+    "fixef_inference",
     "icc",
     "icc_curve",
     "lrt",

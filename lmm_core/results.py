@@ -66,6 +66,10 @@ class LMMResult:
     opt: OptSummary = field(repr=False)
     messages: tuple[str, ...] = ()
     singular_tol: float = 1e-4
+    # derivatives behind df methods, filled on first use by lmm_core.inference
+    _inference_cache: dict = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     # ---------------------------------------------------------------- sizes and names
     @property
@@ -110,12 +114,24 @@ class LMMResult:
     def std_errors(self) -> np.ndarray:
         return np.sqrt(np.diag(self.vcov_beta))
 
-    def fixef_table(self) -> pd.DataFrame:
-        """Estimates, standard errors and t values, one row per coefficient.
+    def fixef_table(
+        self, df_method: str | None = "satterthwaite", level: float = 0.95
+    ) -> pd.DataFrame:
+        """Estimates, standard errors, df, t and p values and confidence intervals.
 
-        The ``df``, ``p_value`` and confidence-interval columns are part of the table's shape
-        and stay empty (NaN) until a denominator-degrees-of-freedom method fills them.
+        Parameters
+        ----------
+        df_method
+            ``"satterthwaite"`` (default, as lmerTest), ``"kenward-roger"`` (adjusted
+            standard errors; slower) or ``"wald"`` (normal, ``df = inf``); ``None`` leaves
+            ``df``, ``p_value`` and the interval empty (NaN). See :mod:`lmm_core.inference`.
+        level
+            Confidence level of ``ci_lower``/``ci_upper``.
         """
+        if df_method is not None:
+            from lmm_core.inference import fixef_inference
+
+            return fixef_inference(self, method=df_method, level=level)
         se = self.std_errors
         table = pd.DataFrame(
             index=pd.Index(self.x_names, name="term"), columns=FIXEF_COLUMNS, dtype=float
