@@ -150,8 +150,13 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
     except LMMError:
         return
     st.markdown(
-        f"ICC of **{term.group}** along {time}: with a random slope, how alike two measurements "
-        f"of one {term.group} are changes with {time}."
+        f"ICC of **{term.group}** along {time}: with a random slope, the share of the "
+        f"variance that lies between {term.group}s changes with {time}"
+        + (
+            " (here the other levels' share, e.g. a cluster above, is not counted)."
+            if len(result.reterms) > len(slope_terms)
+            else "."
+        )
     )
     table = curve[["time", "icc"]].rename(columns={"time": time, "icc": "ICC"})
     st.dataframe(
@@ -166,14 +171,15 @@ def render_profile(record: dict[str, Any]) -> None:
     """Profile-likelihood intervals on request."""
     if not available("profile"):
         return
-    with st.expander("Profile confidence intervals (variance components and fixed effects)"):
+    done = st.session_state[Keys.INFER_RESULTS].get((*fit_key(record), "profile"))
+    title = "Profile confidence intervals (variance components and fixed effects)"
+    with st.expander(title, expanded=done is not None):
         st.caption(
             "Likelihood-profile intervals, as lme4's `confint(fit, method = 'profile')`: each "
             "parameter is moved away from its estimate until the fit gets significantly worse. "
             "Unlike estimate -/+ 2 SE they respect that an SD cannot go below 0. They take "
             "several refits (seconds on big data); REML fits are profiled by ML, as lme4 does."
         )
-        done = st.session_state[Keys.INFER_RESULTS].get((*fit_key(record), "profile"))
         if st.button("Compute profile intervals", key=W + "profile") or done is not None:
             try:
                 table = cached.profile_confint(fit_key(record), LEVEL, record["result"])
@@ -199,7 +205,9 @@ def render_bootstrap(record: dict[str, Any]) -> None:
         return
     from lmm_core.bootstrap import parametric_bootstrap
 
-    with st.expander("Parametric bootstrap intervals"):
+    store = st.session_state[Keys.INFER_RESULTS]
+    ran = any(k[:3] == fit_key(record) and k[3] == "bootstrap" for k in store)
+    with st.expander("Parametric bootstrap intervals", expanded=ran):
         st.caption(
             "Simulate new outcomes from the fitted model, refit each one and read the "
             "intervals off the spread of the estimates (percentile method). More replicates "
@@ -213,7 +221,6 @@ def render_bootstrap(record: dict[str, Any]) -> None:
             "Seed", min_value=0, max_value=10**6, step=1, **_seed("seed", 1),
             help="The same seed gives the same replicates.",
         )  # fmt: skip
-        store = st.session_state[Keys.INFER_RESULTS]
         key = (*fit_key(record), "bootstrap", int(n_boot), int(seed))
         if st.button("Run the bootstrap", key=W + "boot"):
             bar = st.progress(0.0, text="Refitting...")

@@ -19,6 +19,7 @@ from lmm_core.forecast import new_subject_forecast
 W = Keys.PRED_W
 NEW = "(a new one)"
 LEVEL = 0.95
+NUM = st.column_config.NumberColumn
 
 
 def _settings() -> dict[str, Any]:
@@ -219,33 +220,32 @@ def main() -> None:
     show_figure(fig, W + "chart")
     explain(fc, fc.n_observed, subject, time)
 
-    left, right = st.columns([3, 2])
-    with left:
-        st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
-        st.dataframe(
-            fp.forecast_table(fc, future[time], time),
-            key=W + "table",
-            hide_index=True,
-            column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
-                           ("forecast", "population", "patient band low", "patient band high",
-                            "prediction low", "prediction high")},
-        )  # fmt: skip
-    with right:
-        st.markdown(f"**This {subject}'s random effects**")
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "before any visit (SD)": fc.ranef_prior_sd,
-                    "estimate": fc.ranef_mean,
-                    "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
-                    "uncertainty removed": fc.learned,
-                }
-            ),
-            key=W + "ranef",
-            column_config={
-                "uncertainty removed": st.column_config.NumberColumn(format="percent"),
-            },
-        )
+    st.markdown(f"**This {subject}'s random effects**: before any visit and given the visits")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "SD before any visit": fc.ranef_prior_sd,
+                "estimate given the visits": fc.ranef_mean,
+                "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
+                "uncertainty removed": fc.learned,
+            }
+        ),
+        key=W + "ranef",
+        column_config={
+            "SD before any visit": NUM(format="%.3f"),
+            "estimate given the visits": NUM(format="%.3f"),
+            "SD given the visits": NUM(format="%.3f"),
+            "uncertainty removed": NUM(format="percent"),
+        },
+    )
+    st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
+    table = fp.forecast_table(fc, future[time], time)
+    st.dataframe(
+        table,
+        key=W + "table",
+        hide_index=True,
+        column_config={c: NUM(format="%.2f") for c in table.columns},
+    )
     widths = fp.band_widths(result, observed, future.iloc[[-1]], group=group, level=LEVEL)
     show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
 

@@ -3,7 +3,8 @@
 Usage: ``python scripts/shots_prediction.py`` from the repository root. Fits sleepstudy
 ``Reaction ~ Days + (Days | Subject)`` and trial_small
 ``y ~ time * arm + (time | patient) + (1 | hospital)`` through the Model page's formula box,
-then writes ``artifacts/screenshots/prediction_<data>.png`` and ``model_inference_<data>.png``.
+runs the profile and a 50-replicate bootstrap on the Model page, then writes
+``artifacts/screenshots/model_inference_<data>.png`` and ``prediction_<data>.png``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,20 @@ CASES = [
 TALL = {"width": 1400, "height": 3400}
 
 
+def inference_on_request(page) -> None:
+    """Open the profile and bootstrap expanders and run both (50 replicates)."""
+    page.get_by_text("Profile confidence intervals").first.click()
+    page.get_by_role("button", name="Compute profile intervals").click()
+    support.wait_idle(page, timeout_ms=180_000)
+    page.get_by_text("Parametric bootstrap intervals").first.click()
+    box = page.get_by_role("spinbutton", name="Replicates")
+    box.fill("50")
+    box.press("Enter")
+    support.wait_idle(page)
+    page.get_by_role("button", name="Run the bootstrap").click()
+    support.wait_idle(page, timeout_ms=300_000)
+
+
 def main() -> None:
     """Fit, visit, screenshot."""
     with support.running_app() as url, sync_playwright() as pw:
@@ -36,6 +51,7 @@ def main() -> None:
             if name != "sleepstudy":
                 load_example(page, name)
             fit(page, formula)
+            inference_on_request(page)
             print(f"{name} Model: exceptions {support.exceptions_on(page)}")
             print("wrote", support.screenshot(page, f"model_inference_{name}"))
             support.go_to(page, "Prediction")
