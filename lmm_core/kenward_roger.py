@@ -33,8 +33,8 @@ and Woodbury ``V^{-1} = I - Z T Z'``, ``T = Lambda (Lambda'Z'Z Lambda + I)^{-1} 
 every quantity above is a product of ``q x q`` and ``q x p`` matrices (``Z'V^{-1}Z``,
 ``Z'V^{-1}X``, ``Z'V^{-2}X``, ``tr V^{-2}``, ...), ``q`` the number of random effects. The cost
 is ``O(q^3 + k q^2 p)`` for ``k`` covariance parameters, independent of ``n`` once ``Z'Z`` is
-formed, but dense in ``q``: it is slower than Satterthwaite (0.4 s on the 3k-row
-``sim_small`` model with ``q = 1,020``, against a few milliseconds), and models with more than
+formed, but dense in ``q``: it is slower than Satterthwaite (0.75 s on the 3k-row
+``sim_small`` model with ``q = 1,020``, against 33 ms), and models with more than
 :data:`MAX_RANDOM_EFFECTS` random effects are refused with :class:`KenwardRogerTooLarge`.
 
 An ML fit is refitted by REML first, as pbkrtest does (the method is defined for REML).

@@ -29,12 +29,14 @@ Derivatives in ``theta``: central finite differences of the blocked factor, Rich
 extrapolated (steps ``h`` and ``h / 2``, error ``O(h^4)``), ``h_i = 3e-3 max(|theta_i|, 1)``.
 Why not analytic: second derivatives of ``log|L_Z|^2`` and of the penalized RSS need
 ``Z'V^{-1}Z`` and its products (dense ``q x q``, ``q`` the number of random effects), which is
-what :mod:`lmm_core.kenward_roger` builds; measured, that costs 0.4 s on the 3k-row
+what :mod:`lmm_core.kenward_roger` builds; measured, that costs 0.75 s on the 3k-row
 ``sim_small`` model (``q = 1,020``) and grows as ``q^3`` (25,000 random effects in the
 80k-row trial: out of reach), whereas one evaluation of the factor never touches the rows
-and costs well under a millisecond there. With ``k`` theta elements the scheme takes
-``4 k^2 + 3`` evaluations. Step choice, measured on the 31 reference fits at lme4's theta
-(largest relative df deviation from lmerTest): ``h = 3e-2``: 1.6e-2, ``1e-2``: 1.8e-4,
+and costs a few milliseconds even there. With ``k`` theta elements the scheme takes
+``4 k^2 + 3`` evaluations (measured: 4 ms on sleepstudy, 33 ms on sim_small, 0.5 s on
+the 79k-row trial with 25,100 random effects, against 1.1 s for its fit). Step choice,
+measured on the 31 reference fits at lme4's theta (largest relative df deviation from
+lmerTest): ``h = 3e-2``: 1.6e-2, ``1e-2``: 1.8e-4,
 ``3e-3``: 1.2e-6, ``1e-3``: 2.6e-5, ``1e-4``: 2.5e-3. Below ``3e-3`` rounding dominates: an
 evaluation of the criterion is exact to only about ``1e-12`` relative (the cross-products
 cancel ``y'y`` against the fitted part), and the second difference divides that by ``h^2``.
