@@ -163,8 +163,8 @@ def forecast_figure(
         template=TEMPLATE,
         height=560,
         hovermode="closest",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        margin={"b": 130},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.17, "x": 0},
+        margin={"b": 140},
     )
     return fig
 
