@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import fit_jobs
 from dashboard.fits import active_record, delete_fit, records_for_active_data, set_active
 from dashboard.state import Keys, init_state
 
@@ -37,6 +38,7 @@ def sidebar() -> None:
             f"{st.session_state[Keys.DATA_NAME]}: {len(data):,} rows x {data.shape[1]} columns"
         )
         fits_sidebar()
+        fit_jobs.render_progress()
 
 
 def _choose_active() -> None:
@@ -47,8 +49,11 @@ def fits_sidebar() -> None:
     """The fitted models of the active dataset: choose the active one, delete any."""
     st.markdown("**Fitted models**")
     records = records_for_active_data()
+    others = len(st.session_state[Keys.FITS]) - len(records)
     if not records:
         st.caption("No models fitted yet. Build one on the Model page.")
+        if others:
+            st.caption(f"{others} more model(s) belong to other datasets.")
         return
     names = [r["name"] for r in records]
     active = active_record()
@@ -68,7 +73,6 @@ def fits_sidebar() -> None:
             args=(name,),
             help=f"Remove {name} from this session.",
         )
-    others = len(st.session_state[Keys.FITS]) - len(records)
     if others:
         st.caption(f"{others} more model(s) belong to other datasets.")
 
@@ -77,6 +81,7 @@ def run() -> None:
     """Build the app: config, state, sidebar and navigation."""
     st.set_page_config(page_title="LMM Explorer", layout="wide")
     init_state()
+    fit_jobs.collect(toast=True)  # a fit finished in the background: store it on any page
     nav = st.navigation([st.Page(path, title=title) for path, title in PAGES])
     sidebar()
     nav.run()

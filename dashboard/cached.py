@@ -45,7 +45,7 @@ def sheet_names(data_bytes: bytes) -> list[str]:
     return excel_sheet_names(data_bytes)
 
 
-@st.cache_data(max_entries=24, ttl=3600, show_spinner="Fitting the model...")
+@st.cache_data(max_entries=24, ttl=3600, show_spinner=False)  # runs in a pool thread
 def fit_model(data_key: str, formula: str, reml: bool, _data: pd.DataFrame) -> LMMResult:
     """Fit ``formula`` to the data identified by ``data_key`` (the frame itself is not hashed).
 

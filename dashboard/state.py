@@ -57,6 +57,7 @@ class Keys:
     MODEL_CHOICES = "model_choices"  # data key -> Model page builder choices + typed formula
     MODEL_REML = "model_reml"  # True: REML, False: ML
     MODEL_NOTICE = "model_notice"  # (level, text) shown once after a fit
+    FIT_JOB = "fit_job"  # dashboard.fit_jobs.FitJob of a fit still running, or None
     MODEL_W = "model_w_"  # prefix of the Model page's widget keys (model_w_outcome, ...)
     TRAJ_SETTINGS = "traj_settings"  # Trajectories page choices (dict), kept across pages
     TRAJ_W = "traj_w_"  # prefix of the Trajectories page's widget keys
@@ -108,6 +109,7 @@ DEFAULTS: dict[str, Any] = {
     Keys.MODEL_CHOICES: {},
     Keys.MODEL_REML: True,
     Keys.MODEL_NOTICE: None,
+    Keys.FIT_JOB: None,
     Keys.TRAJ_SETTINGS: {},
     Keys.SHRINK_SETTINGS: {},
     Keys.PRED_SETTINGS: {},

@@ -47,7 +47,7 @@ def upload_section() -> None:
     limit = int(st.get_option("server.maxUploadSize"))
     file = st.file_uploader(
         "Upload your own data",
-        type=["csv", "tsv", "txt", "xlsx", "parquet"],
+        type=["csv", "tsv", "txt", "xlsx", "xls", "parquet"],  # .xls: to say how to convert it
         key=Keys.W_UPLOAD,
         help=f"CSV/TSV (any delimiter, decimal comma, UTF-8/UTF-16/Latin-1), Excel .xlsx or "
         f"Parquet, up to {limit} MB. One row per visit; one column per visit is converted.",

@@ -6,8 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import model_view
-from dashboard.fits import active_record, delete_fit, fit_and_store, records_for_active_data
+from dashboard import fit_jobs, model_view
+from dashboard.fits import active_record, delete_fit, records_for_active_data
 from dashboard.model_builder import (
     BuilderChoices,
     GroupLevel,
@@ -18,7 +18,7 @@ from dashboard.model_builder import (
 from dashboard.roles import Roles, is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import dataset_caption, require_longitudinal
-from lmm_core import FormulaError, LMMError
+from lmm_core import FormulaError
 from lmm_core.formula import parse_formula
 
 NONE = "(none)"
@@ -162,26 +162,26 @@ def show_formula_error(formula: str, err: FormulaError) -> None:
 
 
 def fit(formula: str, reml: bool, subject: str | None) -> None:
-    """Validate and fit; on success store it, note it and rerun (the sidebar lists it)."""
+    """Validate and start the fit (see :mod:`dashboard.fit_jobs`), then rerun.
+
+    A quick fit is stored before the rerun; a long one keeps running in the background
+    (progress in the sidebar, on every page) and is stored when it finishes.
+    """
     try:
         spec = parse_formula(formula)
     except FormulaError as err:
         show_formula_error(formula, err)
         return
-    try:
-        record = fit_and_store(formula, reml, formula_label(spec, subject))
-    except LMMError as err:
-        text = str(err).rstrip()
-        st.error(
-            f"The model could not be fitted: {text}{'' if text.endswith('.') else '.'} "
-            "Earlier fits are kept."
+    job = fit_jobs.start_fit(formula, reml, formula_label(spec, subject))
+    if job is None:
+        running = fit_jobs.running_job()
+        st.warning(
+            f"A fit is already running ({running.describe() if running else ''}): it "
+            "appears in the sidebar when ready; then fit the next one."
         )
         return
-    st.session_state[Keys.MODEL_NOTICE] = (
-        "success",
-        f"Fitted **{record['name']}** in {record['seconds']:.2f} s. It is now the active "
-        "model: its summary is below, and the other pages show it.",
-    )
+    if fit_jobs.wait_briefly(job):
+        fit_jobs.collect(toast=False)
     st.rerun()
 
 
@@ -240,6 +240,7 @@ def fits_list() -> None:
 def main() -> None:
     """Render the Model page."""
     init_state()
+    fit_jobs.collect(toast=False)  # app.py does it too; AppTest reruns only the page
     st.title("Model")
     st.caption(
         "A mixed model describes every measurement as the population trend (the fixed "
@@ -264,9 +265,15 @@ def main() -> None:
 
     st.subheader("2. Fit")
     fit_form(built, roles.subject)
+    job = fit_jobs.running_job()
+    if job is not None:
+        st.info(
+            f"Fitting **{job.label}**: {job.describe()}. Its progress is in the sidebar; you "
+            "can use the other pages meanwhile, the fit goes on."
+        )
     notice = st.session_state[Keys.MODEL_NOTICE]
     if notice:
-        st.success(notice[1])
+        (st.success if notice[0] == "success" else st.error)(notice[1])
         st.session_state[Keys.MODEL_NOTICE] = None
 
     record = active_record()

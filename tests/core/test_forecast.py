@@ -84,7 +84,7 @@ def test_zero_visits_is_the_population_prediction_with_the_between_subject_band(
     G = res.covariance_matrices()[0]
     X = np.column_stack([np.ones(10), future["Days"]])
     np.testing.assert_allclose(t["se_mean"] ** 2, pi["se_fit"] ** 2 + [x @ G @ x for x in X])
-    np.testing.assert_allclose(fc.learned, 0.0)
+    np.testing.assert_allclose(fc.learned, 0.0, atol=1e-12)  # roundoff only
 
 
 def test_bands_narrow_as_visits_are_added():

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -54,7 +54,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(*extra_args: str, timeout: float = 60.0) -> Iterator[str]:
+def running_app(
+    *extra_args: str,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free local port; yield its URL; stop it after.
 
     Parameters
@@ -63,6 +68,10 @@ def running_app(*extra_args: str, timeout: float = 60.0) -> Iterator[str]:
         More command-line options, e.g. ``"--server.maxUploadSize", "1"``.
     timeout
         Seconds to wait for ``/_stcore/health`` to answer ``ok``.
+    env
+        Environment variables to add for the server (e.g. its own ``TMPDIR``).
+    on_start
+        Called with the server's process id once it answers (e.g. to sample its memory).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -75,7 +84,9 @@ def running_app(*extra_args: str, timeout: float = 60.0) -> Iterator[str]:
         *extra_args,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -88,6 +99,8 @@ def running_app(*extra_args: str, timeout: float = 60.0) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"streamlit did not become healthy within {timeout:.0f} s")
             time.sleep(0.25)
+        if on_start is not None:
+            on_start(proc.pid)
         yield url
     finally:
         proc.terminate()
