@@ -16,6 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cached
+from dashboard.help_texts import help_text
+from dashboard.help_view import column
 from dashboard.state import Keys
 from lmm_core import LMMError, LMMResult
 
@@ -35,6 +37,12 @@ DF_METHODS = {
     "Satterthwaite": "satterthwaite",
     "Kenward-Roger (slower)": "kenward-roger",
     "Wald (normal, no df correction)": "wald",
+}
+#: method -> help key of its df column
+DF_HELP = {
+    "satterthwaite": "df_satterthwaite",
+    "kenward-roger": "df_kenward_roger",
+    "wald": "df_wald",
 }
 LEVEL = 0.95
 NUM = st.column_config.NumberColumn
@@ -92,9 +100,7 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
         labels,
         horizontal=True,
         **_seed("df_method", labels[0]),
-        help="Satterthwaite (as lmerTest) is the usual choice. Kenward-Roger (as pbkrtest) also "
-        "corrects the standard errors for small samples and takes longer on big data. Wald "
-        "uses the normal distribution: fine with many groups, too optimistic with few.",
+        help=help_text("df"),
     )
     method = DF_METHODS[label]
     try:
@@ -103,13 +109,18 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
         st.warning(f"{label} could not be computed for this model: {err}")
         return
     shown = fixed_inference_table(table)
+    ci_low, ci_high = shown.columns[-2:]
     st.dataframe(
         shown,
         key="model_fixef",
         column_config={
-            **{c: NUM(format="%.4f") for c in shown.columns if c not in ("df", "p value")},
-            "df": NUM(format="%.1f"),
-            "p value": NUM(format="%.2g"),
+            "Estimate": column("estimate", format="%.4f"),
+            "Std. error": column("std_error", format="%.4f"),
+            "df": column(DF_HELP[method], format="%.1f"),
+            "t value": column("t_value", format="%.4f"),
+            "p value": column("p_value", format="%.2g"),
+            ci_low: column("confidence_interval", format="%.4f"),
+            ci_high: column("confidence_interval", format="%.4f"),
         },
     )
     st.caption(
@@ -132,8 +143,12 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
         return
     st.markdown("**Variance explained (Nakagawa and Schielzeth R²)**")
     left, right = st.columns(2)
-    left.metric("Marginal R² (fixed effects)", f"{r2.marginal:.3f}")
-    right.metric("Conditional R² (fixed + random)", f"{r2.conditional:.3f}")
+    left.metric("Marginal R² (fixed effects)", f"{r2.marginal:.3f}", help=help_text("r2_marginal"))
+    right.metric(
+        "Conditional R² (fixed + random)",
+        f"{r2.conditional:.3f}",
+        help=help_text("r2_conditional"),
+    )
     st.caption(
         "Marginal R²: share of the variance explained by the fixed effects alone; conditional "
         "R²: by the fixed and the random effects together. The gap is what the groups' own "
@@ -156,14 +171,15 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
             " (here the other levels' share, e.g. a cluster above, is not counted)."
             if len(result.reterms) > len(slope_terms)
             else "."
-        )
+        ),
+        help=help_text("icc_time"),
     )
     table = curve[["time", "icc"]].rename(columns={"time": time, "icc": "ICC"})
     st.dataframe(
         table,
         key="model_icc_curve",
         hide_index=True,
-        column_config={time: NUM(format="%.3g"), "ICC": NUM(format="%.3f")},
+        column_config={time: NUM(format="%.3g"), "ICC": column("icc_time", format="%.3f")},
     )
 
 
@@ -193,7 +209,7 @@ def render_profile(record: dict[str, Any]) -> None:
             st.dataframe(
                 shown,
                 key="model_profile",
-                column_config={c: NUM(format="%.4f") for c in shown.columns},
+                column_config={c: column("profile_ci", format="%.4f") for c in shown.columns},
             )
             for message in table.attrs.get("messages", []):
                 st.caption(message)
@@ -239,7 +255,11 @@ def render_bootstrap(record: dict[str, Any]) -> None:
         st.dataframe(
             table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}),
             key="model_bootstrap",
-            column_config={c: NUM(format="%.4f") for c in table.columns},
+            column_config={
+                "estimate": column("estimate", format="%.4f"),
+                f"{LEVEL:.0%} low": column("bootstrap", format="%.4f"),
+                f"{LEVEL:.0%} high": column("bootstrap", format="%.4f"),
+            },
         )
         st.caption(
             f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."

@@ -9,12 +9,13 @@ import streamlit as st
 
 from dashboard import inference_view
 from dashboard import model_summary as ms
+from dashboard.help_texts import help_text
+from dashboard.help_view import column, how_to_read
 from lmm_core import LMMResult
 
 __all__ = ["render_ols_section", "render_summary", "simpler_button"]
 
 _RENDER = {"success": st.success, "warning": st.warning, "info": st.info}
-NUM = st.column_config.NumberColumn
 
 
 def _fmt(x: float) -> str:
@@ -27,6 +28,7 @@ def render_status(result: LMMResult) -> None:
         _RENDER[status.level](status.text)
     for note in ms.data_notes(result):
         st.info(note)
+    how_to_read("convergence", "singular_fit", label="What convergence and singular fits mean")
 
 
 def simpler_button(result: LMMResult) -> str | None:
@@ -47,12 +49,15 @@ def render_numbers(result: LMMResult) -> None:
     """Observations, groups and the fit criteria as metrics."""
     groups = ", ".join(f"{g}: {n:,} groups" for g, n in result.ngroups.items())
     cols = st.columns(5)
-    cols[0].metric("Observations", f"{result.nobs:,}", help=f"Groups: {groups}")
+    cols[0].metric(
+        "Observations", f"{result.nobs:,}", help=f"Groups: {groups}.\n\n{help_text('observations')}"
+    )
     crit = "REML criterion" if result.reml else "Deviance (-2 logLik)"
-    cols[1].metric(crit, _fmt(result.objective))
-    cols[2].metric("logLik", _fmt(result.loglik))
-    cols[3].metric("AIC", _fmt(result.aic))
-    cols[4].metric("BIC", _fmt(result.bic))
+    crit_key = "reml_criterion" if result.reml else "deviance"
+    cols[1].metric(crit, _fmt(result.objective), help=help_text(crit_key))
+    cols[2].metric("logLik", _fmt(result.loglik), help=help_text("loglik"))
+    cols[3].metric("AIC", _fmt(result.aic), help=help_text("aic"))
+    cols[4].metric("BIC", _fmt(result.bic), help=help_text("bic"))
     st.caption(
         f"{result.nobs:,} observations ({groups}). AIC and BIC weigh fit against the number "
         f"of parameters ({result.npar}); lower is better, but only between models fitted to "
@@ -70,7 +75,7 @@ def render_numbers(result: LMMResult) -> None:
 def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> None:
     """The fixed-effects table with an explanation; with ``record`` and the inference engine,
     df, p-values and confidence intervals with a choice of df method."""
-    st.markdown("**Fixed effects: the population-average trend**")
+    st.markdown("**Fixed effects: the population-average trend**", help=help_text("fixed_effect"))
     inference = record is not None and inference_view.available("inference")
     if inference:
         inference_view.render_fixed_inference(record)
@@ -78,7 +83,11 @@ def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> Non
         st.dataframe(
             ms.fixed_effects_table(result),
             key="model_fixef",
-            column_config={c: NUM(format="%.4f") for c in ("Estimate", "Std. error", "t value")},
+            column_config={
+                "Estimate": column("estimate", format="%.4f"),
+                "Std. error": column("std_error", format="%.4f"),
+                "t value": column("t_value", format="%.4f"),
+            },
         )
     st.caption(
         f"Each row is a coefficient of the average {result.response}: `(Intercept)` is the "
@@ -93,12 +102,18 @@ def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> Non
 
 def render_variances(result: LMMResult) -> None:
     """Variance components (SD) and correlations with an explanation."""
-    st.markdown("**Random effects: how much groups differ around that trend**")
+    st.markdown(
+        "**Random effects: how much groups differ around that trend**",
+        help=help_text("random_intercept") + "\n\n" + help_text("random_slope"),
+    )
     st.dataframe(
         ms.variance_table(result),
         key="model_varcomp",
         hide_index=True,
-        column_config={"Variance": NUM(format="%.4f"), "SD": NUM(format="%.4f")},
+        column_config={
+            "Variance": column("re_variance", format="%.4f"),
+            "SD": column("re_sd", format="%.4f"),
+        },
     )
     corr = ms.correlation_table(result)
     if not corr.empty:
@@ -106,7 +121,7 @@ def render_variances(result: LMMResult) -> None:
             corr,
             key="model_corr",
             hide_index=True,
-            column_config={"Correlation": NUM(format="%.3f")},
+            column_config={"Correlation": column("re_correlation", format="%.3f")},
         )
     st.caption(
         "The SD of a random intercept is how far a typical group's level lies from the "
@@ -120,7 +135,10 @@ def render_variances(result: LMMResult) -> None:
 
 def render_icc(result: LMMResult, subject: str | None, time: str | None) -> None:
     """The intraclass correlation in words."""
-    st.markdown("**Intraclass correlation (ICC): how alike measurements of one group are**")
+    st.markdown(
+        "**Intraclass correlation (ICC): how alike measurements of one group are**",
+        help=help_text("icc"),
+    )
     for sentence in ms.icc_sentences(result, subject, time):
         st.markdown(sentence)
 
@@ -155,7 +173,13 @@ def render_ols_section(result: LMMResult) -> None:
         st.dataframe(
             table,
             key="model_ols",
-            column_config={c: NUM(format="%.4f") for c in table.columns},
+            column_config={
+                "Mixed estimate": column("estimate", format="%.4f"),
+                "OLS estimate": column("ols_vs_mixed", format="%.4f"),
+                "Mixed SE": column("std_error", format="%.4f"),
+                "OLS SE": column("ols_vs_mixed", format="%.4f"),
+                "Design effect": column("design_effect", format="%.4f"),
+            },
         )
         st.caption(
             "Ordinary least squares (OLS) fits the same fixed effects as if every row were an "

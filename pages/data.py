@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import cached, figures
+from dashboard.help_texts import help_text
+from dashboard.help_view import column, how_to_read
 from dashboard.roles import Roles
 from dashboard.state import Keys, activate_example, current_data, current_roles, init_state
 from dashboard.state import set_roles as store_roles
@@ -150,12 +152,12 @@ def role_editor() -> Roles:
         ("outcome", "Outcome", "The numeric measurement to model."),
     ]
     cols = st.columns(5)
-    for col, (role, label, help_text) in zip(cols, spec, strict=False):
+    for col, (role, label, tip) in zip(cols, spec, strict=False):
         key = _role_key(role)
         if key not in st.session_state:
             st.session_state[key] = getattr(roles, role) or NONE
         col.selectbox(
-            label, [NONE, *columns], key=key, help=help_text, on_change=_store_role, args=(role,)
+            label, [NONE, *columns], key=key, help=tip, on_change=_store_role, args=(role,)
         )
     key = _role_key("covariates")
     if key not in st.session_state:
@@ -177,17 +179,27 @@ def report_section(roles: Roles) -> None:
     report = validate(data, roles)
     st.subheader("Validation report")
     m = st.columns(5)
-    m[0].metric("Observations", f"{report.n_observations:,}")
-    m[1].metric("Subjects", "—" if report.n_subjects is None else f"{report.n_subjects:,}")
-    m[2].metric("Clusters", "—" if report.n_clusters is None else f"{report.n_clusters:,}")
+    m[0].metric("Observations", f"{report.n_observations:,}", help=help_text("observations"))
+    m[1].metric(
+        "Subjects",
+        "—" if report.n_subjects is None else f"{report.n_subjects:,}",
+        help=help_text("subjects"),
+    )
+    m[2].metric(
+        "Clusters",
+        "—" if report.n_clusters is None else f"{report.n_clusters:,}",
+        help=help_text("clusters"),
+    )
     vs = report.visits_summary
     m[3].metric(
         "Visits per subject",
         f"{vs['median']:g}" if vs else "—",
-        help="Median; the range is in the caption below.",
+        help="Median; the range is in the caption below.\n\n" + help_text("visits_per_subject"),
     )
     tr = report.time_range
-    m[4].metric("Time range", f"{tr[0]:g} to {tr[1]:g}" if tr else "—")
+    m[4].metric(
+        "Time range", f"{tr[0]:g} to {tr[1]:g}" if tr else "—", help=help_text("time_range")
+    )
     if vs:
         st.caption(
             f"Visits per subject: median {vs['median']:g}, mean {vs['mean']:.2f}, range "
@@ -201,11 +213,23 @@ def report_section(roles: Roles) -> None:
             fig = figures.visits_histogram(report.visits_distribution, subject_label=roles.subject)
             show_figure(fig, key="data_visits_hist")
     with right:
-        st.markdown("**Missing values per column**")
-        st.dataframe(report.missing, hide_index=True, height=250)
+        st.markdown("**Missing values per column**", help=help_text("missing_values"))
+        st.dataframe(
+            report.missing,
+            hide_index=True,
+            height=250,
+            column_config={
+                "missing": column("missing_values", "missing (rows)"),
+                "percent": column("missing_values", "percent of rows"),
+            },
+        )
         if report.single_visit_subjects:
             with st.expander(f"{len(report.single_visit_subjects):,} single-visit subject(s)"):
                 st.write(", ".join(report.single_visit_subjects[:200]))
+    how_to_read(
+        "long_format", "column_roles", "visits_per_subject", "missing_values",
+        label="How to read this report",
+    )  # fmt: skip
     if report.ok:
         st.page_link(EXPLORE_PAGE, label="Explore these data")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import figures
+from dashboard.help_view import how_to_read
 from dashboard.state import Keys, init_state
 from dashboard.widgets import dataset_caption, require_longitudinal, show_figure
 
@@ -123,6 +124,13 @@ def main() -> None:
         f"{int(counts['subjects'].sum()):,} subjects; most have "
         f"{int(counts.loc[counts['subjects'].idxmax(), 'visits'])} visits. "
         f"{singles:,} have a single visit. Unequal numbers of visits are fine for mixed models."
+    )
+    how_to_read(
+        "spaghetti_plot",
+        "mean_trajectory",
+        "visits_per_subject",
+        "missing_values",
+        label="How to read these plots",
     )
 
 

@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard import fit_jobs, model_view
 from dashboard.fits import active_record, delete_fit, records_for_active_data
+from dashboard.help_texts import help_text
 from dashboard.model_builder import (
     BuilderChoices,
     GroupLevel,
@@ -57,20 +58,23 @@ def _level(title: str, name: str, group: str | None, slope_options: list[str]) -
     intercept = st.checkbox(
         f"Random intercept per {group}",
         **_seed(f"{name}_intercept", True),
-        help=f"Each {group} has its own baseline level (its line is shifted up or down).",
+        help=f"Each {group} has its own baseline level (its line is shifted up or down).\n\n"
+        + help_text("random_intercept"),
     )
     slopes = st.multiselect(
         f"Random slopes per {group} on",
         slope_options,
         **_seed(f"{name}_slopes", [], slope_options),
-        help=f"Each {group} has its own rate of change along these columns (its own steepness).",
+        help=f"Each {group} has its own rate of change along these columns (its own steepness)."
+        "\n\n" + help_text("random_slope"),
     )
     correlated = True
     if slopes and intercept:
         correlated = st.checkbox(
             "Intercept and slopes correlated",
             **_seed(f"{name}_correlated", True),
-            help="Allow e.g. groups that start high to change faster: `|`; unticked: `||`.",
+            help="Allow e.g. groups that start high to change faster: `|`; unticked: `||`.\n\n"
+            + help_text("uncorrelated_terms"),
         )
     return GroupLevel(group, intercept, tuple(slopes), correlated)
 
@@ -91,6 +95,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         "Fixed effects (average effects of these columns)",
         candidates,
         **_seed("fixed", default_fixed, candidates),
+        help=help_text("fixed_effect"),
     )
     pairs = [f"{a}{TIMES}{b}" for i, a in enumerate(fixed) for b in fixed[i + 1 :]]
     default_pairs = [
@@ -102,12 +107,12 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         "Interactions (does the effect of one depend on the other?)",
         pairs,
         **_seed("interactions", default_pairs, pairs),
-        help="time x arm lets each arm change at its own rate: the treatment effect on the slope.",
+        help=help_text("interaction"),
     )
     slope_options = [c for c in numeric if c not in (outcome, roles.subject)]
     others = [NONE, *[c for c in columns if c not in (outcome, roles.subject)]]
 
-    st.markdown("**Grouping levels and their random effects**")
+    st.markdown("**Grouping levels and their random effects**", help=help_text("nested_vs_crossed"))
     cols = st.columns(3)
     with cols[0]:
         st.markdown(f"Subject: **{roles.subject}**")
@@ -200,13 +205,14 @@ def fit_form(built: str, subject: str | None) -> None:
             "Or type a formula (when filled, it is used instead of the builder's)",
             key=W + "typed",
             placeholder=built,
-            help="lme4 syntax: `y ~ time * arm + (time | patient) + (1 | hospital)`.",
+            help=help_text("formula_grammar"),
         )
         method = st.radio(
             "Estimation",
             ["REML", "ML"],
             key=W + "method",
             horizontal=True,
+            help=help_text("reml_vs_ml"),
             captions=[
                 "restricted maximum likelihood: unbiased variances (the usual choice)",
                 "maximum likelihood: needed to compare fixed effects by likelihood",

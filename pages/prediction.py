@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import figures_prediction as fp
 from dashboard.fits import require_fit
+from dashboard.help_view import column, how_to_read
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
@@ -232,10 +233,10 @@ def main() -> None:
         ),
         key=W + "ranef",
         column_config={
-            "SD before any visit": NUM(format="%.3f"),
-            "estimate given the visits": NUM(format="%.3f"),
-            "SD given the visits": NUM(format="%.3f"),
-            "uncertainty removed": NUM(format="percent"),
+            "SD before any visit": column("prior_sd", format="%.3f"),
+            "estimate given the visits": column("blup", format="%.3f"),
+            "SD given the visits": column("conditional_sd", format="%.3f"),
+            "uncertainty removed": column("uncertainty_removed", format="percent"),
         },
     )
     st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
@@ -244,10 +245,32 @@ def main() -> None:
         table,
         key=W + "table",
         hide_index=True,
-        column_config={c: NUM(format="%.2f") for c in table.columns},
+        column_config={
+            **{c: NUM(format="%.2f") for c in table.columns},
+            "forecast": column("forecast", format="%.2f"),
+            "population": column("population_prediction", format="%.2f"),
+            "patient band low": column("band_patient", format="%.2f"),
+            "patient band high": column("band_patient", format="%.2f"),
+            "prediction low": column("band_prediction", format="%.2f"),
+            "prediction high": column("band_prediction", format="%.2f"),
+        },
     )
     widths = fp.band_widths(result, observed, future.iloc[[-1]], group=group, level=LEVEL)
     show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
+    st.caption(
+        f"Width of each band at {time} = {horizon:g} when the first 0, 1, 2... visits are "
+        "used: every band narrows as visits are added, but band 3 never gets narrower "
+        "than the scatter of single measurements allows."
+    )
+    how_to_read(
+        "band_fixed",
+        "band_patient",
+        "band_prediction",
+        "confidence_vs_prediction",
+        "uncertainty_removed",
+        "band_width",
+        label="How to read the bands and tables",
+    )
 
 
 main()

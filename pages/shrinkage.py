@@ -9,6 +9,8 @@ import streamlit as st
 
 from dashboard import figures_shrinkage as fs
 from dashboard.fits import require_fit
+from dashboard.help_texts import help_text
+from dashboard.help_view import column, how_to_read
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
 from lmm_core.per_group import ShrinkageEstimates, shrinkage_estimates
@@ -93,6 +95,14 @@ def main() -> None:
     est = shrinkage_estimates(result, group)
     label = roles.subject if group == roles.subject else group
     st.markdown(INTRO.format(s=label))
+    how_to_read(
+        "own_estimate",
+        "population_value",
+        "blup",
+        "shrinkage_factor",
+        "conditional_sd",
+        label="The terms on this page",
+    )
     others = [g for g in groups if g != group]
     if others:
         st.caption(
@@ -110,7 +120,7 @@ def main() -> None:
             "covers all of them."
         )
 
-    st.subheader("One effect at a time")
+    st.subheader("One effect at a time", help=help_text("shrinkage_factor"))
     st.caption(
         "Upper row: each subject's own estimate (bigger dot = more observations). Lower row: "
         "the mixed-model estimate. The arrow shows how far the model moved it; the dashed "
@@ -128,10 +138,20 @@ def main() -> None:
             f"deviation the model keeps, and how far the estimate moved. {label.capitalize()}s "
             "with few observations keep less and move further."
         )
-        st.dataframe(by_n.round(4), hide_index=True, width="content")
+        st.dataframe(
+            by_n.round(4),
+            hide_index=True,
+            width="content",
+            column_config={
+                "observations": column("visits_per_subject"),
+                "subjects": column("subjects"),
+                **{f"kept: {c}": column("shrinkage_factor") for c in cols},
+                **{f"moved: {c}": column("moved") for c in cols},
+            },
+        )
 
     if len(cols) >= 2:
-        st.subheader("Two effects together")
+        st.subheader("Two effects together", help=help_text("re_correlation"))
         left, right = st.columns(2)
         x = _select("Horizontal", "x", cols, cols[0], where=left)
         y = _select("Vertical", "y", cols, cols[1], where=right)
@@ -148,7 +168,10 @@ def main() -> None:
                 f"the effects are correlated. Correlation here: {_corr(est, x, y)}."
             )
 
-    st.subheader("Random effects with their uncertainty (caterpillar plot)")
+    st.subheader(
+        "Random effects with their uncertainty (caterpillar plot)",
+        help=help_text("caterpillar_plot"),
+    )
     st.caption(
         "Each row is one subject's BLUP (its deviation from the population value) with a "
         "95% interval (±1.96 conditional SD), sorted. Red: intervals that exclude 0, subjects "
@@ -174,7 +197,7 @@ def _corr(est: ShrinkageEstimates, x: str, y: str) -> str:
 
 def left_out(est: ShrinkageEstimates, label: str) -> None:
     """Which subjects have no own-data fit, and why."""
-    st.subheader("Left out of the own-data fits")
+    st.subheader("Left out of the own-data fits", help=help_text("own_estimate"))
     lo = est.left_out
     if lo.empty:
         st.success(f"Every {label} has enough observations for its own fit.")
@@ -189,7 +212,13 @@ def left_out(est: ShrinkageEstimates, label: str) -> None:
     table = pd.DataFrame(
         {label: lo.index.astype(str), "observations": lo["n"], "reason": lo["reason"]}
     )
-    st.dataframe(table, hide_index=True, width="stretch", height=min(400, 36 + 35 * len(table)))
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        height=min(400, 36 + 35 * len(table)),
+        column_config={"observations": column("visits_per_subject")},
+    )
 
 
 main()

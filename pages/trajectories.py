@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import figures_trajectories as ft
 from dashboard.fits import require_fit
+from dashboard.help_view import column, how_to_read
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal
@@ -255,6 +256,14 @@ def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:
     st.markdown("\n\n".join(f"- {line}" for line in lines))
     if by:
         st.caption(f"Colours: {by}. With {by} in the model, each value has its own average.")
+    how_to_read(
+        "trajectory_chart",
+        "population_prediction",
+        "subject_prediction",
+        "blup",
+        "confidence_vs_prediction",
+        label="How to read this chart",
+    )
 
 
 def show_selected(prep, highlight: list[str], subject: str, x: str, response: str) -> None:
@@ -271,7 +280,18 @@ def show_selected(prep, highlight: list[str], subject: str, x: str, response: st
     ).drop(columns=["group", "cluster"])
     table = table.dropna(axis=1, how="all")
     st.markdown(f"**Selected {subject}(s)**: {', '.join(highlight)} (drawn in black)")
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            f"observed {response}": st.column_config.NumberColumn(
+                help=f"The {response} measured at this visit."
+            ),
+            f"fitted ({subject})": column("subject_prediction", format="%.4g"),
+            "cluster level": column("cluster_prediction", format="%.4g"),
+        },
+    )
 
 
 main()
