@@ -21,6 +21,9 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("LMM_CHROMIUM", "/usr/bin/chromium")
+#: Milliseconds a page may take to render: generous, because a busy 2-core machine is slow
+#: (a render of 1 s idle takes 15-20 s at a load average of 10); tests check behaviour.
+WAIT_MS = 90_000
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -117,7 +120,7 @@ def is_local(url: str) -> bool:
     return parsed.scheme in {"data", "blob", "about"} or parsed.hostname == "127.0.0.1"
 
 
-def wait_idle(page, timeout_ms: int = 30_000) -> None:
+def wait_idle(page, timeout_ms: int = WAIT_MS) -> None:
     """Wait until Streamlit has finished running the script and drawn its charts."""
     page.wait_for_timeout(300)  # let a rerun triggered just before start
     page.wait_for_selector(
@@ -135,7 +138,7 @@ def wait_idle(page, timeout_ms: int = 30_000) -> None:
 def open_app(page, url: str) -> None:
     """Load the app and wait for the first page to render."""
     page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_selector("h1", timeout=60_000)
+    page.wait_for_selector("h1", timeout=WAIT_MS)
     wait_idle(page)
 
 
@@ -149,7 +152,7 @@ def sidebar_links(page) -> list[str]:
 def go_to(page, label: str) -> None:
     """Click the sidebar link ``label`` and wait for that page's title."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
-    page.wait_for_selector(f"h1:has-text('{label}')", timeout=30_000)
+    page.wait_for_selector(f"h1:has-text('{label}')", timeout=WAIT_MS)
     wait_idle(page)
 
 

@@ -29,7 +29,7 @@ def test_upload_then_every_page_renders_locally(app_url, tab, tmp_path):
     csv_path = tmp_path / "clinic_visits.csv"
     csv_path.write_text("patient;week;sbp;group\n" + UPLOAD_ROWS + "\n", encoding="utf-8")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(csv_path)
-    page.wait_for_selector("text=Loaded", timeout=30_000)
+    page.wait_for_selector("text=Loaded", timeout=support.WAIT_MS)
     support.wait_idle(page)
     assert "clinic_visits.csv" in _sidebar_text(page)
     assert "semicolon-separated, decimal comma" in page.inner_text("body")
