@@ -42,11 +42,18 @@ def how_to_read(*keys: str, label: str = "How to read this") -> None:
         st.caption("Every term is also in the Glossary page.")
 
 
+def _escape(text: str) -> str:
+    """Plain text for markdown: ``a*b`` or ``||`` must not become emphasis or a table."""
+    for ch in "\\`*_|[]":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
 def entry_markdown(e: HelpEntry) -> str:
     """Glossary rendering of one entry."""
     out = f"**{e.term}**: {e.what}  \n*How to read it:* {e.how}"
     if e.formula:
         out += f"  \n*Formula:* `{e.formula}`"
     if e.aliases:
-        out += f"  \n*Also called:* {', '.join(e.aliases)}"
+        out += f"  \n*Also called:* {', '.join(map(_escape, e.aliases))}"
     return out

@@ -112,7 +112,9 @@ def render_variances(result: LMMResult) -> None:
         hide_index=True,
         column_config={
             "Variance": column("re_variance", format="%.4f"),
-            "SD": column("re_sd", format="%.4f"),
+            "SD": st.column_config.NumberColumn(
+                help=help_text("re_sd") + "\n\n" + help_text("residual_sd"), format="%.4f"
+            ),
         },
     )
     corr = ms.correlation_table(result)
