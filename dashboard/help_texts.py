@@ -40,6 +40,7 @@ TOPICS: tuple[str, ...] = (
     "Prediction",
     "Diagnostics",
     "Plots",
+    "Simulation",
 )
 
 
@@ -481,6 +482,17 @@ _LIST: list[HelpEntry] = [
         formula="p = 0.5 x P(chi2_(df-1) > Chisq) + 0.5 x P(chi2_df > Chisq)",
         aliases=("mixture chi-square", "boundary test", "50:50 mixture"),
     ),
+    _e(
+        "re_ladder", "Random-effects ladder", "Comparing models",
+        "A sequence of models with the same fixed effects, each adding one piece of "
+        "random-effects structure: random intercept, + independent random slope, + their "
+        "correlation, + a cluster intercept.",
+        "Climb while each step's test is significant and AIC/BIC drop; stop at the first step "
+        "the data do not support. Steps that add a variance use the chi-bar-square p-value, "
+        "the step that adds the correlation the ordinary chi-square one. Prefer the simpler "
+        "model when the evidence is weak.",
+        aliases=("model building", "step-up", "random effects structure"),
+    ),
     # ------------------------------------------------------------------ Variance explained
     _e(
         "icc", "Intraclass correlation (ICC)", "Variance explained",
@@ -706,6 +718,18 @@ _LIST: list[HelpEntry] = [
     ),
     # ------------------------------------------------------------------ Diagnostics
     _e(
+        "implied_correlation", "Implied vs observed correlation", "Diagnostics",
+        "The correlation between measurements at two visit times that the fitted model "
+        "implies, next to the one seen in the data (across subjects, after removing the fixed "
+        "effects).",
+        "If the model is adequate they agree. A random intercept implies the same correlation "
+        "for every pair of visits; observed correlations that fall as visits lie further apart "
+        "suggest a random slope or a serial (autocorrelated) error. With few subjects the "
+        "observed values are noisy.",
+        aliases=("correlation matrix", "autocorrelation", "serial correlation",
+                 "compound symmetry", "covariance structure"),
+    ),
+    _e(
         "residual_conditional", "Residual (conditional)", "Diagnostics",
         "Observed minus the subject-specific fitted value (fixed plus random effects): the "
         "visit-to-visit scatter the model leaves.",
@@ -772,6 +796,48 @@ _LIST: list[HelpEntry] = [
         "The gap between a subject's thin line and the thick line is their random effect; "
         "the dots' scatter around the thin line is the residual.",
         aliases=("trajectories", "fitted curves", "individual predictions"),
+    ),
+    # ------------------------------------------------------------------ Simulation
+    _e(
+        "true_value", "True value (simulation)", "Simulation",
+        "The value a simulated study was generated from, known only because we simulated it.",
+        "Real studies never show it. Compare an estimate with it to see how close one study "
+        "gets, and repeat the study to see how much that varies.",
+        aliases=("truth", "data-generating value", "parameter"),
+    ),
+    _e(
+        "coverage", "Coverage", "Simulation",
+        "The share of repeated studies whose confidence interval contains the true value.",
+        "A 95% interval should cover about 95% of the time. Clearly less means the interval "
+        "is too narrow (over-confident), as for ordinary regression on repeated measures; "
+        "more means it is too wide. With few simulated studies, coverage itself is noisy.",
+        formula="coverage = studies whose interval contains the truth / studies",
+        aliases=("coverage probability", "nominal level"),
+    ),
+    _e(
+        "bias", "Bias", "Simulation",
+        "How far the average estimate over many studies lies from the true value.",
+        "Near 0 is good. Variances estimated by ML are biased downward (too small) with few "
+        "subjects; REML corrects most of that.",
+        formula="bias = mean of estimates - true value",
+        aliases=("systematic error",),
+    ),
+    _e(
+        "empirical_se", "Study-to-study SD (empirical SE)", "Simulation",
+        "How much an estimate varies from one simulated study to the next: the true standard "
+        "error.",
+        "The standard error a model reports should match it on average; a reported SE much "
+        "smaller than this is over-confident.",
+        aliases=("empirical standard error", "sampling SD", "Monte Carlo SD"),
+    ),
+    _e(
+        "rmse", "RMSE", "Simulation",
+        "Root mean squared error: the typical distance between estimates and the true values.",
+        "Smaller is better. It combines bias and variability; shrunken (mixed-model) "
+        "estimates usually have a smaller RMSE than each subject's own estimate, although "
+        "they are biased toward the population.",
+        formula="RMSE = sqrt(mean((estimate - truth)^2))",
+        aliases=("root mean squared error", "accuracy"),
     ),
 ]
 # fmt: on
