@@ -1,0 +1,229 @@
+"""Export page: the active model as code (Python, R, SAS), result tables as CSV, figures as
+PNG/SVG and a self-contained HTML report. Files are made in memory, only when a download
+button is clicked (nothing is written to disk)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from dashboard import export_code as ec
+from dashboard import export_results as er
+from dashboard import figure_export as fx
+from dashboard.fits import require_fit
+from dashboard.inference_view import DF_METHODS
+from dashboard.report import build_report
+from dashboard.state import Keys, current_data, current_roles, init_state
+
+W = Keys.INFER_W  # the df-method choice is shared with the Model page
+CSV = "text/csv"
+
+
+def _keep_df() -> None:
+    st.session_state[Keys.INFER_SETTINGS]["df_method"] = st.session_state[W + "export_df"]
+
+
+def df_choice() -> str:
+    """The df method (shared with the Model page's choice); returns the engine's name."""
+    labels = list(DF_METHODS)
+    current = st.session_state[Keys.INFER_SETTINGS].get("df_method", labels[0])
+    st.session_state[W + "export_df"] = current if current in labels else labels[0]
+    label = st.selectbox(
+        "Degrees of freedom for p values and confidence intervals",
+        labels,
+        key=W + "export_df",
+        on_change=_keep_df,
+        help="Used by the fixed-effects CSV, the report and the R/SAS code. Satterthwaite is "
+        "the usual choice (as lmerTest); the same setting as on the Model page.",
+    )
+    return DF_METHODS[label]
+
+
+def code_section(record: dict, data, file_name: str, df_method: str) -> None:
+    """The data download and the code in three languages."""
+    st.subheader("Reproduce the fit")
+    csv = ec.canonical_csv(data)
+    st.markdown(
+        f"Every program reads **{file_name}**: download it here and keep it next to the "
+        f"code. SHA-256 of the file: `{hashlib.sha256(csv).hexdigest()}`."
+    )
+    st.download_button(
+        f"Data ({file_name})",
+        csv,
+        file_name=file_name,
+        mime=CSV,
+        key="export_data_csv",
+        on_click="ignore",
+        help="The rows exactly as this app holds them, as a CSV file the code below reads.",
+    )
+    title = f"{record['name']} (LMM Explorer, data {record['data_name']})"
+    args = (record["formula"], record["reml"], file_name, data)
+    codes = {
+        "Python": (ec.python_code(*args, title=title), "python", "py"),
+        "R": (ec.r_code(*args, df_method=df_method, title=title), "r", "R"),
+        "SAS": (ec.sas_code(*args, df_method=df_method, title=title), "sas", "sas"),
+    }
+    helps = {
+        "Python": "Refits the model with this app's engine (lmm_core) and prints the summary.",
+        "R": "The same model for lme4 with lmerTest (df and p values), as lme4 writes it.",
+        "SAS": "PROC IMPORT of the data file and PROC MIXED with the same model.",
+    }
+    tabs = st.tabs(list(codes))
+    for tab, (lang, (code, highlight, ext)) in zip(tabs, codes.items(), strict=True):
+        with tab:
+            st.code(code, language=highlight)
+            st.download_button(
+                f"{lang} code (.{ext})",
+                code,
+                file_name=f"{file_name.removesuffix('.csv')}_model.{ext}",
+                mime="text/plain",
+                key=f"export_code_{ext}",
+                on_click="ignore",
+                help=helps[lang],
+            )
+
+
+def results_section(result, data, stem: str, df_method: str) -> None:
+    """CSV downloads of the result tables (made when clicked)."""
+    st.subheader("Results as CSV")
+    tables = [
+        ("Fixed effects", "fixed_effects",
+         lambda: er.fixed_effects_table(result, df_method),
+         "Estimate, standard error, df, t, p value and 95% confidence interval of each "
+         "fixed effect."),
+        ("Variance components", "variance_components",
+         lambda: er.variance_components_table(result),
+         "Variance and SD of each random effect, their correlations and the residual."),
+        ("BLUPs", "blups",
+         lambda: er.blup_table(result),
+         "Each group's estimated deviation from the population (BLUP) with its conditional "
+         "SD, one row per group and effect."),
+        ("Fitted values", "predictions",
+         lambda: er.predictions_table(result, data),
+         "One row per data row: observed value, the model's fitted value (with the group's "
+         "own effects), the population prediction and the residual."),
+    ]  # fmt: skip
+    cols = st.columns(len(tables))
+    for col, (label, name, make, help_text) in zip(cols, tables, strict=True):
+        col.download_button(
+            label,
+            lambda make=make: er.to_csv_bytes(make()),
+            file_name=f"{stem}_{name}.csv",
+            mime=CSV,
+            key=f"export_csv_{name}",
+            on_click="ignore",
+            help=help_text,
+        )
+
+
+def figures_section(result, data, roles, units: dict, stem: str) -> None:
+    """PNG and SVG downloads of the main figures (rendered by kaleido when clicked)."""
+    st.subheader("Figures as images")
+    reason = fx.unavailable_reason()
+    if reason:
+        st.info(reason)
+        return
+    st.caption(
+        "Rendered on the server when you click (the first image takes a few seconds). The "
+        "figures are those of the Trajectories, Shrinkage and Diagnostics pages with their "
+        "default settings."
+    )
+    names = {
+        "trajectories": "Trajectories",
+        "caterpillar": "Caterpillar plot",
+        "residuals": "Residuals vs fitted",
+        "qq": "QQ plot of residuals",
+        "ranef_qq": "QQ plots of random effects",
+    }
+    for key, label in names.items():
+        if key == "trajectories" and not (roles.subject and roles.time):
+            continue
+        left, png, svg = st.columns([4, 1, 1])
+        left.markdown(label)
+        for col, fmt in ((png, "png"), (svg, "svg")):
+
+            def make(key=key, fmt=fmt) -> bytes:
+                figs = fx.model_figures(result, data, roles, units=units, keys=(key,))
+                return fx.render_image(figs[key][1], fmt)
+
+            col.download_button(
+                fmt.upper(),
+                make,
+                file_name=f"{stem}_{key}.{fmt}",
+                mime=fx.FORMATS[fmt],
+                key=f"export_fig_{key}_{fmt}",
+                on_click="ignore",
+                help="PNG: a picture for slides and documents. SVG: a vector drawing that "
+                "stays sharp at any size (for journals).",
+            )
+
+
+def report_section(record, data, roles, units: dict, stem: str, df_method: str) -> None:
+    """The self-contained HTML report."""
+    st.subheader("Report")
+    st.caption(
+        "One HTML file with the data fingerprint, formula, estimation settings, every "
+        "warning, the tables, the figures and the R and Python code. It opens in any "
+        "browser and loads nothing from the internet."
+    )
+    static_ok = fx.unavailable_reason() is None
+    options = ["Interactive (about 5 MB)"] + (["Static images (smaller)"] if static_ok else [])
+    mode = st.radio(
+        "Charts in the report",
+        options,
+        horizontal=True,
+        key="export_report_mode",
+        help="Interactive charts can be zoomed and hovered; the file then carries the "
+        "charting library (about 5 MB). Static images make a much smaller file.",
+    )
+    static = mode.startswith("Static")
+
+    def make() -> str:
+        figs = fx.model_figures(record["result"], data, roles, units=units)
+        return build_report(
+            record,
+            data,
+            df_method=df_method,
+            figures=list(figs.values()),
+            svg_renderer=(lambda f: fx.render_image(f, "svg")) if static else None,
+        )
+
+    st.download_button(
+        "HTML report",
+        make,
+        file_name=f"{stem}_report.html",
+        mime="text/html",
+        key="export_report",
+        on_click="ignore",
+        type="primary",
+        help="Download the report; it is made when you click (a few seconds).",
+    )
+
+
+def main() -> None:
+    """Render the Export page."""
+    init_state()
+    st.title("Export")
+    st.caption(
+        "Take the active model out of the app: code that refits it in Python, R or SAS, the "
+        "result tables as CSV, the figures as images and a report to archive or share."
+    )
+    record = require_fit("The Export page")
+    data, roles = current_data(), current_roles()
+    units = dict(st.session_state[Keys.UNITS])
+    result = record["result"]
+    st.markdown(
+        f"Model **{record['name']}**: `{record['formula']}` "
+        f"({'REML' if record['reml'] else 'ML'}, {result.nobs:,} observations)."
+    )
+    df_method = df_choice()
+    file_name = ec.data_file_name(record["data_name"])
+    stem = file_name.removesuffix(".csv")
+    code_section(record, data, file_name, df_method)
+    results_section(result, data, stem, df_method)
+    figures_section(result, data, roles, units, stem)
+    report_section(record, data, roles, units, stem, df_method)
+
+
+main()
