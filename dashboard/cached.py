@@ -87,3 +87,24 @@ def profile_confint(
     from lmm_core.profile import profile_confint as compute
 
     return compute(_result, level=level)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Simulating and fitting the study...")
+def teach_study(truth: tuple, seed: int) -> tuple[Any, LMMResult]:
+    """:func:`lmm_core.teaching.simulate_lab` and :func:`~lmm_core.teaching.fit_lab` for the
+    truth ``LabTruth(*truth)`` and ``seed``; returns ``(LabData, LMMResult)``."""
+    from lmm_core.teaching import LabTruth, fit_lab, simulate_lab
+
+    lab = simulate_lab(LabTruth(*truth), seed)
+    return lab, fit_lab(lab)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Computing the intervals...")
+def teach_recovery(
+    truth: tuple, seed: int, level: float, profile: bool, _result: LMMResult
+) -> pd.DataFrame:
+    """:func:`lmm_core.teaching.recovery_table` of the study ``teach_study(truth, seed)``
+    (the fit itself is not hashed)."""
+    from lmm_core.teaching import LabTruth, recovery_table
+
+    return recovery_table(_result, LabTruth(*truth), level=level, profile=profile)

@@ -73,6 +73,9 @@ class Keys:
     DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
     W_DIAG_MODEL = "diag_model"  # widget: model shown on the Diagnostics page
     W_DIAG_GROUP = "diag_group"  # widget: grouping factor
+    TEACH_SETTINGS = "teach_settings"  # Teach page: the truth, seed and choices (dict)
+    TEACH_W = "teach_w_"  # prefix of the Teach page's widget keys
+    TEACH_REPLICATES = "teach_replicates"  # last repeated-study run: {"key", "summary"} or None
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
     EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
@@ -117,6 +120,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.INFER_RESULTS: {},
     Keys.COMPARE_KNOWN: [],
     Keys.DIAG_GROUP: None,
+    Keys.TEACH_SETTINGS: {},
+    Keys.TEACH_REPLICATES: None,
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,
 }

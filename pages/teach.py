@@ -1,0 +1,435 @@
+"""Teach page: a simulation lab. Set the truth, simulate a study, fit it, compare, repeat."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+from dashboard import cached
+from dashboard import figures_teach as ft
+from dashboard.figures import prepare_spaghetti, spaghetti_figure
+from dashboard.state import Keys, init_state
+from dashboard.teach_view import (
+    CONTROLS,
+    DEFAULT_SEED,
+    INTEGER_FIELDS,
+    naive_text,
+    settings_to_truth,
+    singular_text,
+    truth_key,
+)
+from dashboard.widgets import show_figure
+from lmm_core import LMMError
+from lmm_core.teaching import FORMULA, LabTruth, expected_slope_weight, shrinkage_summary
+from lmm_core.teaching import slope_shrinkage as compute_slope_shrinkage
+from lmm_core.teaching_repeat import monte_carlo_se, run_replicates
+
+W = Keys.TEACH_W
+LEVEL = 0.95
+DF_CHOICES = {
+    "subjects": "subjects − 1 (fast)",
+    "satterthwaite": "Satterthwaite (as on the Model page; about twice as slow)",
+}
+
+INTRO = f"""
+In real data nobody knows the true parameters, so nobody can check how well a model recovers
+them. Here **you set the truth**, the lab draws a study from it, fits the mixed model
+`{FORMULA}` with this app's engine, and puts every estimate next to the truth. Each subject
+has its own line: intercept β₀ + u₀ and slope β₁ + u₁, where the subject's deviations
+(u₀, u₁) are drawn with SDs τ₀, τ₁ and correlation ρ; measurements scatter around the line
+with SD σ.
+"""
+
+
+def _settings() -> dict[str, Any]:
+    return st.session_state[Keys.TEACH_SETTINGS]
+
+
+def _keep(name: str, key: str) -> None:
+    _settings()[name] = st.session_state[key]
+
+
+def _control(name: str, where=st, suffix: str = "") -> None:
+    """A truth control whose value lives in the settings dict (several widgets may share it)."""
+    c = CONTROLS[name]
+    key = W + name + suffix
+    cast = int if name in INTEGER_FIELDS else float
+    value = _settings().get(name, getattr(LabTruth(), name))
+    st.session_state[key] = cast(min(max(value, c.low), c.high))
+    kw = {"key": key, "on_change": _keep, "args": (name, key), "help": c.help}
+    lo, hi, step = cast(c.low), cast(c.high), cast(c.step)
+    if c.kind == "number":
+        where.number_input(c.label, min_value=lo, max_value=hi, step=step, **kw)
+    else:
+        where.slider(c.label, min_value=lo, max_value=hi, step=step, **kw)
+
+
+def _new_seed() -> None:
+    _settings()["seed"] = int(_settings().get("seed", DEFAULT_SEED)) % 999_999 + 1
+
+
+def truth_controls() -> None:
+    """Section 1: the truth and the design."""
+    st.subheader("1. Set the truth")
+    with st.container(border=True):
+        left, middle, right = st.columns(3)
+        left.markdown("**Population (fixed effects)**")
+        for name in ("intercept", "slope", "sigma"):
+            _control(name, left)
+        middle.markdown("**How subjects differ (random effects)**")
+        for name in ("sd_intercept", "sd_slope", "corr"):
+            _control(name, middle)
+        right.markdown("**Study design**")
+        for name in ("n_subjects", "n_visits", "dropout"):
+            _control(name, right)
+    seed_col, button_col = st.columns([1, 3], vertical_alignment="bottom")
+    key = W + "seed"
+    st.session_state[key] = int(_settings().get("seed", DEFAULT_SEED))
+    seed_col.number_input(
+        "Seed",
+        min_value=0,
+        max_value=999_999,
+        step=1,
+        key=key,
+        on_change=_keep,
+        args=("seed", key),
+        help="The random seed: the same truth and seed always give the same study.",
+    )
+    button_col.button(
+        "Draw a new study",
+        key=W + "new_study",
+        on_click=_new_seed,
+        help="Same truth, new random subjects and noise (the seed goes up by one).",
+    )
+
+
+def one_study(truth: LabTruth, seed: int):
+    """Section 2: one simulated study, its fit, and truth next to estimate."""
+    st.subheader("2. One simulated study: truth vs estimate")
+    try:
+        lab, result = cached.teach_study(truth_key(truth), seed)
+    except LMMError as err:
+        st.error(f"This study could not be fitted: {err}")
+        return None, None
+    data = lab.data
+    per_subject = data.groupby("subject", observed=True).size()
+    cols = st.columns(4)
+    cols[0].metric(
+        "Observations",
+        f"{len(data):,}",
+        help=f"Rows in this study: {truth.n_subjects} subjects × up to {truth.n_visits} visits, "
+        "minus the visits lost to dropout.",
+    )
+    cols[1].metric(
+        "Mean visits per subject",
+        f"{per_subject.mean():.2f}",
+        help=f"Visits actually seen per subject, on average (planned: {truth.n_visits}; "
+        f"expected with this dropout: {truth.expected_visits():.2f}).",
+    )
+    cols[2].metric(
+        "Fit time",
+        f"{result.opt.seconds * 1000:.0f} ms",
+        help="Time the optimizer took to fit this study (REML).",
+    )
+    cols[3].metric(
+        "Singular fit",
+        "yes" if result.is_singular else "no",
+        help="Yes when a variance is estimated as zero or the correlation as ±1: the data "
+        "cannot support that part of the model (see section 4).",
+    )
+    profile = st.toggle(
+        "Profile-likelihood intervals for the SDs, the correlation and σ",
+        value=bool(_settings().get("profile", True)),
+        key=W + "profile",
+        help="Profile intervals are the accurate ones for variance parameters but need about "
+        "a second of refits whenever the truth changes. Off: only the fixed effects get "
+        "intervals.",
+    )
+    _settings()["profile"] = profile
+    table = cached.teach_recovery(truth_key(truth), seed, LEVEL, profile, result)
+    show_figure(ft.recovery_figure(table, level=LEVEL), key="teach_recovery")
+    st.dataframe(
+        recovery_display(table),
+        hide_index=True,
+        width="stretch",
+        column_config=RECOVERY_COLUMNS,
+    )
+    hits = table["covered"].dropna()
+    st.caption(
+        f"{int(hits.sum())} of {len(hits)} intervals contain the truth in this study. Each "
+        f"{LEVEL:.0%} interval should miss about 1 time in 20, so an occasional miss is "
+        "expected; section 4 counts misses over many studies. Fixed effects: t intervals with "
+        "Satterthwaite degrees of freedom. SDs, correlation and σ: profile-likelihood "
+        "intervals (computed around the maximum-likelihood fit, as lme4 does)."
+    )
+    with st.expander("The simulated data (one line per subject)"):
+        prep = prepare_spaghetti(data, "subject", "time", "y", max_subjects=200)
+        show_figure(spaghetti_figure(prep, time_label="time", outcome_label="y"), "teach_data")
+    return lab, result
+
+
+RECOVERY_COLUMNS = {
+    "parameter": st.column_config.TextColumn("parameter", help="What the number describes."),
+    "truth": st.column_config.NumberColumn(
+        "truth", format="%.4g", help="The value you set: what the study was simulated from."
+    ),
+    "estimate": st.column_config.NumberColumn(
+        "estimate", format="%.4g", help="What the mixed model (REML) estimated from the data."
+    ),
+    "lower": st.column_config.NumberColumn(
+        "lower", format="%.4g", help=f"Lower end of the {LEVEL:.0%} confidence interval."
+    ),
+    "upper": st.column_config.NumberColumn(
+        "upper", format="%.4g", help=f"Upper end of the {LEVEL:.0%} confidence interval."
+    ),
+    "interval": st.column_config.TextColumn("interval", help="How the interval is computed."),
+    "truth inside?": st.column_config.TextColumn(
+        "truth inside?", help="Does the interval contain the true value?"
+    ),
+}
+
+
+def recovery_display(table):
+    """The recovery table as shown: the covered flag in words."""
+    out = table.drop(columns="covered").copy()
+    out["truth inside?"] = [
+        "–" if math.isnan(c) else ("yes" if c else "no") for c in table["covered"]
+    ]
+    return out
+
+
+def shrinkage_section(truth: LabTruth, lab, result) -> None:
+    """Section 3: own slopes vs mixed-model slopes vs the truth."""
+    st.subheader("3. Shrinkage: how far each subject's own slope is trusted")
+    st.markdown(
+        "Each subject's **own slope** (a straight line through its data alone) is noisy. The "
+        "mixed model's slope for the subject (its **BLUP**) pulls the own slope toward the "
+        "population slope, by more when the own slope is unreliable: few visits, much noise, "
+        "or subjects that hardly differ. Move the sliders and watch the arrows grow and shrink."
+    )
+    left, right = st.columns(2)
+    _control("n_visits", left, suffix="_shrink")
+    _control("sigma", right, suffix="_shrink")
+    if result is None:
+        return
+    table = compute_slope_shrinkage(result, lab)
+    summ = shrinkage_summary(table)
+    weight = float(expected_slope_weight(truth.sd_slope, truth.sigma, truth.n_visits))
+    cols = st.columns(4)
+    cols[0].metric(
+        "Weight on own slope",
+        f"{weight:.2f}",
+        help="τ₁² / (τ₁² + σ²/Sₜₜ) with Sₜₜ the spread of the visit times: the share of a "
+        "subject's own deviation the model keeps in the simplest case (all visits seen, "
+        "no correlation). 1 = no shrinkage, 0 = everyone gets the population slope.",
+    )
+    cols[1].metric(
+        "Median shrinkage factor",
+        f"{summ['median_factor']:.2f}",
+        help="(mixed − population) / (own − population) per subject, median over subjects: "
+        "the share of its own deviation the model actually kept in this study.",
+    )
+    cols[2].metric(
+        "Error, own slopes",
+        f"{summ['rmse_own']:.3g}",
+        help="Root mean squared distance of the subjects' own slopes from their true slopes.",
+    )
+    cols[3].metric(
+        "Error, mixed slopes",
+        f"{summ['rmse_mixed']:.3g}",
+        delta=f"{summ['rmse_mixed'] - summ['rmse_own']:+.3g} vs own",
+        delta_color="inverse",
+        help="The same for the mixed-model slopes (BLUPs). Usually smaller: shrinkage "
+        "trades a little bias for much less noise.",
+    )
+    show_figure(ft.slope_shrinkage_figure(table), key="teach_shrinkage")
+    if len(table) > ft.MAX_SUBJECTS:
+        st.caption(f"A random sample of {ft.MAX_SUBJECTS} of the {len(table)} subjects is drawn.")
+    show_figure(
+        ft.weight_curve_figure(truth.sd_slope, truth.sigma, truth.n_visits, summ["median_factor"]),
+        key="teach_weight",
+    )
+    st.caption(
+        "The curve: how much of its own slope a subject keeps, for 3 to 30 visits at your τ₁ "
+        "and σ. More visits spread the times wider, so an own slope becomes precise and is "
+        "trusted more; more noise (σ) or smaller true differences (τ₁) lower the curve."
+    )
+
+
+def repeat_section(truth: LabTruth, seed: int) -> None:
+    """Section 4: the study repeated many times."""
+    st.subheader("4. Repeat the study")
+    st.markdown(
+        "One study can be lucky or unlucky. Repeating it with the same truth shows the "
+        "**sampling distribution**: how much the slope estimate varies from study to study, "
+        "how often the fit is singular, and whether the confidence intervals keep their "
+        "promise of containing the truth 95% of the time."
+    )
+    left, middle, right = st.columns([1, 2, 1], vertical_alignment="bottom")
+    key = W + "replicates"
+    st.session_state[key] = int(_settings().get("replicates", 100))
+    n_rep = left.number_input(
+        "Number of studies",
+        min_value=10,
+        max_value=1000,
+        step=10,
+        key=key,
+        on_change=_keep,
+        args=("replicates", key),
+        help="How many studies to simulate and fit (seeded: the same seed gives the same runs).",
+    )
+    df_key = W + "df"
+    st.session_state[df_key] = _settings().get("df", "subjects")
+    df = middle.radio(
+        "Degrees of freedom of the mixed-model interval",
+        list(DF_CHOICES),
+        format_func=DF_CHOICES.get,
+        key=df_key,
+        on_change=_keep,
+        args=("df", df_key),
+        horizontal=True,
+        help="subjects − 1: the slope is learnt from the subjects' own slopes; exact when "
+        "every visit is seen. Satterthwaite: the Model page's method; nearly the same here.",
+    )
+    run_key = (truth_key(truth), seed, int(n_rep), df)
+    if right.button(f"Repeat {int(n_rep)} times", key=W + "run", type="primary"):
+        bar = st.progress(0.0, text="Simulating and fitting...")
+        step = max(1, int(n_rep) // 50)
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % step == 0:
+                bar.progress(done / total, text=f"Study {done} of {total}")
+
+        summary = run_replicates(
+            truth, int(n_rep), seed=seed, level=LEVEL, df=df, progress=progress
+        )
+        bar.empty()
+        st.session_state[Keys.TEACH_REPLICATES] = {"key": run_key, "summary": summary}
+    stored = st.session_state[Keys.TEACH_REPLICATES]
+    if stored is None:
+        st.info(f"Press **Repeat {int(n_rep)} times** to run the lab.")
+        return
+    if stored["key"][:2] != run_key[:2] or stored["key"][3] != df:
+        st.info(
+            "The truth, seed or interval method changed since the last run: press "
+            f"**Repeat {int(n_rep)} times** to repeat the study with the current settings."
+        )
+        return
+    show_replicates(stored["summary"])
+
+
+def show_replicates(summary) -> None:
+    """Timing, sampling distribution, singular fits and coverage of one run."""
+    if summary.failures:
+        st.warning(
+            f"{summary.failures} of {summary.n + summary.failures} studies could not be fitted "
+            f"and are left out; the first said: {summary.failure_message}"
+        )
+    if summary.n == 0:
+        return
+    t = summary.table
+    cols = st.columns(4)
+    cols[0].metric(
+        f"Time for {summary.n + summary.failures} studies",
+        f"{summary.seconds:.2f} s",
+        help=f"Wall time of the whole run: simulating, fitting and the intervals. The fits "
+        f"alone took {summary.fit_seconds:.2f} s ({1000 * summary.fit_seconds / summary.n:.0f} "
+        "ms each).",
+    )
+    cols[1].metric(
+        "Mean slope estimate",
+        f"{t['slope'].mean():.3g}",
+        delta=f"{t['slope'].mean() - summary.truth.slope:+.2g} vs truth",
+        delta_color="off",
+        help=f"Average of the estimated slopes over the studies; the truth is "
+        f"{summary.truth.slope:.3g}. Close to it: the estimator is unbiased.",
+    )
+    cols[2].metric(
+        "Spread of estimates",
+        f"{summary.empirical_sd():.3g}",
+        help="How much the slope estimate varies from study to study: the true standard "
+        "error, which a good standard error should match.",
+    )
+    cols[3].metric(
+        "Singular fits",
+        f"{summary.rate('singular'):.0%}",
+        help="Share of studies whose fit put a variance at zero or the correlation at ±1 "
+        "(see below).",
+    )
+    show_figure(ft.slope_histogram_figure(summary), key="teach_hist")
+
+    st.markdown("#### Singular fits")
+    st.markdown(singular_text(summary))
+    show_figure(ft.slope_sd_histogram_figure(summary), key="teach_sd_hist")
+    st.caption(
+        "Each bar counts studies by their estimated SD of the subject slopes, coloured by the "
+        "kind of fit. The black line is the true SD: estimates scatter around it. Fits with "
+        "the slope SD at zero sit at the left edge; fits that are singular in another way "
+        "(the correlation at ±1 or the intercept SD at zero) can have any slope SD."
+    )
+
+    st.markdown("#### Do the intervals keep their promise?")
+    mixed, naive = summary.rate("covered"), summary.rate("covered_ols")
+    mc_mixed = 1.96 * monte_carlo_se(mixed, summary.n)
+    mc_naive = 1.96 * monte_carlo_se(naive, summary.n)
+    cols = st.columns(4)
+    cols[0].metric(
+        "Coverage, mixed",
+        f"{mixed:.1%}",
+        help=f"Share of the studies whose {summary.level:.0%} mixed-model interval contains the "
+        f"true slope. Should be near {summary.level:.0%}; ± {mc_mixed:.1%} "
+        "is the simulation's own uncertainty with this many studies.",
+    )
+    cols[1].metric(
+        "Coverage, naive",
+        f"{naive:.1%}",
+        help="The same for ordinary least squares that ignores who is who (every row counted "
+        f"as an independent person); ± {mc_naive:.1%}.",
+    )
+    cols[2].metric(
+        "Mean SE, mixed",
+        f"{t['se'].mean():.3g}",
+        help="The standard error the mixed model reports, averaged over the studies. Compare "
+        "with the spread of the estimates above.",
+    )
+    cols[3].metric(
+        "Mean SE, naive",
+        f"{t['se_ols'].mean():.3g}",
+        help="The standard error naive regression reports, averaged over the studies.",
+    )
+    left, right = st.columns(2)
+    with left:
+        show_figure(ft.coverage_figure(summary), key="teach_coverage")
+    with right:
+        show_figure(ft.interval_ladder_figure(summary), key="teach_ladder")
+    st.caption(
+        f"Left: the share of intervals containing the true slope, with the simulation's own "
+        f"uncertainty (with {summary.n} studies, about "
+        f"±{1.96 * monte_carlo_se(summary.level, summary.n):.1%} around a true "
+        f"{summary.level:.0%}): "
+        "the mixed model's share should reach the dashed line within that error. Right: the "
+        f"first {min(summary.n, ft.MAX_LADDER)} studies' intervals, misses in red."
+    )
+    st.markdown(naive_text(summary))
+
+
+def main() -> None:
+    """Render the Teach page."""
+    init_state()
+    st.title("Teach: simulation lab")
+    st.markdown(INTRO)
+    truth_controls()
+    try:
+        truth = settings_to_truth(_settings())
+    except LMMError as err:
+        st.error(f"These settings cannot be simulated: {err}")
+        st.stop()
+    seed = int(_settings().get("seed", DEFAULT_SEED))
+    lab, result = one_study(truth, seed)
+    shrinkage_section(truth, lab, result)
+    repeat_section(truth, seed)
+
+
+main()

@@ -1,0 +1,79 @@
+"""Teach page (simulation lab) in AppTest: one study, shared sliders, repeated studies."""
+
+from __future__ import annotations
+
+from dashboard.state import Keys
+from lmm_core.teaching import LabTruth, expected_slope_weight
+from tests.app.conftest import figures_on, texts
+
+PAGE = "pages/teach.py"
+W = Keys.TEACH_W
+
+
+def _page(at):
+    at.switch_page(PAGE).run()
+    assert not at.exception
+    return at
+
+
+def _metric(at, label: str) -> str:
+    (m,) = [m for m in at.metric if m.label == label]
+    return m.value
+
+
+def test_one_study_truth_vs_estimate(app):
+    at = _page(app)
+    assert at.title[0].value == "Teach: simulation lab"
+    figs = figures_on(at)
+    assert len(figs) == 4  # recovery, shrinkage, weight curve, data (in the expander)
+    (table,) = [d.value for d in at.dataframe if "truth inside?" in d.value.columns]
+    assert len(table) == 6 and list(table["truth"]) == list(LabTruth().values.values())
+    assert table["lower"].notna().all()  # profile intervals on by default
+    assert set(table["interval"]) == {"Satterthwaite t", "profile likelihood"}
+    assert int(_metric(at, "Observations")) <= 180
+    truth_markers = [t for t in figs[0]["data"] if t.get("name") == "truth"]
+    assert [t["x"][0] for t in truth_markers] == list(table["truth"])
+    assert "Press **Repeat 100 times**" in texts(at.info)
+    at.toggle(key=W + "profile").set_value(False).run()
+    assert not at.exception
+    (table,) = [d.value for d in at.dataframe if "truth inside?" in d.value.columns]
+    assert table["lower"].isna().sum() == 4
+
+
+def test_visits_slider_is_shared_and_moves_the_weight(app):
+    at = _page(app)
+    before = float(_metric(at, "Weight on own slope"))
+    at.slider(key=W + "n_visits_shrink").set_value(3).run()
+    assert not at.exception
+    assert at.slider(key=W + "n_visits").value == 3
+    after = float(_metric(at, "Weight on own slope"))
+    assert after < before
+    truth = LabTruth()
+    assert after == round(float(expected_slope_weight(truth.sd_slope, truth.sigma, 3)), 2)
+    at.slider(key=W + "sigma").set_value(10.0).run()
+    assert at.slider(key=W + "sigma_shrink").value == 10.0
+    assert float(_metric(at, "Weight on own slope")) < after
+
+
+def test_repeat_the_study(app):
+    at = _page(app)
+    at.number_input(key=W + "replicates").set_value(20).run()
+    at.button(key=W + "run").click().run()
+    assert not at.exception
+    assert _metric(at, "Time for 20 studies").endswith(" s")
+    assert _metric(at, "Coverage, mixed").endswith("%")
+    assert "Why singular fits happen" in texts(at.markdown)
+    assert "naive regression's averaged" in texts(at.markdown)
+    assert len(figures_on(at)) == 8  # + histogram, slope SD histogram, coverage, ladder
+    at.button(key=W + "new_study").click().run()  # new seed: the run no longer applies
+    assert not at.exception
+    assert "changed since the last run" in texts(at.info)
+
+
+def test_bad_settings_give_a_message_not_a_traceback(app):
+    app.session_state[Keys.TEACH_SETTINGS] = {"sigma": 0.0}
+    at = _page(app)
+    assert "cannot be simulated" in texts(at.error)
+    app.session_state[Keys.TEACH_SETTINGS] = {"n_subjects": 3, "n_visits": 3, "dropout": 0.5}
+    at = _page(app)
+    assert at.title[0].value == "Teach: simulation lab"
