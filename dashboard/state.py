@@ -70,6 +70,14 @@ class Keys:
     INFER_RESULTS = "infer_results"  # (data key, formula, reml, what, ...) -> computed on request
     COMPARE_KNOWN = "compare_known"  # fit names that existed when the selection was stored
     W_COMPARE_PICK = "compare_pick"  # widget: the multiselect of models to compare
+    LADDER = "ladder"  # data key -> (settings, dashboard.ladder.Ladder) fitted on request
+    LADDER_NOTICE = "ladder_notice"  # text shown once after adding the ladder's fits
+    W_LADDER_REML = "ladder_reml"  # widget: fit the ladder by REML or ML
+    W_LADDER_RUN = "ladder_run"  # widget: the button that fits the ladder
+    W_LADDER_ADD = "ladder_add"  # widget: add the ladder's fits to the fitted models
+    DIAG_CORR = "diag_corr"  # Diagnostics correlation choices (dict: source, bins)
+    W_DIAG_CORR_SOURCE = "diag_corr_source"  # widget: observed outcome or residuals
+    W_DIAG_CORR_BINS = "diag_corr_bins"  # widget: number of time bins (irregular times)
     DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
     W_DIAG_MODEL = "diag_model"  # widget: model shown on the Diagnostics page
     W_DIAG_GROUP = "diag_group"  # widget: grouping factor
@@ -119,6 +127,9 @@ DEFAULTS: dict[str, Any] = {
     Keys.INFER_SETTINGS: {},
     Keys.INFER_RESULTS: {},
     Keys.COMPARE_KNOWN: [],
+    Keys.LADDER: {},
+    Keys.LADDER_NOTICE: None,
+    Keys.DIAG_CORR: {},
     Keys.DIAG_GROUP: None,
     Keys.TEACH_SETTINGS: {},
     Keys.TEACH_REPLICATES: None,

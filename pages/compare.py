@@ -1,4 +1,4 @@
-"""Compare page: likelihood-ratio tests, AIC and BIC of two or more fitted models."""
+"""Compare page: likelihood-ratio tests, AIC and BIC of fitted models; the random-effects ladder."""
 
 from __future__ import annotations
 
@@ -7,24 +7,42 @@ from typing import Any
 import streamlit as st
 
 from dashboard import cached, compare_view
-from dashboard.fits import MODEL_PAGE, records_for_active_data, require_fit
-from dashboard.state import Keys, init_state
-from dashboard.widgets import dataset_caption, show_figure
+from dashboard import ladder as lad
+from dashboard.fits import (
+    MODEL_PAGE,
+    active_record,
+    add_fit,
+    next_name,
+    records_for_active_data,
+    set_active,
+)
+from dashboard.help_texts import help_text
+from dashboard.help_view import column, how_to_read, text_column
+from dashboard.state import Keys, current_data, current_roles, init_state
+from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
+from lmm_core import LMMError
 
 P_FORMAT = "%.4g"
-NUMBER = st.column_config.NumberColumn(format="%.2f")
+P_CHIBAR_HELP = help_text("chibar")
 LRT_COLUMNS = {
-    "npar": st.column_config.NumberColumn("npar", format="%d"),
-    "AIC": NUMBER,
-    "BIC": NUMBER,
-    "logLik": NUMBER,
-    "deviance": NUMBER,
-    "Chisq": st.column_config.NumberColumn("Chisq", format="%.4f"),
-    "Df": st.column_config.NumberColumn("Df", format="%d"),
-    "Pr(>Chisq)": st.column_config.NumberColumn("Pr(>Chisq)", format=P_FORMAT),
+    "npar": column("parameters", "npar", format="%d"),
+    "AIC": column("aic", "AIC", format="%.2f"),
+    "BIC": column("bic", "BIC", format="%.2f"),
+    "logLik": column("loglik", "logLik", format="%.2f"),
+    "deviance": column("deviance", "deviance", format="%.2f"),
+    "Chisq": column("lrt", "Chisq", format="%.4f"),
+    "Df": st.column_config.NumberColumn(
+        "Df", format="%d", help="Number of parameters the model adds to the row above."
+    ),
+    "Pr(>Chisq)": column("p_value", "Pr(>Chisq)", format=P_FORMAT),
 }
+DELTA_HELP = (
+    "How much higher this model's {0} is than the lowest {0} in the table: 0 is the "
+    "preferred model; under 2 is a tie, above 10 a clear difference."
+)
 
 
+# --------------------------------------------------------------------------- fitted models
 def _keep_selection() -> None:
     st.session_state[Keys.COMPARE_SELECTION] = list(st.session_state[Keys.W_COMPARE_PICK])
 
@@ -58,7 +76,16 @@ def show_not_comparable(comparison: compare_view.Comparison) -> None:
         "below can pick a model."
     )
     table = comparison.criteria.drop(columns=["delta_AIC", "delta_BIC"])
-    st.dataframe(table, column_config={"AIC": NUMBER, "BIC": NUMBER}, key="compare_as_fitted")
+    st.dataframe(
+        table,
+        column_config={
+            "AIC": LRT_COLUMNS["AIC"],
+            "BIC": LRT_COLUMNS["BIC"],
+            "npar": LRT_COLUMNS["npar"],
+            "method": text_column("reml_vs_ml", "method"),
+        },
+        key="compare_as_fitted",
+    )
     st.caption("AIC and BIC of each model as fitted (not comparable across these models).")
 
 
@@ -93,10 +120,14 @@ def show_tests(comparison: compare_view.Comparison) -> None:
             hide_index=True,
             key="compare_steps",
             column_config={
-                "Chisq": st.column_config.NumberColumn(format="%.4f"),
-                "Df": st.column_config.NumberColumn(format="%d"),
-                "p (chi-square)": st.column_config.NumberColumn(format=P_FORMAT),
-                "p (chi-bar-square)": st.column_config.NumberColumn(format=P_FORMAT),
+                "Chisq": LRT_COLUMNS["Chisq"],
+                "Df": LRT_COLUMNS["Df"],
+                "p (chi-square)": column("p_value", "p (chi-square)", format=P_FORMAT),
+                "p (chi-bar-square)": column("chibar", "p (chi-bar-square)", format=P_FORMAT),
+                "nested": st.column_config.TextColumn(
+                    help="Is the smaller model a special case of the larger one? Only then "
+                    "is the likelihood-ratio test valid."
+                ),
                 "verdict": st.column_config.TextColumn(width="large"),
             },
         )
@@ -108,7 +139,7 @@ def show_tests(comparison: compare_view.Comparison) -> None:
             + f", chi-bar-square with df {s.boundary.mixture_df}"
             for s in comparison.boundary_steps
         )
-        st.markdown(f"**Testing a variance on the boundary** ({tested}).")
+        st.markdown(f"**Testing a variance on the boundary** ({tested}).", help=P_CHIBAR_HELP)
         st.caption(compare_view.CHIBAR_EXPLANATION)
     elif any(s.boundary.on_boundary for s in comparison.steps if s.nested):
         st.caption(
@@ -125,11 +156,16 @@ def show_criteria(comparison: compare_view.Comparison) -> None:
         criteria,
         key="compare_criteria",
         column_config={
-            "npar": st.column_config.NumberColumn(format="%d"),
-            "AIC": NUMBER,
-            "BIC": NUMBER,
-            "delta_AIC": st.column_config.NumberColumn("delta AIC", format="%.2f"),
-            "delta_BIC": st.column_config.NumberColumn("delta BIC", format="%.2f"),
+            "npar": LRT_COLUMNS["npar"],
+            "AIC": LRT_COLUMNS["AIC"],
+            "BIC": LRT_COLUMNS["BIC"],
+            "fitted by": text_column("reml_vs_ml", "fitted by"),
+            "delta_AIC": st.column_config.NumberColumn(
+                "delta AIC", format="%.2f", help=DELTA_HELP.format("AIC")
+            ),
+            "delta_BIC": st.column_config.NumberColumn(
+                "delta BIC", format="%.2f", help=DELTA_HELP.format("BIC")
+            ),
         },
     )
     show_figure(compare_view.criteria_figure(comparison.criteria), key="compare_figure")
@@ -142,7 +178,241 @@ def show_criteria(comparison: compare_view.Comparison) -> None:
     )
     st.subheader("Verdict")
     for sentence in compare_view.verdict_sentences(comparison):
-        st.markdown(f"- {sentence}")
+        st.markdown(
+            f"- {sentence}",
+            help="delta = how much higher the next best model's criterion is; p-values from "
+            "the likelihood-ratio tests above (chi-bar-square where a variance is tested).",
+        )
+
+
+def fitted_models_section() -> None:
+    """Compare the fitted models of the active dataset (guidance when there are too few)."""
+    st.header("Fitted models")
+    records = records_for_active_data()
+    if not records:
+        st.info(
+            "Comparing shows fitted models. Fit one on the Model page first "
+            f"(the active dataset is {st.session_state[Keys.DATA_NAME]}), or fit the "
+            "random-effects ladder below."
+        )
+        st.page_link(MODEL_PAGE, label="Go to the Model page")
+        return
+    if len(records) < 2:
+        st.info(
+            "Comparing needs at least two fitted models of this dataset; there is "
+            f"{len(records)}. Fit another one on the Model page, e.g. the same model with a "
+            "random slope, or without it, or fit the random-effects ladder below."
+        )
+        st.page_link(MODEL_PAGE, label="Go to the Model page")
+        return
+    chosen = choose_models(records)
+    if len(chosen) < 2:
+        st.info("Choose at least two models above.")
+        return
+    key = tuple((r["name"], r["formula"], bool(r["reml"])) for r in chosen)
+    comparison = cached.compare_models(st.session_state[Keys.DATA_KEY], key, tuple(chosen))
+    if not comparison.comparable:
+        show_not_comparable(comparison)
+        return
+    show_tests(comparison)
+    show_criteria(comparison)
+
+
+# --------------------------------------------------------------------------- ladder
+LADDER_COLUMNS = {
+    "step": st.column_config.TextColumn("step", help=help_text("re_ladder")),
+    "npar": LRT_COLUMNS["npar"],
+    "logLik": LRT_COLUMNS["logLik"],
+    "AIC": LRT_COLUMNS["AIC"],
+    "BIC": LRT_COLUMNS["BIC"],
+    "Chisq": st.column_config.NumberColumn(
+        "Chisq",
+        format="%.3f",
+        help="Likelihood-ratio statistic against the step above: twice the gain in "
+        "log-likelihood (the drop in the criterion).",
+    ),
+    "Df": LRT_COLUMNS["Df"],
+    "p": st.column_config.NumberColumn(
+        "p",
+        format=P_FORMAT,
+        help="p-value of the step: chi-bar-square when it adds a variance (half the "
+        "chi-square p-value for one variance), plain chi-square when it adds a correlation.",
+    ),
+    "reference": st.column_config.TextColumn(
+        "reference", help="The distribution the statistic is compared with.", width="medium"
+    ),
+    "singular": text_column("singular_fit", "singular"),
+    "seconds": st.column_config.NumberColumn(
+        "seconds", format="%.2f", help="Time taken by this fit (0 when it came from the cache)."
+    ),
+}
+
+
+def _ladder_fit(data_key: str, reml: bool, frame) -> Any:
+    return lambda formula: cached.fit_model(data_key, formula, reml, frame)
+
+
+def _run_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str) -> lad.Ladder:
+    """Fit the rungs with a status box naming each one."""
+    with st.status("Fitting the ladder...", expanded=True) as status:
+
+        def progress(i: int, spec: lad.LadderSpec) -> None:
+            st.write(f"Step {i + 1} of {len(plan.specs)}: `{spec.formula}`")
+
+        steps = lad.run_ladder(plan.specs, _ladder_fit(fit_key, reml, frame), progress)
+        seconds = sum(s.seconds for s in steps)
+        took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
+        status.update(label=f"Ladder fitted in {took} s", state="complete", expanded=False)
+    return lad.analyse_ladder(steps, reml, plan.notes)
+
+
+def _add_ladder_fits(data_key: str) -> None:
+    """Store the ladder's fits as session fit records; the active model stays active."""
+    stored = st.session_state[Keys.LADDER].get(data_key)
+    if stored is None:
+        return
+    before = active_record()
+    records = lad.ladder_records(
+        stored[1],
+        data_key=data_key,
+        data_name=st.session_state[Keys.DATA_NAME],
+        existing=st.session_state[Keys.FITS],
+    )
+    names = []
+    for record in records:
+        record["name"] = next_name(record.pop("label"))
+        add_fit(record)
+        names.append(record["name"])
+    if before is not None:
+        set_active(before["name"])
+    st.session_state[Keys.LADDER_NOTICE] = (
+        f"Added {', '.join(names)} to the fitted models (see the sidebar)."
+        if names
+        else "Every model of the ladder is already among the fitted models."
+    )
+
+
+def _best_line(ladder: lad.Ladder) -> str:
+    fitted = [(i, s.result) for i, s in enumerate(ladder.steps) if s.ok]
+    parts = []
+    for crit in ("aic", "bic"):
+        i, _ = min(fitted, key=lambda pair: getattr(pair[1], crit))
+        parts.append(f"lowest {crit.upper()}: step {i + 1} ({ladder.steps[i].spec.label})")
+    return "L" + "; ".join(parts)[1:] + "."
+
+
+def show_ladder(ladder: lad.Ladder, data_key: str, can_add: bool) -> None:
+    """Verdicts, problems, the table, the figure and the button to keep the fits."""
+    if not ladder.fitted:
+        for problem in ladder.problems:
+            st.warning(problem)
+        return
+    st.markdown("**Verdict, step by step**")
+    for v in ladder.verdicts:
+        st.markdown(
+            f"- Step {v.index + 1} vs {v.against + 1}: {v.sentence}",
+            help=f"p from the likelihood-ratio test against {v.reference}; AIC and BIC "
+            "changes are this step's value minus the step below (negative: better).",
+        )
+    if not ladder.verdicts:
+        st.info("Fewer than two steps could be fitted, so there is nothing to test.")
+    st.markdown(
+        _best_line(ladder),
+        help=help_text("aic") + "\n\n" + help_text("bic"),
+    )
+    for problem in ladder.problems:
+        st.warning(problem)
+    table = lad.ladder_table(ladder).drop(columns=["formula"])
+    criterion = "REML criterion" if ladder.reml else "deviance"
+    config = dict(LADDER_COLUMNS)
+    config["criterion"] = column(
+        "reml_criterion" if ladder.reml else "deviance", criterion, format="%.3f"
+    )
+    st.dataframe(table, hide_index=True, key="ladder_table", column_config=config)
+    show_figure(lad.ladder_figure(ladder), key="ladder_figure")
+    st.caption(
+        "Each step keeps the fixed effects and adds one piece of random-effects structure, so "
+        f"the {'REML' if ladder.reml else 'ML'} fits can be compared by a likelihood-ratio "
+        "test and by AIC and BIC (lower is better). Climb while a step is clearly needed."
+    )
+    notice = st.session_state[Keys.LADDER_NOTICE]
+    if notice:
+        st.success(notice)
+        st.session_state[Keys.LADDER_NOTICE] = None
+    st.button(
+        "Add the ladder's models to the fitted models",
+        key=Keys.W_LADDER_ADD,
+        on_click=_add_ladder_fits,
+        args=(data_key,),
+        disabled=not can_add,
+        help="Keep these fits in the session so the Model, Diagnostics and other pages can "
+        "show them (the active model stays as it is)."
+        if can_add
+        else "Rows with a missing value were left out of the ladder, so its fits do not match "
+        "the dataset's rows and cannot be kept.",
+    )
+
+
+def ladder_section() -> None:
+    """Fit the random-effects ladder on request and show it."""
+    st.header("Random-effects ladder")
+    st.caption(
+        "How much random-effects structure do the data support? One click fits a ladder of "
+        "models with the same fixed effects, each adding one piece: a random intercept per "
+        "subject, a random slope, the correlation between them, and a cluster level. Each "
+        "step is tested against the one below it."
+    )
+    data, roles = current_data(), current_roles()
+    active = active_record()
+    try:
+        plan = lad.plan_ladder(data, roles, active["formula"] if active else None)
+    except LMMError as error:
+        st.info(str(error))
+        st.page_link(DATA_PAGE, label="Go to the Data page")
+        return
+    frame, dropped = lad.ladder_data(data, plan)
+    data_key = st.session_state[Keys.DATA_KEY]
+    fit_key = data_key if not dropped else f"{data_key}|complete:{','.join(plan.complete_columns)}"
+    steps_md = "\n".join(f"{i + 1}. `{s.formula}`" for i, s in enumerate(plan.specs))
+    st.markdown(steps_md)
+    for note in plan.notes:
+        st.caption(note)
+    if dropped:
+        st.caption(
+            f"{dropped:,} rows with a missing {', '.join(plan.complete_columns)} are left out "
+            "of every step, so that all steps use the same rows."
+        )
+    stored = st.session_state[Keys.LADDER].get(data_key)
+    if stored is not None and Keys.W_LADDER_REML not in st.session_state:
+        st.session_state[Keys.W_LADDER_REML] = "REML" if stored[0][1] else "ML"
+    method = st.radio(
+        "Fit by",
+        ["REML", "ML"],
+        horizontal=True,
+        key=Keys.W_LADDER_REML,
+        help=help_text("reml_vs_ml")
+        + "\n\nThe fixed effects are the same in every step, so REML fits may be compared.",
+    )
+    reml = method == "REML"
+    settings = (fit_key, reml, tuple(s.formula for s in plan.specs))
+    run = st.button("Fit the ladder", key=Keys.W_LADDER_RUN, type="primary")
+    if run:
+        ladder = _run_ladder(plan, reml, frame, fit_key)
+        st.session_state[Keys.LADDER] = {
+            **st.session_state[Keys.LADDER],
+            data_key: (settings, ladder),
+        }
+    stored = st.session_state[Keys.LADDER].get(data_key)
+    if stored is None:
+        return
+    if stored[0] != settings:
+        st.info(
+            "The ladder was fitted with other settings (method, roles or active model). "
+            "Click 'Fit the ladder' to fit it again."
+        )
+        return
+    show_ladder(stored[1], data_key, can_add=not dropped)
+    how_to_read("re_ladder", "lrt", "chibar", "aic", "bic", label="How to read the ladder")
 
 
 def main() -> None:
@@ -151,30 +421,13 @@ def main() -> None:
     st.title("Compare")
     st.caption(
         "Is the more complex model worth it? Compare fitted models with likelihood-ratio "
-        "tests (for models where one is a special case of the other) and with AIC and BIC."
+        "tests (for models where one is a special case of the other) and with AIC and BIC, "
+        "or fit the random-effects ladder."
     )
-    require_fit("The Compare page")
     st.markdown(dataset_caption())
-    records = records_for_active_data()
-    if len(records) < 2:
-        st.info(
-            "Comparing needs at least two fitted models of this dataset; there is "
-            f"{len(records)}. Fit another one on the Model page, e.g. the same model with a "
-            "random slope, or without it."
-        )
-        st.page_link(MODEL_PAGE, label="Go to the Model page")
-        st.stop()
-    chosen = choose_models(records)
-    if len(chosen) < 2:
-        st.info("Choose at least two models above.")
-        st.stop()
-    key = tuple((r["name"], r["formula"], bool(r["reml"])) for r in chosen)
-    comparison = cached.compare_models(st.session_state[Keys.DATA_KEY], key, tuple(chosen))
-    if not comparison.comparable:
-        show_not_comparable(comparison)
-        return
-    show_tests(comparison)
-    show_criteria(comparison)
+    fitted_models_section()
+    st.divider()
+    ladder_section()
 
 
 main()

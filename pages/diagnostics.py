@@ -1,4 +1,5 @@
-"""Diagnostics page: residual plots, QQ plots of residuals and random effects, outliers."""
+"""Diagnostics page: residual plots, QQ plots of residuals and random effects, outliers, and the
+correlation between visits that the model implies next to the one in the data."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import figures_correlation as fc
 from dashboard import figures_diagnostics as fd
 from dashboard.fits import records_for_active_data, require_fit, set_active
-from dashboard.state import Keys, current_roles, init_state
+from dashboard.help_texts import help_text
+from dashboard.help_view import how_to_read
+from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import dataset_caption, show_figure
+from lmm_core import LMMError
 
 CHANCE = 0.0027  # P(|Z| > 3) for a standard normal
+SOURCES = {
+    "residuals": "Residuals from the fixed effects (y - X beta)",
+    "outcome": "The outcome itself",
+}
 
 
 def _keep_model() -> None:
@@ -136,13 +145,27 @@ def outlier_section(result, prep: fd.ResidualData) -> None:
             table,
             key="diag_outliers",
             column_config={
-                "n_obs": st.column_config.NumberColumn("observations", format="%d"),
-                "n_outlying": st.column_config.NumberColumn("outlying obs.", format="%d"),
+                "n_obs": st.column_config.NumberColumn(
+                    "observations", format="%d", help=f"Observations of this {prep.group}."
+                ),
+                "n_outlying": st.column_config.NumberColumn(
+                    "outlying obs.",
+                    format="%d",
+                    help="Observations whose standardized residual (residual / sigma) is "
+                    "beyond 3 in absolute value.",
+                ),
                 "max_abs_std_resid": st.column_config.NumberColumn(
-                    "largest |std. residual|", format="%.2f"
+                    "largest |std. residual|",
+                    format="%.2f",
+                    help="The largest residual of this group, in units of the residual SD "
+                    "(sigma). Beyond 3 is unusual for a normal error.",
                 ),
                 **{
-                    c: st.column_config.NumberColumn(format="%.2f")
+                    c: st.column_config.NumberColumn(
+                        format="%.2f",
+                        help="This group's random effect (BLUP) divided by its fitted SD: "
+                        "how many SDs it lies from the average group. Beyond 3 is unusual.",
+                    )
                     for c in table.columns
                     if c.startswith("z: ")
                 },
@@ -161,7 +184,8 @@ def main() -> None:
     st.caption(
         "Does the model describe the data? The plots below check its assumptions: residuals "
         "without pattern and roughly normal, random effects roughly normal, no subject far "
-        "from the rest."
+        "from the rest; at the bottom, the correlation between visits that the model implies "
+        "next to the one in the data."
     )
     record = require_fit("The Diagnostics page")
     st.markdown(dataset_caption())
@@ -169,7 +193,8 @@ def main() -> None:
     result = record["result"]
     st.markdown(
         f"`{record['formula']}` ({'REML' if record['reml'] else 'ML'}), "
-        f"{result.nobs:,} observations, residual SD {result.sigma:.4g}."
+        f"{result.nobs:,} observations, residual SD {result.sigma:.4g}.",
+        help=help_text("residual_sd"),
     )
     prep = fd.prepare_residuals(result, group)
     points, note = fd.sample_points(prep.frame)
@@ -178,6 +203,116 @@ def main() -> None:
     group_section(prep)
     observed_section(prep, points)
     outlier_section(result, prep)
+    correlation_section(result)
+
+
+def _keep_corr() -> None:
+    st.session_state[Keys.DIAG_CORR] = {
+        "source": st.session_state[Keys.W_DIAG_CORR_SOURCE],
+        "bins": st.session_state.get(Keys.W_DIAG_CORR_BINS, fc.MAX_BINS),
+    }
+
+
+def correlation_controls(irregular: bool) -> tuple[str, int]:
+    """The observed values (residuals or outcome) and the number of time bins."""
+    kept = st.session_state[Keys.DIAG_CORR]
+    st.session_state[Keys.W_DIAG_CORR_SOURCE] = kept.get("source", "residuals")
+    left, right = st.columns([2, 1])
+    source = left.radio(
+        "Observed correlation of",
+        list(SOURCES),
+        format_func=SOURCES.get,
+        horizontal=True,
+        key=Keys.W_DIAG_CORR_SOURCE,
+        on_change=_keep_corr,
+        help="Residuals from the fixed effects are what the model's random effects and "
+        "error must explain: the fair comparison. The raw outcome also carries the fixed "
+        "effects (e.g. a treatment effect), which add correlation of their own.",
+    )
+    bins = int(kept.get("bins", fc.MAX_BINS))
+    if irregular:
+        st.session_state[Keys.W_DIAG_CORR_BINS] = bins
+        bins = right.slider(
+            "Time bins",
+            3,
+            12,
+            key=Keys.W_DIAG_CORR_BINS,
+            on_change=_keep_corr,
+            help="Visit times differ between subjects, so they are grouped into this many "
+            "bins around typical visit times.",
+        )
+    return source, bins
+
+
+def correlation_metrics(view: fc.CorrelationView, time: str) -> None:
+    """ICC at the first and last time and the largest gap between model and data."""
+    curve = view.curve
+    cols = st.columns(3)
+    first, last = curve.iloc[0], curve.iloc[-1]
+    icc_help = help_text("icc_time")
+    cols[0].metric(f"ICC at {time} {first['time']:.3g}", f"{first['icc']:.2f}", help=icc_help)
+    cols[1].metric(f"ICC at {time} {last['time']:.3g}", f"{last['icc']:.2f}", help=icc_help)
+    gap = view.largest_gap()
+    cols[2].metric(
+        "Largest gap, model vs data",
+        "n/a" if gap != gap else f"{gap:.2f}",
+        help="The largest difference between the implied and the observed correlation over "
+        "all pairs of visit times. Gaps of 0.1 or less are common with a few dozen subjects; "
+        "a pattern (e.g. the data's correlation falling off with distance while the model's "
+        "stays flat) matters more than one cell.",
+    )
+
+
+def correlation_section(result) -> None:
+    """Implied vs observed correlation between visits, and variance and ICC over time."""
+    st.subheader("Correlation between visits: model vs data")
+    st.caption(
+        "A mixed model says how strongly two measurements of one subject are correlated: a "
+        "random intercept alone makes every pair of visits equally correlated; a random slope "
+        "makes the correlation and the variance change with time. Left: what the fitted model "
+        "implies; right: what the data show. If the model fits, the two look alike."
+    )
+    roles = current_roles()
+    if roles.subject is None or roles.time is None:
+        st.info("This section needs the subject and time columns: set them on the Data page.")
+        return
+    data = current_data()
+    irregular = fc.bin_times(data[roles.time].to_numpy(dtype=float, na_value=float("nan"))).binned
+    source, bins = correlation_controls(irregular)
+    try:
+        view = fc.prepare_correlation(
+            data,
+            result,
+            subject=roles.subject,
+            time=roles.time,
+            cluster=roles.cluster,
+            source=source,
+            max_bins=bins,
+        )
+    except LMMError as error:
+        st.info(f"No implied correlation for this model: {error}")
+        return
+    correlation_metrics(view, roles.time)
+    fig = fc.correlation_heatmaps(view.implied, view.observed, view.bins, roles.time)
+    show_figure(fig, key="diag_corr_heatmaps")
+    shared = [k for k, v in view.implied.shared.items() if v and k != view.group]
+    st.caption(
+        f"Implied: V = Z G Z' + sigma^2 I for one {view.group} at these times, from the fitted "
+        "random-effects covariance and residual variance"
+        + (f", including the shared {', '.join(shared)} level" if shared else "")
+        + ". Observed: the correlation across subjects of the "
+        + ("residuals from the fixed effects (y - X beta)" if source == "residuals" else "outcome")
+        + f", each pair of times using the subjects measured at both (pairs with fewer than "
+        f"{fc.MIN_PAIRS} subjects stay blank; hover for the count). " + view.bins.describe()
+    )
+    show_figure(fc.variance_icc_figure(view.curve, roles.time), key="diag_corr_icc")
+    st.caption(
+        "Left: the variance of one measurement at each time, total and by source (the "
+        "random effects of each level and the residual). Right: the intra-class correlation "
+        "(ICC), the share of that variance that lies between subjects, which is also the "
+        "correlation of two measurements of one subject taken at the same time."
+    )
+    how_to_read("implied_correlation", "residual_marginal", "icc_time")
 
 
 main()

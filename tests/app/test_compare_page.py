@@ -130,3 +130,81 @@ def test_guard_without_fits(app):
     at = compare(app, [])
     assert "Fit one on the Model page" in texts(at.info)
     assert not at.dataframe
+
+
+# --------------------------------------------------------------------------- ladder
+LADDER_COLUMN = "reference"  # identifies the ladder's table
+
+
+def ladder_frame(at):
+    return next(d.value for d in at.dataframe if LADDER_COLUMN in d.value.columns)
+
+
+def test_ladder_without_fits_matches_lme4_and_adds_records(app):
+    at = compare(app, [])
+    assert "Reaction ~ Days + (Days || Subject)" in texts(at.markdown)
+    at.button(key=Keys.W_LADDER_RUN).click().run()
+    assert not at.exception
+    table = ladder_frame(at)
+    np.testing.assert_allclose(
+        table["criterion"], [1786.46508539492, 1743.66929358148, 1743.62827195995], atol=1e-6
+    )
+    verdicts = texts(at.markdown)
+    assert "The random slope is needed" in verdicts and "p < 0.001" in verdicts
+    assert "adds nothing" in verdicts
+    (fig,) = figures_on(at)
+    assert [t["name"] for t in fig["data"]] == ["AIC", "BIC"]
+    at.button(key=Keys.W_LADDER_ADD).click().run()
+    assert not at.exception
+    names = [r["name"] for r in at.session_state[Keys.FITS]]
+    assert names == [
+        "M1: ladder random intercept",
+        "M2: ladder random slope",
+        "M3: ladder correlation",
+    ]
+    assert "Added M1: ladder random intercept" in texts(at.success)
+    # the comparison above now has three models; the ladder stays
+    assert has_table(at, "compare_lrt") and len(ladder_frame(at)) == 3
+    at.button(key=Keys.W_LADDER_ADD).click().run()
+    assert "already among the fitted models" in texts(at.success)
+    assert len(at.session_state[Keys.FITS]) == 3
+
+
+def test_ladder_keeps_the_active_model_and_switches_method(app):
+    records = [record("M1: random intercept", FORMULAS["M1: random intercept"])]
+    at = compare(app, records)
+    at.radio(key=Keys.W_LADDER_REML).set_value("ML").run()
+    at.button(key=Keys.W_LADDER_RUN).click().run()
+    assert not at.exception
+    np.testing.assert_allclose(ladder_frame(at)["criterion"].iloc[2], 1751.93934448899, atol=1e-6)
+    at.button(key=Keys.W_LADDER_ADD).click().run()
+    assert at.session_state[Keys.ACTIVE_FIT] == "M1: random intercept"
+    assert len(at.session_state[Keys.FITS]) == 4  # ML fits differ from the REML record
+    at.radio(key=Keys.W_LADDER_REML).set_value("REML").run()
+    assert "fitted with other settings" in texts(at.info)
+
+
+def test_ladder_on_trial_small_has_the_hospital_step(app):
+    app.selectbox(key=Keys.W_EXAMPLE).select("trial_small").run()
+    at = app.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.button(key=Keys.W_LADDER_RUN).click().run()
+    assert not at.exception
+    table = ladder_frame(at)
+    assert list(table["step"]) == [
+        "1. random intercept",
+        "2. + random slope",
+        "3. + correlation",
+        "4. + hospital level",
+    ]
+    assert table["reference"].iloc[3].startswith("chi-bar-square")
+    assert "The hospital level" in texts(at.markdown)
+
+
+def test_ladder_needs_roles(app):
+    from dashboard.roles import Roles
+
+    app.session_state[Keys.ROLES] = Roles(subject="Subject", outcome="Reaction").to_dict()
+    at = compare(app, [])
+    assert "a numeric time column" in texts(at.info)
+    assert Keys.W_LADDER_RUN not in [b.key for b in at.button]

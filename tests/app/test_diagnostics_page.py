@@ -8,6 +8,7 @@ import numpy as np
 
 from dashboard.state import Keys
 from lmm_core import datasets, fit_lmm
+from lmm_core.implied import implied_covariance
 from tests.app.conftest import figures_on, texts
 
 INTERCEPT = "Reaction ~ Days + (1 | Subject)"
@@ -45,7 +46,7 @@ def test_figures_of_the_active_fit(app):
     at = diagnostics(app, records, active="M2: random slope")
     res = records[1]["result"]
     assert at.selectbox(key=Keys.W_DIAG_MODEL).value == "M2: random slope"
-    resid_fitted, qq_resid, qq_ranef, by_group, obs_fitted = figures_on(at)
+    resid_fitted, qq_resid, qq_ranef, by_group, obs_fitted, heat, icc = figures_on(at)
     shown = np.concatenate([resid_fitted["data"][0]["y"], resid_fitted["data"][1]["y"]])
     np.testing.assert_allclose(np.sort(shown), np.sort(res.residuals))
     np.testing.assert_allclose(qq_resid["data"][0]["y"], np.sort(res.residuals / res.sigma))
@@ -87,3 +88,47 @@ def test_guard_without_fits(app):
     at = diagnostics(app, [])
     assert "Fit one on the Model page" in texts(at.info)
     assert not figures_on(at)
+
+
+# --------------------------------------------------------------------------- correlation
+def test_implied_vs_observed_correlation_sleepstudy(app):
+    at = diagnostics(app, [record("M2: random slope", SLOPE)])
+    heat, icc = figures_on(at)[5:]
+    res = fit("sleepstudy", SLOPE)
+    implied = implied_covariance(res, np.arange(10.0), subject="Subject").correlation
+    np.testing.assert_allclose(heat["data"][0]["z"], implied, rtol=1e-12)
+    assert heat["data"][0]["x"] == [str(d) for d in range(10)]
+    assert heat["layout"]["annotations"][1]["text"] == "Observed (residuals from the fixed effects)"
+    assert [t["name"] for t in icc["data"]][-1] == "ICC"
+    captions = texts(at.caption)
+    assert "Each of the 10 distinct visit times" in captions
+    assert "residuals from the fixed effects" in captions
+    assert Keys.W_DIAG_CORR_BINS not in [s.key for s in at.slider]  # regular times
+    labels = [m.label for m in at.metric]
+    assert labels[:2] == ["ICC at Days 0", "ICC at Days 9"] and all(m.help for m in at.metric)
+    at.radio(key=Keys.W_DIAG_CORR_SOURCE).set_value("outcome").run()
+    assert not at.exception
+    assert at.session_state[Keys.DIAG_CORR]["source"] == "outcome"
+    heat = figures_on(at)[5]
+    assert heat["layout"]["annotations"][1]["text"] == "Observed (outcome)"
+
+
+def test_correlation_with_clusters_and_binned_times(app):
+    app.selectbox(key=Keys.W_EXAMPLE).select("trial_small").run()
+    formula = "y ~ time * arm + (time | patient) + (1 | hospital)"
+    at = diagnostics(app, [record("M1: two levels", formula, "trial_small")])
+    heat = figures_on(at)[5]
+    assert heat["data"][0]["x"][:2] == ["~0", "~1"] and len(heat["data"][0]["x"]) == 8
+    captions = texts(at.caption)
+    assert "including the shared hospital level" in captions and "k-means" in captions
+    at.slider(key=Keys.W_DIAG_CORR_BINS).set_value(4).run()
+    assert not at.exception
+    assert len(figures_on(at)[5]["data"][0]["x"]) == 4
+    assert at.session_state[Keys.DIAG_CORR]["bins"] == 4
+
+
+def test_correlation_of_a_model_without_subject_effects(app):
+    app.selectbox(key=Keys.W_EXAMPLE).select("orthodont").run()
+    at = diagnostics(app, [record("M1: by sex", "distance ~ age + (1 | Sex)", "orthodont")])
+    assert "no random effects for Subject" in texts(at.info)
+    assert len(figures_on(at)) == 5
