@@ -26,6 +26,9 @@ PAGES: list[tuple[str, str]] = [
     ("pages/shrinkage.py", "Shrinkage"),
     ("pages/compare.py", "Compare"),
     ("pages/diagnostics.py", "Diagnostics"),
+    ("pages/teach.py", "Teach"),
+    ("pages/glossary.py", "Glossary"),
+    ("pages/export.py", "Export"),
 ]
 
 
