@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 INTERCEPT = "(Intercept)"
-MAX_UNCORRELATED_SUBJECTS = 1000  # (t || s) costs a dense s x s block: 10 s at 1,000
 
 
 @dataclass(frozen=True)
@@ -112,16 +111,10 @@ def _fixed_part(outcome: str, time: str, active_formula: str | None) -> tuple[st
     return fixed, f"Fixed effects of the active model: `{fixed}`."
 
 
-def _count_subjects(data: pd.DataFrame, subject: str, cluster: str | None) -> int:
-    cols = [subject] if cluster is None else [cluster, subject]
-    return len(data[cols].dropna().drop_duplicates())
-
-
 def plan_ladder(
     data: pd.DataFrame,
     roles: Roles,
     active_formula: str | None = None,
-    max_uncorrelated: int = MAX_UNCORRELATED_SUBJECTS,
 ) -> LadderPlan:
     """The formulas of the ladder for ``data`` with its column ``roles``.
 
@@ -134,9 +127,6 @@ def plan_ladder(
     active_formula
         Formula of the active model: its fixed part is kept (``outcome ~ time`` without one,
         or when it models another response).
-    max_uncorrelated
-        Above this many subjects the uncorrelated-slope rung ``(time || subject)`` is left
-        out (its fit needs a dense subjects x subjects block in this engine).
 
     Raises
     ------
@@ -165,39 +155,16 @@ def plan_ladder(
             f"{cluster}:{subject} in every step (lme4's nesting)."
         )
     t = quote(time)
-    n_subjects = _count_subjects(data, subject, cluster if ":" in group else None)
-    specs = [LadderSpec("random intercept", f"{fixed} + (1 | {group})", "", "base")]
-    if n_subjects <= max_uncorrelated:
-        specs.append(
-            LadderSpec(
-                "+ random slope", f"{fixed} + ({t} || {group})", "the random slope", "variance"
-            )
-        )
-        specs.append(
-            LadderSpec(
-                "+ correlation",
-                f"{fixed} + ({t} | {group})",
-                "the correlation between intercept and slope",
-                "correlation",
-            )
-        )
-    else:
-        notes.append(
-            f"With {n_subjects:,} subjects the uncorrelated slope `({t} || {group})` is left "
-            f"out: this engine stores its two terms on one grouping factor as a dense "
-            f"{n_subjects:,} x {n_subjects:,} block, which would take minutes and gigabytes. "
-            "The ladder goes from the random intercept straight to the correlated slope, so "
-            "that step adds the slope's variance and its correlation together (tested against "
-            "a chi-bar-square of chi-square 1 and 2)."
-        )
-        specs.append(
-            LadderSpec(
-                "+ correlated slope",
-                f"{fixed} + ({t} | {group})",
-                "the random slope (with its correlation with the intercept)",
-                "variance",
-            )
-        )
+    specs = [
+        LadderSpec("random intercept", f"{fixed} + (1 | {group})", "", "base"),
+        LadderSpec("+ random slope", f"{fixed} + ({t} || {group})", "the random slope", "variance"),
+        LadderSpec(
+            "+ correlation",
+            f"{fixed} + ({t} | {group})",
+            "the correlation between intercept and slope",
+            "correlation",
+        ),
+    ]
     columns = [c for c in (roles.outcome, subject, time) if c]
     if cluster is not None:
         specs.append(

@@ -14,6 +14,11 @@ residual sum of squares ``r^2`` is the square of the last diagonal element of ``
     [ L21  L22   0   ]            2 = all other random-effects terms together,
     [ L31  L32  L33  ]            3 = [X y].
 
+Terms on the same grouping factor (``(t || g)`` gives two) are merged into one block first,
+with structural zeros in its ``lambda`` (:func:`lmm_core.reterms.amalgamate`), so that they
+share the per-level blocks instead of filling a dense ``L22``. Inputs (``theta``) and outputs
+(``u``, ``b``, conditional covariances) stay in the order of the terms given.
+
 ``L11`` is block diagonal, one ``S x S`` block per level, factored by one batched Cholesky.
 ``L21`` keeps the sparsity of ``Z2'Z1`` (a nested factor causes no fill-in there); ``L22`` is
 dense, of the size of the other terms' random effects (hospitals, a crossed factor, ...).
@@ -46,7 +51,7 @@ from lmm_core.linalg import (
     logdet_tril,
     tri_solve,
 )
-from lmm_core.reterms import ReTerm
+from lmm_core.reterms import ReTerm, amalgamate
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -55,7 +60,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 class BlockedFactor:
     """The blocked Cholesky factor at one ``theta`` (see the module docstring)."""
 
-    lambdas: tuple[np.ndarray, ...]  # one S x S lower-triangular factor per term
+    lambdas: tuple[np.ndarray, ...]  # one lower-triangular factor per merged term
     l11: np.ndarray  # (m1, S1, S1)
     w11: np.ndarray  # (m1, S1, S1), inverses of the l11 blocks
     r1_cols: np.ndarray  # (S1, m1, p + 1): L31' = L11^{-1} Lambda1' Z1'[X y], by block column
@@ -130,16 +135,19 @@ class ProfiledDeviance:
         self.reterms = tuple(reterms)
         self.reml = bool(reml)
         self.n, self.p = X.shape
-        self.theta_sizes = [t.n_theta for t in self.reterms]
-        self.theta_offsets = np.concatenate([[0], np.cumsum(self.theta_sizes)]).astype(int)
         self.lower = np.concatenate([t.lower_bounds() for t in self.reterms])
         self.theta0 = np.concatenate([t.initial_theta() for t in self.reterms])
+        # The blocks actually factored: terms merged by grouping factor (module docstring).
+        self._terms, perm, self._parts = amalgamate(self.reterms)
+        self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
+        self.theta_sizes = [t.n_theta for t in self._terms]
+        self.theta_offsets = np.concatenate([[0], np.cumsum(self.theta_sizes)]).astype(int)
         self._cross_products(np.asarray(X, float), np.asarray(y, float))
 
     # ------------------------------------------------------------------ set-up (once)
     def _cross_products(self, X: np.ndarray, y: np.ndarray) -> None:
         xy = np.column_stack([X, y])
-        first = self.reterms[0]
+        first = self._terms[0]
         m1, s1 = first.n_levels, first.n_columns
         codes, z = first.codes, first.z
         self.m1, self.s1, self.q1 = m1, s1, m1 * s1
@@ -155,8 +163,8 @@ class ProfiledDeviance:
             for j in range(xy.shape[1]):
                 self.a1xy[a, :, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
         self.axy = xy.T @ xy
-        self._positions = [t.theta_positions() for t in self.reterms]
-        rest = self.reterms[1:]
+        self._positions = [t.theta_positions() for t in self._terms]
+        rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
         if rest:
@@ -236,11 +244,16 @@ class ProfiledDeviance:
         self._prod = (a, b, self._pair_row[a] * self.q2 + self._pair_row[b], np.array_equal(a, b))
 
     # ------------------------------------------------------------------ per evaluation
-    def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One ``S x S`` lower-triangular relative covariance factor per term."""
+    def _internal(self, theta: np.ndarray) -> np.ndarray:
+        """``theta`` (order of the terms given) in the order of the merged terms."""
         theta = np.asarray(theta, float)
+        return theta if self._perm is None else theta[self._perm]
+
+    def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One lower-triangular relative covariance factor per merged term."""
+        theta = self._internal(theta)
         out = []
-        for k, t in enumerate(self.reterms):
+        for k, t in enumerate(self._terms):
             lam = np.zeros((t.n_columns, t.n_columns))
             lam[self._positions[k]] = theta[self.theta_offsets[k] : self.theta_offsets[k + 1]]
             out.append(lam)
@@ -248,8 +261,8 @@ class ProfiledDeviance:
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
         """Blocked Cholesky factor of the augmented cross-product matrix at ``theta``."""
-        theta = np.asarray(theta, float)
         lams = self.lambdas(theta)
+        theta = self._internal(theta)
         lam1 = lams[0]
         m1, s1 = self.m1, self.s1
         # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
@@ -367,11 +380,11 @@ class ProfiledDeviance:
         us.append(u1)
         if f.l22 is not None:
             offset = 0
-            for t in self.reterms[1:]:
+            for t in self._terms[1:]:
                 size = t.n_levels * t.n_columns
                 us.append(u2[offset : offset + size].reshape(t.n_levels, t.n_columns))
                 offset += size
-        bs = tuple(u @ lam.T for u, lam in zip(us, f.lambdas, strict=True))
+        bs = [u @ lam.T for u, lam in zip(us, f.lambdas, strict=True)]
         dof = self.n - p if self.reml else self.n
         sigma2 = f.pwrss / dof
         if p:
@@ -382,8 +395,8 @@ class ProfiledDeviance:
         return PLSSolution(
             theta=theta.copy(),
             beta=beta,
-            u=tuple(us),
-            b=bs,
+            u=self._split(us),
+            b=self._split(bs),
             ldl2=f.ldl2,
             ldrx2=f.ldrx2,
             pwrss=f.pwrss,
@@ -418,12 +431,21 @@ class ProfiledDeviance:
         out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
         if l22_inv is not None:
             offset = 0
-            for t, lam in zip(self.reterms[1:], factor.lambdas[1:], strict=True):
+            for t, lam in zip(self._terms[1:], factor.lambdas[1:], strict=True):
                 m, s = t.n_levels, t.n_columns
                 g = l22_inv[:, offset : offset + m * s].reshape(-1, m, s)
                 minv = np.einsum("rca,rcb->cab", g, g)
                 out.append(sigma**2 * (lam @ minv @ lam.T))
                 offset += m * s
+        return self._split(out, covariance=True)
+
+    def _split(self, arrays: list[np.ndarray], covariance: bool = False) -> tuple[np.ndarray, ...]:
+        """Per-merged-term ``(levels, S)`` arrays (or ``(levels, S, S)`` covariances) back to
+        one per term given, in their order."""
+        out: list[np.ndarray | None] = [None] * len(self.reterms)
+        for arr, pieces in zip(arrays, self._parts, strict=True):
+            for k, cols in pieces:
+                out[k] = arr[:, cols, cols] if covariance else arr[:, cols]
         return tuple(out)
 
     def _add_gtg_by_pattern(self, minv1, factor: BlockedFactor, l22_inv: np.ndarray) -> None:

@@ -7,7 +7,9 @@ the model matrix block is ``Z_k = [z_r e_{g(r)}']`` (a Khatri-Rao product): row 
 
 The relative covariance factor of the term is a lower-triangular ``S x S`` matrix ``lambda``,
 the same for every level; ``theta`` holds its lower triangle column-major (lme4's ``Lind``
-order). Diagonal entries are bounded below by 0, off-diagonal ones are free.
+order). Diagonal entries are bounded below by 0, off-diagonal ones are free. A term made by
+:func:`amalgamate` (several terms on one grouping factor, as ``(t || g)`` gives) keeps some
+entries of ``lambda`` at zero: its ``positions`` list the free ones.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class ReTerm:
     z: np.ndarray
     cnames: tuple[str, ...]
     rebuild: object = field(default=None, repr=False, compare=False)
+    positions: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_levels(self) -> int:
@@ -56,11 +59,13 @@ class ReTerm:
 
     @property
     def n_theta(self) -> int:
-        s = self.n_columns
-        return s * (s + 1) // 2
+        return len(self.theta_positions()[0])
 
     def theta_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of each theta element in ``lambda`` (lower triangle, column-major)."""
+        """Row and column of each theta element in ``lambda`` (lower triangle, column-major,
+        unless :attr:`positions` says otherwise)."""
+        if self.positions is not None:
+            return self.positions
         s = self.n_columns
         rows, cols = [], []
         for j in range(s):
@@ -97,3 +102,62 @@ class ReTerm:
             else:
                 names.append(f"{self.group}.{self.cnames[i]}.{self.cnames[j]}")
         return names
+
+
+def amalgamate(
+    terms: tuple[ReTerm, ...],
+) -> tuple[tuple[ReTerm, ...], np.ndarray, list[list[tuple[int, slice]]]]:
+    """Merge the terms that share a grouping factor into one term each (MixedModels.jl).
+
+    ``(1 | g) + (0 + t | g)``, which ``(t || g)`` expands to, becomes one term with
+    ``z = [1, t]`` and a diagonal ``lambda``: the same model, but its random effects form one
+    ``2 x 2`` block per level instead of a dense block of all levels of the second term.
+
+    Returns
+    -------
+    merged
+        The terms, each grouping factor once, in the order of its first term.
+    perm
+        Index array: ``theta[perm]`` is theta in the order of ``merged``.
+    parts
+        For each merged term, ``(original term index, columns of z)`` of its pieces.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for k, t in enumerate(terms):
+        groups.setdefault((t.group, t.levels), []).append(k)
+    merged, perm, parts = [], [], []
+    offsets = np.concatenate([[0], np.cumsum([t.n_theta for t in terms])]).astype(int)
+    for members in groups.values():
+        if len(members) > 1 and not all(
+            np.array_equal(terms[k].codes, terms[members[0]].codes) for k in members
+        ):
+            members_list = [[k] for k in members]  # same labels, different rows: keep apart
+        else:
+            members_list = [members]
+        for ks in members_list:
+            perm.extend(np.arange(offsets[k], offsets[k + 1]) for k in ks)
+            if len(ks) == 1:
+                merged.append(terms[ks[0]])
+                parts.append([(ks[0], slice(0, terms[ks[0]].n_columns))])
+                continue
+            rows, cols, pieces, start = [], [], [], 0
+            for k in ks:
+                r, c = terms[k].theta_positions()
+                rows.append(r + start)
+                cols.append(c + start)
+                pieces.append((k, slice(start, start + terms[k].n_columns)))
+                start += terms[k].n_columns
+            first = terms[ks[0]]
+            merged.append(
+                ReTerm(
+                    group=first.group,
+                    levels=first.levels,
+                    codes=first.codes,
+                    z=np.hstack([terms[k].z for k in ks]),
+                    cnames=tuple(c for k in ks for c in terms[k].cnames),
+                    positions=(np.concatenate(rows), np.concatenate(cols)),
+                )
+            )
+            parts.append(pieces)
+    perm_arr = np.concatenate(perm) if perm else np.zeros(0, dtype=int)
+    return tuple(merged), perm_arr.astype(int), parts

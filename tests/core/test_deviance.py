@@ -179,3 +179,55 @@ def test_sparse_product_fallback_gives_the_same_criterion():
     dev._prod = None
     assert dev(theta) == pytest.approx(with_pattern, rel=1e-12)
     assert with_pattern == pytest.approx(dense_oracle(X, y, terms, theta, True)[0], rel=1e-10)
+
+
+def _term(group, codes, z, names):
+    return ReTerm(group, tuple(map(str, range(codes.max() + 1))), codes, z, names)
+
+
+@pytest.mark.parametrize("structure", ["split_first", "split_nested", "interleaved"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_terms_on_one_factor_are_merged_and_match_the_dense_oracle(structure, reml):
+    """``(x || g)`` is two terms on one factor: merged into one block with a diagonal lambda
+    (no dense L22 over g's levels), with theta, b and Var(b | y) in the terms' own order."""
+    rng = np.random.default_rng({"split_first": 1, "split_nested": 2, "interleaved": 3}[structure])
+    n, m1, m2, m3 = 150, 25, 5, 4
+    codes1 = np.r_[np.arange(m1), rng.integers(0, m1, n - m1)]
+    codes2 = np.r_[np.arange(m2), rng.integers(0, m2, m1 - m2)][codes1]
+    codes3 = rng.permutation(np.r_[np.arange(m3), rng.integers(0, m3, n - m3)])
+    x = rng.normal(size=n)
+    one = np.ones((n, 1))
+    g1_int = _term("g1", codes1, one, ("(Intercept)",))
+    g1_x = _term("g1", codes1, x[:, None], ("x",))
+    if structure == "split_first":
+        terms = (g1_int, g1_x)
+        theta = np.array([0.9, 0.4])
+    elif structure == "split_nested":
+        terms = (
+            _term("g1", codes1, np.column_stack([one, x]), ("(Intercept)", "x")),
+            _term("g2", codes2, one, ("(Intercept)",)),
+            _term("g2", codes2, x[:, None], ("x",)),
+        )
+        theta = np.array([0.8, 0.3, 0.5, 0.6, 0.2])
+    else:  # a crossed factor between the two pieces of g1
+        terms = (g1_int, _term("g3", codes3, one, ("(Intercept)",)), g1_x)
+        theta = np.array([0.7, 0.5, 0.3])
+    X = np.column_stack([np.ones(n), x])
+    y = X @ [1.0, 2.0] + rng.normal(size=n) * 2 + codes1 % 4 + 0.5 * x * (codes1 % 3)
+    dev = ProfiledDeviance(X, y, terms, reml)
+    assert len(dev._terms) == len(terms) - 1
+    if structure == "split_first":
+        assert dev.q2 == 0  # no second block at all
+    crit, beta, b, cond = dense_oracle(X, y, terms, theta, reml)
+    assert dev(theta) == pytest.approx(crit, rel=1e-10)
+    sol = dev.solve(theta)
+    np.testing.assert_allclose(sol.beta, beta, rtol=1e-8)
+    np.testing.assert_allclose(np.concatenate([bk.ravel() for bk in sol.b]), b, atol=1e-8)
+    offset = 0
+    for t, blk in zip(terms, dev.conditional_covariances(sol.factor, sol.sigma), strict=True):
+        s = t.n_columns
+        assert blk.shape == (t.n_levels, s, s)
+        for i in range(t.n_levels):
+            sl = slice(offset + i * s, offset + (i + 1) * s)
+            np.testing.assert_allclose(blk[i], cond[sl, sl], rtol=1e-7, atol=1e-10)
+        offset += t.n_levels * s
