@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import fit_jobs
 from dashboard.fits import active_record, delete_fit, records_for_active_data, set_active
+from dashboard.markup import code_span
 from dashboard.state import Keys, init_state
 
 SIDEBAR_ACTIVE = "sidebar_active_fit"  # widget key of the active-model choice
@@ -66,7 +67,7 @@ def fits_sidebar() -> None:
         names,
         key=SIDEBAR_ACTIVE,
         on_change=_choose_active,
-        captions=[f"`{r['formula']}`" for r in records],
+        captions=[code_span(r["formula"]) for r in records],
     )
     for name in names:
         st.button(

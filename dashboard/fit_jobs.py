@@ -27,6 +27,7 @@ import streamlit as st
 
 from dashboard import cached
 from dashboard.fits import add_fit, next_name
+from dashboard.markup import code_span, escape_message
 from dashboard.state import Keys, current_data
 from lmm_core import LMMError, LMMResult
 
@@ -70,7 +71,10 @@ class FitJob:
     def describe(self) -> str:
         """What is being fitted, in one line."""
         method = "REML" if self.reml else "ML"
-        return f"`{self.formula}` by {method} on {self.data_name} ({self.rows:,} rows)"
+        return (
+            f"{code_span(self.formula)} by {method} on {escape_message(self.data_name)} "
+            f"({self.rows:,} rows)"
+        )
 
 
 def _fit(data_key: str, formula: str, reml: bool, data: pd.DataFrame) -> tuple[LMMResult, float]:
@@ -131,12 +135,13 @@ def collect(*, toast: bool) -> dict[str, Any] | None:
     except LMMError as err:
         text = str(err).rstrip()
         message = (
-            f"The model could not be fitted: {text}{'' if text.endswith('.') else '.'} "
+            f"The model could not be fitted: {escape_message(text)}"
+            f"{'' if text.endswith('.') else '.'} "
             "Earlier fits are kept."
         )
         st.session_state[Keys.MODEL_NOTICE] = ("error", message)
         if toast:
-            st.toast(f"The model {job.formula} could not be fitted: see the Model page.")
+            st.toast(f"The model {code_span(job.formula)} could not be fitted: see the Model page.")
         return None
     except Exception as err:  # a bug, not the user's input: say so, keep the app running
         message = (
@@ -157,11 +162,11 @@ def collect(*, toast: bool) -> dict[str, Any] | None:
     add_fit(record)
     st.session_state[Keys.MODEL_NOTICE] = (
         "success",
-        f"Fitted **{record['name']}** in {seconds:.2f} s. It is now the active model: its "
-        "summary is on the Model page, and the other pages show it.",
+        f"Fitted **{escape_message(record['name'])}** in {seconds:.2f} s. It is now the "
+        "active model: its summary is on the Model page, and the other pages show it.",
     )
     if toast:
-        st.toast(f"Fitted {record['name']} in {seconds:.1f} s.")
+        st.toast(f"Fitted {escape_message(record['name'])} in {seconds:.1f} s.")
     return record
 
 

@@ -232,7 +232,7 @@ def _keep_columns(X: np.ndarray) -> np.ndarray:
         return np.arange(0)
     if norms.all():
         # Screen through the Gram matrix: squared residual ratios well above rounding level
-        # prove full rank; anything closer to the tolerance is decided by QR below.
+        # prove full rank; anything closer to the tolerance is decided below.
         scaled = gram / np.outer(norms, norms)
         try:
             ratios = np.diag(np.linalg.cholesky(scaled))
@@ -240,21 +240,26 @@ def _keep_columns(X: np.ndarray) -> np.ndarray:
                 return np.arange(p)
         except np.linalg.LinAlgError:
             pass
-    keep = list(range(p))
-    start = 0
-    while keep[start:]:
-        r = np.linalg.qr(X[:, keep], mode="r")
-        diag = np.zeros(len(keep))
-        diag[: min(r.shape)] = np.abs(np.diag(r))  # more columns than rows: the rest alias
-        bad = [
-            i
-            for i in range(start, len(keep))
-            if diag[i] < RANK_TOL * norms[keep[i]] or norms[keep[i]] == 0
-        ]
-        if not bad:
-            break
-        del keep[bad[0]]
-        start = bad[0]
+    # Sequential rule in one pass (as R's dqrdc2): a column is dropped when its residual after
+    # projection on the columns kept before it is below RANK_TOL times its norm. Gram-Schmidt
+    # with reorthogonalization gives the same residual norms as Householder QR, without one
+    # QR per dropped column (hundreds of aliased terms took minutes).
+    n = X.shape[0]
+    basis = np.empty((n, min(n, p)))
+    keep: list[int] = []
+    for j in range(p):
+        if norms[j] == 0 or len(keep) == basis.shape[1]:
+            continue  # a zero column, or the kept columns already span every row
+        resid = np.array(X[:, j], dtype=float)
+        if keep:
+            q = basis[:, : len(keep)]
+            resid -= q @ (q.T @ resid)
+            resid -= q @ (q.T @ resid)
+        size = float(np.linalg.norm(resid))
+        if size < RANK_TOL * norms[j]:
+            continue
+        basis[:, len(keep)] = resid / size
+        keep.append(j)
     return np.array(keep, dtype=int)
 
 

@@ -241,6 +241,9 @@ class _Parser:
             return "Only one `~` is allowed"
         if t.text == "(":
             return "Missing operator before `(` (did you forget a `+`?)"
+        prev = self.toks[self.i - 1] if self.i else None
+        if prev is not None and prev.kind in ("name", "num"):  # name both, e.g. `lambda x`
+            return f"Missing operator between `{prev.text}` and `{t.text}` (did you forget a `+`?)"
         return "Missing operator between terms (did you forget a `+`?)"
 
     def expr(self, min_prec: int) -> Node:

@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import fit_jobs, model_view
 from dashboard.fits import active_record, delete_fit, records_for_active_data
 from dashboard.help_texts import help_text
+from dashboard.markup import code_span, escape_message
 from dashboard.model_builder import (
     BuilderChoices,
     GroupLevel,
@@ -159,11 +160,20 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
 
 
 # --------------------------------------------------------------------------- fitting
+CARET_CONTEXT = 60  # characters shown on each side of the error in a long formula
+
+
 def show_formula_error(formula: str, err: FormulaError) -> None:
-    """The parser's message and, when it knows the position, a caret under the token."""
-    st.error(f"The formula could not be read: {err}")
+    """The parser's message and, when it knows the position, a caret under the token
+    (in a window of the formula when it is long)."""
+    st.error(f"The formula could not be read: {escape_message(str(err))}")
     if err.position is not None:
-        st.code(f"{formula}\n{' ' * err.position}^", language=None)
+        start = max(0, err.position - CARET_CONTEXT)
+        end = err.position + CARET_CONTEXT
+        head = "..." if start else ""
+        tail = "..." if end < len(formula) else ""
+        shown = f"{head}{formula[start:end]}{tail}"
+        st.code(f"{shown}\n{' ' * (len(head) + err.position - start)}^", language=None)
 
 
 def fit(formula: str, reml: bool, subject: str | None) -> None:
@@ -233,7 +243,7 @@ def fits_list() -> None:
     with st.expander(f"Your models on this dataset ({len(records)})"):
         for record in records:
             left, right = st.columns([5, 1])
-            left.markdown(f"**{record['name']}**: `{record['formula']}`")
+            left.markdown(f"**{escape_message(record['name'])}**: {code_span(record['formula'])}")
             right.button(
                 "Delete",
                 key=f"model_delete_{record['name']}",

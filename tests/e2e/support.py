@@ -62,6 +62,7 @@ def running_app(
     timeout: float = 60.0,
     env: dict[str, str] | None = None,
     on_start: Callable[[int], None] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free local port; yield its URL; stop it after.
 
@@ -75,6 +76,9 @@ def running_app(
         Environment variables to add for the server (e.g. its own ``TMPDIR``).
     on_start
         Called with the server's process id once it answers (e.g. to sample its memory).
+    cwd
+        Folder holding the ``app.py`` to run (default: the repository; a copy for tests that
+        watch the app folder's files).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -84,11 +88,18 @@ def running_app(
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port),
         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+        # no module reloads when a source file changes during a test (edits in the checkout
+        # would swap classes under live sessions: isinstance checks then fail)
+        "--server.fileWatcherType", "none",
         *extra_args,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            cmd,
+            cwd=cwd or ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     try:
         deadline = time.monotonic() + timeout
