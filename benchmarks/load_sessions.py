@@ -82,6 +82,7 @@ class RunResult:
     health_checks: int = 0
     peak_rss_mib: float = 0.0
     rss_before_mib: float = 0.0
+    server_cpu_seconds: float = 0.0
     loadavg_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     loadavg_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -105,6 +106,13 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------- server probes
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (``/proc/<pid>/stat``), in seconds."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kib(pid: int, key: str) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -247,10 +255,12 @@ def run(n: int, distinct: bool = False, step_timeout: float | None = None) -> Ru
     pids: list[int] = []
     with support.running_app(on_start=pids.append, timeout=120) as url:
         out.rss_before_mib = _status_kib(pids[0], "VmRSS") / 1024
+        cpu_before = _cpu_seconds(pids[0])
         start = time.perf_counter()
         with ServerWatch(url, pids[0]) as watch:
             out.results = asyncio.run(_run_sessions(url, n, distinct))
         out.wall_seconds = time.perf_counter() - start
+        out.server_cpu_seconds = _cpu_seconds(pids[0]) - cpu_before
         out.health_max_seconds = watch.health_max
         out.health_failures = watch.failures
         out.health_checks = watch.checks
@@ -268,7 +278,8 @@ def markdown_table(runs: list[RunResult]) -> str:
     head = (
         "| sessions | errors | fitted | load p50 / p90 / max (s) | fit p50 / p90 / max (s) "
         "| page switch p50 / p90 / max (s) | health max (s), failures | server peak RSS "
-        "| wall (s) | load avg before -> after |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| server CPU (s) / wall (s) | load avg before -> after |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = []
     for r in runs:
@@ -281,7 +292,8 @@ def markdown_table(runs: list[RunResult]) -> str:
         rows.append(
             f"| {label} | {r.errors} | {fitted}/{r.sessions} | {' | '.join(cells)} "
             f"| {r.health_max_seconds:.2f}, {r.health_failures}/{r.health_checks} "
-            f"| {r.peak_rss_mib:.0f} MiB (idle {r.rss_before_mib:.0f}) | {r.wall_seconds:.0f} "
+            f"| {r.peak_rss_mib:.0f} MiB (idle {r.rss_before_mib:.0f}) "
+            f"| {r.server_cpu_seconds:.0f} / {r.wall_seconds:.0f} "
             f"| {r.loadavg_before[0]:.1f} -> {r.loadavg_after[0]:.1f} |"
         )
     return "\n".join([head, *rows])
