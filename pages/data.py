@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import cached, figures
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
+from dashboard.markup import code_span, escape_text
 from dashboard.roles import Roles
 from dashboard.state import Keys, activate_example, current_data, current_roles, init_state
 from dashboard.state import set_roles as store_roles
@@ -260,7 +261,7 @@ def main() -> None:
         st.caption(st.session_state[Keys.DATA_NOTE])
     units = st.session_state[Keys.UNITS]
     if units:
-        st.caption(" · ".join(f"`{c}`: {u}" for c, u in units.items()))
+        st.caption(" · ".join(f"{code_span(c)}: {escape_text(u)}" for c, u in units.items()))
 
     st.subheader("Column roles")
     st.caption("Guessed from the column names and values; change any of them here.")

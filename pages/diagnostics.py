@@ -12,6 +12,7 @@ from dashboard import figures_diagnostics as fd
 from dashboard.fits import records_for_active_data, require_fit, set_active
 from dashboard.help_texts import help_text
 from dashboard.help_view import how_to_read
+from dashboard.markup import code_span
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
@@ -192,7 +193,7 @@ def main() -> None:
     record, group = controls(record)
     result = record["result"]
     st.markdown(
-        f"`{record['formula']}` ({'REML' if record['reml'] else 'ML'}), "
+        f"{code_span(record['formula'])} ({'REML' if record['reml'] else 'ML'}), "
         f"{result.nobs:,} observations, residual SD {result.sigma:.4g}.",
         help=help_text("residual_sd"),
     )

@@ -13,6 +13,7 @@ from dashboard import export_results as er
 from dashboard import figure_export as fx
 from dashboard.fits import require_fit
 from dashboard.inference_view import DF_METHODS
+from dashboard.markup import code_span, escape_text
 from dashboard.report import build_report
 from dashboard.state import Keys, current_data, current_roles, init_state
 
@@ -214,7 +215,7 @@ def main() -> None:
     units = dict(st.session_state[Keys.UNITS])
     result = record["result"]
     st.markdown(
-        f"Model **{record['name']}**: `{record['formula']}` "
+        f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])} "
         f"({'REML' if record['reml'] else 'ML'}, {result.nobs:,} observations)."
     )
     df_method = df_choice()

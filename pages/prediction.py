@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import figures_prediction as fp
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
+from dashboard.markup import code_span, escape_text
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
@@ -189,7 +190,7 @@ def main() -> None:
     data, roles = require_longitudinal("The Prediction page")
     record = require_fit("The Prediction page")
     result = record["result"]
-    st.markdown(f"Model **{record['name']}**: `{record['formula']}`")
+    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
     subject, time = roles.subject, roles.time
     response, covariates, groups = fp.model_columns(result)
     if time not in covariates:

@@ -11,6 +11,7 @@ from dashboard import figures_shrinkage as fs
 from dashboard.fits import require_fit
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
+from dashboard.markup import code_span, escape_text
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
 from lmm_core.per_group import ShrinkageEstimates, shrinkage_estimates
@@ -81,7 +82,7 @@ def main() -> None:
     data, roles = require_longitudinal("The Shrinkage page")
     record = require_fit("The Shrinkage page")
     result = record["result"]
-    st.markdown(f"Model **{record['name']}**: `{record['formula']}`")
+    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
     groups = list(result.ngroups)
     group = groups[0]
     if len(groups) > 1:

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import figures_trajectories as ft
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
+from dashboard.markup import code_span, escape_text
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal
@@ -152,7 +153,7 @@ def main() -> None:
     data, roles = require_longitudinal("The Trajectories page")
     record = require_fit("The Trajectories page")
     result = record["result"]
-    st.markdown(f"Model **{record['name']}**: `{record['formula']}`")
+    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
     subject = roles.subject
     used = data.iloc[result.design.rows]
     visits = used.groupby(subject, sort=True, observed=True).size()
