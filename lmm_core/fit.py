@@ -89,6 +89,7 @@ def fit_design(
 ) -> LMMResult:
     """Fit a model whose design (``X``, ``y``, random-effects terms) is already built."""
     options = options or FitOptions()
+    _check_magnitudes(design)
     _check_residual_variation(design)
     with single_threaded_blas():
         dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
@@ -166,9 +167,31 @@ def result_at_theta(
     return result
 
 
+#: Largest absolute value allowed in y, X and Z: cross-products of larger values overflow.
+MAX_MAGNITUDE = 1e150
+
+
+def _check_magnitudes(design) -> None:
+    """Refuse values whose squares overflow double precision (sums of squares become inf)."""
+    columns = [(design.response, design.y)]
+    columns += list(zip(design.x_names, design.X.T, strict=True))
+    columns += [
+        (f"{t.group}: {c}", t.z[:, j]) for t in design.reterms for j, c in enumerate(t.cnames)
+    ]
+    for name, values in columns:
+        largest = float(np.max(np.abs(values))) if values.size else 0.0
+        if largest > MAX_MAGNITUDE:
+            raise DataError(
+                f"`{name}` has values as large as {largest:.3g}: too large to compute with "
+                "(their squares overflow). Rescale the column (e.g. change its unit) or "
+                "remove the impossible values."
+            )
+
+
 def _check_residual_variation(design) -> None:
     """Refuse an outcome that the fixed effects explain exactly (nothing left to model)."""
-    y = design.y
+    scale = float(np.max(np.abs(design.y))) if design.y.size else 0.0
+    y = design.y / scale if np.isfinite(scale) and scale > 0 else design.y  # no overflow
     if design.p:
         beta, *_ = np.linalg.lstsq(design.X, y, rcond=None)
         resid = y - design.X @ beta
