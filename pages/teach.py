@@ -10,7 +10,8 @@ import streamlit as st
 from dashboard import cached
 from dashboard import figures_teach as ft
 from dashboard.figures import prepare_spaghetti, spaghetti_figure
-from dashboard.state import Keys, init_state
+from dashboard.roles import Roles
+from dashboard.state import Keys, activate_dataset, init_state
 from dashboard.teach_view import (
     CONTROLS,
     DEFAULT_SEED,
@@ -167,7 +168,29 @@ def one_study(truth: LabTruth, seed: int):
     with st.expander("The simulated data (one line per subject)"):
         prep = prepare_spaghetti(data, "subject", "time", "y", max_subjects=200)
         show_figure(spaghetti_figure(prep, time_label="time", outcome_label="y"), "teach_data")
+    st.button(
+        "Use this study as the active dataset",
+        key=W + "use_study",
+        on_click=use_study,
+        args=(data, seed),
+        help="Make the simulated visits the dataset of the other pages (Explore, Model, "
+        "Shrinkage, ...), to fit your own models to data whose truth you know. Your "
+        "fitted models of other datasets are kept.",
+    )
     return lab, result
+
+
+def use_study(data, seed: int) -> None:
+    """Make the simulated study the session's active dataset (roles set)."""
+    activate_dataset(
+        data[["subject", "time", "y"]].astype({"subject": str}),
+        name=f"teach_study_seed{seed}",
+        source="simulation",
+        roles=Roles(subject="subject", time="time", outcome="y"),
+        title="Simulated study from the Teach page",
+        note=f"Drawn on the Teach page (seed {seed}) from the truth set there.",
+    )
+    st.toast("The simulated study is now the active dataset: see the Data page.")
 
 
 RECOVERY_COLUMNS = {

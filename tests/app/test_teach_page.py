@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from dashboard.state import Keys
 from lmm_core.teaching import LabTruth, expected_slope_weight
 from tests.app.conftest import figures_on, texts
@@ -77,3 +79,20 @@ def test_bad_settings_give_a_message_not_a_traceback(app):
     app.session_state[Keys.TEACH_SETTINGS] = {"n_subjects": 3, "n_visits": 3, "dropout": 0.5}
     at = _page(app)
     assert at.title[0].value == "Teach: simulation lab"
+
+
+def test_the_simulated_study_becomes_the_active_dataset(app):
+    at = _page(app)
+    fits_before = list(at.session_state[Keys.FITS])
+    at.button(key=W + "use_study").click().run()
+    assert not at.exception
+    data = at.session_state[Keys.DATASET]
+    assert list(data.columns) == ["subject", "time", "y"]
+    assert not isinstance(data["subject"].dtype, pd.CategoricalDtype)
+    assert at.session_state[Keys.DATA_NAME].startswith("teach_study_seed")
+    roles = at.session_state[Keys.ROLES]
+    assert (roles["subject"], roles["time"], roles["outcome"]) == ("subject", "time", "y")
+    assert list(at.session_state[Keys.FITS]) == fits_before
+    at.switch_page("pages/model.py").run()  # the Model page builds on the study's roles
+    assert not at.exception
+    assert "teach_study_seed" in " ".join(m.value for m in at.markdown)
