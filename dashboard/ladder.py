@@ -39,7 +39,7 @@ from dashboard.compare_view import StepTest, step_test
 from dashboard.figures import PALETTE, _style
 from dashboard.model_builder import deparse_spec, ids_repeat_across, quote
 from dashboard.model_summary import zero_components
-from dashboard.roles import Roles, is_numeric
+from dashboard.roles import Roles, missing_longitudinal_roles
 from lmm_core import LMMError, LMMResult
 from lmm_core.formula import parse_formula
 
@@ -135,13 +135,7 @@ def plan_ladder(
     """
     from lmm_core import ModelError
 
-    missing = []
-    if roles.subject is None:
-        missing.append("a subject column")
-    if roles.time is None or not is_numeric(data[roles.time]):
-        missing.append("a numeric time column")
-    if roles.outcome is None or not is_numeric(data[roles.outcome]):
-        missing.append("a numeric outcome column")
+    missing = missing_longitudinal_roles(data, roles)
     if missing:
         raise ModelError(f"The ladder needs {' and '.join(missing)}: set them on the Data page.")
     subject, time, cluster = roles.subject, roles.time, roles.cluster

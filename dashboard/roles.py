@@ -98,6 +98,18 @@ def is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
+def missing_longitudinal_roles(data: pd.DataFrame, roles: Roles) -> list[str]:
+    """What a longitudinal view lacks: a subject column, a numeric time, a numeric outcome."""
+    missing = []
+    if roles.subject is None:
+        missing.append("a subject id column")
+    if roles.time is None or not is_numeric(data[roles.time]):
+        missing.append("a numeric time column")
+    if roles.outcome is None or not is_numeric(data[roles.outcome]):
+        missing.append("a numeric outcome column")
+    return missing
+
+
 def numeric_share(series: pd.Series) -> float:
     """Share of the non-missing values that read as numbers (1.0 for numeric columns)."""
     values = series.dropna()

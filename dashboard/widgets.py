@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard.roles import Roles, is_numeric
+from dashboard.roles import Roles, missing_longitudinal_roles
 from dashboard.state import Keys, current_data, current_roles
 from dashboard.validation import ValidationReport
 
@@ -62,13 +62,7 @@ def require_longitudinal(page_label: str) -> tuple[object, Roles]:
     """
     data = current_data()
     roles = current_roles()
-    missing = []
-    if roles.subject is None:
-        missing.append("a subject id column")
-    if roles.time is None or not is_numeric(data[roles.time]):
-        missing.append("a numeric time column")
-    if roles.outcome is None or not is_numeric(data[roles.outcome]):
-        missing.append("a numeric outcome column")
+    missing = missing_longitudinal_roles(data, roles)
     if missing:
         st.info(
             f"{page_label} needs {', '.join(missing)}. Set the column roles of "

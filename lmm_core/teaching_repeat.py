@@ -45,7 +45,7 @@ from lmm_core.teaching import LabTruth, estimates, fit_lab, simulate_lab
 
 __all__ = ["ReplicateSummary", "monte_carlo_se", "run_replicates"]
 
-SINGULAR_TOL = 1e-4  # as lmm_core.FitOptions.singular_tol (lme4's default)
+SINGULAR_TOL = FitOptions().singular_tol  # lme4's default, as the fits use
 _FAST = FitOptions(optimizer=OptimizerOptions(keep_log=False))  # same fit, no evaluation log
 
 

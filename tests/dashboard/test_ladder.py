@@ -163,7 +163,7 @@ def test_large_data_keep_every_rung():
 
 def test_missing_roles_and_failed_or_singular_fits():
     data, _ = _example("sleepstudy")
-    with pytest.raises(ModelError, match="a subject column"):
+    with pytest.raises(ModelError, match="a subject id column"):
         lad.plan_ladder(data, Roles(time="Days", outcome="Reaction"))
     plan = lad.plan_ladder(data, SLEEP_ROLES)
 
