@@ -27,6 +27,7 @@ from lmm_core.results import LMMResult
 
 __all__ = [
     "fixed_variables",
+    "held_column",
     "population_curve",
     "population_grid",
     "predict_groups",
@@ -111,11 +112,43 @@ def fixed_variables(result: LMMResult) -> list[str]:
     return seen
 
 
+def _is_number(values: pd.Series) -> bool:
+    """Numeric and not boolean: a column whose typical value is its mean."""
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
 def _typical(values: pd.Series) -> object:
     """Mean of a numeric column, most frequent value of any other."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    if _is_number(values):
         return float(values.mean())
     return values.mode(dropna=True).iloc[0]
+
+
+def held_column(values: pd.Series, value: object, n: int) -> pd.Series:
+    """``n`` copies of ``value`` with a dtype that can hold it and that the model reads alike.
+
+    A numeric column becomes ``float64`` whatever its own dtype: the mean of a whole-number
+    column (an integer age) is rarely whole, and forcing it back into ``int64`` fails
+    ("Trying to coerce float values to integers"). Any other column keeps its dtype, so that
+    a categorical keeps its categories and hence its treatment contrasts.
+
+    Parameters
+    ----------
+    values
+        The data column the value stands for.
+    value
+        The value to repeat (for example from the column's typical value).
+    n
+        Number of rows.
+
+    Returns
+    -------
+    pandas.Series
+        A fresh series with a default index.
+    """
+    if _is_number(values):
+        return pd.Series(np.full(n, float(value)), dtype=np.float64)
+    return pd.Series([value] * n, dtype=values.dtype)
 
 
 def population_grid(
@@ -166,6 +199,6 @@ def population_grid(
         if by:
             part[by] = pd.Series([g] * n_points, dtype=used[by].dtype)
         for c, v in held.items():
-            part[c] = pd.Series([v] * n_points, dtype=used[c].dtype)
+            part[c] = held_column(used[c], v, n_points)
         parts.append(part)
     return pd.concat(parts, ignore_index=True), held

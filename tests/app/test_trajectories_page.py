@@ -113,3 +113,37 @@ def test_guard_without_a_fit_links_to_the_model_page(app):
     assert "Fit one on the Model page" in texts(at.info)
     assert at.get("page_link")[0].proto.page.endswith("model")
     assert not figures_on(at)
+
+
+def test_integer_covariate_off_the_axis_draws_without_an_exception(app):
+    """Issue 11 item 1: a whole-number covariate (Age) not on the horizontal axis crashed the
+    page with 'Trying to coerce float values to integers'."""
+    from dashboard.roles import Roles
+
+    data = datasets.load_example("sleepstudy")[0].copy()
+    subjects = sorted(data["Subject"].unique())
+    ages = [23, 31, 45, 52, 38, 27, 61, 44, 35, 29, 50, 41, 33, 58, 47, 26, 39, 55]
+    data["Age"] = data["Subject"].map(dict(zip(subjects, ages, strict=True)))
+    data["Age"] = data["Age"].astype("int64")
+    formula = "Reaction ~ Days + Age + (Days | Subject)"
+    roles = Roles(subject="Subject", time="Days", outcome="Reaction", covariates=("Age",))
+    at = app
+    at.session_state[Keys.DATASET] = data
+    at.session_state[Keys.DATA_KEY] = "upload:sleep_age"
+    at.session_state[Keys.DATA_NAME] = "sleep_age"
+    at.session_state[Keys.DATA_SOURCE] = "upload"
+    at.session_state[Keys.ROLES] = roles.to_dict()
+    record = dict(
+        name="M1", formula=formula, reml=True, data_key="upload:sleep_age",
+        data_name="sleep_age", result=fit_lmm(formula, data), seconds=0.0,
+    )  # fmt: skip
+    at.session_state[Keys.FITS] = [record]
+    at.session_state[Keys.ACTIVE_FIT] = "M1"
+    at = _page(at)
+    (fig,) = figures_on(at)
+    pop = _trace(fig, "population average")
+    fe = record["result"].fixef
+    x = np.asarray(pop["x"], dtype=float)
+    expected = fe["(Intercept)"] + fe["Days"] * x + fe["Age"] * data["Age"].mean()
+    np.testing.assert_allclose(pop["y"], expected)
+    assert "Age = " in texts(at.markdown) + texts(at.caption)

@@ -74,3 +74,45 @@ def test_population_grid_by_arm_and_held_values():
     grid, held = population_grid(res, data, "time", n_points=5)
     assert held == {"arm": data["arm"].mode().iloc[0]}
     assert len(grid) == 5 and np.isfinite(population_curve(res, grid)["fit"]).all()
+
+
+def _sleep_with_age() -> pd.DataFrame:
+    """sleepstudy plus an integer Age per subject (whole numbers, mean not whole)."""
+    data = datasets.load_example("sleepstudy")[0].copy()
+    subjects = sorted(data["Subject"].unique())
+    ages = [23, 31, 45, 52, 38, 27, 61, 44, 35, 29, 50, 41, 33, 58, 47, 26, 39, 55]
+    age = dict(zip(subjects, ages, strict=True))
+    data["Age"] = data["Subject"].map(age).astype("int64")
+    return data
+
+
+def test_population_grid_holds_an_integer_covariate_at_its_mean_as_float():
+    """Issue 11 item 1: an integer column held at its (non-whole) mean must not be coerced
+    back to int64 ('Trying to coerce float values to integers')."""
+    data = _sleep_with_age()
+    assert data["Age"].dtype == np.int64 and data["Age"].mean() % 1 != 0
+    res = fit_lmm("Reaction ~ Days + Age + (Days | Subject)", data)
+    grid, held = population_grid(res, data, "Days", n_points=7)
+    assert held == {"Age": pytest.approx(data["Age"].mean())}
+    assert grid["Age"].dtype == np.float64
+    np.testing.assert_allclose(grid["Age"], data["Age"].mean())
+    curve = population_curve(res, grid)
+    fe = res.fixef
+    expected = fe["(Intercept)"] + fe["Days"] * grid["Days"] + fe["Age"] * data["Age"].mean()
+    np.testing.assert_allclose(curve["fit"], expected, rtol=1e-12)
+    # an integer column on the axis or as the curve variable keeps working too
+    grid_by, held_by = population_grid(res, data, "Age", by=None, n_points=5)
+    assert held_by["Days"] == pytest.approx(data["Days"].mean())
+    assert np.isfinite(population_curve(res, grid_by)["fit"]).all()
+
+
+def test_held_column_dtypes():
+    from lmm_core.prediction import held_column
+
+    ints = pd.Series([1, 2, 4], dtype="int64")
+    assert held_column(ints, 7 / 3, 2).tolist() == [7 / 3, 7 / 3]
+    assert held_column(pd.Series([1, 2], dtype="Int64"), 1.5, 1).dtype == np.float64
+    cat = pd.Series(pd.Categorical(["b", "a"], categories=["b", "a"]))
+    out = held_column(cat, "a", 3)
+    assert isinstance(out.dtype, pd.CategoricalDtype) and list(out.cat.categories) == ["b", "a"]
+    assert held_column(pd.Series([True, False]), True, 2).dtype == bool
