@@ -34,7 +34,7 @@ MAX_EVALS = 5_000
 
 def scipy_method(method):
     def run(dev):
-        counter = _CountingObjective(dev, keep_log=False)
+        counter = _CountingObjective(dev, np.ones_like(dev.lower), keep_log=False)
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in dev.lower]
         options = {"maxiter": MAX_EVALS}
         if method in ("Nelder-Mead", "Powell"):

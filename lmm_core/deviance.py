@@ -51,7 +51,7 @@ from lmm_core.linalg import (
     logdet_tril,
     tri_solve,
 )
-from lmm_core.reterms import ReTerm, amalgamate
+from lmm_core.reterms import ReTerm, amalgamate, theta_scale
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -137,6 +137,7 @@ class ProfiledDeviance:
         self.n, self.p = X.shape
         self.lower = np.concatenate([t.lower_bounds() for t in self.reterms])
         self.theta0 = np.concatenate([t.initial_theta() for t in self.reterms])
+        self.theta_scale = theta_scale(self.reterms)  # units of theta (reterms.theta_scale)
         # The blocks actually factored: terms merged by grouping factor (module docstring).
         self._terms, perm, self._parts = amalgamate(self.reterms)
         self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm

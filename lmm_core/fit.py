@@ -23,6 +23,7 @@ from lmm_core.errors import DataError
 from lmm_core.linalg import single_threaded_blas
 from lmm_core.optimize import OptimizerOptions, OptSummary, optimize_theta
 from lmm_core.results import LMMResult
+from lmm_core.starts import moment_start
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ def fit_design(
     _check_residual_variation(design)
     with single_threaded_blas():
         dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
-        opt = optimize_theta(dev, start, options.optimizer)
+        opt = optimize_theta(
+            dev, start, options.optimizer, lambda: moment_start(design.X, design.y, design.reterms)
+        )
         result = result_at_theta(design, opt.final, reml=reml, opt=opt, options=options, dev=dev)
     if result.sigma <= 1e-6 * max(float(np.std(design.y)), 1e-300):
         groups = ", ".join(dict.fromkeys(t.group for t in design.reterms))

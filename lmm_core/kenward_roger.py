@@ -223,10 +223,16 @@ def _adjust(result, reterms, refitted: bool) -> KRAdjustment:
         for j in range(k):
             info[i, j] = K[i, j] - 2.0 * np.sum(phi * Q[i, j]) + np.sum(phi_pi * (P[j] @ phi))
     info = 0.5 * (info + info.T)
-    if np.min(np.abs(np.linalg.eigvalsh(info))) > 1e-10:
-        W = 2.0 * np.linalg.inv(info)
+    # Invert in unit-free form: gamma holds variances of random effects of covariates in any
+    # unit (a slope on time in seconds has a variance ~1e-10 of that on days), so scale the
+    # information to unit diagonal before deciding between inverse and pseudo-inverse.
+    d = np.sqrt(np.abs(np.diagonal(info)))
+    d = np.where(d > 0, d, 1.0)
+    info_unit = info / np.outer(d, d)
+    if np.min(np.abs(np.linalg.eigvalsh(info_unit))) > 1e-10:
+        W = 2.0 * np.linalg.inv(info_unit) / np.outer(d, d)
     else:
-        W = 2.0 * np.linalg.pinv(info)
+        W = 2.0 * np.linalg.pinv(info_unit) / np.outer(d, d)
     U = np.zeros((p, p))
     for i in range(k):
         for j in range(k):

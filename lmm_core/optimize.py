@@ -1,5 +1,13 @@
 """Minimising the profiled criterion over ``theta``, and checking the result.
 
+Everything here works in unit-free coordinates ``phi = theta * s``, where ``s`` is
+:func:`lmm_core.reterms.theta_scale` (the root mean square of each ``theta`` element's ``z``
+column): ``theta`` of a slope on time in seconds is about 1e-5 times ``theta`` of the same
+slope on time in days, ``phi`` is the same. So the initial trust region, the stopping rules,
+the finite-difference steps, the zero threshold and the boundary tests mean the same thing
+whatever the units of the covariates (the criterion itself is invariant: a change of units of
+a column of ``Z`` is a row scaling of ``Lambda``). The bounds are unchanged (0 on diagonals).
+
 The optimizer is BOBYQA (Powell 2009: bounded, derivative-free, quadratic models) through
 NLopt, as lme4's default ``nloptwrap`` and MixedModels.jl use; ``theta`` has only a handful of
 elements and the criterion is cheap, so a derivative-free trust-region method converges in a
@@ -11,15 +19,23 @@ few dozen evaluations. Around it, as MixedModels' ``fit!`` and lme4's ``optimize
   criterion does not get worse by more than ``zero_tol`` (singular fits reported exactly);
 * a parameter on the boundary whose one-sided derivative shows the criterion decreasing into
   the interior triggers a restart from there (lme4's ``restart_edge``);
-* a convergence check by finite differences: the gradient over the free parameters, scaled by
-  the Hessian (the Newton step, lme4's "relative gradient"). A failed check first triggers a
-  restart from the reached point; a warning is issued only if that restart does not settle it,
-  so spurious warnings are not raised.
+* an optimum on or near the boundary (a diagonal ``phi`` below ``near_boundary``: a variance
+  of zero or a correlation of +-1) is not accepted from one run: the optimizer restarts from
+  the other faces (each small diagonal grown back to 1, alone in its term or with the others
+  kept) and from a moment-based start (:func:`lmm_core.starts.moment_start`), and keeps the
+  lowest criterion. Two boundary optima (intercept SD 0 or slope SD 0) are both visited;
+* a convergence check by central differences in ``phi`` (taken across the bound where
+  needed: the criterion is defined for negative diagonals), over the parameters not on their
+  bound: the Newton step ``H^-1 g`` (lme4's "relative gradient") must be small, and a
+  parameter on its bound must have a criterion that rises into the interior. A failed check
+  first triggers a restart from the reached point; a warning is issued only if that restart
+  does not settle it, so spurious warnings are not raised.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nlopt
@@ -69,7 +85,12 @@ class OptSummary:
 
 @dataclass(frozen=True)
 class OptimizerOptions:
-    """Tolerances of the optimization and of the checks after it."""
+    """Tolerances of the optimization and of the checks after it.
+
+    Tolerances on the parameters (``xtol_abs``, ``initial_step``, ``near_boundary``) are in
+    the unit-free ``phi`` of the module docstring; ``ftol_*`` and ``zero_tol`` are on the
+    criterion (a log-likelihood: differences are unit-free).
+    """
 
     ftol_rel: float = 1e-10
     ftol_abs: float = 1e-8
@@ -80,12 +101,14 @@ class OptimizerOptions:
     gradient_tol: float = 2e-3
     max_restarts: int = 2
     keep_log: bool = True
+    near_boundary: float = 1e-2
 
 
 def optimize_theta(
     dev: ProfiledDeviance,
     theta0: np.ndarray | None = None,
     options: OptimizerOptions | None = None,
+    extra_start: Callable[[], np.ndarray | None] | None = None,
 ) -> OptSummary:
     """Minimise ``dev`` over ``theta`` within its bounds and check the optimum.
 
@@ -94,52 +117,65 @@ def optimize_theta(
     dev
         The profiled criterion.
     theta0
-        Starting value; lme4's default (1 on diagonals, 0 elsewhere) if omitted.
+        Starting value; 1 on diagonals of the unit-free factor (lme4's start after the
+        rescaling of the module docstring) if omitted.
     options
         Tolerances.
+    extra_start
+        Called only when the first optimum lies on or near the boundary: another starting
+        ``theta`` to try (for example :func:`lmm_core.starts.moment_start`), or ``None``.
 
     Returns
     -------
     OptSummary
+        ``initial`` and ``final`` in ``theta``'s own units.
     """
     opts = options or OptimizerOptions()
     start = time.perf_counter()
     lower = dev.lower
-    theta0 = dev.theta0.copy() if theta0 is None else np.maximum(np.asarray(theta0, float), lower)
-    counter = _CountingObjective(dev, keep_log=opts.keep_log)
-    finitial = counter.safe(theta0)
-    summary = OptSummary(initial=theta0.copy(), finitial=finitial)
-    theta, fmin = _bobyqa(counter, theta0, lower, opts, opts.initial_step)
-    theta, fmin = _zero_small_diagonals(counter, theta, fmin, lower, opts, summary.messages)
+    scale = dev.theta_scale
+    default = dev.theta0.copy()
+    phi0 = default if theta0 is None else np.maximum(np.asarray(theta0, float) * scale, lower)
+    counter = _CountingObjective(dev, scale, keep_log=opts.keep_log)
+    finitial = counter.safe(phi0)
+    summary = OptSummary(initial=phi0 / scale, finitial=finitial)
+    phi, fmin = _run(counter, phi0, lower, opts, opts.initial_step, summary.messages)
+    if _near_boundary(phi, lower, opts):
+        starts = _alternative_starts(
+            phi, lower, dev, default, phi0, extra_start, scale, opts.near_boundary
+        )
+        for alt in starts:
+            phi_alt, f_alt = _run(counter, alt, lower, opts, opts.initial_step, [])
+            if f_alt < fmin - _noise(fmin):
+                phi, fmin = phi_alt, f_alt
 
     for attempt in range(opts.max_restarts + 1):
-        restart_from = _boundary_restart_point(counter, theta, fmin, lower)
+        restart_from = _boundary_restart_point(counter, phi, fmin, lower)
         if restart_from is not None:
             summary.messages.append(
                 "A variance on the boundary was moved back into the interior, where the "
                 "criterion is lower, and the optimizer was restarted."
             )
-            theta, fmin = _bobyqa(counter, restart_from, lower, opts, 0.1)
-            theta, fmin = _zero_small_diagonals(counter, theta, fmin, lower, opts, summary.messages)
-        scaled, newton = _scaled_gradient(counter, theta, fmin, lower)
+            phi, fmin = _run(counter, restart_from, lower, opts, 0.1, summary.messages)
+        scaled, newton = _newton_step(counter, phi, fmin, lower)
         summary.max_scaled_gradient = float(np.max(np.abs(scaled))) if scaled.size else 0.0
         if newton is not None:  # one Newton step from the check's own derivatives
             f_newton = counter.safe(newton)
             if f_newton < fmin:
-                theta, fmin = newton, f_newton
+                phi, fmin = newton, f_newton
         if summary.max_scaled_gradient < opts.gradient_tol and restart_from is None:
             summary.converged = True
             break
         if attempt < opts.max_restarts and restart_from is None:
-            theta_new, f_new = _bobyqa(counter, theta, lower, opts, 0.05)
-            theta, fmin = (theta_new, f_new) if f_new <= fmin else (theta, fmin)
+            phi_new, f_new = _run(counter, phi, lower, opts, 0.05, summary.messages)
+            phi, fmin = (phi_new, f_new) if f_new <= fmin else (phi, fmin)
     if not summary.converged:
         summary.messages.append(
             "The optimizer stopped where the criterion is not flat (largest scaled gradient "
             f"{summary.max_scaled_gradient:.2g}): the estimates may not be the best ones. "
             "Simplify the random effects or rescale covariates."
         )
-    summary.final = theta
+    summary.final = phi / scale
     summary.fmin = fmin
     summary.n_evals = counter.n_evals
     summary.fitlog = counter.log
@@ -148,17 +184,20 @@ def optimize_theta(
 
 
 class _CountingObjective:
-    """Counts evaluations and maps a failed factorization to the initial value."""
+    """The criterion as a function of ``phi``: counts evaluations, maps a failed
+    factorization to the first finite value (never ``inf`` into BOBYQA's model)."""
 
-    def __init__(self, dev: ProfiledDeviance, keep_log: bool):
+    def __init__(self, dev: ProfiledDeviance, scale: np.ndarray, keep_log: bool):
         self.dev = dev
+        self.scale = scale
         self.n_evals = 0
         self.fallback: float | None = None
         self.keep_log = keep_log
         self.log: list[tuple[np.ndarray, float]] = []
 
-    def safe(self, theta: np.ndarray) -> float:
+    def safe(self, phi: np.ndarray) -> float:
         self.n_evals += 1
+        theta = np.asarray(phi, float) / self.scale
         try:
             value = self.dev(theta)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
@@ -168,21 +207,40 @@ class _CountingObjective:
         elif self.fallback is None:
             self.fallback = value
         if self.keep_log:
-            self.log.append((np.array(theta, float), value))
+            self.log.append((theta, value))
         return value
+
+
+def _noise(f: float) -> float:
+    """Smallest decrease of the criterion taken as real (evaluations carry ~1e-12 relative
+    rounding: the cross-products cancel ``y'y`` against the fitted part)."""
+    return 1e-10 * max(1.0, abs(f))
+
+
+def _run(
+    counter: _CountingObjective,
+    phi0: np.ndarray,
+    lower: np.ndarray,
+    opts: OptimizerOptions,
+    step: float,
+    messages: list[str],
+) -> tuple[np.ndarray, float]:
+    """One BOBYQA run, then near-zero diagonals set to exactly 0 where that costs nothing."""
+    phi, fmin = _bobyqa(counter, phi0, lower, opts, step)
+    return _zero_small_diagonals(counter, phi, fmin, lower, opts, messages)
 
 
 def _bobyqa(
     counter: _CountingObjective,
-    theta0: np.ndarray,
+    phi0: np.ndarray,
     lower: np.ndarray,
     opts: OptimizerOptions,
     step: float,
 ) -> tuple[np.ndarray, float]:
-    k = theta0.size
+    k = phi0.size
     if k == 1:
         # BOBYQA needs at least two variables in NLopt's implementation.
-        return _brent_1d(counter, theta0, lower, opts)
+        return _brent_1d(counter, phi0, lower)
     opt = nlopt.opt(nlopt.LN_BOBYQA, k)
     opt.set_min_objective(lambda x, grad: counter.safe(x))
     opt.set_lower_bounds(lower)
@@ -192,22 +250,22 @@ def _bobyqa(
     opt.set_maxeval(opts.max_evals)
     opt.set_initial_step(np.full(k, step))
     try:
-        theta = opt.optimize(theta0)
+        phi = opt.optimize(phi0)
         fmin = opt.last_optimum_value()
     except (nlopt.RoundoffLimited, RuntimeError):
-        theta, fmin = _best_logged(counter, theta0)
-    theta = np.maximum(theta, lower)
-    return theta, counter.safe(theta) if not np.isfinite(fmin) else fmin
+        phi, fmin = _best_logged(counter, phi0)
+    phi = np.maximum(phi, lower)
+    return phi, counter.safe(phi) if not np.isfinite(fmin) else fmin
 
 
 def _brent_1d(
-    counter: _CountingObjective, theta0: np.ndarray, lower: np.ndarray, opts: OptimizerOptions
+    counter: _CountingObjective, phi0: np.ndarray, lower: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """One variance parameter: bounded scalar minimisation on a growing bracket."""
     from scipy.optimize import minimize_scalar
 
     lo = 0.0 if np.isfinite(lower[0]) else -10.0
-    hi = max(4.0, 4.0 * float(theta0[0]))
+    hi = max(4.0, 4.0 * float(phi0[0]))
     while True:
         res = minimize_scalar(
             lambda t: counter.safe(np.array([t])),
@@ -218,92 +276,131 @@ def _brent_1d(
         if res.x < hi * 0.99 or hi > 1e6:
             break
         hi *= 10.0
-    theta = np.array([res.x])
+    phi = np.array([res.x])
     fmin = float(res.fun)
     if np.isfinite(lower[0]):
         f0 = counter.safe(np.array([lower[0]]))
         if f0 <= fmin:
-            theta, fmin = np.array([lower[0]]), f0
-    return theta, fmin
+            phi, fmin = np.array([lower[0]]), f0
+    return phi, fmin
 
 
-def _best_logged(counter: _CountingObjective, theta0: np.ndarray) -> tuple[np.ndarray, float]:
+def _best_logged(counter: _CountingObjective, phi0: np.ndarray) -> tuple[np.ndarray, float]:
     if counter.log:
         theta, value = min(counter.log, key=lambda item: item[1])
-        return theta.copy(), value
-    return theta0.copy(), counter.safe(theta0)
+        return theta * counter.scale, value
+    return phi0.copy(), counter.safe(phi0)
 
 
 def _zero_small_diagonals(
     counter: _CountingObjective,
-    theta: np.ndarray,
+    phi: np.ndarray,
     fmin: float,
     lower: np.ndarray,
     opts: OptimizerOptions,
     messages: list[str],
 ) -> tuple[np.ndarray, float]:
     """Set near-zero diagonal elements to 0 when the criterion does not get worse."""
-    theta = theta.copy()
-    for i in np.flatnonzero((lower == 0) & (theta > 0) & (theta < 1e-4)):
-        trial = theta.copy()
+    phi = phi.copy()
+    for i in np.flatnonzero((lower == 0) & (phi > 0) & (phi < 1e-4)):
+        trial = phi.copy()
         trial[i] = 0.0
         f = counter.safe(trial)
         if f <= fmin + opts.zero_tol:
-            theta, fmin = trial, min(f, fmin)
-    return theta, fmin
+            phi, fmin = trial, min(f, fmin)
+    return phi, fmin
+
+
+def _near_boundary(phi: np.ndarray, lower: np.ndarray, opts: OptimizerOptions) -> bool:
+    return bool(np.any((lower == 0) & (phi < opts.near_boundary)))
+
+
+def _alternative_starts(
+    phi: np.ndarray,
+    lower: np.ndarray,
+    dev: ProfiledDeviance,
+    default: np.ndarray,
+    used: np.ndarray,
+    extra_start: Callable[[], np.ndarray | None] | None,
+    scale: np.ndarray,
+    near: float,
+) -> list[np.ndarray]:
+    """Starting points on the other faces of the boundary, the default and a moment start.
+
+    For each diagonal element ``i`` below the ``near_boundary`` threshold: ``phi`` with
+    element ``i`` set to 1 (the face left), and the same with the other diagonals of its
+    term set to 0 (the opposite face: the variance that was zero is the one kept).
+    """
+    starts = []
+    offsets = np.concatenate([[0], np.cumsum([t.n_theta for t in dev.reterms])]).astype(int)
+    for i in np.flatnonzero((lower == 0) & (phi < near)):
+        grown = phi.copy()
+        grown[i] = 1.0
+        starts.append(grown)
+        k = int(np.searchsorted(offsets, i, side="right") - 1)
+        alone = grown.copy()
+        block = slice(offsets[k], offsets[k + 1])
+        alone[block] = np.where(np.arange(block.start, block.stop) == i, 1.0, 0.0)
+        starts.append(alone)
+    if not np.array_equal(used, default):
+        starts.append(default)
+    if extra_start is not None:
+        theta = extra_start()
+        if theta is not None and np.all(np.isfinite(theta)):
+            starts.append(np.maximum(np.asarray(theta, float) * scale, lower))
+    unique: list[np.ndarray] = []
+    for s in starts:
+        if not any(np.allclose(s, u) for u in unique) and not np.allclose(s, phi):
+            unique.append(s)
+    return unique
 
 
 def _boundary_restart_point(
-    counter: _CountingObjective, theta: np.ndarray, fmin: float, lower: np.ndarray
+    counter: _CountingObjective, phi: np.ndarray, fmin: float, lower: np.ndarray
 ) -> np.ndarray | None:
     """A point inside the bounds with a lower criterion, if one is next to the boundary."""
-    for i in np.flatnonzero((lower == 0) & (theta == 0)):
-        for h in (1e-4, 1e-3):
-            trial = theta.copy()
+    for i in np.flatnonzero((lower == 0) & (phi == 0)):
+        for h in (1e-4, 1e-3, 1e-2):
+            trial = phi.copy()
             trial[i] = h
-            if counter.safe(trial) < fmin - 1e-10:
+            if counter.safe(trial) < fmin - _noise(fmin):
                 return trial
     return None
 
 
-def _scaled_gradient(
-    counter: _CountingObjective, theta: np.ndarray, f0: float, lower: np.ndarray
+def _newton_step(
+    counter: _CountingObjective, phi: np.ndarray, f0: float, lower: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Newton step ``H^{-1} g`` over the free (interior) parameters, by central differences.
+    """Newton step ``H^{-1} g`` over the parameters not on their bound, in ``phi``.
 
-    A parameter on its bound is held fixed. Returns the step (the convergence measure) and
-    the point ``theta - H^{-1} g`` (kept within the bounds), which the caller tries: near the
-    optimum one Newton step removes what is left of the optimizer's stopping error. When the
-    Hessian is not positive definite, the gradient scaled by ``max(1, |f|)`` is returned and
-    no Newton point.
+    Central differences with steps ``1e-4 max(1, |phi_i|)``, taken across the bound where a
+    parameter is close to it (the criterion is smooth through 0: a negative diagonal of
+    ``Lambda`` is a valid point). Returns the step (the convergence measure) and the point
+    ``phi - H^{-1} g`` within the bounds, which the caller tries: near the optimum one Newton
+    step removes what is left of the optimizer's stopping error. When the Hessian is not
+    positive definite, the gradient divided by the positive diagonal curvatures (the raw
+    gradient where the curvature is not positive) is returned and no Newton point.
     """
-    free = np.flatnonzero(~((lower == 0) & (theta == 0)))
+    free = np.flatnonzero(~((lower == 0) & (phi == 0)))
     if free.size == 0:
         return np.zeros(0), None
-    h = 1e-4 * np.maximum(1.0, np.abs(theta[free]))
+    h = 1e-4 * np.maximum(1.0, np.abs(phi[free]))
 
     def f_at(delta: np.ndarray) -> float:
-        trial = theta.copy()
+        trial = phi.copy()
         trial[free] += delta
-        if np.any(trial < lower):
-            return np.nan
         return counter.safe(trial)
 
     k = free.size
     grad = np.empty(k)
     hess = np.empty((k, k))
     fplus = np.empty(k)
-    fminus = np.empty(k)
     for i in range(k):
         e = np.zeros(k)
         e[i] = h[i]
-        fplus[i], fminus[i] = f_at(e), f_at(-e)
-        if np.isnan(fminus[i]):  # one-sided near a bound
-            grad[i] = (fplus[i] - f0) / h[i]
-            hess[i, i] = np.nan
-        else:
-            grad[i] = (fplus[i] - fminus[i]) / (2 * h[i])
-            hess[i, i] = (fplus[i] - 2 * f0 + fminus[i]) / h[i] ** 2
+        fplus[i], fminus = f_at(e), f_at(-e)
+        grad[i] = (fplus[i] - fminus) / (2 * h[i])
+        hess[i, i] = (fplus[i] - 2 * f0 + fminus) / h[i] ** 2
     for i in range(k):
         for j in range(i):
             ei = np.zeros(k)
@@ -316,9 +413,11 @@ def _scaled_gradient(
         try:
             np.linalg.cholesky(hess)
             step = np.linalg.solve(hess, grad)
-            newton = theta.copy()
+            newton = phi.copy()
             newton[free] -= step
             return step, np.maximum(newton, lower)
         except np.linalg.LinAlgError:
             pass
-    return grad / np.maximum(1.0, np.abs(f0)), None
+    diag = np.diagonal(hess)
+    ok = np.isfinite(diag) & (diag > 0)
+    return np.where(ok, grad / np.where(ok, diag, 1.0), grad), None

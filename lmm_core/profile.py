@@ -47,6 +47,7 @@ from scipy.stats import norm
 from lmm_core.deviance import ProfiledDeviance
 from lmm_core.linalg import single_threaded_blas
 from lmm_core.results import LMMResult
+from lmm_core.reterms import theta_scale
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -237,6 +238,11 @@ class LikelihoodProfile:
                 zip(parameter_names(self.ml), kinds, estimates, strict=True)
             )
         }
+        # Units of (sd, cor, sigma): an SD of a random effect of column j is measured in
+        # sigma / s_j (s of reterms.theta_scale), so that steps and edge tests do not depend
+        # on the units of the covariates.
+        scale = np.append(theta_scale(self.reterms), 1.0)
+        self.units = np.where(np.array(kinds[:nvp]) == "cor", 1.0, self.ml.sigma / scale)
         self.lower = np.where(np.array(kinds[:nvp]) == "cor", -1.0, 0.0)
         self.lower[-1] = 1e-8 * self.ml.sigma
         self.upper = np.where(np.array(kinds[:nvp]) == "cor", 1.0, np.inf)
@@ -272,7 +278,7 @@ class LikelihoodProfile:
             step = np.where(
                 self.upper[free] == 1.0,
                 0.05,
-                np.maximum(0.05 * np.abs(start), 1e-3 * self.ml.sigma),
+                np.maximum(0.05 * np.abs(start), 1e-3 * self.units[free]),
             )
 
             def fun(x: np.ndarray) -> float:
@@ -292,7 +298,7 @@ class LikelihoodProfile:
             self.X[:, keep], self.y - value * self.X[:, j], self.reterms, reml=False
         )
         start = self._start(par.name, value, self.ml.theta)
-        step = np.maximum(0.05 * np.abs(start), 0.02)
+        step = np.maximum(0.05 * np.abs(start), 0.02 / dev.theta_scale)
         x, f, n = _minimize(dev, start, dev.lower, np.full(start.size, np.inf), step)
         self.n_evals += n
         self._warm.setdefault(par.name, []).append((value, x))
@@ -317,6 +323,7 @@ class LikelihoodProfile:
     def _bound(self, name: str, side: int, z: float) -> float:
         par = self.parameters[name]
         est = par.estimate
+        unit = 1.0 if par.kind == "fixef" else float(self.units[par.index])
         if par.kind == "fixef":
             fwd, inv = (lambda x: x), (lambda t: t)
             delta, edge = float(self.ml.std_errors[par.index]), None
@@ -330,7 +337,7 @@ class LikelihoodProfile:
                 if side < 0:
                     return 0.0
                 fwd, inv = (lambda x: x), (lambda t: t)
-                delta = 0.5 * self.ml.sigma
+                delta = 0.5 * unit
             else:
                 fwd, inv, delta = np.log, np.exp, 0.2
             edge = 0.0 if side < 0 else None
@@ -344,7 +351,7 @@ class LikelihoodProfile:
         for _ in range(60):
             x = float(inv(t))
             if edge is not None and (
-                abs(x - edge) < 1e-4 * max(abs(est), 1e-2) or np.sign(edge - x) != side
+                abs(x - edge) < 1e-4 * max(abs(est), 1e-2 * unit) or np.sign(edge - x) != side
             ):
                 g_edge = excess(edge)
                 if g_edge <= 0:

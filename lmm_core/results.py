@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lmm_core.optimize import OptSummary
+from lmm_core.reterms import theta_scale
 
 FIXEF_COLUMNS = ["estimate", "std_error", "df", "t_value", "p_value", "ci_lower", "ci_upper"]
 
@@ -223,9 +224,13 @@ class LMMResult:
 
     @property
     def is_singular(self) -> bool:
-        """lme4's ``isSingular``: some diagonal element of ``theta`` below ``singular_tol``."""
+        """lme4's ``isSingular`` in unit-free form: a diagonal element of ``theta`` below
+        ``singular_tol`` once expressed per unit of its column's root mean square
+        (:func:`lmm_core.reterms.theta_scale`), so that the verdict does not depend on the
+        units of the covariates (lme4's own test on raw ``theta`` does)."""
         diag = np.concatenate([t.lower_bounds() == 0 for t in self.reterms])
-        return bool(np.any(np.abs(self.theta[diag]) < self.singular_tol))
+        phi = self.theta * theta_scale(self.reterms)
+        return bool(np.any(np.abs(phi[diag]) < self.singular_tol))
 
     @property
     def converged(self) -> bool:

@@ -161,3 +161,23 @@ def amalgamate(
             parts.append(pieces)
     perm_arr = np.concatenate(perm) if perm else np.zeros(0, dtype=int)
     return tuple(merged), perm_arr.astype(int), parts
+
+
+def theta_scale(terms: tuple[ReTerm, ...]) -> np.ndarray:
+    """Unit of each ``theta`` element: the root mean square of its row's ``z`` column.
+
+    With ``D`` the diagonal matrix of these values per term, ``lambda_s = D lambda`` is the
+    relative covariance factor of the random effects of the rescaled columns ``z D^-1``
+    (row ``i`` of a lower-triangular factor scales by ``d_i``, so ``lambda_s`` is lower
+    triangular with the same bounds). ``phi = theta * theta_scale(terms)`` therefore does not
+    change when a covariate changes its unit (time in seconds or in years): the optimizer,
+    its stopping rules, derivative steps and the singularity test work on ``phi``.
+    A column of zeros (degenerate) gets unit 1.
+    """
+    out = []
+    for t in terms:
+        rms = np.sqrt(np.mean(t.z * t.z, axis=0)) if t.z.shape[0] else np.ones(t.n_columns)
+        rms = np.where(np.isfinite(rms) & (rms > 0), rms, 1.0)
+        rows, _ = t.theta_positions()
+        out.append(rms[rows])
+    return np.concatenate(out) if out else np.zeros(0)

@@ -9,7 +9,9 @@ For a contrast ``L beta`` (``L`` one row) with variance ``v = L C L'``, where
 with ``varpar = (theta, sigma)`` (lmerTest's parameters), ``H`` the Hessian of the deviance
 (the REML criterion for a REML fit) with respect to ``varpar`` at the estimates, and ``H^+``
 its Moore-Penrose inverse over the eigenvalues above ``1e-8`` (lmerTest's rule, which keeps
-singular fits usable). For several rows (an F test, lmerTest's ``contestMD``) the rows are
+singular fits usable), taken in the unit-free coordinates ``(theta * s, sigma / sigma_hat)``
+(``s`` of :func:`lmm_core.reterms.theta_scale`) so that the cut does not depend on units.
+For several rows (an F test, lmerTest's ``contestMD``) the rows are
 rotated to the eigenvectors of ``L C L'`` (eigenvalues ``d_m``), each rotated row gets its
 own ``nu_m`` as above, and ``F = sum_m (P_m' L beta)^2 / d_m / q`` has denominator df
 ``2 E / (E - q)`` with ``E = sum_m nu_m / (nu_m - 2)`` (2 if any ``nu_m <= 2``; their mean if
@@ -26,7 +28,11 @@ so ``H_ss = 6 b / sigma^4 - 2 c / sigma^2``, ``H_ts = -2 b' / sigma^3``,
 ``H_tt = a'' + b'' / sigma^2``, ``dC/dsigma = 2 sigma K`` and ``dC/dtheta = sigma^2 K'``.
 
 Derivatives in ``theta``: central finite differences of the blocked factor, Richardson-
-extrapolated (steps ``h`` and ``h / 2``, error ``O(h^4)``), ``h_i = 3e-3 max(|theta_i|, 1)``.
+extrapolated (steps ``h`` and ``h / 2``, error ``O(h^4)``), ``h_i = 3e-3 max(|phi_i|, 1) / s_i``
+with ``phi = theta * s`` the unit-free parameters of :func:`lmm_core.reterms.theta_scale`: a
+step in ``theta`` itself would be far larger than ``theta`` when a covariate is in small units
+(time in seconds: ``theta`` of the slope about 1e-5; a step of 3e-3 gave df 0.0006 instead of
+17 on sleepstudy). The df are invariant to the parameterisation, so nothing else changes.
 Why not analytic: second derivatives of ``log|L_Z|^2`` and of the penalized RSS need
 ``Z'V^{-1}Z`` and its products (dense ``q x q``, ``q`` the number of random effects), which is
 what :mod:`lmm_core.kenward_roger` builds; measured, that costs 0.75 s on the 3k-row
@@ -140,8 +146,9 @@ def varpar_derivatives(
     theta, sigma
         The estimates.
     step
-        Finite-difference step for ``theta`` element ``i``: ``step * max(|theta_i|, 1)``;
-        Richardson extrapolation combines it with half that step (module docstring).
+        Finite-difference step for ``theta`` element ``i``: ``step * max(|phi_i|, 1) / s_i``
+        (unit-free, module docstring); Richardson extrapolation combines it with half that
+        step.
 
     Returns
     -------
@@ -149,7 +156,8 @@ def varpar_derivatives(
     """
     theta = np.asarray(theta, float)
     nt, p = theta.size, dev.p
-    h = step * np.maximum(np.abs(theta), 1.0)
+    scale = dev.theta_scale
+    h = step * np.maximum(np.abs(theta * scale), 1.0) / scale
     with single_threaded_blas():
         coarse = _central(dev, theta, h)
         fine = _central(dev, theta, h / 2)
@@ -162,9 +170,13 @@ def varpar_derivatives(
     hess[:nt, :nt] = ha + hb / s2
     hess[:nt, nt] = hess[nt, :nt] = -2.0 * gb / sigma**3
     hess[nt, nt] = 6.0 * b0 / s2**2 - 2.0 * c / s2
-    vals, vecs = np.linalg.eigh(hess)
+    # The pseudo-inverse in unit-free coordinates u = (phi, sigma / sigma_hat) = D varpar:
+    # an eigenvalue cut in varpar's own units would drop the slope of a covariate in large
+    # units (its theta is large, its curvature tiny). H_u = D^-1 H D^-1, A = D^-1 A_u D^-1.
+    d = np.append(dev.theta_scale, 1.0 / sigma)
+    vals, vecs = np.linalg.eigh(hess / np.outer(d, d))
     keep = vals > HESSIAN_TOL
-    h_pinv = (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+    h_pinv = ((vecs[:, keep] / vals[keep]) @ vecs[:, keep].T) / np.outer(d, d)
     jac = np.empty((nt + 1, p, p))
     jac[:nt] = s2 * gk
     jac[nt] = 2.0 * sigma * k0

@@ -49,7 +49,9 @@ def test_optimizer_record(fit):
     opt = fit.opt
     assert opt.converged and opt.n_evals > 10 and opt.seconds > 0
     assert opt.fmin == pytest.approx(fit.objective, abs=1e-9)
-    assert np.array_equal(opt.initial, [1.0, 0.0, 1.0])
+    # lme4's start (identity) for the unit-free factor: theta = 1 / RMS of the z column
+    days_rms = np.sqrt(np.mean(fit.design.X[:, 1] ** 2))
+    assert np.allclose(opt.initial, [1.0, 0.0, 1.0 / days_rms])
     assert opt.finitial > opt.fmin
     assert "BOBYQA" in opt.method
 
@@ -70,7 +72,7 @@ def test_summary_text_names_the_parts(fit):
 def test_failed_factorization_gives_a_finite_value(sleep):
     fit = fit_lmm("Reaction ~ Days + (1 | Subject)", sleep)
     dev = ProfiledDeviance(fit.design.X, fit.design.y, fit.design.reterms, True)
-    counter = _CountingObjective(dev, keep_log=False)
+    counter = _CountingObjective(dev, dev.theta_scale, keep_log=False)
     first = counter.safe(np.array([1.0]))
 
     def broken(theta):
