@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from lmm_core.errors import DataError
+
 __all__ = ["DATA_DIR", "ExampleInfo", "list_examples", "load_example", "example_info"]
 
 #: Folder holding the example CSV files and ``manifest.json`` (next to the package).
@@ -60,7 +62,14 @@ class ExampleInfo:
 
 
 def _manifest_path(data_dir: Path | None) -> Path:
-    return (data_dir or DATA_DIR) / "manifest.json"
+    path = (data_dir or DATA_DIR) / "manifest.json"
+    if not path.is_file():
+        raise DataError(
+            f"No example datasets at {path.parent}: they ship with the LMM Explorer repository "
+            "(its data/ folder), not with the installed lmm_core package. Pass "
+            "data_dir=<path to data/ of a checkout>, or read your own file with pandas."
+        )
+    return path
 
 
 @lru_cache(maxsize=4)
