@@ -26,13 +26,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cached
-from dashboard.fits import add_fit, next_name
+from dashboard.fits import add_fit, find_fit, next_name, set_active
 from dashboard.markup import code_span, escape_message
 from dashboard.state import Keys, current_data
 from lmm_core import LMMError, LMMResult
 
 __all__ = [
     "FitJob",
+    "already_fitted_message",
     "POLL_SECONDS",
     "QUICK_WAIT_SECONDS",
     "collect",
@@ -150,6 +151,11 @@ def collect(*, toast: bool) -> dict[str, Any] | None:
         )
         st.session_state[Keys.MODEL_NOTICE] = ("error", message)
         return None
+    existing = find_fit(job.formula, job.reml, job.data_key)
+    if existing is not None:  # the same model arrived meanwhile (e.g. from the ladder)
+        set_active(existing["name"])
+        st.session_state[Keys.MODEL_NOTICE] = ("info", already_fitted_message(existing))
+        return existing
     record = {
         "name": next_name(job.label),
         "formula": result.formula,
@@ -168,6 +174,15 @@ def collect(*, toast: bool) -> dict[str, Any] | None:
     if toast:
         st.toast(f"Fitted {escape_message(record['name'])} in {seconds:.1f} s.")
     return record
+
+
+def already_fitted_message(record: dict[str, Any]) -> str:
+    """The notice when a requested model is already among the fits (Markdown)."""
+    method = "REML" if record["reml"] else "ML"
+    return (
+        f"This model is already fitted by {method} as **{escape_message(record['name'])}** "
+        f"({code_span(record['formula'])}): it is now the active model, not fitted again."
+    )
 
 
 @st.fragment(run_every=POLL_SECONDS)

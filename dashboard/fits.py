@@ -16,15 +16,20 @@ from typing import Any
 import streamlit as st
 
 from dashboard import cached
+from dashboard.model_builder import model_key
 from dashboard.state import Keys, current_data
+from lmm_core import LMMError
 
 __all__ = [
     "MODEL_PAGE",
     "active_record",
     "add_fit",
     "delete_fit",
+    "find_fit",
     "fit_and_store",
+    "label_of",
     "next_name",
+    "taken_labels",
     "records_for_active_data",
     "require_fit",
     "set_active",
@@ -51,6 +56,45 @@ def next_name(label: str) -> str:
         if head[:1] == "M" and head[1:].isdigit():
             numbers.append(int(head[1:]))
     return f"M{max(numbers) + 1}: {label}"
+
+
+def label_of(name: str) -> str:
+    """The label part of a record name: ``"random slope"`` of ``"M2: random slope"``."""
+    head, _, rest = name.partition(": ")
+    return rest if rest and head[:1] == "M" and head[1:].isdigit() else name
+
+
+def taken_labels() -> set[str]:
+    """Labels of the fits of the active dataset (a new fit's label must differ)."""
+    return {label_of(r["name"]) for r in records_for_active_data()}
+
+
+def _same_model_key(formula: str) -> tuple | None:
+    try:
+        return model_key(formula)
+    except LMMError:  # a record's formula always parses; be safe anyway
+        return None
+
+
+def find_fit(formula: str, reml: bool, data_key: str | None = None) -> dict[str, Any] | None:
+    """The stored fit of the same model (:func:`dashboard.model_builder.model_key`: however
+    the formula is spelled), method and data, or ``None``.
+
+    One fit per distinct model and settings: a second request for it selects this record
+    instead of fitting again.
+    """
+    key = st.session_state[Keys.DATA_KEY] if data_key is None else data_key
+    wanted = _same_model_key(formula)
+    if wanted is None:
+        return None
+    for record in st.session_state[Keys.FITS]:
+        if (
+            record["data_key"] == key
+            and bool(record["reml"]) == bool(reml)
+            and _same_model_key(record["formula"]) == wanted
+        ):
+            return record
+    return None
 
 
 def add_fit(record: dict[str, Any]) -> None:
@@ -86,11 +130,17 @@ def active_record() -> dict[str, Any] | None:
 
 
 def fit_and_store(formula: str, reml: bool, label: str) -> dict[str, Any]:
-    """Fit ``formula`` to the active data and store it under ``next_name(label)``.
+    """Fit ``formula`` to the active data and store it under ``next_name(label)``; when the
+    same model is already stored with the same method (:func:`find_fit`), make that record
+    active and return it instead.
 
     Raises :class:`lmm_core.LMMError` (with a message for the user) when the model cannot be
     fitted; nothing is stored then, and earlier fits stay as they were.
     """
+    existing = find_fit(formula, reml)
+    if existing is not None:
+        set_active(existing["name"])
+        return existing
     data = current_data()
     start = time.perf_counter()
     result = cached.fit_model(st.session_state[Keys.DATA_KEY], formula, reml, data)

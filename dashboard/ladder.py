@@ -37,11 +37,12 @@ import plotly.graph_objects as go
 
 from dashboard.compare_view import StepTest, step_test
 from dashboard.figures import PALETTE, _style
-from dashboard.model_builder import deparse_spec, ids_repeat_across, quote
+from dashboard.markup import code_span, escape_message
+from dashboard.model_builder import deparse_spec, ids_repeat_across, model_key
 from dashboard.model_summary import zero_components
 from dashboard.roles import Roles, missing_longitudinal_roles
 from lmm_core import LMMError, LMMResult
-from lmm_core.formula import parse_formula
+from lmm_core.formula import parse_formula, quote_name
 
 __all__ = [
     "Ladder",
@@ -95,20 +96,21 @@ class LadderPlan:
 
 def _fixed_part(outcome: str, time: str, active_formula: str | None) -> tuple[str, str]:
     """``"y ~ fixed"`` from the active model, or ``outcome ~ time``; and a note."""
-    default = f"{quote(outcome)} ~ {quote(time)}"
+    default = f"{quote_name(outcome)} ~ {quote_name(time)}"
+    shown = code_span(default)
     if not active_formula:
-        return default, f"Fixed effects: `{default}` (no active model, so outcome ~ time)."
+        return default, f"Fixed effects: {shown} (no active model, so outcome ~ time)."
     try:
         spec = parse_formula(active_formula)
     except LMMError:
-        return default, f"Fixed effects: `{default}` (the active model's formula did not parse)."
-    if spec.response_label not in (outcome, quote(outcome)):
+        return default, f"Fixed effects: {shown} (the active model's formula did not parse)."
+    if spec.response_label != outcome:
         return default, (
-            f"Fixed effects: `{default}`: the active model describes {spec.response_label}, "
-            f"not the outcome {outcome}."
+            f"Fixed effects: {shown}: the active model describes "
+            f"{escape_message(spec.response_label)}, not the outcome {escape_message(outcome)}."
         )
     fixed = deparse_spec(spec, [])
-    return fixed, f"Fixed effects of the active model: `{fixed}`."
+    return fixed, f"Fixed effects of the active model: {code_span(fixed)}."
 
 
 def plan_ladder(
@@ -141,14 +143,14 @@ def plan_ladder(
     subject, time, cluster = roles.subject, roles.time, roles.cluster
     fixed, note = _fixed_part(roles.outcome, time, active_formula)
     notes = [note]
-    group = quote(subject)
+    group = quote_name(subject)
     if cluster is not None and ids_repeat_across(data, subject, cluster):
-        group = f"{quote(cluster)}:{quote(subject)}"
+        group = f"{quote_name(cluster)}:{quote_name(subject)}"
         notes.append(
-            f"Subject ids repeat across {cluster} levels, so a subject is the pair "
-            f"{cluster}:{subject} in every step (lme4's nesting)."
+            f"Subject ids repeat across {escape_message(cluster)} levels, so a subject is the "
+            f"pair {code_span(group)} in every step (lme4's nesting)."
         )
-    t = quote(time)
+    t = quote_name(time)
     specs = [
         LadderSpec("random intercept", f"{fixed} + (1 | {group})", "", "base"),
         LadderSpec("+ random slope", f"{fixed} + ({t} || {group})", "the random slope", "variance"),
@@ -164,8 +166,9 @@ def plan_ladder(
         specs.append(
             LadderSpec(
                 f"+ {cluster} level",
-                f"{fixed} + ({t} | {group}) + (1 | {quote(cluster)})",
-                f"the {cluster} level (a random intercept per {cluster})",
+                f"{fixed} + ({t} | {group}) + (1 | {quote_name(cluster)})",
+                f"the {escape_message(cluster)} level (a random intercept per "
+                f"{escape_message(cluster)})",
                 "variance",
             )
         )
@@ -345,7 +348,8 @@ def analyse_ladder(steps: Sequence[LadderStep], reml: bool, notes: Sequence[str]
     for i, step in enumerate(steps):
         if not step.ok:
             problems.append(
-                f"Step {step.spec.label} (`{step.spec.formula}`) could not be fitted: {step.error}"
+                f"Step {escape_message(step.spec.label)} ({code_span(step.spec.formula)}) could "
+                f"not be fitted: {escape_message(step.error)}"
             )
             continue
         if step.result.is_singular:
@@ -462,14 +466,15 @@ def ladder_records(
 ) -> list[dict]:
     """Fit records (see :mod:`dashboard.fits`) of the fitted rungs not already in ``existing``.
 
-    A rung counts as existing when a record of the same data, formula and method is there.
-    The records carry a ``label`` instead of a ``name``: the caller names each one with
+    A rung counts as existing when a record of the same data, model (the same
+    :func:`dashboard.model_builder.model_key`, however the formula is spelled) and method is
+    there. The records carry a ``label`` instead of a ``name``: the caller names each one with
     :func:`dashboard.fits.next_name` just before storing it, so the numbers stay distinct.
     """
-    have = {(r["data_key"], r["formula"], bool(r["reml"])) for r in existing}
+    have = {(r["data_key"], model_key(r["formula"]), bool(r["reml"])) for r in existing}
     records = []
     for step in ladder.fitted:
-        key = (data_key, step.result.formula, ladder.reml)
+        key = (data_key, model_key(step.result.formula), ladder.reml)
         if key in have:
             continue
         records.append(

@@ -119,7 +119,7 @@ _PREC = {"|": 1, "||": 1, "+": 2, "-": 2, "*": 3, "/": 3, ":": 4}
 _KIND = {"|": "bar", "||": "bar", "+": "sum", "-": "sum", "*": "prod", "/": "prod", ":": "inter"}
 _TOKEN_RE = re.compile(
     r"(?P<ws>\s+)|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
-    r"|(?P<name>[^\W\d](?:[\w.])*|\.(?:[^\W\d][\w.]*)?)|(?P<bq>`[^`]*`)"
+    r"|(?P<name>[^\W\d][\w.]*|\.(?!\d)[\w.]*)|(?P<bq>`[^`]*`)"
     r"|(?P<op>\*\*|\|\||[~+\-*/^:|(),])"
 )
 _BAD_CHARS = {
@@ -393,6 +393,60 @@ def is_syntactic(name: str) -> bool:
     return bool(_SYNTACTIC.match(name)) and name not in _RESERVED
 
 
+def quote_name(name: str) -> str:
+    """A column name as a formula writes it: bare when R would, else in backticks.
+
+    The one place that decides how a column name is written into formula text (the builder,
+    the ladder, simplified models and labels all use it), so a name such as ``SBP (mmHg)``,
+    ``Visit day``, ``2nd``, ``a-b`` or ``if`` reads back as that one column. Every bare name
+    is also one name for our tokenizer; non-ASCII letters (``Âge``) stay bare, as in R.
+
+    Parameters
+    ----------
+    name
+        The column name exactly as in the data.
+
+    Returns
+    -------
+    str
+        ``name`` or ```name```.
+
+    Raises
+    ------
+    FormulaError
+        When no formula can refer to the column: its name is empty or contains a backtick.
+
+    Examples
+    --------
+    >>> quote_name("Days"), quote_name("SBP (mmHg)")
+    ('Days', '`SBP (mmHg)`')
+    """
+    name = str(name)
+    if "`" in name:
+        raise FormulaError(
+            f"The column name {name!r} contains a backtick (`), so a formula cannot refer to "
+            "it: rename the column.",
+            None,
+            name,
+        )
+    if not name.strip():
+        raise FormulaError("A column without a name cannot be used in a formula: name it.")
+    return name if is_syntactic(name) else f"`{name}`"
+
+
+_QUOTED = re.compile(r"`([^`]*)`")
+
+
+def unquote_label(label: str) -> str:
+    """A term or coefficient name as the user wrote the columns: formula backticks removed.
+
+    The engine names coefficients as R does (the column ``Visit day`` in backticks, then
+    ``:SexM``); tables, axis titles and model names show ``Visit day:SexM``. Backticks belong
+    in formulas only.
+    """
+    return _QUOTED.sub(r"\1", str(label))
+
+
 def r_number(x: float) -> str:
     """Format a double as R's ``as.character``/``deparse`` do (15 significant digits)."""
     if x != x:
@@ -415,7 +469,7 @@ def deparse(node: Node, backtick: bool = True) -> str:
     As R's deparser: spaces around binary ``+ - *``, none around ``/ ^ :``.
     """
     if isinstance(node, Name):
-        return node.name if (not backtick or is_syntactic(node.name)) else f"`{node.name}`"
+        return quote_name(node.name) if backtick else node.name
     if isinstance(node, Num):
         return r_number(node.value)
     if isinstance(node, Call):

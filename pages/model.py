@@ -7,21 +7,31 @@ from typing import Any
 import streamlit as st
 
 from dashboard import fit_jobs, model_view
-from dashboard.fits import active_record, delete_fit, records_for_active_data
+from dashboard.fits import (
+    active_record,
+    delete_fit,
+    find_fit,
+    records_for_active_data,
+    set_active,
+    taken_labels,
+)
 from dashboard.help_texts import help_text
 from dashboard.markup import code_span, escape_message
 from dashboard.model_builder import (
     BuilderChoices,
     GroupLevel,
+    TimeScale,
     build_formula,
-    formula_label,
     ids_repeat_across,
+    model_label,
+    time_scales,
+    time_unit,
 )
 from dashboard.roles import Roles, is_numeric
-from dashboard.state import Keys, init_state
+from dashboard.state import Keys, current_roles, init_state
 from dashboard.widgets import dataset_caption, require_longitudinal
 from lmm_core import FormulaError
-from lmm_core.formula import parse_formula
+from lmm_core.formula import parse_formula, quote_name
 
 NONE = "(none)"
 TIMES = " x "
@@ -99,17 +109,17 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         help=help_text("fixed_effect"),
     )
     pairs = [f"{a}{TIMES}{b}" for i, a in enumerate(fixed) for b in fixed[i + 1 :]]
-    default_pairs = [
-        f"{roles.time}{TIMES}{c}"
-        for c in roles.covariates
-        if f"{roles.time}{TIMES}{c}" in pairs and not is_numeric(data[c])
-    ]
     interactions = right.multiselect(
         "Interactions (does the effect of one depend on the other?)",
         pairs,
-        **_seed("interactions", default_pairs, pairs),
-        help=help_text("interaction"),
+        **_seed("interactions", [], pairs),  # main effects first: the user adds interactions
+        help=help_text("interaction")
+        + "\n\nNone is chosen at first: start from the main effects and add an interaction "
+        "when the question is whether an effect differs between groups (e.g. the change over "
+        "time between treatments).",
     )
+    with right:
+        scale = time_scale_choice(roles.time, numeric)
     slope_options = [c for c in numeric if c not in (outcome, roles.subject)]
     others = [NONE, *[c for c in columns if c not in (outcome, roles.subject)]]
 
@@ -141,22 +151,70 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
     note = None
     if cluster and subject_level and ids_repeat_across(data, roles.subject, cluster):
         subject_level = GroupLevel(
-            f"{cluster}:{roles.subject}",
+            (cluster, roles.subject),
             subject_level.intercept,
             subject_level.slopes,
             subject_level.correlated,
         )
         note = (
-            f"The {roles.subject} ids repeat across {cluster} levels, so the subject level is "
-            f"written `{cluster}:{roles.subject}` ({roles.subject} within {cluster})."
+            f"The {escape_message(roles.subject)} ids repeat across {escape_message(cluster)} "
+            f"levels, so the subject level is written "
+            f"{code_span(quote_name(cluster) + ':' + quote_name(roles.subject))} "
+            f"({escape_message(roles.subject)} within {escape_message(cluster)})."
         )
+    by_text = {f"{a}{TIMES}{b}": (a, b) for i, a in enumerate(fixed) for b in fixed[i + 1 :]}
     choices = BuilderChoices(
         outcome=outcome,
         fixed=tuple(fixed),
-        interactions=tuple(tuple(p.split(TIMES)) for p in interactions),
+        interactions=tuple(by_text[p] for p in interactions if p in by_text),
         levels=tuple(lv for lv in (subject_level, cluster_level, crossed_level) if lv),
+        time_scale=scale,
     )
-    return build_formula(choices), note
+    try:
+        return build_formula(choices), note
+    except FormulaError as err:  # a column name no formula can hold (a backtick in it)
+        st.error(escape_message(str(err)))
+        st.stop()
+
+
+AS_IS = "as it is"
+OTHER = "divide by another number"
+RESCALE_WHY = (
+    "Coefficients of time are per unit of time, so in days they are tiny and hard to read "
+    "(3 mmHg a year is 0.008 a day); per week, month or year they read easily, and the fit "
+    "is the same up to units."
+)
+SMALL_UNITS = ("minute", "hour", "day")
+
+
+def time_scale_choice(time: str | None, candidates: list[str]) -> TimeScale | None:
+    """The builder's offer to rescale time (per week, month, year...), or ``None``."""
+    if time is None or time not in candidates:
+        return None
+    unit_text = st.session_state[Keys.UNITS].get(time, "")
+    scales = {f"per {s.unit} ({time} / {s.divisor:g})": s for s in time_scales(time, unit_text)}
+    options = [AS_IS, *scales, OTHER]
+    picked = st.selectbox(
+        f"Time scale of {time} in the model",
+        options,
+        **_seed("time_scale", AS_IS, options),
+        help=RESCALE_WHY + " The formula divides the column, e.g. `I(time/7)`: the data, the "
+        "plots and the predictions keep the original time.",
+    )
+    if picked != AS_IS or time_unit(time, unit_text) in SMALL_UNITS:
+        st.caption(RESCALE_WHY)
+    if picked in scales:
+        return scales[picked]
+    if picked == OTHER:
+        divisor = st.number_input(
+            f"Divide {time} by",
+            min_value=1e-6,
+            max_value=1e9,
+            format="%g",
+            **_seed("time_divisor", 10.0),
+        )
+        return TimeScale(time, float(divisor)) if divisor != 1 else None
+    return None
 
 
 # --------------------------------------------------------------------------- fitting
@@ -187,7 +245,14 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
     except FormulaError as err:
         show_formula_error(formula, err)
         return
-    job = fit_jobs.start_fit(formula, reml, formula_label(spec, subject))
+    existing = find_fit(formula, reml)
+    if existing is not None:  # one fit per model and method: select it, say so
+        set_active(existing["name"])
+        st.session_state[Keys.MODEL_NOTICE] = ("info", fit_jobs.already_fitted_message(existing))
+        st.rerun()
+    time = current_roles().time
+    label = model_label(spec, subject, time, reml=reml, taken=taken_labels())
+    job = fit_jobs.start_fit(formula, reml, label)
     if job is None:
         running = fit_jobs.running_job()
         st.warning(
@@ -211,11 +276,14 @@ def fit_form(built: str, subject: str | None) -> None:
     st.session_state[W + "typed"] = _choices().get("typed", "")
     st.session_state[W + "method"] = "REML" if st.session_state[Keys.MODEL_REML] else "ML"
     with st.form("fit_model"):
-        typed = st.text_input(
+        typed = st.text_area(
             "Or type a formula (when filled, it is used instead of the builder's)",
             key=W + "typed",
             placeholder=built,
-            help=help_text("formula_grammar"),
+            height=80,  # wraps: a long formula stays in view at any width
+            help=help_text("formula_grammar")
+            + "\n\nNames with spaces or symbols go in backticks: `SBP (mmHg)`. Press "
+            "**Fit model** (or Ctrl+Enter) to fit.",
         )
         method = st.radio(
             "Estimation",
@@ -270,7 +338,7 @@ def main() -> None:
     st.subheader("1. Build the model")
     built, note = builder(data, roles)
     st.markdown("Formula written by the builder:")
-    st.code(built, language=None)
+    st.code(built, language=None, wrap_lines=True)
     if note:
         st.caption(note)
     if _choices().get("typed", "").strip():
@@ -289,7 +357,8 @@ def main() -> None:
         )
     notice = st.session_state[Keys.MODEL_NOTICE]
     if notice:
-        (st.success if notice[0] == "success" else st.error)(notice[1])
+        show = {"success": st.success, "info": st.info}.get(notice[0], st.error)
+        show(notice[1])
         st.session_state[Keys.MODEL_NOTICE] = None
 
     record = active_record()

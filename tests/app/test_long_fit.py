@@ -33,7 +33,7 @@ def _wait_done(at, timeout: float = 20.0) -> None:
 
 def _start(app, formula: str):
     at = app.switch_page("pages/model.py").run()
-    at.text_input(key=W + "typed").input(formula)
+    at.text_area(key=W + "typed").input(formula)
     at.button(key="model_fit").click().run()
     assert not at.exception
     return at

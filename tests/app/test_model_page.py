@@ -101,12 +101,12 @@ def test_builder_choices_survive_a_page_switch(app):
 
 def test_typed_formula_wins_and_ml_switch(app):
     at = _model(app)
-    at.text_input(key=W + "typed").input("Reaction ~ Days + (Days || Subject)")
+    at.text_area(key=W + "typed").input("Reaction ~ Days + (Days || Subject)")
     at.radio(key=W + "method").set_value("ML")
     _fit(at)
     (record,) = at.session_state[Keys.FITS]
     assert record["formula"] == "Reaction ~ Days + (Days || Subject)"
-    assert record["name"] == "M1: uncorrelated random slope"
+    assert record["name"] == "M1: uncorrelated random slope (ML)"  # ML is named
     assert record["reml"] is False
     data, _ = datasets.load_example("sleepstudy")
     ref = fit_lmm("Reaction ~ Days + (Days || Subject)", data, reml=False)
@@ -118,13 +118,13 @@ def test_typed_formula_wins_and_ml_switch(app):
 
 def test_bad_formula_and_failed_fit_keep_earlier_fits(app):
     at = _fit(_model(app))
-    at.text_input(key=W + "typed").input("Reaction ~ Days + (1 | )")
+    at.text_area(key=W + "typed").input("Reaction ~ Days + (1 | )")
     _fit(at)
     assert "could not be read" in texts(at.error)
     assert "position 23" in texts(at.error)
     assert any(c.value.endswith("\n" + " " * 23 + "^") for c in at.code)
     assert _names(at) == ["M1: random intercept"]
-    at.text_input(key=W + "typed").input("Reaction ~ Dayz + (1 | Subject)")
+    at.text_area(key=W + "typed").input("Reaction ~ Dayz + (1 | Subject)")
     _fit(at)
     assert "could not be fitted" in texts(at.error) and "Dayz" in texts(at.error)
     assert _names(at) == ["M1: random intercept"]
@@ -147,7 +147,7 @@ def test_delete_a_fit(app):
 
 def test_singular_fit_offers_the_simpler_model(app):
     at = _model(app)
-    at.text_input(key=W + "typed").input("Reaction ~ Days + (1 | Subject) + (1 | Days)")
+    at.text_area(key=W + "typed").input("Reaction ~ Days + (1 | Subject) + (1 | Days)")
     _fit(at)
     assert at.session_state[Keys.FITS][0]["result"].is_singular
     warnings = texts(at.warning)
@@ -164,11 +164,15 @@ def test_singular_fit_offers_the_simpler_model(app):
 def test_trial_example_with_hospital_level(app):
     app.selectbox(key=Keys.W_EXAMPLE).select("trial_small").run()
     at = _model(app)
-    assert at.code[0].value == "y ~ time * arm + (1 | patient) + (1 | hospital)"
+    # main effects first (issue 11): no interaction the user did not ask for
+    assert at.code[0].value == "y ~ time + arm + (1 | patient) + (1 | hospital)"
     at.multiselect(key=W + "subject_slopes").select("time").run()
-    assert at.code[0].value == "y ~ time * arm + (time | patient) + (1 | hospital)"
+    at.multiselect(key=W + "interactions").select("time x arm").run()
+    assert at.code[0].value == (
+        "y ~ time + arm + time:arm + (time | patient) + (1 | hospital)"
+    )  # one notation: main effects, then a:b
     _fit(at)
-    assert _names(at) == ["M1: random slope + hospital intercept"]
+    assert _names(at) == ["M1: random slope + hospital intercept + arm + time x arm"]
     levels = list(_frame(at, "varcomp")["Level"])
     assert levels == ["patient", "patient", "hospital", "Residual"]
     assert "3,118 observations (patient: 500 groups, hospital: 20 groups)" in texts(at.caption)
@@ -176,14 +180,14 @@ def test_trial_example_with_hospital_level(app):
 
 def test_typed_formula_belongs_to_its_dataset(app):
     at = _model(app)
-    at.text_input(key=W + "typed").input("Reaction ~ Days + (Days || Subject)")
+    at.text_area(key=W + "typed").input("Reaction ~ Days + (Days || Subject)")
     _fit(at)
     assert "uses the typed formula" in texts(at.caption)
     at.switch_page("pages/data.py").run()
     at.selectbox(key=Keys.W_EXAMPLE).select("trial_small").run()
     at = _model(at)
-    assert at.text_input(key=W + "typed").value == ""
+    assert at.text_area(key=W + "typed").value == ""
     assert "uses the typed formula" not in texts(at.caption)
     _fit(at)
     assert not at.error
-    assert at.session_state[Keys.FITS][-1]["formula"].startswith("y ~ time * arm")
+    assert at.session_state[Keys.FITS][-1]["formula"].startswith("y ~ time + arm")

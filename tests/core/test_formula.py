@@ -315,3 +315,37 @@ def test_combinatorial_blowup_is_refused(df: pd.DataFrame) -> None:
 def test_error_types_are_value_errors(df: pd.DataFrame) -> None:
     with pytest.raises(ValueError):
         build_design("y ~ nope + (1|pat)", df)
+
+
+# names that need quoting: every formula the app writes goes through quote_name
+AWKWARD_NAMES = [
+    "SBP (mmHg)", "Visit day", "x[1]", "dose mg/kg", "Âge", "Größe", "é", "a-b", "a+b",
+    "a*b", "a/b", "a:b", "a|b", "a~b", "a^2", "2nd", "if", "TRUE", "_x", "..1", "x y (ü)",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", AWKWARD_NAMES)
+def test_quote_name_reads_back_as_the_same_column(name: str) -> None:
+    from lmm_core.formula import quote_name, unquote_label
+
+    y, x, g = (quote_name(f"{name}{k}") for k in ("", "2", "3"))
+    spec = parse_formula(f"{y} ~ {x} + ({x} | {g})")
+    assert spec.response.name == name
+    assert [r.group_vars[0].name for r in spec.random] == [name + "3"]
+    assert unquote_label(spec.fixed.labels()[0]) == name + "2"
+    assert quote_name(name).strip("`") == name
+
+
+def test_quote_name_bare_names_and_refusals() -> None:
+    from lmm_core.errors import FormulaError
+    from lmm_core.formula import quote_name, unquote_label
+
+    assert [quote_name(n) for n in ("Days", "x.1", "Âge", ".a")] == ["Days", "x.1", "Âge", ".a"]
+    assert quote_name("SBP (mmHg)") == "`SBP (mmHg)`"
+    with pytest.raises(FormulaError, match="backtick"):
+        quote_name("a`b")
+    with pytest.raises(FormulaError, match="without a name"):
+        quote_name("  ")
+    assert unquote_label("`Visit day`:SexM") == "Visit day:SexM"
+    assert unquote_label("I(`Visit day`/7)") == "I(Visit day/7)"
+    assert unquote_label("(Intercept)") == "(Intercept)"

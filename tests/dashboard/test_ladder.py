@@ -189,3 +189,28 @@ def test_missing_roles_and_failed_or_singular_fits():
         lad.run_ladder(plan.specs, lambda f: fit_lmm(f, flat)), True, plan.notes
     )
     assert any("singular" in p for p in ladder.problems)
+
+
+AWKWARD = {"Reaction": "SBP (mmHg)", "Days": "Visit day (d)", "Subject": "Patient ID é/ü"}
+
+
+def test_quoted_names_every_rung_fits_and_keeps_the_active_model():
+    """Issue 11: with `SBP (mmHg)` every rung failed ("Unknown function SBP"): the response
+    lost its backticks when the ladder rebuilt the formula from the active model."""
+    data = _example("sleepstudy")[0].rename(columns=AWKWARD)
+    data["Sex*Group"] = np.where(data["Patient ID é/ü"].astype(int) % 2 == 0, "F", "M")
+    data["Clinic: site"] = np.where(data["Patient ID é/ü"].astype(int) % 3 == 0, "a", "b")
+    roles = Roles(subject="Patient ID é/ü", cluster="Clinic: site", time="Visit day (d)",
+                  outcome="SBP (mmHg)")  # fmt: skip
+    active = "`SBP (mmHg)` ~ `Visit day (d)` * `Sex*Group` + (1 | `Patient ID é/ü`)"
+    plan = lad.plan_ladder(data, roles, active)
+    assert plan.specs[0].formula == (
+        "`SBP (mmHg)` ~ `Visit day (d)` + `Sex*Group` + `Visit day (d)`:`Sex*Group` "
+        "+ (1 | `Patient ID é/ü`)"
+    )
+    assert plan.specs[-1].formula.endswith("+ (1 | `Clinic: site`)")
+    steps = lad.run_ladder(plan.specs, lambda f: fit_lmm(f, data))
+    assert [s.error for s in steps] == [""] * 4
+    ladder = lad.analyse_ladder(steps, True, plan.notes)
+    assert len(ladder.verdicts) == 3
+    assert "`SBP (mmHg)` ~" in ladder.notes[0]  # shown as a code span

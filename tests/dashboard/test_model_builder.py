@@ -11,11 +11,10 @@ from dashboard.model_builder import (
     build_formula,
     formula_label,
     ids_repeat_across,
-    quote,
     random_term,
 )
 from lmm_core import FormulaError, datasets, fit_lmm
-from lmm_core.formula import parse_formula
+from lmm_core.formula import parse_formula, quote_name
 
 
 @pytest.mark.parametrize(
@@ -26,7 +25,8 @@ from lmm_core.formula import parse_formula
         (GroupLevel("Subject", slopes=("Days",), correlated=False), "(Days || Subject)"),
         (GroupLevel("Subject", intercept=False, slopes=("Days",)), "(0 + Days | Subject)"),
         (GroupLevel("g", slopes=("a", "b")), "(a + b | g)"),
-        (GroupLevel("hospital:patient"), "(1 | hospital:patient)"),
+        (GroupLevel(("hospital", "patient")), "(1 | hospital:patient)"),
+        (GroupLevel("a:b"), "(1 | `a:b`)"),  # one column whose name has a colon
         (GroupLevel("my group"), "(1 | `my group`)"),
         (GroupLevel("Subject", intercept=False), ""),
     ],
@@ -54,7 +54,9 @@ def test_interactions_cluster_and_crossed_levels():
         ),
     )
     formula = build_formula(choices)
-    assert formula == "y ~ time * arm + age + age:arm + (time | patient) + (1 | hospital)"
+    assert formula == (
+        "y ~ time + arm + age + time:arm + age:arm + (time | patient) + (1 | hospital)"
+    )
     spec = parse_formula(formula)
     assert spec.fixed.labels() == ("time", "arm", "age", "time:arm", "arm:age")
     assert [r.group for r in spec.random] == ["patient", "hospital"]
@@ -63,7 +65,7 @@ def test_interactions_cluster_and_crossed_levels():
 def test_no_fixed_effects_keeps_the_intercept_and_odd_names_are_quoted():
     choices = BuilderChoices("blood pressure", (), levels=(GroupLevel("id"),))
     assert build_formula(choices) == "`blood pressure` ~ 1 + (1 | id)"
-    assert quote("x.1") == "x.1" and quote("2x") == "`2x`"
+    assert quote_name("x.1") == "x.1" and quote_name("2x") == "`2x`"
     assert parse_formula(build_formula(choices)).response_label == "blood pressure"
 
 
