@@ -15,7 +15,16 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Roles", "guess_roles", "is_numeric", "numeric_share"]
+from dashboard.dates import looks_like_dates
+
+__all__ = [
+    "Roles",
+    "constant_within_subjects",
+    "guess_roles",
+    "is_numeric",
+    "missing_longitudinal_roles",
+    "numeric_share",
+]
 
 SUBJECT_WORDS = (
     "subject", "patient", "participant", "person", "individual", "pid", "subj", "id",
@@ -120,6 +129,33 @@ def numeric_share(series: pd.Series) -> float:
     return float(pd.to_numeric(values.astype(str).str.strip(), errors="coerce").notna().mean())
 
 
+def constant_within_subjects(data: pd.DataFrame, subject: str, column: str) -> bool:
+    """True when ``column`` never changes within a subject.
+
+    Only subjects with at least two non-missing values of ``column`` count; ``False`` when
+    there is none (nothing can be said) or when ``column`` is the subject column itself.
+
+    Parameters
+    ----------
+    data
+        Long-format table.
+    subject, column
+        Subject id column and the column to check (e.g. the chosen time).
+
+    Returns
+    -------
+    bool
+    """
+    if column == subject or subject not in data.columns or column not in data.columns:
+        return False
+    pairs = data[[subject, column]].dropna()
+    if pairs.empty:
+        return False
+    grouped = pairs.groupby(subject, observed=True, sort=False)[column]
+    several = grouped.size() >= 2
+    return bool(several.any() and (grouped.nunique()[several] <= 1).all())
+
+
 def _repeats(series: pd.Series) -> bool:
     n_levels = series.nunique(dropna=True)
     return 2 <= n_levels < series.notna().sum()
@@ -180,14 +216,20 @@ def guess_roles(data: pd.DataFrame) -> Roles:
 
     taken = {subject, cluster}
     # Time: numeric, named like a time; otherwise numeric, varying within subject, few values.
-    # A text column named like a time (visit dates) comes last, so validation can say so.
+    # Dates come next (the Data page converts them to a number in one click); a text column
+    # named like a time comes last, so validation can say so. A column that never changes
+    # within a subject (age at baseline, a randomisation date) is never the time.
     time_cands = []
     for col in usable:
         s = data[col]
+        if col in taken or (subject is not None and constant_within_subjects(data, subject, col)):
+            continue
         rank = _name_rank(col, TIME_WORDS)
-        if col not in taken and not is_numeric(s) and rank is not None:
-            time_cands.append(((50 + rank, s.nunique()), col))
-        if col in taken or not is_numeric(s):
+        if not is_numeric(s):
+            if looks_like_dates(s):
+                time_cands.append(((40 + (20 if rank is None else rank), s.nunique()), col))
+            elif rank is not None:
+                time_cands.append(((70 + rank, s.nunique()), col))
             continue
         if rank is None:
             varies = subject is not None and data.groupby(subject)[col].nunique().mean() > 1
@@ -218,7 +260,11 @@ def guess_roles(data: pd.DataFrame) -> Roles:
         s = data[col]
         if col in taken or _name_rank(col, SUBJECT_WORDS) is not None:
             continue
-        if _name_rank(col, TIME_WORDS) is not None:
+        if _name_rank(col, TIME_WORDS) is not None and not (
+            subject is not None and constant_within_subjects(data, subject, col)
+        ):
+            continue  # another time column (a visit number), but age at baseline stays
+        if not is_numeric(s) and looks_like_dates(s):
             continue
         if is_numeric(s) or 2 <= s.nunique() <= 20:
             covariates.append(col)

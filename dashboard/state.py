@@ -97,6 +97,7 @@ class Keys:
     W_LOAD_AS_IS = "load_as_is"
     W_REPAIR = "load_repaired"
     W_DISCARD = "discard_upload"
+    W_DATES = "dates_"  # prefix: dates_column, dates_origin, dates_unit, dates_apply (+ data key)
     W_EXPLORE_COLOR = "explore_color"
     W_EXPLORE_MAX = "explore_max_subjects"
 
@@ -182,6 +183,7 @@ def activate_dataset(
     state[Keys.UNITS] = dict(units or {})
     state[Keys.ROLES] = roles.restricted_to(data.columns).to_dict()
     state[Keys.PENDING_UPLOAD] = None
+    state[Keys.UPLOAD_MESSAGE] = None  # a banner about earlier data would be out of step
     state[Keys.EXPLORE_COLOR] = None
 
 

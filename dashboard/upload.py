@@ -16,10 +16,11 @@ import streamlit as st
 
 from dashboard import cached
 from dashboard.loading import UploadError
+from dashboard.markup import escape_text
 from dashboard.reshape import WideSpec, detect_wide, wide_to_long
 from dashboard.roles import Roles, guess_roles
 from dashboard.state import Keys, activate_dataset
-from dashboard.validation import ValidationReport, repair, validate
+from dashboard.validation import DATES_FIX, ValidationReport, repair, validate
 
 __all__ = ["Assessment", "accept_pending", "assess", "convert_pending", "receive_upload"]
 
@@ -34,13 +35,21 @@ class Assessment:
 
     @property
     def usable(self) -> bool:
-        """True when the table can become the active dataset without a decision."""
-        return self.report.ok and self.wide is None
+        """True when the table can become the active dataset without a decision.
+
+        A time column of dates does not hold the table back: the Data page converts it.
+        """
+        blocking = [f for f in self.report.errors if f.fix != DATES_FIX]
+        return not blocking and self.wide is None
 
     @property
     def repairs(self) -> list[str]:
-        """Automatic repairs that would fix every error, or ``[]`` if some error has none."""
-        fixes = [f.fix for f in self.report.errors]
+        """Automatic repairs that would fix every error, or ``[]`` if some error has none.
+
+        The conversion of dates to a time is not among them: it happens on the Data page,
+        where the user chooses the unit and the start.
+        """
+        fixes = [f.fix for f in self.report.errors if f.fix != DATES_FIX]
         return sorted(set(fixes)) if fixes and all(fixes) else []
 
 
@@ -93,7 +102,10 @@ def receive_upload(data_bytes: bytes, filename: str, sheet: str | None = None) -
             table.data, name=label, source="upload", roles=found.roles, key=key,
             title=f"Uploaded file {label}", note=table.describe(),
         )  # fmt: skip
-        state[Keys.UPLOAD_MESSAGE] = ("success", f"Loaded **{label}**. {table.describe()}")
+        dates = [f for f in found.report.errors if f.fix == DATES_FIX]
+        time = escape_text(found.roles.time or "")
+        then = f" Its time '{time}' holds dates: convert it below." if dates else ""
+        state[Keys.UPLOAD_MESSAGE] = ("success", f"Loaded **{label}**. {table.describe()}{then}")
         return True
     state[Keys.PENDING_UPLOAD] = {
         "data": table.data,

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dashboard.roles import Roles, is_numeric, numeric_share
+from dashboard.dates import date_columns, read_dates
+from dashboard.outcome_kind import outcome_note
+from dashboard.roles import Roles, constant_within_subjects, is_numeric, numeric_share
 
-__all__ = ["Finding", "ValidationReport", "validate", "visits_per_subject"]
+__all__ = ["DATES_FIX", "Finding", "ValidationReport", "repair", "validate", "visits_per_subject"]
 
 
 @dataclass(frozen=True)
@@ -114,14 +116,62 @@ def _role_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
             )
     out.extend(_extreme_findings(data, roles))
     if roles.time is not None and not is_numeric(data[roles.time]):
-        out.append(
-            Finding(
-                "error",
-                f"The time '{roles.time}' is not numeric. Use a number such as days, weeks or "
-                "years since baseline (convert dates before uploading).",
-            )
-        )
+        out.append(_time_text_finding(data, roles.time))
+    out.extend(_time_constant_findings(data, roles))
+    if roles.outcome is not None:
+        note = outcome_note(data[roles.outcome], roles.outcome)
+        if note:
+            out.append(Finding("warning", note))
     return out
+
+
+#: ``Finding.fix`` of a time column holding dates: the Data page offers the conversion.
+DATES_FIX = "time_dates"
+
+
+def _time_text_finding(data: pd.DataFrame, time: str) -> Finding:
+    """The time is not numeric: dates get the conversion offer, other text says what to do."""
+    reading = read_dates(data[time])
+    if reading is not None and reading.ambiguous:
+        return Finding("error", f"The time '{time}' holds dates, but: {reading.ambiguous}")
+    if reading is not None:
+        return Finding(
+            "error",
+            f"The time '{time}' holds dates ({reading.label}), and a model needs time as a "
+            'number. Convert it with one click under "Use dates as the time": the time '
+            "since each subject's first visit (or since another date column, such as a "
+            "randomisation date), in days, weeks, months or years.",
+            fix=DATES_FIX,
+        )
+    return Finding(
+        "error",
+        f"The time '{time}' is not numeric. Use a number such as days, weeks or years since "
+        "baseline, or a column of dates (e.g. 2024-03-15), which can be converted here.",
+    )
+
+
+def _time_constant_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
+    """The chosen time never changes within a subject (an age at baseline, not a time)."""
+    if roles.subject is None or roles.time is None:
+        return []
+    if not constant_within_subjects(data, roles.subject, roles.time):
+        return []
+    others = [c for c in date_columns(data) if c != roles.time]
+    hint = (
+        f" To use the visit dates, choose '{others[0]}' as the time and convert it."
+        if others
+        else ""
+    )
+    return [
+        Finding(
+            "warning",
+            f"The time '{roles.time}' never changes within a subject: each subject has the "
+            f"same '{roles.time}' at every visit, so it cannot say when the visits happened "
+            "and a model cannot estimate change over time from it. It looks like a "
+            "characteristic of the subject (such as age at entry); use it as a covariate and "
+            f"choose a time that differs between visits (days, weeks, a visit date).{hint}",
+        )
+    ]
 
 
 #: Largest magnitude accepted in the time and outcome columns: squares and sums of larger

@@ -5,12 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import cached, figures
+from dashboard.dates import FIRST_VISIT, UNITS, date_columns, suggest_unit, time_column_name
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text
 from dashboard.roles import Roles
 from dashboard.state import Keys, activate_example, current_data, current_roles, init_state
 from dashboard.state import set_roles as store_roles
+from dashboard.time_from_dates import apply_dates_as_time, date_choices
 from dashboard.upload import accept_pending, convert_pending, receive_upload
 from dashboard.validation import validate
 from dashboard.widgets import EXPLORE_PAGE, render_findings, render_message, show_figure
@@ -32,8 +34,11 @@ def choose_example() -> None:
     titles = dict(names)
     current = st.session_state[Keys.EXAMPLE_NAME]
     options = [n for n, _ in names]
-    if st.session_state.get(Keys.W_EXAMPLE) != current:
-        st.session_state[Keys.W_EXAMPLE] = current  # follows uploads and restored sessions
+    # The picker shows the active example, or nothing when the data came from elsewhere
+    # (an upload, the Teach page, a conversion), so that picking any example loads it. Its
+    # value is set on every run: Streamlit drops the state of a widget another page hid.
+    if Keys.W_EXAMPLE not in st.session_state or st.session_state[Keys.W_EXAMPLE] != current:
+        st.session_state[Keys.W_EXAMPLE] = current
     st.selectbox(
         "Example dataset",
         options,
@@ -149,7 +154,12 @@ def role_editor() -> Roles:
     spec = [
         ("subject", "Subject id", "Who is measured repeatedly (patient, child...)."),
         ("cluster", "Cluster id (optional)", "A level above the subject, e.g. the hospital."),
-        ("time", "Time", "Numeric: days, weeks, months or age at the visit."),
+        (
+            "time",
+            "Time",
+            "When each visit happened, as a number (days, weeks, months since baseline, or "
+            "age at the visit) or as dates, which can be converted here in one click.",
+        ),
         ("outcome", "Outcome", "The numeric measurement to model."),
     ]
     cols = st.columns(5)
@@ -172,6 +182,52 @@ def role_editor() -> Roles:
         args=("covariates",),
     )
     return current_roles()
+
+
+def _dates_key(what: str) -> str:
+    return f"{Keys.W_DATES}{what}_{st.session_state[Keys.DATA_KEY]}"
+
+
+def dates_section(roles: Roles) -> None:
+    """One-click conversion of a date column into the time (shown when the time needs it)."""
+    data = current_data()
+    choices = date_choices(data, roles)
+    if not choices:
+        return
+    with st.container(border=True):
+        st.markdown(
+            "**Use dates as the time**",
+            help="A model needs time as a number. The new column holds, for every visit, the "
+            "time elapsed since the start you choose, in the unit you choose (a month is "
+            "30.4375 days, a year 365.25 days). The dates themselves stay in the table.",
+        )
+        left, mid, right = st.columns([2, 2, 3])
+        column = left.selectbox("Dates of the visits", choices, key=_dates_key("column"))
+        others = [c for c in date_columns(data) if c != column]
+        origin = mid.selectbox(
+            "Count the time from",
+            [FIRST_VISIT, *others],
+            key=_dates_key("origin"),
+            format_func=lambda o: "each subject's first visit" if o == FIRST_VISIT else o,
+            help="The first visit of each subject (time 0 at their own first visit), or a date "
+            "column such as the randomisation date (visits before it get negative times).",
+        )
+        unit_key = _dates_key("unit")
+        if unit_key not in st.session_state:
+            st.session_state[unit_key] = suggest_unit(data, column, roles.subject)
+        unit = right.radio(
+            "Unit", list(UNITS), key=unit_key, horizontal=True,
+            help="Pick the unit you want to read slopes in: the change of the outcome per "
+            "day, week, month or year.",
+        )  # fmt: skip
+        name = time_column_name(column, unit, origin)
+        st.button(
+            f"Add '{escape_text(name)}' and use it as the time",
+            key=_dates_key("apply"),
+            type="primary",
+            on_click=apply_dates_as_time,
+            args=(column, unit, origin),
+        )
 
 
 def report_section(roles: Roles) -> None:
@@ -266,6 +322,7 @@ def main() -> None:
     st.subheader("Column roles")
     st.caption("Guessed from the column names and values; change any of them here.")
     roles = role_editor()
+    dates_section(roles)
     report_section(roles)
 
     st.subheader("Preview")

@@ -27,6 +27,7 @@ from dashboard.model_builder import (
     time_scales,
     time_unit,
 )
+from dashboard.outcome_view import render_outcome_note
 from dashboard.roles import Roles, is_numeric
 from dashboard.state import Keys, current_roles, init_state
 from dashboard.widgets import dataset_caption, require_longitudinal
@@ -334,6 +335,7 @@ def main() -> None:
     )
     data, roles = require_longitudinal("The Model page")
     st.markdown(dataset_caption())
+    render_outcome_note(data, roles.outcome)  # binary or count outcome: say so
 
     st.subheader("1. Build the model")
     built, note = builder(data, roles)

@@ -9,7 +9,10 @@ import pytest
 
 from tests.app.conftest import ROOT
 
-PURE = "dashboard.loading, dashboard.roles, dashboard.validation, dashboard.reshape"
+PURE = (
+    "dashboard.loading, dashboard.roles, dashboard.validation, dashboard.reshape, "
+    "dashboard.dates, dashboard.outcome_kind"
+)
 CORE = "lmm_core.trial, lmm_core.datasets"
 
 
