@@ -54,6 +54,7 @@ __all__ = [
     "ladder_data",
     "ladder_figure",
     "ladder_records",
+    "ladder_status",
     "ladder_table",
     "plan_ladder",
     "run_ladder",
@@ -222,6 +223,24 @@ def run_ladder(
             continue
         steps.append(LadderStep(spec, result, "", clock.perf_counter() - start))
     return steps
+
+
+def ladder_status(steps: Sequence[LadderStep], took: str) -> tuple[str, str]:
+    """Header of the ladder's status box and its state, true to what happened.
+
+    ``("Ladder fitted in 0.31 s", "complete")`` when every rung fitted; otherwise it says how
+    many failed (``"error"`` when none fitted, so the box is not a green tick).
+    """
+    failed = sum(not s.ok for s in steps)
+    if not failed:
+        return f"Ladder fitted in {took} s", "complete"
+    if failed == len(steps):
+        return f"No step of the ladder could be fitted ({failed} failed; see below)", "error"
+    return (
+        f"Ladder: {len(steps) - failed} of {len(steps)} steps fitted, {failed} failed "
+        f"(see below), in {took} s",
+        "complete",
+    )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dashboard.fits import (
 )
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read, text_column
+from dashboard.markup import code_span
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
@@ -257,12 +258,13 @@ def _run_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str) -> lad.La
     with st.status("Fitting the ladder...", expanded=True) as status:
 
         def progress(i: int, spec: lad.LadderSpec) -> None:
-            st.write(f"Step {i + 1} of {len(plan.specs)}: `{spec.formula}`")
+            st.markdown(f"Step {i + 1} of {len(plan.specs)}: {code_span(spec.formula)}")
 
         steps = lad.run_ladder(plan.specs, _ladder_fit(fit_key, reml, frame), progress)
         seconds = sum(s.seconds for s in steps)
         took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
-        status.update(label=f"Ladder fitted in {took} s", state="complete", expanded=False)
+        label, state = lad.ladder_status(steps, took)
+        status.update(label=label, state=state, expanded=False)
     return lad.analyse_ladder(steps, reml, plan.notes)
 
 
@@ -373,7 +375,7 @@ def ladder_section() -> None:
     frame, dropped = lad.ladder_data(data, plan)
     data_key = st.session_state[Keys.DATA_KEY]
     fit_key = data_key if not dropped else f"{data_key}|complete:{','.join(plan.complete_columns)}"
-    steps_md = "\n".join(f"{i + 1}. `{s.formula}`" for i, s in enumerate(plan.specs))
+    steps_md = "\n".join(f"{i + 1}. {code_span(s.formula)}" for i, s in enumerate(plan.specs))
     st.markdown(steps_md)
     for note in plan.notes:
         st.caption(note)

@@ -191,3 +191,50 @@ def test_typed_formula_belongs_to_its_dataset(app):
     _fit(at)
     assert not at.error
     assert at.session_state[Keys.FITS][-1]["formula"].startswith("y ~ time + arm")
+
+
+def test_the_same_model_twice_is_fitted_once_and_selected(app):
+    """Issue 11: Enter in the formula box fitted, then 'Fit model' fitted the same model
+    again under the same name. One fit per model and method; the second request selects it."""
+    at = _model(app)
+    _fit(at)
+    assert _names(at) == ["M1: random intercept"]
+    at.multiselect(key=W + "subject_slopes").select("Days").run()
+    _fit(at)
+    assert _names(at) == ["M1: random intercept", "M2: random slope"]
+    at.multiselect(key=W + "subject_slopes").set_value([]).run()
+    _fit(at)  # the builder's random intercept again
+    assert _names(at) == ["M1: random intercept", "M2: random slope"]
+    assert at.session_state[Keys.ACTIVE_FIT] == "M1: random intercept"
+    assert "already fitted by REML as **M1: random intercept**" in texts(at.info)
+    assert at.subheader[-1].value == "3. Summary of M1: random intercept"
+    # spelled differently, same model: still selected, not refitted
+    at.text_area(key=W + "typed").input("Reaction~1+Days+(1+Days|Subject)")
+    _fit(at)
+    assert len(_names(at)) == 2 and at.session_state[Keys.ACTIVE_FIT] == "M2: random slope"
+    # other settings (ML) or other terms: a new fit whose name says what differs
+    at.radio(key=W + "method").set_value("ML")
+    _fit(at)
+    assert _names(at)[-1] == "M3: random slope (ML)"
+    at.text_area(key=W + "typed").input("Reaction ~ 1 + (Days | Subject)")
+    at.radio(key=W + "method").set_value("REML")
+    _fit(at)
+    assert _names(at)[-1] == "M4: random slope without Days"
+    assert len(set(_names(at))) == len(_names(at))
+
+
+def test_time_rescaled_in_the_builder(app):
+    """Item 4: time in days can enter the model per week (I(Days/7)), and says why."""
+    at = _model(app)
+    assert "0.008 a day" in texts(at.caption)  # time in days: the reason is shown
+    (scale,) = [s for s in at.selectbox if s.key == W + "time_scale"]
+    assert "per week (Days / 7)" in scale.options
+    scale.select("per week (Days / 7)").run()
+    at.multiselect(key=W + "subject_slopes").select("Days").run()
+    assert at.code[0].value == "Reaction ~ I(Days/7) + (I(Days/7) | Subject)"
+    _fit(at)
+    assert _names(at) == ["M1: random slope (Days/7)"]
+    result = at.session_state[Keys.FITS][0]["result"]
+    ref = fit_lmm("Reaction ~ Days + (Days | Subject)", datasets.load_example("sleepstudy")[0])
+    np.testing.assert_allclose(result.fixef.iloc[1], 7 * ref.fixef["Days"], rtol=1e-5)
+    np.testing.assert_allclose(result.sigma, ref.sigma, rtol=1e-5)  # the same fit

@@ -214,3 +214,24 @@ def test_quoted_names_every_rung_fits_and_keeps_the_active_model():
     ladder = lad.analyse_ladder(steps, True, plan.notes)
     assert len(ladder.verdicts) == 3
     assert "`SBP (mmHg)` ~" in ladder.notes[0]  # shown as a code span
+
+
+def test_status_header_tells_when_steps_fail():
+    """The status box said 'Ladder fitted' although every step had failed."""
+    data, _ = _example("sleepstudy")
+    plan = lad.plan_ladder(data, SLEEP_ROLES)
+    ok = lad.run_ladder(plan.specs, lambda f: fit_lmm(f, data))
+    assert lad.ladder_status(ok, "0.31") == ("Ladder fitted in 0.31 s", "complete")
+
+    def failing(formula: str):
+        raise ModelError("Unknown function `SBP` at position 0")
+
+    none = lad.run_ladder(plan.specs, failing)
+    label, state = lad.ladder_status(none, "0.01")
+    assert state == "error" and "No step of the ladder could be fitted" in label
+    assert "fitted in" not in label
+    some = [ok[0], none[1], ok[2]]
+    label, state = lad.ladder_status(some, "0.2")
+    assert label.startswith("Ladder: 2 of 3 steps fitted, 1 failed")
+    problems = lad.analyse_ladder(some, True).problems
+    assert "could not be fitted: Unknown function `SBP` at position 0" in problems[0]
