@@ -10,6 +10,11 @@ empty cells for missing values, so that every target reads the same numbers.
 Where a target cannot express a formula element the code says so or works around it:
 SAS gets a DATA step for ``I()``, ``log()`` and other derived variables, ``PROC STANDARD``
 for ``scale()``/``center()``, and comments on its own coding of categorical variables.
+
+Column names are quoted as each language needs: the Python script passes the formula as the
+app holds it (names quoted by :func:`lmm_core.formula.quote_name`), R gets backticks
+(:func:`r_name`), SAS gets name literals such as ``'SBP (mmHg)'n`` under
+``VALIDVARNAME=ANY`` (:func:`sas_name`), so every column keeps its own name.
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ __all__ = [
 R_DDF = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger", "wald": "lme4"}
 SAS_DDFM = {"satterthwaite": "SATTERTHWAITE", "kenward-roger": "KR", "wald": "RESIDUAL"}
 MAX_LISTED_LEVELS = 200  # longer level lists are not written into the R code
+#: Header lines of the Python script: where ``lmm_core`` comes from outside the app.
+PYTHON_INSTALL = (
+    "# Needs lmm_core, the engine of LMM Explorer (with numpy, scipy and pandas). Install it",
+    "# once from the LMM Explorer repository, a local clone or its git URL:",
+    "#     pip install /path/to/lmm-explorer",
+    "#     pip install git+<URL of the LMM Explorer repository>",
+)
 _FILE_SUFFIX = re.compile(r"\.(csv|tsv|txt|xlsx|xlsm|xls|parquet)\b", re.IGNORECASE)
 
 
@@ -128,6 +140,7 @@ def python_code(
     dtypes = {str(c): "str" for c in text_cols}
     lines = [
         f"# {_one_line(title)}" if title else "# Model fitted in LMM Explorer",
+        *PYTHON_INSTALL,
         "# Put the data file (Export page download) next to this script, then run it.",
         "import pandas as pd",
         "",
@@ -164,10 +177,15 @@ def r_string(text: str) -> str:
 
 
 def r_name(name: str) -> str:
-    """A column name as an R symbol: bare when syntactic, else in backticks."""
-    if is_syntactic(name):
+    """A column name as an R symbol: bare when syntactic ASCII, else in backticks.
+
+    Non-ASCII names (``Âge``) are quoted too, since R reads them bare only in a UTF-8
+    locale. Inside the backticks a backslash or a backtick is escaped with a backslash.
+    """
+    if is_syntactic(name) and name.isascii():
         return name
-    esc = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    esc = name.replace("\\", "\\\\").replace("`", "\\`")
+    esc = esc.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return f"`{esc}`"
 
 
@@ -255,14 +273,33 @@ def r_code(
 
 
 # --------------------------------------------------------------------------- SAS
+SAS_MAX_BYTES = 32  # SAS variable names hold at most 32 bytes
+_SAS_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def sas_cut(name: str) -> str:
+    """``name`` cut to the 32 bytes (UTF-8) a SAS variable name holds, as PROC IMPORT does."""
+    raw = str(name).encode("utf-8")[:SAS_MAX_BYTES]
+    return raw.decode("utf-8", errors="ignore")
+
+
 def sas_name(name: str) -> str:
-    """The name ``PROC IMPORT`` gives a column under ``VALIDVARNAME=V7``: characters other
-    than letters, digits and ``_`` become ``_``, a leading digit gets a ``_`` in front, at most
-    32 characters."""
-    s = re.sub(r"[^A-Za-z0-9_]", "_", str(name)) or "_"
-    if s[0].isdigit():
-        s = "_" + s
-    return s[:32]
+    """A column as SAS code refers to it under ``VALIDVARNAME=ANY`` (set by the script).
+
+    A plain name (letters, digits, ``_``, not starting with a digit) stays bare; any other
+    is a name literal, ``'SBP (mmHg)'n`` (a ``'`` doubled), so the column keeps its own name
+    in ``PROC IMPORT``, ``CLASS``, ``MODEL`` and ``RANDOM``. Longer names are cut to 32 bytes.
+    """
+    cut = sas_cut(name) or "_"
+    if _SAS_PLAIN.match(cut):
+        return cut
+    return "'" + cut.replace("'", "''") + "'n"
+
+
+def _sas_plain(label: str) -> str:
+    """A valid plain SAS name made from a formula label (for derived variables)."""
+    s = re.sub(r"[^A-Za-z0-9_]", "_", label) or "_"
+    return ("_" + s if s[0].isdigit() else s)[:SAS_MAX_BYTES]
 
 
 _SAS_FUNCS = {"log": "LOG", "log2": "LOG2", "log10": "LOG10", "exp": "EXP", "sqrt": "SQRT",
@@ -279,7 +316,7 @@ class _SasBuilder:
         self.notes: list[str] = []
 
     def new_name(self, label: str) -> str:
-        base = sas_name(re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]+", "_", label)).strip("_"))
+        base = _sas_plain(re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]+", "_", label)).strip("_"))
         name, k = base, 1
         while name.upper() in self.used:
             k += 1
@@ -394,16 +431,17 @@ def sas_code(
         else:
             randoms.append([effects, subject, "UN" if len(effects) > 1 else "VC", key])
 
-    renamed = [(c, sas_name(c)) for c in map(str, data.columns) if sas_name(c) != c]
+    cut = [(c, sas_cut(c)) for c in map(str, data.columns) if sas_cut(c) != c]
     lines = [f"/* {_one_line(title).replace('*/', '* /')} */" if title else "/* LMM Explorer */"]
     lines.append(f"/* Formula in LMM Explorer: {_one_line(formula).replace('*/', '* /')} */")
     lines.append("/* Put the data file (Export page download) where SAS can read it. */")
-    if renamed:
-        shown = "; ".join(f"{_one_line(a).replace('*/', '* /')} -> {b}" for a, b in renamed)
-        lines.append(f"/* PROC IMPORT renames columns to SAS names: {shown} */")
+    if cut:
+        shown = "; ".join(f"{_one_line(a)} -> {_one_line(b)}" for a, b in cut).replace("*/", "* /")
+        lines.append(f"/* SAS cuts names to 32 bytes: {shown} */")
     path = str(file_name).replace('"', '""')
     lines += [
-        "OPTIONS VALIDVARNAME=V7;",
+        "/* Column names as in the data: names with spaces or symbols are 'name'n literals */",
+        "OPTIONS VALIDVARNAME=ANY;",
         f'PROC IMPORT DATAFILE="{path}" OUT=work.lmm DBMS=CSV REPLACE;',
         "  GETNAMES=YES;",
         "  GUESSINGROWS=MAX;",

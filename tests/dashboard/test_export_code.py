@@ -174,9 +174,10 @@ def test_awkward_column_names():
     assert "m <- lmer(`blood pressure` ~ 1 + `2nd` + (1 | `<script>id`)" in rc
     assert 'read.csv("we\\"ird\\\\name.csv"' in rc
     sas = sas_code(formula, True, "x.csv", data)
-    assert _line(sas, "MODEL ").startswith("MODEL blood_pressure = _2nd /")
-    assert "SUBJECT=_script_id" in sas
-    assert "blood pressure -> blood_pressure" in sas
+    # SAS name literals keep the names (issue 11: no guessed V7 renaming)
+    assert _line(sas, "MODEL ").startswith("MODEL 'blood pressure'n = '2nd'n /")
+    assert "SUBJECT='<script>id'n" in sas
+    assert "OPTIONS VALIDVARNAME=ANY;" in sas
     assert sas_name("a" * 40) == "a" * 32
     assert r_string("a\nb") == '"a\\nb"'
 
@@ -260,3 +261,128 @@ def test_generated_r_code_gives_our_estimates(examples, tmp_path):
     for ours, fe, sigma in zip(expected, fixefs, sigmas, strict=True):
         np.testing.assert_allclose(np.array(fe, dtype=float), ours.beta, rtol=1e-4)
         assert sigma == pytest.approx(ours.sigma, rel=1e-3)
+
+
+# ----------------------------------------------------------------- names that need quoting
+AWKWARD = {  # role -> column name with spaces, brackets, units, non-ASCII letters, operators
+    "y": "SBP (mmHg)",
+    "time": "Visit day [d]",
+    "x": "Größe/Âge-é",
+    "arm": "Treatment: A+B*C",
+    "g": "Patient ID ü",
+}
+
+
+def _awkward_data() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n_g, n_t = 12, 5
+    g = np.repeat([f"p{i}" for i in range(n_g)], n_t)
+    t = np.tile(np.arange(n_t, dtype=float), n_g)
+    x = np.repeat(rng.normal(size=n_g), n_t)
+    arm = np.repeat(["A", "B"] * (n_g // 2), n_t)
+    u = np.repeat(rng.normal(scale=2.0, size=n_g), n_t)
+    y = 120 + 1.5 * t + x + (arm == "B") * 2 + u + rng.normal(size=n_g * n_t)
+    cols = dict(zip(AWKWARD.values(), (y, t, x, arm, g), strict=True))
+    return pd.DataFrame(cols)
+
+
+def _awkward_formula() -> str:
+    from dashboard.model_builder import BuilderChoices, GroupLevel, build_formula
+
+    a = AWKWARD
+    return build_formula(BuilderChoices(
+        a["y"], (a["time"], a["x"], a["arm"]), ((a["time"], a["arm"]),),
+        (GroupLevel(a["g"], slopes=(a["time"],)),),
+    ))  # fmt: skip
+
+
+def test_python_script_says_how_to_get_lmm_core():
+    """Issue 11 item 12: `from lmm_core import ...` failed outside the repository."""
+    code = python_code("y ~ x + (1 | g)", True, "d.csv", pd.DataFrame({"y": [1.0]}))
+    header = code.split("import pandas")[0]
+    assert "pip install /path/to/lmm-explorer" in header
+    assert "pip install git+" in header and "lmm_core" in header
+    assert all(ln.startswith("#") for ln in header.strip().splitlines())
+
+
+def test_awkward_names_in_python_r_and_sas(tmp_path, capsys):
+    """Every generated program names every column as the data do, quoted as its language
+    needs: the Python formula parses with our grammar (and the script runs), R gets
+    backticks, SAS name literals."""
+    import ast
+
+    from lmm_core.formula import parse_formula
+
+    data, formula = _awkward_data(), _awkward_formula()
+    path = tmp_path / "d.csv"
+    path.write_bytes(canonical_csv(data))
+    py = python_code(formula, True, str(path), data)
+    namespace: dict = {}
+    exec(py, namespace)
+    np.testing.assert_allclose(namespace["result"].beta, fit_lmm(formula, data).beta)
+    assert "SBP (mmHg)" in capsys.readouterr().out
+    (call,) = [n for n in ast.walk(ast.parse(py)) if isinstance(n, ast.Call)
+               and getattr(n.func, "id", "") == "fit_lmm"]  # fmt: skip
+    spec = parse_formula(call.args[0].value)
+    assert {r.name for r in spec.column_refs()} == set(AWKWARD.values())
+
+    rc = r_code(formula, True, "d.csv", data)
+    lmer = _line(rc, "m <- lmer(")
+    for name in AWKWARD.values():
+        assert f"`{name}`" in lmer, name
+    assert f'd[["{AWKWARD["arm"]}"]] <- factor(' in rc
+
+    sas = sas_code(formula, True, "d.csv", data)
+    assert _line(sas, "MODEL ") == (
+        "MODEL 'SBP (mmHg)'n = 'Visit day [d]'n 'Größe/Âge-é'n 'Treatment: A+B*C'n "
+        "'Visit day [d]'n*'Treatment: A+B*C'n / SOLUTION CL DDFM=SATTERTHWAITE;"
+    )
+    assert _line(sas, "RANDOM ") == (
+        "RANDOM INTERCEPT 'Visit day [d]'n / SUBJECT='Patient ID ü'n TYPE=UN;"
+    )
+    assert _line(sas, "CLASS ") == "CLASS 'Treatment: A+B*C'n 'Patient ID ü'n;"
+    assert sas_name("it's") == "'it''s'n" and sas_name("é" * 20) == "'" + "é" * 16 + "'n"
+
+
+def test_r_names_are_escaped():
+    from dashboard.export_code import r_name
+
+    assert r_name("Days") == "Days" and r_name("Âge") == "`Âge`"
+    assert r_name("a`b") == "`a\\`b`" and r_name("a\\b") == "`a\\\\b`"
+    assert r_name("if") == "`if`" and r_name("2nd") == "`2nd`"
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript (R) is not installed")
+def test_r_parses_the_awkward_formula_to_the_same_columns(tmp_path):
+    """R itself reads the generated lmer() call: its variables are exactly our columns."""
+    data, formula = _awkward_data(), _awkward_formula()
+    lmer = _line(r_code(formula, True, "d.csv", data), "m <- lmer(")
+    script = tmp_path / "parse.R"
+    script.write_text(
+        f"e <- parse(text = {r_string(lmer)}, encoding = 'UTF-8')[[1]]\n"
+        "f <- e[[3]][[2]]\n"
+        "writeLines(enc2utf8(all.vars(f)), con = stdout(), useBytes = TRUE)\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(["Rscript", str(script)], capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    got = proc.stdout.decode("utf-8").splitlines()
+    assert sorted(got) == sorted(AWKWARD.values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript (R) is not installed")
+def test_r_fits_the_awkward_names_as_we_do(tmp_path):
+    data, formula = _awkward_data(), _awkward_formula()
+    path = tmp_path / "awkward.csv"
+    path.write_bytes(canonical_csv(data))
+    script = tmp_path / "fit.R"
+    script.write_text(r_code(formula, True, str(path), data) + R_CHECK, encoding="utf-8")
+    proc = subprocess.run(["Rscript", str(script)], capture_output=True, timeout=300)
+    if proc.returncode != 0 and b"there is no package called" in proc.stderr:
+        pytest.skip("R is installed but lme4/lmerTest are not")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    out = proc.stdout.decode("utf-8").splitlines()
+    (fe,) = [ln.split()[1:] for ln in out if ln.startswith("FIXEF")]
+    ours = fit_lmm(formula, data)
+    np.testing.assert_allclose([float(v) for v in fe], ours.beta, rtol=1e-5, atol=1e-6)
