@@ -201,10 +201,10 @@ def dates_section(roles: Roles) -> None:
             "time elapsed since the start you choose, in the unit you choose (a month is "
             "30.4375 days, a year 365.25 days). The dates themselves stay in the table.",
         )
-        left, mid, right = st.columns([2, 2, 3])
+        left, right = st.columns(2)
         column = left.selectbox("Dates of the visits", choices, key=_dates_key("column"))
         others = [c for c in date_columns(data) if c != column]
-        origin = mid.selectbox(
+        origin = right.selectbox(
             "Count the time from",
             [FIRST_VISIT, *others],
             key=_dates_key("origin"),
@@ -215,7 +215,7 @@ def dates_section(roles: Roles) -> None:
         unit_key = _dates_key("unit")
         if unit_key not in st.session_state:
             st.session_state[unit_key] = suggest_unit(data, column, roles.subject)
-        unit = right.radio(
+        unit = st.radio(
             "Unit", list(UNITS), key=unit_key, horizontal=True,
             help="Pick the unit you want to read slopes in: the change of the outcome per "
             "day, week, month or year.",
