@@ -15,8 +15,9 @@ few dozen evaluations. Around it, as MixedModels' ``fit!`` and lme4's ``optimize
 
 * a failed factorization returns the initial value, never ``inf`` (an infinite value would
   break BOBYQA's quadratic model);
-* after convergence, diagonal elements of ``theta`` close to 0 are set to exactly 0 when the
-  criterion does not get worse by more than ``zero_tol`` (singular fits reported exactly);
+* after convergence, diagonal elements of ``phi`` below ``near_boundary`` are set to exactly 0
+  when the criterion does not get worse by more than ``zero_tol`` (singular fits reported
+  exactly);
 * a parameter on the boundary whose one-sided derivative shows the criterion decreasing into
   the interior triggers a restart from there (lme4's ``restart_edge``);
 * an optimum on or near the boundary (a diagonal ``phi`` below ``near_boundary``: a variance
@@ -140,15 +141,37 @@ def optimize_theta(
     finitial = counter.safe(phi0)
     summary = OptSummary(initial=phi0 / scale, finitial=finitial)
     phi, fmin = _run(counter, phi0, lower, opts, opts.initial_step, summary.messages)
-    if _near_boundary(phi, lower, opts):
-        starts = _alternative_starts(
-            phi, lower, dev, default, phi0, extra_start, scale, opts.near_boundary
+    explored = _near_boundary(phi, lower, opts)
+    if explored:
+        phi, fmin = _explore(counter, phi, fmin, dev, phi0, extra_start, opts, summary.messages)
+    phi, fmin = _check(counter, phi, fmin, opts, summary)
+    if not summary.converged and not explored:
+        phi, fmin = _explore(counter, phi, fmin, dev, phi0, extra_start, opts, summary.messages)
+        phi, fmin = _check(counter, phi, fmin, opts, summary)
+    if not summary.converged:
+        summary.messages.append(
+            "The optimizer stopped where the criterion is not flat (largest scaled gradient "
+            f"{summary.max_scaled_gradient:.2g}): the estimates may not be the best ones. "
+            "Simplify the random effects or rescale covariates."
         )
-        for alt in starts:
-            phi_alt, f_alt = _run(counter, alt, lower, opts, opts.initial_step, [])
-            if f_alt < fmin - _noise(fmin):
-                phi, fmin = phi_alt, f_alt
+    summary.final = phi / scale
+    summary.fmin = fmin
+    summary.n_evals = counter.n_evals
+    summary.fitlog = counter.log
+    summary.seconds = time.perf_counter() - start
+    return summary
 
+
+def _check(
+    counter: _CountingObjective,
+    phi: np.ndarray,
+    fmin: float,
+    opts: OptimizerOptions,
+    summary: OptSummary,
+) -> tuple[np.ndarray, float]:
+    """The convergence check, with restarts: sets ``summary.converged`` and its measure."""
+    lower = counter.dev.lower
+    summary.converged = False
     for attempt in range(opts.max_restarts + 1):
         restart_from = _boundary_restart_point(counter, phi, fmin, lower)
         if restart_from is not None:
@@ -169,18 +192,45 @@ def optimize_theta(
         if attempt < opts.max_restarts and restart_from is None:
             phi_new, f_new = _run(counter, phi, lower, opts, 0.05, summary.messages)
             phi, fmin = (phi_new, f_new) if f_new <= fmin else (phi, fmin)
-    if not summary.converged:
-        summary.messages.append(
-            "The optimizer stopped where the criterion is not flat (largest scaled gradient "
-            f"{summary.max_scaled_gradient:.2g}): the estimates may not be the best ones. "
-            "Simplify the random effects or rescale covariates."
-        )
-    summary.final = phi / scale
-    summary.fmin = fmin
-    summary.n_evals = counter.n_evals
-    summary.fitlog = counter.log
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return phi, fmin
+
+
+#: Looser tolerances for the runs from alternative starts (the winner is then polished).
+_COARSE = {"ftol_rel": 1e-7, "ftol_abs": 1e-5, "xtol_abs": 1e-4}
+
+
+def _explore(
+    counter: _CountingObjective,
+    phi: np.ndarray,
+    fmin: float,
+    dev: ProfiledDeviance,
+    used: np.ndarray,
+    extra_start: Callable[[], np.ndarray | None] | None,
+    opts: OptimizerOptions,
+    messages: list[str],
+) -> tuple[np.ndarray, float]:
+    """Runs from the alternative starts (coarse), the best polished; keeps the lowest.
+
+    A coarse run that ends within ``1e-4 (1 + |f|)`` above the current optimum but elsewhere
+    (more than 0.05 away in ``phi``) is polished too: it may be a better optimum reached short.
+    """
+    coarse = OptimizerOptions(**{**opts.__dict__, **_COARSE})
+    lower = dev.lower
+    candidates = []
+    for alt in _alternative_starts(phi, dev, used, extra_start, opts.near_boundary):
+        phi_alt, f_alt = _run(counter, alt, lower, coarse, opts.initial_step, [])
+        far = np.max(np.abs(phi_alt - phi)) > 0.05
+        if f_alt < fmin - _noise(fmin) or (far and f_alt < fmin + 1e-4 * (1 + abs(fmin))):
+            candidates.append((f_alt, phi_alt))
+    for _, phi_alt in sorted(candidates, key=lambda c: c[0])[:2]:
+        phi_new, f_new = _run(counter, phi_alt, lower, opts, 0.01, [])
+        if f_new < fmin - _noise(fmin):
+            phi, fmin = phi_new, f_new
+            messages.append(
+                "A better optimum was found from another starting point than the first "
+                "(the first stopped on or near the boundary)."
+            )
+    return phi, fmin
 
 
 class _CountingObjective:
@@ -300,9 +350,12 @@ def _zero_small_diagonals(
     opts: OptimizerOptions,
     messages: list[str],
 ) -> tuple[np.ndarray, float]:
-    """Set near-zero diagonal elements to 0 when the criterion does not get worse."""
+    """Set small diagonal elements (``phi < near_boundary``) to 0 when the criterion does
+    not get worse by more than ``zero_tol``: a boundary optimum that BOBYQA approached along a
+    flat ridge is reported on the boundary, a small interior variance (whose removal costs
+    likelihood) is kept."""
     phi = phi.copy()
-    for i in np.flatnonzero((lower == 0) & (phi > 0) & (phi < 1e-4)):
+    for i in np.flatnonzero((lower == 0) & (phi > 0) & (phi < opts.near_boundary)):
         trial = phi.copy()
         trial[i] = 0.0
         f = counter.safe(trial)
@@ -317,40 +370,57 @@ def _near_boundary(phi: np.ndarray, lower: np.ndarray, opts: OptimizerOptions) -
 
 def _alternative_starts(
     phi: np.ndarray,
-    lower: np.ndarray,
     dev: ProfiledDeviance,
-    default: np.ndarray,
     used: np.ndarray,
     extra_start: Callable[[], np.ndarray | None] | None,
-    scale: np.ndarray,
     near: float,
 ) -> list[np.ndarray]:
     """Starting points on the other faces of the boundary, the default and a moment start.
 
-    For each diagonal element ``i`` below the ``near_boundary`` threshold: ``phi`` with
-    element ``i`` set to 1 (the face left), and the same with the other diagonals of its
-    term set to 0 (the opposite face: the variance that was zero is the one kept).
+    For each diagonal element ``i`` below ``near``, in its term's block of ``phi``: the block
+    reset to the identity but with element ``i`` kept at 0 (the same face, correlations
+    forgotten); element ``i`` alone at 1 (the opposite face: the variance that was zero is
+    the only one kept); element ``i`` grown back to 1 with the block's off-diagonal elements
+    kept, and with them negated (the correlation's other sign); for a block of several
+    columns, its two rank-one faces (each column's SD kept, at least 0.1, all in the first
+    column of the factor with equal or alternating signs: correlations at +-1). Then lme4's
+    default start (identity) and ``extra_start()`` (moment-based), each when not the start
+    already used.
     """
+    lower = dev.lower
     starts = []
     offsets = np.concatenate([[0], np.cumsum([t.n_theta for t in dev.reterms])]).astype(int)
     for i in np.flatnonzero((lower == 0) & (phi < near)):
+        k = int(np.searchsorted(offsets, i, side="right") - 1)
+        block = np.arange(offsets[k], offsets[k + 1])
+        on_diag = lower[block] == 0
+        reset, alone = phi.copy(), phi.copy()
+        reset[block] = np.where(on_diag, 1.0, 0.0)
+        reset[i] = 0.0
+        alone[block] = np.where(block == i, 1.0, 0.0)
         grown = phi.copy()
         grown[i] = 1.0
-        starts.append(grown)
-        k = int(np.searchsorted(offsets, i, side="right") - 1)
-        alone = grown.copy()
-        block = slice(offsets[k], offsets[k + 1])
-        alone[block] = np.where(np.arange(block.start, block.stop) == i, 1.0, 0.0)
-        starts.append(alone)
-    if not np.array_equal(used, default):
-        starts.append(default)
+        flipped = grown.copy()
+        flipped[block[~on_diag]] *= -1.0
+        starts += [reset, alone, grown, flipped]
+        if block.size > 1:  # the rank-one faces: correlations at +1 or -1
+            lam = np.zeros((on_diag.sum(),) * 2)
+            rows, cols = dev.reterms[k].theta_positions()
+            lam[rows, cols] = phi[block]
+            sd = np.maximum(np.sqrt(np.sum(lam * lam, axis=1)), 0.1)
+            for sign in (1.0, -1.0):
+                first = sd * np.where(np.arange(sd.size) % 2, sign, 1.0)
+                one = phi.copy()
+                one[block] = np.where(cols == 0, first[rows], 0.0)
+                starts.append(one)
+    starts.append(dev.theta0.copy())
     if extra_start is not None:
         theta = extra_start()
         if theta is not None and np.all(np.isfinite(theta)):
-            starts.append(np.maximum(np.asarray(theta, float) * scale, lower))
+            starts.append(np.maximum(np.asarray(theta, float) * dev.theta_scale, lower))
     unique: list[np.ndarray] = []
     for s in starts:
-        if not any(np.allclose(s, u) for u in unique) and not np.allclose(s, phi):
+        if not any(np.allclose(s, u) for u in [*unique, phi, used]):
             unique.append(s)
     return unique
 
