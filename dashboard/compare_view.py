@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from scipy import stats
 
 from dashboard.figures import PALETTE, _style
+from dashboard.numbers import fmt_p
 from lmm_core import ComparisonError, LMMResult, chibar_pvalue, lrt
 from lmm_core.nesting import BoundaryTest, boundary_test_info, check_nesting
 
@@ -284,7 +285,7 @@ def verdict_sentences(comparison: Comparison) -> list[str]:
             if gap >= 10
             else "a moderate margin"
         )
-        out.append(
+        out.append(  # fixed: criterion differences are read on their absolute scale
             f"**{name}** prefers **{best}** (lowest {name}; the next best is {gap:.1f} "
             f"higher, {strength})."
         )
@@ -309,7 +310,8 @@ def verdict_sentences(comparison: Comparison) -> list[str]:
 def _fmt_p(p: float) -> str:
     if not np.isfinite(p):
         return "n/a"
-    return "< 0.0001" if p < 1e-4 else f"= {p:.4f}"
+    text = fmt_p(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def criteria_figure(criteria: pd.DataFrame) -> go.Figure:
@@ -331,11 +333,11 @@ def criteria_figure(criteria: pd.DataFrame) -> go.Figure:
                 orientation="h",
                 name=f"delta {crit}",
                 marker_color=PALETTE[i],
-                text=[f"{d:.1f}" for d in delta],
+                text=[f"{d:.1f}" for d in delta],  # fixed: criterion differences
                 textposition="outside",
                 customdata=criteria[crit].to_numpy(dtype=float),
-                hovertemplate=(
-                    f"%{{y}}<br>{crit} = %{{customdata:.2f}}<br>delta {crit} = %{{x:.2f}}"
+                hovertemplate=(  # fixed: criteria and their differences
+                    f"%{{y}}<br>{crit} = %{{customdata:,.2f}}<br>delta {crit} = %{{x:.2f}}"
                     "<extra></extra>"
                 ),
             )

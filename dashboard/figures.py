@@ -314,8 +314,8 @@ def mean_trajectory_figure(
                 line={"color": color, "width": 2.5},
                 customdata=np.column_stack([g["n"], g["lower"], g["upper"]]),
                 hovertemplate=(
-                    f"{time_label} ≈ %{{x:.3g}}<br>mean {outcome_label} = %{{y:.4g}}<br>"
-                    f"{level:.0%} CI %{{customdata[1]:.4g}} to %{{customdata[2]:.4g}}<br>"
+                    f"{time_label} ≈ %{{x:.3~g}}<br>mean {outcome_label} = %{{y:.4~g}}<br>"
+                    f"{level:.0%} CI %{{customdata[1]:.4~g}} to %{{customdata[2]:.4~g}}<br>"
                     "n = %{customdata[0]}<extra>" + label + "</extra>"
                 ),
                 showlegend=1 < len(groups) <= MAX_LEGEND_GROUPS,

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import PALETTE, TEMPLATE
+from dashboard.numbers import fmt
 from lmm_core import LMMResult
 from lmm_core.errors import ModelError
 from lmm_core.implied import ImpliedCovariance, implied_covariance
@@ -285,7 +286,7 @@ def prepare_correlation(
 
 
 def _heatmap(z: np.ndarray, labels: list[str], hover: np.ndarray, zmin: float, show: bool):
-    text = np.where(np.isfinite(z), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(z)), "")
+    text = np.where(np.isfinite(z), np.vectorize(lambda v: fmt(v, 2))(np.nan_to_num(z)), "")
     return go.Heatmap(
         z=z,
         x=labels,
@@ -297,7 +298,9 @@ def _heatmap(z: np.ndarray, labels: list[str], hover: np.ndarray, zmin: float, s
         text=text,
         texttemplate="%{text}" if len(labels) <= MAX_ANNOTATED else None,
         customdata=hover,
-        hovertemplate="times %{y} and %{x}<br>correlation %{z:.3f}<br>%{customdata}<extra></extra>",
+        hovertemplate=(
+            "times %{y} and %{x}<br>correlation %{z:.3~g}<br>%{customdata}<extra></extra>"
+        ),
         showscale=show,
         colorbar={"title": {"text": "corr."}, "len": 0.9},
     )
@@ -379,7 +382,7 @@ def variance_icc_figure(table: pd.DataFrame, time_label: str) -> go.Figure:
             y=table["total"],
             name="total",
             line={"color": PALETTE[7], "width": 3},
-            hovertemplate=f"{time_label} %{{x:.3g}}<br>total variance %{{y:.4g}}<extra></extra>",
+            hovertemplate=f"{time_label} %{{x:.3~g}}<br>total variance %{{y:.4~g}}<extra></extra>",
         ),
         row=1,
         col=1,
@@ -392,7 +395,7 @@ def variance_icc_figure(table: pd.DataFrame, time_label: str) -> go.Figure:
                 y=table[col],
                 name=name,
                 line={"color": PALETTE[i % 7], "dash": "dot" if col == "residual" else "solid"},
-                hovertemplate=f"{time_label} %{{x:.3g}}<br>{col} %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"{time_label} %{{x:.3~g}}<br>{col} %{{y:.4~g}}<extra></extra>",
             ),
             row=1,
             col=1,
@@ -404,7 +407,7 @@ def variance_icc_figure(table: pd.DataFrame, time_label: str) -> go.Figure:
             name="ICC",
             line={"color": PALETTE[3], "width": 3},
             showlegend=False,
-            hovertemplate=f"{time_label} %{{x:.3g}}<br>ICC %{{y:.3f}}<extra></extra>",
+            hovertemplate=f"{time_label} %{{x:.3~g}}<br>ICC %{{y:.3~g}}<extra></extra>",
         ),
         row=1,
         col=2,

@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from scipy import stats
 
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _style
+from dashboard.numbers import fmt
 from lmm_core import LMMResult
 
 __all__ = [
@@ -220,8 +221,8 @@ def residuals_fitted_figure(prep: ResidualData, points: pd.DataFrame) -> go.Figu
                 },
                 customdata=np.column_stack([sub["group"].astype(str), sub["std_resid"]]),
                 hovertemplate=(
-                    f"{prep.group} %{{customdata[0]}}<br>fitted = %{{x:.4g}}<br>residual = "
-                    "%{y:.4g}<br>standardized = %{customdata[1]:.2f}<extra></extra>"
+                    f"{prep.group} %{{customdata[0]}}<br>fitted = %{{x:.4~g}}<br>residual = "
+                    "%{y:.4~g}<br>standardized = %{customdata[1]:.3~g}<extra></extra>"
                 ),
             )
         )
@@ -234,7 +235,7 @@ def residuals_fitted_figure(prep: ResidualData, points: pd.DataFrame) -> go.Figu
             line={"color": PALETTE[1], "width": 3},
             marker={"size": 6},
             customdata=smooth["n"],
-            hovertemplate="mean residual %{y:.3g}<br>n = %{customdata}<extra></extra>",
+            hovertemplate="mean residual %{y:.3~g}<br>n = %{customdata}<extra></extra>",
         )
     )
     fig.add_hline(y=0, line={"color": LINE_COLOR, "dash": "dash", "width": 1})
@@ -256,7 +257,7 @@ def observed_fitted_figure(prep: ResidualData, points: pd.DataFrame) -> go.Figur
             marker={"size": 5, "color": PALETTE[0], "opacity": 0.55},
             customdata=points["group"].astype(str),
             hovertemplate=(
-                f"{prep.group} %{{customdata}}<br>fitted = %{{x:.4g}}<br>observed = %{{y:.4g}}"
+                f"{prep.group} %{{customdata}}<br>fitted = %{{x:.4~g}}<br>observed = %{{y:.4~g}}"
                 "<extra></extra>"
             ),
         )
@@ -286,7 +287,7 @@ def _qq_traces(qq: QQData, name: str, color: str, show_legend: bool) -> list[go.
             name=name,
             marker={"size": 5, "color": color, "opacity": 0.7},
             showlegend=show_legend,
-            hovertemplate="normal quantile %{x:.2f}<br>value %{y:.4g}<extra></extra>",
+            hovertemplate="normal quantile %{x:.3~g}<br>value %{y:.4~g}<extra></extra>",
         ),
         go.Scatter(
             x=x_end,
@@ -372,7 +373,7 @@ def group_residuals_figure(
             jitter=0.3,
             pointpos=0,
             line={"width": 1},
-            hovertemplate=f"{prep.group} %{{x}}<br>residual %{{y:.4g}}<extra></extra>",
+            hovertemplate=f"{prep.group} %{{x}}<br>residual %{{y:.4~g}}<extra></extra>",
         )
     )
     fig.add_hline(y=0, line={"color": LINE_COLOR, "dash": "dash", "width": 1})
@@ -434,12 +435,12 @@ def outlying_groups(result: LMMResult, prep: ResidualData, *, limit: float = LIM
         if row["n_outlying"]:
             reasons.append(
                 f"{int(row['n_outlying'])} observation(s) with |standardized residual| > "
-                f"{limit:g} (largest {row['max_abs_std_resid']:.1f})"
+                f"{limit:g} (largest {fmt(row['max_abs_std_resid'], 2)})"
             )
         for col in z_cols:
             if np.isfinite(row[col]) and abs(row[col]) > limit:
                 side = "above" if row[col] > 0 else "below"
-                reasons.append(f"random {col[3:]} is {abs(row[col]):.1f} SD {side} average")
+                reasons.append(f"random {col[3:]} is {fmt(abs(row[col]), 2)} SD {side} average")
         why.append("; ".join(reasons))
     table["why"] = why
     severity = table[["max_abs_std_resid", *z_cols]].abs().max(axis=1)

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures import PALETTE, TEMPLATE, _rgba, _style
+from dashboard.numbers import fmt
 from lmm_core import LMMResult
 from lmm_core.forecast import SubjectForecast, new_subject_forecast
 from lmm_core.formula import names_in
@@ -101,8 +102,8 @@ def forecast_figure(
             name="population average",
             customdata=np.column_stack([t["population_lower"], t["population_upper"]]),
             hovertemplate=(
-                f"population average<br>{x_label} = %{{x:.3g}}<br>{y_label} = %{{y:.4g}}<br>"
-                f"{pct} CI %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}}<extra></extra>"
+                f"population average<br>{x_label} = %{{x:.3~g}}<br>{y_label} = %{{y:.4~g}}<br>"
+                f"{pct} CI %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}}<extra></extra>"
             ),
         )
     )
@@ -121,10 +122,10 @@ def forecast_figure(
                 ]
             ),
             hovertemplate=(
-                f"forecast<br>{x_label} = %{{x:.3g}}<br>{y_label} = %{{y:.4g}}<br>"
-                f"{pct} bands: fixed %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}}; "
-                "+ patient %{customdata[2]:.4g} to %{customdata[3]:.4g}; "
-                "+ residual %{customdata[4]:.4g} to %{customdata[5]:.4g}<extra></extra>"
+                f"forecast<br>{x_label} = %{{x:.3~g}}<br>{y_label} = %{{y:.4~g}}<br>"
+                f"{pct} bands: fixed %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}}; "
+                "+ patient %{customdata[2]:.4~g} to %{customdata[3]:.4~g}; "
+                "+ residual %{customdata[4]:.4~g} to %{customdata[5]:.4~g}<extra></extra>"
             ),
         )
     )
@@ -135,7 +136,7 @@ def forecast_figure(
             mode="markers",
             marker={"size": 11, "color": "#000000", "symbol": "circle"},
             name="visits used",
-            hovertemplate=f"visit used<br>{x_label} = %{{x:.3g}}<br>{y_label} = %{{y:.4g}}"
+            hovertemplate=f"visit used<br>{x_label} = %{{x:.3~g}}<br>{y_label} = %{{y:.4~g}}"
             "<extra></extra>",
         )
     )
@@ -152,8 +153,8 @@ def forecast_figure(
                     "line": {"width": 2},
                 },
                 name="later visits (not used)",
-                hovertemplate=f"later visit (not used)<br>{x_label} = %{{x:.3g}}<br>"
-                f"{y_label} = %{{y:.4g}}<extra></extra>",
+                hovertemplate=f"later visit (not used)<br>{x_label} = %{{x:.3~g}}<br>"
+                f"{y_label} = %{{y:.4~g}}<extra></extra>",
             )
         )
     n = forecast.n_observed
@@ -205,12 +206,14 @@ def band_width_figure(widths: pd.DataFrame, *, x_value: float, x_label: str) -> 
                 mode="lines+markers",
                 line={"color": PALETTE[[0, 2, 4][i]], "width": 2.5},
                 name=labels[band],
-                hovertemplate="%{x} visits used: width %{y:.4g}<extra>" + labels[band] + "</extra>",
+                hovertemplate="%{x} visits used: width %{y:.4~g}<extra>"
+                + labels[band]
+                + "</extra>",
             )
         )
     _style(
         fig,
-        f"How the bands narrow: width at {x_label} = {x_value:.3g}",
+        f"How the bands narrow: width at {x_label} = {fmt(x_value, 3)}",
         "visits used",
         "band width",
     )

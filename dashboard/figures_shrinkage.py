@@ -61,8 +61,8 @@ def _hover(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, str]:
         cols += [f"own:{c}", f"mixed:{c}", f"population:{c}", f"shrinkage:{c}"]
         k = 2 + 4 * j
         lines.append(
-            f"<b>{c}</b>: own %{{customdata[{k}]:.4g}} → mixed %{{customdata[{k + 1}]:.4g}} "
-            f"(population %{{customdata[{k + 2}]:.4g}}; factor %{{customdata[{k + 3}]:.2f}})"
+            f"<b>{c}</b>: own %{{customdata[{k}]:.4~g}} → mixed %{{customdata[{k + 1}]:.4~g}} "
+            f"(population %{{customdata[{k + 2}]:.4~g}}; factor %{{customdata[{k + 3}]:.3~g}})"
         )
     data = frame.reset_index(names="level")[cols].to_numpy(dtype=object)
     return data, "<br>".join(lines)
@@ -234,7 +234,7 @@ def shrinkage_2d_figure(
             marker={"symbol": "x", "size": 14, "color": POP},
             customdata=centres["subjects"],
             hovertemplate=(
-                f"population: {x} %{{x:.4g}}, {y} %{{y:.4g}}<br>"
+                f"population: {x} %{{x:.4~g}}, {y} %{{y:.4~g}}<br>"
                 f"%{{customdata}} {subject_label}(s)<extra></extra>"
             ),
         )
@@ -305,7 +305,7 @@ def caterpillar_figure(
                     ),
                     hovertemplate=(
                         f"{subject_label} <b>%{{customdata[0]}}</b> (n = %{{customdata[1]}})"
-                        f"<br>BLUP of {column} = %{{x:.4g}} ± {z:g} × %{{customdata[2]:.3g}}"
+                        f"<br>BLUP of {column} = %{{x:.4~g}} ± {z:g} × %{{customdata[2]:.3~g}}"
                         "<extra></extra>"
                     ),
                 ),

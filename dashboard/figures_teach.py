@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import PALETTE, TEMPLATE, _rgba
+from dashboard.numbers import fmt
 from lmm_core.teaching import expected_slope_weight
 from lmm_core.teaching_repeat import ReplicateSummary, monte_carlo_se
 
@@ -59,7 +60,7 @@ def recovery_figure(table: pd.DataFrame, *, level: float = 0.95) -> go.Figure:
         missed = has_ci and not r["lower"] <= r["truth"] <= r["upper"]
         color = MISS if missed else EST
         interval = (
-            f"{level:.0%} interval %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}} "
+            f"{level:.0%} interval %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}} "
             f"({r['interval']})"
             if has_ci
             else "no interval computed"
@@ -89,7 +90,7 @@ def recovery_figure(table: pd.DataFrame, *, level: float = 0.95) -> go.Figure:
                 error_x=error_x,
                 customdata=[[r["lower"], r["upper"]]],
                 hovertemplate=(
-                    f"{r['parameter']}<br>estimate %{{x:.4g}}<br>{interval}<extra></extra>"
+                    f"{r['parameter']}<br>estimate %{{x:.4~g}}<br>{interval}<extra></extra>"
                 ),
             ),
             row=row,
@@ -109,7 +110,7 @@ def recovery_figure(table: pd.DataFrame, *, level: float = 0.95) -> go.Figure:
                     "color": TRUTH,
                     "line": {"color": "white", "width": 1.5},
                 },
-                hovertemplate=f"{r['parameter']}<br>truth %{{x:.4g}}<extra></extra>",
+                hovertemplate=f"{r['parameter']}<br>truth %{{x:.4~g}}<extra></extra>",
             ),
             row=row,
             col=col,
@@ -167,9 +168,9 @@ def slope_shrinkage_figure(table: pd.DataFrame, *, max_subjects: int = MAX_SUBJE
     )
     custom = t[["n", "own", "mixed", "truth", "factor"]].to_numpy(dtype=float)
     hover = (
-        "subject %{y} (%{customdata[0]:.0f} visits)<br>own slope %{customdata[1]:.3g}"
-        "<br>mixed-model slope %{customdata[2]:.3g}<br>true slope %{customdata[3]:.3g}"
-        "<br>shrinkage factor %{customdata[4]:.2f}"
+        "subject %{y} (%{customdata[0]:.0f} visits)<br>own slope %{customdata[1]:.3~g}"
+        "<br>mixed-model slope %{customdata[2]:.3~g}<br>true slope %{customdata[3]:.3~g}"
+        "<br>shrinkage factor %{customdata[4]:.3~g}"
     )
     n = t["n"].to_numpy(dtype=float)
     own_size = 5.0 + 9.0 * (n - n.min()) / (n.max() - n.min()) if m and n.max() > n.min() else 9.0
@@ -229,9 +230,9 @@ def weight_curve_figure(
             x=visits,
             y=weight,
             mode="lines",
-            name=f"expected weight (τ₁ = {sd_slope:.3g}, σ = {sigma:.3g})",
+            name=f"expected weight (τ₁ = {fmt(sd_slope, 3)}, σ = {fmt(sigma, 3)})",
             line={"color": EST, "width": 2},
-            hovertemplate="%{x} visits: weight %{y:.2f}<extra></extra>",
+            hovertemplate="%{x} visits: weight %{y:.3~g}<extra></extra>",
         )
     )
     here = float(expected_slope_weight(sd_slope, sigma, n_visits))
@@ -242,7 +243,7 @@ def weight_curve_figure(
             mode="markers",
             name="your design",
             marker={"symbol": "diamond", "size": 13, "color": TRUTH},
-            hovertemplate="%{x} visits: expected weight %{y:.2f}<extra></extra>",
+            hovertemplate="%{x} visits: expected weight %{y:.3~g}<extra></extra>",
         )
     )
     if observed is not None and np.isfinite(observed):
@@ -253,7 +254,7 @@ def weight_curve_figure(
                 mode="markers",
                 name="median factor in this study",
                 marker={"size": 11, "color": OWN},
-                hovertemplate="median shrinkage factor %{y:.2f}<extra></extra>",
+                hovertemplate="median shrinkage factor %{y:.3~g}<extra></extra>",
             )
         )
     fig.update_layout(
@@ -283,7 +284,7 @@ def slope_histogram_figure(summary: ReplicateSummary) -> go.Figure:
     if len(slopes):
         fig.add_vline(x=float(np.mean(slopes)), line={"color": EST, "dash": "dash", "width": 1.5})
     for name, color, dash in (
-        (f"true slope {summary.truth.slope:.3g}", TRUTH, "solid"),
+        (f"true slope {fmt(summary.truth.slope, 3)}", TRUTH, "solid"),
         ("mean of the estimates", EST, "dash"),
     ):
         fig.add_trace(
@@ -335,7 +336,7 @@ def slope_sd_histogram_figure(summary: ReplicateSummary) -> go.Figure:
             x=[None],
             y=[None],
             mode="lines",
-            name=f"true slope SD {summary.truth.sd_slope:.3g}",
+            name=f"true slope SD {fmt(summary.truth.sd_slope, 3)}",
             line={"color": TRUTH},
         )
     )
@@ -420,7 +421,7 @@ def interval_ladder_figure(summary: ReplicateSummary, *, max_rows: int = MAX_LAD
                     name=name,
                     legendgroup=name,
                     showlegend=False,
-                    hovertemplate="study %{y}: %{x:.3g}<extra></extra>",
+                    hovertemplate="study %{y}: %{x:.3~g}<extra></extra>",
                 ),
                 row=1,
                 col=col,

@@ -255,8 +255,8 @@ def trajectories_figure(
                 legendgroup=f"pop{name}",
                 customdata=np.column_stack([p["lower"], p["upper"]]),
                 hovertemplate=(
-                    f"population average{label}<br>{x_label} = %{{x:.3g}}<br>{y_label} = "
-                    f"%{{y:.4g}}<br>{pct} CI %{{customdata[0]:.4g}} to %{{customdata[1]:.4g}}"
+                    f"population average{label}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
+                    f"%{{y:.4~g}}<br>{pct} CI %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}}"
                     "<extra></extra>"
                 ),
                 showlegend=first or not facets,
@@ -277,8 +277,8 @@ def trajectories_figure(
                 legendgroup="observed",
                 customdata=custom,
                 hovertemplate=(
-                    f"{hover_id}<br>{x_label} = %{{x:.3g}}<br>observed {y_label} = "
-                    "%{y:.4g}<extra></extra>"
+                    f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>observed {y_label} = "
+                    "%{y:.4~g}<extra></extra>"
                 ),
                 showlegend=i == 0,
             ),
@@ -297,8 +297,8 @@ def trajectories_figure(
                 legendgroup="subjects",
                 customdata=custom,
                 hovertemplate=(
-                    f"{hover_id}<br>{x_label} = %{{x:.3g}}<br>fitted {y_label} = "
-                    "%{y:.4g}<extra>own curve</extra>"
+                    f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
+                    "%{y:.4~g}<extra>own curve</extra>"
                 ),
                 showlegend=i == 0,
             ),
@@ -319,8 +319,8 @@ def trajectories_figure(
                     customdata=custom,
                     hovertemplate=(
                         f"{cluster_label} <b>%{{customdata[1]}}</b> of {subject_label} "
-                        f"%{{customdata[0]}}<br>{x_label} = %{{x:.3g}}<br>{y_label} = "
-                        f"%{{y:.4g}}<extra>{cluster_label} curve</extra>"
+                        f"%{{customdata[0]}}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
+                        f"%{{y:.4~g}}<extra>{cluster_label} curve</extra>"
                     ),
                     showlegend=i == 0,
                 ),
@@ -341,8 +341,8 @@ def trajectories_figure(
                 name=f"{subject_label} {sid}",
                 customdata=np.column_stack([h["subject"], h["cluster"]]),
                 hovertemplate=(
-                    f"{hover_id}<br>{x_label} = %{{x:.3g}}<br>fitted {y_label} = "
-                    "%{y:.4g}<extra>selected</extra>"
+                    f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
+                    "%{y:.4~g}<extra>selected</extra>"
                 ),
             ),
             **({"row": 1, "col": col} if facets else {}),

@@ -18,6 +18,7 @@ import streamlit as st
 from dashboard import cached
 from dashboard.help_texts import help_text
 from dashboard.help_view import column
+from dashboard.numbers import fmt, styled
 from dashboard.state import Keys
 from lmm_core import LMMError, LMMResult
 
@@ -111,16 +112,16 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
     shown = fixed_inference_table(table)
     ci_low, ci_high = shown.columns[-2:]
     st.dataframe(
-        shown,
+        styled(shown, {"df": 3, "p value": "p"}),
         key="model_fixef",
         column_config={
-            "Estimate": column("estimate", format="%.4f"),
-            "Std. error": column("std_error", format="%.4f"),
-            "df": column(DF_HELP[method], format="%.1f"),
-            "t value": column("t_value", format="%.4f"),
-            "p value": column("p_value", format="%.2g"),
-            ci_low: column("confidence_interval", format="%.4f"),
-            ci_high: column("confidence_interval", format="%.4f"),
+            "Estimate": column("estimate"),
+            "Std. error": column("std_error"),
+            "df": column(DF_HELP[method]),
+            "t value": column("t_value"),
+            "p value": column("p_value"),
+            ci_low: column("confidence_interval"),
+            ci_high: column("confidence_interval"),
         },
     )
     st.caption(
@@ -143,10 +144,10 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
         return
     st.markdown("**Variance explained (Nakagawa and Schielzeth R²)**")
     left, right = st.columns(2)
-    left.metric("Marginal R² (fixed effects)", f"{r2.marginal:.3f}", help=help_text("r2_marginal"))
+    left.metric("Marginal R² (fixed effects)", fmt(r2.marginal, 3), help=help_text("r2_marginal"))
     right.metric(
         "Conditional R² (fixed + random)",
-        f"{r2.conditional:.3f}",
+        fmt(r2.conditional, 3),
         help=help_text("r2_conditional"),
     )
     st.caption(
@@ -176,10 +177,10 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
     )
     table = curve[["time", "icc"]].rename(columns={"time": time, "icc": "ICC"})
     st.dataframe(
-        table,
+        styled(table, 3),
         key="model_icc_curve",
         hide_index=True,
-        column_config={time: NUM(format="%.3g"), "ICC": column("icc_time", format="%.3f")},
+        column_config={time: NUM(), "ICC": column("icc_time")},
     )
 
 
@@ -207,9 +208,9 @@ def render_profile(record: dict[str, Any]) -> None:
                 columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}
             )
             st.dataframe(
-                shown,
+                styled(shown),
                 key="model_profile",
-                column_config={c: column("profile_ci", format="%.4f") for c in shown.columns},
+                column_config={c: column("profile_ci") for c in shown.columns},
             )
             for message in table.attrs.get("messages", []):
                 st.caption(message)
@@ -253,15 +254,17 @@ def render_bootstrap(record: dict[str, Any]) -> None:
         table = boot.confint(LEVEL)
         table.insert(0, "estimate", boot.estimates)
         st.dataframe(
-            table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}),
+            styled(
+                table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"})
+            ),
             key="model_bootstrap",
             column_config={
-                "estimate": column("estimate", format="%.4f"),
-                f"{LEVEL:.0%} low": column("bootstrap", format="%.4f"),
-                f"{LEVEL:.0%} high": column("bootstrap", format="%.4f"),
+                "estimate": column("estimate"),
+                f"{LEVEL:.0%} low": column("bootstrap"),
+                f"{LEVEL:.0%} high": column("bootstrap"),
             },
         )
         st.caption(
-            f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."
+            f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."  # fixed: timing
             + "".join(f" {m}" for m in boot.messages)
         )

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.model_builder import deparse_spec
+from dashboard.numbers import fmt, fmt_pct
 from lmm_core import LMMResult
 from lmm_core.formula import RandomSpec
 from lmm_core.ols import ols_fit
@@ -192,8 +193,8 @@ def icc_sentences(
         level, icc, share = row["Level"], row["ICC"], row["Share"]
         within = f" (this includes the {row['Nested in']} share)" if row["Nested in"] else ""
         out.append(
-            f"**{level}**: ICC = {icc:.2f}. Two measurements of {outcome} from the same "
-            f"{level} correlate {icc:.2f}{within}; {share:.0%} of the variance left after "
+            f"**{level}**: ICC = {fmt(icc, 2)}. Two measurements of {outcome} from the same "
+            f"{level} correlate {fmt(icc, 2)}{within}; {fmt_pct(share)} of the variance left after "
             f"the fixed effects lies between levels of {level}."
         )
     if has_slopes(result):

@@ -11,15 +11,12 @@ from dashboard import inference_view
 from dashboard import model_summary as ms
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
+from dashboard.numbers import fmt_criterion, styled
 from lmm_core import LMMResult
 
 __all__ = ["render_ols_section", "render_summary", "simpler_button"]
 
 _RENDER = {"success": st.success, "warning": st.warning, "info": st.info}
-
-
-def _fmt(x: float) -> str:
-    return f"{x:,.2f}"
 
 
 def render_status(result: LMMResult) -> None:
@@ -54,10 +51,10 @@ def render_numbers(result: LMMResult) -> None:
     )
     crit = "REML criterion" if result.reml else "Deviance (-2 logLik)"
     crit_key = "reml_criterion" if result.reml else "deviance"
-    cols[1].metric(crit, _fmt(result.objective), help=help_text(crit_key))
-    cols[2].metric("logLik", _fmt(result.loglik), help=help_text("loglik"))
-    cols[3].metric("AIC", _fmt(result.aic), help=help_text("aic"))
-    cols[4].metric("BIC", _fmt(result.bic), help=help_text("bic"))
+    cols[1].metric(crit, fmt_criterion(result.objective), help=help_text(crit_key))
+    cols[2].metric("logLik", fmt_criterion(result.loglik), help=help_text("loglik"))
+    cols[3].metric("AIC", fmt_criterion(result.aic), help=help_text("aic"))
+    cols[4].metric("BIC", fmt_criterion(result.bic), help=help_text("bic"))
     st.caption(
         f"{result.nobs:,} observations ({groups}). AIC and BIC weigh fit against the number "
         f"of parameters ({result.npar}); lower is better, but only between models fitted to "
@@ -81,12 +78,12 @@ def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> Non
         inference_view.render_fixed_inference(record)
     else:
         st.dataframe(
-            ms.fixed_effects_table(result),
+            styled(ms.fixed_effects_table(result)),
             key="model_fixef",
             column_config={
-                "Estimate": column("estimate", format="%.4f"),
-                "Std. error": column("std_error", format="%.4f"),
-                "t value": column("t_value", format="%.4f"),
+                "Estimate": column("estimate"),
+                "Std. error": column("std_error"),
+                "t value": column("t_value"),
             },
         )
     st.caption(
@@ -107,23 +104,23 @@ def render_variances(result: LMMResult) -> None:
         help=help_text("random_intercept") + "\n\n" + help_text("random_slope"),
     )
     st.dataframe(
-        ms.variance_table(result),
+        styled(ms.variance_table(result)),
         key="model_varcomp",
         hide_index=True,
         column_config={
-            "Variance": column("re_variance", format="%.4f"),
+            "Variance": column("re_variance"),
             "SD": st.column_config.NumberColumn(
-                help=help_text("re_sd") + "\n\n" + help_text("residual_sd"), format="%.4f"
+                help=help_text("re_sd") + "\n\n" + help_text("residual_sd")
             ),
         },
     )
     corr = ms.correlation_table(result)
     if not corr.empty:
         st.dataframe(
-            corr,
+            styled(corr, 3),
             key="model_corr",
             hide_index=True,
-            column_config={"Correlation": column("re_correlation", format="%.3f")},
+            column_config={"Correlation": column("re_correlation")},
         )
     st.caption(
         "The SD of a random intercept is how far a typical group's level lies from the "
@@ -154,7 +151,7 @@ def render_summary(record: dict[str, Any], subject: str | None, time: str | None
     method = "REML" if record["reml"] else "ML"
     st.markdown(
         f"Formula `{result.formula}`, estimated by {method} on {record['data_name']} "
-        f"in {record['seconds']:.2f} s."
+        f"in {record['seconds']:.2f} s."  # fixed: timing
     )
     render_status(result)
     simpler = simpler_button(result)
@@ -173,14 +170,14 @@ def render_ols_section(result: LMMResult) -> None:
     with st.expander("Ordinary regression vs mixed model", expanded=False):
         table = ms.ols_comparison(result)
         st.dataframe(
-            table,
+            styled(table),
             key="model_ols",
             column_config={
-                "Mixed estimate": column("estimate", format="%.4f"),
-                "OLS estimate": column("ols_vs_mixed", format="%.4f"),
-                "Mixed SE": column("std_error", format="%.4f"),
-                "OLS SE": column("ols_vs_mixed", format="%.4f"),
-                "Design effect": column("design_effect", format="%.4f"),
+                "Mixed estimate": column("estimate"),
+                "OLS estimate": column("ols_vs_mixed"),
+                "Mixed SE": column("std_error"),
+                "OLS SE": column("ols_vs_mixed"),
+                "Design effect": column("design_effect"),
             },
         )
         st.caption(

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from dashboard.export_code import canonical_csv, data_file_name, python_code, r_code
 from dashboard.export_results import fixed_effects_table, variance_components_table
 from dashboard.model_summary import data_notes, status_messages
+from dashboard.numbers import fmt, fmt_p
 from lmm_core import LMMResult
 
 __all__ = ["build_report", "data_fingerprint"]
@@ -59,15 +60,18 @@ def _md(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
 
 
-def _num(x: Any, digits: int = 6) -> str:
+def _num(x: Any, digits: int | str = 6) -> str:
+    """A number by dashboard.numbers (significant digits; ``"p"``: a p-value); "" if missing."""
     if x is None or (isinstance(x, float | np.floating) and np.isnan(x)):
         return ""
     if isinstance(x, float | np.floating):
-        return "Inf" if np.isinf(x) else f"{x:.{digits}g}"
+        if np.isinf(x):
+            return "Inf"
+        return fmt_p(x) if digits == "p" else fmt(x, int(digits))
     return _esc(x)
 
 
-def _table(frame: pd.DataFrame, digits: dict[str, int] | None = None) -> str:
+def _table(frame: pd.DataFrame, digits: dict[str, int | str] | None = None) -> str:
     """An HTML table; text cells escaped and left-aligned, numbers right-aligned."""
     digits = digits or {}
     head = "".join(
@@ -235,7 +239,7 @@ def build_report(
         parts += ["<p>Messages of the engine:</p>", f"<ul>{''.join(engine)}</ul>"]
     parts += [
         f"<h2>Fixed effects ({_esc(df_method)} df, {level:.0%} confidence intervals)</h2>",
-        _table(fixed, {"df": 4, "p_value": 3}),
+        _table(fixed, {"df": 4, "p_value": "p"}),
         "<h2>Variance components</h2>",
         "<p>vcov: variance (or covariance); sdcor: standard deviation (or correlation).</p>",
         _table(vc),

@@ -10,6 +10,7 @@ import math
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
+from dashboard.numbers import fmt, fmt_pct
 from lmm_core.teaching import LabTruth
 from lmm_core.teaching_repeat import ReplicateSummary
 
@@ -139,7 +140,7 @@ def truth_key(truth: LabTruth) -> tuple:
 
 
 def _pct(p: float) -> str:
-    return "–" if not math.isfinite(p) else f"{p:.0%}"
+    return fmt_pct(p)
 
 
 def singular_text(summary: ReplicateSummary) -> str:
@@ -152,8 +153,8 @@ def singular_text(summary: ReplicateSummary) -> str:
     ]
     head = (
         f"In **{_pct(summary.rate('singular'))}** of the {summary.n} studies the fit was "
-        f"singular: {'; '.join(parts)}. The truth is τ₁ = {t.sd_slope:.3g}, τ₀ = "
-        f"{t.sd_intercept:.3g}, ρ = {t.corr:.3g}."
+        f"singular: {'; '.join(parts)}. The truth is τ₁ = {fmt(t.sd_slope, 3)}, τ₀ = "
+        f"{fmt(t.sd_intercept, 3)}, ρ = {fmt(t.corr, 3)}."
     )
     why = (
         "\n\n**Why singular fits happen.** The model must split the variation of the "
@@ -189,9 +190,9 @@ def naive_text(summary: ReplicateSummary) -> str:
     se_mixed = float(summary.table["se"].mean()) if summary.n else math.nan
     se_naive = float(summary.table["se_ols"].mean()) if summary.n else math.nan
     lines = (
-        f"Across the studies the slope estimates really spread with SD **{emp:.3g}** (the "
-        f"true standard error). The mixed model's standard error averaged **{se_mixed:.3g}**; "
-        f"the naive regression's averaged **{se_naive:.3g}**."
+        f"Across the studies the slope estimates really spread with SD **{fmt(emp, 3)}** (the "
+        "true standard error). The mixed model's standard error averaged "
+        f"**{fmt(se_mixed, 3)}**; the naive regression's averaged **{fmt(se_naive, 3)}**."
     )
     ratio = se_naive / se_mixed if se_mixed > 0 else math.nan
     if not math.isfinite(ratio):

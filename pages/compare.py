@@ -19,23 +19,33 @@ from dashboard.fits import (
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read, text_column
 from dashboard.markup import code_span
+from dashboard.numbers import styled
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
 
-P_FORMAT = "%.4g"
 P_CHIBAR_HELP = help_text("chibar")
+#: How the numbers of this page's tables are shown (dashboard.numbers.styled): criteria with
+#: two decimals (read as differences), p-values by the p rule, statistics by 4 digits.
+RULES: dict[str, int | str] = {
+    **dict.fromkeys(["AIC", "BIC", "logLik", "deviance", "criterion"], "criterion"),
+    **dict.fromkeys(["delta_AIC", "delta_BIC"], "criterion"),
+    **dict.fromkeys(["Pr(>Chisq)", "p (chi-square)", "p (chi-bar-square)", "p"], "p"),
+    **dict.fromkeys(["npar", "Df"], "int"),
+    "Chisq": 4,
+    "seconds": 2,
+}
 LRT_COLUMNS = {
-    "npar": column("parameters", "npar", format="%d"),
-    "AIC": column("aic", "AIC", format="%.2f"),
-    "BIC": column("bic", "BIC", format="%.2f"),
-    "logLik": column("loglik", "logLik", format="%.2f"),
-    "deviance": column("deviance", "deviance", format="%.2f"),
-    "Chisq": column("lrt", "Chisq", format="%.4f"),
+    "npar": column("parameters", "npar"),
+    "AIC": column("aic", "AIC"),
+    "BIC": column("bic", "BIC"),
+    "logLik": column("loglik", "logLik"),
+    "deviance": column("deviance", "deviance"),
+    "Chisq": column("lrt", "Chisq"),
     "Df": st.column_config.NumberColumn(
-        "Df", format="%d", help="Number of parameters the model adds to the row above."
+        "Df", help="Number of parameters the model adds to the row above."
     ),
-    "Pr(>Chisq)": column("p_value", "Pr(>Chisq)", format=P_FORMAT),
+    "Pr(>Chisq)": column("p_value", "Pr(>Chisq)"),
 }
 DELTA_HELP = (
     "How much higher this model's {0} is than the lowest {0} in the table: 0 is the "
@@ -78,7 +88,7 @@ def show_not_comparable(comparison: compare_view.Comparison) -> None:
     )
     table = comparison.criteria.drop(columns=["delta_AIC", "delta_BIC"])
     st.dataframe(
-        table,
+        styled(table, RULES),
         column_config={
             "AIC": LRT_COLUMNS["AIC"],
             "BIC": LRT_COLUMNS["BIC"],
@@ -95,7 +105,7 @@ def show_tests(comparison: compare_view.Comparison) -> None:
     st.subheader("Likelihood-ratio tests (lme4's anova table)")
     if comparison.refit_note:
         st.info(comparison.refit_note)
-    st.dataframe(comparison.lrt_table, column_config=LRT_COLUMNS, key="compare_lrt")
+    st.dataframe(styled(comparison.lrt_table, RULES), column_config=LRT_COLUMNS, key="compare_lrt")
     st.caption(
         "Models are ordered by their number of parameters (npar). Each row is tested against "
         "the row above it: Chisq is twice the gain in log-likelihood, Df the number of added "
@@ -117,14 +127,14 @@ def show_tests(comparison: compare_view.Comparison) -> None:
     steps = compare_view.steps_frame(comparison)
     if len(steps):
         st.dataframe(
-            steps,
+            styled(steps, RULES),
             hide_index=True,
             key="compare_steps",
             column_config={
                 "Chisq": LRT_COLUMNS["Chisq"],
                 "Df": LRT_COLUMNS["Df"],
-                "p (chi-square)": column("p_value", "p (chi-square)", format=P_FORMAT),
-                "p (chi-bar-square)": column("chibar", "p (chi-bar-square)", format=P_FORMAT),
+                "p (chi-square)": column("p_value", "p (chi-square)"),
+                "p (chi-bar-square)": column("chibar", "p (chi-bar-square)"),
                 "nested": st.column_config.TextColumn(
                     help="Is the smaller model a special case of the larger one? Only then "
                     "is the likelihood-ratio test valid."
@@ -154,19 +164,15 @@ def show_criteria(comparison: compare_view.Comparison) -> None:
     st.subheader("Information criteria: AIC and BIC")
     criteria = comparison.criteria.rename(columns={"method": "fitted by"})
     st.dataframe(
-        criteria,
+        styled(criteria, RULES),
         key="compare_criteria",
         column_config={
             "npar": LRT_COLUMNS["npar"],
             "AIC": LRT_COLUMNS["AIC"],
             "BIC": LRT_COLUMNS["BIC"],
             "fitted by": text_column("reml_vs_ml", "fitted by"),
-            "delta_AIC": st.column_config.NumberColumn(
-                "delta AIC", format="%.2f", help=DELTA_HELP.format("AIC")
-            ),
-            "delta_BIC": st.column_config.NumberColumn(
-                "delta BIC", format="%.2f", help=DELTA_HELP.format("BIC")
-            ),
+            "delta_AIC": st.column_config.NumberColumn("delta AIC", help=DELTA_HELP.format("AIC")),
+            "delta_BIC": st.column_config.NumberColumn("delta BIC", help=DELTA_HELP.format("BIC")),
         },
     )
     show_figure(compare_view.criteria_figure(comparison.criteria), key="compare_figure")
@@ -228,14 +234,12 @@ LADDER_COLUMNS = {
     "BIC": LRT_COLUMNS["BIC"],
     "Chisq": st.column_config.NumberColumn(
         "Chisq",
-        format="%.3f",
         help="Likelihood-ratio statistic against the step above: twice the gain in "
         "log-likelihood (the drop in the criterion).",
     ),
     "Df": LRT_COLUMNS["Df"],
     "p": st.column_config.NumberColumn(
         "p",
-        format=P_FORMAT,
         help="p-value of the step: chi-bar-square when it adds a variance (half the "
         "chi-square p-value for one variance), plain chi-square when it adds a correlation.",
     ),
@@ -244,7 +248,7 @@ LADDER_COLUMNS = {
     ),
     "singular": text_column("singular_fit", "singular"),
     "seconds": st.column_config.NumberColumn(
-        "seconds", format="%.2f", help="Time taken by this fit (0 when it came from the cache)."
+        "seconds", help="Time taken by this fit (0 when it came from the cache)."
     ),
 }
 
@@ -262,7 +266,7 @@ def _run_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str) -> lad.La
 
         steps = lad.run_ladder(plan.specs, _ladder_fit(fit_key, reml, frame), progress)
         seconds = sum(s.seconds for s in steps)
-        took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
+        took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"  # fixed: timing
         label, state = lad.ladder_status(steps, took)
         status.update(label=label, state=state, expanded=False)
     return lad.analyse_ladder(steps, reml, plan.notes)
@@ -327,10 +331,8 @@ def show_ladder(ladder: lad.Ladder, data_key: str, can_add: bool) -> None:
     table = lad.ladder_table(ladder).drop(columns=["formula"])
     criterion = "REML criterion" if ladder.reml else "deviance"
     config = dict(LADDER_COLUMNS)
-    config["criterion"] = column(
-        "reml_criterion" if ladder.reml else "deviance", criterion, format="%.3f"
-    )
-    st.dataframe(table, hide_index=True, key="ladder_table", column_config=config)
+    config["criterion"] = column("reml_criterion" if ladder.reml else "deviance", criterion)
+    st.dataframe(styled(table, RULES), hide_index=True, key="ladder_table", column_config=config)
     show_figure(lad.ladder_figure(ladder), key="ladder_figure")
     st.caption(
         "Each step keeps the fixed effects and adds one piece of random-effects structure, so "

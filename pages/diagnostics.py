@@ -13,6 +13,7 @@ from dashboard.fits import records_for_active_data, require_fit, set_active
 from dashboard.help_texts import help_text
 from dashboard.help_view import how_to_read
 from dashboard.markup import code_span
+from dashboard.numbers import fmt, styled
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
@@ -131,8 +132,8 @@ def outlier_section(result, prep: fd.ResidualData) -> None:
     n_groups = prep.frame["group"].nunique()
     n_z = len([c for c in table.columns if c.startswith("z: ")]) or 1
     chance = (
-        f"By chance alone about {CHANCE * n_obs:.1f} of {n_obs:,} observations and "
-        f"{CHANCE * n_groups * n_z:.1f} of the {n_groups:,} x {n_z} random effects would lie "
+        f"By chance alone about {fmt(CHANCE * n_obs, 2)} of {n_obs:,} observations and "
+        f"{fmt(CHANCE * n_groups * n_z, 2)} of the {n_groups:,} x {n_z} random effects would lie "
         "beyond 3 SD, so a few flags are expected in large data; look at them, don't delete "
         "them automatically."
     )
@@ -143,27 +144,24 @@ def outlier_section(result, prep: fd.ResidualData) -> None:
         )
     else:
         st.dataframe(
-            table,
+            styled(table, {"n_obs": "int", "n_outlying": "int"}, default=3),
             key="diag_outliers",
             column_config={
                 "n_obs": st.column_config.NumberColumn(
-                    "observations", format="%d", help=f"Observations of this {prep.group}."
+                    "observations", help=f"Observations of this {prep.group}."
                 ),
                 "n_outlying": st.column_config.NumberColumn(
                     "outlying obs.",
-                    format="%d",
                     help="Observations whose standardized residual (residual / sigma) is "
                     "beyond 3 in absolute value.",
                 ),
                 "max_abs_std_resid": st.column_config.NumberColumn(
                     "largest |std. residual|",
-                    format="%.2f",
                     help="The largest residual of this group, in units of the residual SD "
                     "(sigma). Beyond 3 is unusual for a normal error.",
                 ),
                 **{
                     c: st.column_config.NumberColumn(
-                        format="%.2f",
                         help="This group's random effect (BLUP) divided by its fitted SD: "
                         "how many SDs it lies from the average group. Beyond 3 is unusual.",
                     )
@@ -194,7 +192,7 @@ def main() -> None:
     result = record["result"]
     st.markdown(
         f"{code_span(record['formula'])} ({'REML' if record['reml'] else 'ML'}), "
-        f"{result.nobs:,} observations, residual SD {result.sigma:.4g}.",
+        f"{result.nobs:,} observations, residual SD {fmt(result.sigma)}.",
         help=help_text("residual_sd"),
     )
     prep = fd.prepare_residuals(result, group)
@@ -251,12 +249,12 @@ def correlation_metrics(view: fc.CorrelationView, time: str) -> None:
     cols = st.columns(3)
     first, last = curve.iloc[0], curve.iloc[-1]
     icc_help = help_text("icc_time")
-    cols[0].metric(f"ICC at {time} {first['time']:.3g}", f"{first['icc']:.2f}", help=icc_help)
-    cols[1].metric(f"ICC at {time} {last['time']:.3g}", f"{last['icc']:.2f}", help=icc_help)
+    for col, row in zip(cols[:2], (first, last), strict=True):
+        col.metric(f"ICC at {time} {fmt(row['time'], 3)}", fmt(row["icc"], 2), help=icc_help)
     gap = view.largest_gap()
     cols[2].metric(
         "Largest gap, model vs data",
-        "n/a" if gap != gap else f"{gap:.2f}",
+        fmt(gap, 2),
         help="The largest difference between the implied and the observed correlation over "
         "all pairs of visit times. Gaps of 0.1 or less are common with a few dozen subjects; "
         "a pattern (e.g. the data's correlation falling off with distance while the model's "

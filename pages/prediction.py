@@ -12,6 +12,7 @@ from dashboard import figures_prediction as fp
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text
+from dashboard.numbers import fmt_pct, styled
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
@@ -21,7 +22,6 @@ from lmm_core.forecast import new_subject_forecast
 W = Keys.PRED_W
 NEW = "(a new one)"
 LEVEL = 0.95
-NUM = st.column_config.NumberColumn
 
 
 def _settings() -> dict[str, Any]:
@@ -142,7 +142,7 @@ def explain(fc, n: int, subject: str, time: str) -> None:
     learned = fc.learned
     parts = [
         f"{'its intercept (level)' if name == '(Intercept)' else f'its {name} slope'}: "
-        f"**{share:.0%}**"
+        f"**{fmt_pct(share)}**"
         for name, share in learned.items()
     ]
     if n == 0:
@@ -223,37 +223,37 @@ def main() -> None:
     explain(fc, fc.n_observed, subject, time)
 
     st.markdown(f"**This {subject}'s random effects**: before any visit and given the visits")
+    ranef = pd.DataFrame(
+        {
+            "SD before any visit": fc.ranef_prior_sd,
+            "estimate given the visits": fc.ranef_mean,
+            "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
+            "uncertainty removed": fc.learned,
+        }
+    )
     st.dataframe(
-        pd.DataFrame(
-            {
-                "SD before any visit": fc.ranef_prior_sd,
-                "estimate given the visits": fc.ranef_mean,
-                "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
-                "uncertainty removed": fc.learned,
-            }
-        ),
+        styled(ranef, {"uncertainty removed": "pct"}),
         key=W + "ranef",
         column_config={
-            "SD before any visit": column("prior_sd", format="%.3f"),
-            "estimate given the visits": column("blup", format="%.3f"),
-            "SD given the visits": column("conditional_sd", format="%.3f"),
-            "uncertainty removed": column("uncertainty_removed", format="percent"),
+            "SD before any visit": column("prior_sd"),
+            "estimate given the visits": column("blup"),
+            "SD given the visits": column("conditional_sd"),
+            "uncertainty removed": column("uncertainty_removed"),
         },
     )
     st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
     table = fp.forecast_table(fc, future[time], time)
     st.dataframe(
-        table,
+        styled(table),
         key=W + "table",
         hide_index=True,
         column_config={
-            **{c: NUM(format="%.2f") for c in table.columns},
-            "forecast": column("forecast", format="%.2f"),
-            "population": column("population_prediction", format="%.2f"),
-            "patient band low": column("band_patient", format="%.2f"),
-            "patient band high": column("band_patient", format="%.2f"),
-            "prediction low": column("band_prediction", format="%.2f"),
-            "prediction high": column("band_prediction", format="%.2f"),
+            "forecast": column("forecast"),
+            "population": column("population_prediction"),
+            "patient band low": column("band_patient"),
+            "patient band high": column("band_patient"),
+            "prediction low": column("band_prediction"),
+            "prediction high": column("band_prediction"),
         },
     )
     widths = fp.band_widths(result, observed, future.iloc[[-1]], group=group, level=LEVEL)

@@ -12,6 +12,7 @@ from dashboard.fits import require_fit
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text
+from dashboard.numbers import fmt, styled
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
 from lmm_core.per_group import ShrinkageEstimates, shrinkage_estimates
@@ -66,12 +67,12 @@ def intercept_weights(est: ShrinkageEstimates, sigma: float) -> str:
     """For a random intercept alone: the weight n tau^2 / (n tau^2 + sigma^2) for a few n."""
     tau2 = float(est.covariance[0, 0])
     weights = ", ".join(
-        f"{n} obs. → {n * tau2 / (n * tau2 + sigma**2):.2f}" for n in (1, 2, 5, 10, 20)
+        f"{n} obs. → {fmt(n * tau2 / (n * tau2 + sigma**2), 2)}" for n in (1, 2, 5, 10, 20)
     )
     return (
         f"For a random intercept the weight on a subject's own data is exactly "
-        f"n·τ² / (n·τ² + σ²), with τ = {tau2**0.5:.3g} (how much subjects differ) and "
-        f"σ = {sigma:.3g} (measurement noise). In this model: {weights}."
+        f"n·τ² / (n·τ² + σ²), with τ = {fmt(tau2**0.5, 3)} (how much subjects differ) and "
+        f"σ = {fmt(sigma, 3)} (measurement noise). In this model: {weights}."
     )
 
 
@@ -140,7 +141,7 @@ def main() -> None:
             "with few observations keep less and move further."
         )
         st.dataframe(
-            by_n.round(4),
+            styled(by_n, {"observations": "int", "subjects": "int"}),
             hide_index=True,
             width="content",
             column_config={
@@ -193,7 +194,7 @@ def _corr(est: ShrinkageEstimates, x: str, y: str) -> str:
     i, j = est.columns.index(x), est.columns.index(y)
     c = est.covariance
     denom = (c[i, i] * c[j, j]) ** 0.5
-    return f"{c[i, j] / denom:.2f}" if denom > 0 else "not defined (a variance is zero)"
+    return fmt(c[i, j] / denom, 2) if denom > 0 else "not defined (a variance is zero)"
 
 
 def left_out(est: ShrinkageEstimates, label: str) -> None:

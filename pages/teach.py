@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import cached
 from dashboard import figures_teach as ft
 from dashboard.figures import prepare_spaghetti, spaghetti_figure
+from dashboard.numbers import fmt, styled
 from dashboard.roles import Roles
 from dashboard.state import Keys, activate_dataset, init_state
 from dashboard.teach_view import (
@@ -125,9 +126,9 @@ def one_study(truth: LabTruth, seed: int):
     )
     cols[1].metric(
         "Mean visits per subject",
-        f"{per_subject.mean():.2f}",
+        fmt(per_subject.mean(), 3),
         help=f"Visits actually seen per subject, on average (planned: {truth.n_visits}; "
-        f"expected with this dropout: {truth.expected_visits():.2f}).",
+        f"expected with this dropout: {fmt(truth.expected_visits(), 3)}).",
     )
     cols[2].metric(
         "Fit time",
@@ -152,7 +153,7 @@ def one_study(truth: LabTruth, seed: int):
     table = cached.teach_recovery(truth_key(truth), seed, LEVEL, profile, result)
     show_figure(ft.recovery_figure(table, level=LEVEL), key="teach_recovery")
     st.dataframe(
-        recovery_display(table),
+        styled(recovery_display(table)),
         hide_index=True,
         width="stretch",
         column_config=RECOVERY_COLUMNS,
@@ -196,16 +197,16 @@ def use_study(data, seed: int) -> None:
 RECOVERY_COLUMNS = {
     "parameter": st.column_config.TextColumn("parameter", help="What the number describes."),
     "truth": st.column_config.NumberColumn(
-        "truth", format="%.4g", help="The value you set: what the study was simulated from."
+        "truth", help="The value you set: what the study was simulated from."
     ),
     "estimate": st.column_config.NumberColumn(
-        "estimate", format="%.4g", help="What the mixed model (REML) estimated from the data."
+        "estimate", help="What the mixed model (REML) estimated from the data."
     ),
     "lower": st.column_config.NumberColumn(
-        "lower", format="%.4g", help=f"Lower end of the {LEVEL:.0%} confidence interval."
+        "lower", help=f"Lower end of the {LEVEL:.0%} confidence interval."
     ),
     "upper": st.column_config.NumberColumn(
-        "upper", format="%.4g", help=f"Upper end of the {LEVEL:.0%} confidence interval."
+        "upper", help=f"Upper end of the {LEVEL:.0%} confidence interval."
     ),
     "interval": st.column_config.TextColumn("interval", help="How the interval is computed."),
     "truth inside?": st.column_config.TextColumn(
@@ -243,26 +244,26 @@ def shrinkage_section(truth: LabTruth, lab, result) -> None:
     cols = st.columns(4)
     cols[0].metric(
         "Weight on own slope",
-        f"{weight:.2f}",
+        fmt(weight, 2),
         help="τ₁² / (τ₁² + σ²/Sₜₜ) with Sₜₜ the spread of the visit times: the share of a "
         "subject's own deviation the model keeps in the simplest case (all visits seen, "
         "no correlation). 1 = no shrinkage, 0 = everyone gets the population slope.",
     )
     cols[1].metric(
         "Median shrinkage factor",
-        f"{summ['median_factor']:.2f}",
+        fmt(summ["median_factor"], 2),
         help="(mixed − population) / (own − population) per subject, median over subjects: "
         "the share of its own deviation the model actually kept in this study.",
     )
     cols[2].metric(
         "Error, own slopes",
-        f"{summ['rmse_own']:.3g}",
+        fmt(summ["rmse_own"], 3),
         help="Root mean squared distance of the subjects' own slopes from their true slopes.",
     )
     cols[3].metric(
         "Error, mixed slopes",
-        f"{summ['rmse_mixed']:.3g}",
-        delta=f"{summ['rmse_mixed'] - summ['rmse_own']:+.3g} vs own",
+        fmt(summ["rmse_mixed"], 3),
+        delta=f"{fmt(summ['rmse_mixed'] - summ['rmse_own'], 3, sign=True)} vs own",
         delta_color="inverse",
         help="The same for the mixed-model slopes (BLUPs). Usually smaller: shrinkage "
         "trades a little bias for much less noise.",
@@ -354,24 +355,24 @@ def show_replicates(summary) -> None:
         return
     t = summary.table
     cols = st.columns(4)
+    per_fit_ms = 1000 * summary.fit_seconds / summary.n
     cols[0].metric(
         f"Time for {summary.n + summary.failures} studies",
-        f"{summary.seconds:.2f} s",
+        f"{summary.seconds:.2f} s",  # fixed: timing
         help=f"Wall time of the whole run: simulating, fitting and the intervals. The fits "
-        f"alone took {summary.fit_seconds:.2f} s ({1000 * summary.fit_seconds / summary.n:.0f} "
-        "ms each).",
+        f"alone took {summary.fit_seconds:.2f} s ({per_fit_ms:.0f} ms each).",  # fixed: timing
     )
     cols[1].metric(
         "Mean slope estimate",
-        f"{t['slope'].mean():.3g}",
-        delta=f"{t['slope'].mean() - summary.truth.slope:+.2g} vs truth",
+        fmt(t["slope"].mean(), 3),
+        delta=f"{fmt(t['slope'].mean() - summary.truth.slope, 2, sign=True)} vs truth",
         delta_color="off",
         help=f"Average of the estimated slopes over the studies; the truth is "
-        f"{summary.truth.slope:.3g}. Close to it: the estimator is unbiased.",
+        f"{fmt(summary.truth.slope, 3)}. Close to it: the estimator is unbiased.",
     )
     cols[2].metric(
         "Spread of estimates",
-        f"{summary.empirical_sd():.3g}",
+        fmt(summary.empirical_sd(), 3),
         help="How much the slope estimate varies from study to study: the true standard "
         "error, which a good standard error should match.",
     )
@@ -413,13 +414,13 @@ def show_replicates(summary) -> None:
     )
     cols[2].metric(
         "Mean SE, mixed",
-        f"{t['se'].mean():.3g}",
+        fmt(t["se"].mean(), 3),
         help="The standard error the mixed model reports, averaged over the studies. Compare "
         "with the spread of the estimates above.",
     )
     cols[3].metric(
         "Mean SE, naive",
-        f"{t['se_ols'].mean():.3g}",
+        fmt(t["se_ols"].mean(), 3),
         help="The standard error naive regression reports, averaged over the studies.",
     )
     left, right = st.columns(2)

@@ -11,6 +11,7 @@ from dashboard import figures_trajectories as ft
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text
+from dashboard.numbers import fmt, styled
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal
@@ -248,9 +249,7 @@ def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:
             f"line is the {subject}'s own deviation within its {cluster}."
         )
     if prep.held:
-        held = ", ".join(
-            f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in prep.held.items()
-        )
+        held = ", ".join(f"{k} = {fmt(v)}" for k, v in prep.held.items())
         lines.append(f"The population curve holds {held} (a typical value).")
     shown = prep.observed["subject"].nunique()
     lines.append(f"Drawn: {shown:,} of {n_all:,} {subject}s.")
@@ -282,15 +281,15 @@ def show_selected(prep, highlight: list[str], subject: str, x: str, response: st
     table = table.dropna(axis=1, how="all")
     st.markdown(f"**Selected {subject}(s)**: {', '.join(highlight)} (drawn in black)")
     st.dataframe(
-        table,
+        styled(table),
         hide_index=True,
         width="stretch",
         column_config={
             f"observed {response}": st.column_config.NumberColumn(
                 help=f"The {response} measured at this visit."
             ),
-            f"fitted ({subject})": column("subject_prediction", format="%.4g"),
-            "cluster level": column("cluster_prediction", format="%.4g"),
+            f"fitted ({subject})": column("subject_prediction"),
+            "cluster level": column("cluster_prediction"),
         },
     )
 
