@@ -113,7 +113,13 @@ def missing_longitudinal_roles(data: pd.DataFrame, roles: Roles) -> list[str]:
     if roles.subject is None:
         missing.append("a subject id column")
     if roles.time is None or not is_numeric(data[roles.time]):
-        missing.append("a numeric time column")
+        dates = roles.time is not None and looks_like_dates(data[roles.time])
+        missing.append(
+            f"a numeric time column ('{roles.time}' holds dates: the Data page converts "
+            "them in one click)"
+            if dates
+            else "a numeric time column"
+        )
     if roles.outcome is None or not is_numeric(data[roles.outcome]):
         missing.append("a numeric outcome column")
     return missing

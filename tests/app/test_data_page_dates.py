@@ -99,9 +99,7 @@ def test_a_time_constant_within_subjects_is_flagged(app):
 
 def _binary_csv() -> bytes:
     rng = np.random.default_rng(3)
-    rows = [
-        f"S{s},{t},{int(rng.random() < 0.3 + 0.05 * t)}" for s in range(30) for t in range(5)
-    ]
+    rows = [f"S{s},{t},{int(rng.random() < 0.3 + 0.05 * t)}" for s in range(30) for t in range(5)]
     return ("id,week,relapse\n" + "\n".join(rows)).encode()
 
 
@@ -120,3 +118,15 @@ def test_a_continuous_outcome_gets_no_such_note(app):
     app.switch_page("pages/model.py").run()
     shown = texts(app.warning) + texts(app.info)
     assert "two values" not in shown and "counts" not in shown
+
+
+def test_the_model_page_follows_the_outcome_chosen_in_its_builder(app):
+    frame = pd.read_csv(__import__("io").BytesIO(_binary_csv()))
+    frame["score"] = np.linspace(10.0, 20.0, len(frame)).round(3)
+    upload(app, "two outcomes.csv", frame.to_csv(index=False).encode())
+    assert app.session_state[Keys.ROLES]["outcome"] == "score"
+    app.switch_page("pages/model.py").run()
+    assert "two values" not in texts(app.warning)
+    app.selectbox(key=Keys.MODEL_W + "outcome").select("relapse").run()
+    assert not app.exception
+    assert "The outcome 'relapse' has only two values (0 and 1)" in texts(app.warning)
