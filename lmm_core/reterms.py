@@ -163,6 +163,15 @@ def amalgamate(
     return tuple(merged), perm_arr.astype(int), parts
 
 
+def column_rms(term: ReTerm) -> np.ndarray:
+    """Root mean square of each column of the term's ``z`` (1 for a column of zeros): the
+    unit in which :func:`theta_scale` measures that column's random effect."""
+    if not term.z.shape[0]:
+        return np.ones(term.n_columns)
+    rms = np.sqrt(np.mean(term.z * term.z, axis=0))
+    return np.where(np.isfinite(rms) & (rms > 0), rms, 1.0)
+
+
 def theta_scale(terms: tuple[ReTerm, ...]) -> np.ndarray:
     """Unit of each ``theta`` element: the root mean square of its row's ``z`` column.
 
@@ -172,12 +181,6 @@ def theta_scale(terms: tuple[ReTerm, ...]) -> np.ndarray:
     triangular with the same bounds). ``phi = theta * theta_scale(terms)`` therefore does not
     change when a covariate changes its unit (time in seconds or in years): the optimizer,
     its stopping rules, derivative steps and the singularity test work on ``phi``.
-    A column of zeros (degenerate) gets unit 1.
     """
-    out = []
-    for t in terms:
-        rms = np.sqrt(np.mean(t.z * t.z, axis=0)) if t.z.shape[0] else np.ones(t.n_columns)
-        rms = np.where(np.isfinite(rms) & (rms > 0), rms, 1.0)
-        rows, _ = t.theta_positions()
-        out.append(rms[rows])
+    out = [column_rms(t)[t.theta_positions()[0]] for t in terms]
     return np.concatenate(out) if out else np.zeros(0)

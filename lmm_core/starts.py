@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmm_core.reterms import ReTerm
+from lmm_core.reterms import ReTerm, column_rms
 
 #: Smallest eigenvalue of the start's relative covariance in unit-free coordinates.
 FLOOR = 1e-2
@@ -73,8 +73,7 @@ def _term_start(term: ReTerm, resid: np.ndarray) -> np.ndarray | None:
         return None
     spread = np.atleast_2d(np.cov(coef, rowvar=False))
     g = spread - s2 * np.mean(np.linalg.inv(zz), axis=0)
-    d = np.sqrt(np.mean(z * z, axis=0))
-    d = np.where(np.isfinite(d) & (d > 0), d, 1.0)
+    d = column_rms(term)
     rel = d[:, None] * g * d[None, :] / s2
     vals, vecs = np.linalg.eigh((rel + rel.T) / 2)
     rel = (vecs * np.maximum(vals, FLOOR)) @ vecs.T
