@@ -18,6 +18,7 @@ import streamlit as st
 from dashboard import cached
 from dashboard.help_texts import help_text
 from dashboard.help_view import column
+from dashboard.markup import plain_index, plain_name
 from dashboard.numbers import fmt, styled
 from dashboard.state import Keys
 from lmm_core import LMMError, LMMResult
@@ -74,7 +75,8 @@ def _seed(name: str, default: Any) -> dict[str, Any]:
 
 
 def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """Readable columns of ``fixef_inference``'s table (index: the lme4 names)."""
+    """Readable columns of ``fixef_inference``'s table (index: the lme4 names, shown
+    without backticks)."""
     pct = f"{level:.0%}"
     return pd.DataFrame(
         {
@@ -86,7 +88,7 @@ def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataF
             f"{pct} CI low": table["ci_lower"],
             f"{pct} CI high": table["ci_upper"],
         },
-        index=table.index,
+        index=[plain_name(v) for v in table.index],
     )
 
 
@@ -155,11 +157,13 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
         "R²: by the fixed and the random effects together. The gap is what the groups' own "
         "deviations explain."
     )
-    slope_terms = [t for t in result.reterms if time is not None and time in t.cnames]
+    slope_terms = [
+        t for t in result.reterms if time is not None and time in map(plain_name, t.cnames)
+    ]  # a quoted time column has the cname `Visit day`
     if not slope_terms:
         return
     term = slope_terms[0]
-    values = term.z[:, list(term.cnames).index(time)]
+    values = term.z[:, [plain_name(c) for c in term.cnames].index(time)]
     times = np.linspace(float(values.min()), float(values.max()), 5)
     try:
         curve = ve.icc_curve(result, term.group, times, time=time)

@@ -11,6 +11,7 @@ from dashboard import inference_view
 from dashboard import model_summary as ms
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
+from dashboard.markup import code_span, escape_message
 from dashboard.numbers import fmt_criterion, styled
 from lmm_core import LMMResult
 
@@ -150,7 +151,8 @@ def render_summary(record: dict[str, Any], subject: str | None, time: str | None
     result: LMMResult = record["result"]
     method = "REML" if record["reml"] else "ML"
     st.markdown(
-        f"Formula `{result.formula}`, estimated by {method} on {record['data_name']} "
+        f"Formula {code_span(result.formula)}, estimated by {method} on "
+        f"{escape_message(record['data_name'])} "
         f"in {record['seconds']:.2f} s."  # fixed: timing
     )
     render_status(result)

@@ -208,3 +208,13 @@ def test_ambiguous_or_plain_text_time_gets_a_clear_error():
     frame["d"] = ["baseline", "week 4"] * 2
     (error,) = validate(frame, Roles("id", None, "d", "y")).errors
     assert "The time 'd' is not numeric" in error.message and "can be converted" in error.message
+
+
+def test_page_guard_says_a_date_time_can_be_converted():
+    from dashboard.roles import missing_longitudinal_roles
+
+    data = read_table(clinic_csv(), "clinic.csv").data
+    (missing,) = missing_longitudinal_roles(data, guess_roles(data))
+    assert "'Visit date' holds dates: the Data page converts them in one click" in missing
+    plain = missing_longitudinal_roles(data, Roles("Patient ID", None, "Sex", "SBP (mmHg)"))
+    assert plain == ["a numeric time column"]
