@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 from scipy import stats
 
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _style
+from dashboard.markup import plain_name
 from dashboard.numbers import fmt
 from lmm_core import LMMResult
 
@@ -313,7 +314,7 @@ def ranef_qq_panels(result: LMMResult) -> list[tuple[str, str, QQData]]:
     panels = []
     for group, frame in result.ranef.items():
         for column in frame.columns:
-            panels.append((group, str(column), qq_points(frame[column].to_numpy())))
+            panels.append((group, plain_name(str(column)), qq_points(frame[column].to_numpy())))
     return panels[:MAX_PANELS]
 
 
@@ -422,7 +423,7 @@ def outlying_groups(result: LMMResult, prep: ResidualData, *, limit: float = LIM
         for j, name in enumerate(term.cnames):
             with np.errstate(divide="ignore", invalid="ignore"):
                 z = np.where(sd[j] > 0, b[:, j] / sd[j], np.nan)
-            col = f"z: {name}"
+            col = f"z: {plain_name(name)}"
             table[col] = pd.Series(z, index=list(term.levels)).reindex(table.index)
             z_cols.append(col)
     flagged = table["n_outlying"] > 0

@@ -163,10 +163,11 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
     if not slope_terms:
         return
     term = slope_terms[0]
-    values = term.z[:, [plain_name(c) for c in term.cnames].index(time)]
+    k = [plain_name(c) for c in term.cnames].index(time)
+    values = term.z[:, k]
     times = np.linspace(float(values.min()), float(values.max()), 5)
     try:
-        curve = ve.icc_curve(result, term.group, times, time=time)
+        curve = ve.icc_curve(result, term.group, times, time=term.cnames[k])
     except LMMError:
         return
     st.markdown(
@@ -208,7 +209,7 @@ def render_profile(record: dict[str, Any]) -> None:
                 st.warning(f"The profile could not be computed: {err}")
                 return
             st.session_state[Keys.INFER_RESULTS][(*fit_key(record), "profile")] = True
-            shown = table.rename(
+            shown = plain_index(table).rename(
                 columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}
             )
             st.dataframe(
@@ -257,6 +258,7 @@ def render_bootstrap(record: dict[str, Any]) -> None:
             return
         table = boot.confint(LEVEL)
         table.insert(0, "estimate", boot.estimates)
+        table = plain_index(table)
         st.dataframe(
             styled(
                 table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"})

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 
 from dashboard.export_code import canonical_csv, data_file_name, python_code, r_code
 from dashboard.export_results import fixed_effects_table, variance_components_table
+from dashboard.markup import plain_cells
 from dashboard.model_summary import data_notes, status_messages
 from dashboard.numbers import fmt, fmt_p
 from lmm_core import LMMResult
@@ -208,7 +209,8 @@ def build_report(
     engine = [f"<li>{_esc(m)}</li>" for m in result.messages]
 
     fixed = fixed_effects_table(result, df_method, level).drop(columns=["df_method", "ci_level"])
-    vc = variance_components_table(result)
+    fixed = plain_cells(fixed, ["term"])  # names as the user wrote them, no backticks
+    vc = plain_cells(variance_components_table(result), ["var1", "var2"])
     missing = pd.DataFrame(
         {"Column": list(fp["missing"]), "Missing values": list(fp["missing"].values())}
     )

@@ -18,7 +18,7 @@ from dashboard.fits import (
 )
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read, text_column
-from dashboard.markup import code_span
+from dashboard.markup import code_span, plain_name
 from dashboard.numbers import styled
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
@@ -145,7 +145,7 @@ def show_tests(comparison: compare_view.Comparison) -> None:
     if comparison.boundary_steps:
         tested = "; ".join(
             f"{s.smaller} vs {s.larger} adds the variance of "
-            + ", ".join(v.replace(": ", " ") for v in s.boundary.added_variances)
+            + ", ".join(plain_name(v).replace(": ", " ") for v in s.boundary.added_variances)
             + (" and its correlation" if s.boundary.added_covariances else "")
             + f", chi-bar-square with df {s.boundary.mixture_df}"
             for s in comparison.boundary_steps

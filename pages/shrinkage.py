@@ -11,7 +11,7 @@ from dashboard import figures_shrinkage as fs
 from dashboard.fits import require_fit
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
-from dashboard.markup import code_span, escape_text
+from dashboard.markup import code_span, escape_text, plain_estimates
 from dashboard.numbers import fmt, styled
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
@@ -94,7 +94,7 @@ def main() -> None:
             default_group(result, roles.subject),
             help="Whose estimates to compare (each grouping factor has its own random effects).",
         )
-    est = shrinkage_estimates(result, group)
+    est = plain_estimates(shrinkage_estimates(result, group))  # names without backticks
     label = roles.subject if group == roles.subject else group
     st.markdown(INTRO.format(s=label))
     how_to_read(

@@ -3,8 +3,9 @@
 A generated messy CSV (60 patients, blood pressure at 3-8 irregular visits over two years,
 "Patient ID", ISO "Visit date", "SBP (mmHg)" with blanks and "n/a", Age, Sex M/F, Treatment
 A/B; semicolons and decimal commas) is uploaded, its visit dates become the time in one
-click, a random-slope model with Age is fitted through the formula box, and every page is
-visited: no exception anywhere, screenshots in ``artifacts/screenshots/clinician_*.png``.
+click, a random-slope model with Age is fitted through the formula box, the random-effects
+ladder is fitted on the Compare page, and every page is visited: no exception anywhere,
+screenshots in ``artifacts/screenshots/clinician_*.png``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def test_clinician_uploads_converts_dates_fits_and_sees_every_page(app_url, brow
         assert "Age" in body and TIME in body
         assert not support.exceptions_on(page)
         support.screenshot(page, "clinician_model_fitted")
+
+        # the random-effects ladder rebuilds formulas from these names: every rung fits
+        support.go_to(page, "Compare")
+        page.get_by_role("button", name="Fit the ladder").click()
+        _wait_for_text(page, "Ladder fitted in")
+        body = page.inner_text("body")
+        assert "Unknown function" not in body and "failed" not in body
+        assert not support.exceptions_on(page)
 
         shown = support.visit_all_pages(page, prefix="clinician_")
         assert "Trajectories" in shown and "Data" in shown
