@@ -318,6 +318,7 @@ def slope_sd_histogram_figure(summary: ReplicateSummary) -> go.Figure:
     """Histogram of the estimated slope SD, stacked by the kind of fit (regular or which
     boundary a singular fit reached; one trace per kind present), and the true SD."""
     t = summary.table
+    counts = summary.boundary_counts()  # the same counts as the page's sentence
     fig = go.Figure()
     for label, (name, color) in BOUNDARIES.items():
         part = t.loc[t["boundary"] == label, "sd_slope"]
@@ -325,7 +326,7 @@ def slope_sd_histogram_figure(summary: ReplicateSummary) -> go.Figure:
             fig.add_trace(
                 go.Histogram(
                     x=part,
-                    name=f"{name} ({len(part)})",
+                    name=f"{name} ({counts.get(label, 0):,} of {summary.n:,})",
                     marker={"color": _rgba(color, 0.8)},
                     hovertemplate="%{x}: %{y} studies<extra></extra>",
                 )

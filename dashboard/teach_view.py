@@ -11,17 +11,20 @@ from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 from dashboard.numbers import fmt, fmt_pct
-from lmm_core.teaching import LabTruth
+from lmm_core.teaching import LabTruth, expected_slope_weight
 from lmm_core.teaching_repeat import ReplicateSummary
 
 __all__ = [
+    "BOUNDARY_WORDS",
     "CONTROLS",
     "DEFAULT_SEED",
     "Control",
+    "count_of",
     "naive_text",
     "settings_to_truth",
     "singular_text",
     "truth_key",
+    "weight_note",
 ]
 
 
@@ -143,19 +146,43 @@ def _pct(p: float) -> str:
     return fmt_pct(p)
 
 
+#: kind of fit (ReplicateSummary.boundary_counts) -> words, shared with the figure's legend
+BOUNDARY_WORDS: dict[str, str] = {
+    "slope SD = 0": "the slope SD estimated as zero",
+    "correlation = ±1": "the correlation estimated as ±1",
+    "intercept SD = 0": "the intercept SD estimated as zero",
+    "other boundary": "another parameter on its boundary",
+}
+
+
+def count_of(k: int, n: int) -> str:
+    """``"12 of 100 (12%)"``: a count with its denominator and share."""
+    return f"{k:,} of {n:,} ({_pct(k / n) if n else '–'})"
+
+
 def singular_text(summary: ReplicateSummary) -> str:
-    """Plain words on how often the fits were singular, and why singular fits happen."""
+    """Plain words on how often the fits were singular, and why singular fits happen.
+
+    The counts are :meth:`ReplicateSummary.boundary_counts`, the same numbers as the legend
+    of the slope-SD histogram: the kinds are exclusive and add up to the singular total.
+    """
     t = summary.truth
-    parts = [
-        f"the slope SD estimated as zero in {_pct(summary.rate('slope_sd_zero'))}",
-        f"the correlation estimated as ±1 in {_pct(summary.rate('corr_boundary'))}",
-        f"the intercept SD estimated as zero in {_pct(summary.rate('intercept_sd_zero'))}",
+    counts = summary.boundary_counts()
+    k = summary.singular_count()
+    kinds = [
+        f"{c:,} with {BOUNDARY_WORDS[label]}" for label, c in counts.items() if label != "none"
     ]
-    head = (
-        f"In **{_pct(summary.rate('singular'))}** of the {summary.n} studies the fit was "
-        f"singular: {'; '.join(parts)}. The truth is τ₁ = {fmt(t.sd_slope, 3)}, τ₀ = "
-        f"{fmt(t.sd_intercept, 3)}, ρ = {fmt(t.corr, 3)}."
+    truth = (
+        f"The truth is τ₁ = {fmt(t.sd_slope, 3)}, τ₀ = {fmt(t.sd_intercept, 3)}, "
+        f"ρ = {fmt(t.corr, 3)}."
     )
+    if k:
+        head = (
+            f"In **{count_of(k, summary.n)}** studies the fit was singular: "
+            f"{'; '.join(kinds)}. {truth}"
+        )
+    else:
+        head = f"None of the {summary.n:,} studies gave a singular fit. {truth}"
     why = (
         "\n\n**Why singular fits happen.** The model must split the variation of the "
         "subjects' own slopes into a true part (τ₁², how much subjects really differ) and a "
@@ -170,7 +197,7 @@ def singular_text(summary: ReplicateSummary) -> str:
         "that part of the variation apart from the noise. A simpler model (for example a "
         "random intercept only, or no correlation) describes them as well."
     )
-    if summary.rate("singular") == 0:
+    if k == 0:
         why += (
             " Try it: lower the SD of subject slopes (e.g. to 0.2), lower the visits or raise "
             "the residual SD, and repeat."
@@ -224,3 +251,45 @@ def naive_text(summary: ReplicateSummary) -> str:
             "right only by accident."
         )
     return lines + verdict
+
+
+def weight_note(
+    truth: LabTruth, est: dict[str, float], median_factor: float, mean_visits: float
+) -> str:
+    """Why the expected weight on the own slope and the median shrinkage factor differ.
+
+    Parameters
+    ----------
+    truth
+        The truth of the study shown (its ``n_visits`` and ``sigma`` are section 3's).
+    est
+        :func:`lmm_core.teaching.estimates` of the study's fit.
+    median_factor
+        Median over subjects of ``(mixed - population) / (own - population)``
+        (:func:`lmm_core.teaching.shrinkage_summary`).
+    mean_visits
+        Visits actually seen per subject, on average.
+
+    Returns
+    -------
+    str
+        Markdown: both numbers, what each is computed from, and the formula's value with the
+        fit's estimates instead of the truth (usually the biggest part of the gap).
+    """
+    n = int(truth.n_visits)
+    w_true = float(expected_slope_weight(truth.sd_slope, truth.sigma, n))
+    w_est = float(expected_slope_weight(est["sd_slope"], est["sigma"], n))
+    return (
+        f"**Why the expected weight ({fmt(w_true, 2)}) and the median factor "
+        f"({fmt(median_factor, 2)}) differ.** The expected weight is a formula for a "
+        f"*typical subject of the design*: seen at all {n} planned visits, with the **true** "
+        f"τ₁ = {fmt(truth.sd_slope, 3)} and σ = {fmt(truth.sigma, 3)} you set, and no "
+        "intercept–slope correlation. The median factor is *measured in this simulated "
+        "study*: for each subject, the share of its own deviation that its mixed-model slope "
+        "kept, then the median over the subjects. The fit only knows its **estimates** "
+        f"(τ̂₁ = {fmt(est['sd_slope'], 3)}, σ̂ = {fmt(est['sigma'], 3)}, "
+        f"ρ̂ = {fmt(est['corr'], 2)}; with these the formula gives {fmt(w_est, 2)}), each "
+        f"subject has only the visits it kept after dropout ({fmt(mean_visits, 3)} on "
+        "average), and a correlated intercept also pulls the slope. With many subjects, "
+        "every visit seen and ρ = 0 the two numbers agree."
+    )

@@ -43,8 +43,16 @@ from lmm_core.ols import ols_fit
 from lmm_core.optimize import OptimizerOptions
 from lmm_core.teaching import LabTruth, estimates, fit_lab, simulate_lab
 
-__all__ = ["ReplicateSummary", "monte_carlo_se", "run_replicates"]
+__all__ = ["BOUNDARY_LABELS", "ReplicateSummary", "monte_carlo_se", "run_replicates"]
 
+#: the kinds of fit of :meth:`ReplicateSummary.boundary_counts`, regular first
+BOUNDARY_LABELS = (
+    "none",
+    "slope SD = 0",
+    "correlation = ±1",
+    "intercept SD = 0",
+    "other boundary",
+)
 SINGULAR_TOL = FitOptions().singular_tol  # lme4's default, as the fits use
 _FAST = FitOptions(optimizer=OptimizerOptions(keep_log=False))  # same fit, no evaluation log
 
@@ -96,6 +104,33 @@ class ReplicateSummary:
     def rate(self, column: str) -> float:
         """Share of replicates where the boolean ``column`` is true (NaN without any)."""
         return float(self.table[column].mean()) if self.n else math.nan
+
+    def boundary_counts(self) -> dict[str, int]:
+        """Studies per kind of fit, in :data:`BOUNDARY_LABELS` order (kinds with none left out).
+
+        ``"none"`` counts the regular fits; every other entry is a kind of singular fit, and
+        the entries are exclusive (a fit with two boundaries counts once, by the first label
+        of :data:`BOUNDARY_LABELS` it reached), so they add up to :attr:`n`. The page's
+        sentence, its metric and the figure's legend all take their numbers from here.
+        """
+        if not self.n:
+            return {}
+        if "boundary" in self.table:
+            labels = self.table["boundary"]
+        else:  # a table without the label column: derive it from the flags
+            flags = self.table.reindex(
+                columns=["slope_sd_zero", "intercept_sd_zero", "corr_boundary", "singular"],
+                fill_value=False,
+            )
+            labels = pd.Series(
+                [_boundary_label(*map(bool, row)) for row in flags.itertuples(index=False)]
+            )
+        counts = labels.value_counts()
+        return {k: int(counts[k]) for k in BOUNDARY_LABELS if counts.get(k, 0) > 0}
+
+    def singular_count(self) -> int:
+        """Number of studies whose fit reached a boundary (every kind but ``"none"``)."""
+        return sum(c for k, c in self.boundary_counts().items() if k != "none")
 
     def empirical_sd(self) -> float:
         """Standard deviation of the slope estimates over the replicates (the true SE)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -17,14 +18,22 @@ from dashboard.teach_view import (
     CONTROLS,
     DEFAULT_SEED,
     INTEGER_FIELDS,
+    count_of,
     naive_text,
     settings_to_truth,
     singular_text,
     truth_key,
+    weight_note,
 )
 from dashboard.widgets import show_figure
 from lmm_core import LMMError
-from lmm_core.teaching import FORMULA, LabTruth, expected_slope_weight, shrinkage_summary
+from lmm_core.teaching import (
+    FORMULA,
+    LabTruth,
+    estimates,
+    expected_slope_weight,
+    shrinkage_summary,
+)
 from lmm_core.teaching import slope_shrinkage as compute_slope_shrinkage
 from lmm_core.teaching_repeat import monte_carlo_se, run_replicates
 
@@ -125,7 +134,7 @@ def one_study(truth: LabTruth, seed: int):
         "minus the visits lost to dropout.",
     )
     cols[1].metric(
-        "Mean visits per subject",
+        "Visits per subject",
         fmt(per_subject.mean(), 3),
         help=f"Visits actually seen per subject, on average (planned: {truth.n_visits}; "
         f"expected with this dropout: {fmt(truth.expected_visits(), 3)}).",
@@ -224,8 +233,46 @@ def recovery_display(table):
     return out
 
 
-def shrinkage_section(truth: LabTruth, lab, result) -> None:
-    """Section 3: own slopes vs mixed-model slopes vs the truth."""
+#: section 3's own copies of these truth fields (section 1's truth is never changed here)
+SHRINK_FIELDS = ("n_visits", "sigma")
+
+
+def _shrink_control(name: str, truth: LabTruth, where) -> None:
+    """A section-3 slider with its own value (``shrink_<name>``; unset: section 1's value)."""
+    c = CONTROLS[name]
+    key = W + name + "_shrink"
+    cast = int if name in INTEGER_FIELDS else float
+    stored = _settings().get("shrink_" + name)
+    value = getattr(truth, name) if stored is None else stored
+    st.session_state[key] = cast(min(max(value, c.low), c.high))
+    where.slider(
+        f"{c.label} (this section)",
+        min_value=cast(c.low),
+        max_value=cast(c.high),
+        step=cast(c.step),
+        key=key,
+        on_change=_keep,
+        args=("shrink_" + name, key),
+        help=c.help + " Changes only this section's study; section 1 keeps its own value.",
+    )
+
+
+def _follow_section_one() -> None:
+    for name in SHRINK_FIELDS:
+        _settings().pop("shrink_" + name, None)
+
+
+def shrink_truth(truth: LabTruth) -> LabTruth:
+    """Section 3's truth: section 1's, with this section's visits and noise when set."""
+    own = {n: _settings().get("shrink_" + n) for n in SHRINK_FIELDS}
+    own = {
+        n: (int(v) if n in INTEGER_FIELDS else float(v)) for n, v in own.items() if v is not None
+    }
+    return dataclasses.replace(truth, **own) if own else truth
+
+
+def shrinkage_section(truth: LabTruth, seed: int, lab, result) -> None:
+    """Section 3: own slopes vs mixed-model slopes vs the truth, with its own visits and noise."""
     st.subheader("3. Shrinkage: how far each subject's own slope is trusted")
     st.markdown(
         "Each subject's **own slope** (a straight line through its data alone) is noisy. The "
@@ -234,45 +281,78 @@ def shrinkage_section(truth: LabTruth, lab, result) -> None:
         "or subjects that hardly differ. Move the sliders and watch the arrows grow and shrink."
     )
     left, right = st.columns(2)
-    _control("n_visits", left, suffix="_shrink")
-    _control("sigma", right, suffix="_shrink")
+    for name, where in zip(SHRINK_FIELDS, (left, right), strict=True):
+        _shrink_control(name, truth, where)
+    local = shrink_truth(truth)
+    same = local == truth
+    if same:
+        st.caption(
+            f"These sliders belong to this section: they start at section 1's values "
+            f"({truth.n_visits} visits, σ = {fmt(truth.sigma, 3)}) and, when moved, draw a "
+            "study for this section only (same seed and other settings). Section 1's truth "
+            "and study stay as they are."
+        )
+    else:
+        note, reset = st.columns([4, 1], vertical_alignment="center")
+        note.info(
+            f"This section shows its own study: {local.n_visits} visits and "
+            f"σ = {fmt(local.sigma, 3)} (section 1: {truth.n_visits} visits, "
+            f"σ = {fmt(truth.sigma, 3)}), drawn with the same seed and other settings. "
+            "Sections 1, 2 and 4 are unchanged."
+        )
+        reset.button(
+            "Use section 1's values",
+            key=W + "shrink_reset",
+            on_click=_follow_section_one,
+            help="Show section 1's study here again; the sliders follow section 1.",
+        )
+        try:
+            lab, result = cached.teach_study(truth_key(local), seed)
+        except LMMError as err:
+            st.error(f"This section's study could not be fitted: {err}")
+            return
     if result is None:
         return
     table = compute_slope_shrinkage(result, lab)
     summ = shrinkage_summary(table)
-    weight = float(expected_slope_weight(truth.sd_slope, truth.sigma, truth.n_visits))
+    weight = float(expected_slope_weight(local.sd_slope, local.sigma, local.n_visits))
     cols = st.columns(4)
     cols[0].metric(
-        "Weight on own slope",
+        "Expected weight",
         fmt(weight, 2),
-        help="τ₁² / (τ₁² + σ²/Sₜₜ) with Sₜₜ the spread of the visit times: the share of a "
-        "subject's own deviation the model keeps in the simplest case (all visits seen, "
-        "no correlation). 1 = no shrinkage, 0 = everyone gets the population slope.",
+        help="The weight on a subject's own slope for a typical subject of the design: "
+        "τ₁² / (τ₁² + σ²/Sₜₜ) with the true τ₁ and σ and Sₜₜ the spread of all the planned "
+        "visit times (no dropout, no correlation). 1 = no shrinkage, 0 = everyone gets the "
+        "population slope.",
     )
     cols[1].metric(
-        "Median shrinkage factor",
+        "Median factor",
         fmt(summ["median_factor"], 2),
-        help="(mixed − population) / (own − population) per subject, median over subjects: "
-        "the share of its own deviation the model actually kept in this study.",
+        help="Median shrinkage factor of this study: (mixed − population) / (own − "
+        "population) per subject, the share of its own deviation the model actually kept, "
+        "with the fit's estimated variances and each subject's own visits; median over "
+        "subjects.",
     )
     cols[2].metric(
-        "Error, own slopes",
+        "RMSE, own slopes",
         fmt(summ["rmse_own"], 3),
         help="Root mean squared distance of the subjects' own slopes from their true slopes.",
     )
     cols[3].metric(
-        "Error, mixed slopes",
+        "RMSE, mixed slopes",
         fmt(summ["rmse_mixed"], 3),
         delta=f"{fmt(summ['rmse_mixed'] - summ['rmse_own'], 3, sign=True)} vs own",
         delta_color="inverse",
         help="The same for the mixed-model slopes (BLUPs). Usually smaller: shrinkage "
         "trades a little bias for much less noise.",
     )
+    visits = float(lab.data.groupby("subject", observed=True).size().mean())
+    st.caption(weight_note(local, estimates(result), summ["median_factor"], visits))
     show_figure(ft.slope_shrinkage_figure(table), key="teach_shrinkage")
     if len(table) > ft.MAX_SUBJECTS:
         st.caption(f"A random sample of {ft.MAX_SUBJECTS} of the {len(table)} subjects is drawn.")
     show_figure(
-        ft.weight_curve_figure(truth.sd_slope, truth.sigma, truth.n_visits, summ["median_factor"]),
+        ft.weight_curve_figure(local.sd_slope, local.sigma, local.n_visits, summ["median_factor"]),
         key="teach_weight",
     )
     st.caption(
@@ -378,9 +458,10 @@ def show_replicates(summary) -> None:
     )
     cols[3].metric(
         "Singular fits",
-        f"{summary.rate('singular'):.0%}",
-        help="Share of studies whose fit put a variance at zero or the correlation at ±1 "
-        "(see below).",
+        f"{summary.singular_count():,} of {summary.n:,}",
+        help="Studies whose fit put a variance at zero or the correlation at ±1 (see "
+        f"below): {count_of(summary.singular_count(), summary.n)}. Studies that could not be "
+        "fitted are not counted, here or in the figure.",
     )
     show_figure(ft.slope_histogram_figure(summary), key="teach_hist")
 
@@ -452,7 +533,7 @@ def main() -> None:
         st.stop()
     seed = int(_settings().get("seed", DEFAULT_SEED))
     lab, result = one_study(truth, seed)
-    shrinkage_section(truth, lab, result)
+    shrinkage_section(truth, seed, lab, result)
     repeat_section(truth, seed)
 
 

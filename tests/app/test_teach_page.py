@@ -42,19 +42,49 @@ def test_one_study_truth_vs_estimate(app):
     assert table["lower"].isna().sum() == 4
 
 
-def test_visits_slider_is_shared_and_moves_the_weight(app):
+def _recovery_table(at):
+    (table,) = [d.value for d in at.dataframe if "truth inside?" in d.value.columns]
+    return table
+
+
+def test_section_three_has_its_own_visits_and_noise(app):
+    """Issue 11 item 11: section 3's sliders used to change section 1's truth and redraw
+    the study silently. They now draw a study for section 3 only, say so, and can follow
+    section 1 again."""
     at = _page(app)
-    before = float(_metric(at, "Weight on own slope"))
+    before = float(_metric(at, "Expected weight"))
+    study = _recovery_table(at)
+    observations = _metric(at, "Observations")
+    assert "These sliders belong to this section" in texts(at.caption)
     at.slider(key=W + "n_visits_shrink").set_value(3).run()
     assert not at.exception
-    assert at.slider(key=W + "n_visits").value == 3
-    after = float(_metric(at, "Weight on own slope"))
-    assert after < before
+    assert at.slider(key=W + "n_visits").value == LabTruth().n_visits  # section 1 unchanged
+    pd.testing.assert_frame_equal(_recovery_table(at), study)  # section 2's study unchanged
+    assert _metric(at, "Observations") == observations
+    assert "This section shows its own study: 3 visits" in texts(at.info)
+    after = float(_metric(at, "Expected weight"))
     truth = LabTruth()
+    assert after < before
     assert after == round(float(expected_slope_weight(truth.sd_slope, truth.sigma, 3)), 2)
-    at.slider(key=W + "sigma").set_value(10.0).run()
+    at.slider(key=W + "sigma").set_value(10.0).run()  # section 1's noise: section 3 follows
     assert at.slider(key=W + "sigma_shrink").value == 10.0
-    assert float(_metric(at, "Weight on own slope")) < after
+    assert at.slider(key=W + "n_visits_shrink").value == 3  # its own visits stay
+    assert float(_metric(at, "Expected weight")) < after
+    at.button(key=W + "shrink_reset").click().run()
+    assert not at.exception
+    assert at.slider(key=W + "n_visits_shrink").value == LabTruth().n_visits
+    assert "These sliders belong to this section" in texts(at.caption)
+
+
+def test_weight_and_median_factor_are_explained(app):
+    at = _page(app)
+    weight, factor = _metric(at, "Expected weight"), _metric(at, "Median factor")
+    note = texts(at.caption)
+    assert f"Why the expected weight ({weight}) and the median factor ({factor}) differ" in note
+    assert "true" in note and "estimates" in note and "after dropout" in note
+    labels = [m.label for m in at.metric]
+    assert all(len(label) <= 20 for label in labels), labels  # short labels (item 10)
+    assert all(m.help for m in at.metric)
 
 
 def test_repeat_the_study(app):
@@ -65,6 +95,14 @@ def test_repeat_the_study(app):
     assert _metric(at, "Time for 20 studies").endswith(" s")
     assert _metric(at, "Coverage, mixed").endswith("%")
     assert "Why singular fits happen" in texts(at.markdown)
+    singular = _metric(at, "Singular fits")  # "k of 20": the same count as text and legend
+    k = int(singular.split(" of ")[0])
+    assert singular.endswith(" of 20")
+    text = texts(at.markdown)
+    assert (f"In **{k} of 20 (" in text) if k else ("None of the 20 studies" in text)
+    (sd_hist,) = [f for f in figures_on(at) if "τ̂₁" in str(f["layout"].get("xaxis", {}))]
+    legend = [t["name"] for t in sd_hist["data"] if t.get("name", "").startswith("singular")]
+    assert sum(int(n.split("(")[-1].split(" of")[0]) for n in legend) == k
     assert "naive regression's averaged" in texts(at.markdown)
     assert len(figures_on(at)) == 8  # + histogram, slope SD histogram, coverage, ladder
     at.button(key=W + "new_study").click().run()  # new seed: the run no longer applies

@@ -56,9 +56,41 @@ def test_naive_text_says_which_way_the_naive_intervals_err():
 
 def test_singular_text():
     text = singular_text(_summary(zero=3, corr=7))
-    assert text.startswith("In **10%** of the 100 studies the fit was singular")
-    assert (
-        "slope SD estimated as zero in 3%" in text and "correlation estimated as ±1 in 7%" in text
-    )
+    assert text.startswith("In **10 of 100 (10%)** studies the fit was singular")
+    assert "3 with the slope SD estimated as zero" in text
+    assert "7 with the correlation estimated as ±1" in text
     assert "Why singular fits happen" in text and "Try it" not in text
     assert "Try it" in singular_text(_summary())
+    assert singular_text(_summary()).startswith("None of the 100 studies gave a singular fit")
+
+
+def test_singular_text_and_legend_use_the_same_counts_and_denominator():
+    """Issue 11 item 11: the text said 13% while the legend counted 12. Both now come from
+    ReplicateSummary.boundary_counts: exclusive kinds that add up to the singular total,
+    over the same n (failed fits left out of both)."""
+    from dashboard.figures_teach import slope_sd_histogram_figure
+
+    s = _summary(zero=1, corr=12)
+    s.table["sd_slope"] = np.where(s.table["slope_sd_zero"], 0.0, 1.0)
+    s.table["boundary"] = np.select(
+        [s.table["slope_sd_zero"], s.table["corr_boundary"]],
+        ["slope SD = 0", "correlation = ±1"],
+        "none",
+    )
+    s.table.loc[50, "singular"] = True  # a fit singular by another boundary
+    s.table.loc[50, "boundary"] = "other boundary"
+    counts = s.boundary_counts()
+    assert counts == {"none": 86, "slope SD = 0": 1, "correlation = ±1": 12, "other boundary": 1}
+    assert s.singular_count() == 14 == sum(counts.values()) - counts["none"]
+    text = singular_text(s)
+    assert "**14 of 100 (14%)**" in text
+    for label, c in counts.items():
+        if label != "none":
+            assert f"{c} with" in text
+    legend = [t.name for t in slope_sd_histogram_figure(s).data if "of 100)" in (t.name or "")]
+    legend_total = sum(int(name.split("(")[-1].split(" of")[0]) for name in legend)
+    assert legend_total == 100
+    singular_in_legend = sum(
+        int(name.split("(")[-1].split(" of")[0]) for name in legend if name.startswith("singular")
+    )
+    assert singular_in_legend == s.singular_count()

@@ -141,9 +141,9 @@ def test_slope_sd_histogram_by_kind_of_fit():
     fig = ft.slope_sd_histogram_figure(s)
     names = [t.name for t in fig.data]
     assert names[:3] == [
-        "regular fit (54)",
-        "singular: slope SD estimated as 0 (2)",
-        "singular: correlation estimated as ±1 (4)",
+        "regular fit (54 of 60)",
+        "singular: slope SD estimated as 0 (2 of 60)",
+        "singular: correlation estimated as ±1 (4 of 60)",
     ]
     assert sum(len(t.x) for t in fig.data[:3]) == s.n
     assert fig.layout.barmode == "stack" and fig.layout.shapes[0].x0 == s.truth.sd_slope
