@@ -228,7 +228,7 @@ def guess_roles(data: pd.DataFrame) -> Roles:
     time_cands = []
     for col in usable:
         s = data[col]
-        if col in taken or (subject is not None and constant_within_subjects(data, subject, col)):
+        if col in taken:
             continue
         rank = _name_rank(col, TIME_WORDS)
         if not is_numeric(s):
@@ -243,7 +243,14 @@ def guess_roles(data: pd.DataFrame) -> Roles:
                 continue
             rank = 90
         time_cands.append(((rank, s.nunique()), col))  # fewer distinct values: more time-like
-    time = _pick(time_cands)
+    time = next(
+        (
+            col
+            for _, col in sorted(time_cands)
+            if subject is None or not constant_within_subjects(data, subject, col)
+        ),
+        None,
+    )
     taken.add(time)
 
     # Outcome: by name (even if it holds some text, so validation can say so), else the

@@ -91,3 +91,32 @@ def test_the_checker_sees_an_image_outside_a_span():
     naive = "`y ~ `![x](http://198.51.100.1/x.png)` + 1`"  # f"`{formula}`": broken
     _, outside = split_code_spans(naive)
     assert active_outside(outside)
+
+
+def test_names_are_shown_without_formula_backticks():
+    """Issue 11 item 5: backticks belong in formulas; tables and figures show the names."""
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.markup import plain_cells, plain_estimates, plain_index, plain_name
+    from lmm_core import datasets, fit_lmm
+    from lmm_core.per_group import shrinkage_estimates
+
+    assert plain_name("`Visit day`:SexM") == "Visit day:SexM"
+    assert plain_name(np.nan) is np.nan and plain_name("(Intercept)") == "(Intercept)"
+    frame = pd.DataFrame({"term": ["`a b`", "c"], "v": [1, 2]}, index=["`x y`", "z"])
+    assert list(plain_index(frame).index) == ["x y", "z"]
+    assert list(plain_cells(frame, ["term", "missing"])["term"]) == ["a b", "c"]
+    assert list(frame["term"]) == ["`a b`", "c"]  # a copy: the input is unchanged
+
+    data = datasets.load_example("sleepstudy")[0].rename(columns={"Days": "Visit day"})
+    res = fit_lmm("Reaction ~ `Visit day` + (`Visit day` | Subject)", data)
+    est = shrinkage_estimates(res, "Subject")
+    assert est.columns == ("(Intercept)", "`Visit day`")
+    shown = plain_estimates(est)
+    assert shown.columns == ("(Intercept)", "Visit day")
+    assert "own:Visit day" in shown.table.columns and "mixed:Visit day" in shown.table.columns
+    np.testing.assert_array_equal(shown.table.to_numpy(), est.table.to_numpy())
+    plain = shrinkage_estimates(fit_lmm("Reaction ~ Days + (Days | Subject)",
+                                        datasets.load_example("sleepstudy")[0]), "Subject")
+    assert plain_estimates(plain) is plain  # nothing to change
