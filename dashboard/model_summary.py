@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.markup import code_span, plain_index
 from dashboard.model_builder import deparse_spec
 from dashboard.numbers import fmt, fmt_pct
 from lmm_core import LMMResult
-from lmm_core.formula import RandomSpec
+from lmm_core.formula import RandomSpec, unquote_label
 from lmm_core.ols import ols_fit
 from lmm_core.reterms import column_rms
 
@@ -78,13 +79,14 @@ class ZeroComponent:
 
 
 def _effect_name(column: str) -> str:
-    return "intercept" if column == INTERCEPT else f"slope on {column}"
+    return "intercept" if column == INTERCEPT else f"slope on {unquote_label(column)}"
 
 
 # --------------------------------------------------------------------------- tables
 def fixed_effects_table(result: LMMResult) -> pd.DataFrame:
-    """Estimate, standard error and t value of each fixed effect (index: lme4 names)."""
-    table = result.fixef_table()[["estimate", "std_error", "t_value"]]
+    """Estimate, standard error and t value of each fixed effect (index: lme4 names shown
+    without backticks, e.g. ``Visit day:SexM``)."""
+    table = plain_index(result.fixef_table()[["estimate", "std_error", "t_value"]])
     return table.rename(columns={"estimate": "Estimate", "std_error": "Std. error",
                                  "t_value": "t value"})  # fmt: skip
 
@@ -199,7 +201,9 @@ def icc_sentences(
             f"the fixed effects lies between levels of {level}."
         )
     if has_slopes(result):
-        slopes = sorted({c for t in result.reterms for c in t.cnames if c != INTERCEPT})
+        slopes = sorted(
+            {unquote_label(c) for t in result.reterms for c in t.cnames if c != INTERCEPT}
+        )
         at = " = ".join([*slopes, "0"])
         where = (
             f" (how strongly two measurements of one {subject} correlate changes with {time})"
@@ -325,8 +329,9 @@ def _singular_sentence(z: ZeroComponent, outcome: str) -> str:
             "another (beyond what the fixed effects and the other random effects explain)."
         )
     return (
-        f"The variance of the random slope on {z.column} for {z.group} is estimated as zero: "
-        f"these data show no evidence that the rate of change of {outcome} along {z.column} "
+        f"The variance of the random slope on {unquote_label(z.column)} for {z.group} is "
+        f"estimated as zero: these data show no evidence that the rate of change of {outcome} "
+        f"along {unquote_label(z.column)} "
         f"differs from one {z.group} to another."
     )
 
@@ -359,7 +364,7 @@ def status_messages(result: LMMResult) -> list[Status]:
     if zeros:
         simpler = simpler_formula(result)
         tail = (
-            f"Consider the simpler model `{simpler}`."
+            f"Consider the simpler model {code_span(simpler)}."
             if simpler
             else "Consider a model without random effects (ordinary regression)."
         )
@@ -383,7 +388,7 @@ def data_notes(result: LMMResult) -> list[str]:
                     f"{n_total:,} rows."
                 )
     if design.aliased:
-        names = ", ".join(f"`{a}`" for a in design.aliased)
+        names = ", ".join(code_span(unquote_label(a)) for a in design.aliased)
         notes.append(
             f"{names} could not be estimated: each is an exact combination of other "
             "fixed-effect columns (for example a category with no rows, or a covariate that "
@@ -412,4 +417,4 @@ def ols_comparison(result: LMMResult) -> pd.DataFrame:
         }
     )
     table["Design effect"] = (table["Mixed SE"] / table["OLS SE"]) ** 2
-    return table
+    return plain_index(table)
