@@ -78,7 +78,7 @@ def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataF
     """Readable columns of ``fixef_inference``'s table (index: the lme4 names, shown
     without backticks)."""
     pct = f"{level:.0%}"
-    return pd.DataFrame(
+    shown = pd.DataFrame(
         {
             "Estimate": table["estimate"],
             "Std. error": table["std_error"],
@@ -88,8 +88,9 @@ def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataF
             f"{pct} CI low": table["ci_lower"],
             f"{pct} CI high": table["ci_upper"],
         },
-        index=[plain_name(v) for v in table.index],
+        index=table.index,
     )
+    return plain_index(shown)  # renamed after the columns are aligned on the lme4 names
 
 
 def render_fixed_inference(record: dict[str, Any]) -> None:
