@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -11,6 +13,7 @@ from dashboard.model_builder import (
     build_formula,
     formula_label,
     ids_repeat_across,
+    model_key,
     random_term,
 )
 from lmm_core import FormulaError, datasets, fit_lmm
@@ -124,3 +127,65 @@ def test_label_of_a_bad_formula_raises_with_a_position():
     with pytest.raises(FormulaError) as info:
         formula_label("y ~ time + (1 | )")
     assert info.value.position == 16
+
+
+AWKWARD = ["SBP (mmHg)", "Visit day", "x[1]", "Größe é", "a-b", "a+b", "a*b", "a/b", "a:b",
+           "2nd", "if", "dose (mg/kg)"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_every_built_formula_reads_back_the_same_columns(name):
+    """Issue 11 item 3: every formula the app writes from names parses to those names."""
+    from dashboard.model_builder import TimeScale, deparse_spec
+
+    y, t, arm, g, h = (f"{name} {k}" for k in ("y", "t", "arm", "g", "h"))
+    choices = BuilderChoices(
+        y, (t, arm), ((t, arm),),
+        (GroupLevel((h, g), slopes=(t,), correlated=False), GroupLevel(h)),
+    )  # fmt: skip
+    for scale in (None, TimeScale(t, 7.0, "week")):
+        formula = build_formula(dataclasses.replace(choices, time_scale=scale))
+        spec = parse_formula(formula)
+        assert {r.name for r in spec.column_refs()} == {y, t, arm, g, h}, formula
+        assert spec.response.name == y
+        assert [tuple(v.name for v in r.group_vars) for r in spec.random] == [
+            (h, g), (h, g), (h,)
+        ]  # fmt: skip
+        # rebuilt from the parsed formula (the ladder, simpler models): the same model
+        rebuilt = deparse_spec(spec, [(r, tuple(r.lhs.labels()), r.lhs.intercept)
+                                      for r in spec.random])  # fmt: skip
+        assert model_key(rebuilt) == model_key(formula)
+
+
+def test_model_labels_say_what_differs():
+    from dashboard.model_builder import model_label
+
+    base = "y ~ t + (t | s)"
+    assert model_label(base, "s", "t") == "random slope"
+    assert model_label("y ~ t + Age + (t | s)", "s", "t") == "random slope + Age"
+    assert model_label("y ~ t * Sex + (t | s)", "s", "t") == "random slope + Sex + t x Sex"
+    assert model_label("y ~ 1 + (t | s)", "s", "t") == "random slope without t"
+    assert model_label(base, "s", "t", reml=False) == "random slope (ML)"
+    assert model_label("y ~ I(t/7) + (I(t/7) | s)", "s", "t") == "random slope (t/7)"
+    assert model_label("`SBP (mmHg)` ~ `Visit day` + `Age (y)` + (1 | `Patient ID`)",
+                       "Patient ID", "Visit day") == "random intercept + Age (y)"  # fmt: skip
+    taken = {"random slope", "random slope #2"}
+    assert model_label(base, "s", "t", taken=taken) == "random slope #3"
+
+
+def test_model_key_ignores_spelling_only():
+    assert model_key("y ~ a * b + (t || g)") == model_key("y~b+a+a:b+(0+t|g)+(1|g)")
+    assert model_key("`y` ~ t + (t | g)") == model_key("y ~ 1 + t + (1 + t | g)")
+    assert model_key("y ~ t + (t | g)") != model_key("y ~ t + (t || g)")
+    assert model_key("y ~ t + (1 | g)") != model_key("y ~ I(t/7) + (1 | g)")
+
+
+def test_time_units_and_scales():
+    from dashboard.model_builder import time_scales, time_unit
+
+    assert time_unit("Visit day") == "day" and time_unit("t", "months since baseline") == "month"
+    assert time_unit("age", "years") == "year" and time_unit("x") == ""
+    assert [(s.unit, s.divisor) for s in time_scales("Days")] == [
+        ("week", 7.0), ("month", 30.4375), ("year", 365.25)
+    ]  # fmt: skip
+    assert time_scales("x") == []
