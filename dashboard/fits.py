@@ -31,6 +31,7 @@ __all__ = [
     "next_name",
     "taken_labels",
     "records_for_active_data",
+    "same_model_groups",
     "require_fit",
     "set_active",
 ]
@@ -95,6 +96,17 @@ def find_fit(formula: str, reml: bool, data_key: str | None = None) -> dict[str,
         ):
             return record
     return None
+
+
+def same_model_groups(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Names of records that hold the same model (fitted by REML and by ML), in groups of
+    two or more: compared after ML refits they tie, since they are one model."""
+    groups: dict[tuple, list[str]] = {}
+    for record in records:
+        key = _same_model_key(record["formula"])
+        if key is not None:
+            groups.setdefault((record["data_key"], key), []).append(record["name"])
+    return [names for names in groups.values() if len(names) > 1]
 
 
 def add_fit(record: dict[str, Any]) -> None:

@@ -14,11 +14,12 @@ from dashboard.fits import (
     add_fit,
     next_name,
     records_for_active_data,
+    same_model_groups,
     set_active,
 )
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read, text_column
-from dashboard.markup import code_span, plain_name
+from dashboard.markup import code_span, escape_message, plain_name
 from dashboard.numbers import styled
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
@@ -216,6 +217,12 @@ def fitted_models_section() -> None:
     if len(chosen) < 2:
         st.info("Choose at least two models above.")
         return
+    for names in same_model_groups(chosen):
+        st.info(
+            f"{' and '.join(escape_message(n) for n in names)} are the same model, fitted by "
+            "REML and by ML: after the ML refits below they tie. Keep one of them to compare "
+            "different models."
+        )
     key = tuple((r["name"], r["formula"], bool(r["reml"])) for r in chosen)
     comparison = cached.compare_models(st.session_state[Keys.DATA_KEY], key, tuple(chosen))
     if not comparison.comparable:

@@ -68,3 +68,18 @@ def test_figures_and_tables_show_names_as_written(fitted, page):
         assert not _backticks_in(frame)
     for box in at.selectbox:
         assert not [o for o in box.options if "`" in str(o)], box.options
+
+
+def test_compare_says_when_two_fits_are_one_model(app):
+    """Issue 11 item 7: the Compare page reported a tie between identical models. The same
+    model by REML and by ML is one model: the page says so."""
+    at = app.switch_page("pages/model.py").run()
+    at.button(key="model_fit").click().run()
+    at.radio(key=W + "method").set_value("ML")
+    at.button(key="model_fit").click().run()
+    names = [r["name"] for r in at.session_state[Keys.FITS]]
+    assert names == ["M1: random intercept", "M2: random intercept (ML)"]
+    at = at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    shown = texts(at.info).replace("\\", "")  # Markdown escapes of the names
+    assert "M1: random intercept and M2: random intercept (ML) are the same model" in shown
