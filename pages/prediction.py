@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import figures_prediction as fp
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
-from dashboard.markup import code_span, escape_text
+from dashboard.markup import code_span, escape_text, plain_index, plain_name
 from dashboard.numbers import fmt_pct, styled
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
@@ -137,11 +137,16 @@ def with_covariates(frame: pd.DataFrame, values: dict, used: pd.DataFrame) -> pd
     return out
 
 
+def _slope(name: str) -> str:
+    """A random-effect name for a sentence: no backticks, Markdown-safe."""
+    return escape_text(plain_name(name))
+
+
 def explain(fc, n: int, subject: str, time: str) -> None:
     """Plain words: how much the visits have taught the model about this patient."""
     learned = fc.learned
     parts = [
-        f"{'its intercept (level)' if name == '(Intercept)' else f'its {name} slope'}: "
+        f"{'its intercept (level)' if name == '(Intercept)' else f'its {_slope(name)} slope'}: "
         f"**{fmt_pct(share)}**"
         for name, share in learned.items()
     ]
@@ -231,6 +236,7 @@ def main() -> None:
             "uncertainty removed": fc.learned,
         }
     )
+    ranef = plain_index(ranef)  # names as written, e.g. I(Visit day/7)
     st.dataframe(
         styled(ranef, {"uncertainty removed": "pct"}),
         key=W + "ranef",

@@ -54,7 +54,9 @@ def test_model_page_shows_names_as_written(fitted):
     assert list(at.session_state[Keys.FITS][0]["result"].fixef.index)[1] == "`Visit day`"
 
 
-@pytest.mark.parametrize("page", ["pages/shrinkage.py", "pages/diagnostics.py"])
+@pytest.mark.parametrize(
+    "page", ["pages/shrinkage.py", "pages/diagnostics.py", "pages/prediction.py"]
+)
 def test_figures_and_tables_show_names_as_written(fitted, page):
     at = fitted.switch_page(page).run()
     assert not at.exception
@@ -68,6 +70,8 @@ def test_figures_and_tables_show_names_as_written(fitted, page):
         assert not _backticks_in(frame)
     for box in at.selectbox:
         assert not [o for o in box.options if "`" in str(o)], box.options
+    if page == "pages/prediction.py":
+        assert "its Visit day slope" in texts(at.markdown)
 
 
 def test_compare_says_when_two_fits_are_one_model(app):
