@@ -6,7 +6,8 @@ builder starts from main effects (no interaction, no `*`) and quotes the names; 
 fitted, then the same model is requested again by the button and by Ctrl+Enter in the formula
 box: it is selected, not fitted twice. The random-effects ladder fits every rung with these
 names and its header says so. Screenshots of the Model and Compare pages at 1400 and 1024 px
-wide: ``artifacts/screenshots/quoted_*.png``.
+wide: ``artifacts/screenshots/quoted_*.png``; a long formula wraps instead of running off
+sideways.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def test_quoted_names_one_fit_per_model_and_the_ladder(browser, app_url, tmp_pat
             "M1: random slope + Sex + Treatment",
             "M2: random intercept",
         ]
+        # a long formula wraps in the box and in the builder's code block: nothing sideways
+        box.fill(" + ".join([BUILT] + [f"I(`Visit day`^{k})" for k in range(2, 12)]))
+        assert box.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+        code = page.locator('[data-testid="stCode"] pre').first
+        assert code.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
         assert not support.exceptions_on(page)
         support.screenshot(page, f"quoted_model_{width}")
 
