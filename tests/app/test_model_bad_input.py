@@ -247,10 +247,10 @@ def test_random_slope_with_too_few_levels(app):
 def test_a_fit_that_does_not_converge_is_explained(fitted, monkeypatch):
     """The optimizer's convergence check fails (forced): the fit is kept with a warning."""
 
-    def not_flat(counter, theta, fmin, lower):
-        return np.ones_like(theta), None
+    def not_flat(counter, phi, fmin, lower):
+        return np.ones_like(phi), None
 
-    monkeypatch.setattr(optimize, "_scaled_gradient", not_flat)
+    monkeypatch.setattr(optimize, "_newton_step", not_flat)
     cached.fit_model.clear()
     try:
         at, _ = _fit_typed(fitted, "Reaction ~ 1 + Days + (Days || Subject)")
