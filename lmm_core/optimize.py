@@ -171,10 +171,20 @@ def _check(
     opts: OptimizerOptions,
     summary: OptSummary,
 ) -> tuple[np.ndarray, float]:
-    """The convergence check, with restarts: sets ``summary.converged`` and its measure."""
+    """The convergence check, with restarts: sets ``summary.converged`` and its measure.
+
+    Converged when, at the point reached, no variance on its bound can be moved into the
+    interior with a lower criterion and the quadratic model of the free parameters is flat:
+    the Newton step is below ``gradient_tol`` or the decrease it predicts is below
+    ``1e-7 + 1e-10 |f|`` (a long step along a flat ridge). A Newton step that lowers the
+    criterion is taken and the check repeated (up to :data:`_MAX_NEWTON` times: on a ridge
+    Newton's method converges where BOBYQA crawls); otherwise BOBYQA is restarted from the
+    point, at most ``max_restarts`` times.
+    """
     lower = counter.dev.lower
     summary.converged = False
-    for attempt in range(opts.max_restarts + 1):
+    restarts = newtons = 0
+    while True:
         restart_from = _boundary_restart_point(counter, phi, fmin, lower)
         if restart_from is not None:
             summary.messages.append(
@@ -182,19 +192,33 @@ def _check(
                 "criterion is lower, and the optimizer was restarted."
             )
             phi, fmin = _run(counter, restart_from, lower, opts, 0.1, summary.messages)
-        scaled, newton = _newton_step(counter, phi, fmin, lower)
+            restarts += 1
+        scaled, newton, decrease = _newton_step(counter, phi, fmin, lower)
         summary.max_scaled_gradient = float(np.max(np.abs(scaled))) if scaled.size else 0.0
+        improved = False
         if newton is not None:  # one Newton step from the check's own derivatives
             f_newton = counter.safe(newton)
             if f_newton < fmin:
+                improved = f_newton < fmin - _noise(fmin)
                 phi, fmin = newton, f_newton
-        if summary.max_scaled_gradient < opts.gradient_tol and restart_from is None:
+        flat = summary.max_scaled_gradient < opts.gradient_tol
+        flat = flat or decrease < 1e-7 + 1e-10 * abs(fmin)
+        if flat and restart_from is None:
             summary.converged = True
-            break
-        if attempt < opts.max_restarts and restart_from is None:
+            return phi, fmin
+        if improved and newtons < _MAX_NEWTON:
+            newtons += 1
+            continue
+        if restarts >= opts.max_restarts:
+            return phi, fmin
+        if restart_from is None:
             phi_new, f_new = _run(counter, phi, lower, opts, 0.05, summary.messages)
             phi, fmin = (phi_new, f_new) if f_new <= fmin else (phi, fmin)
-    return phi, fmin
+            restarts += 1
+
+
+#: Newton steps the convergence check may take in a row while they lower the criterion.
+_MAX_NEWTON = 8
 
 
 #: Looser tolerances for the runs from alternative starts (the winner is then polished).
@@ -436,20 +460,23 @@ def _boundary_restart_point(
 
 def _newton_step(
     counter: _CountingObjective, phi: np.ndarray, f0: float, lower: np.ndarray
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Newton step ``H^{-1} g`` over the parameters not on their bound, in ``phi``.
 
     Central differences with steps ``1e-4 max(1, |phi_i|)``, taken across the bound where a
     parameter is close to it (the criterion is smooth through 0: a negative diagonal of
-    ``Lambda`` is a valid point). Returns the step (the convergence measure) and the point
-    ``phi - H^{-1} g`` within the bounds, which the caller tries: near the optimum one Newton
-    step removes what is left of the optimizer's stopping error. When the Hessian is not
-    positive definite, the gradient divided by the positive diagonal curvatures (the raw
-    gradient where the curvature is not positive) is returned and no Newton point.
+    ``Lambda`` is a valid point). Returns the step (the convergence measure), the point
+    ``phi - H^{-1} g`` within the bounds, which the caller tries (near the optimum one Newton
+    step removes what is left of the optimizer's stopping error), and the decrease of the
+    criterion that the quadratic model predicts, ``g' H^{-1} g / 2``: along a flat ridge the
+    step can be long while the criterion cannot fall by more than rounding. When the Hessian
+    is not positive definite, the gradient divided by the positive diagonal curvatures (the
+    raw gradient where the curvature is not positive) is returned, no Newton point, and an
+    infinite decrease.
     """
     free = np.flatnonzero(~((lower == 0) & (phi == 0)))
     if free.size == 0:
-        return np.zeros(0), None
+        return np.zeros(0), None, 0.0
     h = 1e-4 * np.maximum(1.0, np.abs(phi[free]))
 
     def f_at(delta: np.ndarray) -> float:
@@ -481,9 +508,9 @@ def _newton_step(
             step = np.linalg.solve(hess, grad)
             newton = phi.copy()
             newton[free] -= step
-            return step, np.maximum(newton, lower)
+            return step, np.maximum(newton, lower), 0.5 * float(grad @ step)
         except np.linalg.LinAlgError:
             pass
     diag = np.diagonal(hess)
     ok = np.isfinite(diag) & (diag > 0)
-    return np.where(ok, grad / np.where(ok, diag, 1.0), grad), None
+    return np.where(ok, grad / np.where(ok, diag, 1.0), grad), None, np.inf

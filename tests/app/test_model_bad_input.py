@@ -248,7 +248,7 @@ def test_a_fit_that_does_not_converge_is_explained(fitted, monkeypatch):
     """The optimizer's convergence check fails (forced): the fit is kept with a warning."""
 
     def not_flat(counter, phi, fmin, lower):
-        return np.ones_like(phi), None
+        return np.ones_like(phi), None, np.inf
 
     monkeypatch.setattr(optimize, "_newton_step", not_flat)
     cached.fit_model.clear()
