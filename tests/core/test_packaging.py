@@ -39,7 +39,7 @@ def _lmm_core_imports() -> set[str]:
     import ast
 
     found: set[str] = set()
-    for path in (ROOT / "lmm_core").glob("*.py"):
+    for path in (ROOT / "lmm_core").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found |= {a.name.split(".")[0] for a in node.names}
@@ -68,9 +68,14 @@ def test_wheel_holds_lmm_core_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     packages = {n.split("/")[0] for n in names if "/" in n and ".dist-info/" not in n}
     assert packages == {"lmm_core"}
-    assert "lmm_core/__init__.py" in names and "lmm_core/fit.py" in names
-    shipped = {n.split("/")[1] for n in names if n.startswith("lmm_core/")}
-    assert shipped == {p.name for p in (ROOT / "lmm_core").glob("*.py")}
+    assert "lmm_core/__init__.py" in names
+    shipped = {n for n in names if n.startswith("lmm_core/")}
+    source = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "lmm_core").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert shipped == source  # every module of the engine, subpackages included
     assert not any(n.startswith(("dashboard/", "pages/", "tests/", "app.py")) for n in names)
 
 
