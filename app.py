@@ -10,7 +10,8 @@ import streamlit as st
 
 from dashboard import fit_jobs
 from dashboard.fits import active_record, delete_fit, records_for_active_data, set_active
-from dashboard.markup import code_span
+from dashboard.layout import apply_css, short_text
+from dashboard.markup import code_span, escape_text
 from dashboard.state import Keys, init_state
 
 SIDEBAR_ACTIVE = "sidebar_active_fit"  # widget key of the active-model choice
@@ -67,7 +68,9 @@ def fits_sidebar() -> None:
         names,
         key=SIDEBAR_ACTIVE,
         on_change=_choose_active,
-        captions=[code_span(r["formula"]) for r in records],
+        captions=[code_span(short_text(r["formula"])) for r in records],  # one line each
+        help="The full formulas:\n\n"
+        + "\n\n".join(f"{escape_text(r['name'])}: {code_span(r['formula'])}" for r in records),
     )
     for name in names:
         st.button(
@@ -84,6 +87,7 @@ def fits_sidebar() -> None:
 def run() -> None:
     """Build the app: config, state, sidebar and navigation."""
     st.set_page_config(page_title="LMM Explorer", layout="wide")
+    apply_css()  # small screens: sidebar width, padding, metric size (dashboard.layout)
     init_state()
     fit_jobs.collect(toast=True)  # a fit finished in the background: store it on any page
     nav = st.navigation([st.Page(path, title=title) for path, title in PAGES])

@@ -242,6 +242,13 @@ def build_comparison(records: Sequence[dict[str, Any]]) -> Comparison:
     )
 
 
+def _short_name(name: str) -> str:
+    """``"M2"`` of ``"M2: random intercept"`` (the full names are in the verdicts and the
+    model picker), so that the table fits a 1024 px screen."""
+    head = name.split(":", 1)[0].strip()
+    return head if head and head != name else name
+
+
 def steps_frame(comparison: Comparison) -> pd.DataFrame:
     """The consecutive tests as a table: chi-square and chi-bar-square p, nested, verdict."""
     rows = []
@@ -256,7 +263,7 @@ def steps_frame(comparison: Comparison) -> pd.DataFrame:
             verdict = f"no significant improvement over {s.smaller} (5%)"
         rows.append(
             {
-                "test": f"{s.smaller} vs {s.larger}",
+                "test": f"{_short_name(s.smaller)} vs {_short_name(s.larger)}",
                 "Chisq": s.chisq,
                 "Df": s.df,
                 "p (chi-square)": s.p_naive,

@@ -8,12 +8,15 @@ estimate; the arrowhead is a marker oriented along the segment (``angleref="prev
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _rgba, _style
+from dashboard.layout import MODEBAR_PX
 from lmm_core.per_group import ShrinkageEstimates, covariance_ellipse
 
 __all__ = [
@@ -252,6 +255,33 @@ def caterpillar_rows(n_levels: int, max_rows: int = MAX_CATERPILLAR) -> np.ndarr
     return np.unique(np.round(np.linspace(0, n_levels - 1, max_rows)).astype(int))
 
 
+#: vertical pixels per labelled row of a caterpillar plot (13 px labels need about 16 px)
+CATERPILLAR_ROW_PX = 16
+CATERPILLAR_MARGIN = {"t": 60, "b": 60}
+CATERPILLAR_MAX_HEIGHT = 1400
+
+
+def caterpillar_layout(n_rows: int) -> tuple[int, int]:
+    """Height of a caterpillar plot of ``n_rows`` rows and the step between labelled rows.
+
+    The height grows by :data:`CATERPILLAR_ROW_PX` per row (at least 380 px, at most
+    :data:`CATERPILLAR_MAX_HEIGHT`); when the rows no longer fit at that spacing, only every
+    ``step``-th row is labelled, so that labels never overlap (60 subjects: 1,130 px, every
+    row labelled; 200: every third row).
+
+    Returns
+    -------
+    height, step
+        Figure height in pixels and the label step (1: every row).
+    """
+    margins = CATERPILLAR_MARGIN["t"] + CATERPILLAR_MARGIN["b"] + MODEBAR_PX  # shown by
+    # show_figure, which keeps MODEBAR_PX free for plotly's toolbar
+    height = int(min(CATERPILLAR_MAX_HEIGHT, max(380, CATERPILLAR_ROW_PX * n_rows + margins + 50)))
+    plot = height - margins
+    step = max(1, math.ceil(n_rows * CATERPILLAR_ROW_PX / plot))
+    return height, step
+
+
 def caterpillar_figure(
     est: ShrinkageEstimates,
     columns: list[str] | None = None,
@@ -264,12 +294,15 @@ def caterpillar_figure(
     column, side by side.
 
     With more than ``max_rows`` levels, evenly spaced ranks of the sorted BLUPs are drawn
-    (the distribution's shape is kept, the extremes included). Two traces per panel:
-    intervals that exclude 0 and those that include it.
+    (the distribution's shape is kept, the extremes included) without level names. Two
+    traces per panel: intervals that exclude 0 and those that include it. The height grows
+    with the number of rows and the names are thinned so that they never overlap
+    (:func:`caterpillar_layout`); every row keeps its name in the hover text.
     """
     columns = list(est.columns) if columns is None else columns
     m = len(est.table)
     ranks = caterpillar_rows(m, max_rows)
+    height, step = caterpillar_layout(len(ranks))
     fig = make_subplots(
         rows=1,
         cols=len(columns),
@@ -313,11 +346,13 @@ def caterpillar_figure(
                 col=k,
             )
         fig.add_vline(x=0, line={"color": POP, "width": 1}, row=1, col=k)
-        show_names = m <= 60
+        show_names = len(ranks) == m  # every level drawn: its rows can carry names
+        labelled = slice(None, None, step)
         fig.update_xaxes(title_text=f"random effect of {column}", row=1, col=k)
         fig.update_yaxes(
-            tickvals=ranks if show_names else None,
-            ticktext=list(t.index.astype(str)) if show_names else None,
+            tickvals=ranks[labelled] if show_names else None,
+            ticktext=list(t.index.astype(str))[labelled] if show_names else None,
+            tickfont={"size": 12},
             showticklabels=show_names,
             showgrid=False,
             title_text=(subject_label if show_names else f"{m:,} {subject_label}s, sorted")
@@ -328,8 +363,8 @@ def caterpillar_figure(
         )
     fig.update_layout(
         template=TEMPLATE,
-        height=max(380, min(760, 14 * len(ranks) + 140)),
-        margin={"t": 60, "b": 60},
+        height=height,
+        margin=dict(CATERPILLAR_MARGIN),
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0},
     )
     return fig

@@ -19,7 +19,7 @@ from dashboard import cached
 from dashboard.help_texts import help_text
 from dashboard.help_view import column
 from dashboard.markup import plain_index, plain_name
-from dashboard.numbers import fmt, styled
+from dashboard.numbers import MISSING, fmt, styled
 from dashboard.state import Keys
 from lmm_core import LMMError, LMMResult
 
@@ -126,6 +126,7 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
             ci_low: column("confidence_interval"),
             ci_high: column("confidence_interval"),
         },
+        placeholder=MISSING,
     )
     st.caption(
         f"p value: the chance of a t value at least this far from 0 if the true coefficient "
@@ -187,6 +188,7 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
         key="model_icc_curve",
         hide_index=True,
         column_config={time: NUM(), "ICC": column("icc_time")},
+        placeholder=MISSING,
     )
 
 
@@ -217,6 +219,7 @@ def render_profile(record: dict[str, Any]) -> None:
                 styled(shown),
                 key="model_profile",
                 column_config={c: column("profile_ci") for c in shown.columns},
+                placeholder=MISSING,
             )
             for message in table.attrs.get("messages", []):
                 st.caption(message)
@@ -270,6 +273,7 @@ def render_bootstrap(record: dict[str, Any]) -> None:
                 f"{LEVEL:.0%} low": column("bootstrap"),
                 f"{LEVEL:.0%} high": column("bootstrap"),
             },
+            placeholder=MISSING,
         )
         st.caption(
             f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."  # fixed: timing

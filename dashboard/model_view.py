@@ -12,7 +12,7 @@ from dashboard import model_summary as ms
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_message
-from dashboard.numbers import fmt_criterion, styled
+from dashboard.numbers import MISSING, fmt_criterion, styled
 from lmm_core import LMMResult
 
 __all__ = ["render_ols_section", "render_summary", "simpler_button"]
@@ -86,6 +86,7 @@ def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> Non
                 "Std. error": column("std_error"),
                 "t value": column("t_value"),
             },
+            placeholder=MISSING,
         )
     st.caption(
         f"Each row is a coefficient of the average {result.response}: `(Intercept)` is the "
@@ -114,6 +115,7 @@ def render_variances(result: LMMResult) -> None:
                 help=help_text("re_sd") + "\n\n" + help_text("residual_sd")
             ),
         },
+        placeholder=MISSING,
     )
     corr = ms.correlation_table(result)
     if not corr.empty:
@@ -122,6 +124,7 @@ def render_variances(result: LMMResult) -> None:
             key="model_corr",
             hide_index=True,
             column_config={"Correlation": column("re_correlation")},
+            placeholder=MISSING,
         )
     st.caption(
         "The SD of a random intercept is how far a typical group's level lies from the "
@@ -181,6 +184,7 @@ def render_ols_section(result: LMMResult) -> None:
                 "OLS SE": column("ols_vs_mixed"),
                 "Design effect": column("design_effect"),
             },
+            placeholder=MISSING,
         )
         st.caption(
             "Ordinary least squares (OLS) fits the same fixed effects as if every row were an "

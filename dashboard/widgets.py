@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.layout import reserve_modebar
 from dashboard.roles import Roles, missing_longitudinal_roles
 from dashboard.state import Keys, current_data, current_roles
 from dashboard.validation import ValidationReport
@@ -26,8 +27,9 @@ _RENDER = {"error": st.error, "warning": st.warning, "info": st.info, "success":
 
 
 def show_figure(fig: go.Figure, key: str) -> None:
-    """Render a plotly figure with the project template (Streamlit's theme off)."""
-    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+    """Render a plotly figure with the project template (Streamlit's theme off), with room
+    for plotly's toolbar above its title (:func:`dashboard.layout.reserve_modebar`)."""
+    st.plotly_chart(reserve_modebar(fig), theme=None, key=key, config={"displaylogo": False})
 
 
 def render_message() -> None:

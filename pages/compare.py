@@ -20,7 +20,7 @@ from dashboard.fits import (
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read, text_column
 from dashboard.markup import code_span, escape_message, plain_name
-from dashboard.numbers import styled
+from dashboard.numbers import MISSING, styled
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
@@ -97,6 +97,7 @@ def show_not_comparable(comparison: compare_view.Comparison) -> None:
             "method": text_column("reml_vs_ml", "method"),
         },
         key="compare_as_fitted",
+        placeholder=MISSING,
     )
     st.caption("AIC and BIC of each model as fitted (not comparable across these models).")
 
@@ -106,7 +107,12 @@ def show_tests(comparison: compare_view.Comparison) -> None:
     st.subheader("Likelihood-ratio tests (lme4's anova table)")
     if comparison.refit_note:
         st.info(comparison.refit_note)
-    st.dataframe(styled(comparison.lrt_table, RULES), column_config=LRT_COLUMNS, key="compare_lrt")
+    st.dataframe(
+        styled(comparison.lrt_table, RULES),
+        column_config=LRT_COLUMNS,
+        key="compare_lrt",
+        placeholder=MISSING,
+    )
     st.caption(
         "Models are ordered by their number of parameters (npar). Each row is tested against "
         "the row above it: Chisq is twice the gain in log-likelihood, Df the number of added "
@@ -140,8 +146,9 @@ def show_tests(comparison: compare_view.Comparison) -> None:
                     help="Is the smaller model a special case of the larger one? Only then "
                     "is the likelihood-ratio test valid."
                 ),
-                "verdict": st.column_config.TextColumn(width="large"),
+                "verdict": st.column_config.TextColumn(),
             },
+            placeholder=MISSING,
         )
     if comparison.boundary_steps:
         tested = "; ".join(
@@ -167,6 +174,13 @@ def show_criteria(comparison: compare_view.Comparison) -> None:
     st.dataframe(
         styled(criteria, RULES),
         key="compare_criteria",
+        column_order=[  # numbers first, the long formula last (a 1024 px screen)
+            c
+            for c in dict.fromkeys(
+                ["npar", "AIC", "BIC", "delta_AIC", "delta_BIC", "fitted by", *criteria.columns]
+            )
+            if c in criteria.columns
+        ],
         column_config={
             "npar": LRT_COLUMNS["npar"],
             "AIC": LRT_COLUMNS["AIC"],
@@ -175,6 +189,7 @@ def show_criteria(comparison: compare_view.Comparison) -> None:
             "delta_AIC": st.column_config.NumberColumn("delta AIC", help=DELTA_HELP.format("AIC")),
             "delta_BIC": st.column_config.NumberColumn("delta BIC", help=DELTA_HELP.format("BIC")),
         },
+        placeholder=MISSING,
     )
     show_figure(compare_view.criteria_figure(comparison.criteria), key="compare_figure")
     st.caption(
@@ -339,7 +354,13 @@ def show_ladder(ladder: lad.Ladder, data_key: str, can_add: bool) -> None:
     criterion = "REML criterion" if ladder.reml else "deviance"
     config = dict(LADDER_COLUMNS)
     config["criterion"] = column("reml_criterion" if ladder.reml else "deviance", criterion)
-    st.dataframe(styled(table, RULES), hide_index=True, key="ladder_table", column_config=config)
+    st.dataframe(
+        styled(table, RULES),
+        hide_index=True,
+        key="ladder_table",
+        column_config=config,
+        placeholder=MISSING,
+    )
     show_figure(lad.ladder_figure(ladder), key="ladder_figure")
     st.caption(
         "Each step keeps the fixed effects and adds one piece of random-effects structure, so "

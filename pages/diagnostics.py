@@ -13,7 +13,7 @@ from dashboard.fits import records_for_active_data, require_fit, set_active
 from dashboard.help_texts import help_text
 from dashboard.help_view import how_to_read
 from dashboard.markup import code_span
-from dashboard.numbers import fmt, styled
+from dashboard.numbers import MISSING, fmt, styled
 from dashboard.state import Keys, current_data, current_roles, init_state
 from dashboard.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
@@ -169,6 +169,7 @@ def outlier_section(result, prep: fd.ResidualData) -> None:
                     if c.startswith("z: ")
                 },
             },
+            placeholder=MISSING,
         )
     st.caption(
         "Standardized residual = residual / residual SD (sigma); z = random effect / its "

@@ -12,7 +12,7 @@ from dashboard import figures_prediction as fp
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text, plain_index, plain_name
-from dashboard.numbers import fmt_pct, styled
+from dashboard.numbers import MISSING, fmt_pct, styled
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
@@ -246,6 +246,7 @@ def main() -> None:
             "SD given the visits": column("conditional_sd"),
             "uncertainty removed": column("uncertainty_removed"),
         },
+        placeholder=MISSING,
     )
     st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
     table = fp.forecast_table(fc, future[time], time)
@@ -261,6 +262,7 @@ def main() -> None:
             "prediction low": column("band_prediction"),
             "prediction high": column("band_prediction"),
         },
+        placeholder=MISSING,
     )
     widths = fp.band_widths(result, observed, future.iloc[[-1]], group=group, level=LEVEL)
     show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")

@@ -12,7 +12,7 @@ from dashboard.fits import require_fit
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text, plain_estimates
-from dashboard.numbers import fmt, styled
+from dashboard.numbers import MISSING, fmt, styled
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
 from lmm_core.per_group import ShrinkageEstimates, shrinkage_estimates
@@ -150,6 +150,7 @@ def main() -> None:
                 **{f"kept: {c}": column("shrinkage_factor") for c in cols},
                 **{f"moved: {c}": column("moved") for c in cols},
             },
+            placeholder=MISSING,
         )
 
     if len(cols) >= 2:

@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import cached
 from dashboard import figures_teach as ft
 from dashboard.figures import prepare_spaghetti, spaghetti_figure
-from dashboard.numbers import fmt, styled
+from dashboard.numbers import MISSING, fmt, styled
 from dashboard.roles import Roles
 from dashboard.state import Keys, activate_dataset, init_state
 from dashboard.teach_view import (
@@ -166,6 +166,7 @@ def one_study(truth: LabTruth, seed: int):
         hide_index=True,
         width="stretch",
         column_config=RECOVERY_COLUMNS,
+        placeholder=MISSING,
     )
     hits = table["covered"].dropna()
     st.caption(

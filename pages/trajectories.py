@@ -10,8 +10,9 @@ import streamlit as st
 from dashboard import figures_trajectories as ft
 from dashboard.fits import require_fit
 from dashboard.help_view import column, how_to_read
+from dashboard.layout import reserve_modebar
 from dashboard.markup import code_span, escape_text
-from dashboard.numbers import fmt, styled
+from dashboard.numbers import MISSING, fmt, styled
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal
@@ -219,7 +220,7 @@ def main() -> None:
         highlight=highlight,
     )
     st.plotly_chart(
-        fig,
+        reserve_modebar(fig),
         theme=None,
         key=CHART,
         on_select="rerun",
@@ -291,6 +292,7 @@ def show_selected(prep, highlight: list[str], subject: str, x: str, response: st
             f"fitted ({subject})": column("subject_prediction"),
             "cluster level": column("cluster_prediction"),
         },
+        placeholder=MISSING,
     )
 
 
