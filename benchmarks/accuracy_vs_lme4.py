@@ -18,8 +18,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lmm_core.design import build_design  # noqa: E402
-from lmm_core.fit import fit_design, result_at_theta  # noqa: E402
+from lmm_core.design.build import build_design  # noqa: E402
+from lmm_core.model.fit import fit_design, result_at_theta  # noqa: E402
 from tests.core.test_reference_lme4 import CASES, load_case, read_dataset  # noqa: E402
 
 

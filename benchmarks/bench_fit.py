@@ -70,7 +70,7 @@ def load_sleepstudy() -> pd.DataFrame:
 
 
 def load_trial(n_hospitals: int, patients_per_hospital: int, seed: int = SEED) -> pd.DataFrame:
-    from lmm_core.trial import simulate_trial
+    from lmm_core.simulation.trial import simulate_trial
 
     return simulate_trial(
         n_hospitals=n_hospitals, patients_per_hospital=patients_per_hospital, seed=seed
@@ -319,8 +319,8 @@ def _run_worker(task: str, timeout: float | None, extra: tuple[str, ...] = ()):
 # ---------------------------------------------------------------------------------- evaluations
 def eval_rate(data: pd.DataFrame, formula: str, theta: np.ndarray, batch_s: float = 0.3) -> dict:
     """Criterion evaluations per second at a fixed theta (median over 5 batches)."""
-    from lmm_core.design import build_design
-    from lmm_core.deviance import ProfiledDeviance
+    from lmm_core.design.build import build_design
+    from lmm_core.model.deviance import ProfiledDeviance
 
     design = build_design(formula, data)
     with _fit_blas_context():  # the BLAS threading fit_lmm uses around the optimizer
@@ -351,10 +351,10 @@ def eval_rate(data: pd.DataFrame, formula: str, theta: np.ndarray, batch_s: floa
 
 
 def _fit_blas_context():
-    """``lmm_core.linalg.single_threaded_blas()`` where the engine has it, else a no-op."""
+    """``lmm_core.model.linalg.single_threaded_blas()`` where the engine has it, else a no-op."""
     import contextlib
 
-    from lmm_core import linalg
+    from lmm_core.model import linalg
 
     make = getattr(linalg, "single_threaded_blas", None)
     return make() if make is not None else contextlib.nullcontext()
@@ -362,7 +362,7 @@ def _fit_blas_context():
 
 def true_theta() -> np.ndarray:
     """theta of the trial's patient term at the simulated truth (lower Cholesky / sigma)."""
-    from lmm_core.trial import TrialParameters
+    from lmm_core.simulation.trial import TrialParameters
 
     p = TrialParameters()
     lam = np.linalg.cholesky(p.patient_cov) / p.sigma

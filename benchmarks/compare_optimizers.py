@@ -18,9 +18,9 @@ from scipy.optimize import minimize
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lmm_core.design import build_design  # noqa: E402
-from lmm_core.deviance import ProfiledDeviance  # noqa: E402
-from lmm_core.optimize import _CountingObjective, optimize_theta  # noqa: E402
+from lmm_core.design.build import build_design  # noqa: E402
+from lmm_core.model.deviance import ProfiledDeviance  # noqa: E402
+from lmm_core.model.optimize import _CountingObjective, optimize_theta  # noqa: E402
 from tests.core.test_reference_lme4 import CASES, load_case, read_dataset  # noqa: E402
 
 

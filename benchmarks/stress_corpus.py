@@ -53,8 +53,8 @@ if importlib.util.find_spec("lmm_core") is None:  # PYTHONPATH may name another 
     sys.path.insert(0, str(ROOT))
 
 from lmm_core import fit_lmm  # noqa: E402
-from lmm_core.design import build_design  # noqa: E402
-from lmm_core.deviance import ProfiledDeviance  # noqa: E402
+from lmm_core.design.build import build_design  # noqa: E402
+from lmm_core.model.deviance import ProfiledDeviance  # noqa: E402
 
 FAMILIES = ("slope", "arm", "uncorr", "nested", "crossed", "quad")
 FORMULAS = {
@@ -162,7 +162,7 @@ def _crossed(rng: np.random.Generator) -> tuple[pd.DataFrame, str]:
 
 
 def _rms_scale(dev: ProfiledDeviance) -> np.ndarray:
-    """Unit-free scale of theta (as lmm_core.reterms.theta_scale; computed here so that this
+    """Unit-free scale of theta (as lmm_core.design.reterms.theta_scale; computed here so that this
     script also runs against older versions of lmm_core)."""
     out = []
     for t in dev.reterms:

@@ -72,9 +72,9 @@ def compare_models(
 def fixef_inference(
     fit_key: tuple[str, str, bool], method: str, level: float, _result: LMMResult
 ) -> pd.DataFrame:
-    """:func:`lmm_core.inference.fixef_inference` of the fit identified by ``fit_key``
+    """:func:`lmm_core.inference.fixed_effects.fixef_inference` of the fit identified by ``fit_key``
     (``(data key, formula, reml)``; the result itself is not hashed)."""
-    from lmm_core.inference import fixef_inference as compute
+    from lmm_core.inference.fixed_effects import fixef_inference as compute
 
     return compute(_result, method=method, level=level)
 
@@ -83,17 +83,18 @@ def fixef_inference(
 def profile_confint(
     fit_key: tuple[str, str, bool], level: float, _result: LMMResult
 ) -> pd.DataFrame:
-    """:func:`lmm_core.profile.profile_confint` of the fit identified by ``fit_key``."""
-    from lmm_core.profile import profile_confint as compute
+    """:func:`lmm_core.inference.profile.profile_confint` of the fit identified by ``fit_key``."""
+    from lmm_core.inference.profile import profile_confint as compute
 
     return compute(_result, level=level)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner="Simulating and fitting the study...")
 def teach_study(truth: tuple, seed: int) -> tuple[Any, LMMResult]:
-    """:func:`lmm_core.teaching.simulate_lab` and :func:`~lmm_core.teaching.fit_lab` for the
-    truth ``LabTruth(*truth)`` and ``seed``; returns ``(LabData, LMMResult)``."""
-    from lmm_core.teaching import LabTruth, fit_lab, simulate_lab
+    """:func:`lmm_core.simulation.teaching.simulate_lab` and
+    :func:`~lmm_core.simulation.teaching.fit_lab` for the truth ``LabTruth(*truth)`` and
+    ``seed``; returns ``(LabData, LMMResult)``."""
+    from lmm_core.simulation.teaching import LabTruth, fit_lab, simulate_lab
 
     lab = simulate_lab(LabTruth(*truth), seed)
     return lab, fit_lab(lab)
@@ -103,8 +104,8 @@ def teach_study(truth: tuple, seed: int) -> tuple[Any, LMMResult]:
 def teach_recovery(
     truth: tuple, seed: int, level: float, profile: bool, _result: LMMResult
 ) -> pd.DataFrame:
-    """:func:`lmm_core.teaching.recovery_table` of the study ``teach_study(truth, seed)``
+    """:func:`lmm_core.simulation.teaching.recovery_table` of the study ``teach_study(truth, seed)``
     (the fit itself is not hashed)."""
-    from lmm_core.teaching import LabTruth, recovery_table
+    from lmm_core.simulation.teaching import LabTruth, recovery_table
 
     return recovery_table(_result, LabTruth(*truth), level=level, profile=profile)

@@ -3,7 +3,7 @@
 Pure functions (no Streamlit): :func:`build_comparison` turns fit records into a
 :class:`Comparison` (numbers and sentences); :func:`criteria_figure` draws delta-AIC and
 delta-BIC per model. The numbers come from :func:`lmm_core.lrt` (ML refits of REML fits, as
-lme4's ``anova()``), :mod:`lmm_core.nesting` and :func:`lmm_core.chibar_pvalue`.
+lme4's ``anova()``), :mod:`lmm_core.inference.nesting` and :func:`lmm_core.chibar_pvalue`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from scipy import stats
 from dashboard.figures import PALETTE, _style
 from dashboard.numbers import fmt_p
 from lmm_core import ComparisonError, LMMResult, chibar_pvalue, lrt
-from lmm_core.nesting import BoundaryTest, boundary_test_info, check_nesting
+from lmm_core.inference.nesting import BoundaryTest, boundary_test_info, check_nesting
 
 __all__ = [
     "ALPHA",
@@ -54,7 +54,7 @@ class StepTest:
         ``2 (logLik_large - logLik_small)`` (at least 0), the difference in parameters and
         the chi-square p-value (NaN when ``df`` is 0).
     nested, reason
-        From :func:`lmm_core.nesting.check_nesting`: is the LRT valid at all?
+        From :func:`lmm_core.inference.nesting.check_nesting`: is the LRT valid at all?
     boundary
         The added parameters and whether they sit on the boundary.
     p_chibar

@@ -1,7 +1,7 @@
 """Code that reproduces a fit elsewhere: Python (lmm_core), R (lme4 + lmerTest), SAS (PROC MIXED).
 
 Pure functions, no Streamlit. Everything is generated from the parsed formula
-(:func:`lmm_core.formula.parse_formula`: the expanded fixed terms and the random terms after
+(:func:`lmm_core.formula.terms.parse_formula`: the expanded fixed terms and the random terms after
 lme4's ``||`` and ``/`` expansion), never by editing the formula text. Each program reads the
 data file the Export page offers for download (:func:`data_file_name`,
 :func:`canonical_csv`): the rows exactly as the app holds them, written as UTF-8 CSV with
@@ -12,7 +12,7 @@ SAS gets a DATA step for ``I()``, ``log()`` and other derived variables, ``PROC 
 for ``scale()``/``center()``, and comments on its own coding of categorical variables.
 
 Column names are quoted as each language needs: the Python script passes the formula as the
-app holds it (names quoted by :func:`lmm_core.formula.quote_name`), R gets backticks
+app holds it (names quoted by :func:`lmm_core.formula.quoting.quote_name`), R gets backticks
 (:func:`r_name`), SAS gets name literals such as ``'SBP (mmHg)'n`` under
 ``VALIDVARNAME=ANY`` (:func:`sas_name`), so every column keeps its own name.
 """
@@ -23,23 +23,20 @@ import re
 
 import pandas as pd
 
-from lmm_core.formula import (
+from lmm_core.formula.grammar import (
     BinOp,
     Call,
-    ModelSpec,
     Name,
     Node,
     Num,
     Paren,
-    RandomSpec,
-    TermList,
     Unary,
-    is_syntactic,
     names_in,
-    parse_formula,
-    r_number,
     strip_parens,
 )
+from lmm_core.formula.quoting import is_syntactic, r_number
+from lmm_core.formula.spec import ModelSpec, RandomSpec, TermList
+from lmm_core.formula.terms import parse_formula
 
 __all__ = [
     "canonical_csv",

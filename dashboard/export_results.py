@@ -36,7 +36,7 @@ def fixed_effects_table(
         The fit.
     df_method
         ``"satterthwaite"``, ``"kenward-roger"`` or ``"wald"`` (see
-        :func:`lmm_core.inference.fixef_inference`).
+        :func:`lmm_core.inference.fixed_effects.fixef_inference`).
     level
         Confidence level of ``ci_lower``/``ci_upper``.
     """

@@ -152,7 +152,7 @@ def model_figures(
         (residuals vs fitted), ``qq`` (normal QQ plot of residuals) and ``ranef_qq``;
         only those named in ``keys``.
     """
-    from lmm_core.per_group import shrinkage_estimates
+    from lmm_core.predict.per_group import shrinkage_estimates
 
     units = units or {}
     out: dict[str, tuple[str, go.Figure]] = {}

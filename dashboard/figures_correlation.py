@@ -1,6 +1,6 @@
 """Implied vs observed correlation between visits: data preparation and figures, no Streamlit.
 
-The model side comes from :func:`lmm_core.implied.implied_covariance`. The observed side is
+The model side comes from :func:`lmm_core.predict.implied.implied_covariance`. The observed side is
 the correlation, across subjects, of the values at two visit times, each pair of times using
 the subjects measured at both (pairwise complete). Values are either the outcome itself or the
 residuals from the fixed effects ``y - X beta_hat`` (what the random effects and the residual
@@ -26,7 +26,7 @@ from dashboard.figures import PALETTE, TEMPLATE
 from dashboard.numbers import fmt
 from lmm_core import LMMResult
 from lmm_core.errors import ModelError
-from lmm_core.implied import ImpliedCovariance, implied_covariance
+from lmm_core.predict.implied import ImpliedCovariance, implied_covariance
 
 __all__ = [
     "MAX_BINS",
@@ -314,7 +314,7 @@ def correlation_heatmaps(
     Parameters
     ----------
     implied
-        :func:`lmm_core.implied.implied_covariance` at ``bins.centers``.
+        :func:`lmm_core.predict.implied.implied_covariance` at ``bins.centers``.
     observed
         :func:`observed_correlation` on the same bins.
     bins
@@ -364,7 +364,7 @@ def variance_icc_figure(table: pd.DataFrame, time_label: str) -> go.Figure:
     Parameters
     ----------
     table
-        :meth:`lmm_core.implied.ImpliedCovariance.variance_table` on a grid of times.
+        :meth:`lmm_core.predict.implied.ImpliedCovariance.variance_table` on a grid of times.
     time_label
         Name of the time column.
     """

@@ -1,7 +1,8 @@
 """Forecast of a new patient: layered bands, population curve, observed and later visits.
 
-Pure functions, no Streamlit. The numbers come from :func:`lmm_core.forecast.new_subject_forecast`
-(a :class:`~lmm_core.forecast.SubjectForecast`); these functions only draw them.
+Pure functions, no Streamlit. The numbers come from
+:func:`lmm_core.predict.forecast.new_subject_forecast`
+(a :class:`~lmm_core.predict.forecast.SubjectForecast`); these functions only draw them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import plotly.graph_objects as go
 from dashboard.figures import PALETTE, TEMPLATE, _rgba, _style
 from dashboard.numbers import fmt
 from lmm_core import LMMResult
-from lmm_core.forecast import SubjectForecast, new_subject_forecast
-from lmm_core.formula import names_in
+from lmm_core.formula.grammar import names_in
+from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
 
 __all__ = [
     "BANDS",
@@ -176,7 +177,7 @@ def band_widths(
     """Width of each band at the one-row frame ``row`` using the first 0, 1, ... visits.
 
     Returns a frame indexed by the number of visits used, columns ``fixed``, ``mean``,
-    ``total`` (upper minus lower, from :func:`lmm_core.forecast.new_subject_forecast`).
+    ``total`` (upper minus lower, from :func:`lmm_core.predict.forecast.new_subject_forecast`).
     """
     out = {}
     for j in range(len(observed) + 1):

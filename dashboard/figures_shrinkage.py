@@ -1,9 +1,10 @@
 """Shrinkage figures: own-data estimates vs mixed-model estimates, and the caterpillar plot.
 
 Pure functions, no Streamlit. The numbers come from
-:func:`lmm_core.per_group.shrinkage_estimates` (a :class:`ShrinkageEstimates`); these functions
-only draw them. Arrows run from each subject's own least-squares estimate to its mixed-model
-estimate; the arrowhead is a marker oriented along the segment (``angleref="previous"``).
+:func:`lmm_core.predict.per_group.shrinkage_estimates` (a :class:`ShrinkageEstimates`); these
+functions only draw them. Arrows run from each subject's own least-squares estimate to its
+mixed-model estimate; the arrowhead is a marker oriented along the segment
+(``angleref="previous"``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _rgba, _style
 from dashboard.layout import MODEBAR_PX
-from lmm_core.per_group import ShrinkageEstimates, covariance_ellipse
+from lmm_core.predict.per_group import ShrinkageEstimates, covariance_ellipse
 
 __all__ = [
     "MAX_ARROWS",

@@ -1,7 +1,7 @@
 """Simulation-lab figures (Teach page): truth vs estimate, shrinkage, repeated studies.
 
-Pure functions, no Streamlit. The numbers come from :mod:`lmm_core.teaching` (one study) and
-:mod:`lmm_core.teaching_repeat` (many); these functions only draw them.
+Pure functions, no Streamlit. The numbers come from :mod:`lmm_core.simulation.teaching` (one
+study) and :mod:`lmm_core.simulation.teaching_repeat` (many); these functions only draw them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures import PALETTE, TEMPLATE, _rgba
 from dashboard.numbers import fmt
-from lmm_core.teaching import expected_slope_weight
-from lmm_core.teaching_repeat import ReplicateSummary, monte_carlo_se
+from lmm_core.simulation.teaching import expected_slope_weight
+from lmm_core.simulation.teaching_repeat import ReplicateSummary, monte_carlo_se
 
 __all__ = [
     "BOUNDARIES",
@@ -39,8 +39,8 @@ def _legend_top(fig: go.Figure, y: float = 1.02) -> None:
 def recovery_figure(table: pd.DataFrame, *, level: float = 0.95) -> go.Figure:
     """Truth (black diamond) and estimate with its interval, one small panel per parameter.
 
-    ``table`` is :func:`lmm_core.teaching.recovery_table`. An estimate whose interval misses
-    the truth is drawn in red; a parameter without an interval shows the estimate alone.
+    ``table`` is :func:`lmm_core.simulation.teaching.recovery_table`. An estimate whose interval
+    misses the truth is drawn in red; a parameter without an interval shows the estimate alone.
     Traces: per parameter, the estimate then the truth drawn over it (12 for the lab's six
     parameters), plus one legend entry for a missed interval.
     """
@@ -144,7 +144,7 @@ def _sample(table: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
 def slope_shrinkage_figure(table: pd.DataFrame, *, max_subjects: int = MAX_SUBJECTS) -> go.Figure:
     """Each subject's own slope, mixed-model slope and true slope, sorted by the truth.
 
-    ``table`` is :func:`lmm_core.teaching.slope_shrinkage`. Traces: grey arrows own →
+    ``table`` is :func:`lmm_core.simulation.teaching.slope_shrinkage`. Traces: grey arrows own →
     mixed, own slopes (orange, size growing with the visits), mixed-model slopes (blue),
     true slopes (black x); a dashed
     vertical line marks the estimated population slope. Subjects without an own slope are
@@ -219,8 +219,8 @@ def weight_curve_figure(
 ) -> go.Figure:
     """The weight on a subject's own slope against the number of visits.
 
-    The curve is :func:`lmm_core.teaching.expected_slope_weight` for 3 to 30 visits at the
-    chosen slope SD and residual SD; a diamond marks the chosen number of visits and, when
+    The curve is :func:`lmm_core.simulation.teaching.expected_slope_weight` for 3 to 30 visits at
+    the chosen slope SD and residual SD; a diamond marks the chosen number of visits and, when
     given, a circle the median shrinkage factor observed in the simulated study.
     """
     visits = np.arange(3, max(30, int(n_visits)) + 1)

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _rgba, _style
 from lmm_core import LMMResult
-from lmm_core.prediction import population_curve, population_grid, predict_groups
+from lmm_core.predict.prediction import population_curve, population_grid, predict_groups
 
 __all__ = [
     "CHOICE_MODES",

@@ -34,7 +34,7 @@ __all__ = [
     "render_variance_explained",
 ]
 
-#: label -> method of ``lmm_core.inference.fixef_inference``
+#: label -> method of ``lmm_core.inference.fixed_effects.fixef_inference``
 DF_METHODS = {
     "Satterthwaite": "satterthwaite",
     "Kenward-Roger (slower)": "kenward-roger",
@@ -138,9 +138,9 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
 
 def render_variance_explained(result: LMMResult, time: str | None) -> None:
     """Marginal and conditional R-squared, and the ICC over time for slope models."""
-    if not available("variance_explained"):
+    if not available("inference.variance_explained"):
         return
-    from lmm_core import variance_explained as ve
+    from lmm_core.inference import variance_explained as ve
 
     try:
         r2 = ve.r2_nakagawa(result)
@@ -194,7 +194,7 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
 
 def render_profile(record: dict[str, Any]) -> None:
     """Profile-likelihood intervals on request."""
-    if not available("profile"):
+    if not available("inference.profile"):
         return
     done = st.session_state[Keys.INFER_RESULTS].get((*fit_key(record), "profile"))
     title = "Profile confidence intervals (variance components and fixed effects)"
@@ -227,9 +227,9 @@ def render_profile(record: dict[str, Any]) -> None:
 
 def render_bootstrap(record: dict[str, Any]) -> None:
     """A seeded parametric bootstrap with a progress bar and a chosen number of replicates."""
-    if not available("bootstrap"):
+    if not available("inference.bootstrap"):
         return
-    from lmm_core.bootstrap import parametric_bootstrap
+    from lmm_core.inference.bootstrap import parametric_bootstrap
 
     store = st.session_state[Keys.INFER_RESULTS]
     ran = any(k[:3] == fit_key(record) and k[3] == "bootstrap" for k in store)

@@ -14,7 +14,7 @@ adding one piece of random-effects structure to the one before:
 Every step keeps the fixed effects, so the fits may be REML fits: the likelihood-ratio
 statistic ``2 (logLik_k - logLik_{k-1})`` of REML fits is valid when the fixed effects are
 equal (and ML fits work too). Its reference distribution depends on what the step adds
-(Self & Liang 1987; Stram & Lee 1994; :mod:`lmm_core.nesting`):
+(Self & Liang 1987; Stram & Lee 1994; :mod:`lmm_core.inference.nesting`):
 
 * a new variance (steps 2 and 4) is tested at zero, the edge of its allowed values: the
   p-value is the 50:50 chi-bar-square mixture of chi-square(0) and chi-square(1), i.e. half
@@ -42,7 +42,8 @@ from dashboard.model_builder import deparse_spec, ids_repeat_across, model_key
 from dashboard.model_summary import zero_components
 from dashboard.roles import Roles, missing_longitudinal_roles
 from lmm_core import LMMError, LMMResult
-from lmm_core.formula import parse_formula, quote_name
+from lmm_core.formula.quoting import quote_name
+from lmm_core.formula.terms import parse_formula
 
 __all__ = [
     "Ladder",
@@ -359,7 +360,7 @@ def analyse_ladder(steps: Sequence[LadderStep], reml: bool, notes: Sequence[str]
     """Tests, AIC/BIC changes and verdicts between consecutive fitted rungs.
 
     A rung that failed is skipped: the next fitted rung is tested against the last fitted one
-    (a valid test when it is nested in it, see :func:`lmm_core.nesting.check_nesting`).
+    (a valid test when it is nested in it, see :func:`lmm_core.inference.nesting.check_nesting`).
     """
     verdicts = []
     problems = []

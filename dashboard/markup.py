@@ -9,7 +9,7 @@ code spans of an engine message (``Unknown column `Dayz```) and escapes everythi
 Names are shown as the user wrote them: backticks belong in formulas only. The engine names
 coefficients as R does (the column ``Visit day`` in backticks); :func:`plain_index`,
 :func:`plain_cells` and :func:`plain_estimates` show those names without the backticks in
-tables and figures (through :func:`lmm_core.formula.unquote_label`, the one place that knows
+tables and figures (through :func:`lmm_core.formula.quoting.unquote_label`, the one place that knows
 the quoting).
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from lmm_core.formula import unquote_label
-from lmm_core.per_group import ShrinkageEstimates
+from lmm_core.formula.quoting import unquote_label
+from lmm_core.predict.per_group import ShrinkageEstimates
 
 __all__ = [
     "code_span",

@@ -8,7 +8,7 @@ who sees many subjects). Each level has a random intercept and/or random slopes 
 numeric columns, correlated (``(time | patient)``) or independent (``(time || patient)``).
 
 :func:`build_formula` writes the formula as lme4 users write it, every column name through
-:func:`lmm_core.formula.quote_name`; :func:`formula_label` names a model from its
+:func:`lmm_core.formula.quoting.quote_name`; :func:`formula_label` names a model from its
 random-effects structure ("random intercept", "random slope", "random slope + hospital
 intercept") and :func:`model_label` adds what else differs ("random slope + Age").
 """
@@ -21,20 +21,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from lmm_core.formula import (
-    Call,
-    ModelSpec,
-    Name,
-    NAry,
-    Num,
-    RandomSpec,
-    deparse,
-    parse_formula,
-    quote_name,
-    r_number,
-    strip_parens,
-    unquote_label,
-)
+from lmm_core.formula.grammar import Call, Name, NAry, Num, strip_parens
+from lmm_core.formula.quoting import deparse, quote_name, r_number, unquote_label
+from lmm_core.formula.spec import ModelSpec, RandomSpec
+from lmm_core.formula.terms import parse_formula
 
 __all__ = [
     "BuilderChoices",
@@ -204,7 +194,7 @@ def build_formula(choices: BuilderChoices) -> str:
     ------
     lmm_core.FormulaError
         When a column name cannot be written in a formula (see
-        :func:`lmm_core.formula.quote_name`).
+        :func:`lmm_core.formula.quoting.quote_name`).
 
     Examples
     --------
@@ -274,7 +264,7 @@ def formula_label(formula: str | ModelSpec, subject: str | None = None) -> str:
     Parameters
     ----------
     formula
-        Formula text or a parsed :class:`lmm_core.formula.ModelSpec`.
+        Formula text or a parsed :class:`lmm_core.formula.spec.ModelSpec`.
     subject
         Name of the subject column, if known.
 
@@ -375,7 +365,7 @@ def model_label(
     Parameters
     ----------
     formula
-        Formula text or a parsed :class:`lmm_core.formula.ModelSpec`.
+        Formula text or a parsed :class:`lmm_core.formula.spec.ModelSpec`.
     subject, time
         The subject and time columns, if known.
     reml

@@ -18,9 +18,10 @@ from dashboard.markup import code_span, plain_index
 from dashboard.model_builder import deparse_spec
 from dashboard.numbers import fmt, fmt_pct
 from lmm_core import LMMResult
-from lmm_core.formula import RandomSpec, unquote_label
-from lmm_core.ols import ols_fit
-from lmm_core.reterms import column_rms
+from lmm_core.design.reterms import column_rms
+from lmm_core.formula.quoting import unquote_label
+from lmm_core.formula.spec import RandomSpec
+from lmm_core.model.ols import ols_fit
 
 __all__ = [
     "Status",
@@ -224,7 +225,7 @@ def zero_components(result: LMMResult, tol: float = ZERO_TOL) -> list[ZeroCompon
     """Variances estimated as zero and correlations estimated as +/-1, term by term."""
     out: list[ZeroComponent] = []
     for k, (term, raw) in enumerate(zip(result.reterms, result.lambdas, strict=True)):
-        lam = column_rms(term)[:, None] * raw  # unit-free (lmm_core.reterms.theta_scale)
+        lam = column_rms(term)[:, None] * raw  # unit-free (lmm_core.design.reterms.theta_scale)
         for j, column in enumerate(term.cnames):
             if abs(lam[j, j]) >= tol:
                 continue

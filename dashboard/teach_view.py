@@ -11,8 +11,8 @@ from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 from dashboard.numbers import fmt, fmt_pct
-from lmm_core.teaching import LabTruth, expected_slope_weight
-from lmm_core.teaching_repeat import ReplicateSummary
+from lmm_core.simulation.teaching import LabTruth, expected_slope_weight
+from lmm_core.simulation.teaching_repeat import ReplicateSummary
 
 __all__ = [
     "BOUNDARY_WORDS",
@@ -263,10 +263,10 @@ def weight_note(
     truth
         The truth of the study shown (its ``n_visits`` and ``sigma`` are section 3's).
     est
-        :func:`lmm_core.teaching.estimates` of the study's fit.
+        :func:`lmm_core.simulation.teaching.estimates` of the study's fit.
     median_factor
         Median over subjects of ``(mixed - population) / (own - population)``
-        (:func:`lmm_core.teaching.shrinkage_summary`).
+        (:func:`lmm_core.simulation.teaching.shrinkage_summary`).
     mean_visits
         Visits actually seen per subject, on average.
 

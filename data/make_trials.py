@@ -1,4 +1,4 @@
-"""Regenerate the simulated trial examples in ``data/`` from ``lmm_core.trial``.
+"""Regenerate the simulated trial examples in ``data/`` from ``lmm_core.simulation.trial``.
 
 Run from the repository root::
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lmm_core.trial import simulate_trial, trial_csv, truth_record  # noqa: E402
+from lmm_core.simulation.trial import simulate_trial, trial_csv, truth_record  # noqa: E402
 
 #: name -> (n_hospitals, patients_per_hospital, seed)
 TRIALS: dict[str, tuple[int, int, int]] = {

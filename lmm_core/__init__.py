@@ -7,8 +7,6 @@ grammar. Public API (see DESIGN.md)::
     res = fit_lmm("Reaction ~ Days + (Days | Subject)", df, reml=True)
 """
 
-from lmm_core.bootstrap import BootstrapResult, parametric_bootstrap
-from lmm_core.compare import chibar_pvalue, lrt
 from lmm_core.errors import (
     ComparisonError,
     DataError,
@@ -16,14 +14,21 @@ from lmm_core.errors import (
     LMMError,
     ModelError,
 )
-from lmm_core.fit import FitOptions, fit_design, fit_lmm
-from lmm_core.inference import ContrastTest, anova_table, contrast_test, fixef_inference
-from lmm_core.kenward_roger import KenwardRogerTooLarge
-from lmm_core.optimize import OptimizerOptions, OptSummary
-from lmm_core.profile import LikelihoodProfile, profile_confint
-from lmm_core.results import LMMResult
-from lmm_core.simulate import simulate, simulate_from_formula, theta_from_covariances
-from lmm_core.variance_explained import icc, icc_curve, r2_nakagawa
+from lmm_core.inference.bootstrap import BootstrapResult, parametric_bootstrap
+from lmm_core.inference.fixed_effects import (
+    ContrastTest,
+    anova_table,
+    contrast_test,
+    fixef_inference,
+)
+from lmm_core.inference.kenward_roger import KenwardRogerTooLarge
+from lmm_core.inference.lrt import chibar_pvalue, lrt
+from lmm_core.inference.profile import LikelihoodProfile, profile_confint
+from lmm_core.inference.variance_explained import icc, icc_curve, r2_nakagawa
+from lmm_core.model.fit import FitOptions, fit_design, fit_lmm
+from lmm_core.model.optimize import OptimizerOptions, OptSummary
+from lmm_core.model.results import LMMResult
+from lmm_core.model.simulate import simulate, simulate_from_formula, theta_from_covariances
 
 __all__ = [
     "BootstrapResult",

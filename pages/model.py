@@ -32,7 +32,8 @@ from dashboard.roles import Roles, is_numeric
 from dashboard.state import Keys, current_roles, init_state
 from dashboard.widgets import dataset_caption, require_longitudinal
 from lmm_core import FormulaError
-from lmm_core.formula import parse_formula, quote_name
+from lmm_core.formula.quoting import quote_name
+from lmm_core.formula.terms import parse_formula
 
 NONE = "(none)"
 TIMES = " x "

@@ -17,7 +17,7 @@ from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
 from lmm_core import LMMError
-from lmm_core.forecast import new_subject_forecast
+from lmm_core.predict.forecast import new_subject_forecast
 
 W = Keys.PRED_W
 NEW = "(a new one)"

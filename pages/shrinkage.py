@@ -15,7 +15,7 @@ from dashboard.markup import code_span, escape_text, plain_estimates
 from dashboard.numbers import MISSING, fmt, styled
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal, show_figure
-from lmm_core.per_group import ShrinkageEstimates, shrinkage_estimates
+from lmm_core.predict.per_group import ShrinkageEstimates, shrinkage_estimates
 
 INTRO = """
 A **mixed model does not simply fit each {s} on its own.** For every {s} it compares three

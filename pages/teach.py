@@ -27,15 +27,15 @@ from dashboard.teach_view import (
 )
 from dashboard.widgets import show_figure
 from lmm_core import LMMError
-from lmm_core.teaching import (
+from lmm_core.simulation.teaching import (
     FORMULA,
     LabTruth,
     estimates,
     expected_slope_weight,
     shrinkage_summary,
 )
-from lmm_core.teaching import slope_shrinkage as compute_slope_shrinkage
-from lmm_core.teaching_repeat import monte_carlo_se, run_replicates
+from lmm_core.simulation.teaching import slope_shrinkage as compute_slope_shrinkage
+from lmm_core.simulation.teaching_repeat import monte_carlo_se, run_replicates
 
 W = Keys.TEACH_W
 LEVEL = 0.95

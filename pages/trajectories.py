@@ -16,8 +16,8 @@ from dashboard.numbers import MISSING, fmt, styled
 from dashboard.roles import is_numeric
 from dashboard.state import Keys, init_state
 from dashboard.widgets import require_longitudinal
-from lmm_core.per_group import deviation_by
-from lmm_core.prediction import fixed_variables
+from lmm_core.predict.per_group import deviation_by
+from lmm_core.predict.prediction import fixed_variables
 
 NONE = "(none)"
 MAX_BY_LEVELS = 8

@@ -8,7 +8,7 @@ import numpy as np
 
 from dashboard.state import Keys
 from lmm_core import datasets, fit_lmm
-from lmm_core.implied import implied_covariance
+from lmm_core.predict.implied import implied_covariance
 from tests.app.conftest import figures_on, texts
 
 INTERCEPT = "Reaction ~ Days + (1 | Subject)"

@@ -19,7 +19,7 @@ import pytest
 
 from dashboard import cached
 from dashboard.state import Keys
-from lmm_core import optimize
+from lmm_core.model import optimize
 from tests.app.conftest import ROOT, texts, upload
 
 W = Keys.MODEL_W

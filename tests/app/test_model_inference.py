@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from dashboard.state import Keys
-from lmm_core.bootstrap import parametric_bootstrap
-from lmm_core.profile import profile_confint
+from lmm_core.inference.bootstrap import parametric_bootstrap
+from lmm_core.inference.profile import profile_confint
 from tests.app.test_trajectories_page import SLEEP, _fit, inject
 
 W = Keys.INFER_W
@@ -27,7 +27,7 @@ def _frame(at, column: str) -> pd.DataFrame:
 
 
 def test_df_method_choice_shows_fixef_inference(app):
-    inference = pytest.importorskip("lmm_core.inference")
+    inference = pytest.importorskip("lmm_core.inference.fixed_effects")
     at = _page(inject(app, "sleepstudy", SLEEP))
     res = _fit("sleepstudy", SLEEP)
     radio = at.radio(key=W + "df_method")
@@ -77,7 +77,7 @@ def test_bootstrap_with_chosen_replicates_and_seed(app):
 
 
 def test_r2_metrics(app):
-    ve = pytest.importorskip("lmm_core.variance_explained")
+    ve = pytest.importorskip("lmm_core.inference.variance_explained")
     at = _page(inject(app, "sleepstudy", SLEEP))
     r2 = ve.r2_nakagawa(_fit("sleepstudy", SLEEP))
     metrics = {m.label: m.value for m in at.metric}

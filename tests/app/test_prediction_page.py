@@ -7,7 +7,7 @@ import numpy as np
 from dashboard import figures_prediction as fp
 from dashboard.state import Keys
 from lmm_core import datasets
-from lmm_core.forecast import new_subject_forecast
+from lmm_core.predict.forecast import new_subject_forecast
 from tests.app.conftest import figures_on, texts
 from tests.app.test_trajectories_page import SLEEP, TRIAL, _fit, inject
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from dashboard.state import Keys
 from lmm_core import datasets
-from lmm_core.per_group import shrinkage_estimates
+from lmm_core.predict.per_group import shrinkage_estimates
 from tests.app.conftest import figures_on, texts
 from tests.app.test_trajectories_page import SLEEP, TRIAL, _fit, inject
 

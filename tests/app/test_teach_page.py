@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.state import Keys
-from lmm_core.teaching import LabTruth, expected_slope_weight
+from lmm_core.simulation.teaching import LabTruth, expected_slope_weight
 from tests.app.conftest import figures_on, texts
 
 PAGE = "pages/teach.py"

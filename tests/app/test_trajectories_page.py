@@ -8,7 +8,7 @@ import numpy as np
 
 from dashboard.state import Keys
 from lmm_core import datasets, fit_lmm
-from lmm_core.per_group import deviation_by
+from lmm_core.predict.per_group import deviation_by
 from tests.app.conftest import figures_on, texts
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"

@@ -1,4 +1,4 @@
-"""Parametric bootstrap (lmm_core.bootstrap): reproducible, sensible, robust to failures."""
+"""Parametric bootstrap (lmm_core.inference.bootstrap): reproducible, sensible, robust."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-import lmm_core.bootstrap as bootstrap_module
+import lmm_core.inference.bootstrap as bootstrap_module
 from lmm_core import fit_lmm
-from lmm_core.bootstrap import parametric_bootstrap
+from lmm_core.inference.bootstrap import parametric_bootstrap
 from tests.conftest import load_reference_dataset
 
 

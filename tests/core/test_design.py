@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmm_core.design import build_design
+from lmm_core.design.build import build_design
 from lmm_core.errors import DataError
 from tests.conftest import load_reference_dataset
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmm_core.deviance import ProfiledDeviance
-from lmm_core.reterms import ReTerm
+from lmm_core.design.reterms import ReTerm
+from lmm_core.model.deviance import ProfiledDeviance
 
 
 def dense_z(term: ReTerm) -> np.ndarray:

@@ -16,8 +16,8 @@ from lmm_core import (
     simulate_from_formula,
     theta_from_covariances,
 )
-from lmm_core.deviance import ProfiledDeviance
-from lmm_core.optimize import _CountingObjective
+from lmm_core.model.deviance import ProfiledDeviance
+from lmm_core.model.optimize import _CountingObjective
 from tests.core.test_reference_lme4 import read_dataset
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"

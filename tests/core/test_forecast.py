@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from lmm_core import datasets, fit_lmm
-from lmm_core.forecast import new_subject_forecast, prediction_intervals
-from lmm_core.trial import FORMULA as TRIAL
-from lmm_core.trial import simulate_trial
+from lmm_core.predict.forecast import new_subject_forecast, prediction_intervals
+from lmm_core.simulation.trial import FORMULA as TRIAL
+from lmm_core.simulation.trial import simulate_trial
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmm_core.design import build_design
+from lmm_core.design.build import build_design
 from lmm_core.errors import DataError, FormulaError, LMMError, ModelError
-from lmm_core.formula import parse_formula, r_number
+from lmm_core.formula.quoting import r_number
+from lmm_core.formula.terms import parse_formula
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +327,7 @@ AWKWARD_NAMES = [
 
 @pytest.mark.parametrize("name", AWKWARD_NAMES)
 def test_quote_name_reads_back_as_the_same_column(name: str) -> None:
-    from lmm_core.formula import quote_name, unquote_label
+    from lmm_core.formula.quoting import quote_name, unquote_label
 
     y, x, g = (quote_name(f"{name}{k}") for k in ("", "2", "3"))
     spec = parse_formula(f"{y} ~ {x} + ({x} | {g})")
@@ -338,7 +339,7 @@ def test_quote_name_reads_back_as_the_same_column(name: str) -> None:
 
 def test_quote_name_bare_names_and_refusals() -> None:
     from lmm_core.errors import FormulaError
-    from lmm_core.formula import quote_name, unquote_label
+    from lmm_core.formula.quoting import quote_name, unquote_label
 
     assert [quote_name(n) for n in ("Days", "x.1", "Âge", ".a")] == ["Days", "x.1", "Âge", ".a"]
     assert quote_name("SBP (mmHg)") == "`SBP (mmHg)`"

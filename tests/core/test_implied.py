@@ -1,4 +1,4 @@
-"""Model-implied covariance between visits (lmm_core.implied).
+"""Model-implied covariance between visits (lmm_core.predict.implied).
 
 Oracles: a brute-force dense ``Z G Z' + sigma^2 I`` over the rows of one subject, built from
 the fit's own model matrices without any structure; icc_curve for single-factor models; the
@@ -15,7 +15,7 @@ import pytest
 
 from lmm_core import fit_lmm, icc_curve, simulate_from_formula
 from lmm_core.errors import ModelError
-from lmm_core.implied import covariance_at_times, implied_covariance
+from lmm_core.predict.implied import covariance_at_times, implied_covariance
 from tests.conftest import load_reference_dataset
 
 

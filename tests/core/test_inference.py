@@ -17,12 +17,12 @@ import pytest
 from test_reference_lme4 import CASES, fitted, load_case, read_dataset
 
 from lmm_core import LMMError, anova_table, contrast_test, fixef_inference
-from lmm_core.design import build_design
-from lmm_core.deviance import ProfiledDeviance
-from lmm_core.fit import result_at_theta
-from lmm_core.inference import type3_contrasts
-from lmm_core.kenward_roger import MAX_RANDOM_EFFECTS, KenwardRogerTooLarge, kr_adjustment
-from lmm_core.satterthwaite import satterthwaite_row_df, varpar_derivatives
+from lmm_core.design.build import build_design
+from lmm_core.inference.fixed_effects import type3_contrasts
+from lmm_core.inference.kenward_roger import MAX_RANDOM_EFFECTS, KenwardRogerTooLarge, kr_adjustment
+from lmm_core.inference.satterthwaite import satterthwaite_row_df, varpar_derivatives
+from lmm_core.model.deviance import ProfiledDeviance
+from lmm_core.model.fit import result_at_theta
 
 KR_CASES = [c for c in CASES if "df" in (load_case(c).get("kenward_roger") or {})]
 ANOVA_CASES = [c for c in CASES if "names" in (load_case(c).get("anova_type3_satterthwaite") or {})]
@@ -158,7 +158,7 @@ def test_kenward_roger_refits_ml_and_refuses_huge_models(monkeypatch):
     assert adj.refitted_reml
     se = np.sqrt(np.diag(adj.vcov_adj))
     np.testing.assert_allclose(se, case["kenward_roger"]["Std. Error"], rtol=1e-3)
-    monkeypatch.setattr("lmm_core.kenward_roger.MAX_RANDOM_EFFECTS", 10)
+    monkeypatch.setattr("lmm_core.inference.kenward_roger.MAX_RANDOM_EFFECTS", 10)
     with pytest.raises(KenwardRogerTooLarge, match="Satterthwaite"):
         kr_adjustment(ml)
     assert MAX_RANDOM_EFFECTS >= 1000

@@ -36,7 +36,7 @@ import pandas as pd
 import pytest
 
 from lmm_core import fit_lmm
-from lmm_core.trial import simulate_trial
+from lmm_core.simulation.trial import simulate_trial
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEP = "Reaction ~ Days + (Days | Subject)"

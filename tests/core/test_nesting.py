@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lmm_core import chibar_pvalue, fit_lmm, lrt
-from lmm_core.nesting import boundary_test_info, check_nesting, is_nested
+from lmm_core.inference.nesting import boundary_test_info, check_nesting, is_nested
 from tests.conftest import load_reference_dataset
 
 LRT_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "lrt"

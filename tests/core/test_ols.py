@@ -1,4 +1,4 @@
-"""lmm_core.ols: least squares against numpy's lstsq and statsmodels' OLS."""
+"""lmm_core.model.ols: least squares against numpy's lstsq and statsmodels' OLS."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from lmm_core import ModelError, datasets, fit_lmm
-from lmm_core.ols import ols_fit
+from lmm_core.model.ols import ols_fit
 
 
 def _random_problem(seed: int, n: int = 60, p: int = 4) -> tuple[np.ndarray, np.ndarray]:

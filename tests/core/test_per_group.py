@@ -1,4 +1,4 @@
-"""Own-data fits, mixed-model estimates and shrinkage factors (lmm_core.per_group)."""
+"""Own-data fits, mixed-model estimates and shrinkage factors (lmm_core.predict.per_group)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from lmm_core import ModelError, datasets, fit_lmm
-from lmm_core.per_group import covariance_ellipse, deviation_by, shrinkage_estimates
+from lmm_core.predict.per_group import covariance_ellipse, deviation_by, shrinkage_estimates
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 TRIAL = "y ~ time * arm + (time | patient) + (1 | hospital)"

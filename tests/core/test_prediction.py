@@ -1,4 +1,4 @@
-"""Population curves with Wald bands, partial predictions, grids (lmm_core.prediction)."""
+"""Population curves with Wald bands, partial predictions, grids (lmm_core.predict.prediction)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lmm_core import datasets, fit_lmm
-from lmm_core.prediction import (
+from lmm_core.predict.prediction import (
     fixed_variables,
     population_curve,
     population_grid,
@@ -107,7 +107,7 @@ def test_population_grid_holds_an_integer_covariate_at_its_mean_as_float():
 
 
 def test_held_column_dtypes():
-    from lmm_core.prediction import held_column
+    from lmm_core.predict.prediction import held_column
 
     ints = pd.Series([1, 2, 4], dtype="int64")
     assert held_column(ints, 7 / 3, 2).tolist() == [7 / 3, 7 / 3]

@@ -1,4 +1,4 @@
-"""Likelihood-profile confidence intervals (lmm_core.profile) against lme4 and themselves.
+"""Likelihood-profile confidence intervals (lmm_core.inference.profile) against lme4 and themselves.
 
 Reference: tests/fixtures/inference_reference.json, made by inference_reference.R with
 lme4 1.1-31 (``confint(profile(fit, signames = FALSE), level)``). lme4 reads its bounds off an
@@ -20,7 +20,7 @@ import pytest
 from scipy.stats import chi2, norm
 
 from lmm_core import fit_lmm
-from lmm_core.profile import LikelihoodProfile, parameter_names, profile_confint
+from lmm_core.inference.profile import LikelihoodProfile, parameter_names, profile_confint
 from tests.conftest import load_reference_dataset
 
 REF = json.loads(

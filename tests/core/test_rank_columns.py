@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from lmm_core.design import RANK_TOL, _keep_columns
+from lmm_core.design.build import RANK_TOL, _keep_columns
 
 
 def reference_keep(X: np.ndarray) -> list[int]:

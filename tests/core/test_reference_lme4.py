@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from lmm_core import fit_lmm, lrt
-from lmm_core.design import build_design
-from lmm_core.fit import result_at_theta
+from lmm_core.design.build import build_design
+from lmm_core.model.fit import result_at_theta
 
 REF = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
 CASES = sorted(p.stem for p in (REF / "cases").glob("*.json"))

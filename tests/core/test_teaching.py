@@ -1,4 +1,4 @@
-"""Simulation lab (lmm_core.teaching, lmm_core.teaching_repeat): data, recovery, replicates."""
+"""Simulation lab (lmm_core.simulation.teaching, .teaching_repeat): data, recovery, replicates."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from lmm_core import LMMError
-from lmm_core import teaching_repeat as tr
-from lmm_core.teaching import (
+from lmm_core.simulation import teaching_repeat as tr
+from lmm_core.simulation.teaching import (
     PARAMETERS,
     LabTruth,
     expected_slope_weight,

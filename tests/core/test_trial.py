@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmm_core.trial import TrialParameters, simulate_trial, trial_csv, truth_record
+from lmm_core.simulation.trial import TrialParameters, simulate_trial, trial_csv, truth_record
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 COLUMNS = ["hospital", "patient", "patient_in_hospital", "arm", "visit", "time", "y"]

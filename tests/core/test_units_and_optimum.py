@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from lmm_core import fit_lmm, fixef_inference, parametric_bootstrap, profile_confint
-from lmm_core.forecast import new_subject_forecast
+from lmm_core.predict.forecast import new_subject_forecast
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -1,4 +1,4 @@
-"""ICC, ICC over time and Nakagawa-Schielzeth R2 (lmm_core.variance_explained).
+"""ICC, ICC over time and Nakagawa-Schielzeth R2 (lmm_core.inference.variance_explained).
 
 References: hand computations from the fitted variance components; R's performance 0.10.2
 (``icc``, ``icc(by_group = TRUE)``, ``r2_nakagawa``) on lme4 1.1-31 fits, stored in
@@ -18,7 +18,7 @@ import pytest
 
 from lmm_core import fit_lmm
 from lmm_core.errors import ModelError
-from lmm_core.variance_explained import icc, icc_curve, r2_nakagawa, variance_partition
+from lmm_core.inference.variance_explained import icc, icc_curve, r2_nakagawa, variance_partition
 from tests.conftest import load_reference_dataset
 
 REF = json.loads(

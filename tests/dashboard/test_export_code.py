@@ -311,7 +311,7 @@ def test_awkward_names_in_python_r_and_sas(tmp_path, capsys):
     backticks, SAS name literals."""
     import ast
 
-    from lmm_core.formula import parse_formula
+    from lmm_core.formula.terms import parse_formula
 
     data, formula = _awkward_data(), _awkward_formula()
     path = tmp_path / "d.csv"

@@ -100,7 +100,7 @@ def test_names_are_shown_without_formula_backticks():
 
     from dashboard.markup import plain_cells, plain_estimates, plain_index, plain_name
     from lmm_core import datasets, fit_lmm
-    from lmm_core.per_group import shrinkage_estimates
+    from lmm_core.predict.per_group import shrinkage_estimates
 
     assert plain_name("`Visit day`:SexM") == "Visit day:SexM"
     assert plain_name(np.nan) is np.nan and plain_name("(Intercept)") == "(Intercept)"

@@ -17,7 +17,8 @@ from dashboard.model_builder import (
     random_term,
 )
 from lmm_core import FormulaError, datasets, fit_lmm
-from lmm_core.formula import parse_formula, quote_name
+from lmm_core.formula.quoting import quote_name
+from lmm_core.formula.terms import parse_formula
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ PURE = (
     "dashboard.loading, dashboard.roles, dashboard.validation, dashboard.reshape, "
     "dashboard.dates, dashboard.outcome_kind"
 )
-CORE = "lmm_core.trial, lmm_core.datasets"
+CORE = "lmm_core.simulation.trial, lmm_core.datasets"
 
 
 @pytest.mark.parametrize(

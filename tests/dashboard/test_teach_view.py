@@ -10,8 +10,8 @@ import pytest
 
 from dashboard.teach_view import CONTROLS, naive_text, settings_to_truth, singular_text, truth_key
 from lmm_core import LMMError
-from lmm_core.teaching import LabTruth
-from lmm_core.teaching_repeat import ReplicateSummary
+from lmm_core.simulation.teaching import LabTruth
+from lmm_core.simulation.teaching_repeat import ReplicateSummary
 
 
 def test_every_truth_field_has_a_control_and_defaults_lie_in_range():

@@ -10,7 +10,7 @@ import pytest
 
 from dashboard import figures_correlation as fc
 from lmm_core import ModelError, datasets, fit_lmm
-from lmm_core.implied import implied_covariance
+from lmm_core.predict.implied import implied_covariance
 
 
 @cache

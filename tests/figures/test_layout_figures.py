@@ -21,8 +21,8 @@ from dashboard import figures_teach as ft
 from dashboard.figures import TEMPLATE, prepare_spaghetti, spaghetti_figure
 from dashboard.layout import MODEBAR_PX, reserve_modebar, short_text
 from lmm_core import datasets, fit_lmm
-from lmm_core.per_group import shrinkage_estimates
-from lmm_core.teaching import LabTruth, fit_lab, simulate_lab
+from lmm_core.predict.per_group import shrinkage_estimates
+from lmm_core.simulation.teaching import LabTruth, fit_lab, simulate_lab
 
 
 @cache

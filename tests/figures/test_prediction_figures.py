@@ -9,7 +9,7 @@ import pandas as pd
 
 from dashboard import figures_prediction as fp
 from lmm_core import datasets, fit_lmm
-from lmm_core.forecast import new_subject_forecast
+from lmm_core.predict.forecast import new_subject_forecast
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 TRIAL = "y ~ time * arm + (time | patient) + (1 | hospital)"

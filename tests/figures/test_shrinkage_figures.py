@@ -8,7 +8,7 @@ import numpy as np
 
 from dashboard import figures_shrinkage as fs
 from lmm_core import datasets, fit_lmm
-from lmm_core.per_group import shrinkage_estimates
+from lmm_core.predict.per_group import shrinkage_estimates
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 TRIAL = "y ~ time * arm + (time | patient) + (1 | hospital)"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard import figures_teach as ft
-from lmm_core.teaching import (
+from lmm_core.simulation.teaching import (
     PARAMETERS,
     LabTruth,
     expected_slope_weight,
@@ -17,7 +17,7 @@ from lmm_core.teaching import (
     simulate_lab,
     slope_shrinkage,
 )
-from lmm_core.teaching_repeat import ReplicateSummary, monte_carlo_se
+from lmm_core.simulation.teaching_repeat import ReplicateSummary, monte_carlo_se
 
 
 def _recovery() -> pd.DataFrame:

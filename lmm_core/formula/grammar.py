@@ -1,0 +1,452 @@
+"""The formula grammar: syntax tree, tokenizer and recursive-descent parser.
+
+A formula is parsed to a syntax tree of plain data (:class:`Name`, :class:`Num`,
+:class:`Call`, :class:`Unary`, :class:`BinOp`, :class:`NAry`, :class:`Paren`). Nothing from a
+formula ever reaches ``eval`` or ``exec``: functions come from a short allow-list and are
+applied by :mod:`lmm_core.design.model_matrix`. The meaning of the tree (R's term algebra) is
+:mod:`lmm_core.formula.terms`; how names are written back is :mod:`lmm_core.formula.quoting`.
+
+Grammar (EBNF; ``**`` is read as ``^``; spaces, tabs and newlines are ignored)::
+
+    formula  = expr "~" expr ;
+    expr     = unary { binop unary } ;          (* precedences below, all left-assoc *)
+    binop    = "|" | "||"                        (* 1: only inside "( ... )" *)
+             | "+" | "-"                         (* 2 *)
+             | "*" | "/"                         (* 3 *)
+             | ":" ;                             (* 4 *)
+    unary    = ( "-" | "+" ) unary | power ;
+    power    = atom [ "^" unary ] ;              (* right-assoc *)
+    atom     = NUMBER | NAME | NAME "(" expr ")" | "(" expr ")" ;
+    NAME     = letter_or_._or__ { letter | digit | "." | "_" } | "`" any-but-backtick "`" ;
+    NUMBER   = digits [ "." digits ] [ ("e"|"E") ["+"|"-"] digits ] | "." digits ... ;
+
+Functions: ``log log2 log10 log1p exp sqrt abs scale center I`` (numeric) and
+``factor C`` (categorical), each with exactly one argument.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from lmm_core.errors import FormulaError
+
+MAX_LENGTH = 10_000
+MAX_DEPTH = 100
+MAX_TERMS = 1_000
+NUMERIC_FUNCTIONS = frozenset(
+    {"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "scale", "center", "I"}
+)
+FACTOR_FUNCTIONS = frozenset({"factor", "C"})
+FUNCTIONS = NUMERIC_FUNCTIONS | FACTOR_FUNCTIONS
+
+
+# --------------------------------------------------------------------------- syntax tree
+@dataclass(frozen=True, slots=True)
+class Name:
+    """A column reference."""
+
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    """A number literal."""
+
+    value: float
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """An allow-listed function applied to one argument."""
+
+    func: str
+    arg: Node
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    """Unary ``-`` or ``+``."""
+
+    op: str
+    operand: Node
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    """``^`` (power / crossing) or ``|``/``||`` (random-effects bar)."""
+
+    op: str
+    left: Node
+    right: Node
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class NAry:
+    """A chain of one precedence level: ``a + b - c``, ``a * b / c`` or ``a:b:c``."""
+
+    kind: str  # "sum", "prod", "inter"
+    items: tuple[Node, ...]
+    ops: tuple[str, ...]
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Paren:
+    """Explicit parentheses, kept so that labels deparse as written."""
+
+    expr: Node
+    pos: int
+
+
+Node = Name | Num | Call | Unary | BinOp | NAry | Paren
+
+_PREC = {"|": 1, "||": 1, "+": 2, "-": 2, "*": 3, "/": 3, ":": 4}
+_KIND = {"|": "bar", "||": "bar", "+": "sum", "-": "sum", "*": "prod", "/": "prod", ":": "inter"}
+_TOKEN_RE = re.compile(
+    r"(?P<ws>\s+)|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[^\W\d][\w.]*|\.(?!\d)[\w.]*)|(?P<bq>`[^`]*`)"
+    r"|(?P<op>\*\*|\|\||[~+\-*/^:|(),])"
+)
+_BAD_CHARS = {
+    "'": "quotes are not allowed in a formula (write column names without quotes; "
+    "use backticks for names with spaces, e.g. `my column`)",
+    '"': "quotes are not allowed in a formula (write column names without quotes; "
+    "use backticks for names with spaces, e.g. `my column`)",
+    ";": "`;` is not allowed: a formula is a single expression such as `y ~ x + (1 | g)`",
+    "=": "`=` is not allowed: functions take a single column, e.g. `scale(age)`",
+    "$": "`$` is not allowed: refer to a column by its name",
+    "[": "`[` is not allowed: refer to a column by its name",
+}
+
+
+def suggest(word: str, candidates: list[str] | tuple[str, ...]) -> str | None:
+    """Closest candidate to ``word`` (case-insensitive match first, then difflib)."""
+    lower = {c.lower(): c for c in candidates}
+    if word.lower() in lower:
+        return lower[word.lower()]
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+# --------------------------------------------------------------------------- tokenizer
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # "num", "name", "op", "end"
+    text: str
+    pos: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split formula text into tokens; any character outside the grammar is an error."""
+    tokens: list[Token] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _TOKEN_RE.match(text, pos)
+        if m is None or m.end() == pos:
+            ch = text[pos]
+            if ch == "`":
+                raise FormulaError(
+                    f"Unclosed backtick at position {pos}: close the column name with `.",
+                    pos,
+                    ch,
+                )
+            msg = _BAD_CHARS.get(ch, f"the character `{ch}` is not part of the formula grammar")
+            raise FormulaError(f"Unexpected `{ch}` at position {pos}: {msg}.", pos, ch)
+        kind = m.lastgroup or ""
+        if kind == "bq":
+            name = m.group()[1:-1]
+            if not name.strip():
+                raise FormulaError(f"Empty backtick name at position {pos}.", pos, "``")
+            tokens.append(Token("name", name, pos))
+        elif kind != "ws":
+            tokens.append(Token(kind, m.group(), pos))
+        pos = m.end()
+    tokens.append(Token("end", "", n))
+    return tokens
+
+
+# --------------------------------------------------------------------------- parser
+class _Parser:
+    """Precedence-climbing parser with a nesting-depth limit (no RecursionError)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = tokenize(text)
+        self.i = 0
+        self.depth = 0
+
+    @property
+    def tok(self) -> Token:
+        return self.toks[self.i]
+
+    def _err(self, message: str, tok: Token | None = None) -> FormulaError:
+        tok = tok or self.tok
+        where = "at the end" if tok.kind == "end" else f"at position {tok.pos}"
+        shown = "the end of the formula" if tok.kind == "end" else f"`{tok.text}`"
+        return FormulaError(f"{message} (found {shown} {where}).", tok.pos, tok.text or None)
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FormulaError(
+                f"The formula is nested more than {MAX_DEPTH} levels deep (parentheses or "
+                f"operators) at position {self.tok.pos}; simplify it.",
+                self.tok.pos,
+                self.tok.text,
+            )
+
+    def parse(self) -> tuple[Node, Node]:
+        if self.tok.kind == "op" and self.tok.text == "~":
+            raise self._err(
+                "The formula has no response before `~`; write e.g. `y ~ time + (1 | patient)`"
+            )
+        lhs = self.expr(0)
+        if not (self.tok.kind == "op" and self.tok.text == "~"):
+            if self.tok.kind == "end":
+                raise FormulaError(
+                    "The formula has no `~`: write the response, then `~`, then the "
+                    "predictors, e.g. `y ~ time + (1 | patient)`.",
+                    len(self.text),
+                    None,
+                )
+            raise self._err(self._unexpected_msg())
+        self.i += 1
+        if self.tok.kind == "end":
+            raise self._err("Nothing after `~`; add predictors, e.g. `y ~ 1 + (1 | patient)`")
+        rhs = self.expr(0)
+        if self.tok.kind != "end":
+            raise self._err(self._unexpected_msg())
+        return lhs, rhs
+
+    def _unexpected_msg(self) -> str:
+        t = self.tok
+        if t.text == ")":
+            return "Unbalanced parentheses: this `)` has no matching `(`"
+        if t.text == "~":
+            return "Only one `~` is allowed"
+        if t.text == "(":
+            return "Missing operator before `(` (did you forget a `+`?)"
+        prev = self.toks[self.i - 1] if self.i else None
+        if prev is not None and prev.kind in ("name", "num"):  # name both, e.g. `lambda x`
+            return f"Missing operator between `{prev.text}` and `{t.text}` (did you forget a `+`?)"
+        return "Missing operator between terms (did you forget a `+`?)"
+
+    def expr(self, min_prec: int) -> Node:
+        items: list[Node] = [self.unary()]
+        ops: list[str] = []
+        op_pos: list[int] = []
+        kind: str | None = None
+        while self.tok.kind == "op" and self.tok.text in _PREC:
+            op = self.tok.text
+            if _PREC[op] < min_prec:
+                break
+            k = _KIND[op]
+            if kind is not None and k != kind:
+                items, ops, op_pos = [self._make(kind, items, ops, op_pos)], [], []
+            kind = k
+            optok = self.tok
+            self.i += 1
+            if self.tok.kind == "end" or self.tok.text in (")", "~", "|", "||", ","):
+                if k == "bar" or self.tok.text in ("|", "||"):
+                    raise self._err(
+                        "A random-effects term needs something on each side of `|`; write it "
+                        "as `(1 | patient)`"
+                    )
+                raise self._err(f"`{optok.text}` needs a term on its right")
+            ops.append(op)
+            op_pos.append(optok.pos)
+            items.append(self.expr(_PREC[op] + 1))
+        return items[0] if kind is None else self._make(kind, items, ops, op_pos)
+
+    def _make(self, kind: str, items: list[Node], ops: list[str], op_pos: list[int]) -> Node:
+        if kind == "bar":
+            if len(items) > 2:
+                raise FormulaError(
+                    f"A random-effects term has only one `|` (a second one is at position "
+                    f"{op_pos[1]}): write `(lhs | group)`.",
+                    op_pos[1],
+                    ops[1],
+                )
+            return BinOp(ops[0], items[0], items[1], op_pos[0])
+        return NAry(kind, tuple(items), tuple(ops), _pos(items[0]))
+
+    def unary(self) -> Node:
+        t = self.tok
+        if t.kind == "op" and t.text in ("-", "+"):
+            self._enter()
+            self.i += 1
+            node = Unary(t.text, self.unary(), t.pos)
+            self.depth -= 1
+            return node
+        return self.power()
+
+    def power(self) -> Node:
+        base = self.atom()
+        t = self.tok
+        if t.kind == "op" and t.text in ("^", "**"):
+            self._enter()
+            self.i += 1
+            node = BinOp("^", base, self.unary(), t.pos)
+            self.depth -= 1
+            return node
+        return base
+
+    def atom(self) -> Node:
+        t = self.tok
+        if t.kind == "num":
+            self.i += 1
+            return Num(float(t.text), t.pos)
+        if t.kind == "name":
+            self.i += 1
+            if self.tok.kind == "op" and self.tok.text == "(":
+                return self._call(t)
+            return Name(t.text, t.pos)
+        if t.kind == "op" and t.text == "(":
+            self._enter()
+            self.i += 1
+            if self.tok.text == ")":
+                raise self._err("Empty parentheses `()`")
+            inner = self.expr(0)
+            if self.tok.text != ")":
+                if self.tok.kind == "end":
+                    raise FormulaError(
+                        f"Unbalanced parentheses: the `(` at position {t.pos} is never closed.",
+                        t.pos,
+                        "(",
+                    )
+                raise self._err(self._unexpected_msg())
+            self.i += 1
+            self.depth -= 1
+            return Paren(inner, t.pos)
+        if t.kind == "op" and t.text in ("|", "||"):
+            raise self._err(
+                "A random-effects term needs something on each side of `|`; write it as "
+                "`(1 | patient)`"
+            )
+        if t.kind == "op" and t.text == ")":
+            raise self._err("Unbalanced parentheses: this `)` has no matching `(`")
+        if t.kind == "end":
+            raise self._err("The formula ends too early")
+        raise self._err(f"Expected a column, number or `(`, not `{t.text}`")
+
+    def _call(self, name_tok: Token) -> Node:
+        func = name_tok.text
+        if func not in FUNCTIONS:
+            close = suggest(func, sorted(FUNCTIONS))
+            hint = f"; did you mean `{close}(...)`?" if close else ""
+            raise FormulaError(
+                f"Unknown function `{func}` at position {name_tok.pos}: allowed functions are "
+                f"{', '.join(sorted(FUNCTIONS, key=str.lower))}{hint}",
+                name_tok.pos,
+                func,
+            )
+        self._enter()
+        self.i += 1  # "("
+        if self.tok.text == ")":
+            raise self._err(f"`{func}()` needs one argument, e.g. `{func}(age)`")
+        arg = self.expr(0)
+        if self.tok.text == ",":
+            raise self._err(f"`{func}()` takes exactly one argument")
+        if self.tok.text != ")":
+            if self.tok.kind == "end":
+                raise FormulaError(
+                    f"Unbalanced parentheses: `{func}(` at position {name_tok.pos} is never "
+                    "closed.",
+                    name_tok.pos,
+                    func,
+                )
+            raise self._err(self._unexpected_msg())
+        self.i += 1
+        self.depth -= 1
+        return Call(func, arg, name_tok.pos)
+
+
+def _pos(node: Node) -> int:
+    return node.pos
+
+
+def names_in(node: Node) -> list[Name]:
+    """Column references in ``node``, left to right."""
+    out: list[Name] = []
+    stack: list[Node] = [node]
+    while stack:
+        nd = stack.pop()
+        if isinstance(nd, Name):
+            out.append(nd)
+        elif isinstance(nd, Call):
+            stack.append(nd.arg)
+        elif isinstance(nd, Unary):
+            stack.append(nd.operand)
+        elif isinstance(nd, Paren):
+            stack.append(nd.expr)
+        elif isinstance(nd, BinOp):
+            stack.extend((nd.right, nd.left))
+        elif isinstance(nd, NAry):
+            stack.extend(reversed(nd.items))
+    return out
+
+
+def strip_parens(node: Node) -> Node:
+    while isinstance(node, Paren):
+        node = node.expr
+    return node
+
+
+def parse_sides(text: str) -> tuple[Node, Node]:
+    """Check the size of a formula and parse it into the syntax trees of its two sides.
+
+    Parameters
+    ----------
+    text
+        The formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+
+    Returns
+    -------
+    tuple
+        The trees left and right of ``~``.
+
+    Raises
+    ------
+    FormulaError
+        Empty, too long or too deeply nested text, and any syntax error; the message names the
+        offending token and its 0-based position.
+    """
+    if not isinstance(text, str):
+        raise FormulaError("The formula must be text such as `y ~ time + (1 | patient)`.")
+    depth = _max_paren_depth(text)
+    if depth > MAX_DEPTH:
+        raise FormulaError(
+            f"The formula nests parentheses {depth:,} levels deep; the limit is {MAX_DEPTH}.",
+            text.index("(" * (MAX_DEPTH + 1)) if "(" * (MAX_DEPTH + 1) in text else None,
+            "(",
+        )
+    if len(text) > MAX_LENGTH:
+        raise FormulaError(
+            f"The formula is {len(text):,} characters long; the limit is {MAX_LENGTH:,}.",
+            MAX_LENGTH,
+            None,
+        )
+    if not text.strip():
+        raise FormulaError("The formula is empty; write e.g. `y ~ time + (1 | patient)`.", 0)
+    try:
+        return _Parser(text).parse()
+    except RecursionError:  # pragma: no cover - the depth limit should prevent it
+        raise FormulaError("The formula is nested too deeply; simplify it.") from None
+
+
+def _max_paren_depth(text: str) -> int:
+    depth = best = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            best = max(best, depth)
+        elif ch == ")":
+            depth -= 1
+    return best

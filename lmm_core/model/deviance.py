@@ -1,0 +1,506 @@
+"""The profiled deviance of a linear mixed model, evaluated over a blocked Cholesky factor.
+
+Model (Bates, Maechler, Bolker & Walker 2015, JSS 67(1), notation kept)::
+
+    y = X beta + Z b + e,   b = Lambda(theta) u,   u ~ N(0, sigma^2 I),   e ~ N(0, sigma^2 I).
+
+For a fixed ``theta`` the penalized least-squares problem
+``min ||y - X beta - Z Lambda u||^2 + ||u||^2`` is solved through the lower Cholesky factor
+``L`` of the cross-product matrix of ``[Z Lambda, X, y]`` with ``I`` added to the
+``Z Lambda`` block (MixedModels.jl appends ``y`` as a last column, so that the penalized
+residual sum of squares ``r^2`` is the square of the last diagonal element of ``L``)::
+
+    [ L11   0    0   ]   blocks:  1 = first random-effects term (most levels),
+    [ L21  L22   0   ]            2 = all other random-effects terms together,
+    [ L31  L32  L33  ]            3 = [X y].
+
+Terms on the same grouping factor (``(t || g)`` gives two) are merged into one block first,
+with structural zeros in its ``lambda`` (:func:`lmm_core.design.reterms.amalgamate`), so that they
+share the per-level blocks instead of filling a dense ``L22``. Inputs (``theta``) and outputs
+(``u``, ``b``, conditional covariances) stay in the order of the terms given.
+
+``L11`` is block diagonal, one ``S x S`` block per level, factored by one batched Cholesky.
+``L21`` keeps the sparsity of ``Z2'Z1`` (a nested factor causes no fill-in there); ``L22`` is
+dense, of the size of the other terms' random effects (hospitals, a crossed factor, ...).
+Every cross-product is formed once in :class:`ProfiledDeviance`; an evaluation touches only
+them, so for one grouping factor its cost is O(levels * S^3 + levels * S * p^2 + p^3),
+independent of the number of rows.
+
+The profiled criteria (JSS eqs. 34 and 41)::
+
+    ML:    ldL2 + n       * (1 + log(2 pi r^2 / n))
+    REML:  ldL2 + ldRX2 + (n - p) * (1 + log(2 pi r^2 / (n - p)))
+
+with ``ldL2 = log|L_Z|^2`` (blocks 11 and 22) and ``ldRX2 = log|L_X|^2`` (block 33 without
+its last row and column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from lmm_core.design.reterms import ReTerm, amalgamate, theta_scale
+from lmm_core.model.linalg import (
+    batched_cholesky,
+    batched_logdet_tril,
+    batched_tril_inverse,
+    cholesky,
+    logdet_tril,
+    tri_solve,
+)
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class BlockedFactor:
+    """The blocked Cholesky factor at one ``theta`` (see the module docstring)."""
+
+    lambdas: tuple[np.ndarray, ...]  # one lower-triangular factor per merged term
+    l11: np.ndarray  # (m1, S1, S1)
+    w11: np.ndarray  # (m1, S1, S1), inverses of the l11 blocks
+    r1_cols: np.ndarray  # (S1, m1, p + 1): L31' = L11^{-1} Lambda1' Z1'[X y], by block column
+    l21_parts: tuple | None  # L21 (q2, q1) as (blocks, order, indices, indptr, shape)
+    l22: np.ndarray | None  # (q2, q2)
+    r2: np.ndarray | None  # (q2, p + 1): L32'
+    l33: np.ndarray  # (p + 1, p + 1)
+    ldl2: float  # log |L_Z|^2 (blocks 11 and 22)
+    ldrx2: float  # log |L_X|^2 (block 33 without y)
+
+    @cached_property
+    def l21(self) -> sp.csr_matrix | None:
+        """``L21`` as a sparse matrix (built on first use: evaluations do not need it)."""
+        return None if self.l21_parts is None else _csr(self.l21_parts)
+
+    @property
+    def r1(self) -> np.ndarray:
+        """``L31'`` as ``(q1, p + 1)`` rows, level-major (level i, column j at ``i * S1 + j``)."""
+        s1, m1, k = self.r1_cols.shape
+        return self.r1_cols.transpose(1, 0, 2).reshape(m1 * s1, k)
+
+    @property
+    def pwrss(self) -> float:
+        return float(self.l33[-1, -1] ** 2)
+
+
+@dataclass(frozen=True)
+class PLSSolution:
+    """Solution of the penalized least-squares problem at one ``theta``.
+
+    ``u`` and ``b`` hold one ``(levels, S)`` array per random-effects term; ``b = Lambda u``.
+    ``sigma`` is ``sqrt(pwrss / n)`` (ML) or ``sqrt(pwrss / (n - p))`` (REML).
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: tuple[np.ndarray, ...]
+    b: tuple[np.ndarray, ...]
+    ldl2: float
+    ldrx2: float
+    pwrss: float
+    sigma: float
+    objective: float
+    vcov_beta: np.ndarray
+    factor: BlockedFactor
+
+
+class ProfiledDeviance:
+    """The profiled REML criterion or ML deviance as a function of ``theta``.
+
+    Parameters
+    ----------
+    X
+        Fixed-effects model matrix ``(n, p)`` of full column rank.
+    y
+        Response ``(n,)``.
+    reterms
+        Random-effects terms, the one with the most levels first (lme4's order).
+    reml
+        REML criterion if true, ML deviance otherwise.
+
+    Notes
+    -----
+    Calling the object with ``theta`` returns the criterion; :meth:`solve` returns the whole
+    solution. A ``theta`` at which a block is not positive definite raises
+    ``np.linalg.LinAlgError`` (the optimizer wrapper turns that into a finite value).
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, reterms: tuple[ReTerm, ...], reml: bool):
+        if not reterms:
+            raise ValueError("a mixed model needs at least one random-effects term")
+        self.reterms = tuple(reterms)
+        self.reml = bool(reml)
+        self.n, self.p = X.shape
+        self.lower = np.concatenate([t.lower_bounds() for t in self.reterms])
+        self.theta0 = np.concatenate([t.initial_theta() for t in self.reterms])
+        self.theta_scale = theta_scale(self.reterms)  # units of theta (reterms.theta_scale)
+        # The blocks actually factored: terms merged by grouping factor (module docstring).
+        self._terms, perm, self._parts = amalgamate(self.reterms)
+        self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
+        self.theta_sizes = [t.n_theta for t in self._terms]
+        self.theta_offsets = np.concatenate([[0], np.cumsum(self.theta_sizes)]).astype(int)
+        self._cross_products(np.asarray(X, float), np.asarray(y, float))
+
+    # ------------------------------------------------------------------ set-up (once)
+    def _cross_products(self, X: np.ndarray, y: np.ndarray) -> None:
+        xy = np.column_stack([X, y])
+        first = self._terms[0]
+        m1, s1 = first.n_levels, first.n_columns
+        codes, z = first.codes, first.z
+        self.m1, self.s1, self.q1 = m1, s1, m1 * s1
+        # Z1'Z1 as (m1, S*S) and Z1'[X y] as (S, m1, p+1): the layouts one BLAS call uses.
+        self.a11_flat = np.empty((m1, s1 * s1))
+        for a in range(s1):
+            for b in range(a + 1):
+                col = np.bincount(codes, weights=z[:, a] * z[:, b], minlength=m1)
+                self.a11_flat[:, a * s1 + b] = col
+                self.a11_flat[:, b * s1 + a] = col
+        self.a1xy = np.empty((s1, m1, xy.shape[1]))
+        for a in range(s1):
+            for j in range(xy.shape[1]):
+                self.a1xy[a, :, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
+        self.axy = xy.T @ xy
+        self._positions = [t.theta_positions() for t in self._terms]
+        rest = self._terms[1:]
+        self.q2 = sum(t.n_levels * t.n_columns for t in rest)
+        self.a21 = self.a22 = self.a2xy = None
+        if rest:
+            self._rest_cross_products(first, rest, xy)
+
+    def _rest_cross_products(self, first: ReTerm, rest: tuple[ReTerm, ...], xy) -> None:
+        z1 = _sparse_z(first)
+        z2 = sp.hstack([_sparse_z(t) for t in rest], format="csc")
+        self.a21 = (z2.T @ z1).tocoo()
+        self.a22 = (z2.T @ z2).toarray()
+        self.a2xy = np.asarray(z2.T @ xy)
+        # Z2'Z1 by (level of term 1, row of block 2) pairs: L21 keeps this block pattern.
+        # Pairs are ordered by level, so that a nested design (one pair per level and term)
+        # reads the first term's arrays without gathering.
+        m1, s1, q2 = self.m1, self.s1, self.q2
+        level = self.a21.col // s1
+        key = level.astype(np.int64) * q2 + self.a21.row
+        pairs, pair_of = np.unique(key, return_inverse=True)
+        self._pair_level = (pairs // q2).astype(np.int64)
+        self._pair_row = (pairs % q2).astype(np.int64)
+        self._level_identity = pairs.size == m1 and bool(
+            np.array_equal(self._pair_level, np.arange(m1))
+        )
+        self._a21_blocks = np.zeros((pairs.size, s1))
+        self._a21_blocks[pair_of, self.a21.col % s1] = self.a21.data
+        # Sum over the pairs of each row of block 2, as one sparse product.
+        npairs = pairs.size
+        self._row_sum = sp.csr_matrix(
+            (np.ones(npairs), (self._pair_row, np.arange(npairs))), shape=(q2, npairs)
+        )
+        # CSR layout of L21 (rows of block 2), built only when L21 itself is needed.
+        self._csr_perm = np.argsort(self._pair_row, kind="stable")
+        self._l21_indices = (self._pair_level[self._csr_perm, None] * s1 + np.arange(s1)).ravel()
+        counts = np.bincount(self._pair_row, minlength=q2) * s1
+        self._l21_indptr = np.concatenate([[0], np.cumsum(counts)])
+        # Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2: diagonal when every such term is scalar.
+        self._rest_scalar = all(t.n_columns == 1 for t in rest)
+        self._product_pattern()
+        rows, cols, which = [], [], []
+        offset, toff = 0, self.theta_sizes[0]
+        for t in rest:
+            r, c = t.theta_positions()
+            base = offset + t.n_columns * np.arange(t.n_levels)[:, None]
+            rows.append((base + r).ravel())
+            cols.append((base + c).ravel())
+            which.append(np.tile(toff + np.arange(t.n_theta), t.n_levels))
+            offset += t.n_levels * t.n_columns
+            toff += t.n_theta
+        self._lam2_rows = np.concatenate(rows)
+        self._lam2_cols = np.concatenate(cols)
+        self._lam2_theta = np.concatenate(which)
+
+    def _product_pattern(self, max_products: int = 8_000_000) -> None:
+        """Pairs of L21 blocks that meet in ``L21 L21'`` (same level of term 1), found once.
+
+        ``(L21 L21')[r, r'] = sum_i <block(r, i), block(r', i)>`` over levels ``i`` of the
+        first term. Listing the pairs ``(r, i), (r', i)`` with ``r <= r'`` once turns each
+        evaluation's product into one multiply and one ``bincount``; a nested factor gives
+        one pair per level and term, a crossed one more. Left to scipy.sparse when the list
+        would be long.
+        """
+        self._prod = None
+        if not self._rest_scalar:
+            return
+        order = np.argsort(self._pair_level, kind="stable")
+        counts = np.bincount(self._pair_level, minlength=self.m1)
+        if int(np.sum(counts.astype(np.int64) ** 2)) > max_products:
+            return
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        sq = counts.astype(np.int64) ** 2
+        local = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
+        width = np.repeat(counts, sq)
+        a = order[np.repeat(starts, sq) + local // width]
+        b = order[np.repeat(starts, sq) + local % width]
+        keep = self._pair_row[a] <= self._pair_row[b]
+        a, b = a[keep], b[keep]
+        self._prod = (a, b, self._pair_row[a] * self.q2 + self._pair_row[b], np.array_equal(a, b))
+
+    # ------------------------------------------------------------------ per evaluation
+    def _internal(self, theta: np.ndarray) -> np.ndarray:
+        """``theta`` (order of the terms given) in the order of the merged terms."""
+        theta = np.asarray(theta, float)
+        return theta if self._perm is None else theta[self._perm]
+
+    def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One lower-triangular relative covariance factor per merged term."""
+        theta = self._internal(theta)
+        out = []
+        for k, t in enumerate(self._terms):
+            lam = np.zeros((t.n_columns, t.n_columns))
+            lam[self._positions[k]] = theta[self.theta_offsets[k] : self.theta_offsets[k + 1]]
+            out.append(lam)
+        return tuple(out)
+
+    def factor(self, theta: np.ndarray) -> BlockedFactor:
+        """Blocked Cholesky factor of the augmented cross-product matrix at ``theta``."""
+        lams = self.lambdas(theta)
+        theta = self._internal(theta)
+        lam1 = lams[0]
+        m1, s1 = self.m1, self.s1
+        # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
+        kron = (lam1[:, None, :, None] * lam1[None, :, None, :]).reshape(s1 * s1, s1 * s1)
+        m11 = (self.a11_flat @ kron).reshape(m1, s1, s1)
+        m11[:, np.arange(s1), np.arange(s1)] += 1.0
+        l11 = batched_cholesky(m11)
+        w11 = batched_tril_inverse(l11)
+        # lambda' Z1'[X y] as (S, m1, p + 1)
+        c1 = (lam1.T @ self.a1xy.reshape(s1, -1)).reshape(self.a1xy.shape)
+        r1 = np.empty_like(c1)  # L11^{-1} c1 = L31' by columns of the blocks
+        for i in range(s1):
+            acc = w11[:, i, 0, None] * c1[0]
+            for k in range(1, i + 1):
+                acc += w11[:, i, k, None] * c1[k]
+            r1[i] = acc
+        m33 = self.axy - r1[0].T @ r1[0]
+        for i in range(1, s1):
+            m33 -= r1[i].T @ r1[i]
+        l21 = l22 = r2 = None
+        if self.a21 is not None:
+            l21, l22, r2 = self._factor_rest(theta, lam1, w11, r1)  # l21: its sparse parts
+            m33 -= r2.T @ r2
+        l33 = cholesky(m33)
+        ldl2 = batched_logdet_tril(l11) + (logdet_tril(l22) if l22 is not None else 0.0)
+        ldrx2 = logdet_tril(l33[:-1, :-1]) if self.p else 0.0
+        return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33, ldl2, ldrx2)
+
+    def _factor_rest(self, theta, lam1, w11, r1):
+        """``L21 = Lambda2' Z2'Z1 Lambda1 L11^{-T}``, ``L22`` and ``L32'`` (module docstring)."""
+        s1 = self.s1
+        # Block (r, i) of A21 Lambda1 L11^{-T} is v' lambda1 W_i' with v the A21 block:
+        # u = v' lambda1 for all pairs in one product, then the lower-triangular W_i.
+        u = self._a21_blocks @ lam1
+        w = w11 if self._level_identity else w11[self._pair_level]
+        blocks = np.empty_like(u)
+        for b in range(s1):
+            blocks[:, b] = u[:, 0] * w[:, b, 0]
+            for c in range(1, b + 1):
+                blocks[:, b] += u[:, c] * w[:, b, c]
+        shape = (self.q2, self.q1)
+        if self._rest_scalar:
+            d2 = np.zeros(self.q2)
+            d2[self._lam2_rows] = theta[self._lam2_theta]
+            blocks *= d2[self._pair_row, None]
+            m22 = d2[:, None] * self.a22 * d2[None, :]
+            # L21 [L31' rows]: each block meets the rows of its own level of term 1.
+            r1_at = r1 if self._level_identity else r1[:, self._pair_level]
+            contrib = blocks[:, 0, None] * r1_at[0]
+            for b in range(1, s1):
+                contrib += blocks[:, b, None] * r1_at[b]
+            t2 = d2[:, None] * self.a2xy - self._row_sum @ contrib
+            if self._prod is not None:
+                a, b, out, same = self._prod
+                if same:
+                    vals = np.einsum("ij,ij->i", blocks, blocks)
+                else:
+                    vals = np.einsum("ij,ij->i", blocks[a], blocks[b])
+                upper = np.bincount(out, vals, minlength=self.q2 * self.q2).reshape(self.q2, -1)
+                m22 -= upper + upper.T - np.diag(np.diag(upper))
+            else:
+                l21 = _csr(self._l21_parts(blocks))
+                m22 -= (l21 @ l21.T).toarray()
+            m22[np.diag_indices_from(m22)] += 1.0
+            l22 = cholesky(m22)
+            return self._l21_parts(blocks), l22, tri_solve(l22, t2)
+        # Random slopes above the first term: Lambda2 mixes the rows of a level's block.
+        r1_rows = r1.transpose(1, 0, 2).reshape(self.q1, -1)
+        lam2 = sp.csr_matrix(
+            (theta[self._lam2_theta], (self._lam2_rows, self._lam2_cols)),
+            shape=(self.q2, self.q2),
+        )
+        l21 = (lam2.T @ _csr(self._l21_parts(blocks))).tocsr()
+        m22 = np.asarray(lam2.T @ np.asarray(lam2.T @ self.a22).T)
+        t2 = np.asarray(lam2.T @ self.a2xy)
+        m22 -= (l21 @ l21.T).toarray()
+        m22[np.diag_indices_from(m22)] += 1.0
+        l22 = cholesky(m22)
+        t2 = t2 - l21 @ r1_rows
+        r2 = tri_solve(l22, t2)
+        order = np.arange(l21.nnz)
+        return (l21.data, order, l21.indices, l21.indptr, shape), l22, r2
+
+    def _l21_parts(self, blocks: np.ndarray) -> tuple:
+        """``(blocks, order, indices, indptr, shape)``: L21 in CSR form once the blocks are
+        put in ``order`` (by rows of block 2), which :attr:`BlockedFactor.l21` does."""
+        return blocks, self._csr_perm, self._l21_indices, self._l21_indptr, (self.q2, self.q1)
+
+    def criterion(self, factor: BlockedFactor) -> float:
+        """REML criterion or ML deviance from a factor (module docstring)."""
+        dof = self.n - self.p if self.reml else self.n
+        out = factor.ldl2 + dof * (1.0 + LOG_2PI + np.log(factor.pwrss / dof))
+        if self.reml:
+            out += factor.ldrx2
+        return float(out)
+
+    def __call__(self, theta: np.ndarray) -> float:
+        return self.criterion(self.factor(theta))
+
+    def solve(self, theta: np.ndarray) -> PLSSolution:
+        """Fixed effects, spherical and actual random effects, sigma and cov(beta) at theta."""
+        theta = np.asarray(theta, float)
+        f = self.factor(theta)
+        p = self.p
+        lxx, lyx = f.l33[:p, :p], f.l33[p, :p]
+        beta = tri_solve(lxx, lyx, trans=True) if p else np.zeros(0)
+        us = []
+        r1 = f.r1
+        rhs1 = r1[:, p] - r1[:, :p] @ beta
+        if f.l22 is not None:
+            u2 = tri_solve(f.l22, f.r2[:, p] - f.r2[:, :p] @ beta, trans=True)
+            rhs1 = rhs1 - f.l21.T @ u2
+        m1, s1 = f.l11.shape[0], f.l11.shape[1]
+        u1 = np.einsum("mji,mj->mi", f.w11, rhs1.reshape(m1, s1))
+        us.append(u1)
+        if f.l22 is not None:
+            offset = 0
+            for t in self._terms[1:]:
+                size = t.n_levels * t.n_columns
+                us.append(u2[offset : offset + size].reshape(t.n_levels, t.n_columns))
+                offset += size
+        bs = [u @ lam.T for u, lam in zip(us, f.lambdas, strict=True)]
+        dof = self.n - p if self.reml else self.n
+        sigma2 = f.pwrss / dof
+        if p:
+            lxx_inv = tri_solve(lxx, np.eye(p))
+            vcov = sigma2 * (lxx_inv.T @ lxx_inv)
+        else:
+            vcov = np.zeros((0, 0))
+        return PLSSolution(
+            theta=theta.copy(),
+            beta=beta,
+            u=self._split(us),
+            b=self._split(bs),
+            ldl2=f.ldl2,
+            ldrx2=f.ldrx2,
+            pwrss=f.pwrss,
+            sigma=float(np.sqrt(sigma2)),
+            objective=self.criterion(f),
+            vcov_beta=vcov,
+            factor=f,
+        )
+
+    def conditional_covariances(
+        self, factor: BlockedFactor, sigma: float, chunk: int = 4_000_000
+    ) -> tuple[np.ndarray, ...]:
+        """Conditional covariance blocks of ``b`` given ``y``, one ``(levels, S, S)`` per term.
+
+        ``Var(b | y) = sigma^2 Lambda M^{-1} Lambda'`` with ``M = Lambda'Z'Z Lambda + I``
+        (lme4's ``condVar``). With ``L_Z = [[L11, 0], [L21, L22]]`` and
+        ``G = L22^{-1} L21 L11^{-1}``, the diagonal blocks of ``M^{-1}`` are
+        ``W_i'W_i + G_i'G_i`` for the first term and those of ``L22^{-T} L22^{-1}`` for the
+        others.
+        """
+        w = factor.w11
+        minv1 = np.swapaxes(w, 1, 2) @ w
+        out = []
+        l22_inv = None
+        if factor.l22 is not None:
+            l22_inv = tri_solve(factor.l22, np.eye(factor.l22.shape[0]))
+            if self._rest_scalar and self._prod is not None:
+                self._add_gtg_by_pattern(minv1, factor, l22_inv)
+            else:
+                self._add_gtg_by_chunks(minv1, factor, chunk)
+        lam1 = factor.lambdas[0]
+        out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
+        if l22_inv is not None:
+            offset = 0
+            for t, lam in zip(self._terms[1:], factor.lambdas[1:], strict=True):
+                m, s = t.n_levels, t.n_columns
+                g = l22_inv[:, offset : offset + m * s].reshape(-1, m, s)
+                minv = np.einsum("rca,rcb->cab", g, g)
+                out.append(sigma**2 * (lam @ minv @ lam.T))
+                offset += m * s
+        return self._split(out, covariance=True)
+
+    def _split(self, arrays: list[np.ndarray], covariance: bool = False) -> tuple[np.ndarray, ...]:
+        """Per-merged-term ``(levels, S)`` arrays (or ``(levels, S, S)`` covariances) back to
+        one per term given, in their order."""
+        out: list[np.ndarray | None] = [None] * len(self.reterms)
+        for arr, pieces in zip(arrays, self._parts, strict=True):
+            for k, cols in pieces:
+                out[k] = arr[:, cols, cols] if covariance else arr[:, cols]
+        return tuple(out)
+
+    def _add_gtg_by_pattern(self, minv1, factor: BlockedFactor, l22_inv: np.ndarray) -> None:
+        """Add ``G_i'G_i`` through the block pattern of L21 (scalar terms above the first).
+
+        Column block ``i`` of ``L21 L11^{-1}`` has one row vector ``v_n = B_n W_i`` per pair
+        ``n = (r, i)``, so ``G_i'G_i = sum_{n, n'} K[r_n, r_n'] v_n v_n'`` with
+        ``K = L22^{-T} L22^{-1}``: the pairs met in the product ``L21 L21'`` again.
+        """
+        blocks = factor.l21_parts[0]
+        w = factor.w11 if self._level_identity else factor.w11[self._pair_level]
+        v = np.einsum("nb,nbc->nc", blocks, w)
+        a, b, _, same = self._prod
+        k = l22_inv.T @ l22_inv
+        weight = k[self._pair_row[a], self._pair_row[b]]
+        outer = weight[:, None, None] * (v[a][:, :, None] * v[b][:, None, :])
+        if not same:
+            twice = a != b
+            outer[twice] += np.swapaxes(outer[twice], 1, 2)
+        s1 = minv1.shape[1]
+        levels = self._pair_level[a]
+        for i in range(s1):
+            for j in range(s1):
+                minv1[:, i, j] += np.bincount(levels, outer[:, i, j], minlength=minv1.shape[0])
+
+    def _add_gtg_by_chunks(self, minv1, factor: BlockedFactor, chunk: int) -> None:
+        """Add ``G_i'G_i`` with ``G = L22^{-1} L21 L11^{-1}`` formed a chunk at a time."""
+        w = factor.w11
+        m1, s1 = w.shape[0], w.shape[1]
+        l21_w = (factor.l21 @ _block_diag_sparse(w)).tocsc()
+        per = max(1, chunk // max(1, factor.l22.shape[0] * s1))
+        for start in range(0, m1, per):
+            stop = min(m1, start + per)
+            cols = l21_w[:, start * s1 : stop * s1].toarray()
+            g = tri_solve(factor.l22, cols)
+            g = g.reshape(g.shape[0], stop - start, s1)
+            minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
+
+
+def _sparse_z(term: ReTerm) -> sp.csr_matrix:
+    """The term's block of Z as a sparse ``(n, levels * S)`` matrix (level-major columns)."""
+    n, s = term.z.shape
+    cols = term.codes[:, None] * s + np.arange(s)[None, :]
+    rows = np.repeat(np.arange(n), s)
+    return sp.csr_matrix((term.z.ravel(), (rows, cols.ravel())), shape=(n, term.n_levels * s))
+
+
+def _csr(parts: tuple) -> sp.csr_matrix:
+    """CSR matrix from ``(values, order, indices, indptr, shape)``."""
+    values, order, indices, indptr, shape = parts
+    return sp.csr_matrix((values[order].ravel(), indices, indptr), shape=shape)
+
+
+def _block_diag_sparse(blocks: np.ndarray) -> sp.bsr_matrix:
+    """Block-diagonal sparse matrix from a stack ``(m, S, S)``."""
+    m, s, _ = blocks.shape
+    return sp.bsr_matrix((blocks, np.arange(m), np.arange(m + 1)), shape=(m * s, m * s))

@@ -1,0 +1,270 @@
+"""The result of a fit: an immutable, picklable record with lme4's accessors.
+
+Names follow lme4 so that users coming from R recognise every number: ``fixef``, ``vcov``,
+``ranef`` (conditional modes), ``sigma``, ``theta``, ``varcorr_table()`` (as
+``as.data.frame(VarCorr(fit))``), ``objective`` (``REMLcrit()`` or ``deviance()``),
+``loglik``, ``aic``, ``bic``.
+
+Log-likelihood of a fit: ``-objective / 2``; for a REML fit that is the REML
+log-likelihood, as lme4's ``logLik()`` reports. ``AIC = -2 logLik + 2 k`` and
+``BIC = -2 logLik + k log(n)`` with ``k = p + len(theta) + 1`` parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lmm_core.design.reterms import theta_scale
+from lmm_core.model.optimize import OptSummary
+from lmm_core.model.summary import format_summary
+
+FIXEF_COLUMNS = ["estimate", "std_error", "df", "t_value", "p_value", "ci_lower", "ci_upper"]
+
+
+@dataclass(frozen=True)
+class LMMResult:
+    """A fitted linear mixed model.
+
+    Attributes
+    ----------
+    formula, reml
+        What was fitted, and how.
+    theta
+        Relative covariance parameters, lme4's order (terms by decreasing number of levels,
+        each term's lower triangle column-major).
+    beta, vcov_beta
+        Fixed effects and their covariance ``sigma^2 (L_X L_X')^{-1}``.
+    sigma
+        Residual standard deviation.
+    objective
+        REML criterion (``reml=True``) or ML deviance at the optimum.
+    b, cond_cov
+        Per random-effects term: conditional modes ``(levels, S)`` and conditional covariance
+        blocks ``(levels, S, S)``.
+    design
+        The :class:`lmm_core.design.build.Design` the fit was computed on (rows, recipes for
+        new data).
+    opt
+        The optimization record.
+    """
+
+    formula: str
+    reml: bool
+    theta: np.ndarray
+    beta: np.ndarray
+    vcov_beta: np.ndarray
+    sigma: float
+    objective: float
+    ldl2: float
+    ldrx2: float
+    pwrss: float
+    b: tuple[np.ndarray, ...]
+    cond_cov: tuple[np.ndarray, ...]
+    fitted: np.ndarray
+    residuals: np.ndarray
+    design: object = field(repr=False)
+    opt: OptSummary = field(repr=False)
+    messages: tuple[str, ...] = ()
+    singular_tol: float = 1e-4
+    # derivatives behind df methods, filled on first use by lmm_core.inference.fixed_effects
+    _inference_cache: dict = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    # ---------------------------------------------------------------- sizes and names
+    @property
+    def reterms(self) -> tuple:
+        return self.design.reterms
+
+    @property
+    def x_names(self) -> list[str]:
+        return list(self.design.x_names)
+
+    @property
+    def nobs(self) -> int:
+        return int(self.design.y.shape[0])
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        return {t.group: t.n_levels for t in self.reterms}
+
+    @property
+    def npar(self) -> int:
+        """Number of parameters: fixed effects, ``theta`` and ``sigma``."""
+        return len(self.beta) + len(self.theta) + 1
+
+    @property
+    def response(self) -> str:
+        return self.design.response
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.design.y
+
+    # ---------------------------------------------------------------- fixed effects
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=self.x_names, name="estimate")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        return pd.DataFrame(self.vcov_beta, index=self.x_names, columns=self.x_names)
+
+    @property
+    def std_errors(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.vcov_beta))
+
+    def fixef_table(
+        self, df_method: str | None = "satterthwaite", level: float = 0.95
+    ) -> pd.DataFrame:
+        """Estimates, standard errors, df, t and p values and confidence intervals.
+
+        Parameters
+        ----------
+        df_method
+            ``"satterthwaite"`` (default, as lmerTest), ``"kenward-roger"`` (adjusted
+            standard errors; slower) or ``"wald"`` (normal, ``df = inf``); ``None`` leaves
+            ``df``, ``p_value`` and the interval empty (NaN). See
+            :mod:`lmm_core.inference.fixed_effects`.
+        level
+            Confidence level of ``ci_lower``/``ci_upper``.
+        """
+        if df_method is not None:
+            from lmm_core.inference.fixed_effects import fixef_inference
+
+            return fixef_inference(self, method=df_method, level=level)
+        se = self.std_errors
+        table = pd.DataFrame(
+            index=pd.Index(self.x_names, name="term"), columns=FIXEF_COLUMNS, dtype=float
+        )
+        table["estimate"] = self.beta
+        table["std_error"] = se
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table["t_value"] = self.beta / se
+        return table
+
+    # ---------------------------------------------------------------- variance components
+    @property
+    def lambdas(self) -> list[np.ndarray]:
+        out, offset = [], 0
+        for t in self.reterms:
+            out.append(t.lambda_block(self.theta[offset : offset + t.n_theta]))
+            offset += t.n_theta
+        return out
+
+    def covariance_matrices(self) -> list[np.ndarray]:
+        """``sigma^2 lambda lambda'`` per term: the random effects' covariance matrix."""
+        return [self.sigma**2 * (lam @ lam.T) for lam in self.lambdas]
+
+    def _term_labels(self) -> list[str]:
+        """lme4's VarCorr names: repeated group names get ``.1``, ``.2``, ... suffixes."""
+        seen: dict[str, int] = {}
+        labels = []
+        for t in self.reterms:
+            k = seen.get(t.group, 0)
+            labels.append(t.group if k == 0 else f"{t.group}.{k}")
+            seen[t.group] = k + 1
+        return labels
+
+    def varcorr_table(self) -> pd.DataFrame:
+        """Variance components like lme4's ``as.data.frame(VarCorr(fit))``.
+
+        One row per variance (``var2`` None, ``sdcor`` the SD) then per covariance of each
+        term (``sdcor`` the correlation), the residual last as group ``"Residual"``.
+        """
+        rows = []
+        for label, t, cov in zip(
+            self._term_labels(), self.reterms, self.covariance_matrices(), strict=True
+        ):
+            sd = np.sqrt(np.diag(cov))
+            for i, name in enumerate(t.cnames):
+                rows.append((label, name, None, cov[i, i], sd[i]))
+            s = len(t.cnames)
+            for j in range(s):
+                for i in range(j + 1, s):
+                    denom = sd[i] * sd[j]
+                    corr = cov[i, j] / denom if denom > 0 else np.nan
+                    rows.append((label, t.cnames[j], t.cnames[i], cov[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+
+    # ---------------------------------------------------------------- random effects
+    def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
+        out: dict[str, pd.DataFrame] = {}
+        for t, values in zip(self.reterms, arrays, strict=True):
+            frame = pd.DataFrame(
+                values, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames)
+            )
+            out[t.group] = frame if t.group not in out else out[t.group].join(frame)
+        return out
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor."""
+        return self._by_group(list(self.b))
+
+    @property
+    def ranef_sd(self) -> dict[str, pd.DataFrame]:
+        """Conditional standard deviations of the random effects (lme4 ``condVar``)."""
+        sds = [np.sqrt(np.diagonal(c, axis1=1, axis2=2)) for c in self.cond_cov]
+        return self._by_group(sds)
+
+    # ---------------------------------------------------------------- fit criteria
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.npar * np.log(self.nobs)
+
+    @property
+    def is_singular(self) -> bool:
+        """lme4's ``isSingular`` in unit-free form: a diagonal element of ``theta`` below
+        ``singular_tol`` once expressed per unit of its column's root mean square
+        (:func:`lmm_core.design.reterms.theta_scale`), so that the verdict does not depend on the
+        units of the covariates (lme4's own test on raw ``theta`` does)."""
+        diag = np.concatenate([t.lower_bounds() == 0 for t in self.reterms])
+        phi = self.theta * theta_scale(self.reterms)
+        return bool(np.any(np.abs(phi[diag]) < self.singular_tol))
+
+    @property
+    def converged(self) -> bool:
+        return self.opt.converged
+
+    # ---------------------------------------------------------------- prediction
+    def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True) -> np.ndarray:
+        """Predictions on ``newdata`` (the fitted rows if omitted).
+
+        ``X beta`` plus, when ``include_re``, ``z' b`` of each term for levels seen in the fit;
+        a level not seen in the fit (a new patient) contributes 0, so it gets the
+        population-level prediction. Rows with a missing covariate give NaN.
+        """
+        if newdata is None:
+            if include_re:
+                return self.fitted.copy()
+            return self.design.X @ self.beta
+        pred = self.design.fixed_matrix(newdata) @ self.beta
+        if include_re:
+            for k, b in enumerate(self.b):
+                codes, z = self.design.random_matrix(k, newdata)
+                known = codes >= 0
+                contrib = np.zeros(len(pred))
+                contrib[known] = np.einsum("ij,ij->i", z[known], b[codes[known]])
+                pred = pred + contrib
+        return pred
+
+    # ---------------------------------------------------------------- printing
+    def summary_text(self) -> str:
+        """A printed summary in the layout of lme4's ``summary(fit)``."""
+        return format_summary(self)
+
+    def __str__(self) -> str:
+        return self.summary_text()

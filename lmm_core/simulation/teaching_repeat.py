@@ -1,0 +1,279 @@
+"""Simulation lab, repeated: the sampling distribution of the estimates over many studies.
+
+Each replicate draws a new study from the same truth
+(:func:`lmm_core.simulation.teaching.simulate_lab`, the model
+``y_ij = (beta_0 + u_0i) + (beta_1 + u_1i) t_ij + e_ij``), fits ``y ~ time + (time | subject)``
+by REML and records, for the slope ``beta_1``:
+
+* the mixed-model interval ``beta_1_hat +/- t_{nu, (1 + level)/2} SE``, with ``SE`` from
+  ``sigma^2 (X' V^-1 X)^-1`` and ``nu = m - 1`` for ``m`` subjects (``df="subjects"``: the
+  slope is learnt from the subjects' own slopes, and with every visit seen the ``t``
+  statistic is exactly the one-sample ``t`` test of those slopes) or Satterthwaite's ``nu``
+  (``df="satterthwaite"``, as on the Model page; about twice the cost of the fit);
+* the naive interval of ordinary least squares that ignores the subjects,
+  ``beta_1_ols +/- t_{N - 2, (1 + level)/2} s sqrt([(X'X)^-1]_11)``
+  (:func:`lmm_core.model.ols.ols_fit`), which treats all ``N`` rows as independent;
+* whether the fit is singular (lme4's rule: a diagonal element of ``theta`` below
+  ``1e-4``), and which boundary: the slope SD estimated as (near) zero
+  (``sqrt(theta_2^2 + theta_3^2) < 1e-4``, i.e. ``tau_1_hat < 1e-4 sigma_hat``), the
+  intercept SD at zero, or the correlation at +/-1 (``theta_3 = 0`` with the slope SD above
+  zero: the slope deviations are a multiple of the intercept deviations). When the true
+  ``tau_1`` is small, the correlated model usually reaches the last of these rather than
+  ``tau_1_hat = 0``: both say the data cannot support a separate slope variation.
+
+The coverage of an interval is the share of replicates whose interval contains the true
+slope; its Monte Carlo standard error is ``sqrt(p (1 - p) / R)`` over ``R`` replicates.
+Replicate ``r`` uses the ``r``-th child of ``numpy.random.SeedSequence(seed)``, so the first
+replicates do not change when more are asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lmm_core.errors import LMMError
+from lmm_core.model.fit import FitOptions
+from lmm_core.model.ols import ols_fit
+from lmm_core.model.optimize import OptimizerOptions
+from lmm_core.simulation.teaching import LabTruth, estimates, fit_lab, simulate_lab
+
+__all__ = ["BOUNDARY_LABELS", "ReplicateSummary", "monte_carlo_se", "run_replicates"]
+
+#: the kinds of fit of :meth:`ReplicateSummary.boundary_counts`, regular first
+BOUNDARY_LABELS = (
+    "none",
+    "slope SD = 0",
+    "correlation = ±1",
+    "intercept SD = 0",
+    "other boundary",
+)
+SINGULAR_TOL = FitOptions().singular_tol  # lme4's default, as the fits use
+_FAST = FitOptions(optimizer=OptimizerOptions(keep_log=False))  # same fit, no evaluation log
+
+
+@dataclass(frozen=True)
+class ReplicateSummary:
+    """The results of :func:`run_replicates`.
+
+    Attributes
+    ----------
+    truth
+        The parameters every replicate was drawn from.
+    level
+        Confidence level of the intervals.
+    df
+        Degrees-of-freedom rule of the mixed-model interval (``"subjects"`` or
+        ``"satterthwaite"``).
+    table
+        One row per successful replicate: ``replicate``, ``slope`` (mixed-model estimate),
+        ``se``, ``df``, ``lower``, ``upper``, ``covered``; ``slope_ols``, ``se_ols``,
+        ``lower_ols``, ``upper_ols``, ``covered_ols``; ``sd_intercept``, ``sd_slope``,
+        ``corr``, ``sigma`` (estimates); ``singular``, ``slope_sd_zero``,
+        ``intercept_sd_zero``, ``corr_boundary`` (bools); ``boundary`` (which one, in words:
+        ``"none"``, ``"slope SD = 0"``, ``"correlation = ±1"``, ``"intercept SD = 0"``);
+        ``nobs``.
+    failures
+        Replicates whose fit raised an error (the message of the first one in
+        ``failure_message``).
+    seconds
+        Wall time of the whole run (simulation, fit, intervals).
+    fit_seconds
+        Wall time spent in the fits alone.
+    """
+
+    truth: LabTruth
+    level: float
+    df: str
+    table: pd.DataFrame
+    failures: int
+    failure_message: str
+    seconds: float
+    fit_seconds: float
+
+    @property
+    def n(self) -> int:
+        """Number of successful replicates."""
+        return len(self.table)
+
+    def rate(self, column: str) -> float:
+        """Share of replicates where the boolean ``column`` is true (NaN without any)."""
+        return float(self.table[column].mean()) if self.n else math.nan
+
+    def boundary_counts(self) -> dict[str, int]:
+        """Studies per kind of fit, in :data:`BOUNDARY_LABELS` order (kinds with none left out).
+
+        ``"none"`` counts the regular fits; every other entry is a kind of singular fit, and
+        the entries are exclusive (a fit with two boundaries counts once, by the first label
+        of :data:`BOUNDARY_LABELS` it reached), so they add up to :attr:`n`. The page's
+        sentence, its metric and the figure's legend all take their numbers from here.
+        """
+        if not self.n:
+            return {}
+        if "boundary" in self.table:
+            labels = self.table["boundary"]
+        else:  # a table without the label column: derive it from the flags
+            flags = self.table.reindex(
+                columns=["slope_sd_zero", "intercept_sd_zero", "corr_boundary", "singular"],
+                fill_value=False,
+            )
+            labels = pd.Series(
+                [_boundary_label(*map(bool, row)) for row in flags.itertuples(index=False)]
+            )
+        counts = labels.value_counts()
+        return {k: int(counts[k]) for k in BOUNDARY_LABELS if counts.get(k, 0) > 0}
+
+    def singular_count(self) -> int:
+        """Number of studies whose fit reached a boundary (every kind but ``"none"``)."""
+        return sum(c for k, c in self.boundary_counts().items() if k != "none")
+
+    def empirical_sd(self) -> float:
+        """Standard deviation of the slope estimates over the replicates (the true SE)."""
+        return float(self.table["slope"].std(ddof=1)) if self.n > 1 else math.nan
+
+
+def monte_carlo_se(p: float, n: int) -> float:
+    """``sqrt(p (1 - p) / n)``: the Monte Carlo standard error of a share ``p`` of ``n``."""
+    return math.sqrt(p * (1.0 - p) / n) if n > 0 and math.isfinite(p) else math.nan
+
+
+def _boundaries(theta: np.ndarray) -> tuple[bool, bool, bool]:
+    """(slope SD zero, intercept SD zero, correlation at +/-1) from ``theta`` of the lab."""
+    l11, l21, l22 = (float(v) for v in theta[:3])
+    slope_zero = math.hypot(l21, l22) < SINGULAR_TOL
+    intercept_zero = l11 < SINGULAR_TOL
+    corr_boundary = (l22 < SINGULAR_TOL) and not slope_zero and not intercept_zero
+    return slope_zero, intercept_zero, corr_boundary
+
+
+def _mixed_interval(res, level: float, df: str) -> dict[str, float]:
+    """Estimate, SE, df and interval of the slope under the chosen ``df`` rule."""
+    if df == "satterthwaite":
+        row = res.fixef_table("satterthwaite", level=level).loc["time"]
+        return {k: float(row[k]) for k in ("estimate", "std_error", "df", "ci_lower", "ci_upper")}
+    est, se = float(res.beta[1]), float(res.std_errors[1])
+    nu = float(res.ngroups["subject"] - 1)
+    q = float(stats.t.ppf(0.5 + level / 2.0, df=nu))
+    return {
+        "estimate": est,
+        "std_error": se,
+        "df": nu,
+        "ci_lower": est - q * se,
+        "ci_upper": est + q * se,
+    }
+
+
+def _boundary_label(slope_zero: bool, intercept_zero: bool, corr: bool, singular: bool) -> str:
+    """Which boundary a fit reached, in words (``"none"`` for a regular fit)."""
+    if slope_zero:
+        return "slope SD = 0"
+    if corr:
+        return "correlation = ±1"
+    if intercept_zero:
+        return "intercept SD = 0"
+    return "other boundary" if singular else "none"
+
+
+def one_replicate(truth: LabTruth, seed, level: float, df: str = "subjects") -> tuple[dict, float]:
+    """Simulate, fit and summarise one study; returns the row and the fit's wall time."""
+    lab = simulate_lab(truth, seed)
+    start = time.perf_counter()
+    res = fit_lab(lab, _FAST)
+    fit_seconds = time.perf_counter() - start
+    fixef = _mixed_interval(res, level, df)
+    ols = ols_fit(res.design.X, res.y, res.x_names).loc["time"]
+    q = stats.t.ppf(0.5 + level / 2.0, df=res.nobs - 2)
+    lo_ols, hi_ols = ols["estimate"] - q * ols["std_error"], ols["estimate"] + q * ols["std_error"]
+    est = estimates(res)
+    slope_zero, intercept_zero, corr_boundary = _boundaries(res.theta)
+    b1 = truth.slope
+    row = {
+        "slope": float(fixef["estimate"]),
+        "se": float(fixef["std_error"]),
+        "df": float(fixef["df"]),
+        "lower": float(fixef["ci_lower"]),
+        "upper": float(fixef["ci_upper"]),
+        "covered": bool(fixef["ci_lower"] <= b1 <= fixef["ci_upper"]),
+        "slope_ols": float(ols["estimate"]),
+        "se_ols": float(ols["std_error"]),
+        "lower_ols": float(lo_ols),
+        "upper_ols": float(hi_ols),
+        "covered_ols": bool(lo_ols <= b1 <= hi_ols),
+        "sd_intercept": est["sd_intercept"],
+        "sd_slope": est["sd_slope"],
+        "corr": est["corr"],
+        "sigma": est["sigma"],
+        "singular": bool(res.is_singular),
+        "slope_sd_zero": slope_zero,
+        "intercept_sd_zero": intercept_zero,
+        "corr_boundary": corr_boundary,
+        "boundary": _boundary_label(slope_zero, intercept_zero, corr_boundary, res.is_singular),
+        "nobs": int(res.nobs),
+    }
+    return row, fit_seconds
+
+
+def run_replicates(
+    truth: LabTruth,
+    n_replicates: int = 100,
+    *,
+    seed: int = 1,
+    level: float = 0.95,
+    df: str = "subjects",
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplicateSummary:
+    """Repeat the simulated study ``n_replicates`` times and fit each (see module docstring).
+
+    Parameters
+    ----------
+    truth
+        Parameters and design of every study.
+    n_replicates
+        Number of studies (1 to 5,000).
+    seed
+        Root seed; replicate ``r`` uses child ``r`` of ``SeedSequence(seed)``.
+    level
+        Confidence level of both intervals.
+    df
+        Degrees of freedom of the mixed-model interval: ``"subjects"`` (``m - 1``, fast) or
+        ``"satterthwaite"``.
+    progress
+        Called as ``progress(done, total)`` after each replicate.
+
+    Returns
+    -------
+    ReplicateSummary
+        A replicate whose fit fails (an :class:`lmm_core.LMMError`, e.g. too few rows left
+        after dropout) is counted in ``failures`` and left out of the table.
+    """
+    if not 1 <= int(n_replicates) <= 5000:
+        raise LMMError("Choose between 1 and 5,000 replicates.")
+    if not 0.0 < level < 1.0:
+        raise LMMError("The confidence level must lie between 0 and 1.")
+    if df not in ("subjects", "satterthwaite"):
+        raise LMMError('df must be "subjects" or "satterthwaite".')
+    total = int(n_replicates)
+    children = np.random.SeedSequence(int(seed)).spawn(total)
+    rows, failures, message, fit_seconds = [], 0, "", 0.0
+    start = time.perf_counter()
+    for r, child in enumerate(children):
+        try:
+            row, seconds = one_replicate(truth, child, level, df)
+        except LMMError as err:
+            failures += 1
+            message = message or str(err)
+        else:
+            rows.append({"replicate": r + 1, **row})
+            fit_seconds += seconds
+        if progress is not None:
+            progress(r + 1, total)
+    seconds = time.perf_counter() - start
+    columns = ["replicate", "slope", "se", "df", "lower", "upper", "covered"]
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+    return ReplicateSummary(truth, level, df, table, failures, message, seconds, fit_seconds)
