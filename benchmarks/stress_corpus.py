@@ -54,6 +54,7 @@ if importlib.util.find_spec("lmm_core") is None:  # PYTHONPATH may name another 
 
 from lmm_core import fit_lmm  # noqa: E402
 from lmm_core.design.build import build_design  # noqa: E402
+from lmm_core.design.reterms import theta_scale  # noqa: E402
 from lmm_core.model.deviance import ProfiledDeviance  # noqa: E402
 
 FAMILIES = ("slope", "arm", "uncorr", "nested", "crossed", "quad")
@@ -162,14 +163,8 @@ def _crossed(rng: np.random.Generator) -> tuple[pd.DataFrame, str]:
 
 
 def _rms_scale(dev: ProfiledDeviance) -> np.ndarray:
-    """Unit-free scale of theta (as lmm_core.design.reterms.theta_scale; computed here so that this
-    script also runs against older versions of lmm_core)."""
-    out = []
-    for t in dev.reterms:
-        rms = np.sqrt(np.mean(t.z**2, axis=0))
-        rows, _ = t.theta_positions()
-        out.append(np.where(rms > 0, rms, 1.0)[rows])
-    return np.concatenate(out)
+    """Unit-free scale of theta (:func:`lmm_core.design.reterms.theta_scale`)."""
+    return theta_scale(dev.reterms)
 
 
 def best_of_starts(case: Case, n_starts: int, seed: int = 0) -> tuple[float, np.ndarray]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lmm_core.design.covariance import GeneralCovariance
 from lmm_core.design.model_matrix import Evaluator, Factor, MatrixRecipe, Numeric, model_matrix
 from lmm_core.design.reterms import ReTerm
 from lmm_core.errors import DataError, FormulaError, ModelError
@@ -387,6 +388,7 @@ def _random_term(ev: Evaluator, r, rows: np.ndarray, n: int) -> ReTerm:
         codes=group.codes,
         z=z,
         cnames=cnames,
+        structure=GeneralCovariance(z.shape[1]),
         rebuild=rebuild,
     )
 

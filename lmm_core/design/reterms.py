@@ -6,10 +6,10 @@ the model matrix block is ``Z_k = [z_r e_{g(r)}']`` (a Khatri-Rao product): row 
 ``i``, column ``j`` sits at ``i * S + j``.
 
 The relative covariance factor of the term is a lower-triangular ``S x S`` matrix ``lambda``,
-the same for every level; ``theta`` holds its lower triangle column-major (lme4's ``Lind``
-order). Diagonal entries are bounded below by 0, off-diagonal ones are free. A term made by
-:func:`amalgamate` (several terms on one grouping factor, as ``(t || g)`` gives) keeps some
-entries of ``lambda`` at zero: its ``positions`` list the free ones.
+the same for every level, made from the term's slice of ``theta`` by its covariance structure
+(:mod:`lmm_core.design.covariance`): unstructured for ``(x | g)``. :func:`amalgamate` merges
+the terms on one grouping factor (``(t || g)`` gives two) into one term whose structure is the
+direct sum of theirs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from lmm_core.design.covariance import CovarianceStructure, direct_sum
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,12 @@ class ReTerm:
         Float array ``(n, S)``: the term's left-hand-side model matrix.
     cnames
         Column names of ``z`` as lme4 writes them (``"(Intercept)"``, ``"Days"``).
+    structure
+        The covariance structure: ``theta_k -> lambda`` (``GeneralCovariance(S)`` for
+        ``(x | g)``).
     rebuild
-        Opaque recipe that :func:`lmm_core.design.build.term_matrix` uses to evaluate ``z`` on new
-        data with the same columns (factor levels, centring constants, ...).
+        Opaque recipe that :func:`lmm_core.design.build.term_matrix` uses to evaluate ``z`` on
+        new data with the same columns (factor levels, centring constants, ...).
     """
 
     group: str
@@ -45,8 +50,15 @@ class ReTerm:
     codes: np.ndarray
     z: np.ndarray
     cnames: tuple[str, ...]
+    structure: CovarianceStructure = field(repr=False, compare=False)
     rebuild: object = field(default=None, repr=False, compare=False)
-    positions: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.structure.size != self.z.shape[1]:
+            raise ValueError(
+                f"the covariance structure has {self.structure.size} columns, the term "
+                f"{self.z.shape[1]}"
+            )
 
     @property
     def n_levels(self) -> int:
@@ -59,49 +71,12 @@ class ReTerm:
 
     @property
     def n_theta(self) -> int:
-        return len(self.theta_positions()[0])
-
-    def theta_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of each theta element in ``lambda`` (lower triangle, column-major,
-        unless :attr:`positions` says otherwise)."""
-        if self.positions is not None:
-            return self.positions
-        s = self.n_columns
-        rows, cols = [], []
-        for j in range(s):
-            for i in range(j, s):
-                rows.append(i)
-                cols.append(j)
-        return np.array(rows, dtype=int), np.array(cols, dtype=int)
-
-    def lower_bounds(self) -> np.ndarray:
-        """0 for diagonal elements of ``lambda``, ``-inf`` for off-diagonal ones."""
-        rows, cols = self.theta_positions()
-        return np.where(rows == cols, 0.0, -np.inf)
-
-    def initial_theta(self) -> np.ndarray:
-        """lme4's start: 1 on the diagonal, 0 elsewhere."""
-        rows, cols = self.theta_positions()
-        return np.where(rows == cols, 1.0, 0.0)
-
-    def lambda_block(self, theta_k: np.ndarray) -> np.ndarray:
-        """The ``S x S`` lower-triangular factor for this term's slice of theta."""
-        s = self.n_columns
-        lam = np.zeros((s, s))
-        rows, cols = self.theta_positions()
-        lam[rows, cols] = theta_k
-        return lam
+        """Number of the term's parameters in ``theta``."""
+        return self.structure.n_theta
 
     def theta_names(self) -> list[str]:
         """lme4-style names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``, ..."""
-        rows, cols = self.theta_positions()
-        names = []
-        for i, j in zip(rows, cols, strict=True):
-            if i == j:
-                names.append(f"{self.group}.{self.cnames[i]}")
-            else:
-                names.append(f"{self.group}.{self.cnames[i]}.{self.cnames[j]}")
-        return names
+        return self.structure.theta_names(self.group, self.cnames)
 
 
 def amalgamate(
@@ -110,8 +85,9 @@ def amalgamate(
     """Merge the terms that share a grouping factor into one term each (MixedModels.jl).
 
     ``(1 | g) + (0 + t | g)``, which ``(t || g)`` expands to, becomes one term with
-    ``z = [1, t]`` and a diagonal ``lambda``: the same model, but its random effects form one
-    ``2 x 2`` block per level instead of a dense block of all levels of the second term.
+    ``z = [1, t]`` and a diagonal ``lambda`` (:func:`lmm_core.design.covariance.direct_sum`):
+    the same model, but its random effects form one ``2 x 2`` block per level instead of a
+    dense block of all levels of the second term.
 
     Returns
     -------
@@ -140,11 +116,8 @@ def amalgamate(
                 merged.append(terms[ks[0]])
                 parts.append([(ks[0], slice(0, terms[ks[0]].n_columns))])
                 continue
-            rows, cols, pieces, start = [], [], [], 0
+            pieces, start = [], 0
             for k in ks:
-                r, c = terms[k].theta_positions()
-                rows.append(r + start)
-                cols.append(c + start)
                 pieces.append((k, slice(start, start + terms[k].n_columns)))
                 start += terms[k].n_columns
             first = terms[ks[0]]
@@ -155,12 +128,23 @@ def amalgamate(
                     codes=first.codes,
                     z=np.hstack([terms[k].z for k in ks]),
                     cnames=tuple(c for k in ks for c in terms[k].cnames),
-                    positions=(np.concatenate(rows), np.concatenate(cols)),
+                    structure=direct_sum([terms[k].structure for k in ks]),
                 )
             )
             parts.append(pieces)
     perm_arr = np.concatenate(perm) if perm else np.zeros(0, dtype=int)
     return tuple(merged), perm_arr.astype(int), parts
+
+
+def split_theta(terms: tuple[ReTerm, ...], theta: np.ndarray) -> list[np.ndarray]:
+    """Each term's slice of ``theta`` (the terms' parameters one term after the other)."""
+    bounds = np.cumsum([0] + [t.n_theta for t in terms])
+    return [theta[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def term_factors(terms: tuple[ReTerm, ...], theta: np.ndarray) -> list[np.ndarray]:
+    """Each term's ``S x S`` relative covariance factor ``lambda_k(theta_k)``."""
+    return [t.structure.factor(th) for t, th in zip(terms, split_theta(terms, theta), strict=True)]
 
 
 def column_rms(term: ReTerm) -> np.ndarray:
@@ -178,9 +162,11 @@ def theta_scale(terms: tuple[ReTerm, ...]) -> np.ndarray:
     With ``D`` the diagonal matrix of these values per term, ``lambda_s = D lambda`` is the
     relative covariance factor of the random effects of the rescaled columns ``z D^-1``
     (row ``i`` of a lower-triangular factor scales by ``d_i``, so ``lambda_s`` is lower
-    triangular with the same bounds). ``phi = theta * theta_scale(terms)`` therefore does not
-    change when a covariate changes its unit (time in seconds or in years): the optimizer,
-    its stopping rules, derivative steps and the singularity test work on ``phi``.
+    triangular with the same bounds); each structure says what that does to its parameters
+    (:meth:`~lmm_core.design.covariance.CovarianceStructure.theta_units`).
+    ``phi = theta * theta_scale(terms)`` therefore does not change when a covariate changes its
+    unit (time in seconds or in years): the optimizer, its stopping rules, derivative steps and
+    the singularity test work on ``phi``.
     """
-    out = [column_rms(t)[t.theta_positions()[0]] for t in terms]
+    out = [t.structure.theta_units(column_rms(t)) for t in terms]
     return np.concatenate(out) if out else np.zeros(0)

@@ -3,10 +3,13 @@
 Kenward & Roger (1997, Biometrics 53, 983-997), as pbkrtest's ``vcovAdj`` and ``KRmodcomp``
 (Halekoh & Hojsgaard 2014, JSS 59(9)). The marginal covariance is written linearly in the
 covariance parameters ``gamma`` (the variances and covariances of each random-effects term,
-lower triangle column-major, then the residual variance)::
+then the residual variance)::
 
-    Sigma = sum_i gamma_i G_i,   G_i = Z_k (I_m (x) E_i) Z_k'  (E_i = e_a e_b' + e_b e_a',
-                                                                 or e_a e_a'),   G_res = I_n
+    Sigma = sum_i gamma_i G_i,   G_i = Z_k (I_m (x) E_i) Z_k',   G_res = I_n
+
+with ``E_i`` the term's covariance basis
+(:meth:`~lmm_core.design.covariance.CovarianceStructure.covariance_basis`: for an unstructured
+term ``e_a e_b' + e_b e_a'`` or ``e_a e_a'`` per lower-triangle entry, column-major).
 
 With ``Phi = (X'Sigma^{-1}X)^{-1}`` (lme4's ``vcov``)::
 
@@ -48,6 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
+from lmm_core.design.reterms import term_factors
 from lmm_core.errors import LMMError
 from lmm_core.model.fit import fit_design
 from lmm_core.model.linalg import single_threaded_blas
@@ -98,28 +102,22 @@ def _z_matrix(reterms) -> sp.csc_matrix:
 def _lambda_matrix(reterms, theta: np.ndarray) -> np.ndarray:
     q = sum(t.n_levels * t.n_columns for t in reterms)
     lam = np.zeros((q, q))
-    off = toff = 0
-    for t in reterms:
-        blk = t.lambda_block(theta[toff : toff + t.n_theta])
+    off = 0
+    for t, blk in zip(reterms, term_factors(reterms, theta), strict=True):
         s = t.n_columns
         for lev in range(t.n_levels):
             lam[off + lev * s : off + (lev + 1) * s, off + lev * s : off + (lev + 1) * s] = blk
         off += t.n_levels * s
-        toff += t.n_theta
     return lam
 
 
 def _params(reterms) -> list[tuple[int, int, np.ndarray]]:
-    """``(offset, levels, E)`` of each random covariance parameter, theta's order."""
+    """``(offset, levels, E)`` of each random covariance parameter: ``E`` the term's
+    :meth:`~lmm_core.design.covariance.CovarianceStructure.covariance_basis` matrices."""
     out, off = [], 0
     for t in reterms:
-        s = t.n_columns
-        rows, cols = t.theta_positions()
-        for a, b in zip(rows, cols, strict=True):
-            e = np.zeros((s, s))
-            e[a, b] = e[b, a] = 1.0
-            out.append((off, t.n_levels, e))
-        off += t.n_levels * s
+        out.extend((off, t.n_levels, e) for e in t.structure.covariance_basis())
+        off += t.n_levels * t.n_columns
     return out
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from lmm_core.design.reterms import theta_scale
+from lmm_core.design.reterms import split_theta, theta_scale
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.fit import fit_design
 from lmm_core.model.linalg import single_threaded_blas
@@ -67,16 +67,11 @@ def parameter_names(result: LMMResult) -> list[str]:
     """Readable lme4 names (``tnames(fit, old = FALSE)``): SDs/correlations, sigma, fixef.
 
     ``"sd_(Intercept)|Subject"``, ``"cor_Days.(Intercept)|Subject"``, ``"sd_Days|Subject"``,
-    ``"sigma"``, then the fixed-effect names. A repeated name gets a ``.1``, ``.2`` suffix.
+    ``"sigma"``, then the fixed-effect names (each structure's
+    :meth:`~lmm_core.design.covariance.CovarianceStructure.sdcor_names`). A repeated name gets
+    a ``.1``, ``.2`` suffix.
     """
-    names: list[str] = []
-    for t in result.reterms:
-        rows, cols = t.theta_positions()
-        for i, j in zip(rows, cols, strict=True):
-            if i == j:
-                names.append(f"sd_{t.cnames[i]}|{t.group}")
-            else:
-                names.append(f"cor_{t.cnames[i]}.{t.cnames[j]}|{t.group}")
+    names = [n for t in result.reterms for n in t.structure.sdcor_names(t.group, t.cnames)]
     seen: dict[str, int] = {}
     unique = []
     for n in names:
@@ -89,63 +84,26 @@ def parameter_names(result: LMMResult) -> list[str]:
 def sdcor_from_theta(reterms, theta: np.ndarray, sigma: float) -> np.ndarray:
     """``(sd, cor)`` of every term in ``theta``'s order, then ``sigma`` (lme4's ``Cv_to_Sv``).
 
-    A correlation with a zero SD is undefined and reported as 0.
+    Each term's :meth:`~lmm_core.design.covariance.CovarianceStructure.sdcor`; a correlation
+    with a zero SD is undefined and reported as 0.
     """
-    out, offset = [], 0
-    for t in reterms:
-        lam = t.lambda_block(theta[offset : offset + t.n_theta])
-        offset += t.n_theta
-        cov = sigma**2 * (lam @ lam.T)
-        sd = np.sqrt(np.diag(cov))
-        for i, j in zip(*t.theta_positions(), strict=True):
-            if i == j:
-                out.append(sd[i])
-            else:
-                denom = sd[i] * sd[j]
-                out.append(cov[i, j] / denom if denom > 0 else 0.0)
-    out.append(sigma)
-    return np.asarray(out, float)
+    thetas = split_theta(reterms, theta)
+    parts = [t.structure.sdcor(th, sigma) for t, th in zip(reterms, thetas, strict=True)]
+    return np.concatenate([*parts, [sigma]]).astype(float)
 
 
 def theta_from_sdcor(reterms, phi: np.ndarray) -> np.ndarray | None:
-    """Inverse of :func:`sdcor_from_theta`: ``lambda = D chol(R) / sigma`` per term.
+    """Inverse of :func:`sdcor_from_theta` (for an unstructured term ``lambda = D chol(R) /
+    sigma``, ``D`` the SDs and ``R`` the correlations).
 
     Returns None when a term's correlation matrix is not positive semi-definite.
     """
     sigma = phi[-1]
-    parts, offset = [], 0
-    for t in reterms:
-        s = t.n_columns
-        rows, cols = t.theta_positions()
-        vals = phi[offset : offset + t.n_theta]
-        offset += t.n_theta
-        corr = np.eye(s)
-        corr[rows, cols] = np.where(rows == cols, 1.0, vals)
-        sd = vals[rows == cols]
-        low = _psd_cholesky(corr)
-        if low is None:
-            return None
-        lam = sd[:, None] * low / sigma
-        parts.append(lam[rows, cols])
-    return np.concatenate(parts)
-
-
-def _psd_cholesky(a: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
-    """Lower factor of a positive semi-definite matrix (a zero pivot gives a zero column)."""
-    s = a.shape[0]
-    low = np.zeros((s, s))
-    for j in range(s):
-        d = a[j, j] - low[j, :j] @ low[j, :j]
-        if d < -tol:
-            return None
-        low[j, j] = np.sqrt(max(d, 0.0))
-        for i in range(j + 1, s):
-            num = a[i, j] - low[i, :j] @ low[j, :j]
-            if low[j, j] > 0:
-                low[i, j] = num / low[j, j]
-            elif abs(num) > 1e-8:
-                return None
-    return low
+    parts = [
+        t.structure.theta_from_sdcor(values, sigma)
+        for t, values in zip(reterms, split_theta(reterms, phi[:-1]), strict=True)
+    ]
+    return None if any(p is None for p in parts) else np.concatenate(parts)
 
 
 class _Objective:
@@ -227,7 +185,7 @@ class LikelihoodProfile:
         self.dev = ProfiledDeviance(self.X, self.y, self.reterms, reml=False)
         self.base = float(self.ml.objective)
         self.phi_hat = sdcor_from_theta(self.reterms, self.ml.theta, self.ml.sigma)
-        diag = np.concatenate([t.lower_bounds() == 0 for t in self.reterms])
+        diag = np.concatenate([t.structure.is_variance for t in self.reterms])
         kinds = [("sd" if d else "cor") for d in diag] + ["sigma"] + ["fixef"] * self.X.shape[1]
         estimates = np.concatenate([self.phi_hat, self.ml.beta])
         nvp = self.phi_hat.size

@@ -135,14 +135,18 @@ class ProfiledDeviance:
         self.reterms = tuple(reterms)
         self.reml = bool(reml)
         self.n, self.p = X.shape
-        self.lower = np.concatenate([t.lower_bounds() for t in self.reterms])
-        self.theta0 = np.concatenate([t.initial_theta() for t in self.reterms])
+        self.lower = np.concatenate([t.structure.lower for t in self.reterms])
+        self.theta0 = np.concatenate([t.structure.start for t in self.reterms])
         self.theta_scale = theta_scale(self.reterms)  # units of theta (reterms.theta_scale)
         # The blocks actually factored: terms merged by grouping factor (module docstring).
         self._terms, perm, self._parts = amalgamate(self.reterms)
         self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
-        self.theta_sizes = [t.n_theta for t in self._terms]
-        self.theta_offsets = np.concatenate([[0], np.cumsum(self.theta_sizes)]).astype(int)
+        offsets = np.cumsum([0] + [t.n_theta for t in self._terms])
+        # (structure, its slice of theta) per merged term: what lambdas() evaluates
+        self._slices = [
+            (t.structure.factor, slice(int(a), int(b)))
+            for t, a, b in zip(self._terms, offsets[:-1], offsets[1:], strict=True)
+        ]
         self._cross_products(np.asarray(X, float), np.asarray(y, float))
 
     # ------------------------------------------------------------------ set-up (once)
@@ -164,7 +168,6 @@ class ProfiledDeviance:
             for j in range(xy.shape[1]):
                 self.a1xy[a, :, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
         self.axy = xy.T @ xy
-        self._positions = [t.theta_positions() for t in self._terms]
         rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
@@ -204,19 +207,21 @@ class ProfiledDeviance:
         # Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2: diagonal when every such term is scalar.
         self._rest_scalar = all(t.n_columns == 1 for t in rest)
         self._product_pattern()
+        # Lambda_2's entries: the pattern of each term's lambda, once per level; the values
+        # are gathered from the terms' factors raveled one after the other.
         rows, cols, which = [], [], []
-        offset, toff = 0, self.theta_sizes[0]
+        offset = entry = 0
         for t in rest:
-            r, c = t.theta_positions()
+            r, c = t.structure.pattern
             base = offset + t.n_columns * np.arange(t.n_levels)[:, None]
             rows.append((base + r).ravel())
             cols.append((base + c).ravel())
-            which.append(np.tile(toff + np.arange(t.n_theta), t.n_levels))
+            which.append(np.tile(entry + r * t.n_columns + c, t.n_levels))
             offset += t.n_levels * t.n_columns
-            toff += t.n_theta
+            entry += t.n_columns * t.n_columns
         self._lam2_rows = np.concatenate(rows)
         self._lam2_cols = np.concatenate(cols)
-        self._lam2_theta = np.concatenate(which)
+        self._lam2_entry = np.concatenate(which)
 
     def _product_pattern(self, max_products: int = 8_000_000) -> None:
         """Pairs of L21 blocks that meet in ``L21 L21'`` (same level of term 1), found once.
@@ -251,19 +256,14 @@ class ProfiledDeviance:
         return theta if self._perm is None else theta[self._perm]
 
     def lambdas(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One lower-triangular relative covariance factor per merged term."""
+        """One lower-triangular relative covariance factor per merged term (its structure's
+        :meth:`~lmm_core.design.covariance.CovarianceStructure.factor`)."""
         theta = self._internal(theta)
-        out = []
-        for k, t in enumerate(self._terms):
-            lam = np.zeros((t.n_columns, t.n_columns))
-            lam[self._positions[k]] = theta[self.theta_offsets[k] : self.theta_offsets[k + 1]]
-            out.append(lam)
-        return tuple(out)
+        return tuple(factor(theta[part]) for factor, part in self._slices)
 
     def factor(self, theta: np.ndarray) -> BlockedFactor:
         """Blocked Cholesky factor of the augmented cross-product matrix at ``theta``."""
         lams = self.lambdas(theta)
-        theta = self._internal(theta)
         lam1 = lams[0]
         m1, s1 = self.m1, self.s1
         # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
@@ -285,16 +285,17 @@ class ProfiledDeviance:
             m33 -= r1[i].T @ r1[i]
         l21 = l22 = r2 = None
         if self.a21 is not None:
-            l21, l22, r2 = self._factor_rest(theta, lam1, w11, r1)  # l21: its sparse parts
+            l21, l22, r2 = self._factor_rest(lams, w11, r1)  # l21: its sparse parts
             m33 -= r2.T @ r2
         l33 = cholesky(m33)
         ldl2 = batched_logdet_tril(l11) + (logdet_tril(l22) if l22 is not None else 0.0)
         ldrx2 = logdet_tril(l33[:-1, :-1]) if self.p else 0.0
         return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33, ldl2, ldrx2)
 
-    def _factor_rest(self, theta, lam1, w11, r1):
+    def _factor_rest(self, lams, w11, r1):
         """``L21 = Lambda2' Z2'Z1 Lambda1 L11^{-T}``, ``L22`` and ``L32'`` (module docstring)."""
-        s1 = self.s1
+        s1, lam1 = self.s1, lams[0]
+        lam2_values = np.concatenate([lam.ravel() for lam in lams[1:]])[self._lam2_entry]
         # Block (r, i) of A21 Lambda1 L11^{-T} is v' lambda1 W_i' with v the A21 block:
         # u = v' lambda1 for all pairs in one product, then the lower-triangular W_i.
         u = self._a21_blocks @ lam1
@@ -307,7 +308,7 @@ class ProfiledDeviance:
         shape = (self.q2, self.q1)
         if self._rest_scalar:
             d2 = np.zeros(self.q2)
-            d2[self._lam2_rows] = theta[self._lam2_theta]
+            d2[self._lam2_rows] = lam2_values
             blocks *= d2[self._pair_row, None]
             m22 = d2[:, None] * self.a22 * d2[None, :]
             # L21 [L31' rows]: each block meets the rows of its own level of term 1.
@@ -333,7 +334,7 @@ class ProfiledDeviance:
         # Random slopes above the first term: Lambda2 mixes the rows of a level's block.
         r1_rows = r1.transpose(1, 0, 2).reshape(self.q1, -1)
         lam2 = sp.csr_matrix(
-            (theta[self._lam2_theta], (self._lam2_rows, self._lam2_cols)),
+            (lam2_values, (self._lam2_rows, self._lam2_cols)),
             shape=(self.q2, self.q2),
         )
         l21 = (lam2.T @ _csr(self._l21_parts(blocks))).tocsr()

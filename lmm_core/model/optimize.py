@@ -45,6 +45,7 @@ import nlopt
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from lmm_core.design.covariance import CovarianceStructure
 from lmm_core.model.deviance import ProfiledDeviance
 
 
@@ -415,24 +416,18 @@ def _alternative_starts(
     lower = dev.lower
     starts = []
     offsets = np.concatenate([[0], np.cumsum([t.n_theta for t in dev.reterms])]).astype(int)
-    for i in np.flatnonzero((lower == 0) & (phi < near)):
+    variance = np.concatenate([t.structure.is_variance for t in dev.reterms])
+    for i in np.flatnonzero(variance & (phi < near)):
         k = int(np.searchsorted(offsets, i, side="right") - 1)
         block = np.arange(offsets[k], offsets[k + 1])
+        structure = dev.reterms[k].structure
         reset, grown = phi.copy(), phi.copy()
-        reset[block] = np.where(lower[block] == 0, 1.0, 0.0)
+        reset[block] = structure.start
         reset[i] = 0.0
         grown[i] = 1.0
         starts += [reset, grown]
-        if block.size > 1:
-            rows, cols = dev.reterms[k].theta_positions()
-            lam = np.zeros((rows.max() + 1,) * 2)
-            lam[rows, cols] = phi[block]
-            sd = np.maximum(np.sqrt(np.sum(lam * lam, axis=1)), 0.1)
-            for sign in (1.0, -1.0):
-                first = sd * np.where(np.arange(sd.size) % 2, sign, 1.0)
-                one = phi.copy()
-                one[block] = np.where(cols == 0, first[rows], 0.0)
-                starts.append(one)
+        if not structure.is_variance.all():  # correlations: the rank-one faces
+            starts += _rank_one_starts(phi, block, structure)
     if extra_start is not None:
         theta = extra_start()
         if theta is not None and np.all(np.isfinite(theta)):
@@ -442,6 +437,23 @@ def _alternative_starts(
         if not any(np.allclose(s, u) for u in [*unique, phi, used]):
             unique.append(s)
     return unique
+
+
+def _rank_one_starts(
+    phi: np.ndarray, block: np.ndarray, structure: CovarianceStructure
+) -> list[np.ndarray]:
+    """``phi`` with the term's factor replaced by its two rank-one faces: every row's length
+    (at least 0.1) put in the first column, with equal or alternating signs."""
+    lam = structure.factor(phi[block])
+    sd = np.maximum(np.sqrt(np.sum(lam * lam, axis=1)), 0.1)
+    out = []
+    for sign in (1.0, -1.0):
+        one_rank = np.zeros_like(lam)
+        one_rank[:, 0] = sd * np.where(np.arange(sd.size) % 2, sign, 1.0)
+        one = phi.copy()
+        one[block] = structure.theta_from_factor(one_rank)
+        out.append(one)
+    return out
 
 
 def _boundary_restart_point(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lmm_core.design.reterms import theta_scale
+from lmm_core.design.reterms import term_factors, theta_scale
 from lmm_core.model.optimize import OptSummary
 from lmm_core.model.summary import format_summary
 
@@ -149,11 +149,8 @@ class LMMResult:
     # ---------------------------------------------------------------- variance components
     @property
     def lambdas(self) -> list[np.ndarray]:
-        out, offset = [], 0
-        for t in self.reterms:
-            out.append(t.lambda_block(self.theta[offset : offset + t.n_theta]))
-            offset += t.n_theta
-        return out
+        """Each term's relative covariance factor ``lambda_k`` (its structure at ``theta``)."""
+        return term_factors(self.reterms, self.theta)
 
     def covariance_matrices(self) -> list[np.ndarray]:
         """``sigma^2 lambda lambda'`` per term: the random effects' covariance matrix."""
@@ -173,7 +170,8 @@ class LMMResult:
         """Variance components like lme4's ``as.data.frame(VarCorr(fit))``.
 
         One row per variance (``var2`` None, ``sdcor`` the SD) then per covariance of each
-        term (``sdcor`` the correlation), the residual last as group ``"Residual"``.
+        term that its structure estimates (``sdcor`` the correlation), the residual last as
+        group ``"Residual"``.
         """
         rows = []
         for label, t, cov in zip(
@@ -182,12 +180,10 @@ class LMMResult:
             sd = np.sqrt(np.diag(cov))
             for i, name in enumerate(t.cnames):
                 rows.append((label, name, None, cov[i, i], sd[i]))
-            s = len(t.cnames)
-            for j in range(s):
-                for i in range(j + 1, s):
-                    denom = sd[i] * sd[j]
-                    corr = cov[i, j] / denom if denom > 0 else np.nan
-                    rows.append((label, t.cnames[j], t.cnames[i], cov[i, j], corr))
+            for i, j in zip(*t.structure.covariance_pairs(), strict=True):
+                denom = sd[i] * sd[j]
+                corr = cov[i, j] / denom if denom > 0 else np.nan
+                rows.append((label, t.cnames[j], t.cnames[i], cov[i, j], corr))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
 
@@ -231,7 +227,7 @@ class LMMResult:
         ``singular_tol`` once expressed per unit of its column's root mean square
         (:func:`lmm_core.design.reterms.theta_scale`), so that the verdict does not depend on the
         units of the covariates (lme4's own test on raw ``theta`` does)."""
-        diag = np.concatenate([t.lower_bounds() == 0 for t in self.reterms])
+        diag = np.concatenate([t.structure.is_variance for t in self.reterms])
         phi = self.theta * theta_scale(self.reterms)
         return bool(np.any(np.abs(phi[diag]) < self.singular_tol))
 

@@ -7,10 +7,14 @@ Draws ``y* = X beta + Z Lambda(theta) u* + e*`` with ``u* ~ N(0, sigma^2 I)`` an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from lmm_core.design.build import build_design
+from lmm_core.design.covariance import CovarianceStructure, GeneralCovariance
+from lmm_core.design.reterms import term_factors
 from lmm_core.errors import ModelError
 from lmm_core.model.results import LMMResult
 
@@ -56,11 +60,7 @@ def simulate(
     n = design.X.shape[0]
     mean = design.X @ beta
     out = np.empty((n_sim, n))
-    offset = 0
-    lams = []
-    for term in design.reterms:
-        lams.append(term.lambda_block(theta[offset : offset + term.n_theta]))
-        offset += term.n_theta
+    lams = term_factors(design.reterms, theta)
     for i in range(n_sim):
         y = mean + sigma * rng.standard_normal(n)
         for term, lam in zip(design.reterms, lams, strict=True):
@@ -71,14 +71,22 @@ def simulate(
     return out
 
 
-def theta_from_covariances(covariances: list[np.ndarray], sigma: float) -> np.ndarray:
+def theta_from_covariances(
+    covariances: list[np.ndarray],
+    sigma: float,
+    structures: Sequence[CovarianceStructure] | None = None,
+) -> np.ndarray:
     """``theta`` for given random-effects covariance matrices and residual SD.
 
     Each term's ``lambda`` is the lower Cholesky factor of ``Sigma_k / sigma^2`` (a zero
-    variance gives a zero column), stacked in lme4's order (lower triangle, column-major).
+    variance gives a zero column), in the parameters of the term's structure
+    (:meth:`~lmm_core.design.covariance.CovarianceStructure.theta_from_factor`; unstructured
+    if ``structures`` is omitted: the lower triangle, column-major), one term after the other.
     """
+    if structures is None:
+        structures = [GeneralCovariance(np.atleast_2d(c).shape[0]) for c in covariances]
     parts = []
-    for cov in covariances:
+    for cov, structure in zip(covariances, structures, strict=True):
         cov = np.atleast_2d(np.asarray(cov, float)) / sigma**2
         s = cov.shape[0]
         lam = np.zeros((s, s))
@@ -88,7 +96,7 @@ def theta_from_covariances(covariances: list[np.ndarray], sigma: float) -> np.nd
             for i in range(j + 1, s):
                 num = cov[i, j] - lam[i, :j] @ lam[j, :j]
                 lam[i, j] = num / lam[j, j] if lam[j, j] > 0 else 0.0
-        parts.append(np.concatenate([lam[j:, j] for j in range(s)]))
+        parts.append(structure.theta_from_factor(lam))
     return np.concatenate(parts)
 
 
@@ -113,5 +121,5 @@ def simulate_from_formula(
     if response and response not in data.columns:
         frame = data.assign(**{response: 0.0})
     design = build_design(formula, frame)
-    theta = theta_from_covariances(covariances, sigma)
+    theta = theta_from_covariances(covariances, sigma, [t.structure for t in design.reterms])
     return simulate(design, n_sim, seed=seed, beta=beta, theta=theta, sigma=sigma)

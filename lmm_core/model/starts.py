@@ -9,11 +9,12 @@ estimate the covariance of the random effects by moments::
     G = cov_l(c_l) - s^2 mean_l (Z_l'Z_l)^-1
 
 (the spread of the per-level coefficients minus their average sampling variance). In the
-unit-free coordinates of :func:`lmm_core.design.reterms.theta_scale` (``D G D / s^2``), eigenvalues
-are floored at ``FLOOR`` so that the start lies inside the parameter space, and the term's
-``theta`` is the lower triangle of ``D^-1 chol(D G D / s^2)``. A term with fewer than two
-usable levels keeps lme4's start (identity). The optimizer uses this start as one of its
-alternatives when a first optimum lies on or near the boundary.
+unit-free coordinates of :func:`lmm_core.design.reterms.theta_scale` (``D G D / s^2``),
+eigenvalues are floored at ``FLOOR`` so that the start lies inside the parameter space, and the
+term's ``theta`` is its structure's parameters of the factor ``D^-1 chol(D G D / s^2)`` (the
+lower triangle for an unstructured term). A term with fewer than two usable levels keeps
+lme4's start (identity). The optimizer uses this start as one of its alternatives when a first
+optimum lies on or near the boundary.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def moment_start(X: np.ndarray, y: np.ndarray, reterms: tuple[ReTerm, ...]) -> n
     parts = []
     for term in reterms:
         theta_k = _term_start(term, resid)
-        parts.append(term.initial_theta() if theta_k is None else theta_k)
+        parts.append(term.structure.start if theta_k is None else theta_k)
     return np.concatenate(parts)
 
 
@@ -78,8 +79,7 @@ def _term_start(term: ReTerm, resid: np.ndarray) -> np.ndarray | None:
     vals, vecs = np.linalg.eigh((rel + rel.T) / 2)
     rel = (vecs * np.maximum(vals, FLOOR)) @ vecs.T
     lam = np.linalg.cholesky(rel) / d[:, None]
-    rows, cols = term.theta_positions()
-    theta_k = lam[rows, cols]
+    theta_k = term.structure.theta_from_factor(lam)
     return theta_k if np.all(np.isfinite(theta_k)) else None
 
 

@@ -8,7 +8,9 @@ Oracle: with ``V = Z Lambda Lambda' Z' + I`` (the marginal covariance over ``sig
 
 which is -2 log of the multivariate normal density (REML: of the restricted likelihood) with
 sigma^2 profiled out. Designs are drawn at random over the number of groups, random slopes,
-nesting and crossing (hypothesis), including theta on the boundary (zero variances).
+nesting and crossing and the covariance structures of the terms (general, diagonal, scalar,
+direct sums: the blocked factor goes through the structure interface only), including theta on
+the boundary (zero variances).
 Tolerance: 1e-8 relative on the criterion, 1e-7 on beta, b and conditional covariances.
 """
 
@@ -19,6 +21,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmm_core.design.covariance import (
+    DiagonalCovariance,
+    GeneralCovariance,
+    ScalarCovariance,
+    direct_sum,
+)
 from lmm_core.design.reterms import ReTerm
 from lmm_core.model.deviance import ProfiledDeviance
 
@@ -36,7 +44,7 @@ def dense_oracle(X, y, terms, theta, reml):
     z = np.hstack([dense_z(t) for t in terms])
     blocks, offset = [], 0
     for t in terms:
-        lam = t.lambda_block(theta[offset : offset + t.n_theta])
+        lam = t.structure.factor(theta[offset : offset + t.n_theta])
         blocks.append(np.kron(np.eye(t.n_levels), lam))
         offset += t.n_theta
     q = z.shape[1]
@@ -68,6 +76,15 @@ def dense_oracle(X, y, terms, theta, reml):
     return crit, beta, b, cond
 
 
+def structures(size: int):
+    """Any covariance structure of ``size`` columns: the blocked factor must not depend on it."""
+    kinds = [GeneralCovariance(size), DiagonalCovariance(size), ScalarCovariance(size)]
+    if size > 1:
+        kinds.append(direct_sum([ScalarCovariance(size - 1), GeneralCovariance(1)]))
+        kinds.append(direct_sum([GeneralCovariance(1), GeneralCovariance(size - 1)]))
+    return st.sampled_from(kinds)
+
+
 @st.composite
 def designs(draw):
     seed = draw(st.integers(0, 2**32 - 1))
@@ -80,7 +97,14 @@ def designs(draw):
     x = rng.normal(size=(n, 2))
     z1 = np.column_stack([np.ones(n), x[:, 0], x[:, 1] ** 2])[:, :s1]
     terms = [
-        ReTerm("g1", tuple(map(str, range(m1))), codes1, z1, ("(Intercept)", "x1", "x2sq")[:s1])
+        ReTerm(
+            "g1",
+            tuple(map(str, range(m1))),
+            codes1,
+            z1,
+            ("(Intercept)", "x1", "x2sq")[:s1],
+            draw(structures(s1)),
+        )
     ]
     kind = draw(st.sampled_from(["none", "nested", "crossed", "both"]))
     if kind in ("nested", "both"):
@@ -89,7 +113,14 @@ def designs(draw):
         s2 = draw(st.integers(1, 2))
         z2 = np.column_stack([np.ones(n), x[:, 1]])[:, :s2]
         terms.append(
-            ReTerm("g2", tuple(map(str, range(m2))), parent[codes1], z2, ("(Intercept)", "x2")[:s2])
+            ReTerm(
+                "g2",
+                tuple(map(str, range(m2))),
+                parent[codes1],
+                z2,
+                ("(Intercept)", "x2")[:s2],
+                draw(structures(s2)),
+            )
         )
     if kind in ("crossed", "both"):
         m3 = draw(st.integers(2, 4))
@@ -101,6 +132,7 @@ def designs(draw):
                 rng.permutation(codes3),
                 np.ones((n, 1)),
                 ("(Intercept)",),
+                GeneralCovariance(1),
             )
         )
     p = draw(st.integers(1, 3))
@@ -108,7 +140,7 @@ def designs(draw):
     y = X @ rng.normal(size=p) + rng.normal(size=n) * 2
     theta_parts = []
     for t in terms:
-        lb = t.lower_bounds()
+        lb = t.structure.lower
         vals = np.where(lb == 0, rng.uniform(0, 2, t.n_theta), rng.uniform(-1, 1, t.n_theta))
         zero = draw(st.booleans())
         if zero:
@@ -146,7 +178,9 @@ def test_sleepstudy_first_block_of_ztz():
     days = np.tile(np.arange(10.0), 3)
     codes = np.repeat(np.arange(3), 10)
     z = np.column_stack([np.ones(30), days])
-    term = ReTerm("Subject", ("a", "b", "c"), codes, z, ("(Intercept)", "Days"))
+    term = ReTerm(
+        "Subject", ("a", "b", "c"), codes, z, ("(Intercept)", "Days"), GeneralCovariance(2)
+    )
     dev = ProfiledDeviance(z, days * 2.0 + np.sin(days), (term,), reml=True)
     assert np.array_equal(dev.a11_flat[0].reshape(2, 2), [[10, 45], [45, 285]])
 
@@ -166,9 +200,24 @@ def test_sparse_product_fallback_gives_the_same_criterion():
             codes1,
             np.column_stack([np.ones(n), x]),
             ("(Intercept)", "x"),
+            GeneralCovariance(2),
         ),
-        ReTerm("g2", tuple(map(str, range(m2))), parent[codes1], np.ones((n, 1)), ("(Intercept)",)),
-        ReTerm("g3", tuple(map(str, range(m3))), codes3, np.ones((n, 1)), ("(Intercept)",)),
+        ReTerm(
+            "g2",
+            tuple(map(str, range(m2))),
+            parent[codes1],
+            np.ones((n, 1)),
+            ("(Intercept)",),
+            GeneralCovariance(1),
+        ),
+        ReTerm(
+            "g3",
+            tuple(map(str, range(m3))),
+            codes3,
+            np.ones((n, 1)),
+            ("(Intercept)",),
+            ScalarCovariance(1),
+        ),
     )
     X = np.column_stack([np.ones(n), x])
     y = rng.normal(size=n) + codes1 % 3
@@ -182,7 +231,14 @@ def test_sparse_product_fallback_gives_the_same_criterion():
 
 
 def _term(group, codes, z, names):
-    return ReTerm(group, tuple(map(str, range(codes.max() + 1))), codes, z, names)
+    return ReTerm(
+        group,
+        tuple(map(str, range(codes.max() + 1))),
+        codes,
+        z,
+        names,
+        GeneralCovariance(len(names)),
+    )
 
 
 @pytest.mark.parametrize("structure", ["split_first", "split_nested", "interleaved"])
