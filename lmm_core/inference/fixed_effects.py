@@ -15,8 +15,11 @@ Methods for the denominator degrees of freedom:
   (dense in the number of random effects); the standard error is the adjusted one;
 - ``"wald"``: normal reference distribution (``df = inf``), F tests as chi-square / q.
 
-The derivatives behind each method are computed once per fit and kept in the result's
-private cache, so further tables and contrasts cost microseconds.
+The derivatives behind each method, and each fixed-effects table, are computed once per fit
+and kept in the result's :class:`~lmm_core.model.results.DerivedCache`, so further tables and
+contrasts cost microseconds. Importing this module installs :func:`fixef_inference` behind
+:meth:`LMMResult.fixef_table <lmm_core.model.results.LMMResult.fixef_table>`
+(:func:`~lmm_core.model.results.register_fixef_inference`).
 
 Type-III hypotheses (lmerTest's ``get_contrasts_type3`` for treatment contrasts): the
 model's columns are related to the over-parametrized coding with indicators of every factor
@@ -47,7 +50,7 @@ from lmm_core.inference.satterthwaite import (
     varpar_derivatives,
 )
 from lmm_core.model.deviance import ProfiledDeviance
-from lmm_core.model.results import FIXEF_COLUMNS
+from lmm_core.model.results import FIXEF_COLUMNS, LMMResult, register_fixef_inference
 
 METHODS = ("satterthwaite", "kenward-roger", "wald")
 _ALIASES = {"kr": "kenward-roger", "kenward_roger": "kenward-roger", "normal": "wald"}
@@ -82,30 +85,20 @@ def _method(method: str) -> str:
     return m
 
 
-def _cache(result) -> dict:
-    cache = getattr(result, "_inference_cache", None)  # LMMResult field; any object works
-    if cache is None:
-        cache = {}
-        object.__setattr__(result, "_inference_cache", cache)
-    return cache
+def satterthwaite_derivatives(result: LMMResult) -> VarparDerivatives:
+    """The Satterthwaite derivatives of a fit, computed once and kept in ``result.derived``."""
 
-
-def satterthwaite_derivatives(result) -> VarparDerivatives:
-    """The Satterthwaite derivatives of a fit, computed once and cached in the result."""
-    cache = _cache(result)
-    if "satterthwaite" not in cache:
+    def compute() -> VarparDerivatives:
         d = result.design
         dev = ProfiledDeviance(d.X, d.y, d.reterms, result.reml)
-        cache["satterthwaite"] = varpar_derivatives(dev, result.theta, result.sigma)
-    return cache["satterthwaite"]
+        return varpar_derivatives(dev, result.theta, result.sigma)
+
+    return result.derived.get("satterthwaite", compute)
 
 
-def kenward_roger_adjustment(result) -> KRAdjustment:
-    """The Kenward-Roger adjustment of a fit, computed once and cached in the result."""
-    cache = _cache(result)
-    if "kenward-roger" not in cache:
-        cache["kenward-roger"] = kr_adjustment(result)
-    return cache["kenward-roger"]
+def kenward_roger_adjustment(result: LMMResult) -> KRAdjustment:
+    """The Kenward-Roger adjustment of a fit, computed once and kept in ``result.derived``."""
+    return result.derived.get("kenward-roger", lambda: kr_adjustment(result))
 
 
 def _row_test(result, row: np.ndarray, method: str, rhs: float = 0.0) -> ContrastTest:
@@ -179,16 +172,28 @@ def contrast_test(
     return ContrastTest(float(f), int(q), float(ddf), p_value, method)
 
 
-def fixef_inference(result, method: str = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
+@register_fixef_inference
+def fixef_inference(
+    result: LMMResult, method: str = "satterthwaite", level: float = 0.95
+) -> pd.DataFrame:
     """Fixed-effects table with df, t, p and a confidence interval for each coefficient.
 
     Columns as :meth:`LMMResult.fixef_table`: ``estimate, std_error, df, t_value, p_value,
-    ci_lower, ci_upper``. With Kenward-Roger, ``std_error`` is the adjusted standard error
-    ``sqrt(diag Phi_A)``; with Wald, ``df`` is ``inf`` (normal quantiles).
+    ci_lower, ci_upper``; the interval is ``estimate -/+ t_{df, (1 + level)/2} std_error``. With
+    Kenward-Roger, ``std_error`` is the adjusted standard error ``sqrt(diag Phi_A)``; with
+    Wald, ``df`` is ``inf`` (normal quantiles). Computed once per method and level (kept in
+    ``result.derived``); every call returns its own copy.
     """
     method = _method(method)
     if not 0.0 < level < 1.0:
         raise LMMError(f"The confidence level must be between 0 and 1, not {level}.")
+    table = result.derived.get(
+        ("fixef_table", method, float(level)), lambda: _table(result, method, level)
+    )
+    return table.copy()
+
+
+def _table(result: LMMResult, method: str, level: float) -> pd.DataFrame:
     p = len(result.beta)
     rows = [_row_test(result, e, method) for e in np.eye(p)]
     table = pd.DataFrame(

@@ -23,7 +23,7 @@ from lmm_core.errors import DataError
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.optimize import OptimizerOptions, OptSummary, optimize_theta
-from lmm_core.model.results import LMMResult
+from lmm_core.model.results import LMMResult, is_singular_fit
 from lmm_core.model.starts import moment_start
 
 
@@ -139,7 +139,9 @@ def result_at_theta(
     for term, b in zip(design.reterms, sol.b, strict=True):
         fitted = fitted + np.einsum("ij,ij->i", term.z, b[term.codes])
     messages = list(design.messages) + list(opt.messages)
-    result = LMMResult(
+    if is_singular_fit(sol.theta, design.reterms, options.singular_tol):
+        messages.append(SINGULAR_MESSAGE)
+    return LMMResult(
         formula=design.formula,
         reml=bool(reml),
         theta=sol.theta,
@@ -159,14 +161,13 @@ def result_at_theta(
         messages=tuple(messages),
         singular_tol=options.singular_tol,
     )
-    if result.is_singular:
-        messages.append(
-            "Singular fit: some variance or correlation of the random effects is estimated at "
-            "its boundary (a variance of zero or a correlation of +/-1). The data show no "
-            "evidence for that part of the random effects; consider a simpler model."
-        )
-        object.__setattr__(result, "messages", tuple(messages))
-    return result
+
+
+SINGULAR_MESSAGE = (
+    "Singular fit: some variance or correlation of the random effects is estimated at its "
+    "boundary (a variance of zero or a correlation of +/-1). The data show no evidence for "
+    "that part of the random effects; consider a simpler model."
+)
 
 
 #: Largest absolute value allowed in y, X and Z: cross-products of larger values overflow.

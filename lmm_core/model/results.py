@@ -8,11 +8,21 @@ Names follow lme4 so that users coming from R recognise every number: ``fixef``,
 Log-likelihood of a fit: ``-objective / 2``; for a REML fit that is the REML
 log-likelihood, as lme4's ``logLik()`` reports. ``AIC = -2 logLik + 2 k`` and
 ``BIC = -2 logLik + k log(n)`` with ``k = p + len(theta) + 1`` parameters.
+
+The result is built complete, once (:func:`lmm_core.model.fit.result_at_theta`) and never
+changed. It sits below the inference stage and does not import it: the tests with degrees of
+freedom behind :meth:`LMMResult.fixef_table` are the function that
+:mod:`lmm_core.inference.fixed_effects` installs with :func:`register_fixef_inference` when it
+is imported (``import lmm_core`` does). What inference derives from a fit (Satterthwaite's
+derivatives, the Kenward-Roger adjustment, fixed-effects tables) is kept in the result's
+:class:`DerivedCache`, computed on first use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +32,53 @@ from lmm_core.model.optimize import OptSummary
 from lmm_core.model.summary import format_summary
 
 FIXEF_COLUMNS = ["estimate", "std_error", "df", "t_value", "p_value", "ci_lower", "ci_upper"]
+
+T = TypeVar("T")
+
+
+class DerivedCache:
+    """Values derived from a fitted model on first use, kept with it (picklable).
+
+    Not part of the result's identity: equality and representation ignore it. Filling it does
+    not change the result; two threads computing the same key both get a correct value.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value under ``key``, computed by ``compute()`` the first time."""
+        if key not in self._values:
+            self._values[key] = compute()
+        return self._values[key]
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._values
+
+
+#: ``(result, df method, level) -> table``: installed by :func:`register_fixef_inference`.
+FixefInference = Callable[["LMMResult", str, float], pd.DataFrame]
+_FIXEF_INFERENCE: list[FixefInference] = []
+
+
+def register_fixef_inference(function: FixefInference) -> FixefInference:
+    """Install the function behind :meth:`LMMResult.fixef_table` with a df method.
+
+    :mod:`lmm_core.inference.fixed_effects` registers its ``fixef_inference`` when imported,
+    so that results, a stage below inference, never import it (no import cycle).
+    """
+    _FIXEF_INFERENCE[:] = [function]
+    return function
+
+
+def is_singular_fit(theta: np.ndarray, reterms: tuple, tol: float) -> bool:
+    """lme4's ``isSingular`` in unit-free form: a variance-like parameter of ``theta`` below
+    ``tol`` once expressed per unit of its column's root mean square
+    (:func:`lmm_core.design.reterms.theta_scale`), so that the verdict does not depend on the
+    units of the covariates (lme4's own test on raw ``theta`` does)."""
+    diag = np.concatenate([t.structure.is_variance for t in reterms])
+    phi = theta * theta_scale(reterms)
+    return bool(np.any(np.abs(phi[diag]) < tol))
 
 
 @dataclass(frozen=True)
@@ -69,9 +126,9 @@ class LMMResult:
     opt: OptSummary = field(repr=False)
     messages: tuple[str, ...] = ()
     singular_tol: float = 1e-4
-    # derivatives behind df methods, filled on first use by lmm_core.inference.fixed_effects
-    _inference_cache: dict = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    #: what inference derives from the fit (df derivatives, tables), filled on first use
+    derived: DerivedCache = field(
+        default_factory=DerivedCache, init=False, repr=False, compare=False, hash=False
     )
 
     # ---------------------------------------------------------------- sizes and names
@@ -128,14 +185,18 @@ class LMMResult:
             ``"satterthwaite"`` (default, as lmerTest), ``"kenward-roger"`` (adjusted
             standard errors; slower) or ``"wald"`` (normal, ``df = inf``); ``None`` leaves
             ``df``, ``p_value`` and the interval empty (NaN). See
-            :mod:`lmm_core.inference.fixed_effects`.
+            :func:`lmm_core.inference.fixed_effects.fixef_inference`, which computes the table
+            (once per method and level: later calls return a copy of the first).
         level
             Confidence level of ``ci_lower``/``ci_upper``.
         """
         if df_method is not None:
-            from lmm_core.inference.fixed_effects import fixef_inference
-
-            return fixef_inference(self, method=df_method, level=level)
+            if not _FIXEF_INFERENCE:
+                raise RuntimeError(
+                    "Tests of the fixed effects need lmm_core.inference.fixed_effects: import "
+                    "lmm_core (or that module) first."
+                )
+            return _FIXEF_INFERENCE[0](self, df_method, level)
         se = self.std_errors
         table = pd.DataFrame(
             index=pd.Index(self.x_names, name="term"), columns=FIXEF_COLUMNS, dtype=float
@@ -223,13 +284,9 @@ class LMMResult:
 
     @property
     def is_singular(self) -> bool:
-        """lme4's ``isSingular`` in unit-free form: a diagonal element of ``theta`` below
-        ``singular_tol`` once expressed per unit of its column's root mean square
-        (:func:`lmm_core.design.reterms.theta_scale`), so that the verdict does not depend on the
-        units of the covariates (lme4's own test on raw ``theta`` does)."""
-        diag = np.concatenate([t.structure.is_variance for t in self.reterms])
-        phi = self.theta * theta_scale(self.reterms)
-        return bool(np.any(np.abs(phi[diag]) < self.singular_tol))
+        """Whether an estimate lies on the boundary (:func:`is_singular_fit` with
+        ``singular_tol``)."""
+        return is_singular_fit(self.theta, self.reterms, self.singular_tol)
 
     @property
     def converged(self) -> bool:

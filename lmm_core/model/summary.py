@@ -31,7 +31,7 @@ def format_summary(result) -> str:
     groups = ", ".join(f"{g}, {n}" for g, n in result.ngroups.items())
     lines.append(f"Number of obs: {result.nobs}, groups:  {groups}")
     lines += ["", "Fixed effects:"]
-    table = result.fixef_table()[["estimate", "std_error", "t_value"]]
+    table = result.fixef_table(df_method=None)[["estimate", "std_error", "t_value"]]
     table.columns = ["Estimate", "Std. Error", "t value"]
     lines.append(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if result.messages:

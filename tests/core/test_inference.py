@@ -133,7 +133,11 @@ def test_table_shape_intervals_and_wald():
     np.testing.assert_allclose(half, 1.6448536269514722 * wald["std_error"], rtol=1e-10)
     bare = res.fixef_table(None)
     assert bare["df"].isna().all() and bare["t_value"].notna().all()
-    assert "satterthwaite" in res._inference_cache
+    assert "satterthwaite" in res.derived  # the derivatives, computed once
+    first = res.fixef_table()
+    first.loc[:, "df"] = -1.0  # a caller's copy: the kept table is untouched
+    assert res.fixef_table()["df"].gt(0).all()
+    assert ("fixef_table", "satterthwaite", 0.95) in res.derived
     with pytest.raises(LMMError):
         res.fixef_table("containment")
 
