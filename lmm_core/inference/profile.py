@@ -38,13 +38,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import nlopt
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.stats import norm
 
 from lmm_core.design.reterms import split_theta, theta_scale
+from lmm_core.model.bobyqa import SafeObjective, bobyqa
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.fit import fit_design
 from lmm_core.model.linalg import single_threaded_blas
@@ -106,51 +106,15 @@ def theta_from_sdcor(reterms, phi: np.ndarray) -> np.ndarray | None:
     return None if any(p is None for p in parts) else np.concatenate(parts)
 
 
-class _Objective:
-    """Wraps a function for the optimizer: counts calls, keeps the best point, never inf."""
-
-    def __init__(self, fun):
-        self.fun = fun
-        self.n_evals = 0
-        self.best_x: np.ndarray | None = None
-        self.best_f = np.inf
-        self.fallback: float | None = None
-
-    def __call__(self, x: np.ndarray) -> float:
-        self.n_evals += 1
-        try:
-            value = float(self.fun(x))
-        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-            value = np.nan
-        if not np.isfinite(value):
-            return self.fallback if self.fallback is not None else 1e300
-        if self.fallback is None:
-            self.fallback = value
-        if value < self.best_f:
-            self.best_f, self.best_x = value, np.array(x, float)
-        return value
-
-
 def _minimize(fun, x0, lower, upper, step) -> tuple[np.ndarray, float, int]:
-    """Bounded derivative-free minimisation: BOBYQA (Nelder-Mead for one variable)."""
+    """Bounded derivative-free minimisation (:func:`lmm_core.model.bobyqa.bobyqa`; Nelder-Mead
+    for one variable): the best point seen, its value and the number of evaluations."""
     x0 = np.clip(np.asarray(x0, float), lower, upper)
-    obj = _Objective(fun)
+    obj = SafeObjective(fun)
     if x0.size == 0:
         return x0, obj(x0), 1
-    algorithm = nlopt.LN_BOBYQA if x0.size >= 2 else nlopt.LN_NELDERMEAD
-    opt = nlopt.opt(algorithm, x0.size)
-    opt.set_min_objective(lambda x, grad: obj(x))
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_ftol_abs(1e-11)
-    opt.set_xtol_rel(1e-10)
-    opt.set_maxeval(20_000)
-    opt.set_initial_step(step)
     obj(x0)
-    try:
-        opt.optimize(x0)
-    except (nlopt.RoundoffLimited, RuntimeError, ValueError):
-        pass
+    bobyqa(obj, x0, lower, upper, step=step, max_evals=20_000, ftol_abs=1e-11, xtol_rel=1e-10)
     return obj.best_x, obj.best_f, obj.n_evals
 
 

@@ -41,11 +41,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nlopt
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from lmm_core.design.covariance import CovarianceStructure
+from lmm_core.model.bobyqa import SafeObjective, bobyqa
 from lmm_core.model.deviance import ProfiledDeviance
 
 
@@ -261,29 +261,22 @@ def _explore(
     return phi, fmin
 
 
-class _CountingObjective:
-    """The criterion as a function of ``phi``: counts evaluations, maps a failed
-    factorization to the first finite value (never ``inf`` into BOBYQA's model)."""
+class _CountingObjective(SafeObjective):
+    """The criterion as a function of ``phi`` (:meth:`safe`): the deviance at
+    ``theta = phi / scale`` through :class:`~lmm_core.model.bobyqa.SafeObjective` (counted, a
+    failed factorization mapped to the first finite value), each ``(theta, value)`` logged if
+    ``keep_log``."""
 
     def __init__(self, dev: ProfiledDeviance, scale: np.ndarray, keep_log: bool):
+        super().__init__(dev)
         self.dev = dev
         self.scale = scale
-        self.n_evals = 0
-        self.fallback: float | None = None
         self.keep_log = keep_log
         self.log: list[tuple[np.ndarray, float]] = []
 
     def safe(self, phi: np.ndarray) -> float:
-        self.n_evals += 1
         theta = np.asarray(phi, float) / self.scale
-        try:
-            value = self.dev(theta)
-        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-            value = np.nan
-        if not np.isfinite(value):
-            value = self.fallback if self.fallback is not None else 1e300
-        elif self.fallback is None:
-            self.fallback = value
+        value = self(theta)
         if self.keep_log:
             self.log.append((theta, value))
         return value
@@ -319,19 +312,17 @@ def _bobyqa(
     if k == 1:
         # BOBYQA needs at least two variables in NLopt's implementation.
         return _brent_1d(counter, phi0, lower)
-    opt = nlopt.opt(nlopt.LN_BOBYQA, k)
-    opt.set_min_objective(lambda x, grad: counter.safe(x))
-    opt.set_lower_bounds(lower)
-    opt.set_ftol_rel(opts.ftol_rel)
-    opt.set_ftol_abs(opts.ftol_abs)
-    opt.set_xtol_abs(opts.xtol_abs)
-    opt.set_maxeval(opts.max_evals)
-    opt.set_initial_step(np.full(k, step))
-    try:
-        phi = opt.optimize(phi0)
-        fmin = opt.last_optimum_value()
-    except (nlopt.RoundoffLimited, RuntimeError):
-        phi, fmin = _best_logged(counter, phi0)
+    reached = bobyqa(
+        counter.safe,
+        phi0,
+        lower,
+        step=np.full(k, step),
+        max_evals=opts.max_evals,
+        ftol_rel=opts.ftol_rel,
+        ftol_abs=opts.ftol_abs,
+        xtol_abs=opts.xtol_abs,
+    )
+    phi, fmin = reached if reached is not None else _best_logged(counter, phi0)
     phi = np.maximum(phi, lower)
     return phi, counter.safe(phi) if not np.isfinite(fmin) else fmin
 

@@ -78,7 +78,7 @@ def test_failed_factorization_gives_a_finite_value(sleep):
     def broken(theta):
         raise np.linalg.LinAlgError("not positive definite")
 
-    counter.dev = broken
+    counter.fun = broken
     assert counter.safe(np.array([1.0])) == first
 
 
