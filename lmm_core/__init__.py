@@ -1,10 +1,31 @@
 """lmm_core: an exact REML/ML engine for linear mixed models (numpy, scipy, pandas).
 
 lme4's model and profiled criterion, MixedModels.jl's blocked Cholesky, our own formula
-grammar. Public API (see DESIGN.md)::
+grammar. The public API is what this package exports (``__all__``)::
 
     from lmm_core import fit_lmm, lrt
+
     res = fit_lmm("Reaction ~ Days + (Days | Subject)", df, reml=True)
+    res.fixef, res.vcov, res.fixef_table()      # lme4 names; df, t, p, intervals
+    res.sigma, res.theta, res.varcorr_table()   # variance components as VarCorr()
+    res.ranef, res.ranef_sd                     # conditional modes and their SDs
+    res.objective, res.loglik, res.aic, res.bic
+    res.predict(newdata, include_re=True)
+    lrt(res_a, res_b)                           # lme4's anova(): ML refits of REML fits
+
+with tests and intervals (``anova_table``, ``contrast_test``, ``profile_confint``,
+``parametric_bootstrap``), ICC and R-squared (``icc``, ``icc_curve``, ``r2_nakagawa``),
+simulation (``simulate``, ``simulate_from_formula``) and the typed errors (``LMMError`` and
+its subclasses), whose messages are written for the user. The README describes the model
+and how the engine is checked against lme4.
+
+The engine is organised by stage, each subpackage importing only the ones before it
+(``.importlinter`` holds the contracts): :mod:`~lmm_core.formula` (text to a model
+specification), :mod:`~lmm_core.design` (data to matrices, random-effects terms and their
+covariance structures), :mod:`~lmm_core.model` (profiled deviance, optimizer, fit, results),
+then :mod:`~lmm_core.inference` and :mod:`~lmm_core.predict` side by side, and
+:mod:`~lmm_core.simulation` (trial simulator, teaching lab) on top; :mod:`~lmm_core.errors`
+and :mod:`~lmm_core.datasets` (the example data) stand alone.
 """
 
 from lmm_core.errors import (

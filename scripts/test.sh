@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the test dependencies into .venv and run the whole suite (ruff + pytest).
+# Install the test dependencies into .venv and run the whole suite (ruff, the import contracts
+# of .importlinter, pytest).
 # Usage: scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ fi
 echo "dependencies installed in $(( $(date +%s) - start )) s"
 
 .venv/bin/ruff check .
+.venv/bin/lint-imports
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -42,6 +42,7 @@ _UFUNCS = {
     "sqrt": np.sqrt,
     "abs": np.abs,
 }
+_ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
 @dataclass
@@ -195,18 +196,11 @@ class Evaluator:
             return self._num(node)
 
     def _num(self, node: Node) -> np.ndarray:
+        """Arithmetic on the tree: numbers, numeric columns, ``+ - * / ^``, functions."""
         if isinstance(node, Num):
             return np.full(len(self.data), node.value)
         if isinstance(node, Name):
-            value = self.column(node)
-            if isinstance(value, Factor):
-                raise FormulaError(
-                    f"`{node.name}` (position {node.pos}) is categorical, but arithmetic and "
-                    "numeric functions need a numeric column.",
-                    node.pos,
-                    node.name,
-                )
-            return value.values
+            return self._numeric_column(node)
         if isinstance(node, Paren):
             return self._num(node.expr)
         if isinstance(node, Unary):
@@ -216,11 +210,24 @@ class Evaluator:
             return np.power(self._num(node.left), self._num(node.right))
         if isinstance(node, NAry):
             acc = self._num(node.items[0])
-            fn = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
             for op, item in zip(node.ops, node.items[1:], strict=True):
-                acc = fn[op](acc, self._num(item))
+                acc = _ARITHMETIC[op](acc, self._num(item))
             return acc
         assert isinstance(node, Call)
+        return self._call(node)
+
+    def _numeric_column(self, node: Name) -> np.ndarray:
+        value = self.column(node)
+        if isinstance(value, Factor):
+            raise FormulaError(
+                f"`{node.name}` (position {node.pos}) is categorical, but arithmetic and "
+                "numeric functions need a numeric column.",
+                node.pos,
+                node.name,
+            )
+        return value.values
+
+    def _call(self, node: Call) -> np.ndarray:
         x = self._num(node.arg)
         if node.func == "I":
             return x

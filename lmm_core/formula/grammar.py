@@ -309,22 +309,7 @@ class _Parser:
                 return self._call(t)
             return Name(t.text, t.pos)
         if t.kind == "op" and t.text == "(":
-            self._enter()
-            self.i += 1
-            if self.tok.text == ")":
-                raise self._err("Empty parentheses `()`")
-            inner = self.expr(0)
-            if self.tok.text != ")":
-                if self.tok.kind == "end":
-                    raise FormulaError(
-                        f"Unbalanced parentheses: the `(` at position {t.pos} is never closed.",
-                        t.pos,
-                        "(",
-                    )
-                raise self._err(self._unexpected_msg())
-            self.i += 1
-            self.depth -= 1
-            return Paren(inner, t.pos)
+            return self._paren(t)
         if t.kind == "op" and t.text in ("|", "||"):
             raise self._err(
                 "A random-effects term needs something on each side of `|`; write it as "
@@ -335,6 +320,25 @@ class _Parser:
         if t.kind == "end":
             raise self._err("The formula ends too early")
         raise self._err(f"Expected a column, number or `(`, not `{t.text}`")
+
+    def _paren(self, open_tok: Token) -> Node:
+        """``"(" expr ")"`` after its ``(``."""
+        self._enter()
+        self.i += 1
+        if self.tok.text == ")":
+            raise self._err("Empty parentheses `()`")
+        inner = self.expr(0)
+        if self.tok.text != ")":
+            if self.tok.kind == "end":
+                raise FormulaError(
+                    f"Unbalanced parentheses: the `(` at position {open_tok.pos} is never closed.",
+                    open_tok.pos,
+                    "(",
+                )
+            raise self._err(self._unexpected_msg())
+        self.i += 1
+        self.depth -= 1
+        return Paren(inner, open_tok.pos)
 
     def _call(self, name_tok: Token) -> Node:
         func = name_tok.text

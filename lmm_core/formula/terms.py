@@ -111,21 +111,11 @@ class _Encoder:
         return terms
 
     def encode(self, node: Node) -> list[Term]:
+        """The terms of ``node`` (R's ``EncodeVars``); numbers set the intercept."""
         if isinstance(node, Paren):
             return self.encode(node.expr)
         if isinstance(node, Num):
-            if node.value == 1:
-                self.intercept = self.parity
-            elif node.value == 0:
-                self.intercept = not self.parity
-            else:
-                raise FormulaError(
-                    f"The number {r_number(node.value)} at position {node.pos} cannot be a "
-                    "term: only 0 or 1 (intercept) can stand alone; for arithmetic use "
-                    f"I(...), e.g. `I(x * {r_number(node.value)})`.",
-                    node.pos,
-                    r_number(node.value),
-                )
+            self._intercept(node)
             return []
         if isinstance(node, Name | Call):
             return [self.variable(node)]
@@ -142,6 +132,25 @@ class _Encoder:
             return self._power(node)
         if node.kind == "sum":
             return self.sequence(list(zip(("+",) + node.ops, node.items, strict=True)))
+        return self._product(node)
+
+    def _intercept(self, node: Num) -> None:
+        """``1`` keeps and ``0`` drops the intercept (the other way round inside ``-``)."""
+        if node.value == 1:
+            self.intercept = self.parity
+        elif node.value == 0:
+            self.intercept = not self.parity
+        else:
+            raise FormulaError(
+                f"The number {r_number(node.value)} at position {node.pos} cannot be a "
+                "term: only 0 or 1 (intercept) can stand alone; for arithmetic use "
+                f"I(...), e.g. `I(x * {r_number(node.value)})`.",
+                node.pos,
+                r_number(node.value),
+            )
+
+    def _product(self, node: NAry) -> list[Term]:
+        """``a:b`` (all unions), ``a*b = a + b + a:b`` and ``a/b = a + all(a):b``."""
         for item in node.items:
             inner = strip_parens(item)
             if isinstance(inner, Num):

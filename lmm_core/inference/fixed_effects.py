@@ -238,6 +238,53 @@ def _grid(recipe, factor_vars: list[str], numeric_vars: list[str], seed: int = 1
     return values, n
 
 
+def _full_coding(
+    recipe, terms: list[tuple[str, ...]], values: dict, n: int
+) -> tuple[np.ndarray, list[str]]:
+    """The over-parametrized coding on the grid: an indicator of every factor level (times
+    the numeric variables) per term, with R's column names."""
+    factors = set(recipe.levels)
+    cols, names = ([np.ones(n)], ["(Intercept)"]) if recipe.intercept else ([], [])
+    for parts in terms:
+        fs = [v for v in parts if v in factors]
+        for combo in itertools.product(*(range(len(recipe.levels[v])) for v in reversed(fs))):
+            level = dict(zip(reversed(fs), combo, strict=True))
+            col, name = np.ones(n), []
+            for v in parts:
+                if v in factors:
+                    col = col * (values[v].codes == level[v])
+                    name.append(v + recipe.levels[v][level[v]])
+                else:
+                    col = col * values[v].values
+                    name.append(v)
+            cols.append(col)
+            names.append(":".join(name))
+    return np.column_stack(cols), names
+
+
+def _orthogonalize(
+    L: np.ndarray, term_vars: dict[str, tuple[str, ...]], factors: set, cmap: dict
+) -> None:
+    """In place, highest order first: each term's columns of ``L`` made orthogonal to those of
+    the terms containing it (all its variables and more, the same numeric ones)."""
+    terms = list(term_vars)
+    numeric = {t: {v for v in term_vars[t] if v not in factors} for t in terms}
+
+    def contains(a: str, b: str) -> bool:
+        va, vb = set(term_vars[a]), set(term_vars[b])
+        return va < vb and numeric[a] == numeric[b]
+
+    for order in sorted({len(term_vars[t]) for t in terms}, reverse=True):
+        for t in (t for t in terms if len(term_vars[t]) == order):
+            bigger = [b for b in terms if contains(t, b)]
+            if not bigger:
+                continue
+            basis = L[:, np.concatenate([cmap[b] for b in bigger])]
+            y = L[:, cmap[t]]
+            coef = np.linalg.lstsq(basis, y, rcond=None)[0]
+            L[:, cmap[t]] = _zapsmall(y - basis @ coef)
+
+
 def type3_contrasts(design) -> dict[str, np.ndarray]:
     """lmerTest's type-III hypothesis matrix of each model term (module docstring).
 
@@ -260,41 +307,11 @@ def type3_contrasts(design) -> dict[str, np.ndarray]:
         raise LMMError("Too many factor-level combinations for type-III tests.")
     values, n = _grid(recipe, fvars, nvars)
     xg = recipe.build(values, n)[:, design.kept_columns]
-    cols, names = ([np.ones(n)], ["(Intercept)"]) if recipe.intercept else ([], [])
-    for t in terms:
-        parts = term_vars[t]
-        fs = [v for v in parts if v in factors]
-        for combo in itertools.product(*(range(len(recipe.levels[v])) for v in reversed(fs))):
-            level = dict(zip(reversed(fs), combo, strict=True))
-            col, name = np.ones(n), []
-            for v in parts:
-                if v in factors:
-                    col = col * (values[v].codes == level[v])
-                    name.append(v + recipe.levels[v][level[v]])
-                else:
-                    col = col * values[v].values
-                    name.append(v)
-            cols.append(col)
-            names.append(":".join(name))
-    rdx = np.column_stack(cols)
+    rdx, names = _full_coding(recipe, [term_vars[t] for t in terms], values, n)
     L = _zapsmall(np.linalg.lstsq(xg, rdx, rcond=None)[0].T)  # rows: full coding; cols: X
     owners = np.array(design.x_terms)
     cmap = {t: np.flatnonzero(owners == t) for t in terms}
-    numeric = {t: {v for v in term_vars[t] if v not in factors} for t in terms}
-
-    def contains(a: str, b: str) -> bool:
-        va, vb = set(term_vars[a]), set(term_vars[b])
-        return va < vb and numeric[a] == numeric[b]
-
-    for order in sorted({len(term_vars[t]) for t in terms}, reverse=True):
-        for t in (t for t in terms if len(term_vars[t]) == order):
-            bigger = [b for b in terms if contains(t, b)]
-            if not bigger:
-                continue
-            basis = L[:, np.concatenate([cmap[b] for b in bigger])]
-            y = L[:, cmap[t]]
-            coef = np.linalg.lstsq(basis, y, rcond=None)[0]
-            L[:, cmap[t]] = _zapsmall(y - basis @ coef)
+    _orthogonalize(L, {t: term_vars[t] for t in terms}, factors, cmap)
     index = {nm: i for i, nm in enumerate(names)}
     if any(nm not in index for nm in design.x_names):
         return {t: np.eye(design.p)[cmap[t]] for t in terms}  # not hierarchical: coefficients

@@ -241,27 +241,38 @@ class LikelihoodProfile:
         z = float(norm.ppf(0.5 + level / 2.0))
         return self._bound(name, -1, z), self._bound(name, +1, z)
 
+    @staticmethod
+    def _known_bound(par: ProfileParameter, side: int) -> float | None:
+        """A bound at the edge of the parameter space without search: a correlation estimated
+        at +/-1 on that side, the lower bound of an SD estimated at 0."""
+        if par.kind == "cor" and abs(par.estimate) >= 1.0 - 1e-10 and np.sign(par.estimate) == side:
+            return float(side)
+        if par.kind in ("sd", "sigma") and par.estimate <= 0.0 and side < 0:
+            return 0.0
+        return None
+
+    def _scale(self, par: ProfileParameter, side: int, unit: float) -> tuple:
+        """``(fwd, inv, delta, edge)``: the scale on which ``zeta`` is nearly linear, the first
+        step on it and the edge of the parameter space on that side (None: none)."""
+        if par.kind == "fixef":
+            return (lambda x: x), (lambda t: t), float(self.ml.std_errors[par.index]), None
+        if par.kind == "cor":
+            return np.arctanh, np.tanh, 0.25, float(side)
+        edge = 0.0 if side < 0 else None
+        if par.estimate <= 0.0:
+            return (lambda x: x), (lambda t: t), 0.5 * unit, edge
+        return np.log, np.exp, 0.2, edge
+
     def _bound(self, name: str, side: int, z: float) -> float:
+        """The root of ``side * zeta(psi) = z``: secant steps outwards on the parameter's scale
+        to bracket it, then Brent's method (the edge of the parameter space if reached first)."""
         par = self.parameters[name]
         est = par.estimate
         unit = 1.0 if par.kind == "fixef" else float(self.units[par.index])
-        if par.kind == "fixef":
-            fwd, inv = (lambda x: x), (lambda t: t)
-            delta, edge = float(self.ml.std_errors[par.index]), None
-        elif par.kind == "cor":
-            if abs(est) >= 1.0 - 1e-10 and np.sign(est) == side:
-                return float(side)
-            fwd, inv = np.arctanh, np.tanh
-            delta, edge = 0.25, float(side)
-        else:
-            if est <= 0.0:
-                if side < 0:
-                    return 0.0
-                fwd, inv = (lambda x: x), (lambda t: t)
-                delta = 0.5 * unit
-            else:
-                fwd, inv, delta = np.log, np.exp, 0.2
-            edge = 0.0 if side < 0 else None
+        known = self._known_bound(par, side)
+        if known is not None:
+            return known
+        fwd, inv, delta, edge = self._scale(par, side, unit)
 
         def excess(x: float) -> float:
             return side * self.zeta(name, x) - z

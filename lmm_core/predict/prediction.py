@@ -10,8 +10,10 @@ of the fixed-effects matrix,
   example the hospital's random intercept, without the patient's own deviation).
 
 Confidence intervals are Wald intervals ``fit -/+ q * se`` with ``q`` the normal quantile.
-They ignore the uncertainty of the variance parameters; the inference issue will switch to a
-t quantile with Satterthwaite or Kenward-Roger degrees of freedom.
+They ignore the uncertainty of the variance parameters (``theta`` and ``sigma`` treated as
+known, as lme4's ``predict(..., se.fit = TRUE)``); with few subjects a t quantile with
+Satterthwaite or Kenward-Roger degrees of freedom (:mod:`lmm_core.inference.fixed_effects`)
+gives wider bands.
 """
 
 from __future__ import annotations
