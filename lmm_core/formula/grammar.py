@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lmm_core.errors import FormulaError
@@ -378,23 +379,33 @@ def _pos(node: Node) -> int:
 
 def names_in(node: Node) -> list[Name]:
     """Column references in ``node``, left to right."""
-    out: list[Name] = []
+    return [nd for nd in walk(node) if isinstance(nd, Name)]
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The subtrees of ``node``, left to right (none for a name or a number)."""
+    if isinstance(node, Call):
+        return (node.arg,)
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Paren):
+        return (node.expr,)
+    if isinstance(node, BinOp):
+        return (node.left, node.right)
+    if isinstance(node, NAry):
+        return node.items
+    return ()
+
+
+def walk(node: Node, *, right_first: bool = False) -> Iterator[Node]:
+    """Every node of the tree, depth first, each before its subtrees: the leftmost subtree
+    first, or the rightmost with ``right_first``. Without recursion (no depth limit)."""
     stack: list[Node] = [node]
     while stack:
         nd = stack.pop()
-        if isinstance(nd, Name):
-            out.append(nd)
-        elif isinstance(nd, Call):
-            stack.append(nd.arg)
-        elif isinstance(nd, Unary):
-            stack.append(nd.operand)
-        elif isinstance(nd, Paren):
-            stack.append(nd.expr)
-        elif isinstance(nd, BinOp):
-            stack.extend((nd.right, nd.left))
-        elif isinstance(nd, NAry):
-            stack.extend(reversed(nd.items))
-    return out
+        yield nd
+        kids = children(nd)
+        stack.extend(kids if right_first else reversed(kids))
 
 
 def strip_parens(node: Node) -> Node:
@@ -404,24 +415,9 @@ def strip_parens(node: Node) -> Node:
 
 
 def parse_sides(text: str) -> tuple[Node, Node]:
-    """Check the size of a formula and parse it into the syntax trees of its two sides.
-
-    Parameters
-    ----------
-    text
-        The formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-
-    Returns
-    -------
-    tuple
-        The trees left and right of ``~``.
-
-    Raises
-    ------
-    FormulaError
-        Empty, too long or too deeply nested text, and any syntax error; the message names the
-        offending token and its 0-based position.
-    """
+    """The syntax trees left and right of ``~`` in ``text``, after checking that the text is
+    not empty, not longer than ``MAX_LENGTH`` characters and not nested deeper than
+    ``MAX_DEPTH`` parentheses; a :class:`FormulaError` names the offending token otherwise."""
     if not isinstance(text, str):
         raise FormulaError("The formula must be text such as `y ~ time + (1 | patient)`.")
     depth = _max_paren_depth(text)
@@ -439,10 +435,7 @@ def parse_sides(text: str) -> tuple[Node, Node]:
         )
     if not text.strip():
         raise FormulaError("The formula is empty; write e.g. `y ~ time + (1 | patient)`.", 0)
-    try:
-        return _Parser(text).parse()
-    except RecursionError:  # pragma: no cover - the depth limit should prevent it
-        raise FormulaError("The formula is nested too deeply; simplify it.") from None
+    return _Parser(text).parse()
 
 
 def _max_paren_depth(text: str) -> int:

@@ -35,6 +35,7 @@ from lmm_core.formula.grammar import (
     Unary,
     parse_sides,
     strip_parens,
+    walk,
 )
 from lmm_core.formula.quoting import deparse, is_syntactic, r_number
 from lmm_core.formula.spec import ModelSpec, RandomSpec, TermList
@@ -49,38 +50,27 @@ _BAR_HINT = (
 
 
 def check_arithmetic(node: Node, where: str) -> None:
-    """Raise unless ``node`` is plain arithmetic (numbers, columns, numeric functions)."""
-    stack = [node]
-    while stack:
-        nd = stack.pop()
-        if isinstance(nd, Call):
-            if nd.func in FACTOR_FUNCTIONS:
-                raise FormulaError(
-                    f"`{nd.func}()` at position {nd.pos} cannot be used inside {where}: "
-                    "arithmetic needs numbers.",
-                    nd.pos,
-                    nd.func,
-                )
-            stack.append(nd.arg)
-        elif isinstance(nd, Unary):
-            stack.append(nd.operand)
-        elif isinstance(nd, Paren):
-            stack.append(nd.expr)
-        elif isinstance(nd, BinOp):
-            if nd.op != "^":
-                raise FormulaError(
-                    f"{_BAR_HINT} (found `{nd.op}` at position {nd.pos}).", nd.pos, nd.op
-                )
-            stack.extend((nd.left, nd.right))
-        elif isinstance(nd, NAry):
-            if nd.kind == "inter":
-                raise FormulaError(
-                    f"`:` (interaction) cannot be used inside {where} (near position "
-                    f"{nd.pos}); write the interaction outside, e.g. `log(x):group`.",
-                    nd.pos,
-                    ":",
-                )
-            stack.extend(nd.items)
+    """Raise unless ``node`` is plain arithmetic (numbers, columns, numeric functions); the
+    rightmost offending node is named."""
+    for nd in walk(node, right_first=True):
+        if isinstance(nd, Call) and nd.func in FACTOR_FUNCTIONS:
+            raise FormulaError(
+                f"`{nd.func}()` at position {nd.pos} cannot be used inside {where}: "
+                "arithmetic needs numbers.",
+                nd.pos,
+                nd.func,
+            )
+        if isinstance(nd, BinOp) and nd.op != "^":
+            raise FormulaError(
+                f"{_BAR_HINT} (found `{nd.op}` at position {nd.pos}).", nd.pos, nd.op
+            )
+        if isinstance(nd, NAry) and nd.kind == "inter":
+            raise FormulaError(
+                f"`:` (interaction) cannot be used inside {where} (near position "
+                f"{nd.pos}); write the interaction outside, e.g. `log(x):group`.",
+                nd.pos,
+                ":",
+            )
 
 
 class _Encoder:
@@ -364,8 +354,8 @@ def parse_formula(text: str) -> ModelSpec:
         For any syntax error, unknown function or misuse of an operator; the message names
         the offending token and its 0-based position.
     """
-    lhs, rhs = parse_sides(text)
     try:
+        lhs, rhs = parse_sides(text)
         return build_spec(text, lhs, rhs)
     except RecursionError:  # pragma: no cover - the depth limit should prevent it
         raise FormulaError("The formula is nested too deeply; simplify it.") from None
