@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dashboard.base.constants import CONFIDENCE_LEVEL
 from lmm_core import LMMResult
 
 __all__ = [
@@ -26,7 +27,7 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def fixed_effects_table(
-    result: LMMResult, df_method: str = "satterthwaite", level: float = 0.95
+    result: LMMResult, df_method: str = "satterthwaite", level: float = CONFIDENCE_LEVEL
 ) -> pd.DataFrame:
     """One row per fixed effect: estimate, SE, df, t, p and the confidence interval.
 

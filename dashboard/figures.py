@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from scipy import stats
 
+from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.roles import is_numeric
 
 __all__ = [
@@ -232,7 +233,7 @@ def prepare_mean_trajectory(
     group: str | None = None,
     *,
     max_points: int = 15,
-    level: float = 0.95,
+    level: float = CONFIDENCE_LEVEL,
 ) -> pd.DataFrame:
     """Mean outcome per (group, time bin) with a t-based confidence band for the mean.
 
@@ -273,7 +274,7 @@ def mean_trajectory_figure(
     time_label: str = "time",
     outcome_label: str = "outcome",
     group_label: str | None = None,
-    level: float = 0.95,
+    level: float = CONFIDENCE_LEVEL,
 ) -> go.Figure:
     """Draw the mean trajectory per group with its confidence band.
 

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.base.constants import CONFIDENCE_LEVEL, z_value
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _rgba, _style
 from dashboard.layout import MODEBAR_PX
 from lmm_core.predict.per_group import ShrinkageEstimates, covariance_ellipse
@@ -184,7 +185,7 @@ def shrinkage_2d_figure(
     *,
     levels: list | None = None,
     subject_label: str = "subject",
-    level: float = 0.95,
+    level: float = CONFIDENCE_LEVEL,
 ) -> go.Figure:
     """Coefficient ``y`` against ``x``: own and mixed estimates with arrows, the population
     value(s) and the fitted random-effects ellipse holding ``level`` of the population."""
@@ -288,11 +289,11 @@ def caterpillar_figure(
     columns: list[str] | None = None,
     *,
     subject_label: str = "subject",
-    z: float = 1.96,
+    level: float = CONFIDENCE_LEVEL,
     max_rows: int = MAX_CATERPILLAR,
 ) -> go.Figure:
-    """BLUPs of each column, sorted, with ``+/- z`` conditional-SD intervals; one panel per
-    column, side by side.
+    """BLUPs of each column, sorted, with ``+/- z`` conditional-SD intervals at ``level``
+    (z = 1.96 for 95%); one panel per column, side by side.
 
     With more than ``max_rows`` levels, evenly spaced ranks of the sorted BLUPs are drawn
     (the distribution's shape is kept, the extremes included) without level names. Two
@@ -301,13 +302,14 @@ def caterpillar_figure(
     (:func:`caterpillar_layout`); every row keeps its name in the hover text.
     """
     columns = list(est.columns) if columns is None else columns
+    z = z_value(level)
     m = len(est.table)
     ranks = caterpillar_rows(m, max_rows)
     height, step = caterpillar_layout(len(ranks))
     fig = make_subplots(
         rows=1,
         cols=len(columns),
-        subplot_titles=[f"{c}: BLUP ± {z:g} SD" for c in columns],
+        subplot_titles=[f"{c}: BLUP ± {z:.3g} SD" for c in columns],
         horizontal_spacing=0.12 if m <= 60 else 0.06,
     )
     for k, column in enumerate(columns, start=1):
@@ -339,7 +341,7 @@ def caterpillar_figure(
                     ),
                     hovertemplate=(
                         f"{subject_label} <b>%{{customdata[0]}}</b> (n = %{{customdata[1]}})"
-                        f"<br>BLUP of {column} = %{{x:.4~g}} ± {z:g} × %{{customdata[2]:.3~g}}"
+                        f"<br>BLUP of {column} = %{{x:.4~g}} ± {z:.3g} × %{{customdata[2]:.3~g}}"
                         "<extra></extra>"
                     ),
                 ),

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.base.constants import CONFIDENCE_LEVEL, z_value
 from dashboard.figures import PALETTE, TEMPLATE, _rgba
 from dashboard.numbers import fmt
 from lmm_core.simulation.teaching import expected_slope_weight
@@ -36,7 +37,7 @@ def _legend_top(fig: go.Figure, y: float = 1.02) -> None:
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": y, "x": 0})
 
 
-def recovery_figure(table: pd.DataFrame, *, level: float = 0.95) -> go.Figure:
+def recovery_figure(table: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) -> go.Figure:
     """Truth (black diamond) and estimate with its interval, one small panel per parameter.
 
     ``table`` is :func:`lmm_core.simulation.teaching.recovery_table`. An estimate whose interval
@@ -353,12 +354,13 @@ def slope_sd_histogram_figure(summary: ReplicateSummary) -> go.Figure:
     return fig
 
 
-def coverage_figure(summary: ReplicateSummary) -> go.Figure:
-    """Coverage of the mixed-model and the naive interval, with 95% Monte Carlo error bars
-    (``1.96 sqrt(p (1 - p) / R)``) and the nominal level as a dashed line."""
+def coverage_figure(summary: ReplicateSummary, *, level: float = CONFIDENCE_LEVEL) -> go.Figure:
+    """Coverage of the mixed-model and the naive interval, with Monte Carlo error bars at
+    ``level`` (``z sqrt(p (1 - p) / R)``, z = 1.96 for 95%) and the nominal level as a dashed
+    line."""
     names = ["mixed model", "naive regression"]
     rates = [summary.rate("covered"), summary.rate("covered_ols")]
-    errors = [1.96 * monte_carlo_se(p, summary.n) for p in rates]
+    errors = [z_value(level) * monte_carlo_se(p, summary.n) for p in rates]
     fig = go.Figure(
         go.Bar(
             x=names,

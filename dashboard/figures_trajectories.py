@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.figures import PALETTE, TEMPLATE, WEBGL_ROWS, _rgba, _style
 from lmm_core import LMMResult
 from lmm_core.predict.prediction import population_curve, population_grid, predict_groups
@@ -111,7 +112,7 @@ class TrajectoryData:
     observed: pd.DataFrame
     population: pd.DataFrame
     held: dict = field(default_factory=dict)
-    level: float = 0.95
+    level: float = CONFIDENCE_LEVEL
 
 
 def prepare_trajectories(
@@ -124,7 +125,7 @@ def prepare_trajectories(
     by: str | None = None,
     cluster: str | None = None,
     cluster_group: str | None = None,
-    level: float = 0.95,
+    level: float = CONFIDENCE_LEVEL,
 ) -> TrajectoryData:
     """Observed values and model curves of the chosen subjects.
 

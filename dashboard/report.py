@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.export_code import canonical_csv, data_file_name, python_code, r_code
 from dashboard.export_results import fixed_effects_table, variance_components_table
 from dashboard.markup import plain_cells
@@ -167,7 +168,7 @@ def build_report(
     data: pd.DataFrame,
     *,
     df_method: str = "satterthwaite",
-    level: float = 0.95,
+    level: float = CONFIDENCE_LEVEL,
     figures: Sequence[tuple[str, go.Figure]] = (),
     svg_renderer: Callable[[go.Figure], bytes] | None = None,
     generated: _dt.datetime | None = None,

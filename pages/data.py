@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import cached, figures
+from dashboard.base.constants import NONE_CHOICE
 from dashboard.dates import FIRST_VISIT, UNITS, date_columns, suggest_unit, time_column_name
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
@@ -17,7 +18,6 @@ from dashboard.upload import accept_pending, convert_pending, receive_upload
 from dashboard.validation import validate
 from dashboard.widgets import EXPLORE_PAGE, render_findings, render_message, show_figure
 
-NONE = "(none)"
 PREVIEW_ROWS = 200
 
 
@@ -142,7 +142,7 @@ def _role_key(role: str) -> str:
 def _store_role(role: str) -> None:
     roles = current_roles().to_dict()
     value = st.session_state[_role_key(role)]
-    roles[role] = list(value) if role == "covariates" else (None if value == NONE else value)
+    roles[role] = list(value) if role == "covariates" else (None if value == NONE_CHOICE else value)
     store_roles(Roles.from_dict(roles))
 
 
@@ -166,9 +166,9 @@ def role_editor() -> Roles:
     for col, (role, label, tip) in zip(cols, spec, strict=False):
         key = _role_key(role)
         if key not in st.session_state:
-            st.session_state[key] = getattr(roles, role) or NONE
+            st.session_state[key] = getattr(roles, role) or NONE_CHOICE
         col.selectbox(
-            label, [NONE, *columns], key=key, help=tip, on_change=_store_role, args=(role,)
+            label, [NONE_CHOICE, *columns], key=key, help=tip, on_change=_store_role, args=(role,)
         )
     key = _role_key("covariates")
     if key not in st.session_state:

@@ -7,6 +7,7 @@ from functools import cache
 import numpy as np
 
 from dashboard import figures_shrinkage as fs
+from dashboard.base.constants import z_value
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import shrinkage_estimates
 
@@ -89,7 +90,8 @@ def test_caterpillar_sorted_with_intervals():
     b = est.table["blup:(Intercept)"]
     sd = est.table["blup_sd:(Intercept)"]
     assert np.all(np.abs(t.x) > np.asarray(t.error_x.array))
-    np.testing.assert_allclose(sorted(t.error_x.array), sorted(1.96 * sd[np.abs(b) > 1.96 * sd]))
+    z = z_value(0.95)  # 1.96
+    np.testing.assert_allclose(sorted(t.error_x.array), sorted(z * sd[np.abs(b) > z * sd]))
     assert len(fig.layout.yaxis.ticktext) == 18
     assert len(fs.caterpillar_figure(est).data) == 4  # two panels
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard import figures_teach as ft
+from dashboard.base.constants import z_value
 from lmm_core.simulation.teaching import (
     PARAMETERS,
     LabTruth,
@@ -155,7 +156,8 @@ def test_coverage_figure():
     bar = fig.data[0]
     rates = [s.rate("covered"), s.rate("covered_ols")]
     np.testing.assert_allclose(bar.y, rates)
-    np.testing.assert_allclose(bar.error_y.array, [1.96 * monte_carlo_se(p, s.n) for p in rates])
+    z = z_value(0.95)  # 1.96
+    np.testing.assert_allclose(bar.error_y.array, [z * monte_carlo_se(p, s.n) for p in rates])
     assert fig.layout.shapes[0].y0 == 0.95
     assert rates[1] < rates[0]
 
