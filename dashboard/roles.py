@@ -180,6 +180,9 @@ def _pick(candidates: list[tuple[Any, str]]) -> str | None:
 def guess_roles(data: pd.DataFrame) -> Roles:
     """Guess column roles from names and values.
 
+    One step per role, each choosing among the columns the earlier steps left: subject,
+    cluster, time, outcome, then covariates.
+
     Parameters
     ----------
     data
@@ -191,10 +194,21 @@ def guess_roles(data: pd.DataFrame) -> Roles:
         The guess; roles that cannot be guessed are left unset.
     """
     usable = [c for c in data.columns if data[c].notna().any()]
-    n = len(data)
+    subject = _guess_subject(data, usable)
+    cluster = _guess_cluster(data, usable, subject)
+    taken = {subject, cluster}
+    time = _guess_time(data, usable, subject, taken)
+    taken.add(time)
+    outcome = _guess_outcome(data, usable, taken)
+    taken.add(outcome)
+    covariates = _guess_covariates(data, usable, subject, taken)
+    return Roles(subject, cluster, time, outcome, tuple(covariates))
 
-    # Subject: a repeating column, by name rank, then more levels (patient over hospital).
-    subj_cands = []
+
+def _guess_subject(data: pd.DataFrame, usable: list) -> str | None:
+    """A repeating column, by name rank, then more levels (patient over hospital)."""
+    n = len(data)
+    candidates = []
     for col in usable:
         s = data[col]
         if not _repeats(s) or (is_numeric(s) and not _integer_like(s)):
@@ -203,11 +217,13 @@ def guess_roles(data: pd.DataFrame) -> Roles:
         levels = s.nunique()
         if rank is None and (levels < 3 or levels > n / 1.5 or _name_rank(col, TIME_WORDS)):
             continue
-        subj_cands.append(((rank if rank is not None else 99, -levels), col))
-    subject = _pick(subj_cands)
+        candidates.append(((rank if rank is not None else 99, -levels), col))
+    return _pick(candidates)
 
-    # Cluster: named like one, fewer levels than the subject, subject nested within it.
-    clus_cands = []
+
+def _guess_cluster(data: pd.DataFrame, usable: list, subject: str | None) -> str | None:
+    """Named like a cluster, fewer levels than the subject, subject nested within it."""
+    candidates = []
     for col in usable:
         rank = _name_rank(col, CLUSTER_WORDS)
         if col == subject or rank is None or not _repeats(data[col]):
@@ -217,57 +233,69 @@ def guess_roles(data: pd.DataFrame) -> Roles:
                 continue
             if not _is_nested(data[subject], data[col]):
                 continue
-        clus_cands.append(((rank, data[col].nunique()), col))
-    cluster = _pick(clus_cands)
+        candidates.append(((rank, data[col].nunique()), col))
+    return _pick(candidates)
 
-    taken = {subject, cluster}
-    # Time: numeric, named like a time; otherwise numeric, varying within subject, few values.
-    # Dates come next (the Data page converts them to a number in one click); a text column
-    # named like a time comes last, so validation can say so. A column that never changes
-    # within a subject (age at baseline, a randomisation date) is never the time.
-    time_cands = []
+
+def _time_rank(data: pd.DataFrame, col: str, subject: str | None) -> int | None:
+    """Rank of ``col`` as the time (lower is better; ``None``: not a time).
+
+    Numeric, named like a time; otherwise numeric, varying within subject, few values.
+    Dates come next (the Data page converts them to a number in one click); a text column
+    named like a time comes last, so validation can say so.
+    """
+    s = data[col]
+    rank = _name_rank(col, TIME_WORDS)
+    if not is_numeric(s):
+        if looks_like_dates(s):
+            return 40 + (20 if rank is None else rank)
+        return None if rank is None else 70 + rank
+    if rank is not None:
+        return rank
+    varies = subject is not None and data.groupby(subject)[col].nunique().mean() > 1
+    if not varies or s.nunique() > max(50, len(data) // 4):
+        return None
+    return 90
+
+
+def _guess_time(data: pd.DataFrame, usable: list, subject: str | None, taken: set) -> str | None:
+    """The best-ranked time column (fewer distinct values: more time-like); a column that
+    never changes within a subject (age at baseline, a randomisation date) is never the time."""
+    candidates = []
     for col in usable:
-        s = data[col]
         if col in taken:
             continue
-        rank = _name_rank(col, TIME_WORDS)
-        if not is_numeric(s):
-            if looks_like_dates(s):
-                time_cands.append(((40 + (20 if rank is None else rank), s.nunique()), col))
-            elif rank is not None:
-                time_cands.append(((70 + rank, s.nunique()), col))
-            continue
-        if rank is None:
-            varies = subject is not None and data.groupby(subject)[col].nunique().mean() > 1
-            if not varies or s.nunique() > max(50, n // 4):
-                continue
-            rank = 90
-        time_cands.append(((rank, s.nunique()), col))  # fewer distinct values: more time-like
-    time = next(
+        rank = _time_rank(data, col, subject)
+        if rank is not None:
+            candidates.append(((rank, data[col].nunique()), col))
+    return next(
         (
             col
-            for _, col in sorted(time_cands)
+            for _, col in sorted(candidates)
             if subject is None or not constant_within_subjects(data, subject, col)
         ),
         None,
     )
-    taken.add(time)
 
-    # Outcome: by name (even if it holds some text, so validation can say so), else the
-    # numeric column with the most distinct values, preferring non-integers.
-    out_cands = []
+
+def _guess_outcome(data: pd.DataFrame, usable: list, taken: set) -> str | None:
+    """By name (even if it holds some text, so validation can say so), else the numeric column
+    with the most distinct values, preferring non-integers."""
+    candidates = []
     for col in usable:
         s = data[col]
         if col in taken:
             continue
         rank = _name_rank(col, OUTCOME_WORDS)
         if rank is not None and numeric_share(s) >= 0.5:
-            out_cands.append(((0, rank, 0), col))
+            candidates.append(((0, rank, 0), col))
         elif is_numeric(s):
-            out_cands.append(((1, int(_integer_like(s)), -s.nunique()), col))
-    outcome = _pick(out_cands)
-    taken.add(outcome)
+            candidates.append(((1, int(_integer_like(s)), -s.nunique()), col))
+    return _pick(candidates)
 
+
+def _guess_covariates(data: pd.DataFrame, usable: list, subject: str | None, taken: set) -> list:
+    """Numeric columns and text with 2 to 20 levels, except ids, other times and dates."""
     covariates = []
     for col in usable:
         s = data[col]
@@ -281,7 +309,7 @@ def guess_roles(data: pd.DataFrame) -> Roles:
             continue
         if is_numeric(s) or 2 <= s.nunique() <= 20:
             covariates.append(col)
-    return Roles(subject, cluster, time, outcome, tuple(covariates))
+    return covariates
 
 
 def _integer_like(series: pd.Series) -> bool:
