@@ -225,6 +225,28 @@ def validate(data: pd.DataFrame, roles: Roles) -> ValidationReport:
     """
     roles = roles.restricted_to(data.columns)
     findings = _role_findings(data, roles)
+    missing = _missing_table(data, findings)
+    visits = _visit_findings(data, roles.subject, findings)
+    n_clusters = _cluster_findings(data, roles, findings)
+    time_range = _time_and_outcome_findings(data, roles, findings)
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings.sort(key=lambda f: order[f.level])
+    n_subjects, summary, distribution, single = visits
+    return ValidationReport(
+        n_observations=int(len(data)),
+        n_subjects=n_subjects,
+        n_clusters=n_clusters,
+        visits_summary=summary,
+        visits_distribution=distribution,
+        missing=missing,
+        time_range=time_range,
+        single_visit_subjects=single,
+        findings=findings,
+    )
+
+
+def _missing_table(data: pd.DataFrame, findings: list[Finding]) -> pd.DataFrame:
+    """Missing cells per column; an error for columns empty in every row."""
     n_missing = data.isna().sum()
     missing = pd.DataFrame(
         {
@@ -244,60 +266,76 @@ def validate(data: pd.DataFrame, roles: Roles) -> ValidationReport:
                 fix="drop_empty",
             )
         )
+    return missing
 
-    n_subjects = n_clusters = None
+
+def _visit_findings(data: pd.DataFrame, subject: str | None, findings: list[Finding]):
+    """``(n_subjects, visits summary, visits distribution, single-visit subjects)``, with
+    findings for single visits and missing ids."""
     summary: dict[str, float] = {}
     distribution = pd.DataFrame({"visits": [], "subjects": []}, dtype=int)
-    single: list[str] = []
-    if roles.subject is not None:
-        counts = visits_per_subject(data, roles.subject)
-        n_subjects = int(counts.size)
-        if n_subjects:
-            summary = {
-                "min": float(counts.min()),
-                "median": float(counts.median()),
-                "mean": float(counts.mean()),
-                "max": float(counts.max()),
-            }
-            vc = counts.value_counts().sort_index()
-            distribution = pd.DataFrame({"visits": vc.index.astype(int), "subjects": vc.values})
-        single = [str(s) for s in counts.index[counts.to_numpy() == 1]]
-        if n_subjects and len(single) == n_subjects:
-            findings.append(
-                Finding(
-                    "error",
-                    "Every subject has exactly one row, so there is nothing longitudinal to "
-                    "model. Check the subject column; if the file has one column per visit, "
-                    "convert it to long format.",
-                )
+    if subject is None:
+        return None, summary, distribution, []
+    counts = visits_per_subject(data, subject)
+    n_subjects = int(counts.size)
+    if n_subjects:
+        summary = {
+            "min": float(counts.min()),
+            "median": float(counts.median()),
+            "mean": float(counts.mean()),
+            "max": float(counts.max()),
+        }
+        vc = counts.value_counts().sort_index()
+        distribution = pd.DataFrame({"visits": vc.index.astype(int), "subjects": vc.values})
+    single = [str(s) for s in counts.index[counts.to_numpy() == 1]]
+    if n_subjects and len(single) == n_subjects:
+        findings.append(
+            Finding(
+                "error",
+                "Every subject has exactly one row, so there is nothing longitudinal to "
+                "model. Check the subject column; if the file has one column per visit, "
+                "convert it to long format.",
             )
-        elif single:
+        )
+    elif single:
+        findings.append(
+            Finding(
+                "warning",
+                f"{len(single):,} subject(s) have a single visit; they inform the "
+                "intercept but not the slope.",
+            )
+        )
+    n_id_missing = int(data[subject].isna().sum())
+    if n_id_missing:
+        findings.append(
+            Finding("warning", f"{n_id_missing:,} row(s) have no subject id; they are ignored.")
+        )
+    return n_subjects, summary, distribution, single
+
+
+def _cluster_findings(data: pd.DataFrame, roles: Roles, findings: list[Finding]) -> int | None:
+    """Number of clusters; a warning for subjects seen in more than one cluster."""
+    if roles.cluster is None:
+        return None
+    n_clusters = int(data[roles.cluster].nunique())
+    if roles.subject is not None:
+        per = data.groupby(roles.subject, observed=True)[roles.cluster].nunique()
+        moved = int((per > 1).sum())
+        if moved:
             findings.append(
                 Finding(
                     "warning",
-                    f"{len(single):,} subject(s) have a single visit; they inform the "
-                    "intercept but not the slope.",
+                    f"{moved:,} subject(s) appear in more than one '{roles.cluster}'; "
+                    "subjects are usually nested in one cluster.",
                 )
             )
-        n_id_missing = int(data[roles.subject].isna().sum())
-        if n_id_missing:
-            findings.append(
-                Finding("warning", f"{n_id_missing:,} row(s) have no subject id; they are ignored.")
-            )
-    if roles.cluster is not None:
-        n_clusters = int(data[roles.cluster].nunique())
-        if roles.subject is not None:
-            per = data.groupby(roles.subject, observed=True)[roles.cluster].nunique()
-            moved = int((per > 1).sum())
-            if moved:
-                findings.append(
-                    Finding(
-                        "warning",
-                        f"{moved:,} subject(s) appear in more than one '{roles.cluster}'; "
-                        "subjects are usually nested in one cluster.",
-                    )
-                )
+    return n_clusters
 
+
+def _time_and_outcome_findings(
+    data: pd.DataFrame, roles: Roles, findings: list[Finding]
+) -> tuple[float, float] | None:
+    """The numeric time's range (an error when it has one value); a note on missing outcomes."""
     time_range = None
     if roles.time is not None and is_numeric(data[roles.time]) and data[roles.time].notna().any():
         t = data[roles.time]
@@ -313,19 +351,7 @@ def validate(data: pd.DataFrame, roles: Roles) -> ValidationReport:
                     f"{n_y_missing:,} row(s) have no outcome value; models leave them out.",
                 )
             )
-    order = {"error": 0, "warning": 1, "info": 2}
-    findings.sort(key=lambda f: order[f.level])
-    return ValidationReport(
-        n_observations=int(len(data)),
-        n_subjects=n_subjects,
-        n_clusters=n_clusters,
-        visits_summary=summary,
-        visits_distribution=distribution,
-        missing=missing,
-        time_range=time_range,
-        single_visit_subjects=single,
-        findings=findings,
-    )
+    return time_range
 
 
 def repair(data: pd.DataFrame, roles: Roles, fixes: list[str]) -> pd.DataFrame:
