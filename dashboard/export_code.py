@@ -20,6 +20,7 @@ app holds it (names quoted by :func:`lmm_core.formula.quoting.quote_name`), R ge
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -382,6 +383,16 @@ def _sas_subject(r: RandomSpec, spec: ModelSpec) -> str:
     return f"{names[0]}({' '.join(names[1:])})" if from_slash else "*".join(names)
 
 
+@dataclass
+class _SasModel:
+    """The PROC MIXED statements' parts: CLASS variables, response, fixed effects, randoms."""
+
+    class_vars: list[str]
+    response: str
+    fixed: list[str]
+    randoms: list[list]  # [effects, subject, type, (term position, subject)]
+
+
 def sas_code(
     formula: str,
     reml: bool,
@@ -396,6 +407,17 @@ def sas_code(
     cats = set(categorical_columns(spec, data))
     sb = _SasBuilder()
     sb.used |= {sas_name(c).upper() for c in data.columns}
+    model = _sas_model(spec, cats, sb)
+    lines = _sas_import(title, formula, file_name, data)
+    lines += _sas_data_steps(sb)
+    lines += _sas_proc_mixed(model, spec, reml, df_method)
+    lines += _sas_notes(spec, cats, data, df_method)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _sas_model(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> _SasModel:
+    """Variables and effects of the formula, SAS names made by ``sb``."""
     class_vars: list[str] = []
 
     def add_class(name: str) -> None:
@@ -413,7 +435,7 @@ def sas_code(
 
     response = sb.variable(spec.response_label, spec.response)
     fixed = [effect(spec.fixed, t) for t in spec.fixed.terms]
-    randoms: list[list] = []  # [effects, subject, type, (term position, subject)]
+    randoms: list[list] = []
     for r in spec.random:
         effects = (["INTERCEPT"] if r.lhs.intercept else []) + [
             effect(r.lhs, t) for t in r.lhs.terms
@@ -427,7 +449,11 @@ def sas_code(
             prev[0].extend(effects)  # the pieces of one `||` term: one statement, TYPE=VC
         else:
             randoms.append([effects, subject, "UN" if len(effects) > 1 else "VC", key])
+    return _SasModel(class_vars, response, fixed, randoms)
 
+
+def _sas_import(title: str, formula: str, file_name: str, data: pd.DataFrame) -> list[str]:
+    """Header comments and the PROC IMPORT of the data file."""
     cut = [(c, sas_cut(c)) for c in map(str, data.columns) if sas_cut(c) != c]
     lines = [f"/* {_one_line(title).replace('*/', '* /')} */" if title else "/* LMM Explorer */"]
     lines.append(f"/* Formula in LMM Explorer: {_one_line(formula).replace('*/', '* /')} */")
@@ -444,6 +470,12 @@ def sas_code(
         "  GUESSINGROWS=MAX;",
         "RUN;",
     ]
+    return lines
+
+
+def _sas_data_steps(sb: _SasBuilder) -> list[str]:
+    """DATA steps for standardized and computed variables (none when the formula has none)."""
+    lines: list[str] = []
     if sb.standard:
         lines += ["", "/* scale()/center(): standardize over the non-missing values */",
                   "DATA work.lmm;", "  SET work.lmm;"]  # fmt: skip
@@ -458,18 +490,31 @@ def sas_code(
                   "  SET work.lmm;"]  # fmt: skip
         lines += [f"  {name} = {expr};" for name, expr in derived]
         lines.append("RUN;")
+    return lines
+
+
+def _sas_proc_mixed(model: _SasModel, spec: ModelSpec, reml: bool, df_method: str) -> list[str]:
+    """The PROC MIXED step: CLASS, MODEL and one RANDOM statement per term."""
     opts = ["SOLUTION", "CL", f"DDFM={SAS_DDFM.get(df_method, 'SATTERTHWAITE')}"]
     if not spec.fixed.intercept:
         opts.insert(0, "NOINT")
-    lines += ["", f"PROC MIXED DATA=work.lmm METHOD={'REML' if reml else 'ML'};"]
-    if class_vars:
-        lines.append(f"  CLASS {' '.join(class_vars)};")
+    lines = ["", f"PROC MIXED DATA=work.lmm METHOD={'REML' if reml else 'ML'};"]
+    if model.class_vars:
+        lines.append(f"  CLASS {' '.join(model.class_vars)};")
     lines.append(
-        f"  MODEL {response} = {' '.join(fixed)} / {' '.join(opts)};".replace("=  /", "= /")
+        f"  MODEL {model.response} = {' '.join(model.fixed)} / {' '.join(opts)};".replace(
+            "=  /", "= /"
+        )
     )
-    for effects, subject, cov_type, _ in randoms:
+    for effects, subject, cov_type, _ in model.randoms:
         lines.append(f"  RANDOM {' '.join(effects)} / SUBJECT={subject} TYPE={cov_type};")
     lines.append("RUN;")
+    return lines
+
+
+def _sas_notes(spec: ModelSpec, cats: set[str], data: pd.DataFrame, df_method: str) -> list[str]:
+    """Where SAS's output differs from the app's: reference levels, Wald df."""
+    lines = []
     fixed_cats = [c for c in cats if c in _fixed_columns(spec)]
     if fixed_cats:
         lines.append(
@@ -483,5 +528,4 @@ def sas_code(
         )
     if df_method == "wald":
         lines.append("/* Wald in LMM Explorer uses the normal distribution (df = infinity). */")
-    lines.append("")
-    return "\n".join(lines)
+    return lines
