@@ -334,20 +334,24 @@ class _SasBuilder:
         if isinstance(node, BinOp):
             return f"{self.expr(node.left)}**{self.expr(node.right)}"
         if isinstance(node, Call):
-            inner = self.expr(node.arg)
-            if node.func in ("I", "factor", "C"):
-                return f"({inner})"
-            if node.func == "log1p":
-                return f"LOG(1 + {inner})"
-            if node.func in ("scale", "center"):
-                name = self.new_name(f"{node.func}_{inner}")
-                self.standard.append((name, inner, node.func == "scale"))
-                return name
-            return f"{_SAS_FUNCS[node.func]}({inner})"
+            return self._call(node)
         parts = [self.expr(node.items[0])]
         for op, item in zip(node.ops, node.items[1:], strict=True):
             parts += [f" {op} ", self.expr(item)]
         return "".join(parts)
+
+    def _call(self, node: Call) -> str:
+        """A function call; scale()/center() become a standardized variable."""
+        inner = self.expr(node.arg)
+        if node.func in ("I", "factor", "C"):
+            return f"({inner})"
+        if node.func == "log1p":
+            return f"LOG(1 + {inner})"
+        if node.func in ("scale", "center"):
+            name = self.new_name(f"{node.func}_{inner}")
+            self.standard.append((name, inner, node.func == "scale"))
+            return name
+        return f"{_SAS_FUNCS[node.func]}({inner})"
 
     def variable(self, label: str, node: Node) -> str:
         """SAS name of a formula variable; derived ones get a DATA-step line."""

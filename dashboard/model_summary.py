@@ -302,6 +302,17 @@ def simpler_formula(result: LMMResult) -> str | None:
             if owner is None:
                 return None
             terms[i][1] = tuple(lab for lab in labels if lab != owner)
+    rewritten = _rewrite_terms(terms, split)
+    if not rewritten:
+        return None
+    return deparse_spec(result.design.spec, rewritten)
+
+
+def _rewrite_terms(
+    terms: list[list], split: list[int]
+) -> list[tuple[RandomSpec, tuple[str, ...], bool]]:
+    """Terms ``[spec, labels, intercept]`` as deparse_spec takes them: the ``split`` ones (a
+    correlation at +/-1) one per effect, empty ones left out."""
     rewritten: list[tuple[RandomSpec, tuple[str, ...], bool]] = []
     for i, (spec_term, labels, intercept) in enumerate(terms):
         if i in split and len(labels) + int(intercept) > 1:
@@ -310,9 +321,7 @@ def simpler_formula(result: LMMResult) -> str | None:
             rewritten.extend((spec_term, (lab,), False) for lab in labels)
         elif labels or intercept:
             rewritten.append((spec_term, labels, intercept))
-    if not rewritten:
-        return None
-    return deparse_spec(result.design.spec, rewritten)
+    return rewritten
 
 
 def _singular_sentence(z: ZeroComponent, outcome: str) -> str:
