@@ -9,6 +9,7 @@ WebGL traces once the points are many, so thousands of subjects never reach the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -185,6 +186,20 @@ def _gapped(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, n
     return xs, ys, custom
 
 
+@dataclass(frozen=True)
+class _Look:
+    """What every trace of :func:`trajectories_figure` shares: labels, hover start, trace type."""
+
+    subject_label: str
+    x_label: str
+    y_label: str
+    cluster_label: str
+    hover_id: str
+    pct: str
+    scatter: type
+    has_cluster: bool
+
+
 def trajectories_figure(
     prep: TrajectoryData,
     *,
@@ -208,8 +223,14 @@ def trajectories_figure(
     groups = list(pd.unique(pop["group"]))
     facets = facet and by_label is not None and 1 < len(groups) <= MAX_FACETS
     use_gl = len(obs) > WEBGL_ROWS if webgl is None else webgl
-    scatter = go.Scattergl if use_gl else go.Scatter
     has_cluster = show_clusters and bool(obs["cluster_fit"].notna().any())
+    hover_id = f"{subject_label} <b>%{{customdata[0]}}</b>"
+    if has_cluster:
+        hover_id += f" ({cluster_label} %{{customdata[1]}})"
+    look = _Look(
+        subject_label, x_label, y_label, cluster_label, hover_id, f"{prep.level:.0%}",
+        go.Scattergl if use_gl else go.Scatter, has_cluster,
+    )  # fmt: skip
     if facets:
         fig = make_subplots(
             rows=1,
@@ -220,134 +241,22 @@ def trajectories_figure(
         )
     else:
         fig = go.Figure()
-    pct = f"{prep.level:.0%}"
-    hover_id = f"{subject_label} <b>%{{customdata[0]}}</b>"
-    if has_cluster:
-        hover_id += f" ({cluster_label} %{{customdata[1]}})"
     for i, name in enumerate(groups):
         color = PALETTE[i % len(PALETTE)] if by_label else PALETTE[0]
-        pop_color = color if by_label else "#000000"
         where = {"row": 1, "col": i + 1} if facets else {}
-        first = i == 0 or not facets
         label = f" ({name})" if by_label else ""
         p = pop[pop["group"] == name]
-        fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([p["x"], p["x"][::-1]]),
-                y=np.concatenate([p["upper"], p["lower"][::-1]]),
-                fill="toself",
-                mode="lines",
-                fillcolor=_rgba(pop_color, 0.18),
-                line={"width": 0},
-                hoverinfo="skip",
-                name=f"{pct} confidence band{label}",
-                legendgroup=f"pop{name}",
-                showlegend=False,
-            ),
-            **where,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=p["x"],
-                y=p["fit"],
-                mode="lines",
-                line={"color": pop_color, "width": 5},
-                name=f"population average{label}",
-                legendgroup=f"pop{name}",
-                customdata=np.column_stack([p["lower"], p["upper"]]),
-                hovertemplate=(
-                    f"population average{label}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
-                    f"%{{y:.4~g}}<br>{pct} CI %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}}"
-                    "<extra></extra>"
-                ),
-                showlegend=first or not facets,
-            ),
-            **where,
-        )
+        pop_color = color if by_label else "#000000"
+        _add_population(fig, p, look, name, label, pop_color, i == 0 or not facets, where)
         g = obs[obs["group"] == name]
-        if g.empty:
-            continue
-        xs, ys, custom = _gapped(g, "y")
-        fig.add_trace(
-            scatter(
-                x=xs,
-                y=ys,
-                mode="markers",
-                marker={"size": 6, "color": color, "opacity": 0.55},
-                name="observed",
-                legendgroup="observed",
-                customdata=custom,
-                hovertemplate=(
-                    f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>observed {y_label} = "
-                    "%{y:.4~g}<extra></extra>"
-                ),
-                showlegend=i == 0,
-            ),
-            **where,
-        )
-        xs, ys, custom = _gapped(g, "fitted")
-        fig.add_trace(
-            scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": color, "width": 1.5},
-                opacity=0.6,
-                connectgaps=False,
-                name=f"{subject_label} curves",
-                legendgroup="subjects",
-                customdata=custom,
-                hovertemplate=(
-                    f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
-                    "%{y:.4~g}<extra>own curve</extra>"
-                ),
-                showlegend=i == 0,
-            ),
-            **where,
-        )
-        if has_cluster:
-            xs, ys, custom = _gapped(g, "cluster_fit")
-            fig.add_trace(
-                scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={"color": color, "width": 1.2, "dash": "dot"},
-                    opacity=0.7,
-                    connectgaps=False,
-                    name=f"{cluster_label} curves",
-                    legendgroup="clusters",
-                    customdata=custom,
-                    hovertemplate=(
-                        f"{cluster_label} <b>%{{customdata[1]}}</b> of {subject_label} "
-                        f"%{{customdata[0]}}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
-                        f"%{{y:.4~g}}<extra>{cluster_label} curve</extra>"
-                    ),
-                    showlegend=i == 0,
-                ),
-                **where,
-            )
+        if not g.empty:
+            _add_subjects(fig, g, look, color, i == 0, where)
     for sid in highlight:
         h = obs[obs["subject"] == str(sid)]
         if h.empty:
             continue
         col = groups.index(h["group"].iloc[0]) + 1 if facets else None
-        fig.add_trace(
-            go.Scatter(
-                x=h["x"],
-                y=h["fitted"],
-                mode="lines+markers",
-                line={"color": "#000000", "width": 3.5},
-                marker={"size": 8, "color": "#000000"},
-                name=f"{subject_label} {sid}",
-                customdata=np.column_stack([h["subject"], h["cluster"]]),
-                hovertemplate=(
-                    f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
-                    "%{y:.4~g}<extra>selected</extra>"
-                ),
-            ),
-            **({"row": 1, "col": col} if facets else {}),
-        )
+        _add_highlight(fig, h, look, sid, {"row": 1, "col": col} if facets else {})
     n_shown = obs["subject"].nunique()
     title = f"Model trajectories: population average and {n_shown} {subject_label}(s)"
     _style(fig, title, x_label, y_label)
@@ -362,3 +271,137 @@ def trajectories_figure(
         for i in range(len(groups)):
             fig.update_xaxes(title_text=x_label, row=1, col=i + 1)
     return fig
+
+
+def _add_population(
+    fig: go.Figure,
+    p: pd.DataFrame,
+    look: _Look,
+    name: Any,
+    label: str,
+    pop_color: str,
+    show_legend: bool,
+    where: dict,
+) -> None:
+    """The confidence band and the population curve of one group."""
+    fig.add_trace(
+        go.Scatter(
+            x=np.concatenate([p["x"], p["x"][::-1]]),
+            y=np.concatenate([p["upper"], p["lower"][::-1]]),
+            fill="toself",
+            mode="lines",
+            fillcolor=_rgba(pop_color, 0.18),
+            line={"width": 0},
+            hoverinfo="skip",
+            name=f"{look.pct} confidence band{label}",
+            legendgroup=f"pop{name}",
+            showlegend=False,
+        ),
+        **where,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=p["x"],
+            y=p["fit"],
+            mode="lines",
+            line={"color": pop_color, "width": 5},
+            name=f"population average{label}",
+            legendgroup=f"pop{name}",
+            customdata=np.column_stack([p["lower"], p["upper"]]),
+            hovertemplate=(
+                f"population average{label}<br>{look.x_label} = %{{x:.3~g}}<br>{look.y_label} = "
+                f"%{{y:.4~g}}<br>{look.pct} CI %{{customdata[0]:.4~g}} to "
+                "%{customdata[1]:.4~g}<extra></extra>"
+            ),
+            showlegend=show_legend,
+        ),
+        **where,
+    )
+
+
+def _add_subjects(
+    fig: go.Figure, g: pd.DataFrame, look: _Look, color: str, first: bool, where: dict
+) -> None:
+    """Observed points, own fitted curves and cluster curves of one group's subjects."""
+    x_label, y_label, hover_id = look.x_label, look.y_label, look.hover_id
+    xs, ys, custom = _gapped(g, "y")
+    fig.add_trace(
+        look.scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            marker={"size": 6, "color": color, "opacity": 0.55},
+            name="observed",
+            legendgroup="observed",
+            customdata=custom,
+            hovertemplate=(
+                f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>observed {y_label} = "
+                "%{y:.4~g}<extra></extra>"
+            ),
+            showlegend=first,
+        ),
+        **where,
+    )
+    xs, ys, custom = _gapped(g, "fitted")
+    fig.add_trace(
+        look.scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            line={"color": color, "width": 1.5},
+            opacity=0.6,
+            connectgaps=False,
+            name=f"{look.subject_label} curves",
+            legendgroup="subjects",
+            customdata=custom,
+            hovertemplate=(
+                f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
+                "%{y:.4~g}<extra>own curve</extra>"
+            ),
+            showlegend=first,
+        ),
+        **where,
+    )
+    if look.has_cluster:
+        xs, ys, custom = _gapped(g, "cluster_fit")
+        cluster_label = look.cluster_label
+        fig.add_trace(
+            look.scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": color, "width": 1.2, "dash": "dot"},
+                opacity=0.7,
+                connectgaps=False,
+                name=f"{cluster_label} curves",
+                legendgroup="clusters",
+                customdata=custom,
+                hovertemplate=(
+                    f"{cluster_label} <b>%{{customdata[1]}}</b> of {look.subject_label} "
+                    f"%{{customdata[0]}}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
+                    f"%{{y:.4~g}}<extra>{cluster_label} curve</extra>"
+                ),
+                showlegend=first,
+            ),
+            **where,
+        )
+
+
+def _add_highlight(fig: go.Figure, h: pd.DataFrame, look: _Look, sid: Any, where: dict) -> None:
+    """One highlighted subject's fitted curve, drawn thick and black."""
+    fig.add_trace(
+        go.Scatter(
+            x=h["x"],
+            y=h["fitted"],
+            mode="lines+markers",
+            line={"color": "#000000", "width": 3.5},
+            marker={"size": 8, "color": "#000000"},
+            name=f"{look.subject_label} {sid}",
+            customdata=np.column_stack([h["subject"], h["cluster"]]),
+            hovertemplate=(
+                f"{look.hover_id}<br>{look.x_label} = %{{x:.3~g}}<br>fitted {look.y_label} = "
+                "%{y:.4~g}<extra>selected</extra>"
+            ),
+        ),
+        **where,
+    )
