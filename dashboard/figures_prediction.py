@@ -94,6 +94,25 @@ def forecast_figure(
     for band, (label, color, alpha) in BANDS.items():
         lower, upper = t[f"lower_{band}"], t[f"upper_{band}"]
         _band(fig, xs, lower, upper, f"{pct} band: {label}", color, alpha)
+    _add_curves(fig, xs, t, pct, x_label, y_label)
+    _add_visits(fig, observed, later, x_label, y_label)
+    n = forecast.n_observed
+    title = f"Forecast for a new patient from {n} visit{'s' if n != 1 else ''}"
+    _style(fig, title, x_label, y_label)
+    fig.update_layout(
+        template=TEMPLATE,
+        height=560,
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.17, "x": 0},
+        margin={"b": 140},
+    )
+    return fig
+
+
+def _add_curves(
+    fig: go.Figure, xs: np.ndarray, t: pd.DataFrame, pct: str, x_label: str, y_label: str
+) -> None:
+    """The population curve (its Wald band in the hover) and the forecast line."""
     fig.add_trace(
         go.Scatter(
             x=xs,
@@ -130,6 +149,16 @@ def forecast_figure(
             ),
         )
     )
+
+
+def _add_visits(
+    fig: go.Figure,
+    observed: pd.DataFrame,
+    later: pd.DataFrame | None,
+    x_label: str,
+    y_label: str,
+) -> None:
+    """The visits the forecast used and, when given, the later ones it did not."""
     fig.add_trace(
         go.Scatter(
             x=observed["x"],
@@ -158,17 +187,6 @@ def forecast_figure(
                 f"{y_label} = %{{y:.4~g}}<extra></extra>",
             )
         )
-    n = forecast.n_observed
-    title = f"Forecast for a new patient from {n} visit{'s' if n != 1 else ''}"
-    _style(fig, title, x_label, y_label)
-    fig.update_layout(
-        template=TEMPLATE,
-        height=560,
-        hovermode="closest",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.17, "x": 0},
-        margin={"b": 140},
-    )
-    return fig
 
 
 def band_widths(
