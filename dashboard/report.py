@@ -200,23 +200,23 @@ def build_report(
     when = (generated or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     data_name = record.get("data_name") or "data"
     file_name = data_file_name(data_name)
-    fp = data_fingerprint(data, result)
     title = f"LMM Explorer report: {record.get('name', record['formula'])}"
+    parts = _head_html(title, when, data_name, record, result)
+    parts += _data_html(data, result, file_name)
+    parts += _status_html(record, result, df_method)
+    parts += _results_html(result, df_method, level)
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        parts += _figure_html(figures, svg_renderer)
+    parts += _reproduce_html(record["formula"], result, file_name, data, df_method, title)
+    return "\n".join(parts)
 
-    status = status_messages(result)
-    notes = data_notes(result)
-    warn_items = [f'<li class="{_esc(s.level)}">{_md(s.text)}</li>' for s in status]
-    warn_items += [f'<li class="warning">{_md(n)}</li>' for n in notes]
-    engine = [f"<li>{_esc(m)}</li>" for m in result.messages]
 
-    fixed = fixed_effects_table(result, df_method, level).drop(columns=["df_method", "ci_level"])
-    fixed = plain_cells(fixed, ["term"])  # names as the user wrote them, no backticks
-    vc = plain_cells(variance_components_table(result), ["var1", "var2"])
-    missing = pd.DataFrame(
-        {"Column": list(fp["missing"]), "Missing values": list(fp["missing"].values())}
-    )
-    groups = ", ".join(f"{_esc(g)}: {n:,}" for g, n in fp["groups"].items())
-    parts = [
+def _head_html(
+    title: str, when: str, data_name: str, record: dict[str, Any], result: LMMResult
+) -> list[str]:
+    """The document's head, title and the line naming formula, method and observations."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -227,12 +227,34 @@ def build_report(
         "This file is self-contained: it loads nothing from the network.</p>",
         f"<p>Formula: <code>{_esc(record['formula'])}</code>, fitted by "
         f"{'REML' if result.reml else 'ML'} to {result.nobs:,} observations.</p>",
+    ]
+
+
+def _data_html(data: pd.DataFrame, result: LMMResult, file_name: str) -> list[str]:
+    """The data fingerprint: hash, size, groups and missing values per column."""
+    fp = data_fingerprint(data, result)
+    missing = pd.DataFrame(
+        {"Column": list(fp["missing"]), "Missing values": list(fp["missing"].values())}
+    )
+    groups = ", ".join(f"{_esc(g)}: {n:,}" for g, n in fp["groups"].items())
+    return [
         "<h2>Data fingerprint</h2>",
         f"<p>SHA-256 of the data as CSV (<code>{_esc(file_name)}</code>, the Export page's "
         f"data download): <code>{fp['sha256']}</code></p>",
         f"<p>{fp['rows']:,} rows, {fp['columns']} columns; groups per grouping factor: "
         f"{groups}.</p>",
         _table(missing),
+    ]
+
+
+def _status_html(record: dict[str, Any], result: LMMResult, df_method: str) -> list[str]:
+    """Estimation settings, warnings and status, and the engine's messages."""
+    warn_items = [
+        f'<li class="{_esc(s.level)}">{_md(s.text)}</li>' for s in status_messages(result)
+    ]
+    warn_items += [f'<li class="warning">{_md(n)}</li>' for n in data_notes(result)]
+    engine = [f"<li>{_esc(m)}</li>" for m in result.messages]
+    parts = [
         "<h2>Estimation settings</h2>",
         _table(_settings_rows(record, result, df_method)),
         "<h2>Warnings and status</h2>",
@@ -240,7 +262,15 @@ def build_report(
     ]
     if engine:
         parts += ["<p>Messages of the engine:</p>", f"<ul>{''.join(engine)}</ul>"]
-    parts += [
+    return parts
+
+
+def _results_html(result: LMMResult, df_method: str, level: float) -> list[str]:
+    """Fixed effects, variance components and the model-fit criteria."""
+    fixed = fixed_effects_table(result, df_method, level).drop(columns=["df_method", "ci_level"])
+    fixed = plain_cells(fixed, ["term"])  # names as the user wrote them, no backticks
+    vc = plain_cells(variance_components_table(result), ["var1", "var2"])
+    return [
         f"<h2>Fixed effects ({_esc(df_method)} df, {level:.0%} confidence intervals)</h2>",
         _table(fixed, {"df": 4, "p_value": "p"}),
         "<h2>Variance components</h2>",
@@ -249,12 +279,20 @@ def build_report(
         "<h2>Model fit</h2>",
         _table(_criteria(result), {"Value": 8}),
     ]
-    if figures:
-        parts.append("<h2>Figures</h2>")
-        parts += _figure_html(figures, svg_renderer)
-    py = python_code(record["formula"], result.reml, file_name, data, title=title)
-    rr = r_code(record["formula"], result.reml, file_name, data, df_method=df_method, title=title)
-    parts += [
+
+
+def _reproduce_html(
+    formula: str,
+    result: LMMResult,
+    file_name: str,
+    data: pd.DataFrame,
+    df_method: str,
+    title: str,
+) -> list[str]:
+    """Python and R code that refit the model, and the end of the document."""
+    py = python_code(formula, result.reml, file_name, data, title=title)
+    rr = r_code(formula, result.reml, file_name, data, df_method=df_method, title=title)
+    return [
         "<h2>Reproduce the fit</h2>",
         "<p>Python (lmm_core):</p>",
         f"<pre>{_esc(py)}</pre>",
@@ -262,4 +300,3 @@ def build_report(
         f"<pre>{_esc(rr)}</pre>",
         "</body></html>",
     ]
-    return "\n".join(parts)
