@@ -56,71 +56,7 @@ def recovery_figure(table: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) -> 
         horizontal_spacing=0.06,
     )
     for k, (_, r) in enumerate(table.iterrows()):
-        row, col = k // cols + 1, k % cols + 1
-        has_ci = bool(np.isfinite(r["lower"]) and np.isfinite(r["upper"]))
-        missed = has_ci and not r["lower"] <= r["truth"] <= r["upper"]
-        color = MISS if missed else EST
-        interval = (
-            f"{level:.0%} interval %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}} "
-            f"({r['interval']})"
-            if has_ci
-            else "no interval computed"
-        )
-        error_x = (
-            {
-                "type": "data",
-                "symmetric": False,
-                "array": [r["upper"] - r["estimate"]],
-                "arrayminus": [r["estimate"] - r["lower"]],
-                "color": color,
-                "thickness": 2,
-                "width": 6,
-            }
-            if has_ci
-            else None
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[r["estimate"]],
-                y=[0],
-                mode="markers",
-                name=f"estimate with {level:.0%} interval",
-                legendgroup="estimate",
-                showlegend=k == 0,
-                marker={"size": 11, "color": color},
-                error_x=error_x,
-                customdata=[[r["lower"], r["upper"]]],
-                hovertemplate=(
-                    f"{r['parameter']}<br>estimate %{{x:.4~g}}<br>{interval}<extra></extra>"
-                ),
-            ),
-            row=row,
-            col=col,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[r["truth"]],
-                y=[0],
-                mode="markers",
-                name="truth",
-                legendgroup="truth",
-                showlegend=k == 0,
-                marker={
-                    "symbol": "diamond",
-                    "size": 12,
-                    "color": TRUTH,
-                    "line": {"color": "white", "width": 1.5},
-                },
-                hovertemplate=f"{r['parameter']}<br>truth %{{x:.4~g}}<extra></extra>",
-            ),
-            row=row,
-            col=col,
-        )
-        lo = np.nanmin([r["truth"], r["estimate"], r["lower"]])
-        hi = np.nanmax([r["truth"], r["estimate"], r["upper"]])
-        pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
-        fig.update_xaxes(range=[lo - pad, hi + pad], row=row, col=col)
-        fig.update_yaxes(visible=False, range=[-1, 1], row=row, col=col)
+        _add_parameter(fig, r, level, k == 0, row=k // cols + 1, col=k % cols + 1)
     fig.add_trace(
         go.Scatter(
             x=[None],
@@ -133,6 +69,76 @@ def recovery_figure(table: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) -> 
     fig.update_layout(template=TEMPLATE, height=150 + 150 * rows, margin={"t": 90, "l": 30})
     _legend_top(fig, 1.08)
     return fig
+
+
+def _add_parameter(
+    fig: go.Figure, r: pd.Series, level: float, first: bool, *, row: int, col: int
+) -> None:
+    """One parameter's panel: the estimate with its interval (red when it misses the truth),
+    the truth drawn over it, and an x range holding all three."""
+    has_ci = bool(np.isfinite(r["lower"]) and np.isfinite(r["upper"]))
+    missed = has_ci and not r["lower"] <= r["truth"] <= r["upper"]
+    color = MISS if missed else EST
+    interval = (
+        f"{level:.0%} interval %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}} ({r['interval']})"
+        if has_ci
+        else "no interval computed"
+    )
+    error_x = (
+        {
+            "type": "data",
+            "symmetric": False,
+            "array": [r["upper"] - r["estimate"]],
+            "arrayminus": [r["estimate"] - r["lower"]],
+            "color": color,
+            "thickness": 2,
+            "width": 6,
+        }
+        if has_ci
+        else None
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[r["estimate"]],
+            y=[0],
+            mode="markers",
+            name=f"estimate with {level:.0%} interval",
+            legendgroup="estimate",
+            showlegend=first,
+            marker={"size": 11, "color": color},
+            error_x=error_x,
+            customdata=[[r["lower"], r["upper"]]],
+            hovertemplate=(
+                f"{r['parameter']}<br>estimate %{{x:.4~g}}<br>{interval}<extra></extra>"
+            ),
+        ),
+        row=row,
+        col=col,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[r["truth"]],
+            y=[0],
+            mode="markers",
+            name="truth",
+            legendgroup="truth",
+            showlegend=first,
+            marker={
+                "symbol": "diamond",
+                "size": 12,
+                "color": TRUTH,
+                "line": {"color": "white", "width": 1.5},
+            },
+            hovertemplate=f"{r['parameter']}<br>truth %{{x:.4~g}}<extra></extra>",
+        ),
+        row=row,
+        col=col,
+    )
+    lo = np.nanmin([r["truth"], r["estimate"], r["lower"]])
+    hi = np.nanmax([r["truth"], r["estimate"], r["upper"]])
+    pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+    fig.update_xaxes(range=[lo - pad, hi + pad], row=row, col=col)
+    fig.update_yaxes(visible=False, range=[-1, 1], row=row, col=col)
 
 
 def _sample(table: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFrame:
