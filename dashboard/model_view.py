@@ -70,24 +70,12 @@ def render_numbers(result: LMMResult) -> None:
     )
 
 
-def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> None:
-    """The fixed-effects table with an explanation; with ``record`` and the inference engine,
-    df, p-values and confidence intervals with a choice of df method."""
+def render_fixed(record: dict[str, Any]) -> None:
+    """The fixed-effects table with an explanation: estimates, df, p-values and confidence
+    intervals with a choice of df method."""
+    result: LMMResult = record["result"]
     st.markdown("**Fixed effects: the population-average trend**", help=help_text("fixed_effect"))
-    inference = record is not None and inference_view.available("inference")
-    if inference:
-        inference_view.render_fixed_inference(record)
-    else:
-        st.dataframe(
-            styled(ms.fixed_effects_table(result)),
-            key="model_fixef",
-            column_config={
-                "Estimate": column("estimate"),
-                "Std. error": column("std_error"),
-                "t value": column("t_value"),
-            },
-            placeholder=MISSING,
-        )
+    inference_view.render_fixed_inference(record)
     st.caption(
         f"Each row is a coefficient of the average {result.response}: `(Intercept)` is the "
         "expected value when every covariate is 0 (and categories are at their reference "
@@ -95,7 +83,6 @@ def render_fixed(result: LMMResult, record: dict[str, Any] | None = None) -> Non
         "difference from the reference level; `a:b` rows say how the effect of a changes "
         "with b. The standard error measures the uncertainty; a |t value| above about 2 "
         "suggests an effect that is unlikely to be chance."
-        + ("" if inference else " p-values and confidence intervals come in a later version.")
     )
 
 
@@ -161,7 +148,7 @@ def render_summary(record: dict[str, Any], subject: str | None, time: str | None
     render_status(result)
     simpler = simpler_button(result)
     render_numbers(result)
-    render_fixed(result, record)
+    render_fixed(record)
     render_variances(result)
     render_icc(result, subject, time)
     inference_view.render_variance_explained(result, time)
