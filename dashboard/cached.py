@@ -13,10 +13,29 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard import figures_prediction as fp
+from dashboard import figures_trajectories as ft
 from dashboard.loading import LoadedTable, excel_sheet_names, read_table
 from lmm_core import LMMResult, datasets, fit_lmm
+from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
+from lmm_core.predict.per_group import ShrinkageEstimates, deviation_by, shrinkage_estimates
 
-__all__ = ["example_names", "fit_model", "load_example", "read_upload", "sheet_names"]
+__all__ = [
+    "band_widths",
+    "deviation",
+    "example_names",
+    "fit_model",
+    "forecast",
+    "load_example",
+    "read_upload",
+    "sheet_names",
+    "shrinkage",
+    "trajectories",
+]
+
+#: ``(data key, formula, reml)``: what identifies a fit (:func:`dashboard.fits.fit_key`); the
+#: functions below key on it and take the fit itself (and its data) unhashed, as ``_result``
+FitKey = tuple[str, str, bool]
 
 
 @st.cache_data(max_entries=8, ttl=6 * 3600, show_spinner=False)
@@ -79,16 +98,6 @@ def fixef_inference(
     return compute(_result, method=method, level=level)
 
 
-@st.cache_data(max_entries=8, ttl=3600, show_spinner="Profiling the likelihood (refits)...")
-def profile_confint(
-    fit_key: tuple[str, str, bool], level: float, _result: LMMResult
-) -> pd.DataFrame:
-    """:func:`lmm_core.inference.profile.profile_confint` of the fit identified by ``fit_key``."""
-    from lmm_core.inference.profile import profile_confint as compute
-
-    return compute(_result, level=level)
-
-
 @st.cache_data(max_entries=32, ttl=3600, show_spinner="Simulating and fitting the study...")
 def teach_study(truth: tuple, seed: int) -> tuple[Any, LMMResult]:
     """:func:`lmm_core.simulation.teaching.simulate_lab` and
@@ -109,3 +118,71 @@ def teach_recovery(
     from lmm_core.simulation.teaching import LabTruth, recovery_table
 
     return recovery_table(_result, LabTruth(*truth), level=level, profile=profile)
+
+
+# --------------------------------------------------------------------------- result pages
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def shrinkage(fit_key: FitKey, group: str, _result: LMMResult) -> ShrinkageEstimates:
+    """:func:`lmm_core.predict.per_group.shrinkage_estimates` of the fit ``fit_key`` (one
+    own-data fit per level: the Shrinkage page's expensive part)."""
+    return shrinkage_estimates(_result, group)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def deviation(fit_key: FitKey, column: str, _result: LMMResult, _data: pd.DataFrame) -> pd.Series:
+    """:func:`lmm_core.predict.per_group.deviation_by` of the fit ``fit_key`` and its data."""
+    return deviation_by(_result, _data, column)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def trajectories(
+    fit_key: FitKey,
+    subject: str,
+    x: str,
+    subjects: tuple,
+    by: str | None,
+    cluster: str | None,
+    cluster_group: str | None,
+    _result: LMMResult,
+    _data: pd.DataFrame,
+) -> ft.TrajectoryData:
+    """:func:`dashboard.figures_trajectories.prepare_trajectories` of the fit ``fit_key`` (its
+    data is the one the key names) for the chosen subjects and axis."""
+    return ft.prepare_trajectories(
+        _result,
+        _data,
+        subject,
+        x,
+        list(subjects),
+        by=by,
+        cluster=cluster,
+        cluster_group=cluster_group,
+    )
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def forecast(
+    fit_key: FitKey,
+    observed: pd.DataFrame,
+    future: pd.DataFrame,
+    level: float,
+    group: str,
+    _result: LMMResult,
+) -> SubjectForecast:
+    """:func:`lmm_core.predict.forecast.new_subject_forecast` of the fit ``fit_key`` (the
+    entered visits and the forecast rows are small and hashed). Errors are raised, not cached."""
+    return new_subject_forecast(_result, observed, future, level=level, group=group)
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def band_widths(
+    fit_key: FitKey,
+    observed: pd.DataFrame,
+    row: pd.DataFrame,
+    level: float,
+    group: str,
+    _result: LMMResult,
+) -> pd.DataFrame:
+    """:func:`dashboard.figures_prediction.band_widths` of the fit ``fit_key``: one forecast
+    per number of visits used."""
+    return fp.band_widths(_result, observed, row, group=group, level=level)

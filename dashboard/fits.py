@@ -27,6 +27,7 @@ __all__ = [
     "delete_fit",
     "find_fit",
     "fit_and_store",
+    "fit_key",
     "label_of",
     "next_name",
     "taken_labels",
@@ -37,6 +38,11 @@ __all__ = [
 ]
 
 MODEL_PAGE = "pages/model.py"
+
+
+def fit_key(record: dict[str, Any]) -> tuple[str, str, bool]:
+    """What identifies a fit for caches and stored results: ``(data key, formula, reml)``."""
+    return (record["data_key"], record["formula"], bool(record["reml"]))
 
 
 def records_for_active_data() -> list[dict[str, Any]]:

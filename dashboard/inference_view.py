@@ -2,8 +2,10 @@
 bootstrap intervals, variance explained (Streamlit; numbers come from :mod:`lmm_core`).
 
 The engine modules arrive one by one; a section whose module is not installed is left out
-(:func:`available`). Expensive numbers go through :mod:`dashboard.cached` (df methods,
-profiles); the bootstrap runs on request with a progress bar and is kept in the session.
+(:func:`available`). Expensive numbers go through :mod:`dashboard.cached` (df methods); the
+profile intervals and the bootstrap run on request as jobs of the runner
+(:mod:`dashboard.jobs_view`: progress, Cancel, they go on across page switches) and are kept
+in the session.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached
+from dashboard import cached, jobs_view, work
+from dashboard.fits import fit_key
 from dashboard.help_texts import help_text
 from dashboard.help_view import column
-from dashboard.markup import plain_index, plain_name
+from dashboard.markup import escape_message, plain_index, plain_name
 from dashboard.numbers import MISSING, fmt, styled
-from dashboard.state import Keys
+from dashboard.state import Keys, persistent_widget
 from lmm_core import LMMError, LMMResult
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "render_fixed_inference",
     "render_profile",
     "render_variance_explained",
+    "show_bootstrap",
 ]
 
 #: label -> method of ``lmm_core.inference.fixed_effects.fixef_inference``
@@ -48,6 +52,7 @@ DF_HELP = {
 }
 LEVEL = 0.95
 NUM = st.column_config.NumberColumn
+PROFILE, BOOTSTRAP = "profile", "bootstrap"  # job kinds
 W = Keys.INFER_W
 
 
@@ -56,22 +61,13 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(f"lmm_core.{module}") is not None
 
 
-def fit_key(record: dict[str, Any]) -> tuple[str, str, bool]:
-    """What identifies a fit for the caches: ``(data key, formula, reml)``."""
-    return (record["data_key"], record["formula"], bool(record["reml"]))
-
-
 def _settings() -> dict[str, Any]:
     return st.session_state[Keys.INFER_SETTINGS]
 
 
-def _keep(name: str) -> None:
-    _settings()[name] = st.session_state[W + name]
-
-
 def _seed(name: str, default: Any) -> dict[str, Any]:
-    st.session_state[W + name] = _settings().get(name, default)
-    return {"key": W + name, "on_change": _keep, "args": (name,)}
+    """Widget ``name`` kept in the inference settings."""
+    return persistent_widget(W + name, _settings(), name, default)
 
 
 def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
@@ -193,47 +189,68 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
 
 
 def render_profile(record: dict[str, Any]) -> None:
-    """Profile-likelihood intervals on request."""
+    """Profile-likelihood intervals on request: a job of the runner (progress, Cancel; it
+    goes on when the user switches pages), its table kept in the session."""
     if not available("inference.profile"):
         return
-    done = st.session_state[Keys.INFER_RESULTS].get((*fit_key(record), "profile"))
+    key = (*fit_key(record), "profile", LEVEL)
+    table = st.session_state[Keys.INFER_RESULTS].get(key)
+    running = jobs_view.get(key) is not None
     title = "Profile confidence intervals (variance components and fixed effects)"
-    with st.expander(title, expanded=done is not None):
+    with st.expander(title, expanded=table is not None or running, key=W + "profile_box"):
         st.caption(
             "Likelihood-profile intervals, as lme4's `confint(fit, method = 'profile')`: each "
             "parameter is moved away from its estimate until the fit gets significantly worse. "
             "Unlike estimate -/+ 2 SE they respect that an SD cannot go below 0. They take "
             "several refits (seconds on big data); REML fits are profiled by ML, as lme4 does."
         )
-        if st.button("Compute profile intervals", key=W + "profile") or done is not None:
-            try:
-                table = cached.profile_confint(fit_key(record), LEVEL, record["result"])
-            except LMMError as err:
-                st.warning(f"The profile could not be computed: {err}")
-                return
-            st.session_state[Keys.INFER_RESULTS][(*fit_key(record), "profile")] = True
-            shown = plain_index(table).rename(
-                columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}
-            )
-            st.dataframe(
-                styled(shown),
-                key="model_profile",
-                column_config={c: column("profile_ci") for c in shown.columns},
-                placeholder=MISSING,
-            )
-            for message in table.attrs.get("messages", []):
-                st.caption(message)
+        jobs_view.show_notice(PROFILE)
+        if table is None and not running:
+            if st.button("Compute profile intervals", key=W + "profile"):
+                _start_profile(record, key)
+            return
+        if jobs_view.show_progress(key) or table is None:
+            return
+        shown = plain_index(table).rename(
+            columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"}
+        )
+        st.dataframe(
+            styled(shown),
+            key="model_profile",
+            column_config={c: column("profile_ci") for c in shown.columns},
+            placeholder=MISSING,
+        )
+        for message in table.attrs.get("messages", []):
+            st.caption(message)
+
+
+def _start_profile(record: dict[str, Any], key: tuple) -> None:
+    result, name = record["result"], record["name"]
+
+    def store(table: pd.DataFrame) -> str:
+        st.session_state[Keys.INFER_RESULTS][key] = table
+        took = f"{table.attrs['seconds']:.1f} s"  # fixed: timing
+        return f"Profile intervals of {escape_message(name)} computed in {took}."
+
+    jobs_view.launch(
+        key,
+        lambda job: work.profile_intervals(result, LEVEL, job.report),
+        kind=PROFILE,
+        label=f"Profile intervals of **{escape_message(name)}**",
+        store=store,
+    )
 
 
 def render_bootstrap(record: dict[str, Any]) -> None:
-    """A seeded parametric bootstrap with a progress bar and a chosen number of replicates."""
+    """A seeded parametric bootstrap with a chosen number of replicates: a job of the runner
+    (progress bar, Cancel; it goes on when the user switches pages), kept in the session."""
     if not available("inference.bootstrap"):
         return
-    from lmm_core.inference.bootstrap import parametric_bootstrap
-
     store = st.session_state[Keys.INFER_RESULTS]
-    ran = any(k[:3] == fit_key(record) and k[3] == "bootstrap" for k in store)
-    with st.expander("Parametric bootstrap intervals", expanded=ran):
+    ran = any(k[:3] == fit_key(record) and k[3] == BOOTSTRAP for k in store)
+    running = any(j.key[:3] == fit_key(record) for j in jobs_view.active(BOOTSTRAP))
+    box = "Parametric bootstrap intervals"
+    with st.expander(box, expanded=ran or running, key=W + "boot_box"):  # key: stays open
         st.caption(
             "Simulate new outcomes from the fitted model, refit each one and read the "
             "intervals off the spread of the estimates (percentile method). More replicates "
@@ -247,35 +264,50 @@ def render_bootstrap(record: dict[str, Any]) -> None:
             "Seed", min_value=0, max_value=10**6, step=1, **_seed("seed", 1),
             help="The same seed gives the same replicates.",
         )  # fmt: skip
-        key = (*fit_key(record), "bootstrap", int(n_boot), int(seed))
-        if st.button("Run the bootstrap", key=W + "boot"):
-            bar = st.progress(0.0, text="Refitting...")
-
-            def progress(i: int, n: int) -> None:
-                if i == n or i % max(1, n // 50) == 0:
-                    bar.progress(i / n, text=f"Replicate {i} of {n}")
-
-            store[key] = parametric_bootstrap(record["result"], int(n_boot), int(seed), progress)
-            bar.empty()
-        boot = store.get(key)
-        if boot is None:
+        key = (*fit_key(record), BOOTSTRAP, int(n_boot), int(seed))
+        jobs_view.show_notice(BOOTSTRAP)
+        if jobs_view.show_progress(key):
             return
-        table = boot.confint(LEVEL)
-        table.insert(0, "estimate", boot.estimates)
-        table = plain_index(table)
-        st.dataframe(
-            styled(
-                table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"})
-            ),
-            key="model_bootstrap",
-            column_config={
-                "estimate": column("estimate"),
-                f"{LEVEL:.0%} low": column("bootstrap"),
-                f"{LEVEL:.0%} high": column("bootstrap"),
-            },
-            placeholder=MISSING,
-        )
-        st.caption(
-            f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."  # fixed: timing
-            + "".join(f" {m}" for m in boot.messages)
-        )
+        if st.button("Run the bootstrap", key=W + "boot"):
+            _start_bootstrap(record, key, int(n_boot), int(seed))
+        boot = store.get(key)
+        if boot is not None:
+            show_bootstrap(boot)
+
+
+def _start_bootstrap(record: dict[str, Any], key: tuple, n_boot: int, seed: int) -> None:
+    result, name = record["result"], record["name"]
+
+    def store(boot: Any) -> str:
+        st.session_state[Keys.INFER_RESULTS][key] = boot
+        took = f"{boot.seconds:.1f} s"  # fixed: timing
+        return f"Bootstrap of {escape_message(name)}: {n_boot:,} replicates in {took}."
+
+    jobs_view.launch(
+        key,
+        lambda job: work.bootstrap(result, n_boot, seed, job.report),
+        kind=BOOTSTRAP,
+        label=f"Parametric bootstrap of **{escape_message(name)}** ({n_boot:,} replicates)",
+        store=store,
+    )
+
+
+def show_bootstrap(boot: Any) -> None:
+    """The bootstrap intervals with the estimates, and how they were computed."""
+    table = boot.confint(LEVEL)
+    table.insert(0, "estimate", boot.estimates)
+    table = plain_index(table)
+    st.dataframe(
+        styled(table.rename(columns={"lower": f"{LEVEL:.0%} low", "upper": f"{LEVEL:.0%} high"})),
+        key="model_bootstrap",
+        column_config={
+            "estimate": column("estimate"),
+            f"{LEVEL:.0%} low": column("bootstrap"),
+            f"{LEVEL:.0%} high": column("bootstrap"),
+        },
+        placeholder=MISSING,
+    )
+    st.caption(
+        f"{boot.n_boot} replicates (seed {boot.seed}) in {boot.seconds:.1f} s."  # fixed: timing
+        + "".join(f" {m}" for m in boot.messages)
+    )

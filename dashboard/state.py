@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ __all__ = [
     "current_data",
     "current_roles",
     "init_state",
+    "persistent_widget",
     "set_roles",
 ]
 
@@ -57,7 +59,10 @@ class Keys:
     MODEL_CHOICES = "model_choices"  # data key -> Model page builder choices + typed formula
     MODEL_REML = "model_reml"  # True: REML, False: ML
     MODEL_NOTICE = "model_notice"  # (level, text) shown once after a fit
-    FIT_JOB = "fit_job"  # dashboard.fit_jobs.FitJob of a fit still running, or None
+    # long work (dashboard.jobs_view): fits, ladder, bootstrap, profile, Teach repeats
+    JOB_OWNER = "job_owner"  # this session's token in the job runner (set on first use)
+    JOBS = "jobs"  # work key -> dashboard.jobs.Job started and not yet collected
+    JOB_NOTICES = "job_notices"  # job kind -> (level, text) of the last failed/cancelled job
     MODEL_W = "model_w_"  # prefix of the Model page's widget keys (model_w_outcome, ...)
     TRAJ_SETTINGS = "traj_settings"  # Trajectories page choices (dict), kept across pages
     TRAJ_W = "traj_w_"  # prefix of the Trajectories page's widget keys
@@ -121,7 +126,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.MODEL_CHOICES: {},
     Keys.MODEL_REML: True,
     Keys.MODEL_NOTICE: None,
-    Keys.FIT_JOB: None,
+    Keys.JOBS: {},
+    Keys.JOB_NOTICES: {},
     Keys.TRAJ_SETTINGS: {},
     Keys.SHRINK_SETTINGS: {},
     Keys.PRED_SETTINGS: {},
@@ -216,3 +222,56 @@ def current_roles() -> Roles:
 def set_roles(roles: Roles) -> None:
     """Store new column roles for the active dataset."""
     st.session_state[Keys.ROLES] = roles.to_dict()
+
+
+def _copy_back(key: str, store: MutableMapping[str, Any], name: str) -> None:
+    store[name] = st.session_state[key]
+
+
+def persistent_widget(
+    key: str,
+    store: MutableMapping[str, Any],
+    name: str,
+    default: Any,
+    *,
+    options: Sequence[Any] | None = None,
+    fix: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments that keep a widget's value across page switches.
+
+    Streamlit forgets the value of a widget that is not drawn in a run (another page was
+    shown), so the value lives in ``store[name]`` (a dict kept in the session state, or
+    ``st.session_state`` itself) and the widget ``key`` is re-seeded from it on every run; the
+    returned ``on_change`` copies the user's change back. Pass no ``value``/``index`` to the
+    widget.
+
+    Parameters
+    ----------
+    key
+        The widget's key.
+    store, name
+        Where the value lasts.
+    default
+        The value when ``store`` has none, or when the stored one is not among ``options``.
+    options
+        The widget's options: a stored list keeps only its entries among them, another value
+        not among them falls back to ``default`` (the stored value itself is left as it is,
+        so it comes back when the option does).
+    fix
+        Applied to the value before seeding (e.g. clamp to the widget's range).
+
+    Returns
+    -------
+    dict
+        ``key``, ``on_change`` and ``args`` for the widget call.
+    """
+    value = store.get(name, default)
+    if options is not None:
+        if isinstance(value, list):
+            value = [v for v in value if v in options]
+        elif value not in options:
+            value = default
+    if fix is not None:
+        value = fix(value)
+    st.session_state[key] = value
+    return {"key": key, "on_change": _copy_back, "args": (key, store, name)}

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cached, compare_view
+from dashboard import cached, compare_view, jobs_view, work
 from dashboard import ladder as lad
 from dashboard.fits import (
     MODEL_PAGE,
@@ -21,11 +21,12 @@ from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read, text_column
 from dashboard.markup import code_span, escape_message, plain_name
 from dashboard.numbers import MISSING, styled
-from dashboard.state import Keys, current_data, current_roles, init_state
+from dashboard.state import Keys, current_data, current_roles, init_state, persistent_widget
 from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
 
 P_CHIBAR_HELP = help_text("chibar")
+LADDER = "ladder"  # job kind
 #: How the numbers of this page's tables are shown (dashboard.numbers.styled): criteria with
 #: two decimals (read as differences), p-values by the p rule, statistics by 4 digits.
 RULES: dict[str, int | str] = {
@@ -55,10 +56,6 @@ DELTA_HELP = (
 
 
 # --------------------------------------------------------------------------- fitted models
-def _keep_selection() -> None:
-    st.session_state[Keys.COMPARE_SELECTION] = list(st.session_state[Keys.W_COMPARE_PICK])
-
-
 def choose_models(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The multiselect of models; new fits join the selection, removed ones leave it."""
     names = [r["name"] for r in records]
@@ -69,12 +66,12 @@ def choose_models(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chosen = names
     st.session_state[Keys.COMPARE_SELECTION] = chosen
     st.session_state[Keys.COMPARE_KNOWN] = sorted(known | set(names))
-    st.session_state[Keys.W_COMPARE_PICK] = chosen
     picked = st.multiselect(
         "Models to compare",
         names,
-        key=Keys.W_COMPARE_PICK,
-        on_change=_keep_selection,
+        **persistent_widget(
+            Keys.W_COMPARE_PICK, st.session_state, Keys.COMPARE_SELECTION, chosen, options=names
+        ),
         help="All fitted models of the active dataset are chosen at first.",
     )
     return [r for r in records if r["name"] in picked]
@@ -279,19 +276,33 @@ def _ladder_fit(data_key: str, reml: bool, frame) -> Any:
     return lambda formula: cached.fit_model(data_key, formula, reml, frame)
 
 
-def _run_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str) -> lad.Ladder:
-    """Fit the rungs with a status box naming each one."""
-    with st.status("Fitting the ladder...", expanded=True) as status:
+def _status(ladder: lad.Ladder) -> tuple[str, str]:
+    """The ladder's outcome in one line (:func:`dashboard.ladder.ladder_status`)."""
+    seconds = sum(s.seconds for s in ladder.steps)
+    took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"  # fixed: timing
+    return lad.ladder_status(ladder.steps, took)
 
-        def progress(i: int, spec: lad.LadderSpec) -> None:
-            st.markdown(f"Step {i + 1} of {len(plan.specs)}: {code_span(spec.formula)}")
 
-        steps = lad.run_ladder(plan.specs, _ladder_fit(fit_key, reml, frame), progress)
-        seconds = sum(s.seconds for s in steps)
-        took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"  # fixed: timing
-        label, state = lad.ladder_status(steps, took)
-        status.update(label=label, state=state, expanded=False)
-    return lad.analyse_ladder(steps, reml, plan.notes)
+def _start_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str, settings) -> None:
+    """Fit the ladder as a job of the runner (progress per rung, Cancel between rungs; it
+    goes on across page switches) and store it for the active dataset."""
+    data_key = st.session_state[Keys.DATA_KEY]
+    fit = _ladder_fit(fit_key, reml, frame)
+
+    def store(ladder: lad.Ladder) -> str:
+        st.session_state[Keys.LADDER] = {
+            **st.session_state[Keys.LADDER],
+            data_key: (settings, ladder),
+        }
+        return _status(ladder)[0]
+
+    jobs_view.launch(
+        (LADDER, *settings),
+        lambda job: work.ladder(plan, fit, reml, job.report),
+        kind=LADDER,
+        label=f"Fitting the random-effects ladder ({len(plan.specs)} steps)",
+        store=store,
+    )
 
 
 def _add_ladder_fits(data_key: str) -> None:
@@ -427,13 +438,11 @@ def ladder_section() -> None:
     )
     reml = method == "REML"
     settings = (fit_key, reml, tuple(s.formula for s in plan.specs))
-    run = st.button("Fit the ladder", key=Keys.W_LADDER_RUN, type="primary")
-    if run:
-        ladder = _run_ladder(plan, reml, frame, fit_key)
-        st.session_state[Keys.LADDER] = {
-            **st.session_state[Keys.LADDER],
-            data_key: (settings, ladder),
-        }
+    if st.button("Fit the ladder", key=Keys.W_LADDER_RUN, type="primary"):
+        _start_ladder(plan, reml, frame, fit_key, settings)
+    jobs_view.show_notice(LADDER)
+    if jobs_view.show_progress((LADDER, *settings)):
+        return
     stored = st.session_state[Keys.LADDER].get(data_key)
     if stored is None:
         return
@@ -443,6 +452,8 @@ def ladder_section() -> None:
             "Click 'Fit the ladder' to fit it again."
         )
         return
+    label, state = _status(stored[1])
+    (st.caption if state == "complete" else st.warning)(label)
     show_ladder(stored[1], data_key, can_add=not dropped)
     how_to_read("re_ladder", "lrt", "chibar", "aic", "bic", label="How to read the ladder")
 

@@ -9,12 +9,12 @@ import streamlit as st
 
 from dashboard import figures_correlation as fc
 from dashboard import figures_diagnostics as fd
-from dashboard.fits import records_for_active_data, require_fit, set_active
+from dashboard.fits import records_for_active_data, require_fit
 from dashboard.help_texts import help_text
 from dashboard.help_view import how_to_read
 from dashboard.markup import code_span
 from dashboard.numbers import MISSING, fmt, styled
-from dashboard.state import Keys, current_data, current_roles, init_state
+from dashboard.state import Keys, current_data, current_roles, init_state, persistent_widget
 from dashboard.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
 
@@ -25,33 +25,31 @@ SOURCES = {
 }
 
 
-def _keep_model() -> None:
-    set_active(st.session_state[Keys.W_DIAG_MODEL])
-
-
-def _keep_group() -> None:
-    st.session_state[Keys.DIAG_GROUP] = st.session_state[Keys.W_DIAG_GROUP]
-
-
 def controls(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The model shown (the active fit by default) and the grouping factor."""
     records = records_for_active_data()
     names = [r["name"] for r in records]
-    st.session_state[Keys.W_DIAG_MODEL] = record["name"]
     left, right = st.columns([2, 1])
-    name = left.selectbox("Model", names, key=Keys.W_DIAG_MODEL, on_change=_keep_model)
+    name = left.selectbox(  # the choice is the active fit (kept as Keys.ACTIVE_FIT)
+        "Model",
+        names,
+        **persistent_widget(
+            Keys.W_DIAG_MODEL, st.session_state, Keys.ACTIVE_FIT, record["name"], options=names
+        ),
+    )
     record = next(r for r in records if r["name"] == name)
     groups = fd.group_names(record["result"])
-    wanted = st.session_state[Keys.DIAG_GROUP]
-    if wanted not in groups:
-        subject = current_roles().subject
-        wanted = subject if subject in groups else groups[0]
-    st.session_state[Keys.W_DIAG_GROUP] = wanted
+    subject = current_roles().subject
     group = right.selectbox(
         "Grouping factor",
         groups,
-        key=Keys.W_DIAG_GROUP,
-        on_change=_keep_group,
+        **persistent_widget(
+            Keys.W_DIAG_GROUP,
+            st.session_state,
+            Keys.DIAG_GROUP,
+            subject if subject in groups else groups[0],
+            options=groups,
+        ),
         disabled=len(groups) == 1,
         help="Residuals by group and the outlier table use this grouping.",
     )
@@ -206,38 +204,27 @@ def main() -> None:
     correlation_section(result)
 
 
-def _keep_corr() -> None:
-    st.session_state[Keys.DIAG_CORR] = {
-        "source": st.session_state[Keys.W_DIAG_CORR_SOURCE],
-        "bins": st.session_state.get(Keys.W_DIAG_CORR_BINS, fc.MAX_BINS),
-    }
-
-
 def correlation_controls(irregular: bool) -> tuple[str, int]:
     """The observed values (residuals or outcome) and the number of time bins."""
     kept = st.session_state[Keys.DIAG_CORR]
-    st.session_state[Keys.W_DIAG_CORR_SOURCE] = kept.get("source", "residuals")
     left, right = st.columns([2, 1])
     source = left.radio(
         "Observed correlation of",
         list(SOURCES),
         format_func=SOURCES.get,
         horizontal=True,
-        key=Keys.W_DIAG_CORR_SOURCE,
-        on_change=_keep_corr,
+        **persistent_widget(Keys.W_DIAG_CORR_SOURCE, kept, "source", "residuals"),
         help="Residuals from the fixed effects are what the model's random effects and "
         "error must explain: the fair comparison. The raw outcome also carries the fixed "
         "effects (e.g. a treatment effect), which add correlation of their own.",
     )
     bins = int(kept.get("bins", fc.MAX_BINS))
     if irregular:
-        st.session_state[Keys.W_DIAG_CORR_BINS] = bins
         bins = right.slider(
             "Time bins",
             3,
             12,
-            key=Keys.W_DIAG_CORR_BINS,
-            on_change=_keep_corr,
+            **persistent_widget(Keys.W_DIAG_CORR_BINS, kept, "bins", fc.MAX_BINS, fix=int),
             help="Visit times differ between subjects, so they are grouped into this many "
             "bins around typical visit times.",
         )

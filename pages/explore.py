@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import figures
 from dashboard.help_view import how_to_read
-from dashboard.state import Keys, init_state
+from dashboard.state import Keys, init_state, persistent_widget
 from dashboard.widgets import dataset_caption, require_longitudinal, show_figure
 
 NONE = "(none)"
@@ -28,42 +28,36 @@ def colour_options(data, roles) -> list[str]:
     return options
 
 
-def _keep(widget_key: str, state_key: str) -> None:
-    st.session_state[state_key] = st.session_state[widget_key]
-
-
 def controls(data, roles) -> tuple[str | None, int]:
     """Colour choice and, with many subjects, the number of subjects drawn."""
     options = colour_options(data, roles)
-    wanted = st.session_state[Keys.EXPLORE_COLOR]
-    if wanted not in options:
-        wanted = roles.cluster if roles.cluster in options else NONE
-        if roles.covariates and roles.covariates[0] in options:
-            wanted = roles.covariates[0]
-    st.session_state[Keys.W_EXPLORE_COLOR] = wanted
+    default = roles.cluster if roles.cluster in options else NONE
+    if roles.covariates and roles.covariates[0] in options:
+        default = roles.covariates[0]
     n_subjects = data[roles.subject].nunique()
     left, right = st.columns([1, 2])
     colour = left.selectbox(
         "Colour by",
         options,
-        key=Keys.W_EXPLORE_COLOR,
-        on_change=_keep,
-        args=(Keys.W_EXPLORE_COLOR, Keys.EXPLORE_COLOR),
+        **persistent_widget(
+            Keys.W_EXPLORE_COLOR, st.session_state, Keys.EXPLORE_COLOR, default, options=options
+        ),
         help="A cluster or a covariate; numbers with many values are split into quartiles.",
     )
     max_subjects = n_subjects
     if n_subjects > DEFAULT_MAX_SUBJECTS:
-        st.session_state[Keys.W_EXPLORE_MAX] = min(
-            st.session_state[Keys.EXPLORE_MAX_SUBJECTS], n_subjects
-        )
         max_subjects = right.slider(
             "Subjects drawn in the spaghetti plot",
             min_value=50,
             max_value=min(3000, int(n_subjects)),
             step=50,
-            key=Keys.W_EXPLORE_MAX,
-            on_change=_keep,
-            args=(Keys.W_EXPLORE_MAX, Keys.EXPLORE_MAX_SUBJECTS),
+            **persistent_widget(
+                Keys.W_EXPLORE_MAX,
+                st.session_state,
+                Keys.EXPLORE_MAX_SUBJECTS,
+                DEFAULT_MAX_SUBJECTS,
+                fix=lambda n: min(n, n_subjects),
+            ),
             help="A random sample of whole trajectories keeps the browser fast.",
         )
     return (None if colour == NONE else colour), int(max_subjects)

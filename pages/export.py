@@ -15,26 +15,22 @@ from dashboard.fits import require_fit
 from dashboard.inference_view import DF_METHODS
 from dashboard.markup import code_span, escape_text
 from dashboard.report import build_report
-from dashboard.state import Keys, current_data, current_roles, init_state
+from dashboard.state import Keys, current_data, current_roles, init_state, persistent_widget
 
 W = Keys.INFER_W  # the df-method choice is shared with the Model page
 CSV = "text/csv"
 
 
-def _keep_df() -> None:
-    st.session_state[Keys.INFER_SETTINGS]["df_method"] = st.session_state[W + "export_df"]
-
-
 def df_choice() -> str:
     """The df method (shared with the Model page's choice); returns the engine's name."""
     labels = list(DF_METHODS)
-    current = st.session_state[Keys.INFER_SETTINGS].get("df_method", labels[0])
-    st.session_state[W + "export_df"] = current if current in labels else labels[0]
     label = st.selectbox(
         "Degrees of freedom for p values and confidence intervals",
         labels,
-        key=W + "export_df",
-        on_change=_keep_df,
+        **persistent_widget(
+            W + "export_df", st.session_state[Keys.INFER_SETTINGS], "df_method", labels[0],
+            options=labels,
+        ),
         help="Used by the fixed-effects CSV, the report and the R/SAS code. Satterthwaite is "
         "the usual choice (as lmerTest); the same setting as on the Model page.",
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import fit_jobs, model_view
+from dashboard import fit_jobs, jobs_view, model_view
 from dashboard.fits import (
     active_record,
     delete_fit,
@@ -29,7 +29,7 @@ from dashboard.model_builder import (
 )
 from dashboard.outcome_view import render_outcome_note
 from dashboard.roles import Roles, is_numeric
-from dashboard.state import Keys, current_roles, init_state
+from dashboard.state import Keys, current_roles, init_state, persistent_widget
 from dashboard.widgets import dataset_caption, require_longitudinal
 from lmm_core import FormulaError
 from lmm_core.formula.quoting import quote_name
@@ -47,20 +47,9 @@ def _choices() -> dict[str, Any]:
     return store.setdefault(st.session_state[Keys.DATA_KEY], {})
 
 
-def _keep(name: str) -> None:
-    _choices()[name] = st.session_state[W + name]
-
-
 def _seed(name: str, default: Any, options: list | None = None) -> dict[str, Any]:
-    """Put the stored (or default) value into the widget's key; kwargs for the widget."""
-    value = _choices().get(name, default)
-    if options is not None:
-        if isinstance(value, list):
-            value = [v for v in value if v in options]
-        elif value not in options:
-            value = default
-    st.session_state[W + name] = value
-    return {"key": W + name, "on_change": _keep, "args": (name,)}
+    """Widget ``name`` kept in the builder choices of the active dataset."""
+    return persistent_widget(W + name, _choices(), name, default, options=options)
 
 
 # --------------------------------------------------------------------------- builder
@@ -122,9 +111,30 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
     )
     with right:
         scale = time_scale_choice(roles.time, numeric)
+    levels, note = grouping_levels(data, roles, outcome, numeric)
+    by_text = {f"{a}{TIMES}{b}": (a, b) for i, a in enumerate(fixed) for b in fixed[i + 1 :]}
+    choices = BuilderChoices(
+        outcome=outcome,
+        fixed=tuple(fixed),
+        interactions=tuple(by_text[p] for p in interactions if p in by_text),
+        levels=levels,
+        time_scale=scale,
+    )
+    try:
+        return build_formula(choices), note
+    except FormulaError as err:  # a column name no formula can hold (a backtick in it)
+        st.error(escape_message(str(err)))
+        st.stop()
+
+
+def grouping_levels(
+    data, roles: Roles, outcome: str, numeric: list[str]
+) -> tuple[tuple[GroupLevel, ...], str | None]:
+    """The subject, cluster and crossed levels with their random effects; and a note when
+    the subject ids repeat across clusters (the subject is then nested in the cluster)."""
+    columns = list(map(str, data.columns))
     slope_options = [c for c in numeric if c not in (outcome, roles.subject)]
     others = [NONE, *[c for c in columns if c not in (outcome, roles.subject)]]
-
     st.markdown("**Grouping levels and their random effects**", help=help_text("nested_vs_crossed"))
     cols = st.columns(3)
     with cols[0]:
@@ -164,19 +174,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
             f"{code_span(quote_name(cluster) + ':' + quote_name(roles.subject))} "
             f"({escape_message(roles.subject)} within {escape_message(cluster)})."
         )
-    by_text = {f"{a}{TIMES}{b}": (a, b) for i, a in enumerate(fixed) for b in fixed[i + 1 :]}
-    choices = BuilderChoices(
-        outcome=outcome,
-        fixed=tuple(fixed),
-        interactions=tuple(by_text[p] for p in interactions if p in by_text),
-        levels=tuple(lv for lv in (subject_level, cluster_level, crossed_level) if lv),
-        time_scale=scale,
-    )
-    try:
-        return build_formula(choices), note
-    except FormulaError as err:  # a column name no formula can hold (a backtick in it)
-        st.error(escape_message(str(err)))
-        st.stop()
+    return tuple(lv for lv in (subject_level, cluster_level, crossed_level) if lv), note
 
 
 AS_IS = "as it is"
@@ -257,13 +255,14 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
     job = fit_jobs.start_fit(formula, reml, label)
     if job is None:
         running = fit_jobs.running_job()
+        what = fit_jobs.request_of(running).describe() if running else ""
         st.warning(
-            f"A fit is already running ({running.describe() if running else ''}): it "
-            "appears in the sidebar when ready; then fit the next one."
+            f"A fit is already running ({what}): it appears in the sidebar when ready; "
+            "then fit the next one."
         )
         return
     if fit_jobs.wait_briefly(job):
-        fit_jobs.collect(toast=False)
+        jobs_view.collect(toast=False)
     st.rerun()
 
 
@@ -326,7 +325,7 @@ def fits_list() -> None:
 def main() -> None:
     """Render the Model page."""
     init_state()
-    fit_jobs.collect(toast=False)  # app.py does it too; AppTest reruns only the page
+    jobs_view.collect(toast=False)  # app.py does it too; AppTest reruns only the page
     st.title("Model")
     st.caption(
         "A mixed model describes every measurement as the population trend (the fixed "
@@ -354,9 +353,10 @@ def main() -> None:
     fit_form(built, roles.subject)
     job = fit_jobs.running_job()
     if job is not None:
+        request = fit_jobs.request_of(job)
         st.info(
-            f"Fitting **{job.label}**: {job.describe()}. Its progress is in the sidebar; you "
-            "can use the other pages meanwhile, the fit goes on."
+            f"Fitting **{escape_message(request.label)}**: {request.describe()}. Its progress "
+            "is in the sidebar; you can use the other pages meanwhile, the fit goes on."
         )
     notice = st.session_state[Keys.MODEL_NOTICE]
     if notice:

@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard import cached
 from dashboard import figures_prediction as fp
-from dashboard.fits import require_fit
+from dashboard.fits import fit_key, require_fit
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text, plain_index, plain_name
 from dashboard.numbers import MISSING, fmt_pct, styled
 from dashboard.roles import is_numeric
-from dashboard.state import Keys, init_state
+from dashboard.state import Keys, init_state, persistent_widget
 from dashboard.widgets import require_longitudinal, show_figure
 from lmm_core import LMMError
-from lmm_core.predict.forecast import new_subject_forecast
 
 W = Keys.PRED_W
 NEW = "(a new one)"
@@ -28,17 +28,9 @@ def _settings() -> dict[str, Any]:
     return st.session_state[Keys.PRED_SETTINGS]
 
 
-def _keep(name: str) -> None:
-    _settings()[name] = st.session_state[W + name]
-
-
-def _seed(name: str, default: Any, options: list | None = None) -> dict[str, Any]:
-    """Re-seed widget ``name`` from the stored settings; kwargs for the widget."""
-    value = _settings().get(name, default)
-    if options is not None and value not in options:
-        value = default
-    st.session_state[W + name] = value
-    return {"key": W + name, "on_change": _keep, "args": (name,)}
+def _seed(name: str, default: Any, options: list | None = None, **kw: Any) -> dict[str, Any]:
+    """Widget ``name`` kept in the Prediction settings (see ``persistent_widget``)."""
+    return persistent_widget(W + name, _settings(), name, default, options=options, **kw)
 
 
 def patient_inputs(data, used, roles, result, covariates, groups):
@@ -58,24 +50,17 @@ def patient_inputs(data, used, roles, result, covariates, groups):
     rows = used[used[subject].astype(str) == patient].sort_values(time)
     n_max = len(rows)
     k_default = min(2, n_max)
-    if not 0 <= _settings().get("k", k_default) <= n_max:
-        _settings()["k"] = k_default
     k = c2.number_input(
         "Visits to use (the first k)",
         min_value=0,
         max_value=n_max,
         step=1,
-        **_seed("k", k_default),
+        **_seed("k", k_default, fix=lambda k: k if 0 <= k <= n_max else k_default),
         help="0 gives the population forecast; add visits to see the bands narrow.",
     )
     t_all = pd.to_numeric(used[time], errors="coerce")
     horizon = c3.number_input(
-        f"Forecast up to {time}",
-        value=float(_settings().get("horizon", float(t_all.max()))),
-        step=1.0,
-        key=W + "horizon",
-        on_change=_keep,
-        args=("horizon",),
+        f"Forecast up to {time}", step=1.0, **_seed("horizon", float(t_all.max()), fix=float)
     )
     first = rows.iloc[0]
     values: dict[str, object] = {}
@@ -183,6 +168,81 @@ def explain(fc, n: int, subject: str, time: str) -> None:
     )
 
 
+def forecast_section(fc, rows, edited, future, k: int, horizon: float, roles, response: str):
+    """The forecast chart with the later visits of the chosen patient, and what it says."""
+    time = roles.time
+    later = rows.iloc[k:]
+    later = pd.DataFrame({"x": later[time].to_numpy(float), "y": later[response].to_numpy(float)})
+    fig = fp.forecast_figure(
+        fc,
+        future[time],
+        pd.DataFrame({"x": edited[time], "y": edited[response]}),
+        later=later[later["x"] <= horizon],
+        x_label=time,
+        y_label=response,
+    )
+    show_figure(fig, W + "chart")
+    explain(fc, fc.n_observed, roles.subject, time)
+
+
+def ranef_section(fc, subject: str) -> None:
+    """The new subject's random effects before any visit and given the visits."""
+    st.markdown(f"**This {subject}'s random effects**: before any visit and given the visits")
+    ranef = pd.DataFrame(
+        {
+            "SD before any visit": fc.ranef_prior_sd,
+            "estimate given the visits": fc.ranef_mean,
+            "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
+            "uncertainty removed": fc.learned,
+        }
+    )
+    ranef = plain_index(ranef)  # names as written, e.g. I(Visit day/7)
+    st.dataframe(
+        styled(ranef, {"uncertainty removed": "pct"}),
+        key=W + "ranef",
+        column_config={
+            "SD before any visit": column("prior_sd"),
+            "estimate given the visits": column("blup"),
+            "SD given the visits": column("conditional_sd"),
+            "uncertainty removed": column("uncertainty_removed"),
+        },
+        placeholder=MISSING,
+    )
+
+
+def table_section(fc, future, time: str) -> None:
+    """The forecast and its bands as a table."""
+    st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
+    table = fp.forecast_table(fc, future[time], time)
+    st.dataframe(
+        styled(table),
+        key=W + "table",
+        hide_index=True,
+        column_config={
+            "forecast": column("forecast"),
+            "population": column("population_prediction"),
+            "patient band low": column("band_patient"),
+            "patient band high": column("band_patient"),
+            "prediction low": column("band_prediction"),
+            "prediction high": column("band_prediction"),
+        },
+        placeholder=MISSING,
+    )
+
+
+def band_width_section(record, observed, future, group: str, horizon: float, time: str) -> None:
+    """How each band narrows as visits are added (one forecast per number of visits)."""
+    widths = cached.band_widths(
+        fit_key(record), observed, future.iloc[[-1]], LEVEL, group, record["result"]
+    )
+    show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
+    st.caption(
+        f"Width of each band at {time} = {horizon:g} when the first 0, 1, 2... visits are "
+        "used: every band narrows as visits are added, but band 3 never gets narrower "
+        "than the scatter of single measurements allows."
+    )
+
+
 def main() -> None:
     """Render the Prediction page."""
     init_state()
@@ -210,67 +270,14 @@ def main() -> None:
     future = with_covariates(fp.future_rows({}, time, t_min, horizon), values, used)
     group = fp.subject_group(result, subject)
     try:
-        fc = new_subject_forecast(result, observed, future, level=LEVEL, group=group)
+        fc = cached.forecast(fit_key(record), observed, future, LEVEL, group, result)
     except LMMError as err:
         st.error(f"The forecast could not be computed: {err}")
         st.stop()
-    later = rows.iloc[k:]
-    later = pd.DataFrame({"x": later[time].to_numpy(float), "y": later[response].to_numpy(float)})
-    fig = fp.forecast_figure(
-        fc,
-        future[time],
-        pd.DataFrame({"x": edited[time], "y": edited[response]}),
-        later=later[later["x"] <= horizon],
-        x_label=time,
-        y_label=response,
-    )
-    show_figure(fig, W + "chart")
-    explain(fc, fc.n_observed, subject, time)
-
-    st.markdown(f"**This {subject}'s random effects**: before any visit and given the visits")
-    ranef = pd.DataFrame(
-        {
-            "SD before any visit": fc.ranef_prior_sd,
-            "estimate given the visits": fc.ranef_mean,
-            "SD given the visits": np.sqrt(np.diag(fc.ranef_cov)),
-            "uncertainty removed": fc.learned,
-        }
-    )
-    ranef = plain_index(ranef)  # names as written, e.g. I(Visit day/7)
-    st.dataframe(
-        styled(ranef, {"uncertainty removed": "pct"}),
-        key=W + "ranef",
-        column_config={
-            "SD before any visit": column("prior_sd"),
-            "estimate given the visits": column("blup"),
-            "SD given the visits": column("conditional_sd"),
-            "uncertainty removed": column("uncertainty_removed"),
-        },
-        placeholder=MISSING,
-    )
-    st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
-    table = fp.forecast_table(fc, future[time], time)
-    st.dataframe(
-        styled(table),
-        key=W + "table",
-        hide_index=True,
-        column_config={
-            "forecast": column("forecast"),
-            "population": column("population_prediction"),
-            "patient band low": column("band_patient"),
-            "patient band high": column("band_patient"),
-            "prediction low": column("band_prediction"),
-            "prediction high": column("band_prediction"),
-        },
-        placeholder=MISSING,
-    )
-    widths = fp.band_widths(result, observed, future.iloc[[-1]], group=group, level=LEVEL)
-    show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
-    st.caption(
-        f"Width of each band at {time} = {horizon:g} when the first 0, 1, 2... visits are "
-        "used: every band narrows as visits are added, but band 3 never gets narrower "
-        "than the scatter of single measurements allows."
-    )
+    forecast_section(fc, rows, edited, future, k, horizon, roles, response)
+    ranef_section(fc, subject)
+    table_section(fc, future, time)
+    band_width_section(record, observed, future, group, horizon, time)
     how_to_read(
         "band_fixed",
         "band_patient",

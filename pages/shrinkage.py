@@ -7,15 +7,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard import cached
 from dashboard import figures_shrinkage as fs
-from dashboard.fits import require_fit
+from dashboard.fits import fit_key, require_fit
 from dashboard.help_texts import help_text
 from dashboard.help_view import column, how_to_read
 from dashboard.markup import code_span, escape_text, plain_estimates
 from dashboard.numbers import MISSING, fmt, styled
-from dashboard.state import Keys, init_state
+from dashboard.state import Keys, init_state, persistent_widget
 from dashboard.widgets import require_longitudinal, show_figure
-from lmm_core.predict.per_group import ShrinkageEstimates, shrinkage_estimates
+from lmm_core.predict.per_group import ShrinkageEstimates
 
 INTRO = """
 A **mixed model does not simply fit each {s} on its own.** For every {s} it compares three
@@ -42,17 +43,10 @@ def _settings() -> dict[str, Any]:
     return st.session_state[Keys.SHRINK_SETTINGS]
 
 
-def _keep(name: str) -> None:
-    _settings()[name] = st.session_state[Keys.SHRINK_W + name]
-
-
 def _select(label: str, name: str, options: list, default: Any, where=st, **kw) -> Any:
     """A selectbox whose choice survives page switches (stored in the settings dict)."""
-    if _settings().get(name, default) not in options:
-        _settings()[name] = default
-    key = Keys.SHRINK_W + name
-    st.session_state[key] = _settings().get(name, default)
-    return where.selectbox(label, options, key=key, on_change=_keep, args=(name,), **kw)
+    kept = persistent_widget(Keys.SHRINK_W + name, _settings(), name, default, options=options)
+    return where.selectbox(label, options, **kept, **kw)
 
 
 def default_group(result, subject: str | None) -> str:
@@ -76,14 +70,9 @@ def intercept_weights(est: ShrinkageEstimates, sigma: float) -> str:
     )
 
 
-def main() -> None:
-    """Render the Shrinkage page."""
-    init_state()
-    st.title("Shrinkage")
-    data, roles = require_longitudinal("The Shrinkage page")
-    record = require_fit("The Shrinkage page")
-    result = record["result"]
-    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
+def choose_group(result, subject: str | None) -> tuple[str, list[str]]:
+    """The grouping factor whose estimates are compared (a choice when there are several)
+    and the model's other grouping factors."""
     groups = list(result.ngroups)
     group = groups[0]
     if len(groups) > 1:
@@ -91,11 +80,14 @@ def main() -> None:
             "Grouping factor",
             "group",
             groups,
-            default_group(result, roles.subject),
+            default_group(result, subject),
             help="Whose estimates to compare (each grouping factor has its own random effects).",
         )
-    est = plain_estimates(shrinkage_estimates(result, group))  # names without backticks
-    label = roles.subject if group == roles.subject else group
+    return group, [g for g in groups if g != group]
+
+
+def intro_section(est: ShrinkageEstimates, label: str, others: list[str]) -> list:
+    """What the page compares, and which levels the arrow plots draw (returned)."""
     st.markdown(INTRO.format(s=label))
     how_to_read(
         "own_estimate",
@@ -105,14 +97,12 @@ def main() -> None:
         "conditional_sd",
         label="The terms on this page",
     )
-    others = [g for g in groups if g != group]
     if others:
         st.caption(
             f"This model also has random effects for {', '.join(others)}: the mixed-model "
             f"estimate of a {label} includes them too (for example its {others[0]}'s "
             f"intercept), so it is the model's whole estimate for that {label}."
         )
-    cols = list(est.columns)
     n_fitted = int(est.table["fitted_own"].sum())
     levels = fs.sample_levels(est)
     if n_fitted > len(levels):
@@ -121,7 +111,12 @@ def main() -> None:
             f"{label}s with an own fit, so the browser stays fast; the caterpillar plot below "
             "covers all of them."
         )
+    return levels
 
+
+def one_effect_section(est: ShrinkageEstimates, label: str, levels: list, sigma: float) -> None:
+    """Own vs mixed-model estimate of each effect, and who moves most."""
+    cols = list(est.columns)
     st.subheader("One effect at a time", help=help_text("shrinkage_factor"))
     st.caption(
         "Upper row: each subject's own estimate (bigger dot = more observations). Lower row: "
@@ -132,7 +127,7 @@ def main() -> None:
     )
     show_figure(fs.shrinkage_1d_figure(est, levels=levels, subject_label=label), key="shrink_1d")
     if len(cols) == 1:
-        st.info(intercept_weights(est, result.sigma))
+        st.info(intercept_weights(est, sigma))
     by_n = fs.shrinkage_by_n(est)
     if len(by_n) > 1:
         st.markdown(
@@ -153,24 +148,33 @@ def main() -> None:
             placeholder=MISSING,
         )
 
-    if len(cols) >= 2:
-        st.subheader("Two effects together", help=help_text("re_correlation"))
-        left, right = st.columns(2)
-        x = _select("Horizontal", "x", cols, cols[0], where=left)
-        y = _select("Vertical", "y", cols, cols[1], where=right)
-        if x != y:
-            show_figure(
-                fs.shrinkage_2d_figure(est, x, y, levels=levels, subject_label=label),
-                key="shrink_2d",
-            )
-            st.caption(
-                "Orange dots: own estimates; blue dots: mixed-model estimates; × the population "
-                "value (one per covariate group, e.g. per arm). The dashed ellipse is where the "
-                "model expects 95% of subjects' true values to lie (the fitted random-effects "
-                "covariance): estimates are pulled toward its centre, and along its tilt when "
-                f"the effects are correlated. Correlation here: {_corr(est, x, y)}."
-            )
 
+def two_effects_section(est: ShrinkageEstimates, label: str, levels: list) -> None:
+    """Two effects in one plane, with the fitted covariance ellipse (two or more effects)."""
+    cols = list(est.columns)
+    if len(cols) < 2:
+        return
+    st.subheader("Two effects together", help=help_text("re_correlation"))
+    left, right = st.columns(2)
+    x = _select("Horizontal", "x", cols, cols[0], where=left)
+    y = _select("Vertical", "y", cols, cols[1], where=right)
+    if x == y:
+        return
+    show_figure(
+        fs.shrinkage_2d_figure(est, x, y, levels=levels, subject_label=label),
+        key="shrink_2d",
+    )
+    st.caption(
+        "Orange dots: own estimates; blue dots: mixed-model estimates; × the population "
+        "value (one per covariate group, e.g. per arm). The dashed ellipse is where the "
+        "model expects 95% of subjects' true values to lie (the fitted random-effects "
+        "covariance): estimates are pulled toward its centre, and along its tilt when "
+        f"the effects are correlated. Correlation here: {_corr(est, x, y)}."
+    )
+
+
+def caterpillar_section(est: ShrinkageEstimates, label: str) -> None:
+    """Every BLUP with its interval, sorted."""
     st.subheader(
         "Random effects with their uncertainty (caterpillar plot)",
         help=help_text("caterpillar_plot"),
@@ -188,6 +192,23 @@ def main() -> None:
             f"{fs.MAX_CATERPILLAR:,} evenly spaced ranks of the {m:,} sorted {label}s are drawn "
             "(the smallest and largest included), so the shape stays visible and the page fast."
         )
+
+
+def main() -> None:
+    """Render the Shrinkage page."""
+    init_state()
+    st.title("Shrinkage")
+    data, roles = require_longitudinal("The Shrinkage page")
+    record = require_fit("The Shrinkage page")
+    result = record["result"]
+    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
+    group, others = choose_group(result, roles.subject)
+    est = plain_estimates(cached.shrinkage(fit_key(record), group, result))  # plain names
+    label = roles.subject if group == roles.subject else group
+    levels = intro_section(est, label, others)
+    one_effect_section(est, label, levels, result.sigma)
+    two_effects_section(est, label, levels)
+    caterpillar_section(est, label)
     left_out(est, label)
 
 

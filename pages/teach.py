@@ -8,12 +8,12 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cached
+from dashboard import cached, jobs_view, work
 from dashboard import figures_teach as ft
 from dashboard.figures import prepare_spaghetti, spaghetti_figure
 from dashboard.numbers import MISSING, fmt, styled
 from dashboard.roles import Roles
-from dashboard.state import Keys, activate_dataset, init_state
+from dashboard.state import Keys, activate_dataset, init_state, persistent_widget
 from dashboard.teach_view import (
     CONTROLS,
     DEFAULT_SEED,
@@ -35,10 +35,11 @@ from lmm_core.simulation.teaching import (
     shrinkage_summary,
 )
 from lmm_core.simulation.teaching import slope_shrinkage as compute_slope_shrinkage
-from lmm_core.simulation.teaching_repeat import monte_carlo_se, run_replicates
+from lmm_core.simulation.teaching_repeat import monte_carlo_se
 
 W = Keys.TEACH_W
 LEVEL = 0.95
+REPEAT = "teach"  # job kind of the repeated study
 DF_CHOICES = {
     "subjects": "subjects − 1 (fast)",
     "satterthwaite": "Satterthwaite (as on the Model page; about twice as slow)",
@@ -58,18 +59,25 @@ def _settings() -> dict[str, Any]:
     return st.session_state[Keys.TEACH_SETTINGS]
 
 
-def _keep(name: str, key: str) -> None:
-    _settings()[name] = st.session_state[key]
+def _in_range(name: str):
+    """Cast a stored value of truth field ``name`` to its control's type and range."""
+    c = CONTROLS[name]
+    cast = int if name in INTEGER_FIELDS else float
+    return lambda value: cast(min(max(value, c.low), c.high))
+
+
+def _kept(key: str, name: str, default: Any, **kw: Any) -> dict[str, Any]:
+    """Widget ``key`` whose value lasts in the Teach settings under ``name``."""
+    return persistent_widget(key, _settings(), name, default, **kw)
 
 
 def _control(name: str, where=st, suffix: str = "") -> None:
     """A truth control whose value lives in the settings dict (several widgets may share it)."""
     c = CONTROLS[name]
-    key = W + name + suffix
     cast = int if name in INTEGER_FIELDS else float
-    value = _settings().get(name, getattr(LabTruth(), name))
-    st.session_state[key] = cast(min(max(value, c.low), c.high))
-    kw = {"key": key, "on_change": _keep, "args": (name, key), "help": c.help}
+    default = getattr(LabTruth(), name)
+    kw = _kept(W + name + suffix, name, default, fix=_in_range(name))
+    kw["help"] = c.help
     lo, hi, step = cast(c.low), cast(c.high), cast(c.step)
     if c.kind == "number":
         where.number_input(c.label, min_value=lo, max_value=hi, step=step, **kw)
@@ -96,16 +104,12 @@ def truth_controls() -> None:
         for name in ("n_subjects", "n_visits", "dropout"):
             _control(name, right)
     seed_col, button_col = st.columns([1, 3], vertical_alignment="bottom")
-    key = W + "seed"
-    st.session_state[key] = int(_settings().get("seed", DEFAULT_SEED))
     seed_col.number_input(
         "Seed",
         min_value=0,
         max_value=999_999,
         step=1,
-        key=key,
-        on_change=_keep,
-        args=("seed", key),
+        **_kept(W + "seed", "seed", DEFAULT_SEED, fix=int),
         help="The random seed: the same truth and seed always give the same study.",
     )
     button_col.button(
@@ -152,13 +156,11 @@ def one_study(truth: LabTruth, seed: int):
     )
     profile = st.toggle(
         "Profile-likelihood intervals for the SDs, the correlation and σ",
-        value=bool(_settings().get("profile", True)),
-        key=W + "profile",
+        **_kept(W + "profile", "profile", True, fix=bool),
         help="Profile intervals are the accurate ones for variance parameters but need about "
         "a second of refits whenever the truth changes. Off: only the fixed effects get "
         "intervals.",
     )
-    _settings()["profile"] = profile
     table = cached.teach_recovery(truth_key(truth), seed, LEVEL, profile, result)
     show_figure(ft.recovery_figure(table, level=LEVEL), key="teach_recovery")
     st.dataframe(
@@ -241,19 +243,13 @@ SHRINK_FIELDS = ("n_visits", "sigma")
 def _shrink_control(name: str, truth: LabTruth, where) -> None:
     """A section-3 slider with its own value (``shrink_<name>``; unset: section 1's value)."""
     c = CONTROLS[name]
-    key = W + name + "_shrink"
     cast = int if name in INTEGER_FIELDS else float
-    stored = _settings().get("shrink_" + name)
-    value = getattr(truth, name) if stored is None else stored
-    st.session_state[key] = cast(min(max(value, c.low), c.high))
     where.slider(
         f"{c.label} (this section)",
         min_value=cast(c.low),
         max_value=cast(c.high),
         step=cast(c.step),
-        key=key,
-        on_change=_keep,
-        args=("shrink_" + name, key),
+        **_kept(W + name + "_shrink", "shrink_" + name, getattr(truth, name), fix=_in_range(name)),
         help=c.help + " Changes only this section's study; section 1 keeps its own value.",
     )
 
@@ -312,8 +308,12 @@ def shrinkage_section(truth: LabTruth, seed: int, lab, result) -> None:
         except LMMError as err:
             st.error(f"This section's study could not be fitted: {err}")
             return
-    if result is None:
-        return
+    if result is not None:
+        shrinkage_numbers(local, lab, result)
+
+
+def shrinkage_numbers(local: LabTruth, lab, result) -> None:
+    """Section 3's metrics, the arrows from own to mixed-model slopes and the weight curve."""
     table = compute_slope_shrinkage(result, lab)
     summ = shrinkage_summary(table)
     weight = float(expected_slope_weight(local.sd_slope, local.sigma, local.n_visits))
@@ -363,8 +363,50 @@ def shrinkage_section(truth: LabTruth, seed: int, lab, result) -> None:
     )
 
 
+def repeat_controls():
+    """Section 4's choices: the number of studies and the interval's degrees of freedom;
+    also returns the column left for the Repeat button."""
+    left, middle, right = st.columns([1, 2, 1], vertical_alignment="bottom")
+    n_rep = left.number_input(
+        "Number of studies",
+        min_value=10,
+        max_value=1000,
+        step=10,
+        **_kept(W + "replicates", "replicates", 100, fix=int),
+        help="How many studies to simulate and fit (seeded: the same seed gives the same runs).",
+    )
+    df = middle.radio(
+        "Degrees of freedom of the mixed-model interval",
+        list(DF_CHOICES),
+        format_func=DF_CHOICES.get,
+        **_kept(W + "df", "df", "subjects", options=list(DF_CHOICES)),
+        horizontal=True,
+        help="subjects − 1: the slope is learnt from the subjects' own slopes; exact when "
+        "every visit is seen. Satterthwaite: the Model page's method; nearly the same here.",
+    )
+    return int(n_rep), df, right
+
+
+def start_repeat(truth: LabTruth, seed: int, n_rep: int, df: str) -> None:
+    """Run the repeated study as a job (progress, Cancel; it goes on across page switches)."""
+    run_key = (truth_key(truth), seed, n_rep, df)
+
+    def store(summary) -> str:
+        st.session_state[Keys.TEACH_REPLICATES] = {"key": run_key, "summary": summary}
+        took = f"{summary.seconds:.1f} s"  # fixed: timing
+        return f"Repeated the study {n_rep:,} times in {took}: see the Teach page."
+
+    jobs_view.launch(
+        (REPEAT, *run_key),
+        lambda job: work.teaching_repeat(truth, n_rep, seed, LEVEL, df, job.report),
+        kind=REPEAT,
+        label=f"Repeating the simulated study **{n_rep:,} times**",
+        store=store,
+    )
+
+
 def repeat_section(truth: LabTruth, seed: int) -> None:
-    """Section 4: the study repeated many times."""
+    """Section 4: the study repeated many times (a job of the runner)."""
     st.subheader("4. Repeat the study")
     st.markdown(
         "One study can be lucky or unlucky. Repeating it with the same truth shows the "
@@ -372,54 +414,21 @@ def repeat_section(truth: LabTruth, seed: int) -> None:
         "how often the fit is singular, and whether the confidence intervals keep their "
         "promise of containing the truth 95% of the time."
     )
-    left, middle, right = st.columns([1, 2, 1], vertical_alignment="bottom")
-    key = W + "replicates"
-    st.session_state[key] = int(_settings().get("replicates", 100))
-    n_rep = left.number_input(
-        "Number of studies",
-        min_value=10,
-        max_value=1000,
-        step=10,
-        key=key,
-        on_change=_keep,
-        args=("replicates", key),
-        help="How many studies to simulate and fit (seeded: the same seed gives the same runs).",
-    )
-    df_key = W + "df"
-    st.session_state[df_key] = _settings().get("df", "subjects")
-    df = middle.radio(
-        "Degrees of freedom of the mixed-model interval",
-        list(DF_CHOICES),
-        format_func=DF_CHOICES.get,
-        key=df_key,
-        on_change=_keep,
-        args=("df", df_key),
-        horizontal=True,
-        help="subjects − 1: the slope is learnt from the subjects' own slopes; exact when "
-        "every visit is seen. Satterthwaite: the Model page's method; nearly the same here.",
-    )
-    run_key = (truth_key(truth), seed, int(n_rep), df)
-    if right.button(f"Repeat {int(n_rep)} times", key=W + "run", type="primary"):
-        bar = st.progress(0.0, text="Simulating and fitting...")
-        step = max(1, int(n_rep) // 50)
-
-        def progress(done: int, total: int) -> None:
-            if done == total or done % step == 0:
-                bar.progress(done / total, text=f"Study {done} of {total}")
-
-        summary = run_replicates(
-            truth, int(n_rep), seed=seed, level=LEVEL, df=df, progress=progress
-        )
-        bar.empty()
-        st.session_state[Keys.TEACH_REPLICATES] = {"key": run_key, "summary": summary}
+    n_rep, df, button_col = repeat_controls()
+    run_key = (truth_key(truth), seed, n_rep, df)
+    jobs_view.show_notice(REPEAT)
+    if button_col.button(f"Repeat {n_rep} times", key=W + "run", type="primary"):
+        start_repeat(truth, seed, n_rep, df)
+    if jobs_view.show_progress((REPEAT, *run_key)):
+        return
     stored = st.session_state[Keys.TEACH_REPLICATES]
     if stored is None:
-        st.info(f"Press **Repeat {int(n_rep)} times** to run the lab.")
+        st.info(f"Press **Repeat {n_rep} times** to run the lab.")
         return
     if stored["key"][:2] != run_key[:2] or stored["key"][3] != df:
         st.info(
             "The truth, seed or interval method changed since the last run: press "
-            f"**Repeat {int(n_rep)} times** to repeat the study with the current settings."
+            f"**Repeat {n_rep} times** to repeat the study with the current settings."
         )
         return
     show_replicates(stored["summary"])
@@ -434,6 +443,13 @@ def show_replicates(summary) -> None:
         )
     if summary.n == 0:
         return
+    sampling_section(summary)
+    singular_section(summary)
+    coverage_section(summary)
+
+
+def sampling_section(summary) -> None:
+    """How long the run took and how the slope estimates spread over the studies."""
     t = summary.table
     cols = st.columns(4)
     per_fit_ms = 1000 * summary.fit_seconds / summary.n
@@ -466,6 +482,9 @@ def show_replicates(summary) -> None:
     )
     show_figure(ft.slope_histogram_figure(summary), key="teach_hist")
 
+
+def singular_section(summary) -> None:
+    """How often the fits were singular, of which kind, and why."""
     st.markdown("#### Singular fits")
     st.markdown(singular_text(summary))
     show_figure(ft.slope_sd_histogram_figure(summary), key="teach_sd_hist")
@@ -476,7 +495,11 @@ def show_replicates(summary) -> None:
         "(the correlation at ±1 or the intercept SD at zero) can have any slope SD."
     )
 
+
+def coverage_section(summary) -> None:
+    """Coverage of the mixed-model and the naive intervals, and why the naive ones fail."""
     st.markdown("#### Do the intervals keep their promise?")
+    t = summary.table
     mixed, naive = summary.rate("covered"), summary.rate("covered_ols")
     mc_mixed = 1.96 * monte_carlo_se(mixed, summary.n)
     mc_naive = 1.96 * monte_carlo_se(naive, summary.n)

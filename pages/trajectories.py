@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from dashboard import cached
 from dashboard import figures_trajectories as ft
-from dashboard.fits import require_fit
+from dashboard.fits import fit_key, require_fit
 from dashboard.help_view import column, how_to_read
 from dashboard.layout import reserve_modebar
 from dashboard.markup import code_span, escape_text
 from dashboard.numbers import MISSING, fmt, styled
 from dashboard.roles import is_numeric
-from dashboard.state import Keys, init_state
+from dashboard.state import Keys, init_state, persistent_widget
 from dashboard.widgets import require_longitudinal
-from lmm_core.predict.per_group import deviation_by
 from lmm_core.predict.prediction import fixed_variables
 
 NONE = "(none)"
@@ -29,21 +30,9 @@ def _settings() -> dict[str, Any]:
     return st.session_state[Keys.TRAJ_SETTINGS]
 
 
-def _keep(name: str) -> None:
-    _settings()[name] = st.session_state[Keys.TRAJ_W + name]
-
-
-def _seed(name: str, value: Any) -> str:
-    """Re-seed widget ``name`` from the stored settings; returns its key."""
-    key = Keys.TRAJ_W + name
-    st.session_state[key] = _settings().get(name, value)
-    return key
-
-
-def _choice(name: str, options: list, default: Any) -> None:
-    """Reset a stored choice that is no longer among ``options``."""
-    if _settings().get(name, default) not in options:
-        _settings()[name] = default
+def _seed(name: str, default: Any, options: list | None = None, **kw: Any) -> dict[str, Any]:
+    """Widget ``name`` kept in the Trajectories settings (see ``persistent_widget``)."""
+    return persistent_widget(Keys.TRAJ_W + name, _settings(), name, default, options=options, **kw)
 
 
 def axis_options(data: pd.DataFrame, roles) -> list[str]:
@@ -77,43 +66,32 @@ def subject_group(result, subject: str) -> str:
     return max(groups, key=groups.get)
 
 
-def choose(visits: pd.Series, result, data, subject: str) -> list:
+def choose(visits: pd.Series, record, data, subject: str) -> list:
     """The subject-choice controls; returns the subjects to draw."""
-    s = _settings()
+    result = record["result"]
     modes = list(ft.CHOICE_MODES)
-    _choice("mode", modes, modes[0])
     left, mid, right = st.columns([2, 1, 1])
     mode = ft.CHOICE_MODES[
         left.selectbox(
             f"Which {subject}s to draw",
             modes,
-            key=_seed("mode", modes[0]),
-            on_change=_keep,
-            args=("mode",),
+            **_seed("mode", modes[0], modes),
             help="Only the chosen subjects are drawn, so the page stays fast with thousands.",
         )
     ]
     top = min(MAX_DRAWN, len(visits))
     if mode == "pick":
         options = list(visits.index)
-        s["picked"] = [p for p in s.get("picked", options[:3]) if p in set(options)]
         picked = left.multiselect(
-            f"{subject} ids (type to search)",
-            options,
-            key=_seed("picked", s["picked"]),
-            on_change=_keep,
-            args=("picked",),
+            f"{subject} ids (type to search)", options, **_seed("picked", options[:3], options)
         )
         return ft.choose_subjects(visits, "pick", 1, picked=picked)
-    s["count"] = min(int(s.get("count", min(12, top))), top)
     count = mid.number_input(
         f"Number of {subject}s",
         min_value=1,
         max_value=top,
         step=1,
-        key=_seed("count", s["count"]),
-        on_change=_keep,
-        args=("count",),
+        **_seed("count", min(12, top), fix=lambda n: min(int(n), top)),
     )
     seed = 0
     if mode == "random":
@@ -122,12 +100,12 @@ def choose(visits: pd.Series, result, data, subject: str) -> list:
             min_value=0,
             max_value=10**6,
             step=1,
-            key=_seed("seed", 0),
-            on_change=_keep,
-            args=("seed",),
+            **_seed("seed", 0),
             help="Another seed draws another sample.",
         )
-    deviation = deviation_by(result, data, subject) if mode == "deviation" else None
+    deviation = (
+        cached.deviation(fit_key(record), subject, result, data) if mode == "deviation" else None
+    )
     return ft.choose_subjects(visits, mode, int(count), seed=int(seed), deviation=deviation)
 
 
@@ -142,6 +120,73 @@ def selected_subjects() -> list[str]:
         if sid and sid not in out:
             out.append(str(sid))
     return out
+
+
+@dataclass(frozen=True)
+class View:
+    """How the chart is drawn: axis, colour, panels and cluster curves."""
+
+    x: str
+    by: str | None
+    facet: bool
+    cluster: str | None  # the cluster column, when its curves are drawn
+    cluster_group: str | None  # the model's group of that column
+
+
+def view_controls(data: pd.DataFrame, roles, result) -> View:
+    """The chart's axis, colour, panels and cluster-curve choices."""
+    x_opts = axis_options(data, roles)
+    b_opts, b_default = by_options(data, roles, fixed_variables(result))
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
+    x = c1.selectbox("Horizontal axis", x_opts, **_seed("x", roles.time, x_opts))
+    by = c2.selectbox(
+        "Colour by",
+        b_opts,
+        **_seed("by", b_default, b_opts),
+        help="One population curve per value, e.g. per treatment arm.",
+    )
+    facet = c3.checkbox("Separate panels", **_seed("facet", False))
+    cluster_group = roles.cluster if roles.cluster in result.ngroups else None
+    show_clusters = False
+    if cluster_group:
+        show_clusters = c4.checkbox(
+            f"{roles.cluster} curves",
+            **_seed("clusters", True),
+            help=f"Population curve shifted by the {roles.cluster}'s random effect.",
+        )
+    return View(
+        x,
+        None if by == NONE else by,
+        bool(facet),
+        roles.cluster if show_clusters else None,
+        cluster_group if show_clusters else None,
+    )
+
+
+def chart_section(prep, view: View, roles, response: str) -> list[str]:
+    """The trajectories chart (click a subject to highlight it); returns the highlighted."""
+    highlight = selected_subjects()
+    units = st.session_state[Keys.UNITS]
+    fig = ft.trajectories_figure(
+        prep,
+        subject_label=roles.subject,
+        x_label=view.x + (f" ({units[view.x]})" if view.x in units else ""),
+        y_label=response,
+        by_label=view.by,
+        cluster_label=roles.cluster or "cluster",
+        facet=view.facet,
+        show_clusters=view.cluster is not None,
+        highlight=highlight,
+    )
+    st.plotly_chart(
+        reserve_modebar(fig),
+        theme=None,
+        key=CHART,
+        on_select="rerun",
+        selection_mode="points",
+        config={"displaylogo": False},
+    )
+    return highlight
 
 
 def main() -> None:
@@ -159,77 +204,26 @@ def main() -> None:
     subject = roles.subject
     used = data.iloc[result.design.rows]
     visits = used.groupby(subject, sort=True, observed=True).size()
-
-    model_vars = fixed_variables(result)
-    x_opts = axis_options(data, roles)
-    b_opts, b_default = by_options(data, roles, model_vars)
-    _choice("x", x_opts, roles.time)
-    _choice("by", b_opts, b_default)
-    c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
-    x = c1.selectbox(
-        "Horizontal axis", x_opts, key=_seed("x", roles.time), on_change=_keep, args=("x",)
-    )
-    by = c2.selectbox(
-        "Colour by",
-        b_opts,
-        key=_seed("by", b_default),
-        on_change=_keep,
-        args=("by",),
-        help="One population curve per value, e.g. per treatment arm.",
-    )
-    by = None if by == NONE else by
-    facet = c3.checkbox(
-        "Separate panels", key=_seed("facet", False), on_change=_keep, args=("facet",)
-    )
-    cluster_group = roles.cluster if roles.cluster in result.ngroups else None
-    show_clusters = False
-    if cluster_group:
-        show_clusters = c4.checkbox(
-            f"{roles.cluster} curves",
-            key=_seed("clusters", True),
-            on_change=_keep,
-            args=("clusters",),
-            help=f"Population curve shifted by the {roles.cluster}'s random effect.",
-        )
-    subjects = choose(visits, result, data, subject)
+    view = view_controls(data, roles, result)
+    subjects = choose(visits, record, data, subject)
     if not subjects:
         st.info(f"Choose at least one {subject} to draw.")
         st.stop()
-
-    prep = ft.prepare_trajectories(
+    prep = cached.trajectories(
+        fit_key(record),
+        subject,
+        view.x,
+        tuple(subjects),
+        view.by,
+        view.cluster,
+        view.cluster_group,
         result,
         data,
-        subject,
-        x,
-        subjects,
-        by=by,
-        cluster=roles.cluster if show_clusters else None,
-        cluster_group=cluster_group if show_clusters else None,
     )
-    highlight = selected_subjects()
-    units = st.session_state[Keys.UNITS]
-    fig = ft.trajectories_figure(
-        prep,
-        subject_label=subject,
-        x_label=x + (f" ({units[x]})" if x in units else ""),
-        y_label=result.response,
-        by_label=by,
-        cluster_label=roles.cluster or "cluster",
-        facet=facet,
-        show_clusters=show_clusters,
-        highlight=highlight,
-    )
-    st.plotly_chart(
-        reserve_modebar(fig),
-        theme=None,
-        key=CHART,
-        on_select="rerun",
-        selection_mode="points",
-        config={"displaylogo": False},
-    )
-    explain(prep, subject, x, by, show_clusters, roles.cluster, len(visits))
+    highlight = chart_section(prep, view, roles, result.response)
+    explain(prep, subject, view.x, view.by, view.cluster is not None, roles.cluster, len(visits))
     if highlight:
-        show_selected(prep, highlight, subject, x, result.response)
+        show_selected(prep, highlight, subject, view.x, result.response)
 
 
 def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:

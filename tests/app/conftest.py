@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,21 @@ def app() -> AppTest:
     at.run()
     assert not at.exception
     return at
+
+
+def pending_jobs(at: AppTest) -> list:
+    """This session's jobs not yet collected (see dashboard.jobs_view)."""
+    from dashboard.state import Keys
+
+    return list(at.session_state[Keys.JOBS].values()) if Keys.JOBS in at.session_state else []
+
+
+def finish_jobs(at: AppTest, timeout: float = 120.0) -> AppTest:
+    """Wait for the session's background jobs to end, then rerun (the run stores them)."""
+    deadline = time.monotonic() + timeout
+    for job in pending_jobs(at):
+        assert job.wait(max(0.0, deadline - time.monotonic())), f"{job.label} did not finish"
+    return at.run()
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:

@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.state import Keys
 from lmm_core import datasets, fit_lmm, lrt
-from tests.app.conftest import figures_on, texts
+from tests.app.conftest import figures_on, finish_jobs, texts
 
 FORMULAS = {
     "M1: random intercept": "Reaction ~ Days + (1 | Subject)",
@@ -145,6 +145,7 @@ def test_ladder_without_fits_matches_lme4_and_adds_records(app):
     assert "Reaction ~ Days + (Days || Subject)" in texts(at.markdown)
     at.button(key=Keys.W_LADDER_RUN).click().run()
     assert not at.exception
+    finish_jobs(at)  # a job of the runner: it may outlast the page's short wait
     table = ladder_frame(at)
     np.testing.assert_allclose(
         table["criterion"], [1786.46508539492, 1743.66929358148, 1743.62827195995], atol=1e-6
@@ -176,6 +177,7 @@ def test_ladder_keeps_the_active_model_and_switches_method(app):
     at.radio(key=Keys.W_LADDER_REML).set_value("ML").run()
     at.button(key=Keys.W_LADDER_RUN).click().run()
     assert not at.exception
+    finish_jobs(at)  # a job of the runner: it may outlast the page's short wait
     np.testing.assert_allclose(ladder_frame(at)["criterion"].iloc[2], 1751.93934448899, atol=1e-6)
     at.button(key=Keys.W_LADDER_ADD).click().run()
     assert at.session_state[Keys.ACTIVE_FIT] == "M1: random intercept"
@@ -190,6 +192,7 @@ def test_ladder_on_trial_small_has_the_hospital_step(app):
     assert not at.exception
     at.button(key=Keys.W_LADDER_RUN).click().run()
     assert not at.exception
+    finish_jobs(at)  # a job of the runner: it may outlast the page's short wait
     table = ladder_frame(at)
     assert list(table["step"]) == [
         "1. random intercept",

@@ -55,7 +55,7 @@ def _kept(at) -> None:
     """The earlier fit is kept, still active, and its summary is still shown."""
     assert _names(at) == [M1]
     assert at.session_state[Keys.ACTIVE_FIT] == M1
-    assert at.session_state[Keys.FIT_JOB] is None
+    assert not at.session_state[Keys.JOBS]
     assert at.subheader[-1].value == f"3. Summary of {M1}"
 
 

@@ -9,6 +9,7 @@ import pytest
 from dashboard.state import Keys
 from lmm_core.inference.bootstrap import parametric_bootstrap
 from lmm_core.inference.profile import profile_confint
+from tests.app.conftest import finish_jobs
 from tests.app.test_trajectories_page import SLEEP, _fit, inject
 
 W = Keys.INFER_W
@@ -56,6 +57,7 @@ def test_profile_intervals_on_request(app):
     assert not [df for df in at.dataframe if "95% high" in df.value.columns]
     at.button(key=W + "profile").click().run()
     assert not at.exception
+    finish_jobs(at)  # a job of the runner: it may outlast the page's short wait
     table = _frame(at, "95% high")
     expected = profile_confint(_fit("sleepstudy", SLEEP))
     assert "sd_(Intercept)|Subject" in table.index
@@ -70,6 +72,7 @@ def test_bootstrap_with_chosen_replicates_and_seed(app):
     at.number_input(key=W + "seed").set_value(7).run()
     at.button(key=W + "boot").click().run()
     assert not at.exception
+    finish_jobs(at)
     table = _frame(at, "estimate")
     boot = parametric_bootstrap(_fit("sleepstudy", SLEEP), 50, 7)
     np.testing.assert_allclose(table["95% low"], boot.confint()["lower"], rtol=1e-8)

@@ -37,6 +37,8 @@ def test_ladder_correlation_teach_glossary_export(app_url, tab):
 
     support.go_to(page, "Compare")
     page.get_by_role("button", name="Fit the ladder").click()
+    # a job of the runner: a long ladder shows its progress first, then its outcome
+    page.wait_for_selector("text=Ladder fitted in", timeout=support.WAIT_MS)
     support.wait_idle(page, timeout_ms=support.WAIT_MS)
     body = _clean(page, "compare_ladder")
     for rung in ("(1 | patient)", "(time || patient)", "(time | patient)", "(1 | hospital)"):
@@ -51,6 +53,7 @@ def test_ladder_correlation_teach_glossary_export(app_url, tab):
     support.go_to(page, "Teach")
     button = page.get_by_role("button", name=re.compile(r"^Repeat \d+ times$"))
     button.click()
+    page.wait_for_selector("text=Coverage, mixed", timeout=support.WAIT_MS)  # a job too
     support.wait_idle(page, timeout_ms=support.WAIT_MS)
     body = _clean(page, "teach")
     assert "coverage" in body.lower() and "singular" in body.lower()
