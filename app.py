@@ -1,42 +1,38 @@
-"""LMM Explorer: entry point (page config, state, shared sidebar, navigation).
+"""LMM Explorer: entry point (page config, the menu, state, shared sidebar, navigation).
 
-Run with ``streamlit run app.py``. Pages live in ``pages/`` and are listed explicitly in
-:data:`PAGES`.
+Run with ``streamlit run app.py``. The pages live in ``pages/`` and are listed, in menu
+order, in :data:`dashboard.menu.PAGES`.
+
+The first thing every run draws is the app's own menu (:mod:`dashboard.menu`); only then are
+the dashboard's heavy modules imported (pandas, scipy, plotly figures and the engine: about
+1.5 s in a fresh server), so that the first paint shows the menu. Streamlit's own menu is
+off (see :mod:`dashboard.menu` for why).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import jobs_view, sidebar
 from dashboard.layout import apply_css
-from dashboard.state import init_state
+from dashboard.menu import PAGES, give_menu_a_head_start, page_list, render_menu
 
-#: (file, title), in menu order. No page icons on purpose: the active page's icon becomes the
-#: favicon, and Streamlit fetches ":material/..." favicons from fonts.gstatic.com (a request
-#: leaving the machine); emoji need a colour-emoji font that servers often lack.
-PAGES: list[tuple[str, str]] = [
-    ("pages/data.py", "Data"),
-    ("pages/explore.py", "Explore"),
-    ("pages/model.py", "Model"),
-    ("pages/trajectories.py", "Trajectories"),
-    ("pages/prediction.py", "Prediction"),
-    ("pages/shrinkage.py", "Shrinkage"),
-    ("pages/compare.py", "Compare"),
-    ("pages/diagnostics.py", "Diagnostics"),
-    ("pages/teach.py", "Teach"),
-    ("pages/glossary.py", "Glossary"),
-    ("pages/export.py", "Export"),
-]
+__all__ = ["PAGES", "run"]
 
 
 def run() -> None:
-    """Build the app: config, state, finished work, sidebar and navigation."""
+    """Build the app: config and menu first, then state, finished work, sidebar and page."""
     st.set_page_config(page_title="LMM Explorer", layout="wide")
     apply_css()  # small screens: sidebar width, padding, metric size (dashboard.layout)
+    pages = page_list()
+    nav = st.navigation(pages, position="hidden")  # the menu is drawn by render_menu
+    render_menu(pages)
+    give_menu_a_head_start()  # a session's first run: the browser draws the menu first
+    # Imported here, after the menu has been sent: they take seconds in a fresh server.
+    from dashboard import jobs_view, sidebar
+    from dashboard.state import init_state
+
     init_state()
     jobs_view.collect(toast=True)  # work finished in the background: store it on any page
-    nav = st.navigation([st.Page(path, title=title) for path, title in PAGES])
     sidebar.render()
     nav.run()
 

@@ -246,3 +246,9 @@ def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
 def test_the_runner_and_the_work_import_no_streamlit():
     assert _loaded_after("import dashboard.jobs, dashboard.work", ("streamlit",)) == []
 
+
+def test_app_imports_only_light_modules_before_drawing_the_menu():
+    """app.py's module-level imports (run before the menu is sent) leave the heavy ones out:
+    they are imported in run() after the menu (first paint)."""
+    heavy = ("pandas", "scipy", "lmm_core", "dashboard.state")
+    assert _loaded_after("import app", heavy) == []

@@ -1,7 +1,7 @@
 """Reusable helpers for real-browser tests: start the app, drive Debian's chromium.
 
 Later issues add pages; a test visits them all with :func:`visit_all_pages`, which follows
-the sidebar links, so page URLs never start a new session.
+the links of the app's menu in the sidebar, so page URLs never start a new session.
 """
 
 from __future__ import annotations
@@ -153,16 +153,20 @@ def open_app(page, url: str) -> None:
     wait_idle(page)
 
 
+#: the app's own menu (dashboard.menu: links in the container keyed ``app_menu``)
+MENU_LINKS = ".st-key-app_menu a"
+
+
 def sidebar_links(page) -> list[str]:
-    """Labels of the page links in the sidebar navigation, in order."""
-    links = page.locator('[data-testid="stSidebarNav"] a')
+    """Labels of the page links in the sidebar menu, in order."""
+    links = page.locator(MENU_LINKS)
     texts = [links.nth(i).inner_text() for i in range(links.count())]
     return [[ln.strip() for ln in t.splitlines() if ln.strip()][-1] for t in texts]  # no icon
 
 
 def go_to(page, label: str) -> None:
     """Click the sidebar link ``label`` and wait for that page's title."""
-    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+    page.locator(MENU_LINKS, has_text=label).first.click()
     page.wait_for_selector(f"h1:has-text('{label}')", timeout=WAIT_MS)
     wait_idle(page)
 
