@@ -1,20 +1,20 @@
 """LMM Explorer: entry point (page config, the menu, state, shared sidebar, navigation).
 
 Run with ``streamlit run app.py``. The pages live in ``pages/`` and are listed, in menu
-order, in :data:`dashboard.menu.PAGES`.
+order, in :data:`dashboard.views.menu.PAGES`.
 
-The first thing every run draws is the app's own menu (:mod:`dashboard.menu`); only then are
+The first thing every run draws is the app's own menu (:mod:`dashboard.views.menu`); only then are
 the dashboard's heavy modules imported (pandas, scipy, plotly figures and the engine: about
 1.5 s in a fresh server), so that the first paint shows the menu. Streamlit's own menu is
-off (see :mod:`dashboard.menu` for why).
+off (see :mod:`dashboard.views.menu` for why).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.layout import apply_css
-from dashboard.menu import PAGES, give_menu_a_head_start, page_list, render_menu
+from dashboard.views.layout import apply_css
+from dashboard.views.menu import PAGES, give_menu_a_head_start, page_list, render_menu
 
 __all__ = ["PAGES", "run"]
 
@@ -22,14 +22,15 @@ __all__ = ["PAGES", "run"]
 def run() -> None:
     """Build the app: config and menu first, then state, finished work, sidebar and page."""
     st.set_page_config(page_title="LMM Explorer", layout="wide")
-    apply_css()  # small screens: sidebar width, padding, metric size (dashboard.layout)
+    apply_css()  # small screens: sidebar width, padding, metric size (dashboard.views.layout)
     pages = page_list()
     nav = st.navigation(pages, position="hidden")  # the menu is drawn by render_menu
     render_menu(pages)
     give_menu_a_head_start()  # a session's first run: the browser draws the menu first
     # Imported here, after the menu has been sent: they take seconds in a fresh server.
-    from dashboard import jobs_view, sidebar
-    from dashboard.state import init_state
+    from dashboard.state.session import init_state
+    from dashboard.views import jobs as jobs_view
+    from dashboard.views import sidebar
 
     init_state()
     jobs_view.collect(toast=True)  # work finished in the background: store it on any page

@@ -14,7 +14,7 @@ Meanwhile ``/_stcore/health`` is polled every 0.5 s (slowest answer and failures
 server's memory is sampled from ``/proc/<pid>/status`` (``VmHWM``, the peak resident size).
 A session *errors* when a step times out, raises, or the page shows an exception box.
 
-Identical fits are shared between sessions by the app's fit cache (``dashboard.cached``),
+Identical fits are shared between sessions by the app's fit cache (``dashboard.state.cached``),
 as in a class fitting the same model; ``--distinct`` gives every session its own formula
 (an aliased extra term ``I(time + k)``, dropped by the fit) so that every fit is computed.
 

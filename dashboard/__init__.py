@@ -1,9 +1,7 @@
-"""Dashboard helpers: session-state keys, cached calls, figures and small render helpers.
+"""The Streamlit app's code below the pages, in packages by what each module is.
 
-The pure modules (``loading``, ``roles``, ``validation``, ``reshape``, ``figures``, ``jobs``,
-``work``) import no Streamlit; ``state``, ``cached``, ``upload``, ``widgets``, ``menu``,
-``sidebar`` and ``jobs_view`` hold the Streamlit glue. Long work (fits, the ladder, the
-bootstrap, profiles, Teach repeats) runs through one job runner: ``jobs`` (the runner),
-``work`` (the computations with progress) and ``jobs_view`` (per session: start, progress,
-Cancel, collect).
+Pure (no Streamlit, checked by the contracts in ``.importlinter``): ``base`` (constants,
+number formats, markup), ``help`` (help texts), ``io`` (data in), ``figures`` (plotly),
+``analysis`` (what pages show, computed) and ``export``. Streamlit: ``state`` (session state,
+fit records, cached calls, job runner) and ``views`` (helpers the pages share).
 """

@@ -6,9 +6,13 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cached, compare_view, jobs_view, work
-from dashboard import ladder as lad
-from dashboard.fits import (
+from dashboard.analysis import compare as compare_view
+from dashboard.analysis import ladder as lad
+from dashboard.base.markup import code_span, escape_message, plain_name
+from dashboard.base.numbers import MISSING, styled
+from dashboard.help.texts import help_text
+from dashboard.state import cached, work
+from dashboard.state.fits import (
     MODEL_PAGE,
     active_record,
     add_fit,
@@ -17,17 +21,15 @@ from dashboard.fits import (
     same_model_groups,
     set_active,
 )
-from dashboard.help_texts import help_text
-from dashboard.help_view import column, how_to_read, text_column
-from dashboard.markup import code_span, escape_message, plain_name
-from dashboard.numbers import MISSING, styled
-from dashboard.state import Keys, current_data, current_roles, init_state, persistent_widget
-from dashboard.widgets import DATA_PAGE, dataset_caption, show_figure
+from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
+from dashboard.views import jobs as jobs_view
+from dashboard.views.help import column, how_to_read, text_column
+from dashboard.views.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
 
 P_CHIBAR_HELP = help_text("chibar")
 LADDER = "ladder"  # job kind
-#: How the numbers of this page's tables are shown (dashboard.numbers.styled): criteria with
+#: How the numbers of this page's tables are shown (dashboard.base.numbers.styled): criteria with
 #: two decimals (read as differences), p-values by the p rule, statistics by 4 digits.
 RULES: dict[str, int | str] = {
     **dict.fromkeys(["AIC", "BIC", "logLik", "deviance", "criterion"], "criterion"),
@@ -277,7 +279,7 @@ def _ladder_fit(data_key: str, reml: bool, frame) -> Any:
 
 
 def _status(ladder: lad.Ladder) -> tuple[str, str]:
-    """The ladder's outcome in one line (:func:`dashboard.ladder.ladder_status`)."""
+    """The ladder's outcome in one line (:func:`dashboard.analysis.ladder.ladder_status`)."""
     seconds = sum(s.seconds for s in ladder.steps)
     took = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"  # fixed: timing
     return lad.ladder_status(ladder.steps, took)

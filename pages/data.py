@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import cached, figures
 from dashboard.base.constants import NONE_CHOICE
-from dashboard.dates import FIRST_VISIT, UNITS, date_columns, suggest_unit, time_column_name
-from dashboard.help_texts import help_text
-from dashboard.help_view import column, how_to_read
-from dashboard.markup import code_span, escape_text
-from dashboard.roles import Roles
-from dashboard.state import Keys, activate_example, current_data, current_roles, init_state
-from dashboard.state import set_roles as store_roles
-from dashboard.time_from_dates import apply_dates_as_time, date_choices
-from dashboard.upload import accept_pending, convert_pending, receive_upload
-from dashboard.validation import validate
-from dashboard.widgets import EXPLORE_PAGE, render_findings, render_message, show_figure
+from dashboard.base.markup import code_span, escape_text
+from dashboard.figures import explore as figures
+from dashboard.help.texts import help_text
+from dashboard.io.dates import FIRST_VISIT, UNITS, date_columns, suggest_unit, time_column_name
+from dashboard.io.roles import Roles
+from dashboard.io.validation import validate
+from dashboard.state import cached
+from dashboard.state.session import Keys, activate_example, current_data, current_roles, init_state
+from dashboard.state.session import set_roles as store_roles
+from dashboard.views.help import column, how_to_read
+from dashboard.views.time_from_dates import apply_dates_as_time, date_choices
+from dashboard.views.upload import accept_pending, convert_pending, receive_upload
+from dashboard.views.widgets import EXPLORE_PAGE, render_findings, render_message, show_figure
 
 PREVIEW_ROWS = 200
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import figures_correlation as fc
-from dashboard import figures_diagnostics as fd
-from dashboard.fits import records_for_active_data, require_fit
-from dashboard.help_texts import help_text
-from dashboard.help_view import how_to_read
-from dashboard.markup import code_span
-from dashboard.numbers import MISSING, fmt, styled
-from dashboard.state import Keys, current_data, current_roles, init_state, persistent_widget
-from dashboard.widgets import dataset_caption, show_figure
+from dashboard.base.markup import code_span
+from dashboard.base.numbers import MISSING, fmt, styled
+from dashboard.figures import correlation as fc
+from dashboard.figures import diagnostics as fd
+from dashboard.help.texts import help_text
+from dashboard.state.fits import records_for_active_data, require_fit
+from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
+from dashboard.views.help import how_to_read
+from dashboard.views.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
 
 CHANCE = 0.0027  # P(|Z| > 3) for a standard normal

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import figures
-from dashboard.help_view import how_to_read
-from dashboard.state import Keys, init_state, persistent_widget
-from dashboard.widgets import dataset_caption, require_longitudinal, show_figure
+from dashboard.figures import explore as figures
+from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.help import how_to_read
+from dashboard.views.widgets import dataset_caption, require_longitudinal, show_figure
 
 NONE = "(none)"
 DEFAULT_MAX_SUBJECTS = 400

@@ -8,14 +8,14 @@ import hashlib
 
 import streamlit as st
 
-from dashboard import export_code as ec
-from dashboard import export_results as er
-from dashboard import figure_export as fx
-from dashboard.fits import require_fit
-from dashboard.inference_view import DF_METHODS
-from dashboard.markup import code_span, escape_text
-from dashboard.report import build_report
-from dashboard.state import Keys, current_data, current_roles, init_state, persistent_widget
+from dashboard.base.markup import code_span, escape_text
+from dashboard.export import code as ec
+from dashboard.export import figures as fx
+from dashboard.export import results as er
+from dashboard.export.report import build_report
+from dashboard.state.fits import require_fit
+from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
+from dashboard.views.inference import DF_METHODS
 
 W = Keys.INFER_W  # the df-method choice is shared with the Model page
 CSV = "text/csv"
@@ -28,7 +28,10 @@ def df_choice() -> str:
         "Degrees of freedom for p values and confidence intervals",
         labels,
         **persistent_widget(
-            W + "export_df", st.session_state[Keys.INFER_SETTINGS], "df_method", labels[0],
+            W + "export_df",
+            st.session_state[Keys.INFER_SETTINGS],
+            "df_method",
+            labels[0],
             options=labels,
         ),
         help="Used by the fixed-effects CSV, the report and the R/SAS code. Satterthwaite is "

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.help_texts import ENTRIES, by_topic, search
-from dashboard.help_view import entry_markdown
-from dashboard.state import init_state
+from dashboard.help.texts import ENTRIES, by_topic, search
+from dashboard.state.session import init_state
+from dashboard.views.help import entry_markdown
 
 SEARCH = "glossary_search"
 

@@ -6,18 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import fit_jobs, jobs_view, model_view
-from dashboard.fits import (
-    active_record,
-    delete_fit,
-    find_fit,
-    records_for_active_data,
-    set_active,
-    taken_labels,
-)
-from dashboard.help_texts import help_text
-from dashboard.markup import code_span, escape_message
-from dashboard.model_builder import (
+from dashboard.analysis.model_builder import (
     BuilderChoices,
     GroupLevel,
     TimeScale,
@@ -27,10 +16,23 @@ from dashboard.model_builder import (
     time_scales,
     time_unit,
 )
-from dashboard.outcome_view import render_outcome_note
-from dashboard.roles import Roles, is_numeric
-from dashboard.state import Keys, current_roles, init_state, persistent_widget
-from dashboard.widgets import dataset_caption, require_longitudinal
+from dashboard.base.markup import code_span, escape_message
+from dashboard.help.texts import help_text
+from dashboard.io.roles import Roles, is_numeric
+from dashboard.state.fits import (
+    active_record,
+    delete_fit,
+    find_fit,
+    records_for_active_data,
+    set_active,
+    taken_labels,
+)
+from dashboard.state.session import Keys, current_roles, init_state, persistent_widget
+from dashboard.views import fit_jobs
+from dashboard.views import jobs as jobs_view
+from dashboard.views import model as model_view
+from dashboard.views.outcome import render_outcome_note
+from dashboard.views.widgets import dataset_caption, require_longitudinal
 from lmm_core import FormulaError
 from lmm_core.formula.quoting import quote_name
 from lmm_core.formula.terms import parse_formula
@@ -235,7 +237,7 @@ def show_formula_error(formula: str, err: FormulaError) -> None:
 
 
 def fit(formula: str, reml: bool, subject: str | None) -> None:
-    """Validate and start the fit (see :mod:`dashboard.fit_jobs`), then rerun.
+    """Validate and start the fit (see :mod:`dashboard.views.fit_jobs`), then rerun.
 
     A quick fit is stored before the rerun; a long one keeps running in the background
     (progress in the sidebar, on every page) and is stored when it finishes.

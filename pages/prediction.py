@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached
-from dashboard import figures_prediction as fp
-from dashboard.fits import fit_key, require_fit
-from dashboard.help_view import column, how_to_read
-from dashboard.markup import code_span, escape_text, plain_index, plain_name
-from dashboard.numbers import MISSING, fmt_pct, styled
-from dashboard.roles import is_numeric
-from dashboard.state import Keys, init_state, persistent_widget
-from dashboard.widgets import require_longitudinal, show_figure
+from dashboard.base.markup import code_span, escape_text, plain_index, plain_name
+from dashboard.base.numbers import MISSING, fmt_pct, styled
+from dashboard.figures import prediction as fp
+from dashboard.io.roles import is_numeric
+from dashboard.state import cached
+from dashboard.state.fits import fit_key, require_fit
+from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.help import column, how_to_read
+from dashboard.views.widgets import require_longitudinal, show_figure
 from lmm_core import LMMError
 
 W = Keys.PRED_W

@@ -7,15 +7,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached
-from dashboard import figures_shrinkage as fs
-from dashboard.fits import fit_key, require_fit
-from dashboard.help_texts import help_text
-from dashboard.help_view import column, how_to_read
-from dashboard.markup import code_span, escape_text, plain_estimates
-from dashboard.numbers import MISSING, fmt, styled
-from dashboard.state import Keys, init_state, persistent_widget
-from dashboard.widgets import require_longitudinal, show_figure
+from dashboard.base.markup import code_span, escape_text, plain_estimates
+from dashboard.base.numbers import MISSING, fmt, styled
+from dashboard.figures import shrinkage as fs
+from dashboard.help.texts import help_text
+from dashboard.state import cached
+from dashboard.state.fits import fit_key, require_fit
+from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.help import column, how_to_read
+from dashboard.views.widgets import require_longitudinal, show_figure
 from lmm_core.predict.per_group import ShrinkageEstimates
 
 INTRO = """

@@ -8,13 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cached, jobs_view, work
-from dashboard import figures_teach as ft
-from dashboard.figures import prepare_spaghetti, spaghetti_figure
-from dashboard.numbers import MISSING, fmt, styled
-from dashboard.roles import Roles
-from dashboard.state import Keys, activate_dataset, init_state, persistent_widget
-from dashboard.teach_view import (
+from dashboard.analysis.teach import (
     CONTROLS,
     DEFAULT_SEED,
     INTEGER_FIELDS,
@@ -25,7 +19,14 @@ from dashboard.teach_view import (
     truth_key,
     weight_note,
 )
-from dashboard.widgets import show_figure
+from dashboard.base.numbers import MISSING, fmt, styled
+from dashboard.figures import teach as ft
+from dashboard.figures.explore import prepare_spaghetti, spaghetti_figure
+from dashboard.io.roles import Roles
+from dashboard.state import cached, work
+from dashboard.state.session import Keys, activate_dataset, init_state, persistent_widget
+from dashboard.views import jobs as jobs_view
+from dashboard.views.widgets import show_figure
 from lmm_core import LMMError
 from lmm_core.simulation.teaching import (
     FORMULA,

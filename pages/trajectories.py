@@ -8,16 +8,16 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import cached
-from dashboard import figures_trajectories as ft
-from dashboard.fits import fit_key, require_fit
-from dashboard.help_view import column, how_to_read
-from dashboard.layout import reserve_modebar
-from dashboard.markup import code_span, escape_text
-from dashboard.numbers import MISSING, fmt, styled
-from dashboard.roles import is_numeric
-from dashboard.state import Keys, init_state, persistent_widget
-from dashboard.widgets import require_longitudinal
+from dashboard.base.markup import code_span, escape_text
+from dashboard.base.numbers import MISSING, fmt, styled
+from dashboard.figures import trajectories as ft
+from dashboard.figures.style import reserve_modebar
+from dashboard.io.roles import is_numeric
+from dashboard.state import cached
+from dashboard.state.fits import fit_key, require_fit
+from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.help import column, how_to_read
+from dashboard.views.widgets import require_longitudinal
 from lmm_core.predict.prediction import fixed_variables
 
 NONE = "(none)"

@@ -30,8 +30,8 @@ def app() -> AppTest:
 
 
 def pending_jobs(at: AppTest) -> list:
-    """This session's jobs not yet collected (see dashboard.jobs_view)."""
-    from dashboard.state import Keys
+    """This session's jobs not yet collected (see dashboard.views.jobs)."""
+    from dashboard.state.session import Keys
 
     return list(at.session_state[Keys.JOBS].values()) if Keys.JOBS in at.session_state else []
 

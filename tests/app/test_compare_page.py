@@ -7,7 +7,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm, lrt
 from tests.app.conftest import figures_on, finish_jobs, texts
 
@@ -205,7 +205,7 @@ def test_ladder_on_trial_small_has_the_hospital_step(app):
 
 
 def test_ladder_needs_roles(app):
-    from dashboard.roles import Roles
+    from dashboard.io.roles import Roles
 
     app.session_state[Keys.ROLES] = Roles(subject="Subject", outcome="Reaction").to_dict()
     at = compare(app, [])

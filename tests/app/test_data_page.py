@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from tests.app.conftest import figures_on, texts, upload
 
 GOOD_CSV = (

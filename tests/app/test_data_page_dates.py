@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from tests.app.conftest import texts, upload
 from tests.fixtures.clinic_bp import clinic_csv
 

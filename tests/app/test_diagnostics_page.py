@@ -6,7 +6,7 @@ from functools import cache
 
 import numpy as np
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.implied import implied_covariance
 from tests.app.conftest import figures_on, texts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from tests.app.conftest import texts
 
 

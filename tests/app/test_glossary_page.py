@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app import PAGES
-from dashboard.help_texts import ENTRIES, TOPICS, search
+from dashboard.help.texts import ENTRIES, TOPICS, search
 from tests.app.conftest import texts
 
 GLOSSARY = "pages/glossary.py"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import jobs_view, work
-from dashboard.fits import fit_key
-from dashboard.state import Keys
+from dashboard.state import work
+from dashboard.state.fits import fit_key
+from dashboard.state.session import Keys
+from dashboard.views import jobs as jobs_view
 from lmm_core import ModelError
 from tests.app.conftest import finish_jobs, pending_jobs, texts
 from tests.app.test_trajectories_page import SLEEP, inject
@@ -130,7 +131,7 @@ def test_sessions_do_not_see_each_others_jobs(app, background):
 
 
 def test_the_runner_is_one_per_process_with_workers_from_the_cores():
-    from dashboard.jobs import worker_count
+    from dashboard.state.jobs import worker_count
 
     first, again = jobs_view.runner(), jobs_view.runner()
     assert first is again and first.workers == worker_count()

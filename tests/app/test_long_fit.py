@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import fit_jobs, jobs_view
-from dashboard.state import Keys
+from dashboard.state.session import Keys
+from dashboard.views import fit_jobs
+from dashboard.views import jobs as jobs_view
 from tests.app.conftest import pending_jobs, texts
 
 W = Keys.MODEL_W

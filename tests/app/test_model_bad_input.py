@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import cached
-from dashboard.state import Keys
+from dashboard.state import cached
+from dashboard.state.session import Keys
 from lmm_core.model import optimize
 from tests.app.conftest import ROOT, texts, upload
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core.inference.bootstrap import parametric_bootstrap
 from lmm_core.inference.profile import profile_confint
 from tests.app.conftest import finish_jobs

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 from tests.app.conftest import texts
 

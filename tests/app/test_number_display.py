@@ -3,7 +3,7 @@
 sleepstudy with time in thousandths of a day (``T = 1000 Days``): the slope is 0.0105, its
 variance 3.5e-05 and the patient-level SDs of the slope 0.0059 and below. Fixed decimals
 showed ``0.0000`` for the variance and ``0.006`` before and after the visits on the
-Prediction page; the pages must now show the values readably (what ``dashboard.numbers``
+Prediction page; the pages must now show the values readably (what ``dashboard.base.numbers``
 writes) while the tables keep full-precision values.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dashboard.numbers import fmt, fmt_pct
-from dashboard.roles import Roles
-from dashboard.state import Keys
+from dashboard.base.numbers import fmt, fmt_pct
+from dashboard.io.roles import Roles
+from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 
 FORMULA = "Reaction ~ T + (T | Subject)"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard import figures_prediction as fp
-from dashboard.state import Keys
+from dashboard.figures import prediction as fp
+from dashboard.state.session import Keys
 from lmm_core import datasets
 from lmm_core.predict.forecast import new_subject_forecast
 from tests.app.conftest import figures_on, texts

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard.markup import code_span
-from dashboard.state import Keys
+from dashboard.base.markup import code_span
+from dashboard.state.session import Keys
 from lmm_core import datasets
 from tests.app.conftest import figures_on, texts, upload
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core import datasets
 from lmm_core.predict.per_group import shrinkage_estimates
 from tests.app.conftest import figures_on, texts

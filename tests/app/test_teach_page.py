@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core.simulation.teaching import LabTruth, expected_slope_weight
 from tests.app.conftest import figures_on, finish_jobs, texts
 

@@ -6,7 +6,7 @@ from functools import cache
 
 import numpy as np
 
-from dashboard.state import Keys
+from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import deviation_by
 from tests.app.conftest import figures_on, texts
@@ -118,7 +118,7 @@ def test_guard_without_a_fit_links_to_the_model_page(app):
 def test_integer_covariate_off_the_axis_draws_without_an_exception(app):
     """Issue 11 item 1: a whole-number covariate (Age) not on the horizontal axis crashed the
     page with 'Trying to coerce float values to integers'."""
-    from dashboard.roles import Roles
+    from dashboard.io.roles import Roles
 
     data = datasets.load_example("sleepstudy")[0].copy()
     subjects = sorted(data["Subject"].unique())

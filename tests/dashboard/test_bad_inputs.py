@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.loading import UploadError, read_table
-from dashboard.roles import Roles
-from dashboard.upload import assess
-from dashboard.validation import repair, validate
+from dashboard.io.loading import UploadError, read_table
+from dashboard.io.roles import Roles
+from dashboard.io.validation import repair, validate
+from dashboard.views.upload import assess
 from lmm_core import LMMError, fit_lmm
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "bad_inputs"

@@ -1,4 +1,4 @@
-"""dashboard.compare_view: the comparison equals lmm_core's LRT; preferences; chi-bar p."""
+"""dashboard.analysis.compare: the comparison equals lmm_core's LRT; preferences; chi-bar p."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.compare_view import (
+from dashboard.analysis.compare import (
     build_comparison,
     criteria_figure,
     lrt_preferred,

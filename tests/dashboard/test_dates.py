@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.dates import (
+from dashboard.io.dates import (
     FIRST_VISIT,
     UNITS,
     DateConversionError,
@@ -20,10 +20,10 @@ from dashboard.dates import (
     time_column_name,
     time_since,
 )
-from dashboard.loading import read_table
-from dashboard.roles import Roles, constant_within_subjects, guess_roles
-from dashboard.upload import assess
-from dashboard.validation import DATES_FIX, validate
+from dashboard.io.loading import read_table
+from dashboard.io.roles import Roles, constant_within_subjects, guess_roles
+from dashboard.io.validation import DATES_FIX, validate
+from dashboard.views.upload import assess
 from tests.fixtures.clinic_bp import clinic_csv, clinic_frame
 
 
@@ -211,7 +211,7 @@ def test_ambiguous_or_plain_text_time_gets_a_clear_error():
 
 
 def test_page_guard_says_a_date_time_can_be_converted():
-    from dashboard.roles import missing_longitudinal_roles
+    from dashboard.io.roles import missing_longitudinal_roles
 
     data = read_table(clinic_csv(), "clinic.csv").data
     (missing,) = missing_longitudinal_roles(data, guess_roles(data))

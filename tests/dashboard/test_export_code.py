@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.export_code import (
+from dashboard.export.code import (
     canonical_csv,
     data_file_name,
     python_code,
@@ -287,7 +287,7 @@ def _awkward_data() -> pd.DataFrame:
 
 
 def _awkward_formula() -> str:
-    from dashboard.model_builder import BuilderChoices, GroupLevel, build_formula
+    from dashboard.analysis.model_builder import BuilderChoices, GroupLevel, build_formula
 
     a = AWKWARD
     return build_formula(BuilderChoices(
@@ -345,7 +345,7 @@ def test_awkward_names_in_python_r_and_sas(tmp_path, capsys):
 
 
 def test_r_names_are_escaped():
-    from dashboard.export_code import r_name
+    from dashboard.export.code import r_name
 
     assert r_name("Days") == "Days" and r_name("Âge") == "`Âge`"
     assert r_name("a`b") == "`a\\`b`" and r_name("a\\b") == "`a\\\\b`"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.export_results import (
+from dashboard.export.results import (
     blup_table,
     fixed_effects_table,
     predictions_table,

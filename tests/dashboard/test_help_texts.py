@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import help_texts as ht
+from dashboard.help import texts as ht
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
-    [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "dashboard").glob("*.py")]
+    [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "dashboard").rglob("*.py")]
 )
 #: functions whose string-literal arguments are help keys
 KEY_FUNCTIONS = {"help_text", "entry", "column", "text_column", "how_to_read", "guide_markdown"}
@@ -105,14 +105,14 @@ def test_every_help_key_used_in_the_source_exists():
                     used += 1
                     if arg.value not in ht.ENTRIES:
                         unknown.append(f"{_where(path, node)}: {arg.value!r}")
-    assert not unknown, "help keys without an entry in dashboard/help_texts.py:\n" + "\n".join(
+    assert not unknown, "help keys without an entry in dashboard/help/texts.py:\n" + "\n".join(
         unknown
     )
     assert used >= 50  # the scan does find the pages' keys
 
 
 def test_df_help_keys_exist():
-    from dashboard.inference_view import DF_HELP, DF_METHODS
+    from dashboard.views.inference import DF_HELP, DF_METHODS
 
     assert set(DF_HELP) == set(DF_METHODS.values())
     assert all(k in ht.ENTRIES for k in DF_HELP.values())
@@ -134,6 +134,6 @@ def test_every_metric_has_help():
                 missing.append(f"{_where(path, node)}: metric {shown} has no help=")
     assert not missing, (
         "these metrics have no help text; pass help=help_text(<key>) (add the key to "
-        "dashboard/help_texts.py):\n" + "\n".join(missing)
+        "dashboard/help/texts.py):\n" + "\n".join(missing)
     )
     assert found >= 12

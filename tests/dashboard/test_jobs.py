@@ -1,4 +1,5 @@
-"""The job runner (dashboard.jobs): progress, cancellation, errors, dedupe, isolation, workers."""
+"""The job runner (dashboard.state.jobs): progress, cancellation, errors, dedupe, isolation,
+workers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import time
 
 import pytest
 
-from dashboard import jobs
-from dashboard.jobs import Cancelled, JobRunner, worker_count
+from dashboard.state import jobs
+from dashboard.state.jobs import Cancelled, JobRunner, worker_count
 from lmm_core import ModelError
 
 
@@ -244,11 +245,11 @@ def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
 
 
 def test_the_runner_and_the_work_import_no_streamlit():
-    assert _loaded_after("import dashboard.jobs, dashboard.work", ("streamlit",)) == []
+    assert _loaded_after("import dashboard.state.jobs, dashboard.state.work", ("streamlit",)) == []
 
 
 def test_app_imports_only_light_modules_before_drawing_the_menu():
     """app.py's module-level imports (run before the menu is sent) leave the heavy ones out:
     they are imported in run() after the menu (first paint)."""
-    heavy = ("pandas", "scipy", "lmm_core", "dashboard.state")
+    heavy = ("pandas", "scipy", "lmm_core", "dashboard.state.session")
     assert _loaded_after("import app", heavy) == []

@@ -1,4 +1,4 @@
-"""The random-effects ladder (dashboard.ladder) without a browser.
+"""The random-effects ladder (dashboard.analysis.ladder) without a browser.
 
 Reference: lme4 1.1-31 fits of sleepstudy (tests/fixtures/reference/cases): REML criterion,
 ML deviance, AIC and BIC of ``(1|Subject)``, ``(Days||Subject)``, ``(Days|Subject)``, and
@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dashboard import ladder as lad
-from dashboard.roles import Roles
+from dashboard.analysis import ladder as lad
+from dashboard.io.roles import Roles
 from lmm_core import ModelError, chibar_pvalue, datasets, fit_lmm
 
 REF = Path(__file__).resolve().parents[1] / "fixtures" / "reference"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from dashboard.loading import UploadError, excel_sheet_names, read_table
+from dashboard.io.loading import UploadError, excel_sheet_names, read_table
 
 ROWS = [("José", 0, 1.5), ("José", 1, 2.25), ("Zoë", 0, 3.0), ("Zoë", 1, 4.75)]
 

@@ -1,4 +1,4 @@
-"""dashboard.markup: user text shown through Markdown stays text (no image, link or HTML).
+"""dashboard.base.markup: user text shown through Markdown stays text (no image, link or HTML).
 
 The checks read the produced Markdown with CommonMark's code-span rule (a run of n backticks
 opens a span that only a run of exactly n backticks closes) and require that nothing
@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dashboard.markup import code_span, escape_message, escape_text
+from dashboard.base.markup import code_span, escape_message, escape_text
 
 HOSTILE = [
     "y ~ `![x](http://198.51.100.1/x.png)` + (1 | g)",
@@ -98,7 +98,7 @@ def test_names_are_shown_without_formula_backticks():
     import numpy as np
     import pandas as pd
 
-    from dashboard.markup import plain_cells, plain_estimates, plain_index, plain_name
+    from dashboard.base.markup import plain_cells, plain_estimates, plain_index, plain_name
     from lmm_core import datasets, fit_lmm
     from lmm_core.predict.per_group import shrinkage_estimates
 
@@ -117,6 +117,8 @@ def test_names_are_shown_without_formula_backticks():
     assert shown.columns == ("(Intercept)", "Visit day")
     assert "own:Visit day" in shown.table.columns and "mixed:Visit day" in shown.table.columns
     np.testing.assert_array_equal(shown.table.to_numpy(), est.table.to_numpy())
-    plain = shrinkage_estimates(fit_lmm("Reaction ~ Days + (Days | Subject)",
-                                        datasets.load_example("sleepstudy")[0]), "Subject")
+    plain = shrinkage_estimates(
+        fit_lmm("Reaction ~ Days + (Days | Subject)", datasets.load_example("sleepstudy")[0]),
+        "Subject",
+    )
     assert plain_estimates(plain) is plain  # nothing to change

@@ -1,4 +1,4 @@
-"""dashboard.model_builder: builder choices -> lme4 formula, labels from any formula."""
+"""dashboard.analysis.model_builder: builder choices -> lme4 formula, labels from any formula."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from dashboard.model_builder import (
+from dashboard.analysis.model_builder import (
     BuilderChoices,
     GroupLevel,
     build_formula,
@@ -137,7 +137,7 @@ AWKWARD = ["SBP (mmHg)", "Visit day", "x[1]", "Größe é", "a-b", "a+b", "a*b",
 @pytest.mark.parametrize("name", AWKWARD)
 def test_every_built_formula_reads_back_the_same_columns(name):
     """Issue 11 item 3: every formula the app writes from names parses to those names."""
-    from dashboard.model_builder import TimeScale, deparse_spec
+    from dashboard.analysis.model_builder import TimeScale, deparse_spec
 
     y, t, arm, g, h = (f"{name} {k}" for k in ("y", "t", "arm", "g", "h"))
     choices = BuilderChoices(
@@ -159,7 +159,7 @@ def test_every_built_formula_reads_back_the_same_columns(name):
 
 
 def test_model_labels_say_what_differs():
-    from dashboard.model_builder import model_label
+    from dashboard.analysis.model_builder import model_label
 
     base = "y ~ t + (t | s)"
     assert model_label(base, "s", "t") == "random slope"
@@ -182,7 +182,7 @@ def test_model_key_ignores_spelling_only():
 
 
 def test_time_units_and_scales():
-    from dashboard.model_builder import time_scales, time_unit
+    from dashboard.analysis.model_builder import time_scales, time_unit
 
     assert time_unit("Visit day") == "day" and time_unit("t", "months since baseline") == "month"
     assert time_unit("age", "years") == "year" and time_unit("x") == ""

@@ -1,4 +1,4 @@
-"""dashboard.model_summary: tables, ICC and plain-language status from real fits."""
+"""dashboard.analysis.model_summary: tables, ICC and plain-language status from real fits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from dashboard import model_summary as ms
+from dashboard.analysis import model_summary as ms
 from lmm_core import datasets, fit_lmm
 
 

@@ -1,7 +1,7 @@
 """No fixed-decimal number formats in the dashboard (issue 11 item 4).
 
 A slope per day of 0.00004 printed with ``:.4f`` reads ``0.0000``. Every number shown goes
-through :mod:`dashboard.numbers` (significant digits) or a d3 ``~g`` format in figures. This
+through :mod:`dashboard.base.numbers` (significant digits) or a d3 ``~g`` format in figures. This
 test scans the source of ``app.py``, ``dashboard/`` and ``pages/`` for fixed-decimal formats
 so that they cannot come back unnoticed:
 
@@ -36,19 +36,23 @@ MARK = "# fixed:"
 #: (file, text on the line, reason): fixed formats in files owned by other engineers in
 #: this round (issue 11 items 2, 3 and 7), reported to the lead rather than edited here
 ALLOWED = [
-    ("dashboard/ladder.py", "p = {p:.3f}", "ladder p-value; file owned by the item 3 engineer"),
-    ("dashboard/ladder.py", "{abs(delta):.1f}", "AIC/BIC change: a criterion difference"),
-    ("dashboard/ladder.py", "%{{y:.1f}}", "AIC/BIC in the ladder figure: a criterion"),
-    ("dashboard/fit_jobs.py", "{seconds:.2f} s", "timing"),
-    ("dashboard/fit_jobs.py", "{seconds:.1f} s", "timing"),
+    (
+        "dashboard/analysis/ladder.py",
+        "p = {p:.3f}",
+        "ladder p-value; file owned by the item 3 engineer",
+    ),
+    ("dashboard/analysis/ladder.py", "{abs(delta):.1f}", "AIC/BIC change: a criterion difference"),
+    ("dashboard/analysis/ladder.py", "%{{y:.1f}}", "AIC/BIC in the ladder figure: a criterion"),
+    ("dashboard/views/fit_jobs.py", "{seconds:.2f} s", "timing"),
+    ("dashboard/views/fit_jobs.py", "{seconds:.1f} s", "timing"),
     ("pages/data.py", "mean {vs['mean']:.2f}", "mean visits per subject (a count)"),
-    ("dashboard/validation.py", '"percent": np.round(', "share of missing cells, in percent"),
+    ("dashboard/io/validation.py", '"percent": np.round(', "share of missing cells, in percent"),
 ]
-SKIP = {"dashboard/numbers.py"}  # the one module that defines the formats
+SKIP = {"dashboard/base/numbers.py"}  # the one module that defines the formats
 
 
 def _sources() -> list[Path]:
-    files = [ROOT / "app.py", *sorted((ROOT / "dashboard").glob("*.py"))]
+    files = [ROOT / "app.py", *sorted((ROOT / "dashboard").rglob("*.py"))]
     return files + sorted((ROOT / "pages").glob("*.py"))
 
 
@@ -102,7 +106,7 @@ def test_no_fixed_decimal_number_formats_in_the_dashboard():
     bad = offending_lines()
     assert not bad, (
         "Fixed-decimal formats hide small estimates (0.00004 -> 0.0000). Use "
-        "dashboard.numbers (fmt, fmt_p, styled, hover) or mark a justified exception with "
+        "dashboard.base.numbers (fmt, fmt_p, styled, hover) or mark a justified exception with "
         f"'{MARK} <reason>':\n" + "\n".join(bad)
     )
 

@@ -1,4 +1,4 @@
-"""One number format for the whole dashboard (issue 11 item 4): dashboard.numbers."""
+"""One number format for the whole dashboard (issue 11 item 4): dashboard.base.numbers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.numbers import MISSING, column_format, fmt, fmt_p, fmt_pct, hover, styled
+from dashboard.base.numbers import MISSING, column_format, fmt, fmt_p, fmt_pct, hover, styled
 
 
 @pytest.mark.parametrize(

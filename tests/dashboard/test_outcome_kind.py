@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.outcome_kind import outcome_kind, outcome_note
-from dashboard.roles import Roles
-from dashboard.validation import validate
+from dashboard.io.outcome_kind import outcome_kind, outcome_note
+from dashboard.io.roles import Roles
+from dashboard.io.validation import validate
 from lmm_core.datasets import list_examples, load_example
 
 

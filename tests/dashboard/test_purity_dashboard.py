@@ -10,15 +10,15 @@ import pytest
 from tests.app.conftest import ROOT
 
 PURE = (
-    "dashboard.loading, dashboard.roles, dashboard.validation, dashboard.reshape, "
-    "dashboard.dates, dashboard.outcome_kind"
+    "dashboard.io.loading, dashboard.io.roles, dashboard.io.validation, dashboard.io.reshape, "
+    "dashboard.io.dates, dashboard.io.outcome_kind"
 )
 CORE = "lmm_core.simulation.trial, lmm_core.datasets"
 
 
 @pytest.mark.parametrize(
     ("modules", "forbidden"),
-    [(f"{PURE}, {CORE}", ("streamlit", "plotly")), ("dashboard.figures", ("streamlit",))],
+    [(f"{PURE}, {CORE}", ("streamlit", "plotly")), ("dashboard.figures.explore", ("streamlit",))],
 )
 def test_modules_do_not_import(modules, forbidden):
     code = f"import sys, {modules}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.export_code import canonical_csv
-from dashboard.figure_export import model_figures
-from dashboard.report import build_report, data_fingerprint
-from dashboard.roles import Roles
+from dashboard.export.code import canonical_csv
+from dashboard.export.figures import model_figures
+from dashboard.export.report import build_report, data_fingerprint
+from dashboard.io.roles import Roles
 from lmm_core import datasets, fit_lmm
 
 WHEN = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)

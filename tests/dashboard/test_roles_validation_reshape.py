@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.reshape import detect_wide, wide_to_long
-from dashboard.roles import Roles, guess_roles
-from dashboard.validation import repair, validate
+from dashboard.io.reshape import detect_wide, wide_to_long
+from dashboard.io.roles import Roles, guess_roles
+from dashboard.io.validation import repair, validate
 from lmm_core.datasets import list_examples, load_example
 
 

@@ -1,4 +1,4 @@
-"""Teach page helpers: settings to truth, and the plain-words texts (dashboard.teach_view)."""
+"""Teach page helpers: settings to truth, and the plain-words texts (dashboard.analysis.teach)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.teach_view import CONTROLS, naive_text, settings_to_truth, singular_text, truth_key
+from dashboard.analysis.teach import (
+    CONTROLS,
+    naive_text,
+    settings_to_truth,
+    singular_text,
+    truth_key,
+)
 from lmm_core import LMMError
 from lmm_core.simulation.teaching import LabTruth
 from lmm_core.simulation.teaching_repeat import ReplicateSummary
@@ -68,7 +74,7 @@ def test_singular_text_and_legend_use_the_same_counts_and_denominator():
     """Issue 11 item 11: the text said 13% while the legend counted 12. Both now come from
     ReplicateSummary.boundary_counts: exclusive kinds that add up to the singular total,
     over the same n (failed fits left out of both)."""
-    from dashboard.figures_teach import slope_sd_histogram_figure
+    from dashboard.figures.teach import slope_sd_histogram_figure
 
     s = _summary(zero=1, corr=12)
     s.table["sd_slope"] = np.where(s.table["slope_sd_zero"], 0.0, 1.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard.model_summary import zero_components
+from dashboard.analysis.model_summary import zero_components
 from lmm_core import fit_lmm
 
 ROOT = Path(__file__).resolve().parents[2]

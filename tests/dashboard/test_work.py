@@ -1,14 +1,15 @@
-"""The long computations as job work (dashboard.work): same numbers, progress, cancellation."""
+"""The long computations as job work (dashboard.state.work): same numbers, progress,
+cancellation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dashboard import jobs, work
-from dashboard import ladder as lad
-from dashboard.jobs import Cancelled, JobRunner
-from dashboard.roles import Roles
+from dashboard.analysis import ladder as lad
+from dashboard.io.roles import Roles
+from dashboard.state import jobs, work
+from dashboard.state.jobs import Cancelled, JobRunner
 from lmm_core import datasets, fit_lmm, parametric_bootstrap, profile_confint
 from lmm_core.simulation.teaching import LabTruth
 from lmm_core.simulation.teaching_repeat import run_replicates

@@ -153,7 +153,7 @@ def open_app(page, url: str) -> None:
     wait_idle(page)
 
 
-#: the app's own menu (dashboard.menu: links in the container keyed ``app_menu``)
+#: the app's own menu (dashboard.views.menu: links in the container keyed ``app_menu``)
 MENU_LINKS = ".st-key-app_menu a"
 
 

@@ -2,7 +2,7 @@
 
 Streamlit lists the files of ``pages/`` in lowercase (app, compare, data, ...) while the first
 session after a server start runs in its old multipage mode; the app switches that menu off
-and draws its own (``dashboard.menu``). The test starts its own server, opens the first
+and draws its own (``dashboard.views.menu``). The test starts its own server, opens the first
 session (cold: the app's modules are imported during it) and a second one (warm), and polls
 the page every few milliseconds from the moment the navigation commits: Streamlit's menu never
 appears, no link ever reads like a file name, and the app's menu is there from the first
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.menu import PAGES
+from dashboard.views.menu import PAGES
 from tests.e2e import support
 
 pytestmark = pytest.mark.browser

@@ -1,4 +1,4 @@
-"""Implied vs observed correlation figures (dashboard.figures_correlation): data and layout."""
+"""Implied vs observed correlation figures (dashboard.figures.correlation): data and layout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import figures_correlation as fc
+from dashboard.figures import correlation as fc
 from lmm_core import ModelError, datasets, fit_lmm
 from lmm_core.predict.implied import implied_covariance
 

@@ -1,4 +1,4 @@
-"""dashboard.figures_diagnostics: prepared data and the traces of each diagnostic figure."""
+"""dashboard.figures.diagnostics: prepared data and the traces of each diagnostic figure."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from dashboard import figures_diagnostics as fd
+from dashboard.figures import diagnostics as fd
 from lmm_core import fit_lmm
 from tests.conftest import load_reference_dataset
 

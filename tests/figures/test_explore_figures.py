@@ -7,7 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures
+from dashboard.figures import explore as figures
+from dashboard.figures.style import PALETTE
 from lmm_core.datasets import load_example
 
 
@@ -33,7 +34,7 @@ def test_spaghetti_one_line_per_subject_with_hover_names(sleep):
     assert sorted(set(names)) == sorted(sleep["Subject"].unique())
     assert "Subject <b>%{customdata}</b>" in trace.hovertemplate
     assert fig.layout.xaxis.title.text == "Days"
-    assert fig.layout.template.layout.colorway == figures.PALETTE
+    assert fig.layout.template.layout.colorway == PALETTE
 
 
 def test_spaghetti_colour_groups_make_one_trace_each():

@@ -3,7 +3,7 @@
 - With 60 patients the caterpillar labels overlapped (760 px for 60 names at 13 px): the
   height now grows with the number of levels and the names are thinned so that every
   labelled row has at least ``CATERPILLAR_ROW_PX`` pixels.
-- Plotly's toolbar covered the titles: :func:`dashboard.layout.reserve_modebar` keeps the
+- Plotly's toolbar covered the titles: :func:`dashboard.views.layout.reserve_modebar` keeps the
   top strip free and pins the title below it, on every figure the pages show.
 """
 
@@ -15,11 +15,12 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import compare_view
-from dashboard import figures_shrinkage as fs
-from dashboard import figures_teach as ft
-from dashboard.figures import TEMPLATE, prepare_spaghetti, spaghetti_figure
-from dashboard.layout import MODEBAR_PX, reserve_modebar, short_text
+from dashboard.analysis import compare as compare_view
+from dashboard.figures import shrinkage as fs
+from dashboard.figures import teach as ft
+from dashboard.figures.explore import prepare_spaghetti, spaghetti_figure
+from dashboard.figures.style import MODEBAR_PX, TEMPLATE, reserve_modebar
+from dashboard.views.layout import short_text
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import shrinkage_estimates
 from lmm_core.simulation.teaching import LabTruth, fit_lab, simulate_lab

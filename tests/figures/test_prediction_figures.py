@@ -7,7 +7,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from dashboard import figures_prediction as fp
+from dashboard.figures import prediction as fp
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.forecast import new_subject_forecast
 

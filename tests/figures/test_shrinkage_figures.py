@@ -6,8 +6,8 @@ from functools import cache
 
 import numpy as np
 
-from dashboard import figures_shrinkage as fs
 from dashboard.base.constants import z_value
+from dashboard.figures import shrinkage as fs
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import shrinkage_estimates
 

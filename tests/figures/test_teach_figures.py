@@ -1,4 +1,4 @@
-"""Simulation-lab figures: traces, values and colours (dashboard.figures_teach)."""
+"""Simulation-lab figures: traces, values and colours (dashboard.figures.teach)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import figures_teach as ft
 from dashboard.base.constants import z_value
+from dashboard.figures import teach as ft
 from lmm_core.simulation.teaching import (
     PARAMETERS,
     LabTruth,

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures_trajectories as ft
+from dashboard.figures import trajectories as ft
 from lmm_core import datasets, fit_lmm
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"

@@ -1,0 +1,3 @@
+"""Everything the Export page writes: R, Python and SAS code, result tables, the HTML
+report and its figures. Pure (no Streamlit).
+"""

@@ -1,0 +1,407 @@
+"""Trajectories of a fitted model: observed points, population curve with band, patient curves.
+
+Pure functions, no Streamlit. :func:`prepare_trajectories` asks :mod:`lmm_core` for every
+number (population curve and band, patient and cluster predictions); the drawing function
+only turns the prepared frames into traces. Only the chosen subset of subjects is drawn, with
+WebGL traces once the points are many, so thousands of subjects never reach the browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.base.constants import CONFIDENCE_LEVEL
+from dashboard.figures.style import PALETTE, TEMPLATE, WEBGL_ROWS, rgba, style_figure
+from lmm_core import LMMResult
+from lmm_core.predict.prediction import population_curve, population_grid, predict_groups
+
+__all__ = [
+    "CHOICE_MODES",
+    "TrajectoryData",
+    "choose_subjects",
+    "prepare_trajectories",
+    "trajectories_figure",
+]
+
+#: label -> mode of :func:`choose_subjects`
+CHOICE_MODES = {
+    "Random sample": "random",
+    "Most visits": "most",
+    "Fewest visits": "fewest",
+    "Largest deviation from the population": "deviation",
+    "Pick by id": "pick",
+}
+MAX_FACETS = 6
+
+
+def choose_subjects(
+    visits: pd.Series,
+    mode: str,
+    k: int,
+    *,
+    seed: int = 0,
+    deviation: pd.Series | None = None,
+    picked: list | tuple = (),
+) -> list:
+    """Which subjects to draw.
+
+    Parameters
+    ----------
+    visits
+        Number of observations per subject (index: subject id).
+    mode
+        ``"random"`` (seeded sample), ``"most"`` / ``"fewest"`` visits, ``"deviation"`` (largest
+        values of ``deviation``), ``"pick"`` (``picked`` as given).
+    k
+        How many subjects (ignored for ``"pick"``).
+    seed
+        Seed of the random sample.
+    deviation
+        Per-subject distance from the population curve (for ``"deviation"``).
+    picked
+        Subjects chosen by hand.
+
+    Returns
+    -------
+    list
+        Subject ids; ties in visit counts are broken by the order of ``visits``.
+    """
+    k = max(1, min(int(k), len(visits)))
+    if mode == "pick":
+        known = set(visits.index)
+        return [s for s in picked if s in known]
+    if mode == "random":
+        rng = np.random.default_rng(seed)
+        return list(visits.index[np.sort(rng.choice(len(visits), size=k, replace=False))])
+    if mode in ("most", "fewest"):
+        order = np.argsort(
+            -visits.to_numpy() if mode == "most" else visits.to_numpy(), kind="stable"
+        )
+        return list(visits.index[order[:k]])
+    if mode == "deviation":
+        if deviation is None:
+            raise ValueError("mode 'deviation' needs the per-subject deviation")
+        return list(deviation.sort_values(ascending=False, kind="stable").index[:k])
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+@dataclass(frozen=True)
+class TrajectoryData:
+    """Everything a trajectories figure draws.
+
+    Attributes
+    ----------
+    observed
+        One row per observation of the chosen subjects, sorted by group, subject and x:
+        ``subject`` (str), ``x``, ``y`` (observed response), ``fitted`` (fixed + all random
+        effects, as ``LMMResult.predict``), ``cluster_fit`` (fixed + the cluster's random effects
+        only; NaN without a cluster), ``cluster`` (str or ""), ``group`` (str).
+    population
+        The population-average curve: ``group``, ``x``, ``fit``, ``lower``, ``upper``.
+    held
+        Fixed-part variables held at a typical value for the population curve.
+    level
+        Coverage of the band.
+    """
+
+    observed: pd.DataFrame
+    population: pd.DataFrame
+    held: dict = field(default_factory=dict)
+    level: float = CONFIDENCE_LEVEL
+
+
+def prepare_trajectories(
+    result: LMMResult,
+    data: pd.DataFrame,
+    subject: str,
+    x: str,
+    subjects: list,
+    *,
+    by: str | None = None,
+    cluster: str | None = None,
+    cluster_group: str | None = None,
+    level: float = CONFIDENCE_LEVEL,
+) -> TrajectoryData:
+    """Observed values and model curves of the chosen subjects.
+
+    Parameters
+    ----------
+    result, data
+        The fit and the data it was fitted to.
+    subject, x
+        Subject column and the numeric column on the horizontal axis.
+    subjects
+        Subject ids to draw.
+    by
+        Column to colour or facet by (one population curve per value).
+    cluster, cluster_group
+        Cluster column (e.g. hospital) and the model's group name for it; when given, each
+        subject also gets its cluster-level curve (population + cluster BLUP).
+    level
+        Coverage of the population band.
+    """
+    used = data.iloc[result.design.rows]
+    rows = used[used[subject].isin(subjects)]
+    observed = pd.DataFrame(
+        {
+            "subject": rows[subject].astype(str).to_numpy(),
+            "x": pd.to_numeric(rows[x], errors="coerce").to_numpy(),
+            "y": result.design.response_values(rows),
+            "fitted": result.predict(rows),
+            "cluster_fit": (
+                predict_groups(result, rows, [cluster_group]) if cluster_group else np.nan
+            ),
+            "cluster": rows[cluster].astype(str).to_numpy() if cluster else "",
+            "group": rows[by].astype(str).to_numpy() if by else "all",
+        }
+    ).dropna(subset=["x"])
+    observed = observed.sort_values(["group", "subject", "x"], kind="stable").reset_index(drop=True)
+    grid, held = population_grid(result, data, x, by)
+    curve = population_curve(result, grid, level)
+    population = pd.DataFrame(
+        {
+            "group": grid[by].astype(str).to_numpy() if by else "all",
+            "x": grid[x].to_numpy(dtype=float),
+            **{c: curve[c].to_numpy() for c in ("fit", "lower", "upper")},
+        }
+    )
+    return TrajectoryData(observed, population, held, level)
+
+
+def _gapped(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, values and subject/customdata with a NaN break between subjects."""
+    subj = frame["subject"].to_numpy(dtype=object)
+    breaks = np.flatnonzero(subj[1:] != subj[:-1]) + 1
+    xs = np.insert(frame["x"].to_numpy(dtype=float), breaks, np.nan)
+    ys = np.insert(frame[column].to_numpy(dtype=float), breaks, np.nan)
+    custom = np.insert(
+        np.column_stack([subj, frame["cluster"].to_numpy(dtype=object)]), breaks, "", axis=0
+    )
+    return xs, ys, custom
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What every trace of :func:`trajectories_figure` shares: labels, hover start, trace type."""
+
+    subject_label: str
+    x_label: str
+    y_label: str
+    cluster_label: str
+    hover_id: str
+    pct: str
+    scatter: type
+    has_cluster: bool
+
+
+def trajectories_figure(
+    prep: TrajectoryData,
+    *,
+    subject_label: str = "subject",
+    x_label: str = "time",
+    y_label: str = "outcome",
+    by_label: str | None = None,
+    cluster_label: str = "cluster",
+    facet: bool = False,
+    show_clusters: bool = True,
+    highlight: list | tuple = (),
+    webgl: bool | None = None,
+) -> go.Figure:
+    """Population curve with band, and per chosen subject: points, fitted curve, cluster curve.
+
+    Traces per group (in this order): band, population curve, observed points, subject
+    curves, cluster curves (when present and ``show_clusters``); then one highlight trace per
+    highlighted subject. Hover text names the subject.
+    """
+    obs, pop = prep.observed, prep.population
+    groups = list(pd.unique(pop["group"]))
+    facets = facet and by_label is not None and 1 < len(groups) <= MAX_FACETS
+    use_gl = len(obs) > WEBGL_ROWS if webgl is None else webgl
+    has_cluster = show_clusters and bool(obs["cluster_fit"].notna().any())
+    hover_id = f"{subject_label} <b>%{{customdata[0]}}</b>"
+    if has_cluster:
+        hover_id += f" ({cluster_label} %{{customdata[1]}})"
+    look = _Look(
+        subject_label, x_label, y_label, cluster_label, hover_id, f"{prep.level:.0%}",
+        go.Scattergl if use_gl else go.Scatter, has_cluster,
+    )  # fmt: skip
+    if facets:
+        fig = make_subplots(
+            rows=1,
+            cols=len(groups),
+            shared_yaxes=True,
+            subplot_titles=[f"{by_label} = {g}" for g in groups],
+            horizontal_spacing=0.04,
+        )
+    else:
+        fig = go.Figure()
+    for i, name in enumerate(groups):
+        color = PALETTE[i % len(PALETTE)] if by_label else PALETTE[0]
+        where = {"row": 1, "col": i + 1} if facets else {}
+        label = f" ({name})" if by_label else ""
+        p = pop[pop["group"] == name]
+        pop_color = color if by_label else "#000000"
+        _add_population(fig, p, look, name, label, pop_color, i == 0 or not facets, where)
+        g = obs[obs["group"] == name]
+        if not g.empty:
+            _add_subjects(fig, g, look, color, i == 0, where)
+    for sid in highlight:
+        h = obs[obs["subject"] == str(sid)]
+        if h.empty:
+            continue
+        col = groups.index(h["group"].iloc[0]) + 1 if facets else None
+        _add_highlight(fig, h, look, sid, {"row": 1, "col": col} if facets else {})
+    n_shown = obs["subject"].nunique()
+    title = f"Model trajectories: population average and {n_shown} {subject_label}(s)"
+    style_figure(fig, title, x_label, y_label)
+    fig.update_layout(
+        template=TEMPLATE,
+        height=560,
+        hovermode="closest",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
+        margin={"b": 110},
+    )
+    if facets:
+        for i in range(len(groups)):
+            fig.update_xaxes(title_text=x_label, row=1, col=i + 1)
+    return fig
+
+
+def _add_population(
+    fig: go.Figure,
+    p: pd.DataFrame,
+    look: _Look,
+    name: Any,
+    label: str,
+    pop_color: str,
+    show_legend: bool,
+    where: dict,
+) -> None:
+    """The confidence band and the population curve of one group."""
+    fig.add_trace(
+        go.Scatter(
+            x=np.concatenate([p["x"], p["x"][::-1]]),
+            y=np.concatenate([p["upper"], p["lower"][::-1]]),
+            fill="toself",
+            mode="lines",
+            fillcolor=rgba(pop_color, 0.18),
+            line={"width": 0},
+            hoverinfo="skip",
+            name=f"{look.pct} confidence band{label}",
+            legendgroup=f"pop{name}",
+            showlegend=False,
+        ),
+        **where,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=p["x"],
+            y=p["fit"],
+            mode="lines",
+            line={"color": pop_color, "width": 5},
+            name=f"population average{label}",
+            legendgroup=f"pop{name}",
+            customdata=np.column_stack([p["lower"], p["upper"]]),
+            hovertemplate=(
+                f"population average{label}<br>{look.x_label} = %{{x:.3~g}}<br>{look.y_label} = "
+                f"%{{y:.4~g}}<br>{look.pct} CI %{{customdata[0]:.4~g}} to "
+                "%{customdata[1]:.4~g}<extra></extra>"
+            ),
+            showlegend=show_legend,
+        ),
+        **where,
+    )
+
+
+def _add_subjects(
+    fig: go.Figure, g: pd.DataFrame, look: _Look, color: str, first: bool, where: dict
+) -> None:
+    """Observed points, own fitted curves and cluster curves of one group's subjects."""
+    x_label, y_label, hover_id = look.x_label, look.y_label, look.hover_id
+    xs, ys, custom = _gapped(g, "y")
+    fig.add_trace(
+        look.scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            marker={"size": 6, "color": color, "opacity": 0.55},
+            name="observed",
+            legendgroup="observed",
+            customdata=custom,
+            hovertemplate=(
+                f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>observed {y_label} = "
+                "%{y:.4~g}<extra></extra>"
+            ),
+            showlegend=first,
+        ),
+        **where,
+    )
+    xs, ys, custom = _gapped(g, "fitted")
+    fig.add_trace(
+        look.scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            line={"color": color, "width": 1.5},
+            opacity=0.6,
+            connectgaps=False,
+            name=f"{look.subject_label} curves",
+            legendgroup="subjects",
+            customdata=custom,
+            hovertemplate=(
+                f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
+                "%{y:.4~g}<extra>own curve</extra>"
+            ),
+            showlegend=first,
+        ),
+        **where,
+    )
+    if look.has_cluster:
+        xs, ys, custom = _gapped(g, "cluster_fit")
+        cluster_label = look.cluster_label
+        fig.add_trace(
+            look.scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": color, "width": 1.2, "dash": "dot"},
+                opacity=0.7,
+                connectgaps=False,
+                name=f"{cluster_label} curves",
+                legendgroup="clusters",
+                customdata=custom,
+                hovertemplate=(
+                    f"{cluster_label} <b>%{{customdata[1]}}</b> of {look.subject_label} "
+                    f"%{{customdata[0]}}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
+                    f"%{{y:.4~g}}<extra>{cluster_label} curve</extra>"
+                ),
+                showlegend=first,
+            ),
+            **where,
+        )
+
+
+def _add_highlight(fig: go.Figure, h: pd.DataFrame, look: _Look, sid: Any, where: dict) -> None:
+    """One highlighted subject's fitted curve, drawn thick and black."""
+    fig.add_trace(
+        go.Scatter(
+            x=h["x"],
+            y=h["fitted"],
+            mode="lines+markers",
+            line={"color": "#000000", "width": 3.5},
+            marker={"size": 8, "color": "#000000"},
+            name=f"{look.subject_label} {sid}",
+            customdata=np.column_stack([h["subject"], h["cluster"]]),
+            hovertemplate=(
+                f"{look.hover_id}<br>{look.x_label} = %{{x:.3~g}}<br>fitted {look.y_label} = "
+                "%{y:.4~g}<extra>selected</extra>"
+            ),
+        ),
+        **where,
+    )

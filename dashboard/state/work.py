@@ -1,0 +1,89 @@
+"""The app's long computations, shaped as job work (no Streamlit).
+
+Each function takes a ``report(fraction, text)`` callable and calls it after every unit of
+work (a replicate, a refit, a rung of the ladder, a profiled parameter): the job runner's
+:meth:`dashboard.state.jobs.Job.report` records the progress and raises
+:class:`dashboard.state.jobs.Cancelled` there when the user has cancelled, which unwinds the
+computation between two units. Texts are plain (the view escapes them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from dashboard.analysis import ladder as lad
+from lmm_core import BootstrapResult, LikelihoodProfile, LMMResult, parametric_bootstrap
+from lmm_core.simulation.teaching import LabTruth
+from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
+
+__all__ = ["Report", "bootstrap", "ladder", "profile_intervals", "teaching_repeat"]
+
+#: ``report(fraction done or None, short text)``; raises to stop the work
+Report = Callable[[float | None, str], None]
+
+
+def bootstrap(result: LMMResult, n_boot: int, seed: int, report: Report) -> BootstrapResult:
+    """:func:`lmm_core.parametric_bootstrap` with a report after every replicate."""
+
+    def progress(i: int, n: int) -> None:
+        report(i / n, f"Replicate {i:,} of {n:,}")
+
+    report(0.0, f"Replicate 0 of {n_boot:,}")
+    return parametric_bootstrap(result, int(n_boot), int(seed), progress)
+
+
+def profile_intervals(result: LMMResult, level: float, report: Report) -> pd.DataFrame:
+    """:func:`lmm_core.profile_confint`, one parameter at a time with a report between them.
+
+    The same numbers as ``profile_confint(result, level)`` (one profile object, the same
+    order); ``attrs`` hold the level, the ML estimates, the messages, the seconds and the
+    number of deviance evaluations of the whole run.
+    """
+    report(0.0, "Refitting by ML" if result.reml else "Preparing the profile")
+    profile = LikelihoodProfile(result)
+    names = list(profile.parameters)
+    parts = []
+    for i, name in enumerate(names):
+        report(i / len(names), f"Parameter {i + 1} of {len(names)}")
+        parts.append(profile.confint(level, [name]))
+    report(1.0, f"Parameter {len(names)} of {len(names)}")
+    table = pd.concat(parts)
+    table.attrs.update(parts[-1].attrs)  # messages and evaluations are cumulative
+    table.attrs.update(
+        ml_estimates={n: profile.parameters[n].estimate for n in names},
+        seconds=sum(p.attrs["seconds"] for p in parts),
+    )
+    return table
+
+
+def teaching_repeat(
+    truth: LabTruth, n_replicates: int, seed: int, level: float, df: str, report: Report
+) -> ReplicateSummary:
+    """:func:`lmm_core.simulation.teaching_repeat.run_replicates` with a report after every
+    simulated study."""
+
+    def progress(done: int, total: int) -> None:
+        report(done / total, f"Study {done:,} of {total:,}")
+
+    report(0.0, f"Study 0 of {int(n_replicates):,}")
+    return run_replicates(
+        truth, int(n_replicates), seed=int(seed), level=level, df=df, progress=progress
+    )
+
+
+def ladder(
+    plan: lad.LadderPlan, fit: Callable[[str], LMMResult], reml: bool, report: Report
+) -> lad.Ladder:
+    """Fit the rungs of ``plan`` with ``fit(formula)`` (a report before each) and test them
+    (:func:`dashboard.analysis.ladder.run_ladder`,
+    :func:`~dashboard.analysis.ladder.analyse_ladder`)."""
+    n = len(plan.specs)
+
+    def on_step(i: int, spec: lad.LadderSpec) -> None:
+        report(i / n, f"Step {i + 1} of {n}: {spec.label.lstrip('+ ')}")
+
+    steps = lad.run_ladder(plan.specs, fit, on_step)
+    report(1.0, f"{n} of {n} steps fitted")
+    return lad.analyse_ladder(steps, reml, plan.notes)

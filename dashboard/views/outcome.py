@@ -1,0 +1,36 @@
+"""The Model page's note on outcomes that are binary or counts (one call, one box)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.base.markup import escape_text
+from dashboard.io.outcome_kind import outcome_note
+from dashboard.state.session import Keys
+
+__all__ = ["model_outcome", "render_outcome_note"]
+
+
+def model_outcome(default: str | None) -> str | None:
+    """The outcome chosen in the Model page's builder for the active data, else ``default``."""
+    choices = st.session_state[Keys.MODEL_CHOICES].get(st.session_state[Keys.DATA_KEY], {})
+    return choices.get("outcome", default)
+
+
+def render_outcome_note(data: pd.DataFrame, outcome: str | None) -> None:
+    """Say in one warning box when the model's outcome is binary or looks like counts.
+
+    Parameters
+    ----------
+    data
+        The active dataset.
+    outcome
+        The outcome role; the builder's own choice, when the user made one, wins.
+    """
+    outcome = model_outcome(outcome)
+    if outcome is None or outcome not in data.columns:
+        return
+    note = outcome_note(data[outcome], escape_text(str(outcome)))
+    if note:
+        st.warning(note, icon=":material/info:")
