@@ -1,16 +1,13 @@
 """Inference on the Model page: df, p-values and CIs of the fixed effects, profile and
 bootstrap intervals, variance explained (Streamlit; numbers come from :mod:`lmm_core`).
 
-The engine modules arrive one by one; a section whose module is not installed is left out
-(:func:`available`). Expensive numbers go through :mod:`dashboard.state.cached` (df methods); the
-profile intervals and the bootstrap run on request as jobs of the runner
-(:mod:`dashboard.views.jobs`: progress, Cancel, they go on across page switches) and are kept
-in the session.
+Expensive numbers go through :mod:`dashboard.state.cached` (df methods); the profile
+intervals and the bootstrap run on request as jobs of the runner (:mod:`dashboard.views.jobs`:
+progress, Cancel, they go on across page switches) and are kept in the session.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
@@ -29,7 +26,6 @@ from lmm_core import LMMError, LMMResult
 
 __all__ = [
     "DF_METHODS",
-    "available",
     "fit_key",
     "fixed_inference_table",
     "render_bootstrap",
@@ -55,11 +51,6 @@ LEVEL = 0.95
 NUM = st.column_config.NumberColumn
 PROFILE, BOOTSTRAP = "profile", "bootstrap"  # job kinds
 W = Keys.INFER_W
-
-
-def available(module: str) -> bool:
-    """Whether ``lmm_core.<module>`` exists in this installation."""
-    return importlib.util.find_spec(f"lmm_core.{module}") is not None
 
 
 def _settings() -> dict[str, Any]:
@@ -135,8 +126,6 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
 
 def render_variance_explained(result: LMMResult, time: str | None) -> None:
     """Marginal and conditional R-squared, and the ICC over time for slope models."""
-    if not available("inference.variance_explained"):
-        return
     from lmm_core.inference import variance_explained as ve
 
     try:
@@ -192,8 +181,6 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
 def render_profile(record: dict[str, Any]) -> None:
     """Profile-likelihood intervals on request: a job of the runner (progress, Cancel; it
     goes on when the user switches pages), its table kept in the session."""
-    if not available("inference.profile"):
-        return
     key = (*fit_key(record), "profile", LEVEL)
     table = st.session_state[Keys.INFER_RESULTS].get(key)
     running = jobs_view.get(key) is not None
@@ -245,8 +232,6 @@ def _start_profile(record: dict[str, Any], key: tuple) -> None:
 def render_bootstrap(record: dict[str, Any]) -> None:
     """A seeded parametric bootstrap with a chosen number of replicates: a job of the runner
     (progress bar, Cancel; it goes on when the user switches pages), kept in the session."""
-    if not available("inference.bootstrap"):
-        return
     store = st.session_state[Keys.INFER_RESULTS]
     ran = any(k[:3] == fit_key(record) and k[3] == BOOTSTRAP for k in store)
     running = any(j.key[:3] == fit_key(record) for j in jobs_view.active(BOOTSTRAP))
