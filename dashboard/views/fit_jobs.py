@@ -67,6 +67,7 @@ def _work(request: FitRequest, data: pd.DataFrame):
 
     def work(job: Job) -> tuple[Any, float]:
         start = time.perf_counter()
+        job.report(None, "Fitting the model")  # no fraction: a fit does not report progress
         delay = float(os.environ.get(DELAY_ENV) or 0)
         if delay > 0:
             time.sleep(delay)
