@@ -8,20 +8,17 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.base.constants import NONE_CHOICE
 from dashboard.base.markup import code_span, escape_text
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import trajectories as ft
 from dashboard.figures.style import reserve_modebar
-from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import fit_key, require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
 from dashboard.views.widgets import require_longitudinal
-from lmm_core.predict.prediction import fixed_variables
 
-NONE = "(none)"
-MAX_BY_LEVELS = 8
 MAX_DRAWN = 200
 CHART = Keys.TRAJ_W + "chart"
 
@@ -33,37 +30,6 @@ def _settings() -> dict[str, Any]:
 def _seed(name: str, default: Any, options: list | None = None, **kw: Any) -> dict[str, Any]:
     """Widget ``name`` kept in the Trajectories settings (see ``persistent_widget``)."""
     return persistent_widget(Keys.TRAJ_W + name, _settings(), name, default, options=options, **kw)
-
-
-def axis_options(data: pd.DataFrame, roles) -> list[str]:
-    """Numeric columns other than the outcome, the time role first."""
-    cols = [roles.time] + [c for c in data.columns if c != roles.time]
-    skip = {roles.outcome, roles.subject, roles.cluster}
-    return [c for c in cols if c not in skip and is_numeric(data[c])]
-
-
-def by_options(data: pd.DataFrame, roles, model_vars: list[str]) -> tuple[list[str], str]:
-    """Columns with 2-8 values to colour or facet by, and the default (a model covariate)."""
-    candidates = [*model_vars, *roles.covariates, *data.columns]
-    options = [NONE]
-    for col in candidates:
-        if col in options or col in (roles.subject, roles.outcome, roles.time):
-            continue
-        if col in data.columns and 2 <= data[col].nunique() <= MAX_BY_LEVELS:
-            options.append(col)
-    default = next((c for c in options[1:] if c in model_vars), NONE)
-    return options, default
-
-
-def subject_group(result, subject: str) -> str:
-    """The model's grouping factor for the subject column (the largest one if none matches)."""
-    groups = result.ngroups
-    if subject in groups:
-        return subject
-    for g in groups:
-        if subject in g.split(":"):
-            return g
-    return max(groups, key=groups.get)
 
 
 def choose(visits: pd.Series, record, data, subject: str) -> list:
@@ -135,8 +101,8 @@ class View:
 
 def view_controls(data: pd.DataFrame, roles, result) -> View:
     """The chart's axis, colour, panels and cluster-curve choices."""
-    x_opts = axis_options(data, roles)
-    b_opts, b_default = by_options(data, roles, fixed_variables(result))
+    x_opts = ft.axis_options(data, roles)
+    b_opts, b_default = ft.by_options(data, roles, result)
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
     x = c1.selectbox("Horizontal axis", x_opts, **_seed("x", roles.time, x_opts))
     by = c2.selectbox(
@@ -156,7 +122,7 @@ def view_controls(data: pd.DataFrame, roles, result) -> View:
         )
     return View(
         x,
-        None if by == NONE else by,
+        None if by == NONE_CHOICE else by,
         bool(facet),
         roles.cluster if show_clusters else None,
         cluster_group if show_clusters else None,

@@ -16,16 +16,25 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.base.constants import CONFIDENCE_LEVEL
+from dashboard.base.constants import CONFIDENCE_LEVEL, NONE_CHOICE
 from dashboard.figures.style import PALETTE, TEMPLATE, WEBGL_ROWS, rgba, style_figure
+from dashboard.io.roles import Roles, is_numeric
 from lmm_core import LMMResult
-from lmm_core.predict.prediction import population_curve, population_grid, predict_groups
+from lmm_core.predict.prediction import (
+    fixed_variables,
+    population_curve,
+    population_grid,
+    predict_groups,
+)
 
 __all__ = [
     "CHOICE_MODES",
     "TrajectoryData",
+    "axis_options",
+    "by_options",
     "choose_subjects",
     "prepare_trajectories",
+    "subject_group",
     "trajectories_figure",
 ]
 
@@ -38,6 +47,40 @@ CHOICE_MODES = {
     "Pick by id": "pick",
 }
 MAX_FACETS = 6
+MAX_BY_LEVELS = 8
+
+
+def axis_options(data: pd.DataFrame, roles: Roles) -> list[str]:
+    """Numeric columns other than the outcome, the time role first."""
+    cols = [roles.time] + [c for c in data.columns if c != roles.time]
+    skip = {roles.outcome, roles.subject, roles.cluster}
+    return [c for c in cols if c not in skip and is_numeric(data[c])]
+
+
+def by_options(data: pd.DataFrame, roles: Roles, result: LMMResult) -> tuple[list[str], str]:
+    """Columns with 2-8 values to colour or facet by, and the default (a variable of the
+    model's fixed effects); the first option is :data:`NONE_CHOICE`."""
+    model_vars = fixed_variables(result)
+    candidates = [*model_vars, *roles.covariates, *data.columns]
+    options = [NONE_CHOICE]
+    for col in candidates:
+        if col in options or col in (roles.subject, roles.outcome, roles.time):
+            continue
+        if col in data.columns and 2 <= data[col].nunique() <= MAX_BY_LEVELS:
+            options.append(col)
+    default = next((c for c in options[1:] if c in model_vars), NONE_CHOICE)
+    return options, default
+
+
+def subject_group(result: LMMResult, subject: str) -> str:
+    """The model's grouping factor for the subject column (the largest one if none matches)."""
+    groups = result.ngroups
+    if subject in groups:
+        return subject
+    for g in groups:
+        if subject in g.split(":"):
+            return g
+    return max(groups, key=groups.get)
 
 
 def choose_subjects(
