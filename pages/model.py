@@ -11,6 +11,7 @@ from dashboard.analysis.model_builder import (
     GroupLevel,
     TimeScale,
     build_formula,
+    group_text,
     ids_repeat_across,
     model_label,
     time_scales,
@@ -34,8 +35,6 @@ from dashboard.views import model as model_view
 from dashboard.views.outcome import render_outcome_note
 from dashboard.views.widgets import dataset_caption, require_longitudinal
 from lmm_core import FormulaError
-from lmm_core.formula.quoting import quote_name
-from lmm_core.formula.terms import parse_formula
 
 NONE = "(none)"
 TIMES = " x "
@@ -173,7 +172,7 @@ def grouping_levels(
         note = (
             f"The {escape_message(roles.subject)} ids repeat across {escape_message(cluster)} "
             f"levels, so the subject level is written "
-            f"{code_span(quote_name(cluster) + ':' + quote_name(roles.subject))} "
+            f"{code_span(group_text((cluster, roles.subject)))} "
             f"({escape_message(roles.subject)} within {escape_message(cluster)})."
         )
     return tuple(lv for lv in (subject_level, cluster_level, crossed_level) if lv), note
@@ -243,7 +242,7 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
     (progress in the sidebar, on every page) and is stored when it finishes.
     """
     try:
-        spec = parse_formula(formula)
+        label = model_label(formula, subject, current_roles().time, reml=reml, taken=taken_labels())
     except FormulaError as err:
         show_formula_error(formula, err)
         return
@@ -252,8 +251,6 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
         set_active(existing["name"])
         st.session_state[Keys.MODEL_NOTICE] = ("info", fit_jobs.already_fitted_message(existing))
         st.rerun()
-    time = current_roles().time
-    label = model_label(spec, subject, time, reml=reml, taken=taken_labels())
     job = fit_jobs.start_fit(formula, reml, label)
     if job is None:
         running = fit_jobs.running_job()

@@ -16,7 +16,7 @@ intercept") and :func:`model_label` adds what else differs ("random slope + Age"
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -34,6 +34,7 @@ __all__ = [
     "deparse_spec",
     "formula_label",
     "ids_repeat_across",
+    "group_text",
     "model_key",
     "model_label",
     "random_term",
@@ -168,6 +169,11 @@ def _variable(column: str, scale: TimeScale | None) -> str:
     return quote_name(column)
 
 
+def group_text(columns: Sequence[str]) -> str:
+    """Formula text of a grouping factor: ``g``, or ``cluster:subject`` for nested ids."""
+    return ":".join(quote_name(part) for part in columns)
+
+
 def random_term(level: GroupLevel, scale: TimeScale | None = None) -> str:
     """One random-effects term: ``(1 | g)``, ``(t | g)``, ``(t || g)`` or ``(0 + t | g)``.
 
@@ -175,7 +181,7 @@ def random_term(level: GroupLevel, scale: TimeScale | None = None) -> str:
     """
     if level.n_effects == 0:
         return ""
-    group = ":".join(quote_name(part) for part in level.columns)
+    group = group_text(level.columns)
     slopes = [_variable(s, scale) for s in level.slopes]
     if not slopes:
         return f"(1 | {group})"
