@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -12,13 +12,18 @@ from dashboard.analysis.teach import (
     CONTROLS,
     DEFAULT_SEED,
     INTEGER_FIELDS,
+    INTRO,
     count_of,
+    coverage_error,
+    default_value,
     naive_text,
     settings_to_truth,
     singular_text,
+    slope_shrinkage_numbers,
     truth_key,
     weight_note,
 )
+from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import teach as ft
 from dashboard.figures.explore import prepare_spaghetti, spaghetti_figure
@@ -28,32 +33,17 @@ from dashboard.state.session import Keys, activate_dataset, init_state, persiste
 from dashboard.views import jobs as jobs_view
 from dashboard.views.widgets import show_figure
 from lmm_core import LMMError
-from lmm_core.simulation.teaching import (
-    FORMULA,
-    LabTruth,
-    estimates,
-    expected_slope_weight,
-    shrinkage_summary,
-)
-from lmm_core.simulation.teaching import slope_shrinkage as compute_slope_shrinkage
-from lmm_core.simulation.teaching_repeat import monte_carlo_se
+
+if TYPE_CHECKING:  # annotations only: the lab is run through dashboard
+    from lmm_core.simulation.teaching import LabTruth
 
 W = Keys.TEACH_W
-LEVEL = 0.95
+LEVEL = CONFIDENCE_LEVEL
 REPEAT = "teach"  # job kind of the repeated study
 DF_CHOICES = {
     "subjects": "subjects − 1 (fast)",
     "satterthwaite": "Satterthwaite (as on the Model page; about twice as slow)",
 }
-
-INTRO = f"""
-In real data nobody knows the true parameters, so nobody can check how well a model recovers
-them. Here **you set the truth**, the lab draws a study from it, fits the mixed model
-`{FORMULA}` with this app's engine, and puts every estimate next to the truth. Each subject
-has its own line: intercept β₀ + u₀ and slope β₁ + u₁, where the subject's deviations
-(u₀, u₁) are drawn with SDs τ₀, τ₁ and correlation ρ; measurements scatter around the line
-with SD σ.
-"""
 
 
 def _settings() -> dict[str, Any]:
@@ -76,7 +66,7 @@ def _control(name: str, where=st, suffix: str = "") -> None:
     """A truth control whose value lives in the settings dict (several widgets may share it)."""
     c = CONTROLS[name]
     cast = int if name in INTEGER_FIELDS else float
-    default = getattr(LabTruth(), name)
+    default = default_value(name)
     kw = _kept(W + name + suffix, name, default, fix=_in_range(name))
     kw["help"] = c.help
     lo, hi, step = cast(c.low), cast(c.high), cast(c.step)
@@ -315,9 +305,8 @@ def shrinkage_section(truth: LabTruth, seed: int, lab, result) -> None:
 
 def shrinkage_numbers(local: LabTruth, lab, result) -> None:
     """Section 3's metrics, the arrows from own to mixed-model slopes and the weight curve."""
-    table = compute_slope_shrinkage(result, lab)
-    summ = shrinkage_summary(table)
-    weight = float(expected_slope_weight(local.sd_slope, local.sigma, local.n_visits))
+    numbers = slope_shrinkage_numbers(local, lab, result)
+    table, summ, weight = numbers.table, numbers.summary, numbers.weight
     cols = st.columns(4)
     cols[0].metric(
         "Expected weight",
@@ -349,7 +338,7 @@ def shrinkage_numbers(local: LabTruth, lab, result) -> None:
         "trades a little bias for much less noise.",
     )
     visits = float(lab.data.groupby("subject", observed=True).size().mean())
-    st.caption(weight_note(local, estimates(result), summ["median_factor"], visits))
+    st.caption(weight_note(local, numbers.fitted, summ["median_factor"], visits))
     show_figure(ft.slope_shrinkage_figure(table), key="teach_shrinkage")
     if len(table) > ft.MAX_SUBJECTS:
         st.caption(f"A random sample of {ft.MAX_SUBJECTS} of the {len(table)} subjects is drawn.")
@@ -502,8 +491,8 @@ def coverage_section(summary) -> None:
     st.markdown("#### Do the intervals keep their promise?")
     t = summary.table
     mixed, naive = summary.rate("covered"), summary.rate("covered_ols")
-    mc_mixed = 1.96 * monte_carlo_se(mixed, summary.n)
-    mc_naive = 1.96 * monte_carlo_se(naive, summary.n)
+    mc_mixed = coverage_error(mixed, summary.n)
+    mc_naive = coverage_error(naive, summary.n)
     cols = st.columns(4)
     cols[0].metric(
         "Coverage, mixed",
@@ -537,7 +526,7 @@ def coverage_section(summary) -> None:
     st.caption(
         f"Left: the share of intervals containing the true slope, with the simulation's own "
         f"uncertainty (with {summary.n} studies, about "
-        f"±{1.96 * monte_carlo_se(summary.level, summary.n):.1%} around a true "
+        f"±{coverage_error(summary.level, summary.n):.1%} around a true "
         f"{summary.level:.0%}): "
         "the mixed model's share should reach the dashed line within that error. Right: the "
         f"first {min(summary.n, ft.MAX_LADDER)} studies' intervals, misses in red."

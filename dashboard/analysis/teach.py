@@ -10,9 +10,17 @@ import math
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
+from dashboard.base.constants import CONFIDENCE_LEVEL, z_value
 from dashboard.base.numbers import fmt, fmt_pct
-from lmm_core.simulation.teaching import LabTruth, expected_slope_weight
-from lmm_core.simulation.teaching_repeat import ReplicateSummary
+from lmm_core.simulation.teaching import (
+    FORMULA,
+    LabTruth,
+    estimates,
+    expected_slope_weight,
+    shrinkage_summary,
+    slope_shrinkage,
+)
+from lmm_core.simulation.teaching_repeat import ReplicateSummary, monte_carlo_se
 
 __all__ = [
     "BOUNDARY_WORDS",
@@ -293,3 +301,43 @@ def weight_note(
         "average), and a correlated intercept also pulls the slope. With many subjects, "
         "every visit seen and ρ = 0 the two numbers agree."
     )
+
+
+#: The first words of the Teach page: what the lab does, with the model it fits.
+INTRO = f"""
+In real data nobody knows the true parameters, so nobody can check how well a model recovers
+them. Here **you set the truth**, the lab draws a study from it, fits the mixed model
+`{FORMULA}` with this app's engine, and puts every estimate next to the truth. Each subject
+has its own line: intercept β₀ + u₀ and slope β₁ + u₁, where the subject's deviations
+(u₀, u₁) are drawn with SDs τ₀, τ₁ and correlation ρ; measurements scatter around the line
+with SD σ.
+"""
+
+
+def default_value(name: str) -> Any:
+    """The lab's default for the truth field ``name``."""
+    return getattr(LabTruth(), name)
+
+
+@dataclass(frozen=True)
+class SlopeShrinkage:
+    """Section 3's numbers: per-subject own vs mixed slopes, their summary, the expected weight
+    on a subject's own slope and the fit's estimates."""
+
+    table: Any
+    summary: dict[str, float]
+    weight: float
+    fitted: Any
+
+
+def slope_shrinkage_numbers(truth: LabTruth, lab: Any, result: Any) -> SlopeShrinkage:
+    """Own and mixed-model slopes of the lab's study ``lab`` fitted as ``result``."""
+    table = slope_shrinkage(result, lab)
+    weight = float(expected_slope_weight(truth.sd_slope, truth.sigma, truth.n_visits))
+    return SlopeShrinkage(table, shrinkage_summary(table), weight, estimates(result))
+
+
+def coverage_error(rate: float, n: int, level: float = CONFIDENCE_LEVEL) -> float:
+    """Half-width of the Monte Carlo interval at ``level`` of a coverage ``rate`` seen in ``n``
+    simulated studies (1.96 standard errors for 95%)."""
+    return z_value(level) * monte_carlo_se(rate, n)
