@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -16,7 +16,9 @@ from dashboard.state.fits import fit_key, require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
 from dashboard.views.widgets import require_longitudinal, show_figure
-from lmm_core.predict.per_group import ShrinkageEstimates
+
+if TYPE_CHECKING:  # annotations only: the estimates come from dashboard.state.cached
+    from lmm_core.predict.per_group import ShrinkageEstimates
 
 INTRO = """
 A **mixed model does not simply fit each {s} on its own.** For every {s} it compares three
