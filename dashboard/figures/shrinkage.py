@@ -347,22 +347,7 @@ def caterpillar_figure(
                 row=1,
                 col=k,
             )
-        fig.add_vline(x=0, line={"color": POP, "width": 1}, row=1, col=k)
-        show_names = len(ranks) == m  # every level drawn: its rows can carry names
-        labelled = slice(None, None, step)
-        fig.update_xaxes(title_text=f"random effect of {column}", row=1, col=k)
-        fig.update_yaxes(
-            tickvals=ranks[labelled] if show_names else None,
-            ticktext=list(t.index.astype(str))[labelled] if show_names else None,
-            tickfont={"size": 12},
-            showticklabels=show_names,
-            showgrid=False,
-            title_text=(subject_label if show_names else f"{m:,} {subject_label}s, sorted")
-            if k == 1
-            else None,
-            row=1,
-            col=k,
-        )
+        _caterpillar_axes(fig, k, column, t, ranks, m, step, subject_label)
     fig.update_layout(
         template=TEMPLATE,
         height=height,
@@ -370,6 +355,36 @@ def caterpillar_figure(
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0},
     )
     return fig
+
+
+def _caterpillar_axes(
+    fig: go.Figure,
+    k: int,
+    column: str,
+    t: pd.DataFrame,
+    ranks: np.ndarray,
+    m: int,
+    step: int,
+    subject_label: str,
+) -> None:
+    """Panel ``k``'s zero line and axes: level names every ``step`` rows when every one of
+    the ``m`` levels is drawn, else a count."""
+    fig.add_vline(x=0, line={"color": POP, "width": 1}, row=1, col=k)
+    show_names = len(ranks) == m  # every level drawn: its rows can carry names
+    labelled = slice(None, None, step)
+    fig.update_xaxes(title_text=f"random effect of {column}", row=1, col=k)
+    fig.update_yaxes(
+        tickvals=ranks[labelled] if show_names else None,
+        ticktext=list(t.index.astype(str))[labelled] if show_names else None,
+        tickfont={"size": 12},
+        showticklabels=show_names,
+        showgrid=False,
+        title_text=(subject_label if show_names else f"{m:,} {subject_label}s, sorted")
+        if k == 1
+        else None,
+        row=1,
+        col=k,
+    )
 
 
 def shrinkage_by_n(est: ShrinkageEstimates, columns: list[str] | None = None) -> pd.DataFrame:
