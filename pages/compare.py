@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.analysis import compare as compare_view
 from dashboard.analysis import ladder as lad
+from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message, plain_name
 from dashboard.base.numbers import MISSING, styled
 from dashboard.help.texts import help_text
@@ -58,9 +59,9 @@ DELTA_HELP = (
 
 
 # --------------------------------------------------------------------------- fitted models
-def choose_models(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def choose_models(records: list[FitRecord]) -> list[FitRecord]:
     """The multiselect of models; new fits join the selection, removed ones leave it."""
-    names = [r["name"] for r in records]
+    names = [r.name for r in records]
     known = set(st.session_state[Keys.COMPARE_KNOWN])
     stored = st.session_state[Keys.COMPARE_SELECTION]
     chosen = [n for n in stored if n in names] + [n for n in names if n not in known]
@@ -76,7 +77,7 @@ def choose_models(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ),
         help="All fitted models of the active dataset are chosen at first.",
     )
-    return [r for r in records if r["name"] in picked]
+    return [r for r in records if r.name in picked]
 
 
 def show_not_comparable(comparison: compare_view.Comparison) -> None:
@@ -237,7 +238,7 @@ def fitted_models_section() -> None:
             "REML and by ML: after the ML refits below they tie. Keep one of them to compare "
             "different models."
         )
-    key = tuple((r["name"], r["formula"], bool(r["reml"])) for r in chosen)
+    key = tuple((r.name, r.formula, bool(r.reml)) for r in chosen)
     comparison = cached.compare_models(st.session_state[Keys.DATA_KEY], key, tuple(chosen))
     if not comparison.comparable:
         show_not_comparable(comparison)
@@ -285,7 +286,9 @@ def _status(ladder: lad.Ladder) -> tuple[str, str]:
     return lad.ladder_status(ladder.steps, took)
 
 
-def _start_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str, settings) -> None:
+def _start_ladder(
+    plan: lad.LadderPlan, reml: bool, frame, fit_key: str, settings: lad.LadderSettings
+) -> None:
     """Fit the ladder as a job of the runner (progress per rung, Cancel between rungs; it
     goes on across page switches) and store it for the active dataset."""
     data_key = st.session_state[Keys.DATA_KEY]
@@ -294,7 +297,7 @@ def _start_ladder(plan: lad.LadderPlan, reml: bool, frame, fit_key: str, setting
     def store(ladder: lad.Ladder) -> str:
         st.session_state[Keys.LADDER] = {
             **st.session_state[Keys.LADDER],
-            data_key: (settings, ladder),
+            data_key: lad.StoredLadder(settings, ladder),
         }
         return _status(ladder)[0]
 
@@ -314,18 +317,18 @@ def _add_ladder_fits(data_key: str) -> None:
         return
     before = active_record()
     records = lad.ladder_records(
-        stored[1],
+        stored.ladder,
         data_key=data_key,
         data_name=st.session_state[Keys.DATA_NAME],
         existing=st.session_state[Keys.FITS],
     )
     names = []
     for record in records:
-        record["name"] = next_name(record.pop("label"))
+        record = record.renamed(next_name(record.name))
         add_fit(record)
-        names.append(record["name"])
+        names.append(record.name)
     if before is not None:
-        set_active(before["name"])
+        set_active(before.name)
     st.session_state[Keys.LADDER_NOTICE] = (
         f"Added {', '.join(names)} to the fitted models (see the sidebar)."
         if names
@@ -410,7 +413,7 @@ def ladder_section() -> None:
     data, roles = current_data(), current_roles()
     active = active_record()
     try:
-        plan = lad.plan_ladder(data, roles, active["formula"] if active else None)
+        plan = lad.plan_ladder(data, roles, active.formula if active else None)
     except LMMError as error:
         st.info(str(error))
         st.page_link(DATA_PAGE, label="Go to the Data page")
@@ -429,7 +432,7 @@ def ladder_section() -> None:
         )
     stored = st.session_state[Keys.LADDER].get(data_key)
     if stored is not None and Keys.W_LADDER_REML not in st.session_state:
-        st.session_state[Keys.W_LADDER_REML] = "REML" if stored[0][1] else "ML"
+        st.session_state[Keys.W_LADDER_REML] = "REML" if stored.settings.reml else "ML"
     method = st.radio(
         "Fit by",
         ["REML", "ML"],
@@ -439,7 +442,7 @@ def ladder_section() -> None:
         + "\n\nThe fixed effects are the same in every step, so REML fits may be compared.",
     )
     reml = method == "REML"
-    settings = (fit_key, reml, tuple(s.formula for s in plan.specs))
+    settings = lad.LadderSettings(fit_key, reml, tuple(s.formula for s in plan.specs))
     if st.button("Fit the ladder", key=Keys.W_LADDER_RUN, type="primary"):
         _start_ladder(plan, reml, frame, fit_key, settings)
     jobs_view.show_notice(LADDER)
@@ -448,15 +451,15 @@ def ladder_section() -> None:
     stored = st.session_state[Keys.LADDER].get(data_key)
     if stored is None:
         return
-    if stored[0] != settings:
+    if stored.settings != settings:
         st.info(
             "The ladder was fitted with other settings (method, roles or active model). "
             "Click 'Fit the ladder' to fit it again."
         )
         return
-    label, state = _status(stored[1])
+    label, state = _status(stored.ladder)
     (st.caption if state == "complete" else st.warning)(label)
-    show_ladder(stored[1], data_key, can_add=not dropped)
+    show_ladder(stored.ladder, data_key, can_add=not dropped)
     how_to_read("re_ladder", "lrt", "chibar", "aic", "bic", label="How to read the ladder")
 
 

@@ -3,10 +3,9 @@ correlation between visits that the model implies next to the one in the data.""
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
+from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import correlation as fc
@@ -25,20 +24,20 @@ SOURCES = {
 }
 
 
-def controls(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def controls(record: FitRecord) -> tuple[FitRecord, str]:
     """The model shown (the active fit by default) and the grouping factor."""
     records = records_for_active_data()
-    names = [r["name"] for r in records]
+    names = [r.name for r in records]
     left, right = st.columns([2, 1])
     name = left.selectbox(  # the choice is the active fit (kept as Keys.ACTIVE_FIT)
         "Model",
         names,
         **persistent_widget(
-            Keys.W_DIAG_MODEL, st.session_state, Keys.ACTIVE_FIT, record["name"], options=names
+            Keys.W_DIAG_MODEL, st.session_state, Keys.ACTIVE_FIT, record.name, options=names
         ),
     )
-    record = next(r for r in records if r["name"] == name)
-    groups = fd.group_names(record["result"])
+    record = next(r for r in records if r.name == name)
+    groups = fd.group_names(record.result)
     subject = current_roles().subject
     group = right.selectbox(
         "Grouping factor",
@@ -188,9 +187,9 @@ def main() -> None:
     record = require_fit("The Diagnostics page")
     st.markdown(dataset_caption())
     record, group = controls(record)
-    result = record["result"]
+    result = record.result
     st.markdown(
-        f"{code_span(record['formula'])} ({'REML' if record['reml'] else 'ML'}), "
+        f"{code_span(record.formula)} ({'REML' if record.reml else 'ML'}), "
         f"{result.nobs:,} observations, residual SD {fmt(result.sigma)}.",
         help=help_text("residual_sd"),
     )

@@ -57,8 +57,8 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
         on_click="ignore",
         help="The rows exactly as this app holds them, as a CSV file the code below reads.",
     )
-    title = f"{record['name']} (LMM Explorer, data {record['data_name']})"
-    args = (record["formula"], record["reml"], file_name, data)
+    title = f"{record.name} (LMM Explorer, data {record.data_name})"
+    args = (record.formula, record.reml, file_name, data)
     codes = {
         "Python": (ec.python_code(*args, title=title), "python", "py"),
         "R": (ec.r_code(*args, df_method=df_method, title=title), "r", "R"),
@@ -180,7 +180,7 @@ def report_section(record, data, roles, units: dict, stem: str, df_method: str) 
     static = mode.startswith("Static")
 
     def make() -> str:
-        figs = fx.model_figures(record["result"], data, roles, units=units)
+        figs = fx.model_figures(record.result, data, roles, units=units)
         return build_report(
             record,
             data,
@@ -212,13 +212,13 @@ def main() -> None:
     record = require_fit("The Export page")
     data, roles = current_data(), current_roles()
     units = dict(st.session_state[Keys.UNITS])
-    result = record["result"]
+    result = record.result
     st.markdown(
-        f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])} "
-        f"({'REML' if record['reml'] else 'ML'}, {result.nobs:,} observations)."
+        f"Model **{escape_text(record.name)}**: {code_span(record.formula)} "
+        f"({'REML' if record.reml else 'ML'}, {result.nobs:,} observations)."
     )
     df_method = df_choice()
-    file_name = ec.data_file_name(record["data_name"])
+    file_name = ec.data_file_name(record.data_name)
     stem = file_name.removesuffix(".csv")
     code_section(record, data, file_name, df_method)
     results_section(result, data, stem, df_method)

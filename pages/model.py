@@ -248,7 +248,7 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
         return
     existing = find_fit(formula, reml)
     if existing is not None:  # one fit per model and method: select it, say so
-        set_active(existing["name"])
+        set_active(existing.name)
         st.session_state[Keys.MODEL_NOTICE] = ("info", fit_jobs.already_fitted_message(existing))
         st.rerun()
     job = fit_jobs.start_fit(formula, reml, label)
@@ -311,12 +311,12 @@ def fits_list() -> None:
     with st.expander(f"Your models on this dataset ({len(records)})"):
         for record in records:
             left, right = st.columns([5, 1])
-            left.markdown(f"**{escape_message(record['name'])}**: {code_span(record['formula'])}")
+            left.markdown(f"**{escape_message(record.name)}**: {code_span(record.formula)}")
             right.button(
                 "Delete",
-                key=f"model_delete_{record['name']}",
+                key=f"model_delete_{record.name}",
                 on_click=delete_fit,
-                args=(record["name"],),
+                args=(record.name,),
             )
 
 
@@ -367,11 +367,11 @@ def main() -> None:
     if record is None:
         st.info("No model fitted on this dataset yet: start with a random intercept.")
         return
-    st.subheader(f"3. Summary of {record['name']}")
+    st.subheader(f"3. Summary of {record.name}")
     simpler = model_view.render_summary(record, roles.subject, roles.time)
     if simpler:
-        fit(simpler, record["reml"], roles.subject)
-    model_view.render_ols_section(record["result"])
+        fit(simpler, record.reml, roles.subject)
+    model_view.render_ols_section(record.result)
     fits_list()
 
 

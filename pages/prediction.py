@@ -13,7 +13,7 @@ from dashboard.base.numbers import MISSING, fmt_pct, styled
 from dashboard.figures import prediction as fp
 from dashboard.io.roles import is_numeric
 from dashboard.state import cached
-from dashboard.state.fits import fit_key, require_fit
+from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
 from dashboard.views.widgets import require_longitudinal, show_figure
@@ -233,7 +233,7 @@ def table_section(fc, future, time: str) -> None:
 def band_width_section(record, observed, future, group: str, horizon: float, time: str) -> None:
     """How each band narrows as visits are added (one forecast per number of visits)."""
     widths = cached.band_widths(
-        fit_key(record), observed, future.iloc[[-1]], LEVEL, group, record["result"]
+        record.key, observed, future.iloc[[-1]], LEVEL, group, record.result
     )
     show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
     st.caption(
@@ -254,8 +254,8 @@ def main() -> None:
     )
     data, roles = require_longitudinal("The Prediction page")
     record = require_fit("The Prediction page")
-    result = record["result"]
-    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
+    result = record.result
+    st.markdown(f"Model **{escape_text(record.name)}**: {code_span(record.formula)}")
     subject, time = roles.subject, roles.time
     response, covariates, groups = fp.model_columns(result)
     if time not in covariates:
@@ -270,7 +270,7 @@ def main() -> None:
     future = with_covariates(fp.future_rows({}, time, t_min, horizon), values, used)
     group = fp.subject_group(result, subject)
     try:
-        fc = cached.forecast(fit_key(record), observed, future, LEVEL, group, result)
+        fc = cached.forecast(record.key, observed, future, LEVEL, group, result)
     except LMMError as err:
         st.error(f"The forecast could not be computed: {err}")
         st.stop()

@@ -12,7 +12,7 @@ from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
 from dashboard.help.texts import help_text
 from dashboard.state import cached
-from dashboard.state.fits import fit_key, require_fit
+from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
 from dashboard.views.widgets import require_longitudinal, show_figure
@@ -202,10 +202,10 @@ def main() -> None:
     st.title("Shrinkage")
     data, roles = require_longitudinal("The Shrinkage page")
     record = require_fit("The Shrinkage page")
-    result = record["result"]
-    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
+    result = record.result
+    st.markdown(f"Model **{escape_text(record.name)}**: {code_span(record.formula)}")
     group, others = choose_group(result, roles.subject)
-    est = plain_estimates(cached.shrinkage(fit_key(record), group, result))  # plain names
+    est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
     label = roles.subject if group == roles.subject else group
     levels = intro_section(est, label, others)
     one_effect_section(est, label, levels, result.sigma)

@@ -13,6 +13,8 @@ from dashboard.analysis.teach import (
     DEFAULT_SEED,
     INTEGER_FIELDS,
     INTRO,
+    RepeatRun,
+    StoredRepeat,
     count_of,
     coverage_error,
     default_value,
@@ -379,10 +381,10 @@ def repeat_controls():
 
 def start_repeat(truth: LabTruth, seed: int, n_rep: int, df: str) -> None:
     """Run the repeated study as a job (progress, Cancel; it goes on across page switches)."""
-    run_key = (truth_key(truth), seed, n_rep, df)
+    run_key = RepeatRun(truth_key(truth), seed, n_rep, df)
 
     def store(summary) -> str:
-        st.session_state[Keys.TEACH_REPLICATES] = {"key": run_key, "summary": summary}
+        st.session_state[Keys.TEACH_REPLICATES] = StoredRepeat(run_key, summary)
         took = f"{summary.seconds:.1f} s"  # fixed: timing
         return f"Repeated the study {n_rep:,} times in {took}: see the Teach page."
 
@@ -405,7 +407,7 @@ def repeat_section(truth: LabTruth, seed: int) -> None:
         "promise of containing the truth 95% of the time."
     )
     n_rep, df, button_col = repeat_controls()
-    run_key = (truth_key(truth), seed, n_rep, df)
+    run_key = RepeatRun(truth_key(truth), seed, n_rep, df)
     jobs_view.show_notice(REPEAT)
     if button_col.button(f"Repeat {n_rep} times", key=W + "run", type="primary"):
         start_repeat(truth, seed, n_rep, df)
@@ -415,13 +417,13 @@ def repeat_section(truth: LabTruth, seed: int) -> None:
     if stored is None:
         st.info(f"Press **Repeat {n_rep} times** to run the lab.")
         return
-    if stored["key"][:2] != run_key[:2] or stored["key"][3] != df:
+    if not stored.run.same_study(run_key):
         st.info(
             "The truth, seed or interval method changed since the last run: press "
             f"**Repeat {n_rep} times** to repeat the study with the current settings."
         )
         return
-    show_replicates(stored["summary"])
+    show_replicates(stored.summary)
 
 
 def show_replicates(summary) -> None:

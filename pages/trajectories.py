@@ -14,7 +14,7 @@ from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import trajectories as ft
 from dashboard.figures.style import reserve_modebar
 from dashboard.state import cached
-from dashboard.state.fits import fit_key, require_fit
+from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
 from dashboard.views.widgets import require_longitudinal
@@ -34,7 +34,7 @@ def _seed(name: str, default: Any, options: list | None = None, **kw: Any) -> di
 
 def choose(visits: pd.Series, record, data, subject: str) -> list:
     """The subject-choice controls; returns the subjects to draw."""
-    result = record["result"]
+    result = record.result
     modes = list(ft.CHOICE_MODES)
     left, mid, right = st.columns([2, 1, 1])
     mode = ft.CHOICE_MODES[
@@ -69,9 +69,7 @@ def choose(visits: pd.Series, record, data, subject: str) -> list:
             **_seed("seed", 0),
             help="Another seed draws another sample.",
         )
-    deviation = (
-        cached.deviation(fit_key(record), subject, result, data) if mode == "deviation" else None
-    )
+    deviation = cached.deviation(record.key, subject, result, data) if mode == "deviation" else None
     return ft.choose_subjects(visits, mode, int(count), seed=int(seed), deviation=deviation)
 
 
@@ -165,8 +163,8 @@ def main() -> None:
     )
     data, roles = require_longitudinal("The Trajectories page")
     record = require_fit("The Trajectories page")
-    result = record["result"]
-    st.markdown(f"Model **{escape_text(record['name'])}**: {code_span(record['formula'])}")
+    result = record.result
+    st.markdown(f"Model **{escape_text(record.name)}**: {code_span(record.formula)}")
     subject = roles.subject
     used = data.iloc[result.design.rows]
     visits = used.groupby(subject, sort=True, observed=True).size()
@@ -176,7 +174,7 @@ def main() -> None:
         st.info(f"Choose at least one {subject} to draw.")
         st.stop()
     prep = cached.trajectories(
-        fit_key(record),
+        record.key,
         subject,
         view.x,
         tuple(subjects),

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from scipy import stats
 
+from dashboard.analysis.records import FitRecord
 from dashboard.base.numbers import fmt_p
 from dashboard.figures.style import PALETTE, style_figure
 from lmm_core import ComparisonError, LMMResult, chibar_pvalue, lrt
@@ -165,12 +165,12 @@ def lrt_preferred(fits: Sequence[LMMResult], names: Sequence[str]) -> tuple[str,
     return names[current], path
 
 
-def _criteria(records: Sequence[dict[str, Any]], fits: Sequence[LMMResult]) -> pd.DataFrame:
-    by_name = {r["name"]: r for r in records}
+def _criteria(records: Sequence[FitRecord], fits: Sequence[LMMResult]) -> pd.DataFrame:
+    by_name = {r.name: r for r in records}
     frame = pd.DataFrame(
         {
-            "formula": [by_name[n]["formula"] for n in by_name],
-            "method": ["REML" if by_name[n]["reml"] else "ML" for n in by_name],
+            "formula": [by_name[n].formula for n in by_name],
+            "method": ["REML" if by_name[n].reml else "ML" for n in by_name],
             "npar": [f.npar for f in fits],
             "AIC": [f.aic for f in fits],
             "BIC": [f.bic for f in fits],
@@ -180,10 +180,10 @@ def _criteria(records: Sequence[dict[str, Any]], fits: Sequence[LMMResult]) -> p
     return frame
 
 
-def _refit_note(records: Sequence[dict[str, Any]], messages: Sequence[str]) -> str:
+def _refit_note(records: Sequence[FitRecord], messages: Sequence[str]) -> str:
     if not messages:
         return ""
-    reml = [r["name"] for r in records if r["reml"]]
+    reml = [r.name for r in records if r.reml]
     which = "All models were" if len(reml) == len(records) else f"{', '.join(reml)} was"
     if 1 < len(reml) < len(records):
         which = f"{', '.join(reml)} were"
@@ -196,16 +196,16 @@ def _refit_note(records: Sequence[dict[str, Any]], messages: Sequence[str]) -> s
     )
 
 
-def build_comparison(records: Sequence[dict[str, Any]]) -> Comparison:
-    """Compare two or more fit records (dicts with ``name, formula, reml, result``).
+def build_comparison(records: Sequence[FitRecord]) -> Comparison:
+    """Compare two or more fit records (:class:`~dashboard.analysis.records.FitRecord`).
 
     Returns
     -------
     Comparison
         Not comparable (no LRT, no deltas) when the fits use different rows or responses.
     """
-    names = [r["name"] for r in records]
-    results = [r["result"] for r in records]
+    names = [r.name for r in records]
+    results = [r.result for r in records]
     try:
         table = lrt(*results, names=names, refit=True)
     except ComparisonError as error:
@@ -216,7 +216,7 @@ def build_comparison(records: Sequence[dict[str, Any]]) -> Comparison:
     fits = list(table.attrs.pop("fits"))
     messages = list(table.attrs.pop("messages", []))
     ordered = list(table.index)
-    by_name = {r["name"]: r for r in records}
+    by_name = {r.name: r for r in records}
     criteria = _criteria([by_name[n] for n in ordered], fits)
     criteria["delta_AIC"] = criteria["AIC"] - criteria["AIC"].min()
     criteria["delta_BIC"] = criteria["BIC"] - criteria["BIC"].min()

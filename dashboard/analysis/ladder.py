@@ -30,6 +30,7 @@ from __future__ import annotations
 import time as clock
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ import plotly.graph_objects as go
 from dashboard.analysis.compare import StepTest, step_test
 from dashboard.analysis.model_builder import deparse_spec, ids_repeat_across, model_key
 from dashboard.analysis.model_summary import zero_components
+from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
 from dashboard.figures.style import PALETTE, style_figure
 from dashboard.io.roles import Roles, missing_longitudinal_roles
@@ -470,6 +472,21 @@ def ladder_figure(ladder: Ladder) -> go.Figure:
     return fig
 
 
+class LadderSettings(NamedTuple):
+    """What a fitted ladder depends on: the rows' key, the method and the rungs' formulas."""
+
+    fit_key: str
+    reml: bool
+    formulas: tuple[str, ...]
+
+
+class StoredLadder(NamedTuple):
+    """A fitted ladder kept in the session with the settings it was fitted with."""
+
+    settings: LadderSettings
+    ladder: Ladder
+
+
 def ladder_data(data: pd.DataFrame, plan: LadderPlan) -> tuple[pd.DataFrame, int]:
     """The rows every rung can use (no missing value in the ladder's role columns).
 
@@ -482,33 +499,33 @@ def ladder_data(data: pd.DataFrame, plan: LadderPlan) -> tuple[pd.DataFrame, int
 
 
 def ladder_records(
-    ladder: Ladder, *, data_key: str, data_name: str, existing: Sequence[dict]
-) -> list[dict]:
+    ladder: Ladder, *, data_key: str, data_name: str, existing: Sequence[FitRecord]
+) -> list[FitRecord]:
     """Fit records (see :mod:`dashboard.state.fits`) of the fitted rungs not already in
     ``existing``.
 
     A rung counts as existing when a record of the same data, model (the same
     :func:`dashboard.analysis.model_builder.model_key`, however the formula is spelled) and
-    method is there. The records carry a ``label`` instead of a ``name``: the caller names each
-    one with :func:`dashboard.state.fits.next_name` just before storing it, so the numbers stay
-    distinct.
+    method is there. The records' names are their labels (``"ladder random slope"``): the
+    caller renames each one (:meth:`~dashboard.analysis.records.FitRecord.renamed`) with
+    :func:`dashboard.state.fits.next_name` just before storing it, so the numbers stay distinct.
     """
-    have = {(r["data_key"], model_key(r["formula"]), bool(r["reml"])) for r in existing}
+    have = {(r.data_key, model_key(r.formula), bool(r.reml)) for r in existing}
     records = []
     for step in ladder.fitted:
         key = (data_key, model_key(step.result.formula), ladder.reml)
         if key in have:
             continue
         records.append(
-            {
-                "label": f"ladder {step.spec.label.lstrip('+ ')}",
-                "formula": step.result.formula,
-                "reml": ladder.reml,
-                "data_key": data_key,
-                "data_name": data_name,
-                "result": step.result,
-                "seconds": step.seconds,
-            }
+            FitRecord(
+                name=f"ladder {step.spec.label.lstrip('+ ')}",
+                formula=step.result.formula,
+                reml=ladder.reml,
+                data_key=data_key,
+                data_name=data_name,
+                result=step.result,
+                seconds=step.seconds,
+            )
         )
         have.add(key)
     return records

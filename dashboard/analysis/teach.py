@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from dashboard.base.constants import CONFIDENCE_LEVEL, z_value
 from dashboard.base.numbers import fmt, fmt_pct
@@ -341,3 +341,24 @@ def coverage_error(rate: float, n: int, level: float = CONFIDENCE_LEVEL) -> floa
     """Half-width of the Monte Carlo interval at ``level`` of a coverage ``rate`` seen in ``n``
     simulated studies (1.96 standard errors for 95%)."""
     return z_value(level) * monte_carlo_se(rate, n)
+
+
+class RepeatRun(NamedTuple):
+    """What a repeated study depends on: the truth, the seed, the number of studies, the df."""
+
+    truth: tuple
+    seed: int
+    n_rep: int
+    df: str
+
+    def same_study(self, other: RepeatRun) -> bool:
+        """Whether ``other`` repeats the same study with the same interval method (its
+        number of repeats may differ)."""
+        return (self.truth, self.seed, self.df) == (other.truth, other.seed, other.df)
+
+
+class StoredRepeat(NamedTuple):
+    """A finished repeated study kept in the session, with the run it answers."""
+
+    run: RepeatRun
+    summary: ReplicateSummary

@@ -23,6 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.analysis.model_summary import data_notes, status_messages
+from dashboard.analysis.records import FitRecord
 from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.base.markup import plain_cells
 from dashboard.base.numbers import fmt, fmt_p
@@ -131,11 +132,11 @@ def _figure_html(figures: Sequence[tuple[str, go.Figure]], renderer) -> list[str
     return parts
 
 
-def _settings_rows(record: dict[str, Any], result: LMMResult, df_method: str) -> pd.DataFrame:
+def _settings_rows(record: FitRecord, result: LMMResult, df_method: str) -> pd.DataFrame:
     opt = result.opt
     rows = [
-        ("Model", record.get("name", "")),
-        ("Formula", record["formula"]),
+        ("Model", record.name),
+        ("Formula", record.formula),
         ("Estimation", "REML (restricted maximum likelihood)" if result.reml else "ML"),
         ("Optimizer", opt.method),
         ("Converged", "yes" if result.converged else "NO"),
@@ -143,7 +144,7 @@ def _settings_rows(record: dict[str, Any], result: LMMResult, df_method: str) ->
         ("Largest scaled gradient", _num(opt.max_scaled_gradient, 3)),
         ("Singular fit", "yes" if result.is_singular else "no"),
         ("Degrees of freedom (t tests)", df_method),
-        ("Fit time (s)", _num(float(record.get("seconds", np.nan)), 3)),
+        ("Fit time (s)", _num(float(record.seconds), 3)),
     ]
     return pd.DataFrame(rows, columns=["Setting", "Value"])
 
@@ -165,7 +166,7 @@ def _criteria(result: LMMResult) -> pd.DataFrame:
 
 
 def build_report(
-    record: dict[str, Any],
+    record: FitRecord,
     data: pd.DataFrame,
     *,
     df_method: str = "satterthwaite",
@@ -197,11 +198,11 @@ def build_report(
     str
         The HTML document.
     """
-    result: LMMResult = record["result"]
+    result: LMMResult = record.result
     when = (generated or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    data_name = record.get("data_name") or "data"
+    data_name = record.data_name or "data"
     file_name = data_file_name(data_name)
-    title = f"LMM Explorer report: {record.get('name', record['formula'])}"
+    title = f"LMM Explorer report: {record.name or record.formula}"
     parts = _head_html(title, when, data_name, record, result)
     parts += _data_html(data, result, file_name)
     parts += _status_html(record, result, df_method)
@@ -209,12 +210,12 @@ def build_report(
     if figures:
         parts.append("<h2>Figures</h2>")
         parts += _figure_html(figures, svg_renderer)
-    parts += _reproduce_html(record["formula"], result, file_name, data, df_method, title)
+    parts += _reproduce_html(record.formula, result, file_name, data, df_method, title)
     return "\n".join(parts)
 
 
 def _head_html(
-    title: str, when: str, data_name: str, record: dict[str, Any], result: LMMResult
+    title: str, when: str, data_name: str, record: FitRecord, result: LMMResult
 ) -> list[str]:
     """The document's head, title and the line naming formula, method and observations."""
     return [
@@ -226,7 +227,7 @@ def _head_html(
         f"<h1>{_esc(title)}</h1>",
         f'<p class="meta">Generated {when} by LMM Explorer. Data: {_esc(data_name)}. '
         "This file is self-contained: it loads nothing from the network.</p>",
-        f"<p>Formula: <code>{_esc(record['formula'])}</code>, fitted by "
+        f"<p>Formula: <code>{_esc(record.formula)}</code>, fitted by "
         f"{'REML' if result.reml else 'ML'} to {result.nobs:,} observations.</p>",
     ]
 
@@ -248,7 +249,7 @@ def _data_html(data: pd.DataFrame, result: LMMResult, file_name: str) -> list[st
     ]
 
 
-def _status_html(record: dict[str, Any], result: LMMResult, df_method: str) -> list[str]:
+def _status_html(record: FitRecord, result: LMMResult, df_method: str) -> list[str]:
     """Estimation settings, warnings and status, and the engine's messages."""
     warn_items = [
         f'<li class="{_esc(s.level)}">{_md(s.text)}</li>' for s in status_messages(result)

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.records import FitKey
 from dashboard.figures import prediction as fp
 from dashboard.figures import trajectories as ft
 from dashboard.io.loading import LoadedTable, excel_sheet_names, read_table
@@ -33,9 +34,9 @@ __all__ = [
     "trajectories",
 ]
 
-#: ``(data key, formula, reml)``: what identifies a fit (:func:`dashboard.state.fits.fit_key`); the
-#: functions below key on it and take the fit itself (and its data) unhashed, as ``_result``
-FitKey = tuple[str, str, bool]
+# The functions below key on a fit's FitKey ``(data key, formula, reml)``
+# (:attr:`dashboard.analysis.records.FitRecord.key`) and take the fit itself (and its data)
+# unhashed, as ``_result``.
 
 
 @st.cache_data(max_entries=8, ttl=6 * 3600, show_spinner=False)
@@ -88,9 +89,7 @@ def compare_models(
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner="Computing degrees of freedom...")
-def fixef_inference(
-    fit_key: tuple[str, str, bool], method: str, level: float, _result: LMMResult
-) -> pd.DataFrame:
+def fixef_inference(fit_key: FitKey, method: str, level: float, _result: LMMResult) -> pd.DataFrame:
     """:func:`lmm_core.inference.fixed_effects.fixef_inference` of the fit identified by ``fit_key``
     (``(data key, formula, reml)``; the result itself is not hashed)."""
     from lmm_core.inference.fixed_effects import fixef_inference as compute

@@ -1,23 +1,19 @@
 """Fitted models kept in the session: named records, the active one, and the page guard.
 
-A fit record is a dict ``{name, formula, reml, data_key, data_name, result, seconds}``
-stored in ``st.session_state[Keys.FITS]`` (a list, oldest first). ``result`` is the
-immutable :class:`lmm_core.LMMResult`. Fits are computed through
-:func:`dashboard.state.cached.fit_model`, so refitting the same formula on the same data is
-instant. Records of other datasets stay in the list (they are not lost when the user switches
-data) but pages work on the records of the active dataset.
+A fit record is a :class:`dashboard.analysis.records.FitRecord` stored in
+``st.session_state[Keys.FITS]`` (a list, oldest first). Fits are computed through
+:func:`dashboard.state.cached.fit_model` (in the job runner), so refitting the same formula on
+the same data is instant. Records of other datasets stay in the list (they are not lost when
+the user switches data) but pages work on the records of the active dataset.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import streamlit as st
 
 from dashboard.analysis.model_builder import model_key
-from dashboard.state import cached
-from dashboard.state.session import Keys, current_data
+from dashboard.analysis.records import FitRecord, label_of
+from dashboard.state.session import Keys
 from lmm_core import LMMError
 
 __all__ = [
@@ -26,9 +22,6 @@ __all__ = [
     "add_fit",
     "delete_fit",
     "find_fit",
-    "fit_and_store",
-    "fit_key",
-    "label_of",
     "next_name",
     "taken_labels",
     "records_for_active_data",
@@ -40,15 +33,10 @@ __all__ = [
 MODEL_PAGE = "pages/model.py"
 
 
-def fit_key(record: dict[str, Any]) -> tuple[str, str, bool]:
-    """What identifies a fit for caches and stored results: ``(data key, formula, reml)``."""
-    return (record["data_key"], record["formula"], bool(record["reml"]))
-
-
-def records_for_active_data() -> list[dict[str, Any]]:
+def records_for_active_data() -> list[FitRecord]:
     """Fit records of the active dataset, oldest first."""
     key = st.session_state[Keys.DATA_KEY]
-    return [r for r in st.session_state[Keys.FITS] if r["data_key"] == key]
+    return [r for r in st.session_state[Keys.FITS] if r.data_key == key]
 
 
 def next_name(label: str) -> str:
@@ -59,21 +47,15 @@ def next_name(label: str) -> str:
     """
     numbers = [0]
     for record in st.session_state[Keys.FITS]:
-        head = record["name"].split(":", 1)[0]
+        head = record.name.split(":", 1)[0]
         if head[:1] == "M" and head[1:].isdigit():
             numbers.append(int(head[1:]))
     return f"M{max(numbers) + 1}: {label}"
 
 
-def label_of(name: str) -> str:
-    """The label part of a record name: ``"random slope"`` of ``"M2: random slope"``."""
-    head, _, rest = name.partition(": ")
-    return rest if rest and head[:1] == "M" and head[1:].isdigit() else name
-
-
 def taken_labels() -> set[str]:
     """Labels of the fits of the active dataset (a new fit's label must differ)."""
-    return {label_of(r["name"]) for r in records_for_active_data()}
+    return {label_of(r.name) for r in records_for_active_data()}
 
 
 def _same_model_key(formula: str) -> tuple | None:
@@ -83,7 +65,7 @@ def _same_model_key(formula: str) -> tuple | None:
         return None
 
 
-def find_fit(formula: str, reml: bool, data_key: str | None = None) -> dict[str, Any] | None:
+def find_fit(formula: str, reml: bool, data_key: str | None = None) -> FitRecord | None:
     """The stored fit of the same model (:func:`dashboard.analysis.model_builder.model_key`: however
     the formula is spelled), method and data, or ``None``.
 
@@ -96,86 +78,58 @@ def find_fit(formula: str, reml: bool, data_key: str | None = None) -> dict[str,
         return None
     for record in st.session_state[Keys.FITS]:
         if (
-            record["data_key"] == key
-            and bool(record["reml"]) == bool(reml)
-            and _same_model_key(record["formula"]) == wanted
+            record.data_key == key
+            and bool(record.reml) == bool(reml)
+            and _same_model_key(record.formula) == wanted
         ):
             return record
     return None
 
 
-def same_model_groups(records: list[dict[str, Any]]) -> list[list[str]]:
+def same_model_groups(records: list[FitRecord]) -> list[list[str]]:
     """Names of records that hold the same model (fitted by REML and by ML), in groups of
     two or more: compared after ML refits they tie, since they are one model."""
     groups: dict[tuple, list[str]] = {}
     for record in records:
-        key = _same_model_key(record["formula"])
+        key = _same_model_key(record.formula)
         if key is not None:
-            groups.setdefault((record["data_key"], key), []).append(record["name"])
+            groups.setdefault((record.data_key, key), []).append(record.name)
     return [names for names in groups.values() if len(names) > 1]
 
 
-def add_fit(record: dict[str, Any]) -> None:
+def add_fit(record: FitRecord) -> None:
     """Append a record (replacing one of the same name) and make it the active fit."""
-    fits = [r for r in st.session_state[Keys.FITS] if r["name"] != record["name"]]
+    fits = [r for r in st.session_state[Keys.FITS] if r.name != record.name]
     fits.append(record)
     st.session_state[Keys.FITS] = fits
-    st.session_state[Keys.ACTIVE_FIT] = record["name"]
+    st.session_state[Keys.ACTIVE_FIT] = record.name
 
 
 def delete_fit(name: str) -> None:
     """Remove the fit called ``name``; the newest remaining one becomes active."""
-    fits = [r for r in st.session_state[Keys.FITS] if r["name"] != name]
+    fits = [r for r in st.session_state[Keys.FITS] if r.name != name]
     st.session_state[Keys.FITS] = fits
     if st.session_state.get(Keys.ACTIVE_FIT) == name:
-        st.session_state[Keys.ACTIVE_FIT] = fits[-1]["name"] if fits else None
+        st.session_state[Keys.ACTIVE_FIT] = fits[-1].name if fits else None
 
 
 def set_active(name: str) -> None:
     st.session_state[Keys.ACTIVE_FIT] = name
 
 
-def active_record() -> dict[str, Any] | None:
+def active_record() -> FitRecord | None:
     """The active fit of the active dataset (the newest one if none is chosen)."""
     records = records_for_active_data()
     if not records:
         return None
     chosen = st.session_state.get(Keys.ACTIVE_FIT)
     for record in records:
-        if record["name"] == chosen:
+        if record.name == chosen:
             return record
     return records[-1]
 
 
-def fit_and_store(formula: str, reml: bool, label: str) -> dict[str, Any]:
-    """Fit ``formula`` to the active data and store it under ``next_name(label)``; when the
-    same model is already stored with the same method (:func:`find_fit`), make that record
-    active and return it instead.
-
-    Raises :class:`lmm_core.LMMError` (with a message for the user) when the model cannot be
-    fitted; nothing is stored then, and earlier fits stay as they were.
-    """
-    existing = find_fit(formula, reml)
-    if existing is not None:
-        set_active(existing["name"])
-        return existing
-    data = current_data()
-    start = time.perf_counter()
-    result = cached.fit_model(st.session_state[Keys.DATA_KEY], formula, reml, data)
-    record = {
-        "name": next_name(label),
-        "formula": result.formula,
-        "reml": reml,
-        "data_key": st.session_state[Keys.DATA_KEY],
-        "data_name": st.session_state[Keys.DATA_NAME],
-        "result": result,
-        "seconds": time.perf_counter() - start,
-    }
-    add_fit(record)
-    return record
-
-
-def require_fit(page_label: str) -> dict[str, Any]:
+def require_fit(page_label: str) -> FitRecord:
     """The active fit record, or stop the page with a message and a link to the Model page."""
     record = active_record()
     if record is None:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
 from dashboard.state import cached
 from dashboard.state.fits import add_fit, find_fit, next_name, set_active
@@ -95,26 +96,26 @@ def _store(request: FitRequest):
         result, seconds = outcome
         existing = find_fit(request.formula, request.reml, request.data_key)
         if existing is not None:  # the same model arrived meanwhile (e.g. from the ladder)
-            set_active(existing["name"])
+            set_active(existing.name)
             st.session_state[Keys.MODEL_NOTICE] = ("info", already_fitted_message(existing))
-            return f"{escape_message(existing['name'])} was already fitted."
-        record = {
-            "name": next_name(request.label),
-            "formula": result.formula,
-            "reml": request.reml,
-            "data_key": request.data_key,
-            "data_name": request.data_name,
-            "result": result,
-            "seconds": seconds,
-        }
+            return f"{escape_message(existing.name)} was already fitted."
+        record = FitRecord(
+            name=next_name(request.label),
+            formula=result.formula,
+            reml=request.reml,
+            data_key=request.data_key,
+            data_name=request.data_name,
+            result=result,
+            seconds=seconds,
+        )
         add_fit(record)
         took = f"{seconds:.2f} s"  # fixed: timing
         st.session_state[Keys.MODEL_NOTICE] = (
             "success",
-            f"Fitted **{escape_message(record['name'])}** in {took}. It is now the "
+            f"Fitted **{escape_message(record.name)}** in {took}. It is now the "
             "active model: its summary is on the Model page, and the other pages show it.",
         )
-        return f"Fitted {escape_message(record['name'])} in {seconds:.1f} s."  # fixed: timing
+        return f"Fitted {escape_message(record.name)} in {seconds:.1f} s."  # fixed: timing
 
     return store
 
@@ -171,10 +172,9 @@ def wait_briefly(job: Job, timeout: float | None = None) -> bool:
     return jobs_view.wait_briefly(job, f"Fitting {request_of(job).describe()}...", timeout)
 
 
-def already_fitted_message(record: dict[str, Any]) -> str:
+def already_fitted_message(record: FitRecord) -> str:
     """The notice when a requested model is already among the fits (Markdown)."""
-    method = "REML" if record["reml"] else "ML"
     return (
-        f"This model is already fitted by {method} as **{escape_message(record['name'])}** "
-        f"({code_span(record['formula'])}): it is now the active model, not fitted again."
+        f"This model is already fitted by {record.method} as **{escape_message(record.name)}** "
+        f"({code_span(record.formula)}): it is now the active model, not fitted again."
     )

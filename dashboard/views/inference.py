@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import escape_message, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.help.texts import help_text
 from dashboard.state import cached, work
-from dashboard.state.fits import fit_key
 from dashboard.state.session import Keys, persistent_widget
 from dashboard.views import jobs as jobs_view
 from dashboard.views.help import column
@@ -26,7 +26,6 @@ from lmm_core import LMMError, LMMResult
 
 __all__ = [
     "DF_METHODS",
-    "fit_key",
     "fixed_inference_table",
     "render_bootstrap",
     "render_fixed_inference",
@@ -81,9 +80,9 @@ def fixed_inference_table(table: pd.DataFrame, level: float = LEVEL) -> pd.DataF
     return plain_index(shown)  # renamed after the columns are aligned on the lme4 names
 
 
-def render_fixed_inference(record: dict[str, Any]) -> None:
+def render_fixed_inference(record: FitRecord) -> None:
     """The df-method choice and the table with df, t, p and confidence intervals."""
-    result: LMMResult = record["result"]
+    result: LMMResult = record.result
     labels = list(DF_METHODS)
     if _settings().get("df_method") not in labels:
         _settings()["df_method"] = labels[0]
@@ -96,7 +95,7 @@ def render_fixed_inference(record: dict[str, Any]) -> None:
     )
     method = DF_METHODS[label]
     try:
-        table = cached.fixef_inference(fit_key(record), method, LEVEL, result)
+        table = cached.fixef_inference(record.key, method, LEVEL, result)
     except LMMError as err:
         st.warning(f"{label} could not be computed for this model: {err}")
         return
@@ -178,10 +177,10 @@ def render_variance_explained(result: LMMResult, time: str | None) -> None:
     )
 
 
-def render_profile(record: dict[str, Any]) -> None:
+def render_profile(record: FitRecord) -> None:
     """Profile-likelihood intervals on request: a job of the runner (progress, Cancel; it
     goes on when the user switches pages), its table kept in the session."""
-    key = (*fit_key(record), "profile", LEVEL)
+    key = (*record.key, "profile", LEVEL)
     table = st.session_state[Keys.INFER_RESULTS].get(key)
     running = jobs_view.get(key) is not None
     title = "Profile confidence intervals (variance components and fixed effects)"
@@ -212,8 +211,8 @@ def render_profile(record: dict[str, Any]) -> None:
             st.caption(message)
 
 
-def _start_profile(record: dict[str, Any], key: tuple) -> None:
-    result, name = record["result"], record["name"]
+def _start_profile(record: FitRecord, key: tuple) -> None:
+    result, name = record.result, record.name
 
     def store(table: pd.DataFrame) -> str:
         st.session_state[Keys.INFER_RESULTS][key] = table
@@ -229,12 +228,12 @@ def _start_profile(record: dict[str, Any], key: tuple) -> None:
     )
 
 
-def render_bootstrap(record: dict[str, Any]) -> None:
+def render_bootstrap(record: FitRecord) -> None:
     """A seeded parametric bootstrap with a chosen number of replicates: a job of the runner
     (progress bar, Cancel; it goes on when the user switches pages), kept in the session."""
     store = st.session_state[Keys.INFER_RESULTS]
-    ran = any(k[:3] == fit_key(record) and k[3] == BOOTSTRAP for k in store)
-    running = any(j.key[:3] == fit_key(record) for j in jobs_view.active(BOOTSTRAP))
+    ran = any(k[:3] == record.key and k[3] == BOOTSTRAP for k in store)
+    running = any(j.key[:3] == record.key for j in jobs_view.active(BOOTSTRAP))
     box = "Parametric bootstrap intervals"
     with st.expander(box, expanded=ran or running, key=W + "boot_box"):  # key: stays open
         st.caption(
@@ -250,7 +249,7 @@ def render_bootstrap(record: dict[str, Any]) -> None:
             "Seed", min_value=0, max_value=10**6, step=1, **_seed("seed", 1),
             help="The same seed gives the same replicates.",
         )  # fmt: skip
-        key = (*fit_key(record), BOOTSTRAP, int(n_boot), int(seed))
+        key = (*record.key, BOOTSTRAP, int(n_boot), int(seed))
         jobs_view.show_notice(BOOTSTRAP)
         if jobs_view.show_progress(key):
             return
@@ -261,8 +260,8 @@ def render_bootstrap(record: dict[str, Any]) -> None:
             show_bootstrap(boot)
 
 
-def _start_bootstrap(record: dict[str, Any], key: tuple, n_boot: int, seed: int) -> None:
-    result, name = record["result"], record["name"]
+def _start_bootstrap(record: FitRecord, key: tuple, n_boot: int, seed: int) -> None:
+    result, name = record.result, record.name
 
     def store(boot: Any) -> str:
         st.session_state[Keys.INFER_RESULTS][key] = boot

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from dashboard.analysis import model_summary as ms
+from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
 from dashboard.base.numbers import MISSING, fmt_criterion, styled
 from dashboard.help.texts import help_text
@@ -70,10 +69,10 @@ def render_numbers(result: LMMResult) -> None:
     )
 
 
-def render_fixed(record: dict[str, Any]) -> None:
+def render_fixed(record: FitRecord) -> None:
     """The fixed-effects table with an explanation: estimates, df, p-values and confidence
     intervals with a choice of df method."""
-    result: LMMResult = record["result"]
+    result: LMMResult = record.result
     st.markdown("**Fixed effects: the population-average trend**", help=help_text("fixed_effect"))
     inference_view.render_fixed_inference(record)
     st.caption(
@@ -133,17 +132,17 @@ def render_icc(result: LMMResult, subject: str | None, time: str | None) -> None
         st.markdown(sentence)
 
 
-def render_summary(record: dict[str, Any], subject: str | None, time: str | None) -> str | None:
+def render_summary(record: FitRecord, subject: str | None, time: str | None) -> str | None:
     """Everything about the active fit except the OLS comparison.
 
     Returns the simpler formula when the user asked to fit it (singular fits), else None.
     """
-    result: LMMResult = record["result"]
-    method = "REML" if record["reml"] else "ML"
+    result: LMMResult = record.result
+    method = "REML" if record.reml else "ML"
     st.markdown(
         f"Formula {code_span(result.formula)}, estimated by {method} on "
-        f"{escape_message(record['data_name'])} "
-        f"in {record['seconds']:.2f} s."  # fixed: timing
+        f"{escape_message(record.data_name)} "
+        f"in {record.seconds:.2f} s."  # fixed: timing
     )
     render_status(result)
     simpler = simpler_button(result)

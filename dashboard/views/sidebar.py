@@ -39,7 +39,7 @@ def fits_sidebar() -> None:
         if others:
             st.caption(f"{others} more model(s) belong to other datasets.")
         return
-    names = [r["name"] for r in records]
+    names = [r.name for r in records]
     active = active_record()
     st.radio(
         "Active model (shown on the result pages)",
@@ -48,12 +48,12 @@ def fits_sidebar() -> None:
             SIDEBAR_ACTIVE,
             st.session_state,
             Keys.ACTIVE_FIT,
-            active["name"] if active else names[-1],
+            active.name if active else names[-1],
             options=names,
         ),
-        captions=[code_span(short_text(r["formula"])) for r in records],  # one line each
+        captions=[code_span(short_text(r.formula)) for r in records],  # one line each
         help="The full formulas:\n\n"
-        + "\n\n".join(f"{escape_text(r['name'])}: {code_span(r['formula'])}" for r in records),
+        + "\n\n".join(f"{escape_text(r.name)}: {code_span(r.formula)}" for r in records),
     )
     for name in names:
         st.button(

@@ -7,6 +7,7 @@ from functools import cache
 import numpy as np
 import pytest
 
+from dashboard.analysis.records import FitRecord
 from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm, lrt
 from tests.app.conftest import figures_on, finish_jobs, texts
@@ -24,8 +25,8 @@ def sleep_fit(formula: str, rows: int | None = None):
     return fit_lmm(formula, data if rows is None else data.iloc[:rows])
 
 
-def record(name: str, formula: str, rows: int | None = None) -> dict:
-    return dict(
+def record(name: str, formula: str, rows: int | None = None) -> FitRecord:
+    return FitRecord(
         name=name,
         formula=formula,
         reml=True,
@@ -38,7 +39,7 @@ def record(name: str, formula: str, rows: int | None = None) -> dict:
 
 def compare(app, records):
     app.session_state[Keys.FITS] = records
-    app.session_state[Keys.ACTIVE_FIT] = records[-1]["name"] if records else None
+    app.session_state[Keys.ACTIVE_FIT] = records[-1].name if records else None
     app.switch_page("pages/compare.py").run()
     assert not app.exception
     return app
@@ -64,7 +65,7 @@ def test_three_sleepstudy_models_table_equals_lrt(app):
     records = [record(n, f) for n, f in FORMULAS.items()]
     at = compare(app, records)
     assert at.multiselect(key=Keys.W_COMPARE_PICK).value == list(FORMULAS)
-    expected = lrt(*[r["result"] for r in records], names=list(FORMULAS))
+    expected = lrt(*[r.result for r in records], names=list(FORMULAS))
     shown = frame_by_key(at, "compare_lrt")
     assert list(shown.index) == list(expected.index)
     np.testing.assert_allclose(
@@ -116,7 +117,7 @@ def test_different_rows_warn_without_crash(app):
     warning = texts(at.warning)
     assert "cannot be compared" in warning and "170 rows" in warning
     shown = frame_by_key(at, "compare_as_fitted")
-    assert shown.loc["M1: all rows", "AIC"] == pytest.approx(records[0]["result"].aic)
+    assert shown.loc["M1: all rows", "AIC"] == pytest.approx(records[0].result.aic)
     assert not has_table(at, "compare_lrt")
 
 
@@ -157,7 +158,7 @@ def test_ladder_without_fits_matches_lme4_and_adds_records(app):
     assert [t["name"] for t in fig["data"]] == ["AIC", "BIC"]
     at.button(key=Keys.W_LADDER_ADD).click().run()
     assert not at.exception
-    names = [r["name"] for r in at.session_state[Keys.FITS]]
+    names = [r.name for r in at.session_state[Keys.FITS]]
     assert names == [
         "M1: ladder random intercept",
         "M2: ladder random slope",

@@ -6,6 +6,7 @@ from functools import cache
 
 import numpy as np
 
+from dashboard.analysis.records import FitRecord
 from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.implied import implied_covariance
@@ -21,8 +22,8 @@ def fit(name: str, formula: str):
     return fit_lmm(formula, data)
 
 
-def record(name: str, formula: str, dataset: str = "sleepstudy") -> dict:
-    return dict(
+def record(name: str, formula: str, dataset: str = "sleepstudy") -> FitRecord:
+    return FitRecord(
         name=name,
         formula=formula,
         reml=True,
@@ -35,7 +36,7 @@ def record(name: str, formula: str, dataset: str = "sleepstudy") -> dict:
 
 def diagnostics(app, records, active=None):
     app.session_state[Keys.FITS] = records
-    app.session_state[Keys.ACTIVE_FIT] = active or (records[-1]["name"] if records else None)
+    app.session_state[Keys.ACTIVE_FIT] = active or (records[-1].name if records else None)
     app.switch_page("pages/diagnostics.py").run()
     assert not app.exception
     return app
@@ -44,7 +45,7 @@ def diagnostics(app, records, active=None):
 def test_figures_of_the_active_fit(app):
     records = [record("M1: random intercept", INTERCEPT), record("M2: random slope", SLOPE)]
     at = diagnostics(app, records, active="M2: random slope")
-    res = records[1]["result"]
+    res = records[1].result
     assert at.selectbox(key=Keys.W_DIAG_MODEL).value == "M2: random slope"
     resid_fitted, qq_resid, qq_ranef, by_group, obs_fitted, heat, icc = figures_on(at)
     shown = np.concatenate([resid_fitted["data"][0]["y"], resid_fitted["data"][1]["y"]])

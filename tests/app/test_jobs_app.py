@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from dashboard.state import work
-from dashboard.state.fits import fit_key
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from lmm_core import ModelError
@@ -39,7 +38,7 @@ def _start_bootstrap(at, n_boot: int):
 
 def _boot_key(at, n_boot: int, seed: int = 1) -> tuple:
     (record,) = at.session_state[Keys.FITS]
-    return (*fit_key(record), "bootstrap", n_boot, seed)
+    return (*record.key, "bootstrap", n_boot, seed)
 
 
 def test_a_bootstrap_goes_on_across_a_page_switch_and_is_stored(app, background):

@@ -50,7 +50,7 @@ def test_a_long_fit_survives_a_page_switch(app, slow_fits):
     assert not at.exception
     assert pending_jobs(at) == []
     (record,) = at.session_state[Keys.FITS]
-    assert record["name"] == "M1: random slope" and record["seconds"] >= 1.5
+    assert record.name == "M1: random slope" and record.seconds >= 1.5
     assert "Fitted **M1: random slope**" in texts(at.success)
     assert at.subheader[-1].value == "3. Summary of M1: random slope"
 
@@ -82,4 +82,4 @@ def test_a_running_fit_can_be_cancelled_and_stores_nothing(app, slow_fits):
 def test_a_quick_fit_is_stored_before_the_page_is_drawn(app):
     at = _start(app, "Reaction ~ Days + (1 | Subject)")
     assert pending_jobs(at) == []
-    assert [r["name"] for r in at.session_state[Keys.FITS]] == ["M1: random intercept"]
+    assert [r.name for r in at.session_state[Keys.FITS]] == ["M1: random intercept"]

@@ -29,7 +29,7 @@ TIMINGS: dict[str, float] = {}
 
 
 def _names(at) -> list[str]:
-    return [r["name"] for r in at.session_state[Keys.FITS]]
+    return [r.name for r in at.session_state[Keys.FITS]]
 
 
 def _fit_typed(at, formula: str):
@@ -220,7 +220,7 @@ def test_singular_nonsense_is_fitted_with_a_plain_warning(fitted):
     warnings = texts(at.warning)
     assert "singular fit" in warnings and "estimated as zero" in warnings, warnings
     assert "Consider" in warnings
-    assert at.session_state[Keys.FITS][-1]["result"].is_singular
+    assert at.session_state[Keys.FITS][-1].result.is_singular
 
 
 def test_random_slope_with_too_few_levels(app):
@@ -257,7 +257,7 @@ def test_a_fit_that_does_not_converge_is_explained(fitted, monkeypatch):
     finally:
         cached.fit_model.clear()
     record = at.session_state[Keys.FITS][-1]
-    assert not record["result"].converged
+    assert not record.result.converged
     assert "could not confirm that it found the best fit" in texts(at.warning)
     assert "criterion is not flat" in texts(at.info)
 

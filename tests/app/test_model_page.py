@@ -43,7 +43,7 @@ def _frame(at, name: str) -> pd.DataFrame:
 
 
 def _names(at) -> list[str]:
-    return [r["name"] for r in at.session_state[Keys.FITS]]
+    return [r.name for r in at.session_state[Keys.FITS]]
 
 
 def _check_numbers(at, formula: str, reml: bool = True) -> None:
@@ -105,9 +105,9 @@ def test_typed_formula_wins_and_ml_switch(app):
     at.radio(key=W + "method").set_value("ML")
     _fit(at)
     (record,) = at.session_state[Keys.FITS]
-    assert record["formula"] == "Reaction ~ Days + (Days || Subject)"
-    assert record["name"] == "M1: uncorrelated random slope (ML)"  # ML is named
-    assert record["reml"] is False
+    assert record.formula == "Reaction ~ Days + (Days || Subject)"
+    assert record.name == "M1: uncorrelated random slope (ML)"  # ML is named
+    assert record.reml is False
     data, _ = datasets.load_example("sleepstudy")
     ref = fit_lmm("Reaction ~ Days + (Days || Subject)", data, reml=False)
     assert _metrics(at)["Deviance (-2 logLik)"] == f"{ref.objective:,.2f}"
@@ -149,14 +149,14 @@ def test_singular_fit_offers_the_simpler_model(app):
     at = _model(app)
     at.text_area(key=W + "typed").input("Reaction ~ Days + (1 | Subject) + (1 | Days)")
     _fit(at)
-    assert at.session_state[Keys.FITS][0]["result"].is_singular
+    assert at.session_state[Keys.FITS][0].result.is_singular
     warnings = texts(at.warning)
     assert "random intercept of Days is estimated as zero" in warnings
     assert "singular fit" in warnings
     at.button(key="model_fit_simpler").click().run()
     assert not at.exception
     assert _names(at)[-1] == "M2: random intercept"
-    assert at.session_state[Keys.FITS][-1]["formula"] == "Reaction ~ Days + (1 | Subject)"
+    assert at.session_state[Keys.FITS][-1].formula == "Reaction ~ Days + (1 | Subject)"
     assert not at.warning
     assert not [b for b in at.button if b.key == "model_fit_simpler"]
 
@@ -190,7 +190,7 @@ def test_typed_formula_belongs_to_its_dataset(app):
     assert "uses the typed formula" not in texts(at.caption)
     _fit(at)
     assert not at.error
-    assert at.session_state[Keys.FITS][-1]["formula"].startswith("y ~ time + arm")
+    assert at.session_state[Keys.FITS][-1].formula.startswith("y ~ time + arm")
 
 
 def test_the_same_model_twice_is_fitted_once_and_selected(app):
@@ -234,7 +234,7 @@ def test_time_rescaled_in_the_builder(app):
     assert at.code[0].value == "Reaction ~ I(Days/7) + (I(Days/7) | Subject)"
     _fit(at)
     assert _names(at) == ["M1: random slope (Days/7)"]
-    result = at.session_state[Keys.FITS][0]["result"]
+    result = at.session_state[Keys.FITS][0].result
     ref = fit_lmm("Reaction ~ Days + (Days | Subject)", datasets.load_example("sleepstudy")[0])
     np.testing.assert_allclose(result.fixef.iloc[1], 7 * ref.fixef["Days"], rtol=1e-5)
     np.testing.assert_allclose(result.sigma, ref.sigma, rtol=1e-5)  # the same fit

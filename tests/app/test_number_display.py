@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from dashboard.analysis.records import FitRecord
 from dashboard.base.numbers import fmt, fmt_pct
 from dashboard.io.roles import Roles
 from dashboard.state.session import Keys
@@ -39,7 +40,7 @@ def _inject(at):
     at.session_state[Keys.DATA_NAME] = "sleep_T"
     at.session_state[Keys.DATA_SOURCE] = "upload"
     at.session_state[Keys.ROLES] = roles.to_dict()
-    record = dict(
+    record = FitRecord(
         name="M1", formula=FORMULA, reml=True, data_key="upload:sleep_T", data_name="sleep_T",
         result=result, seconds=0.0,
     )  # fmt: skip

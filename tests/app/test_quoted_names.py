@@ -45,13 +45,13 @@ def test_model_page_shows_names_as_written(fitted):
     assert frames and all(not _backticks_in(f) for f in frames), [_backticks_in(f) for f in frames]
     fixed = [f for f in frames if "Estimate" in f.columns][0]
     assert list(fixed.index) == ["(Intercept)", "Visit day", "Sex (M/F)M"]
-    result = at.session_state[Keys.FITS][0]["result"]
+    result = at.session_state[Keys.FITS][0].result
     for frame in (f for f in frames if "Estimate" in f.columns):  # every number is there
         np.testing.assert_allclose(frame["Estimate"], result.fixef, rtol=1e-10)
         assert frame.notna().all().all(), frame
     assert "slope on Visit day" in "".join(str(v) for f in frames for v in f.to_numpy().ravel())
     # the engine keeps R's coefficient names (R users see what lme4 prints)
-    assert list(at.session_state[Keys.FITS][0]["result"].fixef.index)[1] == "`Visit day`"
+    assert list(at.session_state[Keys.FITS][0].result.fixef.index)[1] == "`Visit day`"
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_compare_says_when_two_fits_are_one_model(app):
     at.button(key="model_fit").click().run()
     at.radio(key=W + "method").set_value("ML")
     at.button(key="model_fit").click().run()
-    names = [r["name"] for r in at.session_state[Keys.FITS]]
+    names = [r.name for r in at.session_state[Keys.FITS]]
     assert names == ["M1: random intercept", "M2: random intercept (ML)"]
     at = at.switch_page("pages/compare.py").run()
     assert not at.exception

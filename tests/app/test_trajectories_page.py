@@ -6,6 +6,7 @@ from functools import cache
 
 import numpy as np
 
+from dashboard.analysis.records import FitRecord
 from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import deviation_by
@@ -25,7 +26,7 @@ def inject(at, name: str, formula: str, label: str = "M1: random slope"):
     """Make ``name`` the active example and store a fit of ``formula`` as the active model."""
     if name != at.session_state[Keys.DATA_NAME]:
         at.selectbox(key=Keys.W_EXAMPLE).select(name).run()
-    record = dict(
+    record = FitRecord(
         name=label, formula=formula, reml=True, data_key=f"example:{name}", data_name=name,
         result=_fit(name, formula), seconds=0.0,
     )  # fmt: skip
@@ -133,7 +134,7 @@ def test_integer_covariate_off_the_axis_draws_without_an_exception(app):
     at.session_state[Keys.DATA_NAME] = "sleep_age"
     at.session_state[Keys.DATA_SOURCE] = "upload"
     at.session_state[Keys.ROLES] = roles.to_dict()
-    record = dict(
+    record = FitRecord(
         name="M1", formula=formula, reml=True, data_key="upload:sleep_age",
         data_name="sleep_age", result=fit_lmm(formula, data), seconds=0.0,
     )  # fmt: skip
@@ -142,7 +143,7 @@ def test_integer_covariate_off_the_axis_draws_without_an_exception(app):
     at = _page(at)
     (fig,) = figures_on(at)
     pop = _trace(fig, "population average")
-    fe = record["result"].fixef
+    fe = record.result.fixef
     x = np.asarray(pop["x"], dtype=float)
     expected = fe["(Intercept)"] + fe["Days"] * x + fe["Age"] * data["Age"].mean()
     np.testing.assert_allclose(pop["y"], expected)

@@ -15,6 +15,7 @@ from dashboard.analysis.compare import (
     steps_frame,
     verdict_sentences,
 )
+from dashboard.analysis.records import FitRecord
 from lmm_core import fit_lmm, lrt
 from tests.conftest import load_reference_dataset
 
@@ -29,8 +30,9 @@ def fit(formula: str, reml: bool = True, rows: int | None = None, dataset: str =
     return fit_lmm(formula, data if rows is None else data.iloc[:rows], reml=reml)
 
 
-def rec(name: str, formula: str, reml: bool = True, **kw) -> dict:
-    return {"name": name, "formula": formula, "reml": reml, "result": fit(formula, reml, **kw)}
+def rec(name: str, formula: str, reml: bool = True, **kw) -> FitRecord:
+    result = fit(formula, reml, **kw)
+    return FitRecord(name, formula, reml, "k", "data", result, 0.0)
 
 
 def test_intercept_vs_slope_table_equals_lrt():

@@ -17,6 +17,7 @@ import pytest
 from scipy import stats
 
 from dashboard.analysis import ladder as lad
+from dashboard.analysis.records import FitRecord
 from dashboard.io.roles import Roles
 from lmm_core import ModelError, chibar_pvalue, datasets, fit_lmm
 
@@ -106,18 +107,13 @@ def test_figure_and_records():
     assert [t.name for t in fig.data] == ["AIC", "BIC"]
     assert list(fig.data[0].x) == ["1. random intercept", "2. + random slope", "3. + correlation"]
     assert fig.data[0].marker.symbol[1] == "star"  # lowest AIC: the uncorrelated slope
-    existing = [
-        {
-            "data_key": "k",
-            "formula": "Reaction ~ Days + (Days | Subject)",
-            "reml": True,
-            "name": "M1: x",
-        }
-    ]
+    formula = "Reaction ~ Days + (Days | Subject)"
+    result = ladder.steps[-1].result
+    existing = [FitRecord("M1: x", formula, True, "k", "sleep", result, 0.0)]
     records = lad.ladder_records(ladder, data_key="k", data_name="sleep", existing=existing)
-    assert [r["label"] for r in records] == ["ladder random intercept", "ladder random slope"]
-    assert all(r["reml"] and r["data_key"] == "k" for r in records)
-    assert records[0]["result"] is ladder.steps[0].result
+    assert [r.name for r in records] == ["ladder random intercept", "ladder random slope"]
+    assert all(r.reml and r.data_key == "k" for r in records)
+    assert records[0].result is ladder.steps[0].result
 
 
 def test_active_model_fixed_effects_and_cluster_step():

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.analysis.records import FitRecord
 from dashboard.export.code import canonical_csv
 from dashboard.export.figures import model_figures
 from dashboard.export.report import build_report, data_fingerprint
@@ -33,8 +34,8 @@ class _Refs(HTMLParser):
 
 
 def _record(result, name="M1: random slope", data_name="sleepstudy"):
-    return {"name": name, "formula": result.formula, "reml": result.reml, "data_key": "k",
-            "data_name": data_name, "result": result, "seconds": 0.25}  # fmt: skip
+    return FitRecord(name=name, formula=result.formula, reml=result.reml, data_key="k",
+                     data_name=data_name, result=result, seconds=0.25)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard.analysis import compare as compare_view
+from dashboard.analysis.records import FitRecord
 from dashboard.figures import shrinkage as fs
 from dashboard.figures import teach as ft
 from dashboard.figures.explore import prepare_spaghetti, spaghetti_figure
@@ -79,15 +80,11 @@ def _figures() -> dict[str, go.Figure]:
     res = fit_lmm("Reaction ~ Days + (Days | Subject)", data)
     est = shrinkage_estimates(res, "Subject")
     prep = prepare_spaghetti(data, "Subject", "Days", "Reaction")
+    intercept = "Reaction ~ Days + (1 | Subject)"
     criteria = compare_view.build_comparison(
         [
-            {"name": "M1", "formula": res.formula, "reml": True, "result": res},
-            {
-                "name": "M2",
-                "formula": "Reaction ~ Days + (1 | Subject)",
-                "reml": True,
-                "result": fit_lmm("Reaction ~ Days + (1 | Subject)", data),
-            },
+            FitRecord("M1", res.formula, True, "k", "sleepstudy", res, 0.0),
+            FitRecord("M2", intercept, True, "k", "sleepstudy", fit_lmm(intercept, data), 0.0),
         ]
     ).criteria
     return {
