@@ -8,7 +8,6 @@ import hashlib
 
 import streamlit as st
 
-from dashboard.base.markup import code_span, escape_text
 from dashboard.export import code as ec
 from dashboard.export import figures as fx
 from dashboard.export import results as er
@@ -16,6 +15,7 @@ from dashboard.export.report import build_report
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
 from dashboard.views.inference import DF_METHODS
+from dashboard.views.widgets import model_caption
 
 W = Keys.INFER_W  # the df-method choice is shared with the Model page
 CSV = "text/csv"
@@ -213,10 +213,7 @@ def main() -> None:
     data, roles = current_data(), current_roles()
     units = dict(st.session_state[Keys.UNITS])
     result = record.result
-    st.markdown(
-        f"Model **{escape_text(record.name)}**: {code_span(record.formula)} "
-        f"({'REML' if record.reml else 'ML'}, {result.nobs:,} observations)."
-    )
+    st.markdown(f"{model_caption(record)} ({record.method}, {result.nobs:,} observations).")
     df_method = df_choice()
     file_name = ec.data_file_name(record.data_name)
     stem = file_name.removesuffix(".csv")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard.base.markup import code_span, escape_text, plain_index, plain_name
+from dashboard.base.markup import escape_text, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt_pct, styled
 from dashboard.figures import prediction as fp
 from dashboard.io.roles import is_numeric
@@ -16,7 +16,7 @@ from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
-from dashboard.views.widgets import require_longitudinal, show_figure
+from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
 from lmm_core import LMMError
 
 W = Keys.PRED_W
@@ -255,7 +255,7 @@ def main() -> None:
     data, roles = require_longitudinal("The Prediction page")
     record = require_fit("The Prediction page")
     result = record.result
-    st.markdown(f"Model **{escape_text(record.name)}**: {code_span(record.formula)}")
+    st.markdown(model_caption(record))
     subject, time = roles.subject, roles.time
     response, covariates, groups = fp.model_columns(result)
     if time not in covariates:

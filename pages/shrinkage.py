@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.base.markup import code_span, escape_text, plain_estimates
+from dashboard.base.markup import plain_estimates
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
 from dashboard.help.texts import help_text
@@ -15,7 +15,7 @@ from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
-from dashboard.views.widgets import require_longitudinal, show_figure
+from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
 
 if TYPE_CHECKING:  # annotations only: the estimates come from dashboard.state.cached
     from lmm_core.predict.per_group import ShrinkageEstimates
@@ -203,7 +203,7 @@ def main() -> None:
     data, roles = require_longitudinal("The Shrinkage page")
     record = require_fit("The Shrinkage page")
     result = record.result
-    st.markdown(f"Model **{escape_text(record.name)}**: {code_span(record.formula)}")
+    st.markdown(model_caption(record))
     group, others = choose_group(result, roles.subject)
     est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
     label = roles.subject if group == roles.subject else group

@@ -9,7 +9,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.base.constants import NONE_CHOICE
-from dashboard.base.markup import code_span, escape_text
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import trajectories as ft
 from dashboard.figures.style import reserve_modebar
@@ -17,7 +16,7 @@ from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
-from dashboard.views.widgets import require_longitudinal
+from dashboard.views.widgets import model_caption, require_longitudinal
 
 MAX_DRAWN = 200
 CHART = Keys.TRAJ_W + "chart"
@@ -164,7 +163,7 @@ def main() -> None:
     data, roles = require_longitudinal("The Trajectories page")
     record = require_fit("The Trajectories page")
     result = record.result
-    st.markdown(f"Model **{escape_text(record.name)}**: {code_span(record.formula)}")
+    st.markdown(model_caption(record))
     subject = roles.subject
     used = data.iloc[result.design.rows]
     visits = used.groupby(subject, sort=True, observed=True).size()

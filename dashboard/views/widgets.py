@@ -5,6 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.analysis.records import FitRecord
+from dashboard.base.markup import code_span, escape_text
 from dashboard.figures.style import reserve_modebar
 from dashboard.io.roles import Roles, missing_longitudinal_roles
 from dashboard.io.validation import ValidationReport
@@ -14,6 +16,7 @@ __all__ = [
     "DATA_PAGE",
     "EXPLORE_PAGE",
     "dataset_caption",
+    "model_caption",
     "render_findings",
     "render_message",
     "require_longitudinal",
@@ -55,6 +58,11 @@ def dataset_caption() -> str:
     title = st.session_state[Keys.DATA_TITLE]
     head = f"**{name}**" + (f" ({title})" if title and title != name else "")
     return f"{head}: {len(data):,} rows x {data.shape[1]} columns"
+
+
+def model_caption(record: FitRecord) -> str:
+    """One line naming the fitted model a page shows: its name and formula (Markdown)."""
+    return f"Model **{escape_text(record.name)}**: {code_span(record.formula)}"
 
 
 def require_longitudinal(page_label: str) -> tuple[object, Roles]:
