@@ -292,6 +292,28 @@ def report_section(roles: Roles) -> None:
         st.page_link(EXPLORE_PAGE, label="Explore these data")
 
 
+def active_dataset_section():
+    """Name, size, note and units of the active dataset; returns the table."""
+    st.subheader("Active dataset")
+    data = current_data()
+    st.markdown(
+        f"**{st.session_state[Keys.DATA_NAME]}**: {len(data):,} rows x {data.shape[1]} columns"
+    )
+    if st.session_state[Keys.DATA_NOTE]:
+        st.caption(st.session_state[Keys.DATA_NOTE])
+    units = st.session_state[Keys.UNITS]
+    if units:
+        st.caption(" · ".join(f"{code_span(c)}: {escape_text(u)}" for c, u in units.items()))
+    return data
+
+
+def preview_section(data) -> None:
+    """The first rows of the active dataset."""
+    st.subheader("Preview")
+    st.caption(f"First {min(PREVIEW_ROWS, len(data)):,} of {len(data):,} rows.")
+    st.dataframe(data.head(PREVIEW_ROWS), hide_index=True, height=300)
+
+
 def main() -> None:
     """Render the Data page."""
     init_state()
@@ -309,26 +331,13 @@ def main() -> None:
     render_message()
     pending_section()
 
-    st.subheader("Active dataset")
-    data = current_data()
-    st.markdown(
-        f"**{st.session_state[Keys.DATA_NAME]}**: {len(data):,} rows x {data.shape[1]} columns"
-    )
-    if st.session_state[Keys.DATA_NOTE]:
-        st.caption(st.session_state[Keys.DATA_NOTE])
-    units = st.session_state[Keys.UNITS]
-    if units:
-        st.caption(" · ".join(f"{code_span(c)}: {escape_text(u)}" for c, u in units.items()))
-
+    data = active_dataset_section()
     st.subheader("Column roles")
     st.caption("Guessed from the column names and values; change any of them here.")
     roles = role_editor()
     dates_section(roles)
     report_section(roles)
-
-    st.subheader("Preview")
-    st.caption(f"First {min(PREVIEW_ROWS, len(data)):,} of {len(data):,} rows.")
-    st.dataframe(data.head(PREVIEW_ROWS), hide_index=True, height=300)
+    preview_section(data)
 
 
 main()

@@ -63,21 +63,16 @@ def controls(data, roles) -> tuple[str | None, int]:
     return (None if colour == NONE else colour), int(max_subjects)
 
 
-def main() -> None:
-    """Render the Explore page."""
-    init_state()
-    st.title("Explore")
-    st.caption(
-        "Look at the raw data before fitting anything: how each subject changes over time, "
-        "how the average changes, and how many visits each subject has."
-    )
-    data, roles = require_longitudinal("The Explore page")
-    st.markdown(dataset_caption())
-    colour, max_subjects = controls(data, roles)
+def _labels(roles) -> tuple[str, str]:
+    """Axis titles of time and outcome, with their units when known."""
     units = st.session_state[Keys.UNITS]
     time_label = roles.time + (f" ({units[roles.time]})" if roles.time in units else "")
     y_label = roles.outcome + (f" ({units[roles.outcome]})" if roles.outcome in units else "")
+    return time_label, y_label
 
+
+def spaghetti_section(data, roles, colour, max_subjects: int, time_label: str, y_label: str):
+    """One line per subject, coloured by ``colour``."""
     prep = figures.prepare_spaghetti(
         data, roles.subject, roles.time, roles.outcome, colour, max_subjects=max_subjects
     )
@@ -96,6 +91,9 @@ def main() -> None:
         "suggest a random intercept; lines with different steepness suggest a random slope."
     )
 
+
+def mean_section(data, roles, colour, time_label: str) -> None:
+    """The mean outcome over time with its confidence band, per group when few."""
     group = colour if colour and data[colour].nunique() <= MAX_MEAN_GROUPS else None
     summary = figures.prepare_mean_trajectory(data, roles.time, roles.outcome, group)
     fig = figures.mean_trajectory_figure(
@@ -111,6 +109,9 @@ def main() -> None:
         note += f" '{colour}' has too many groups for separate means, so one mean is shown."
     st.caption(note)
 
+
+def visits_section(data, roles) -> None:
+    """How many visits each subject has."""
     counts = figures.prepare_visit_counts(data, roles.subject)
     show_figure(figures.visits_histogram(counts, subject_label=roles.subject), key="explore_visits")
     singles = int(counts.loc[counts["visits"] == 1, "subjects"].sum())
@@ -119,6 +120,23 @@ def main() -> None:
         f"{int(counts.loc[counts['subjects'].idxmax(), 'visits'])} visits. "
         f"{singles:,} have a single visit. Unequal numbers of visits are fine for mixed models."
     )
+
+
+def main() -> None:
+    """Render the Explore page."""
+    init_state()
+    st.title("Explore")
+    st.caption(
+        "Look at the raw data before fitting anything: how each subject changes over time, "
+        "how the average changes, and how many visits each subject has."
+    )
+    data, roles = require_longitudinal("The Explore page")
+    st.markdown(dataset_caption())
+    colour, max_subjects = controls(data, roles)
+    time_label, y_label = _labels(roles)
+    spaghetti_section(data, roles, colour, max_subjects, time_label, y_label)
+    mean_section(data, roles, colour, time_label)
+    visits_section(data, roles)
     how_to_read(
         "spaghetti_plot",
         "mean_trajectory",
