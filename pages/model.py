@@ -321,6 +321,54 @@ def fits_list() -> None:
 
 
 # --------------------------------------------------------------------------- page
+def build_section(data, roles: Roles) -> str:
+    """Section 1: the builder and the formula it writes; returns that formula."""
+    st.subheader("1. Build the model")
+    built, note = builder(data, roles)
+    st.markdown("Formula written by the builder:")
+    st.code(built, language=None, wrap_lines=True)
+    if note:
+        st.caption(note)
+    if _choices().get("typed", "").strip():
+        st.caption(
+            "The formula box below is filled, so **Fit model** uses the typed formula, not "
+            "this one. Clear the box to fit the builder's formula."
+        )
+    return built
+
+
+def fit_section(built: str, subject: str | None) -> None:
+    """Section 2: the fit form, the running fit and the last fit's notice."""
+    st.subheader("2. Fit")
+    fit_form(built, subject)
+    job = fit_jobs.running_job()
+    if job is not None:
+        request = fit_jobs.request_of(job)
+        st.info(
+            f"Fitting **{escape_message(request.label)}**: {request.describe()}. Its progress "
+            "is in the sidebar; you can use the other pages meanwhile, the fit goes on."
+        )
+    notice = st.session_state[Keys.MODEL_NOTICE]
+    if notice:
+        show = {"success": st.success, "info": st.info}.get(notice[0], st.error)
+        show(notice[1])
+        st.session_state[Keys.MODEL_NOTICE] = None
+
+
+def summary_section(roles: Roles) -> None:
+    """Section 3: the active fit's summary, the OLS comparison and the list of fits."""
+    record = active_record()
+    if record is None:
+        st.info("No model fitted on this dataset yet: start with a random intercept.")
+        return
+    st.subheader(f"3. Summary of {record.name}")
+    simpler = model_view.render_summary(record, roles.subject, roles.time)
+    if simpler:
+        fit(simpler, record.reml, roles.subject)
+    model_view.render_ols_section(record.result)
+    fits_list()
+
+
 def main() -> None:
     """Render the Model page."""
     init_state()
@@ -336,43 +384,9 @@ def main() -> None:
     st.markdown(dataset_caption())
     render_outcome_note(data, roles.outcome)  # binary or count outcome: say so
 
-    st.subheader("1. Build the model")
-    built, note = builder(data, roles)
-    st.markdown("Formula written by the builder:")
-    st.code(built, language=None, wrap_lines=True)
-    if note:
-        st.caption(note)
-    if _choices().get("typed", "").strip():
-        st.caption(
-            "The formula box below is filled, so **Fit model** uses the typed formula, not "
-            "this one. Clear the box to fit the builder's formula."
-        )
-
-    st.subheader("2. Fit")
-    fit_form(built, roles.subject)
-    job = fit_jobs.running_job()
-    if job is not None:
-        request = fit_jobs.request_of(job)
-        st.info(
-            f"Fitting **{escape_message(request.label)}**: {request.describe()}. Its progress "
-            "is in the sidebar; you can use the other pages meanwhile, the fit goes on."
-        )
-    notice = st.session_state[Keys.MODEL_NOTICE]
-    if notice:
-        show = {"success": st.success, "info": st.info}.get(notice[0], st.error)
-        show(notice[1])
-        st.session_state[Keys.MODEL_NOTICE] = None
-
-    record = active_record()
-    if record is None:
-        st.info("No model fitted on this dataset yet: start with a random intercept.")
-        return
-    st.subheader(f"3. Summary of {record.name}")
-    simpler = model_view.render_summary(record, roles.subject, roles.time)
-    if simpler:
-        fit(simpler, record.reml, roles.subject)
-    model_view.render_ols_section(record.result)
-    fits_list()
+    built = build_section(data, roles)
+    fit_section(built, roles.subject)
+    summary_section(roles)
 
 
 main()
