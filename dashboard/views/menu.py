@@ -12,8 +12,9 @@ In the browser every element except text is drawn by a script loaded on first us
 links too. When a session's first page arrives at once (a warm server runs the whole script
 in a fraction of a second), the page's larger scripts (charts, tables) can hold the menu back
 by a second or more on a busy machine. So the first run of a session waits
-:data:`HEAD_START_SECONDS` after sending the menu (:func:`give_menu_a_head_start`): the menu
-is drawn before the page, and the page comes no later in practice (measured: see
+:data:`HEAD_START_SECONDS` after sending the menu (:func:`give_menu_a_head_start`): then the
+menu is usually drawn before the page (5 of 5 warm sessions on a moderately loaded 2-core
+machine; under heavy load the browser can still lag, see
 ``tests/e2e/test_browser_first_paint.py``).
 """
 
