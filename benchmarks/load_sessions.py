@@ -169,8 +169,13 @@ async def _idle(page, timeout_ms: int = STEP_TIMEOUT_MS) -> None:
     await page.wait_for_function(IDLE_JS, timeout=timeout_ms)
 
 
+#: the app's own menu (dashboard.views.menu: links in the container keyed ``app_menu``);
+#: Streamlit's page menu is off (.streamlit/config.toml)
+MENU_LINKS = ".st-key-app_menu a"
+
+
 async def _go_to(page, label: str) -> None:
-    await page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+    await page.locator(MENU_LINKS, has_text=label).first.click()
     await page.wait_for_selector(f"h1:has-text('{label}')", timeout=STEP_TIMEOUT_MS)
     await _idle(page)
 
