@@ -106,10 +106,8 @@ def running_app(
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.read().strip() == b"ok":
-                        break
+            if healthy(url):
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"streamlit did not become healthy within {timeout:.0f} s")
             time.sleep(0.25)
@@ -117,12 +115,25 @@ def running_app(
             on_start(proc.pid)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
+
+
+def healthy(url: str) -> bool:
+    """True when the Streamlit server at ``url`` answers its health check with ``ok``."""
+    with contextlib.suppress(OSError):
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+            return resp.read().strip() == b"ok"
+    return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not stop within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def is_local(url: str) -> bool:

@@ -13,7 +13,6 @@ import contextlib
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -44,19 +43,7 @@ def started_as_the_readme_says() -> Iterator[tuple[int, subprocess.Popen, list[s
                 break
         yield port, proc, lines
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _health(url: str) -> bool:
-    with contextlib.suppress(OSError):
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-            return resp.read().strip() == b"ok"
-    return False
+        support.stop(proc)
 
 
 def _own_address() -> str | None:
@@ -87,9 +74,9 @@ def test_start_prints_one_local_address_and_no_alarming_warning(browser):
             pytest.skip("this machine has no network address besides 127.0.0.1")
         url = f"http://{address}:{port}"
         deadline = time.monotonic() + 60
-        while not _health(url) and time.monotonic() < deadline:
+        while not support.healthy(url) and time.monotonic() < deadline:
             time.sleep(0.25)
-        assert _health(url), f"no answer at {url}"
+        assert support.healthy(url), f"no answer at {url}"
         context = browser.new_context(viewport={"width": 1024, "height": 768})
         page = context.new_page()
         try:
