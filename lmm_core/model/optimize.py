@@ -156,7 +156,7 @@ def optimize_theta(
         summary.messages.append(
             "The optimizer stopped where the criterion is not flat (largest scaled gradient "
             f"{summary.max_scaled_gradient:.2g}): the estimates may not be the best ones. "
-            "Simplify the random effects or rescale covariates."
+            "The random effects may be more than these data can estimate: try a simpler model."
         )
     summary.final = phi / scale
     summary.fmin = fmin
