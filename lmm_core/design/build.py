@@ -26,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from lmm_core.design.covariance import GeneralCovariance
-from lmm_core.design.model_matrix import Evaluator, Factor, MatrixRecipe, Numeric, model_matrix
+from lmm_core.design.model_matrix import (
+    Basis,
+    Evaluator,
+    Factor,
+    MatrixRecipe,
+    Numeric,
+    model_matrix,
+)
 from lmm_core.design.reterms import ReTerm
 from lmm_core.errors import DataError, FormulaError, ModelError
 from lmm_core.formula.grammar import Name, suggest
@@ -43,7 +50,7 @@ class TermRecipe:
     lhs: MatrixRecipe
     group_vars: tuple[Name, ...]
     levels: tuple[str, ...]
-    stats: dict[str, tuple[float, float]] = field(repr=False)
+    stats: dict = field(repr=False)
 
     def evaluate(self, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, z)`` on ``newdata``; code -1 for unseen levels and missing values."""
@@ -74,6 +81,9 @@ def _build_new(recipe: MatrixRecipe, values: dict, n: int, what: str) -> np.ndar
     for label in {v for parts in recipe.columns for v, j in parts if j is None}:
         if not isinstance(values[label], Numeric):
             raise DataError(f"`{label}` is categorical in the new data but was numeric in the fit.")
+    for label in recipe.bases:
+        if not isinstance(values[label], Basis):
+            raise DataError(f"`{label}` cannot be evaluated on the new data.")
     return recipe.build(values, n)
 
 
@@ -215,11 +225,14 @@ def _check_finite(label: str, is_column: bool, values: np.ndarray) -> None:
 
 
 def _evaluate(ev: Evaluator, exprs: dict, labels, rows: np.ndarray) -> dict:
-    values: dict[str, Numeric | Factor] = {}
+    values: dict[str, Numeric | Factor | Basis] = {}
     for v in labels:
         val = ev.variable(exprs[v])
         if isinstance(val, Factor):
             values[v] = val.take(rows)
+        elif isinstance(val, Basis):
+            values[v] = Basis(val.values[rows])
+            _check_finite(v, False, values[v].values)
         else:
             values[v] = Numeric(val.values[rows])
             _check_finite(v, isinstance(exprs[v], Name), values[v].values)
@@ -345,6 +358,7 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
         )
 
     terms = [_random_term(ev, r, rows, n) for r in spec.random]
+    messages += [m for t in terms if (m := _curve_visits_note(t))]
     nl = [t.n_levels for t in terms]
     if any(b > a for a, b in zip(nl, nl[1:], strict=False)):
         order = sorted(range(len(nl)), key=lambda i: nl[i])  # stable ascending, as R's order()
@@ -391,6 +405,33 @@ def _random_term(ev: Evaluator, r, rows: np.ndarray, n: int) -> ReTerm:
         structure=GeneralCovariance(z.shape[1]),
         rebuild=rebuild,
     )
+
+
+def _curve_visits_note(term: ReTerm) -> str | None:
+    """A random curve (spline or polynomial) needs enough visits per group: an error when no
+    group has as many observations as the curve has coefficients, a note when most do not."""
+    recipe = term.rebuild
+    if not (isinstance(recipe, TermRecipe) and recipe.lhs.bases):
+        return None
+    q = term.n_columns
+    counts = np.bincount(term.codes, minlength=term.n_levels)
+    simpler = f"`(1 | {term.group})`" if q > 2 else "a random intercept"
+    if q > counts.max():
+        raise ModelError(
+            f"The random curve for `{term.group}` has {q} coefficients per group "
+            f"({', '.join(term.cnames)}), but no group has more than {counts.max()} "
+            f"observations, so the curves cannot be told apart from the noise. Use fewer "
+            f"degrees of freedom in the random part (e.g. a straight line `(time | "
+            f"{term.group})`) or {simpler}; keep the curve in the fixed part."
+        )
+    median = float(np.median(counts))
+    if q > median:
+        return (
+            f"the random curve for `{term.group}` has {q} coefficients per group but half of "
+            f"the groups have {median:g} observations or fewer: their curves rest mostly on "
+            "the population curve; a simpler random part may fit as well (compare them)"
+        )
+    return None
 
 
 def _check_terms(terms: list[ReTerm], n: int) -> None:

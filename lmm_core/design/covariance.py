@@ -332,14 +332,14 @@ class BlockDiagonalCovariance(CovarianceStructure):
         sizes = [p.size for p in self.parts]
         super().__init__(sum(sizes))
         self._cols = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self._theta = np.concatenate([[0], np.cumsum([p.n_theta for p in self.parts])]).astype(
-            int
-        )
+        self._theta = np.concatenate([[0], np.cumsum([p.n_theta for p in self.parts])]).astype(int)
 
     def _pieces(self):
         for k, part in enumerate(self.parts):
-            yield part, slice(self._cols[k], self._cols[k + 1]), slice(
-                self._theta[k], self._theta[k + 1]
+            yield (
+                part,
+                slice(self._cols[k], self._cols[k + 1]),
+                slice(self._theta[k], self._theta[k + 1]),
             )
 
     @property

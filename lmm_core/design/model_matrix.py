@@ -10,7 +10,11 @@ tree walker over numpy arrays (never ``eval``). A variable is either numeric or 
   prints them (``2``, ``2.5``, ``1e+05``);
 - ``scale(x)`` is ``(x - mean) / sd`` (``ddof=1``) and ``center(x)`` is ``x - mean``, with
   mean and sd taken over the non-missing values of the whole column (as R's model frame)
-  and kept for new data.
+  and kept for new data;
+- ``ns()``, ``bs()`` and ``poly()`` are :class:`Basis` variables of several columns, learned
+  (knots, coefficients) from the non-missing values of the whole column and kept for new
+  data (:mod:`lmm_core.design.splines`). In the model matrix they behave as a numeric
+  variable per column, named ``ns(time, 3)1``, ``ns(time, 3)2``, ...
 
 Model-matrix coding follows R's ``model.matrix`` with treatment contrasts. A factor ``F``
 in term ``T`` is coded by contrasts (first level dropped) when ``T`` without ``F`` is empty
@@ -23,13 +27,25 @@ joined with ``:`` (``age:SexMale``).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from lmm_core.design.splines import BasisState, fitting_poly, learn_basis
 from lmm_core.errors import DataError, FormulaError, ModelError
-from lmm_core.formula.grammar import BinOp, Call, Name, NAry, Node, Num, Paren, Unary
+from lmm_core.formula.basis_args import basis_call
+from lmm_core.formula.grammar import (
+    BASIS_FUNCTIONS,
+    BinOp,
+    Call,
+    Name,
+    NAry,
+    Node,
+    Num,
+    Paren,
+    Unary,
+)
 from lmm_core.formula.quoting import deparse, r_number
 from lmm_core.formula.spec import TermList
 
@@ -50,6 +66,18 @@ class Numeric:
     """A numeric variable: float64 values (NaN where missing)."""
 
     values: np.ndarray
+
+
+@dataclass
+class Basis:
+    """A variable of several numeric columns (``ns``, ``bs``, ``poly``): ``(n, k)`` values,
+    NaN rows where missing; R names its columns ``label1 .. labelk``."""
+
+    values: np.ndarray
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        return tuple(str(j + 1) for j in range(self.values.shape[1]))
 
 
 @dataclass
@@ -148,7 +176,8 @@ class Evaluator:
     data
         The table.
     stats
-        ``scale()``/``center()`` constants from the fit; ``None`` computes and records them.
+        What the fit learned, by variable label: ``scale()``/``center()`` constants and
+        basis states; ``None`` computes and records them.
     new_data
         True when evaluating on new data (errors are :class:`DataError`).
     """
@@ -156,12 +185,12 @@ class Evaluator:
     def __init__(
         self,
         data: pd.DataFrame,
-        stats: dict[str, tuple[float, float]] | None = None,
+        stats: dict[str, tuple[float, float] | BasisState] | None = None,
         new_data: bool = False,
     ) -> None:
         self.data = data
         self.fitting = stats is None
-        self.stats: dict[str, tuple[float, float]] = {} if stats is None else stats
+        self.stats: dict[str, tuple[float, float] | BasisState] = {} if stats is None else stats
         self.new_data = new_data
         self._cache: dict[tuple[str, bool], Numeric | Factor] = {}
         self._keys = {str(c): c for c in data.columns}
@@ -177,8 +206,10 @@ class Evaluator:
             self._cache[key] = series_value(self.data[self._keys[node.name]], as_factor)
         return self._cache[key]
 
-    def variable(self, node: Node) -> Numeric | Factor:
+    def variable(self, node: Node) -> Numeric | Factor | Basis:
         """Evaluate one formula variable (a column or an allow-listed call)."""
+        if isinstance(node, Call) and node.func in BASIS_FUNCTIONS:
+            return self._basis(node)
         if isinstance(node, Call) and node.func in ("factor", "C"):
             arg = node.arg
             while isinstance(arg, Paren):
@@ -235,6 +266,19 @@ class Evaluator:
             return _UFUNCS[node.func](x)
         return self._standardize(node, x)
 
+    def _basis(self, node: Call) -> Basis:
+        label = deparse(node)
+        x = self.numeric(node.arg)
+        if label not in self.stats:
+            if not self.fitting:
+                raise DataError(f"`{label}` was not part of the fitted model.")
+            self.stats[label] = learn_basis(basis_call(node), x, label)
+        state = self.stats[label]
+        assert isinstance(state, BasisState)
+        if self.fitting and state.func == "poly" and not state.raw:
+            return Basis(fitting_poly(x, state))  # R's values on the fitting data
+        return Basis(state.evaluate(x))
+
     def _standardize(self, node: Call, x: np.ndarray) -> np.ndarray:
         label = deparse(node)
         if self.fitting and label not in self.stats:
@@ -244,22 +288,27 @@ class Evaluator:
             if node.func == "scale" and not (sd > 0):
                 raise DataError(f"`{label}`: the values are constant, so they cannot be scaled.")
             self.stats[label] = (mean, sd if node.func == "scale" else 1.0)
-        mean, sd = self.stats[label]
+        mean, sd = self.stats[label]  # type: ignore[misc]
         return (x - mean) / sd
 
 
 # --------------------------------------------------------------------------- model matrix
 @dataclass(frozen=True)
 class MatrixRecipe:
-    """How to rebuild a model matrix on new data (same columns, levels and constants)."""
+    """How to rebuild a model matrix on new data (same columns, levels and constants).
+
+    Each column is a product of parts ``(variable, j)``: ``j`` is None for a numeric variable,
+    a level index for a factor (``levels``) and a column index for a basis (``bases``).
+    """
 
     names: tuple[str, ...]
     intercept: bool
     columns: tuple[tuple[tuple[str, int | None], ...], ...]
     levels: dict[str, tuple[str, ...]]
     exprs: dict[str, Node]
+    bases: dict[str, int] = field(default_factory=dict)
 
-    def build(self, values: dict[str, Numeric | Factor], n: int) -> np.ndarray:
+    def build(self, values: dict[str, Numeric | Factor | Basis], n: int) -> np.ndarray:
         """Fill the matrix from evaluated variables (factor codes into ``levels``)."""
         out = np.empty((n, len(self.names)))
         bad = np.zeros(n, dtype=bool)
@@ -272,6 +321,8 @@ class MatrixRecipe:
             bad |= c < 0
         for label in {v for parts in self.columns for v, level in parts if level is None}:
             bad |= np.isnan(values[label].values)
+        for label in self.bases:
+            bad |= np.isnan(values[label].values).any(axis=1)
         j = 0
         if self.intercept:
             out[:, 0] = 1.0
@@ -281,6 +332,8 @@ class MatrixRecipe:
             for label, level in parts:
                 if level is None:
                     col = col * values[label].values
+                elif label in self.bases:
+                    col = col * values[label].values[:, level]
                 else:
                     col = col * (codes[label] == level)
             out[:, j] = col
@@ -312,7 +365,7 @@ def term_codings(tl: TermList, is_factor: dict[str, bool]) -> list[dict[str, boo
 
 
 def model_matrix(
-    tl: TermList, values: dict[str, Numeric | Factor], n: int, what: str
+    tl: TermList, values: dict[str, Numeric | Factor | Basis], n: int, what: str
 ) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...], MatrixRecipe]:
     """R's ``model.matrix`` of ``tl`` with treatment contrasts.
 
@@ -332,13 +385,16 @@ def model_matrix(
                     f"estimated in {what}; remove it or check the data."
                 )
             levels[v] = labs
+    suffixes = {v: val.suffixes for v, val in values.items() if isinstance(val, Basis)}
     names: list[str] = ["(Intercept)"] if tl.intercept else []
     owner: list[str] = ["(Intercept)"] if tl.intercept else []
     columns: list[tuple[tuple[str, int | None], ...]] = []
     for term, coding in zip(tl.terms, term_codings(tl, is_factor), strict=True):
         choices = []
         for v in term:
-            if v not in coding:
+            if v in suffixes:
+                choices.append([(v, j) for j in range(len(suffixes[v]))])
+            elif v not in coding:
                 choices.append([(v, None)])
             else:
                 start = 1 if coding[v] else 0
@@ -346,12 +402,19 @@ def model_matrix(
         for combo in itertools.product(*reversed(choices)):
             parts = tuple(reversed(combo))
             columns.append(parts)
-            names.append(":".join(v if j is None else v + levels[v][j] for v, j in parts))
+            names.append(":".join(_column_name(v, j, levels, suffixes) for v, j in parts))
             owner.append(":".join(term))
     if n * len(names) > 400_000_000:
         raise ModelError(
             f"{what.capitalize()} would have {len(names):,} columns for {n:,} rows, too large; "
             "use a random effect for a factor with many levels, e.g. `(1 | patient)`."
         )
-    recipe = MatrixRecipe(tuple(names), tl.intercept, tuple(columns), levels, dict(tl.exprs))
+    bases = {v: len(sfx) for v, sfx in suffixes.items() if any(v in t for t in tl.terms)}
+    recipe = MatrixRecipe(tuple(names), tl.intercept, tuple(columns), levels, dict(tl.exprs), bases)
     return recipe.build(values, n), tuple(names), tuple(owner), recipe
+
+
+def _column_name(v: str, j: int | None, levels: dict, suffixes: dict) -> str:
+    if j is None:
+        return v
+    return v + (suffixes[v][j] if v in suffixes else levels[v][j])

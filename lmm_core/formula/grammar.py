@@ -16,12 +16,17 @@ Grammar (EBNF; ``**`` is read as ``^``; spaces, tabs and newlines are ignored)::
              | ":" ;                             (* 4 *)
     unary    = ( "-" | "+" ) unary | power ;
     power    = atom [ "^" unary ] ;              (* right-assoc *)
-    atom     = NUMBER | NAME | NAME "(" expr ")" | "(" expr ")" ;
+    atom     = NUMBER | NAME | NAME "(" expr ")" | basis | "(" expr ")" ;
+    basis    = ("ns" | "bs" | "poly") "(" expr { "," [ NAME "=" ] value } ")" ;
+    value    = [ "-" ] NUMBER | NAME | "c" "(" [ "-" ] NUMBER { "," [ "-" ] NUMBER } ")" ;
     NAME     = letter_or_._or__ { letter | digit | "." | "_" } | "`" any-but-backtick "`" ;
     NUMBER   = digits [ "." digits ] [ ("e"|"E") ["+"|"-"] digits ] | "." digits ... ;
 
 Functions: ``log log2 log10 log1p exp sqrt abs scale center I`` (numeric) and
-``factor C`` (categorical), each with exactly one argument.
+``factor C`` (categorical), each with exactly one argument; ``ns bs poly`` (bases of several
+columns) take the variable and then constant options, positional or named as in R
+(``ns(time, df = 3)``, ``bs(age, knots = c(10, 12), degree = 2)``, ``poly(x, 2, raw = TRUE)``):
+:mod:`lmm_core.formula.basis_args` checks them.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ NUMERIC_FUNCTIONS = frozenset(
     {"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "scale", "center", "I"}
 )
 FACTOR_FUNCTIONS = frozenset({"factor", "C"})
-FUNCTIONS = NUMERIC_FUNCTIONS | FACTOR_FUNCTIONS
+BASIS_FUNCTIONS = frozenset({"ns", "bs", "poly"})
+FUNCTIONS = NUMERIC_FUNCTIONS | FACTOR_FUNCTIONS | BASIS_FUNCTIONS
 
 
 # --------------------------------------------------------------------------- syntax tree
@@ -61,12 +67,26 @@ class Num:
 
 
 @dataclass(frozen=True, slots=True)
+class Vec:
+    """A vector of numbers written ``c(2.5, 6)`` (only as an option of a basis function)."""
+
+    values: tuple[float, ...]
+    pos: int
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
-    """An allow-listed function applied to one argument."""
+    """An allow-listed function applied to one argument.
+
+    ``options`` are the further arguments of a basis function (``ns``, ``bs``, ``poly``) as
+    written: ``(name or None, value)`` where a value is a :class:`Num`, a :class:`Vec` or a
+    :class:`Name` (``TRUE``/``FALSE``).
+    """
 
     func: str
     arg: Node
     pos: int
+    options: tuple[tuple[str | None, Node], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +126,14 @@ class Paren:
     pos: int
 
 
-Node = Name | Num | Call | Unary | BinOp | NAry | Paren
+Node = Name | Num | Vec | Call | Unary | BinOp | NAry | Paren
 
 _PREC = {"|": 1, "||": 1, "+": 2, "-": 2, "*": 3, "/": 3, ":": 4}
 _KIND = {"|": "bar", "||": "bar", "+": "sum", "-": "sum", "*": "prod", "/": "prod", ":": "inter"}
 _TOKEN_RE = re.compile(
     r"(?P<ws>\s+)|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
     r"|(?P<name>[^\W\d][\w.]*|\.(?!\d)[\w.]*)|(?P<bq>`[^`]*`)"
-    r"|(?P<op>\*\*|\|\||[~+\-*/^:|(),])"
+    r"|(?P<op>\*\*|\|\||[~+\-*/^:|(),=])"
 )
 _BAD_CHARS = {
     "'": "quotes are not allowed in a formula (write column names without quotes; "
@@ -121,7 +141,6 @@ _BAD_CHARS = {
     '"': "quotes are not allowed in a formula (write column names without quotes; "
     "use backticks for names with spaces, e.g. `my column`)",
     ";": "`;` is not allowed: a formula is a single expression such as `y ~ x + (1 | g)`",
-    "=": "`=` is not allowed: functions take a single column, e.g. `scale(age)`",
     "$": "`$` is not allowed: refer to a column by its name",
     "[": "`[` is not allowed: refer to a column by its name",
 }
@@ -234,6 +253,11 @@ class _Parser:
             return "Only one `~` is allowed"
         if t.text == "(":
             return "Missing operator before `(` (did you forget a `+`?)"
+        if t.text == "=":
+            return (
+                "`=` only names an option of ns(), bs() or poly(), e.g. `ns(time, df = 3)`; "
+                "a formula compares nothing"
+            )
         prev = self.toks[self.i - 1] if self.i else None
         if prev is not None and prev.kind in ("name", "num"):  # name both, e.g. `lambda x`
             return f"Missing operator between `{prev.text}` and `{t.text}` (did you forget a `+`?)"
@@ -357,6 +381,10 @@ class _Parser:
         if self.tok.text == ")":
             raise self._err(f"`{func}()` needs one argument, e.g. `{func}(age)`")
         arg = self.expr(0)
+        options: list[tuple[str | None, Node]] = []
+        while self.tok.text == "," and func in BASIS_FUNCTIONS:
+            self.i += 1
+            options.append(self._option(func))
         if self.tok.text == ",":
             raise self._err(f"`{func}()` takes exactly one argument")
         if self.tok.text != ")":
@@ -370,7 +398,43 @@ class _Parser:
             raise self._err(self._unexpected_msg())
         self.i += 1
         self.depth -= 1
-        return Call(func, arg, name_tok.pos)
+        return Call(func, arg, name_tok.pos, tuple(options))
+
+    def _option(self, func: str) -> tuple[str | None, Node]:
+        """One further argument of a basis function: ``[NAME "="] value``."""
+        name = None
+        if self.tok.kind == "name" and self.toks[self.i + 1].text == "=":
+            name = self.tok.text
+            self.i += 2
+        t = self.tok
+        if t.kind == "name" and t.text == "c" and self.toks[self.i + 1].text == "(":
+            self.i += 2
+            values = [self._number(func)]
+            while self.tok.text == ",":
+                self.i += 1
+                values.append(self._number(func))
+            if self.tok.text != ")":
+                raise self._err(f"`c(...)` in `{func}()` holds numbers separated by commas")
+            self.i += 1
+            return name, Vec(tuple(values), t.pos)
+        if t.kind == "name":
+            self.i += 1
+            return name, Name(t.text, t.pos)
+        return name, Num(self._number(func), t.pos)
+
+    def _number(self, func: str) -> float:
+        sign = 1.0
+        if self.tok.text == "-":
+            sign = -1.0
+            self.i += 1
+        if self.tok.kind != "num":
+            raise self._err(
+                f"An option of `{func}()` must be a number, `c(...)` of numbers, TRUE or FALSE, "
+                f"e.g. `{func}(time, 3)`"
+            )
+        value = float(self.tok.text)
+        self.i += 1
+        return sign * value
 
 
 def _pos(node: Node) -> int:

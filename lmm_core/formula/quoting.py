@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from lmm_core.errors import FormulaError
-from lmm_core.formula.grammar import BinOp, Call, Name, Node, Num, Paren, Unary
+from lmm_core.formula.grammar import BinOp, Call, Name, Node, Num, Paren, Unary, Vec
 
 _RESERVED = frozenset(
     "if else repeat while function for next break TRUE FALSE NULL Inf NaN NA NA_integer_ "
@@ -95,7 +95,8 @@ def r_number(x: float) -> str:
 
 
 def deparse(node: Node, backtick: bool = True) -> str:
-    """R's deparse of an expression: ``log(x)``, ``I(time^2)``, ``I(time - 5)``, ``I(x/2)``.
+    """R's deparse of an expression: ``log(x)``, ``I(time^2)``, ``I(time - 5)``, ``I(x/2)``,
+    ``ns(Days, df = 3)``, ``bs(age, knots = c(10, 12))``.
 
     As R's deparser: spaces around binary ``+ - *``, none around ``/ ^ :``.
     """
@@ -104,7 +105,9 @@ def deparse(node: Node, backtick: bool = True) -> str:
     if isinstance(node, Num):
         return r_number(node.value)
     if isinstance(node, Call):
-        return f"{node.func}({deparse(node.arg)})"
+        return _deparse_call(node)
+    if isinstance(node, Vec):
+        return f"c({', '.join(r_number(v) for v in node.values)})"
     if isinstance(node, Unary):
         return f"{node.op}{deparse(node.operand)}"
     if isinstance(node, Paren):
@@ -118,3 +121,12 @@ def deparse(node: Node, backtick: bool = True) -> str:
         parts.append(op if op in (":", "/") else f" {op} ")  # R: `x/2`, `a:b`, `x * 2`
         parts.append(deparse(item))
     return "".join(parts)
+
+
+def _deparse_call(node: Call) -> str:
+    """``func(arg, option, name = option)``; TRUE / FALSE stay bare."""
+    args = [deparse(node.arg)]
+    for key, value in node.options:
+        text = value.name if isinstance(value, Name) else deparse(value)
+        args.append(f"{key} = {text}" if key else text)
+    return f"{node.func}({', '.join(args)})"

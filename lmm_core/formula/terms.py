@@ -22,7 +22,9 @@ arithmetic (``+ - * / ^``, unary minus, numbers, columns, numeric functions).
 from __future__ import annotations
 
 from lmm_core.errors import FormulaError
+from lmm_core.formula.basis_args import basis_call
 from lmm_core.formula.grammar import (
+    BASIS_FUNCTIONS,
     FACTOR_FUNCTIONS,
     MAX_TERMS,
     BinOp,
@@ -53,6 +55,14 @@ def check_arithmetic(node: Node, where: str) -> None:
     """Raise unless ``node`` is plain arithmetic (numbers, columns, numeric functions); the
     rightmost offending node is named."""
     for nd in walk(node, right_first=True):
+        if isinstance(nd, Call) and nd.func in BASIS_FUNCTIONS:
+            raise FormulaError(
+                f"`{nd.func}()` at position {nd.pos} makes several columns, so it cannot be "
+                f"used inside {where}: write it as a term of its own, e.g. "
+                f"`y ~ {nd.func}(time, 3) + (1 | patient)`.",
+                nd.pos,
+                nd.func,
+            )
         if isinstance(nd, Call) and nd.func in FACTOR_FUNCTIONS:
             raise FormulaError(
                 f"`{nd.func}()` at position {nd.pos} cannot be used inside {where}: "
@@ -84,6 +94,8 @@ class _Encoder:
     def variable(self, node: Name | Call) -> Term:
         if isinstance(node, Call):
             check_arithmetic(node.arg, f"`{node.func}()`")
+            if node.func in BASIS_FUNCTIONS:
+                basis_call(node)  # options checked now, with their position
         label = deparse(node)
         self.exprs.setdefault(label, node)
         return frozenset((label,))
