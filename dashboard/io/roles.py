@@ -28,7 +28,8 @@ __all__ = [
 
 SUBJECT_WORDS = (
     "subject", "patient", "participant", "person", "individual", "pid", "subj", "id",
-    "child", "animal", "case", "worker", "student", "mouse", "rat", "code",
+    "child", "animal", "case", "worker", "student", "mouse", "rat", "code", "chick", "pig",
+    "cow", "dog", "tree", "plant",
 )  # fmt: skip
 CLUSTER_WORDS = (
     "hospital", "center", "centre", "site", "clinic", "cluster", "school", "practice",

@@ -35,8 +35,9 @@ from lmm_core.design.model_matrix import (
     model_matrix,
 )
 from lmm_core.design.reterms import ReTerm
+from lmm_core.design.splines import BasisState
 from lmm_core.errors import DataError, FormulaError, ModelError
-from lmm_core.formula.grammar import Name, suggest
+from lmm_core.formula.grammar import Call, Name, names_in, strip_parens, suggest
 from lmm_core.formula.spec import ModelSpec
 from lmm_core.formula.terms import parse_formula
 
@@ -155,6 +156,35 @@ class Design:
     def p(self) -> int:
         """Number of fixed-effects columns (after dropping aliased ones)."""
         return int(self.X.shape[1])
+
+    @property
+    def bases(self) -> dict[str, BasisState]:
+        """Spline and polynomial bases learned from the data, by label (``ns(Days, 3)``)."""
+        return {k: v for k, v in self.stats.items() if isinstance(v, BasisState)}
+
+    def _basis_calls(self) -> dict[str, Call]:
+        exprs = dict(self.spec.fixed.exprs)
+        for r in self.spec.random:
+            exprs.update(r.lhs.exprs)
+        return {label: strip_parens(exprs[label]) for label in self.bases}  # type: ignore[misc]
+
+    def basis_columns(self) -> dict[str, tuple[str, ...]]:
+        """The data columns each basis is computed from, by label (``{"ns(Days, 3)":
+        ("Days",)}``)."""
+        return {
+            label: tuple(dict.fromkeys(nm.name for nm in names_in(call.arg)))
+            for label, call in self._basis_calls().items()
+        }
+
+    def spline_knots(self) -> dict[str, tuple[float, ...]]:
+        """Interior knots of the splines of each plain data column (``{"Days": (3.0, 6.0)}``),
+        to mark them on a time axis."""
+        out: dict[str, set[float]] = {}
+        for label, call in self._basis_calls().items():
+            arg = strip_parens(call.arg)
+            if isinstance(arg, Name):
+                out.setdefault(arg.name, set()).update(self.bases[label].knots)
+        return {col: tuple(sorted(k)) for col, k in out.items()}
 
     def fixed_matrix(self, newdata: pd.DataFrame) -> np.ndarray:
         """``X`` on new data: same columns, levels and centring; NaN rows where inputs miss.

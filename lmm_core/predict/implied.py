@@ -187,6 +187,10 @@ def _subject_nested_in(subject_codes: np.ndarray, codes: np.ndarray) -> bool:
 def _default_time(result: LMMResult, subject: str | None) -> str | None:
     terms = [t for t in result.reterms if subject is None or t.group == subject]
     slopes = {c for t in terms for c in t.cnames if c != INTERCEPT}
+    by_basis = result.design.basis_columns()  # ns(time, 2)1, ns(time, 2)2 -> time
+    for label, cols in by_basis.items():
+        if len(cols) == 1 and any(c.startswith(label) for c in slopes):
+            slopes = {c for c in slopes if not c.startswith(label)} | {cols[0]}
     if len(slopes) > 1:
         raise ModelError(
             f"The random effects have several slopes ({', '.join(sorted(slopes))}): name the "
