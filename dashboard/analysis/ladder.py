@@ -7,6 +7,8 @@ adding one piece of random-effects structure to the one before:
 2. ``(time || subject)``: + each subject has its own rate of change (random slope), independent
    of its level;
 3. ``(time | subject)``: + the level and the rate of change may be correlated;
+3b. ``(ns(time, 2) | subject)``: + each subject has its own curve, when the active model has
+   such a spline or polynomial of time in its random part (the straight line is nested in it);
 4. ``(time | subject) + (1 | cluster)``: + each cluster (hospital) has its own level, when a
    cluster column is set. When subject ids repeat across clusters (patient 1 of each
    hospital), the subject is the pair ``cluster:subject`` in every step (lme4's nesting).
@@ -44,7 +46,8 @@ from dashboard.base.markup import code_span, escape_message
 from dashboard.figures.style import PALETTE, style_figure
 from dashboard.io.roles import Roles, missing_longitudinal_roles
 from lmm_core import LMMError, LMMResult
-from lmm_core.formula.quoting import quote_name
+from lmm_core.formula.grammar import BASIS_FUNCTIONS, Call, Name, strip_parens
+from lmm_core.formula.quoting import deparse, quote_name
 from lmm_core.formula.terms import parse_formula
 
 __all__ = [
@@ -117,6 +120,27 @@ def _fixed_part(outcome: str, time: str, active_formula: str | None) -> tuple[st
     return fixed, f"Fixed effects of the active model: {code_span(fixed)}."
 
 
+def _random_curve(active_formula: str | None, time: str) -> str | None:
+    """The spline or polynomial of ``time`` in the active model's random part, as written
+    (``ns(Days, 2)``), or None."""
+    if not active_formula:
+        return None
+    try:
+        spec = parse_formula(active_formula)
+    except LMMError:
+        return None
+    for term in spec.random:
+        for node in term.lhs.exprs.values():
+            if (
+                isinstance(node, Call)
+                and node.func in BASIS_FUNCTIONS
+                and isinstance(strip_parens(node.arg), Name)
+                and strip_parens(node.arg).name == time
+            ):
+                return deparse(node)
+    return None
+
+
 def plan_ladder(
     data: pd.DataFrame,
     roles: Roles,
@@ -165,12 +189,29 @@ def plan_ladder(
             "correlation",
         ),
     ]
+    top = t
+    curve = _random_curve(active_formula, time)
+    if curve is not None:
+        specs.append(
+            LadderSpec(
+                "+ random curve",
+                f"{fixed} + ({curve} | {group})",
+                f"the random curve (each subject's own {escape_message(curve)} instead of a "
+                "straight line)",
+                "variance",
+            )
+        )
+        top = curve
+        notes.append(
+            f"The active model gives each subject a curve ({code_span(curve)}), so the "
+            "ladder ends with that rung."
+        )
     columns = [c for c in (roles.outcome, subject, time) if c]
     if cluster is not None:
         specs.append(
             LadderSpec(
                 f"+ {cluster} level",
-                f"{fixed} + ({t} | {group}) + (1 | {quote_name(cluster)})",
+                f"{fixed} + ({top} | {group}) + (1 | {quote_name(cluster)})",
                 f"the {escape_message(cluster)} level (a random intercept per "
                 f"{escape_message(cluster)})",
                 "variance",

@@ -231,3 +231,25 @@ def test_status_header_tells_when_steps_fail():
     assert label.startswith("Ladder: 2 of 3 steps fitted, 1 failed")
     problems = lad.analyse_ladder(some, True).problems
     assert "could not be fitted: Unknown function `SBP` at position 0" in problems[0]
+
+
+def test_random_curve_rung_follows_the_active_model():
+    """An active model with a spline per subject adds a last rung: that curve, tested against
+    the straight line (nested: a natural spline contains every straight line)."""
+    active = "Reaction ~ ns(Days, 3) + (ns(Days, 2) | Subject)"
+    data, roles = _example("sleepstudy")
+    plan = lad.plan_ladder(data, roles, active)
+    assert [s.formula for s in plan.specs][-2:] == [
+        "Reaction ~ ns(Days, 3) + (Days | Subject)",
+        "Reaction ~ ns(Days, 3) + (ns(Days, 2) | Subject)",
+    ]
+    assert plan.specs[-1].label == "+ random curve"
+    ladder = _ladder("sleepstudy", True, active)
+    last = ladder.verdicts[-1]
+    assert last.test.nested and last.test.df == 3
+    small, large = (ladder.steps[i].result for i in (2, 3))
+    assert last.test.chisq == pytest.approx(2 * (large.loglik - small.loglik), rel=1e-9)
+    assert "random curve" in last.sentence
+    data, roles = _example("trial_small")
+    plan = lad.plan_ladder(data, roles, "y ~ poly(time, 2) * arm + (poly(time, 2) | patient)")
+    assert plan.specs[-1].formula.endswith("+ (poly(time, 2) | patient) + (1 | hospital)")
