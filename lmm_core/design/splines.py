@@ -144,12 +144,26 @@ def learn_basis(call: BasisCall, x: np.ndarray, label: str) -> BasisState:
     if call.func == "poly":
         return _learn_poly(call, x, distinct.size, label)
     boundary = call.boundary or (float(distinct[0]), float(distinct[-1]))
+    if call.knots is not None:
+        _check_given_knots(call.knots, boundary, label)
     knots = call.knots if call.knots is not None else _quantile_knots(call, x, boundary)
     state = BasisState(
         call.func, call.degree, tuple(float(k) for k in knots), boundary, call.intercept
     )
     _check_spline(state, distinct, label)
     return state
+
+
+def _check_given_knots(knots: tuple, boundary: tuple[float, float], label: str) -> None:
+    low, high = boundary
+    outside = [k for k in knots if not low < k < high]
+    if outside:
+        raise DataError(
+            f"`{label}`: the knot{'s' * (len(outside) > 1)} "
+            f"{', '.join(f'{k:g}' for k in outside)} lie{'s' * (len(outside) == 1)} outside "
+            f"the range of the data ({low:g} to {high:g}); put knots between the first and the "
+            "last time, or give `Boundary.knots = c(low, high)` around them."
+        )
 
 
 def _quantile_knots(call: BasisCall, x: np.ndarray, boundary: tuple[float, float]) -> tuple:

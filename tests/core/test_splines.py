@@ -244,6 +244,7 @@ def test_interaction_columns_as_lme4():
             FormulaError,
             "not strictly inside",
         ),
+        ("Reaction ~ ns(Days, knots = c(4, 12)) + (1 | Subject)", DataError, "outside the range"),
         ("Reaction ~ ns(Subject, 3) + (1 | Subject)", FormulaError, "categorical"),
         ("Reaction ~ ns(one, 2) + (1 | Subject)", DataError, "all the same"),
         ("Reaction ~ ns(Days, df = 2.5) + (1 | Subject)", FormulaError, "whole number"),
