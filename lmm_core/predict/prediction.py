@@ -9,6 +9,11 @@ of the fixed-effects matrix,
 * a **cluster-level** prediction adds only the terms of the named grouping factors (for
   example the hospital's random intercept, without the patient's own deviation).
 
+Curves are drawn on grids of new rows: :func:`population_grid` for the population average
+(other covariates at typical values), :func:`subject_grid` for chosen subjects (each subject's
+own covariates). Because spline and polynomial bases are stored in the fit, predictions
+between visits follow the model's curve, not straight lines between the visits.
+
 Confidence intervals are Wald intervals ``fit -/+ q * se`` with ``q`` the normal quantile.
 They ignore the uncertainty of the variance parameters (``theta`` and ``sigma`` treated as
 known, as lme4's ``predict(..., se.fit = TRUE)``); with few subjects a t quantile with
@@ -34,6 +39,7 @@ __all__ = [
     "population_grid",
     "predict_groups",
     "random_part",
+    "subject_grid",
 ]
 
 
@@ -204,3 +210,100 @@ def population_grid(
             part[c] = held_column(used[c], v, n_points)
         parts.append(part)
     return pd.concat(parts, ignore_index=True), held
+
+
+def _nearest(sorted_x: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Index into ``sorted_x`` (ascending) of the value nearest each grid point; a point
+    half-way between two values takes the earlier one."""
+    if len(sorted_x) == 1:
+        return np.zeros(len(grid), dtype=int)
+    right = np.clip(np.searchsorted(sorted_x, grid, side="left"), 1, len(sorted_x) - 1)
+    left = right - 1
+    take_right = np.abs(sorted_x[right] - grid) < np.abs(grid - sorted_x[left])
+    return np.where(take_right, right, left)
+
+
+def _between(visits: np.ndarray, n_points: int) -> np.ndarray:
+    """``n_points`` even steps from the first to the last of the ascending ``visits``, less
+    those within ``1e-9`` of the range from a visit (the visit itself stands there, and
+    rounding must leave no near-duplicates such as ``3.0000000000000004`` next to ``3``)."""
+    even = np.linspace(visits[0], visits[-1], n_points)
+    tol = 1e-9 * max(float(visits[-1] - visits[0]), 1.0)
+    near = np.abs(even[:, None] - visits[None, :]).min(axis=1) <= tol
+    return even[~near]
+
+
+def subject_grid(
+    result: LMMResult,
+    data: pd.DataFrame,
+    subject: str,
+    x: str,
+    subjects: Iterable,
+    n_points: int = 50,
+) -> pd.DataFrame:
+    """New data on which to draw the chosen subjects' own curves against ``x``.
+
+    For subject ``i`` with visits at ``x_i1 <= ... <= x_in`` (rows used by the fit), the grid
+    holds every visit row as it is, and between them the ``n_points`` evenly spaced values
+    from ``x_i1`` to ``x_in`` (less those that fall on a visit). An in-between point copies
+    all other columns from the subject's **nearest visit** in ``x`` (the earlier one when
+    half-way): covariates that are constant within the subject (arm, sex, hospital) keep
+    their value, a covariate that changes between visits is held at its value at the nearest
+    visit, so it steps half-way between two visits.
+
+    Predicting on these rows with ``result.predict`` (``x' beta + sum_k z_k' b_k``) or
+    :func:`predict_groups` gives the model's curve between visits: splines and polynomials
+    are evaluated with the basis learned in the fit, so the curve bends where the model
+    bends. On the visit rows the predictions are the fitted values.
+
+    Parameters
+    ----------
+    result
+        A fitted model.
+    data
+        The data the model was fitted to.
+    subject
+        The subject column.
+    x
+        Numeric column for the horizontal axis.
+    subjects
+        Subject ids (values of ``subject``); ids without a usable visit are skipped.
+    n_points
+        Evenly spaced points per subject (at least 2), the visits not counted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``data``, ``x`` as float. An in-between row carries its nearest
+        visit's values, the response included (a copy, not a measurement). Subjects come in
+        the order of ``subjects``, each one's rows ascending in ``x``; a default index.
+
+    Raises
+    ------
+    ValueError
+        If ``n_points < 2`` or ``subject``/``x`` is not a column of ``data``.
+    """
+    if n_points < 2:
+        raise ValueError(f"n_points must be at least 2, got {n_points}.")
+    for col in (subject, x):
+        if col not in data.columns:
+            raise ValueError(f"`{col}` is not a column of the data.")
+    used = data.iloc[result.design.rows]
+    xs = pd.to_numeric(used[x], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(xs)
+    used, xs = used.iloc[np.flatnonzero(keep)], xs[keep]
+    where = used.groupby(subject, sort=False, observed=True).indices
+    parts = []
+    for sid in dict.fromkeys(subjects):
+        pos = where.get(sid)
+        if pos is None:
+            continue
+        pos = pos[np.argsort(xs[pos], kind="stable")]
+        visits = xs[pos]
+        even = _between(visits, n_points)
+        part = pd.concat([used.iloc[pos], used.iloc[pos[_nearest(visits, even)]]])
+        part[x] = np.concatenate([visits, even])
+        parts.append(part.sort_values(x, kind="stable"))
+    if not parts:
+        return used.iloc[:0].assign(**{x: np.zeros(0)}).reset_index(drop=True)
+    return pd.concat(parts, ignore_index=True)
