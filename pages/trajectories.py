@@ -184,9 +184,27 @@ def main() -> None:
         data,
     )
     highlight = chart_section(prep, view, roles, result.response)
+    knots_note(result, prep, view.x)
     explain(prep, subject, view.x, view.by, view.cluster is not None, roles.cluster, len(visits))
     if highlight:
         show_selected(prep, highlight, subject, view.x, result.response)
+
+
+def knots_note(result, prep, x: str) -> None:
+    """One sentence under the chart on the dotted knot lines (only when there are knots)."""
+    if not prep.knots:
+        return
+    where = ", ".join(fmt(k) for k, _ in prep.knots)
+    calls = "; ".join(
+        f"`{state.r_call(x)}`"
+        for label, state in result.design.bases.items()
+        if any(label in terms for _, terms in prep.knots)
+    )
+    st.caption(
+        f"Dotted vertical lines: the spline's knots ({x} = {where}), the points where the "
+        f"pieces of the spline curve join (each piece a smooth polynomial); the fitted model "
+        f"keeps them for every prediction: {calls}."
+    )
 
 
 def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:
@@ -197,9 +215,18 @@ def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:
         "about that average (a Wald interval; it says nothing about how much individual "
         f"{subject}s vary).",
         f"**Thin lines**: each drawn {subject}'s own fitted course (fixed effects plus the "
-        f"{subject}'s random effects, the BLUPs); **dots**: what was actually measured. "
-        "Hover over a line or dot to see who it is; click one to highlight it.",
+        f"{subject}'s random effects, the BLUPs), computed at {ft.GRID_POINTS} points from "
+        f"the first to the last visit, so a curved model draws curves; **dots**: what was "
+        "actually measured. Hover over a line or dot to see who it is; click one to "
+        "highlight it.",
     ]
+    if prep.varying:
+        names = ", ".join(prep.varying)
+        lines.append(
+            f"{names} change{'s' if len(prep.varying) == 1 else ''} between visits: between "
+            f"two visits the thin lines hold {names} at the value of the nearest visit (so a "
+            "line can jump half-way between visits)."
+        )
     if show_clusters:
         lines.append(
             f"**Dotted lines**: the {cluster} of each drawn {subject}: the population curve "

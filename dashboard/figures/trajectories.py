@@ -2,7 +2,11 @@
 
 Pure functions, no Streamlit. :func:`prepare_trajectories` asks :mod:`lmm_core` for every
 number (population curve and band, patient and cluster predictions); the drawing function
-only turns the prepared frames into traces. Only the chosen subset of subjects is drawn, with
+only turns the prepared frames into traces. Every curve is computed on a fine grid of the
+horizontal axis (:func:`lmm_core.predict.prediction.subject_grid` for the patients,
+``population_grid`` for the average), so a spline or polynomial in time is drawn as the curve
+it is, not as straight segments between visits; the interior knots of a spline of the axis
+column are marked with thin dotted lines. Only the chosen subset of subjects is drawn, with
 WebGL traces once the points are many, so thousands of subjects never reach the browser.
 """
 
@@ -20,11 +24,13 @@ from dashboard.base.constants import CONFIDENCE_LEVEL, NONE_CHOICE
 from dashboard.figures.style import PALETTE, TEMPLATE, WEBGL_ROWS, rgba, style_figure
 from dashboard.io.roles import Roles, is_numeric
 from lmm_core import LMMResult
+from lmm_core.formula.grammar import names_in
 from lmm_core.predict.prediction import (
     fixed_variables,
     population_curve,
     population_grid,
     predict_groups,
+    subject_grid,
 )
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "axis_options",
     "by_options",
     "choose_subjects",
+    "axis_knots",
     "prepare_trajectories",
     "subject_group",
     "trajectories_figure",
@@ -48,6 +55,9 @@ CHOICE_MODES = {
 }
 MAX_FACETS = 6
 MAX_BY_LEVELS = 8
+#: evenly spaced points of each patient's curve between the first and last visit
+GRID_POINTS = 50
+KNOT_COLOR = "#777777"
 
 
 def axis_options(data: pd.DataFrame, roles: Roles) -> list[str]:
@@ -145,18 +155,103 @@ class TrajectoryData:
         ``subject`` (str), ``x``, ``y`` (observed response), ``fitted`` (fixed + all random
         effects, as ``LMMResult.predict``), ``cluster_fit`` (fixed + the cluster's random effects
         only; NaN without a cluster), ``cluster`` (str or ""), ``group`` (str).
+    curves
+        The chosen subjects' curves on a fine grid (the visits and :data:`GRID_POINTS` even
+        steps from the first to the last visit, :func:`subject_grid`), sorted as
+        ``observed``: ``subject``, ``x``, ``fitted``, ``cluster_fit``, ``cluster``, ``group``
+        and ``visit`` (True on a visit's own row).
     population
         The population-average curve: ``group``, ``x``, ``fit``, ``lower``, ``upper``.
     held
         Fixed-part variables held at a typical value for the population curve.
     level
         Coverage of the band.
+    knots
+        Interior knots of the model's splines of the axis column: ``(value, terms)`` with
+        the labels of the spline terms that have a knot there (``"ns(Time, 3)"``).
+    varying
+        Model variables other than the axis that change between the visits of a drawn
+        subject: between two visits the curves hold them at the nearest visit's value.
     """
 
     observed: pd.DataFrame
+    curves: pd.DataFrame
     population: pd.DataFrame
     held: dict = field(default_factory=dict)
     level: float = CONFIDENCE_LEVEL
+    knots: tuple[tuple[float, str], ...] = ()
+    varying: tuple[str, ...] = ()
+
+
+def axis_knots(result: LMMResult, x: str) -> tuple[tuple[float, str], ...]:
+    """Interior knots of the model's splines of column ``x``, each with its terms' labels.
+
+    Uses ``result.design.spline_knots()`` (splines of the plain column only, not of a
+    transformed one such as ``ns(x / 7, 3)``); a polynomial has no knots.
+
+    Returns
+    -------
+    tuple
+        ``(knot, "ns(x, 3) and ns(x, 2)")`` pairs in increasing order of the knot.
+    """
+    knots = result.design.spline_knots().get(x, ())
+    if not knots:
+        return ()
+    columns = result.design.basis_columns()
+    labels = [
+        (label, set(state.knots))
+        for label, state in result.design.bases.items()
+        if columns.get(label) == (x,) and state.knots and set(state.knots) <= set(knots)
+    ]
+    return tuple(
+        (float(k), " and ".join(label for label, own in labels if k in own)) for k in knots
+    )
+
+
+def _varying(rows: pd.DataFrame, subject: str, columns: list[str]) -> tuple[str, ...]:
+    """Columns of ``rows`` with more than one value within some subject."""
+    present = [c for c in columns if c in rows.columns and c != subject]
+    if rows.empty or not present:
+        return ()
+    counts = rows.groupby(subject, observed=True)[present].nunique(dropna=False)
+    return tuple(c for c in present if (counts[c] > 1).any())
+
+
+def _model_variables(result: LMMResult) -> list[str]:
+    """Data columns of the fixed part and of the random terms' left-hand sides."""
+    spec = result.design.spec
+    groups = {g.name for r in spec.random for g in r.group_vars}
+    names = [nm.name for nm in spec.column_refs()]
+    response = {nm.name for nm in names_in(spec.response)}
+    return [n for n in dict.fromkeys(names) if n not in groups and n not in response]
+
+
+def _frame(
+    result: LMMResult,
+    rows: pd.DataFrame,
+    subject: str,
+    x: str,
+    groups: tuple[str | None, str | None, str | None],
+    *,
+    observed: bool,
+) -> pd.DataFrame:
+    """Subject, x, (observed y), fitted, cluster-level fit, cluster and group of ``rows``;
+    ``groups`` is ``(cluster, cluster_group, by)``."""
+    cluster, cluster_group, by = groups
+    frame = pd.DataFrame(
+        {
+            "subject": rows[subject].astype(str).to_numpy(),
+            "x": pd.to_numeric(rows[x], errors="coerce").to_numpy(dtype=float),
+            **({"y": result.design.response_values(rows)} if observed else {}),
+            "fitted": result.predict(rows),
+            "cluster_fit": (
+                predict_groups(result, rows, [cluster_group]) if cluster_group else np.nan
+            ),
+            "cluster": rows[cluster].astype(str).to_numpy() if cluster else "",
+            "group": rows[by].astype(str).to_numpy() if by else "all",
+        }
+    ).dropna(subset=["x"])
+    return frame.sort_values(["group", "subject", "x"], kind="stable").reset_index(drop=True)
 
 
 def prepare_trajectories(
@@ -170,6 +265,7 @@ def prepare_trajectories(
     cluster: str | None = None,
     cluster_group: str | None = None,
     level: float = CONFIDENCE_LEVEL,
+    n_points: int = GRID_POINTS,
 ) -> TrajectoryData:
     """Observed values and model curves of the chosen subjects.
 
@@ -188,23 +284,18 @@ def prepare_trajectories(
         subject also gets its cluster-level curve (population + cluster BLUP).
     level
         Coverage of the population band.
+    n_points
+        Evenly spaced points of each subject's curve between its first and last visit (its
+        visits are added), see :func:`lmm_core.predict.prediction.subject_grid`.
     """
     used = data.iloc[result.design.rows]
     rows = used[used[subject].isin(subjects)]
-    observed = pd.DataFrame(
-        {
-            "subject": rows[subject].astype(str).to_numpy(),
-            "x": pd.to_numeric(rows[x], errors="coerce").to_numpy(),
-            "y": result.design.response_values(rows),
-            "fitted": result.predict(rows),
-            "cluster_fit": (
-                predict_groups(result, rows, [cluster_group]) if cluster_group else np.nan
-            ),
-            "cluster": rows[cluster].astype(str).to_numpy() if cluster else "",
-            "group": rows[by].astype(str).to_numpy() if by else "all",
-        }
-    ).dropna(subset=["x"])
-    observed = observed.sort_values(["group", "subject", "x"], kind="stable").reset_index(drop=True)
+    groups = (cluster, cluster_group, by)
+    observed = _frame(result, rows, subject, x, groups, observed=True)
+    grid = subject_grid(result, data, subject, x, subjects, n_points)
+    curves = _frame(result, grid, subject, x, groups, observed=False)
+    seen = set(zip(observed["subject"], observed["x"], strict=True))
+    curves["visit"] = [(s, v) in seen for s, v in zip(curves["subject"], curves["x"], strict=True)]
     grid, held = population_grid(result, data, x, by)
     curve = population_curve(result, grid, level)
     population = pd.DataFrame(
@@ -214,7 +305,8 @@ def prepare_trajectories(
             **{c: curve[c].to_numpy() for c in ("fit", "lower", "upper")},
         }
     )
-    return TrajectoryData(observed, population, held, level)
+    varying = _varying(rows, subject, [c for c in _model_variables(result) if c != x])
+    return TrajectoryData(observed, curves, population, held, level, axis_knots(result, x), varying)
 
 
 def _gapped(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -258,14 +350,17 @@ def trajectories_figure(
 ) -> go.Figure:
     """Population curve with band, and per chosen subject: points, fitted curve, cluster curve.
 
-    Traces per group (in this order): band, population curve, observed points, subject
-    curves, cluster curves (when present and ``show_clusters``); then one highlight trace per
-    highlighted subject. Hover text names the subject.
+    Traces: the spline knots of the axis (``"spline knots"``, thin dotted vertical lines, one
+    trace per panel, when ``prep.knots``); then per group, in this order: band, population
+    curve, observed points, subject curves, cluster curves (when present and
+    ``show_clusters``); then one highlight trace per highlighted subject. Subject, cluster
+    and highlight curves run along ``prep.curves`` (a fine grid), the points are the visits.
+    Hover text names the subject.
     """
-    obs, pop = prep.observed, prep.population
+    obs, pop, curves = prep.observed, prep.population, prep.curves
     groups = list(pd.unique(pop["group"]))
     facets = facet and by_label is not None and 1 < len(groups) <= MAX_FACETS
-    use_gl = len(obs) > WEBGL_ROWS if webgl is None else webgl
+    use_gl = len(curves) + len(obs) > WEBGL_ROWS if webgl is None else webgl
     has_cluster = show_clusters and bool(obs["cluster_fit"].notna().any())
     hover_id = f"{subject_label} <b>%{{customdata[0]}}</b>"
     if has_cluster:
@@ -284,6 +379,8 @@ def trajectories_figure(
         )
     else:
         fig = go.Figure()
+    if prep.knots:
+        _add_knots(fig, prep, x_label, len(groups) if facets else 1)
     for i, name in enumerate(groups):
         color = PALETTE[i % len(PALETTE)] if by_label else PALETTE[0]
         where = {"row": 1, "col": i + 1} if facets else {}
@@ -293,9 +390,9 @@ def trajectories_figure(
         _add_population(fig, p, look, name, label, pop_color, i == 0 or not facets, where)
         g = obs[obs["group"] == name]
         if not g.empty:
-            _add_subjects(fig, g, look, color, i == 0, where)
+            _add_subjects(fig, g, curves[curves["group"] == name], look, color, i == 0, where)
     for sid in highlight:
-        h = obs[obs["subject"] == str(sid)]
+        h = curves[curves["subject"] == str(sid)]
         if h.empty:
             continue
         col = groups.index(h["group"].iloc[0]) + 1 if facets else None
@@ -314,6 +411,49 @@ def trajectories_figure(
         for i in range(len(groups)):
             fig.update_xaxes(title_text=x_label, row=1, col=i + 1)
     return fig
+
+
+def _y_span(prep: TrajectoryData) -> tuple[float, float]:
+    """Lowest and highest value any trace of the figure draws (the knot lines span it)."""
+    values = np.concatenate(
+        [
+            prep.population[["lower", "upper"]].to_numpy(dtype=float).ravel(),
+            prep.observed["y"].to_numpy(dtype=float),
+            prep.curves[["fitted", "cluster_fit"]].to_numpy(dtype=float).ravel(),
+        ]
+    )
+    values = values[np.isfinite(values)]
+    return float(values.min()), float(values.max())
+
+
+def _add_knots(fig: go.Figure, prep: TrajectoryData, x_label: str, panels: int) -> None:
+    """Thin dotted vertical lines at the spline knots of the axis, hover "knot of ...".
+
+    One trace per panel (legend entry on the first); each line holds a few points so that
+    hovering anywhere along it names the knot and its spline terms.
+    """
+    low, high = _y_span(prep)
+    steps = np.linspace(low, high, 9)
+    xs = np.concatenate([np.append(np.full(len(steps), k), np.nan) for k, _ in prep.knots])
+    ys = np.tile(np.append(steps, np.nan), len(prep.knots))
+    terms = np.concatenate([[t] * (len(steps) + 1) for _, t in prep.knots])
+    for col in range(1, panels + 1):
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": KNOT_COLOR, "width": 1, "dash": "dot"},
+                name="spline knots",
+                legendgroup="knots",
+                showlegend=col == 1,
+                customdata=terms,
+                hovertemplate=(
+                    f"knot at {x_label} = %{{x:.4~g}}<br>of %{{customdata}}<extra>knot</extra>"
+                ),
+            ),
+            **({"row": 1, "col": col} if panels > 1 else {}),
+        )
 
 
 def _add_population(
@@ -363,9 +503,16 @@ def _add_population(
 
 
 def _add_subjects(
-    fig: go.Figure, g: pd.DataFrame, look: _Look, color: str, first: bool, where: dict
+    fig: go.Figure,
+    g: pd.DataFrame,
+    c: pd.DataFrame,
+    look: _Look,
+    color: str,
+    first: bool,
+    where: dict,
 ) -> None:
-    """Observed points, own fitted curves and cluster curves of one group's subjects."""
+    """Observed points (``g``), own fitted curves and cluster curves (on the grid ``c``) of
+    one group's subjects."""
     x_label, y_label, hover_id = look.x_label, look.y_label, look.hover_id
     xs, ys, custom = _gapped(g, "y")
     fig.add_trace(
@@ -385,7 +532,7 @@ def _add_subjects(
         ),
         **where,
     )
-    xs, ys, custom = _gapped(g, "fitted")
+    xs, ys, custom = _gapped(c, "fitted")
     fig.add_trace(
         look.scatter(
             x=xs,
@@ -406,7 +553,7 @@ def _add_subjects(
         **where,
     )
     if look.has_cluster:
-        xs, ys, custom = _gapped(g, "cluster_fit")
+        xs, ys, custom = _gapped(c, "cluster_fit")
         cluster_label = look.cluster_label
         fig.add_trace(
             look.scatter(
@@ -431,14 +578,16 @@ def _add_subjects(
 
 
 def _add_highlight(fig: go.Figure, h: pd.DataFrame, look: _Look, sid: Any, where: dict) -> None:
-    """One highlighted subject's fitted curve, drawn thick and black."""
+    """One highlighted subject's fitted curve (on its grid ``h``), drawn thick and black,
+    with a dot at each visit."""
+    visit = h["visit"].to_numpy(dtype=bool)
     fig.add_trace(
         go.Scatter(
             x=h["x"],
             y=h["fitted"],
             mode="lines+markers",
             line={"color": "#000000", "width": 3.5},
-            marker={"size": 8, "color": "#000000"},
+            marker={"size": np.where(visit, 8, 0), "color": "#000000"},
             name=f"{look.subject_label} {sid}",
             customdata=np.column_stack([h["subject"], h["cluster"]]),
             hovertemplate=(

@@ -62,7 +62,13 @@ def test_sleepstudy_population_curve_and_subject_curves_equal_the_model(app):
     assert len(shown) == 12  # default: a random sample of 12
     data = datasets.load_example("sleepstudy")[0]
     first = data[data["Subject"].astype(str) == shown[0]].sort_values("Days")
-    np.testing.assert_allclose(np.asarray(curves["y"], float)[ids == shown[0]], res.predict(first))
+    cx = np.asarray(curves["x"], float)[ids == shown[0]]
+    cy = np.asarray(curves["y"], float)[ids == shown[0]]
+    assert len(cx) > 4 * len(first)  # drawn on a grid, not only at the visits
+    at_visit = np.isin(cx, first["Days"].astype(float))
+    np.testing.assert_allclose(cy[at_visit], res.predict(first))
+    np.testing.assert_allclose(cy, np.interp(cx, first["Days"], res.predict(first)))
+    assert not [t for t in fig["data"] if t.get("name") == "spline knots"]
     assert "Drawn: 12 of 18 Subjects" in texts(at.markdown)
     assert "population average" in texts(at.markdown)
 
@@ -148,3 +154,57 @@ def test_integer_covariate_off_the_axis_draws_without_an_exception(app):
     expected = fe["(Intercept)"] + fe["Days"] * x + fe["Age"] * data["Age"].mean()
     np.testing.assert_allclose(pop["y"], expected)
     assert "Age = " in texts(at.markdown) + texts(at.caption)
+
+
+CHICK = "weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)"
+POLY = "Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject)"
+
+
+def test_chick_spline_curves_run_on_a_grid_and_knots_are_marked(app):
+    at = _page(inject(app, "chickweight", CHICK, "M1: spline"))
+    res = _fit("chickweight", CHICK)
+    data = datasets.load_example("chickweight")[0]
+    assert at.selectbox(key=Keys.TRAJ_W + "by").value == "Diet"
+    (fig,) = figures_on(at)
+    curves = [t for t in fig["data"] if t["name"] == "Chick curves"]
+    assert len(curves) == 4  # one trace per diet
+    for trace in curves:
+        ids = np.array([c[0] for c in trace["customdata"]])
+        for sid in [s for s in dict.fromkeys(ids) if s]:
+            rows = data[data["Chick"] == sid].sort_values("Time")
+            x = np.asarray(trace["x"], float)[ids == sid]
+            y = np.asarray(trace["y"], float)[ids == sid]
+            assert len(x) >= 50 > 4 * len(rows)
+            at_visit = np.isin(x, rows["Time"].astype(float))
+            np.testing.assert_allclose(y[at_visit], res.predict(rows), rtol=1e-10)
+    knots = _trace(fig, "spline knots")
+    xs = np.asarray(knots["x"], float)
+    assert set(xs[np.isfinite(xs)]) == {6.0, 10.0, 14.0}
+    assert "knot at Time" in knots["hovertemplate"]
+    assert knots["line"]["dash"] == "dot" and knots["line"]["width"] <= 1
+    note = texts(at.caption)
+    assert "Dotted vertical lines: the spline's knots (Time = 6, 10, 14)" in note
+    assert "ns(Time, knots = c(6, 14), Boundary.knots = c(0, 21))" in note
+    pop = _trace(fig, "population average (1)")
+    assert len(pop["x"]) == 60
+
+
+def test_poly_model_draws_curves_without_knots(app):
+    at = _page(inject(app, "sleepstudy", POLY, "M1: quadratic"))
+    res = _fit("sleepstudy", POLY)
+    (fig,) = figures_on(at)
+    curves = _trace(fig, "Subject curves")
+    ids = np.array([c[0] for c in curves["customdata"]])
+    sid = next(s for s in ids if s)
+    x = np.asarray(curves["x"], float)[ids == sid]
+    y = np.asarray(curves["y"], float)[ids == sid]
+    data = datasets.load_example("sleepstudy")[0]
+    rows = data[data["Subject"] == sid].sort_values("Days")
+    assert len(x) > 40
+    grid = rows.iloc[[0] * len(x)].assign(Days=x)
+    np.testing.assert_allclose(y, res.predict(grid), rtol=1e-10)
+    quadratic = np.polyfit(x, y, 2)
+    np.testing.assert_allclose(np.polyval(quadratic, x), y, atol=1e-8)  # a parabola
+    assert abs(quadratic[0]) > 1e-3  # that bends
+    assert not [t for t in fig["data"] if t.get("name") == "spline knots"]
+    assert "Dotted vertical lines" not in texts(at.caption)
