@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.base.markup import escape_text, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt_pct, styled
 from dashboard.figures import prediction as fp
+from dashboard.figures.trajectories import axis_knots, knots_caption
 from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
@@ -122,18 +123,27 @@ def with_covariates(frame: pd.DataFrame, values: dict, used: pd.DataFrame) -> pd
     return out
 
 
-def _slope(name: str) -> str:
-    """A random-effect name for a sentence: no backticks, Markdown-safe."""
-    return escape_text(plain_name(name))
+def _effect(name: str, curved: bool) -> str:
+    """A random effect in words, Markdown-safe: the intercept is the level, a spline or
+    polynomial column a coefficient of the curve, any other column a slope."""
+    if name == "(Intercept)":
+        return "its intercept (level)"
+    shown = escape_text(plain_name(name))
+    return f"its curve coefficient {shown}" if curved else f"its {shown} slope"
 
 
-def explain(fc, n: int, subject: str, time: str) -> None:
+def _is_basis(name: str, result) -> bool:
+    """True for a column of a spline or polynomial term (``ns(Time, 2)1``)."""
+    return any(plain_name(name).startswith(label) for label in result.design.bases)
+
+
+def explain(fc, n: int, subject: str, time: str, result) -> None:
     """Plain words: how much the visits have taught the model about this patient."""
     learned = fc.learned
+    curved = [_is_basis(name, result) for name in learned.index]
     parts = [
-        f"{'its intercept (level)' if name == '(Intercept)' else f'its {_slope(name)} slope'}: "
-        f"**{fmt_pct(share)}**"
-        for name, share in learned.items()
+        f"{_effect(name, bent)}: **{fmt_pct(share)}**"
+        for (name, share), bent in zip(learned.items(), curved, strict=True)
     ]
     if n == 0:
         lead = (
@@ -148,7 +158,8 @@ def explain(fc, n: int, subject: str, time: str) -> None:
     else:
         lead = (
             f"With {n} visits the model follows this patient: their own level"
-            + (" and rate of change" if len(learned) > 1 else "")
+            + (" and rate of change" if len(learned) > 1 and not any(curved) else "")
+            + (" and shape of change over time" if any(curved) else "")
             + " now dominate the forecast."
         )
     st.markdown(
@@ -166,23 +177,45 @@ def explain(fc, n: int, subject: str, time: str) -> None:
         f"refitted: the new {subject}'s random effects are estimated from the visits with "
         "the fitted variances (the BLUP formula)."
     )
+    if any(curved):
+        st.caption(
+            f"The curve coefficients multiply the smooth basis curves of the model's spline "
+            f"or polynomial in {time}; together with the level they make this {subject}'s own "
+            f"curve, so each one alone is not a rate of change."
+        )
 
 
-def forecast_section(fc, rows, edited, future, k: int, horizon: float, roles, response: str):
-    """The forecast chart with the later visits of the chosen patient, and what it says."""
-    time = roles.time
+def later_visits(rows: pd.DataFrame, k: int, horizon: float, time: str, response: str):
+    """The chosen patient's visits after the first ``k``, up to the horizon: ``x``, ``y``."""
     later = rows.iloc[k:]
     later = pd.DataFrame({"x": later[time].to_numpy(float), "y": later[response].to_numpy(float)})
+    return later[later["x"] <= horizon].reset_index(drop=True)
+
+
+def future_visits(later: pd.DataFrame, horizon: float) -> pd.DataFrame:
+    """The table's rows: each later visit (with its measured value) and the horizon."""
+    if len(later) and later["x"].iloc[-1] == horizon:
+        return later
+    return pd.concat([later, pd.DataFrame({"x": [horizon], "y": [np.nan]})], ignore_index=True)
+
+
+def forecast_section(fc, edited, future, later, roles, response: str, result):
+    """The forecast chart with the later visits of the chosen patient, and what it says."""
+    time = roles.time
+    knots = axis_knots(result, time)
     fig = fp.forecast_figure(
         fc,
         future[time],
         pd.DataFrame({"x": edited[time], "y": edited[response]}),
-        later=later[later["x"] <= horizon],
+        later=later,
         x_label=time,
         y_label=response,
+        knots=knots,
     )
     show_figure(fig, W + "chart")
-    explain(fc, fc.n_observed, roles.subject, time)
+    if knots:
+        st.caption(knots_caption(result, time, knots))
+    explain(fc, fc.n_observed, roles.subject, time, result)
 
 
 def ranef_section(fc, subject: str) -> None:
@@ -210,15 +243,22 @@ def ranef_section(fc, subject: str) -> None:
     )
 
 
-def table_section(fc, future, time: str) -> None:
-    """The forecast and its bands as a table."""
-    st.markdown(f"**Forecast** ({LEVEL:.0%} bands)")
-    table = fp.forecast_table(fc, future[time], time)
+def table_section(fc, future, visits: pd.DataFrame, time: str, patient: str) -> None:
+    """The forecast and its bands at each later visit of the patient and at the horizon."""
+    st.markdown(
+        f"**Forecast** ({LEVEL:.0%} bands) at each later visit of {escape_text(patient)} "
+        "and at the horizon"
+    )
+    table = fp.forecast_table(fc, future[time], time, at=visits)
     st.dataframe(
         styled(table),
         key=W + "table",
         hide_index=True,
         column_config={
+            "measured (not used)": st.column_config.NumberColumn(
+                help="What this patient actually measured at that visit; the forecast did "
+                "not use it, so it shows how well the bands cover a real later value."
+            ),
             "forecast": column("forecast"),
             "population": column("population_prediction"),
             "patient band low": column("band_patient"),
@@ -267,16 +307,19 @@ def main() -> None:
     edited = visits_editor(rows, k, time, response, patient)
     observed = with_covariates(edited, values, used)
     t_min = float(pd.to_numeric(used[time]).min())
-    future = with_covariates(fp.future_rows({}, time, t_min, horizon), values, used)
+    later = later_visits(rows, k, horizon, time, response)
+    visits = future_visits(later, horizon)
+    times = np.concatenate([edited[time].to_numpy(float), visits["x"].to_numpy(float)])
+    future = with_covariates(fp.future_rows({}, time, t_min, horizon, at=times), values, used)
     group = fp.subject_group(result, subject)
     try:
         fc = cached.forecast(record.key, observed, future, LEVEL, group, result)
     except LMMError as err:
         st.error(f"The forecast could not be computed: {err}")
         st.stop()
-    forecast_section(fc, rows, edited, future, k, horizon, roles, response)
+    forecast_section(fc, edited, future, later, roles, response, result)
     ranef_section(fc, subject)
-    table_section(fc, future, time)
+    table_section(fc, future, visits, time, patient)
     band_width_section(record, observed, future, group, horizon, time)
     how_to_read(
         "band_fixed",

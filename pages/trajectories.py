@@ -192,19 +192,8 @@ def main() -> None:
 
 def knots_note(result, prep, x: str) -> None:
     """One sentence under the chart on the dotted knot lines (only when there are knots)."""
-    if not prep.knots:
-        return
-    where = ", ".join(fmt(k) for k, _ in prep.knots)
-    calls = "; ".join(
-        f"`{state.r_call(x)}`"
-        for label, state in result.design.bases.items()
-        if any(label in terms for _, terms in prep.knots)
-    )
-    st.caption(
-        f"Dotted vertical lines: the spline's knots ({x} = {where}), the points where the "
-        f"pieces of the spline curve join (each piece a smooth polynomial); the fitted model "
-        f"keeps them for every prediction: {calls}."
-    )
+    if prep.knots:
+        st.caption(ft.knots_caption(result, x, prep.knots))
 
 
 def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:

@@ -2,7 +2,10 @@
 
 Pure functions, no Streamlit. The numbers come from
 :func:`lmm_core.predict.forecast.new_subject_forecast`
-(a :class:`~lmm_core.predict.forecast.SubjectForecast`); these functions only draw them.
+(a :class:`~lmm_core.predict.forecast.SubjectForecast`); these functions only draw them. The
+figure's forecast runs on a fine grid of time (:func:`future_rows`, with the visits' own times
+added), so the curve and its bands follow a spline or polynomial model between and after the
+visits; the table picks the rows at the future visits out of the same forecast.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import plotly.graph_objects as go
 
 from dashboard.base.numbers import fmt
 from dashboard.figures.style import PALETTE, TEMPLATE, rgba, style_figure
+from dashboard.figures.trajectories import knot_trace
 from lmm_core import LMMResult
 from lmm_core.formula.grammar import names_in
 from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
@@ -60,6 +64,7 @@ def forecast_figure(
     later: pd.DataFrame | None = None,
     x_label: str = "time",
     y_label: str = "outcome",
+    knots: tuple[tuple[float, str], ...] = (),
 ) -> go.Figure:
     """The forecast with its three nested bands and the population curve.
 
@@ -76,14 +81,17 @@ def forecast_figure(
         circles: they were not used by the forecast.
     x_label, y_label
         Axis titles.
+    knots
+        Spline knots of the time axis (:func:`dashboard.figures.trajectories.axis_knots`),
+        drawn first as thin dotted lines (``"spline knots"``) when given.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        Traces in drawing order: the three bands (widest first, named by :data:`BANDS`),
-        the population curve (``"population average"``, its Wald band in the hover),
-        the forecast line (``"forecast for this patient"``), the observed visits
-        (``"visits used"``) and, when given, ``"later visits (not used)"``.
+        Traces in drawing order: the knot lines (when ``knots``), the three bands (widest
+        first, named by :data:`BANDS`), the population curve (``"population average"``, its
+        Wald band in the hover), the forecast line (``"forecast for this patient"``), the
+        observed visits (``"visits used"``) and, when given, ``"later visits (not used)"``.
     """
     t = forecast.table
     xs = np.asarray(x, dtype=float)
@@ -91,6 +99,8 @@ def forecast_figure(
     xs, t = xs[order], t.iloc[order]
     pct = f"{forecast.level:.0%}"
     fig = go.Figure()
+    if knots:
+        fig.add_trace(knot_trace(knots, x_label, *_span(t, observed, later)))
     for band, (label, color, alpha) in BANDS.items():
         lower, upper = t[f"lower_{band}"], t[f"upper_{band}"]
         _band(fig, xs, lower, upper, f"{pct} band: {label}", color, alpha)
@@ -107,6 +117,16 @@ def forecast_figure(
         margin={"b": 140},
     )
     return fig
+
+
+def _span(t: pd.DataFrame, observed: pd.DataFrame, later: pd.DataFrame | None):
+    """Lowest and highest value drawn: the outer band and the visits."""
+    values = [t["lower_total"], t["upper_total"], observed["y"]]
+    if later is not None:
+        values.append(later["y"])
+    drawn = np.concatenate([np.asarray(v, dtype=float) for v in values])
+    drawn = drawn[np.isfinite(drawn)]
+    return float(drawn.min()), float(drawn.max())
 
 
 def _add_curves(
@@ -241,23 +261,55 @@ def band_width_figure(widths: pd.DataFrame, *, x_value: float, x_label: str) -> 
 
 
 def forecast_table(
-    forecast: SubjectForecast, x: pd.Series | np.ndarray, x_name: str, max_rows: int = 12
+    forecast: SubjectForecast,
+    x: pd.Series | np.ndarray,
+    x_name: str,
+    max_rows: int = 12,
+    *,
+    at: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """A readable table of the forecast at up to ``max_rows`` evenly spaced future rows.
+    """A readable table of the forecast: one row per future visit, or evenly spaced rows.
 
-    Columns: ``x_name``, ``forecast``, ``population``, and the lower/upper limits of the
-    patient band (2) and the prediction band (3).
+    Parameters
+    ----------
+    forecast
+        The forecast; ``forecast.table`` rows are in the order of ``x``.
+    x
+        Time of each forecast row.
+    x_name
+        Name of the time column in the table.
+    max_rows
+        Without ``at``: up to this many evenly spaced rows (the first and last kept).
+    at
+        The future visits: column ``x`` (times, each one of ``x``) and optionally ``y``
+        (a measured value the forecast did not use, NaN where there is none). One table row
+        per visit, ascending in time; ``x`` values not among the forecast rows are skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``x_name``, (``measured (not used)`` when ``at`` has ``y``), ``forecast``,
+        ``population``, and the lower/upper limits of the patient band (2) and the
+        prediction band (3).
     """
     t = forecast.table
     xs = np.asarray(x, dtype=float)
     order = np.argsort(xs, kind="stable")
-    keep = order[
-        np.unique(np.linspace(0, len(order) - 1, min(max_rows, len(order))).round()).astype(int)
-    ]
+    if at is None:
+        steps = np.linspace(0, len(order) - 1, min(max_rows, len(order))).round()
+        keep = order[np.unique(steps).astype(int)]
+        extra: dict[str, np.ndarray] = {}
+    else:
+        visits = at.sort_values("x", kind="stable")
+        visits = visits[np.isin(visits["x"].to_numpy(dtype=float), xs)]
+        first = {v: i for i, v in reversed(list(enumerate(xs)))}  # the first row at each time
+        keep = np.array([first[v] for v in visits["x"].to_numpy(dtype=float)], dtype=int)
+        extra = {"measured (not used)": visits["y"].to_numpy(float)} if "y" in at else {}
     rows = t.iloc[keep]
     return pd.DataFrame(
         {
             x_name: xs[keep],
+            **extra,
             "forecast": rows["fit"].to_numpy(),
             "population": rows["population"].to_numpy(),
             "patient band low": rows["lower_mean"].to_numpy(),
@@ -295,12 +347,31 @@ def subject_group(result: LMMResult, subject: str) -> str:
 
 
 def future_rows(
-    covariates: dict[str, object], time: str, start: float, stop: float, n: int = 60
+    covariates: dict[str, object],
+    time: str,
+    start: float,
+    stop: float,
+    n: int = 60,
+    *,
+    at: np.ndarray | pd.Series | list = (),
 ) -> pd.DataFrame:
     """``n`` evenly spaced rows of ``time`` from ``start`` to ``stop``, each carrying the
-    patient's fixed covariate values (``covariates``: column -> value)."""
-    frame = pd.DataFrame({time: np.linspace(float(start), float(stop), n)})
+    patient's fixed covariate values (``covariates``: column -> value).
+
+    The times ``at`` (e.g. the visits) that lie between ``start`` and ``stop`` are added, so
+    that the forecast has a row exactly there; an even step within ``1e-9`` of the range
+    from one of them gives way to it. Rows ascend in ``time``.
+    """
+    lo, hi = sorted((float(start), float(stop)))
+    grid = np.linspace(float(start), float(stop), n)
+    extra = np.asarray(at, dtype=float)
+    extra = np.unique(extra[(extra >= lo) & (extra <= hi)])
+    if extra.size:
+        tol = 1e-9 * max(hi - lo, 1.0)
+        near = np.abs(grid[:, None] - extra[None, :]).min(axis=1) <= tol
+        grid = np.union1d(grid[~near], extra)
+    frame = pd.DataFrame({time: grid})
     for col, value in covariates.items():
         if col != time:
-            frame[col] = [value] * n
+            frame[col] = [value] * len(frame)
     return frame

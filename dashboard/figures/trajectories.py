@@ -36,10 +36,12 @@ from lmm_core.predict.prediction import (
 __all__ = [
     "CHOICE_MODES",
     "TrajectoryData",
+    "axis_knots",
     "axis_options",
     "by_options",
     "choose_subjects",
-    "axis_knots",
+    "knot_trace",
+    "knots_caption",
     "prepare_trajectories",
     "subject_group",
     "trajectories_figure",
@@ -205,6 +207,22 @@ def axis_knots(result: LMMResult, x: str) -> tuple[tuple[float, str], ...]:
     ]
     return tuple(
         (float(k), " and ".join(label for label, own in labels if k in own)) for k in knots
+    )
+
+
+def knots_caption(result: LMMResult, x: str, knots: tuple[tuple[float, str], ...]) -> str:
+    """One sentence for under a figure with knot lines: where they are and what they are,
+    with the spline terms written out as R calls with their learned knots (Markdown)."""
+    where = ", ".join(f"{k:.6g}" for k, _ in knots)
+    calls = "; ".join(
+        f"`{state.r_call(x)}`"
+        for label, state in result.design.bases.items()
+        if any(label in terms.split(" and ") for _, terms in knots)
+    )
+    return (
+        f"Dotted vertical lines: the spline's knots ({x} = {where}), the points where the "
+        "pieces of the spline curve join (each piece a smooth polynomial); the fitted model "
+        f"keeps them for every prediction: {calls}."
     )
 
 
@@ -426,34 +444,35 @@ def _y_span(prep: TrajectoryData) -> tuple[float, float]:
     return float(values.min()), float(values.max())
 
 
-def _add_knots(fig: go.Figure, prep: TrajectoryData, x_label: str, panels: int) -> None:
-    """Thin dotted vertical lines at the spline knots of the axis, hover "knot of ...".
-
-    One trace per panel (legend entry on the first); each line holds a few points so that
-    hovering anywhere along it names the knot and its spline terms.
-    """
-    low, high = _y_span(prep)
+def knot_trace(
+    knots: tuple[tuple[float, str], ...], x_label: str, low: float, high: float
+) -> go.Scatter:
+    """Thin dotted vertical lines at ``knots`` (from :func:`axis_knots`) from ``low`` to
+    ``high``, named ``"spline knots"``; each line holds a few points so that hovering
+    anywhere along it names the knot and its spline terms."""
     steps = np.linspace(low, high, 9)
-    xs = np.concatenate([np.append(np.full(len(steps), k), np.nan) for k, _ in prep.knots])
-    ys = np.tile(np.append(steps, np.nan), len(prep.knots))
-    terms = np.concatenate([[t] * (len(steps) + 1) for _, t in prep.knots])
+    xs = np.concatenate([np.append(np.full(len(steps), k), np.nan) for k, _ in knots])
+    ys = np.tile(np.append(steps, np.nan), len(knots))
+    terms = np.concatenate([[t] * (len(steps) + 1) for _, t in knots])
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": KNOT_COLOR, "width": 1, "dash": "dot"},
+        name="spline knots",
+        legendgroup="knots",
+        customdata=terms,
+        hovertemplate=f"knot at {x_label} = %{{x:.4~g}}<br>of %{{customdata}}<extra>knot</extra>",
+    )
+
+
+def _add_knots(fig: go.Figure, prep: TrajectoryData, x_label: str, panels: int) -> None:
+    """The knot lines of the axis in every panel (legend entry on the first)."""
+    low, high = _y_span(prep)
     for col in range(1, panels + 1):
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": KNOT_COLOR, "width": 1, "dash": "dot"},
-                name="spline knots",
-                legendgroup="knots",
-                showlegend=col == 1,
-                customdata=terms,
-                hovertemplate=(
-                    f"knot at {x_label} = %{{x:.4~g}}<br>of %{{customdata}}<extra>knot</extra>"
-                ),
-            ),
-            **({"row": 1, "col": col} if panels > 1 else {}),
-        )
+        trace = knot_trace(prep.knots, x_label, low, high)
+        trace.showlegend = col == 1
+        fig.add_trace(trace, **({"row": 1, "col": col} if panels > 1 else {}))
 
 
 def _add_population(

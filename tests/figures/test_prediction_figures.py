@@ -91,3 +91,54 @@ def test_model_columns_and_future_rows():
     assert fp.subject_group(res, "not a group") == "patient"
     rows = fp.future_rows({"arm": "treatment", "time": 99}, "time", 0, 6, n=4)
     assert list(rows["time"]) == [0, 2, 4, 6] and set(rows["arm"]) == {"treatment"}
+
+
+CHICK = "weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)"
+
+
+def test_future_rows_add_the_visit_times_inside_the_range():
+    rows = fp.future_rows({"arm": "a"}, "time", 0, 9, n=4, at=[1.0, 3.0000000001, 6, 12, -1])
+    assert list(rows["time"]) == [0, 1.0, 3.0000000001, 6, 9]  # 3 gives way to the visit
+    assert set(rows["arm"]) == {"a"}
+    same = fp.future_rows({}, "time", 0, 9, n=4)
+    assert list(same["time"]) == [0, 3, 6, 9]
+
+
+def test_forecast_table_one_row_per_future_visit_with_the_measured_value():
+    res, rows, future, fc = _forecast()
+    visits = pd.DataFrame({"x": [12.0, 5.0, 7.5, 99.0], "y": [np.nan, 300.0, 310.0, 1.0]})
+    table = fp.forecast_table(fc, future["Days"], "Days", at=visits)
+    assert list(table["Days"]) == [5.0, 7.5, 12.0]  # 99 is not a forecast row
+    np.testing.assert_allclose(table["measured (not used)"], [300.0, 310.0, np.nan])
+    pos = [list(future["Days"]).index(v) for v in (5.0, 7.5, 12.0)]
+    np.testing.assert_allclose(table["forecast"], fc.table["fit"].iloc[pos])
+    np.testing.assert_allclose(table["prediction low"], fc.table["lower_total"].iloc[pos])
+    bare = fp.forecast_table(fc, future["Days"], "Days", at=visits[["x"]])
+    assert "measured (not used)" not in bare.columns and len(bare) == 3
+
+
+def test_spline_forecast_on_a_grid_with_knot_lines_and_narrowing_bands():
+    data = datasets.load_example("chickweight")[0]
+    res = fit_lmm(CHICK, data)
+    rows = data[data["Chick"] == "21"].sort_values("Time")
+    future = fp.future_rows({"Diet": "2"}, "Time", 0, 21, at=rows["Time"])
+    future["Diet"] = future["Diet"].astype(data["Diet"].dtype)
+    assert len(future) == 60 + 10  # Time 0 and 21 are grid ends; 10 visits in between
+    fc = new_subject_forecast(res, rows.head(3), future)
+    obs = pd.DataFrame({"x": rows["Time"].head(3), "y": rows["weight"].head(3)})
+    later = pd.DataFrame({"x": rows["Time"].iloc[3:], "y": rows["weight"].iloc[3:]})
+    knots = ((6.0, "ns(Time, 3)"), (10.0, "ns(Time, 2)"), (14.0, "ns(Time, 3)"))
+    fig = fp.forecast_figure(fc, future["Time"], obs, later=later, knots=knots, x_label="Time")
+    assert fig.data[0].name == "spline knots"
+    ys = np.asarray(fig.data[0].y, float)
+    assert np.nanmin(ys) == min(fc.table["lower_total"].min(), obs["y"].min(), later["y"].min())
+    assert np.nanmax(ys) == max(fc.table["upper_total"].max(), later["y"].max())
+    line = next(t for t in fig.data if t.name == "forecast for this patient")
+    np.testing.assert_allclose(line.x, future["Time"])
+    np.testing.assert_allclose(line.y, fc.table["fit"])
+    pop = next(t for t in fig.data if t.name == "population average")
+    np.testing.assert_allclose(pop.y, res.predict(future, include_re=False), rtol=1e-12)
+    assert len(fp.forecast_figure(fc, future["Time"], obs).data) == 6  # no knots: none drawn
+    widths = fp.band_widths(res, rows.head(6), future.iloc[[-1]], group="Chick", level=0.95)
+    assert (np.diff(widths["mean"]) <= 1e-9).all() and (np.diff(widths["total"]) <= 1e-9).all()
+    assert widths["mean"].iloc[-1] < 0.7 * widths["mean"].iloc[0]
