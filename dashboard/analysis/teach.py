@@ -10,13 +10,19 @@ import math
 from dataclasses import astuple, dataclass, fields
 from typing import Any, NamedTuple
 
+import numpy as np
+import pandas as pd
+
 from dashboard.base.constants import CONFIDENCE_LEVEL, z_value
 from dashboard.base.numbers import fmt, fmt_pct
 from lmm_core.simulation.teaching import (
     FORMULA,
+    SHAPES,
     LabTruth,
     estimates,
     expected_slope_weight,
+    is_curved,
+    population_mean,
     shrinkage_summary,
     slope_shrinkage,
 )
@@ -26,11 +32,19 @@ __all__ = [
     "BOUNDARY_WORDS",
     "CONTROLS",
     "DEFAULT_SEED",
+    "N_GRID",
+    "SHAPE_CHOICES",
     "Control",
+    "StudyCurves",
     "count_of",
+    "curve_note",
     "naive_text",
     "settings_to_truth",
+    "shown_subjects",
     "singular_text",
+    "slope_note",
+    "slope_word",
+    "study_curves",
     "truth_key",
     "weight_note",
 ]
@@ -121,9 +135,30 @@ CONTROLS: dict[str, Control] = {
         "at random; the first visit is always seen). Dropout makes some subjects' own "
         "slopes rest on few visits.",
     ),
+    "curvature": Control(
+        "Curvature κ (bend at mid-study)",
+        -20.0,
+        20.0,
+        0.5,
+        "How much the population curve bends. At mid-study the average outcome lies κ above "
+        "the straight line from its start to its end (κ > 0: growth that slows down) or "
+        "below it (κ < 0: growth that speeds up); 0 gives straight lines. The bend is zero at "
+        "the first and the last visit, so β₀ is still the start and β₁ the average slope.",
+    ),
+    "time_df": Control(
+        "Shape of time in the fitted model",
+        1,
+        3,
+        1,
+        "The fixed part of the model fitted to the study: a straight line in time, a "
+        "quadratic poly(time, 2) or a natural spline ns(time, 3) (a smooth curve of cubic "
+        "pieces joined at two knots). More degrees of freedom can follow a bend, and spend "
+        "data on it when there is none. The random part stays (time | subject).",
+        "shape",
+    ),
 }
 
-INTEGER_FIELDS = ("n_subjects", "n_visits")
+INTEGER_FIELDS = ("n_subjects", "n_visits", "time_df")
 #: seed of the first study a user sees: a typical draw (every interval covers the truth and
 #: shrinkage is visible); "Draw a new study" moves on from it
 DEFAULT_SEED = 2
@@ -307,11 +342,135 @@ def weight_note(
 INTRO = f"""
 In real data nobody knows the true parameters, so nobody can check how well a model recovers
 them. Here **you set the truth**, the lab draws a study from it, fits the mixed model
-`{FORMULA}` with this app's engine, and puts every estimate next to the truth. Each subject
-has its own line: intercept β₀ + u₀ and slope β₁ + u₁, where the subject's deviations
-(u₀, u₁) are drawn with SDs τ₀, τ₁ and correlation ρ; measurements scatter around the line
+`{FORMULA}` with this app's engine (or a curved shape of time that you choose), and puts
+every estimate next to the truth. Each subject has its own line: intercept β₀ + u₀ and slope
+β₁ + u₁, where the subject's deviations (u₀, u₁) are drawn with SDs τ₀, τ₁ and correlation ρ;
+a curvature κ bends everybody's line by the same amount; measurements scatter around the line
 with SD σ.
 """
+
+
+#: the fitted shape's choices on the page: time_df -> "natural spline · ns(time, 3)"
+SHAPE_CHOICES: dict[int, str] = {k: f"{name} · {term}" for k, (name, term) in SHAPES.items()}
+N_GRID = 60  # time points of the curves in section 2
+
+
+def slope_word(truth: LabTruth) -> str:
+    """``"average slope"`` when the truth or the fit is curved, else ``"slope"``."""
+    return "average slope" if is_curved(truth) else "slope"
+
+
+@dataclass(frozen=True)
+class StudyCurves:
+    """Section 2's curves on a fine grid of time (:func:`study_curves`).
+
+    Attributes
+    ----------
+    grid
+        ``time`` (``N_GRID`` points from 0 to ``T``), ``truth`` (the true population curve)
+        and ``fitted`` (the fitted population curve, ``x(t)' beta_hat``).
+    subjects
+        The shown subjects' curves on the same grid: ``subject``, ``time``, ``fitted``
+        (``x(t)' beta_hat + z(t)' b_i``) and ``truth``.
+    points
+        The shown subjects' visits: ``subject``, ``time``, ``y``.
+    means
+        The observed mean per visit time: ``time``, ``y``, ``n``.
+    knots
+        Interior knots of a spline fit (empty otherwise).
+    shape
+        The fitted shape's name (``"natural spline"``).
+    """
+
+    grid: pd.DataFrame
+    subjects: pd.DataFrame
+    points: pd.DataFrame
+    means: pd.DataFrame
+    knots: tuple[float, ...]
+    shape: str
+
+
+def shown_subjects(data: pd.DataFrame, k: int = 4) -> list[str]:
+    """``k`` subjects spread over the study: those at the ranks ``(j + 1/2) m / k`` of the
+    ``m`` subjects' mean outcome (no extremes, none alike); all of them when ``m <= k``."""
+    level = data.groupby("subject", observed=True)["y"].mean().sort_values()
+    order = level.index.astype(str)
+    m = len(order)
+    return [order[i] for i in sorted({int((j + 0.5) * m / k) for j in range(min(k, m))})]
+
+
+def study_curves(
+    lab: Any, result: Any, *, n_grid: int = N_GRID, n_subjects: int = 4
+) -> StudyCurves:
+    """The true and fitted population curves, and a few subjects' fitted and true curves, on
+    ``n_grid`` times from 0 to ``T`` (``result.predict`` on new times: the spline's knots and
+    the polynomial's coefficients are the fit's own).
+
+    A subject's true curve is ``f(t) + u_0i + u_1i t`` (the population curve ``f`` of
+    :func:`lmm_core.simulation.teaching.population_mean` plus its own line's deviation).
+    """
+    truth, data = lab.truth, lab.data
+    t = np.linspace(0.0, truth.span, int(n_grid))
+    f = population_mean(truth, t)
+    fitted = result.predict(pd.DataFrame({"time": t}), include_re=False)
+    grid = pd.DataFrame({"time": t, "truth": f, "fitted": fitted})
+    chosen = shown_subjects(data, n_subjects)
+    k = len(t)
+    curves = pd.DataFrame({"subject": np.repeat(chosen, k), "time": np.tile(t, len(chosen))})
+    curves["fitted"] = result.predict(curves, include_re=True)
+    own = lab.subjects.loc[chosen]
+    u0 = np.repeat(own["intercept"].to_numpy() - truth.intercept, k)
+    u1 = np.repeat(own["slope"].to_numpy() - truth.slope, k)
+    curves["truth"] = np.tile(f, len(chosen)) + u0 + u1 * curves["time"].to_numpy()
+    points = data.loc[data["subject"].astype(str).isin(chosen), ["subject", "time", "y"]]
+    means = data.groupby("time")["y"].agg(["mean", "size"]).reset_index()
+    means.columns = ["time", "y", "n"]
+    knots = tuple(result.design.spline_knots().get("time", ()))
+    shape = SHAPES[truth.time_df][0]
+    return StudyCurves(grid, curves, points.astype({"subject": str}), means, knots, shape)
+
+
+def curve_note(truth: LabTruth) -> str:
+    """One or two sentences on what to look at in section 2's curves."""
+    name = SHAPES[truth.time_df][0]
+    if not is_curved(truth):
+        return (
+            "Black: the true population line; blue: the fitted one; coloured: four subjects' "
+            "visits and fitted lines (dotted: their true lines). Set a **curvature κ** in "
+            "section 1 to bend the truth, and a curved **shape of time** to let the fit bend."
+        )
+    if truth.time_df == 1:
+        return (
+            f"The truth bends (κ = {fmt(truth.curvature, 3)}) but the fitted straight line "
+            "cannot: look where the blue line misses the black curve, at the start, in the "
+            "middle and at the end. What the line cannot follow is counted as noise, so σ̂ "
+            "comes out too large and the intercept is off; choose a quadratic or a spline in "
+            "section 1 to let the fit bend."
+        )
+    if truth.curvature == 0:
+        return (
+            f"The truth is a straight line; the fitted {name} may bend, so it spends data on "
+            "a bend that is not there: it wiggles a little around the black line, and its "
+            "estimated curvature should be near 0 (see the table)."
+        )
+    return (
+        f"The fitted {name} bends with the truth: the blue curve follows the black one. "
+        "Switch the shape of time to the straight line in section 1 to see a line miss the "
+        "bend."
+    )
+
+
+def slope_note(truth: LabTruth) -> str:
+    """What the intercept, slope and curvature rows mean when the truth or the fit bends."""
+    span = f"{truth.span:g}"
+    return (
+        "**A curve has no single slope**: it is steeper in some places than in others. The "
+        f"table reports the **average slope** from the first to the last planned visit, "
+        f"(f(T) − f(0)) / T with T = {span}: for the truth it is β₁ (the bend is zero at both "
+        "ends); for the fit it is that combination of its coefficients (the coefficients of "
+        "poly() or ns() columns mean nothing on their own), with a Satterthwaite t interval. "
+        "The intercept is the fitted curve at time 0, the curvature its bend at mid-study."
+    )
 
 
 def default_value(name: str) -> Any:
@@ -334,7 +493,7 @@ def slope_shrinkage_numbers(truth: LabTruth, lab: Any, result: Any) -> SlopeShri
     """Own and mixed-model slopes of the lab's study ``lab`` fitted as ``result``."""
     table = slope_shrinkage(result, lab)
     weight = float(expected_slope_weight(truth.sd_slope, truth.sigma, truth.n_visits))
-    return SlopeShrinkage(table, shrinkage_summary(table), weight, estimates(result))
+    return SlopeShrinkage(table, shrinkage_summary(table), weight, estimates(result, truth.span))
 
 
 def coverage_error(rate: float, n: int, level: float = CONFIDENCE_LEVEL) -> float:

@@ -6,6 +6,8 @@ study) and :mod:`lmm_core.simulation.teaching_repeat` (many); these functions on
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,23 +16,27 @@ from plotly.subplots import make_subplots
 from dashboard.base.constants import CONFIDENCE_LEVEL, z_value
 from dashboard.base.numbers import fmt
 from dashboard.figures.style import PALETTE, TEMPLATE, rgba
-from lmm_core.simulation.teaching import expected_slope_weight
+from lmm_core.simulation.teaching import expected_slope_weight, is_curved
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, monte_carlo_se
 
 __all__ = [
     "BOUNDARIES",
+    "SUBJECT_COLORS",
     "coverage_figure",
     "interval_ladder_figure",
     "recovery_figure",
     "slope_histogram_figure",
     "slope_sd_histogram_figure",
     "slope_shrinkage_figure",
+    "study_curves_figure",
     "weight_curve_figure",
 ]
 
 EST, OWN, TRUTH, MISS, GREY = PALETTE[0], PALETTE[1], "#000000", PALETTE[3], "#999999"
 MAX_SUBJECTS = 60  # subjects drawn in the shrinkage figure; more are sampled
 MAX_LADDER = 50  # replicate intervals drawn in the interval ladder
+#: colours of the few subjects drawn in section 2 (none is the estimate's blue or the miss red)
+SUBJECT_COLORS = (PALETTE[1], PALETTE[2], PALETTE[4], PALETTE[5])
 
 
 def _legend_top(fig: go.Figure, y: float = 1.02) -> None:
@@ -69,6 +75,103 @@ def recovery_figure(table: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) -> 
     fig.update_layout(template=TEMPLATE, height=150 + 150 * rows, margin={"t": 90, "l": 30})
     _legend_top(fig, 1.08)
     return fig
+
+
+def study_curves_figure(curves: Any) -> go.Figure:
+    """The true and the fitted population curve on a fine grid of time, a few subjects.
+
+    ``curves`` is :func:`dashboard.analysis.teach.study_curves` (a ``StudyCurves``). Traces:
+    the observed mean per visit (grey diamonds); per shown subject its visits (dots), its
+    fitted curve (line; the subject's legend entry) and its true curve (dotted), grouped in
+    the legend; then the true population curve (black) and the fitted one (blue, dashed, drawn
+    last so that it stays visible where it lies on the truth). A spline's interior knots are
+    dotted vertical lines.
+    """
+    m = curves.means
+    fig = go.Figure(
+        go.Scatter(
+            x=m["time"],
+            y=m["y"],
+            mode="markers",
+            name="observed mean at each visit",
+            marker={"symbol": "diamond", "size": 9, "color": GREY},
+            customdata=m["n"],
+            hovertemplate="time %{x:.3~g}: mean %{y:.4~g} (%{customdata} subjects)<extra></extra>",
+        )
+    )
+    for j, (subject, part) in enumerate(curves.subjects.groupby("subject", sort=False)):
+        _add_subject(fig, subject, part, curves.points, SUBJECT_COLORS[j % len(SUBJECT_COLORS)])
+    g = curves.grid
+    for column, name, color, dash in (
+        ("truth", "true population curve", TRUTH, "solid"),
+        ("fitted", f"fitted population curve ({curves.shape})", EST, "dash"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=g["time"],
+                y=g[column],
+                mode="lines",
+                name=name,
+                line={"color": color, "width": 3, "dash": dash},
+                hovertemplate=f"{name}<br>time %{{x:.3~g}}: %{{y:.4~g}}<extra></extra>",
+            )
+        )
+    for k in curves.knots:
+        fig.add_vline(x=k, line={"color": GREY, "dash": "dot", "width": 1})
+    if curves.knots:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name="spline knot",
+                line={"color": GREY, "dash": "dot"},
+            )
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        height=460,
+        xaxis_title="time (visit)",
+        yaxis_title="y",
+        margin={"t": 90},
+    )
+    _legend_top(fig)
+    return fig
+
+
+def _add_subject(
+    fig: go.Figure, subject: str, curve: pd.DataFrame, points: pd.DataFrame, color: str
+) -> None:
+    """One shown subject: its visits, its fitted curve (legend entry) and its true curve."""
+    seen = points[points["subject"] == subject]
+    common = {"legendgroup": subject, "showlegend": False}
+    fig.add_trace(
+        go.Scatter(
+            x=seen["time"],
+            y=seen["y"],
+            mode="markers",
+            marker={"size": 7, "color": rgba(color, 0.85)},
+            name=f"{subject}: visits",
+            hovertemplate=f"{subject}<br>time %{{x:.3~g}}: y %{{y:.4~g}}<extra></extra>",
+            **common,
+        )
+    )
+    for column, dash, name in (("fitted", "solid", subject), ("truth", "dot", "true curve")):
+        fig.add_trace(
+            go.Scatter(
+                x=curve["time"],
+                y=curve[column],
+                mode="lines",
+                line={"color": color, "width": 1.6, "dash": dash},
+                name=name if column == "fitted" else f"{subject}: {name}",
+                hovertemplate=(
+                    f"{subject}, {'fitted' if column == 'fitted' else 'true'} curve"
+                    "<br>time %{x:.3~g}: %{y:.4~g}<extra></extra>"
+                ),
+                legendgroup=subject,
+                showlegend=column == "fitted",
+            )
+        )
 
 
 def _add_parameter(
@@ -277,7 +380,9 @@ def weight_curve_figure(
 
 
 def slope_histogram_figure(summary: ReplicateSummary) -> go.Figure:
-    """Histogram of the slope estimates over the replicates, the truth and their mean."""
+    """Histogram of the slope estimates over the replicates, the truth and their mean (the
+    average slope over the study when the truth or the fit bends)."""
+    word = _slope_word(summary)
     slopes = summary.table["slope"].to_numpy(dtype=float)
     fig = go.Figure(
         go.Histogram(
@@ -291,7 +396,7 @@ def slope_histogram_figure(summary: ReplicateSummary) -> go.Figure:
     if len(slopes):
         fig.add_vline(x=float(np.mean(slopes)), line={"color": EST, "dash": "dash", "width": 1.5})
     for name, color, dash in (
-        (f"true slope {fmt(summary.truth.slope, 3)}", TRUTH, "solid"),
+        (f"true {word} {fmt(summary.truth.slope, 3)}", TRUTH, "solid"),
         ("mean of the estimates", EST, "dash"),
     ):
         fig.add_trace(
@@ -302,13 +407,17 @@ def slope_histogram_figure(summary: ReplicateSummary) -> go.Figure:
     fig.update_layout(
         template=TEMPLATE,
         height=360,
-        xaxis_title="estimated population slope β̂₁",
+        xaxis_title=f"estimated population {word} β̂₁",
         yaxis_title="number of studies",
         bargap=0.02,
         margin={"t": 60},
     )
     _legend_top(fig)
     return fig
+
+
+def _slope_word(summary: ReplicateSummary) -> str:
+    return "average slope" if is_curved(summary.truth) else "slope"
 
 
 #: replicate boundary label -> (legend name, colour), in drawing order
@@ -378,7 +487,8 @@ def coverage_figure(summary: ReplicateSummary, *, level: float = CONFIDENCE_LEVE
             insidetextanchor="middle",
             textfont={"size": 16, "color": "white"},
             width=0.5,
-            hovertemplate="%{x}: %{y:.1%} of intervals contain the true slope<extra></extra>",
+            hovertemplate=f"%{{x}}: %{{y:.1%}} of intervals contain the true "
+            f"{_slope_word(summary)}<extra></extra>",
             showlegend=False,
         )
     )
@@ -436,7 +546,7 @@ def interval_ladder_figure(summary: ReplicateSummary, *, max_rows: int = MAX_LAD
                 col=col,
             )
         fig.add_vline(x=summary.truth.slope, line={"color": TRUTH, "width": 1.5}, row=1, col=col)
-        fig.update_xaxes(title_text="slope", row=1, col=col)
+        fig.update_xaxes(title_text=_slope_word(summary), row=1, col=col)
     for color, name in ((EST, "contains the truth"), (MISS, "misses it")):  # legend only
         fig.add_trace(
             go.Scatter(

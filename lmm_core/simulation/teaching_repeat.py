@@ -2,17 +2,23 @@
 
 Each replicate draws a new study from the same truth
 (:func:`lmm_core.simulation.teaching.simulate_lab`, the model
-``y_ij = (beta_0 + u_0i) + (beta_1 + u_1i) t_ij + e_ij``), fits ``y ~ time + (time | subject)``
-by REML and records, for the slope ``beta_1``:
+``y_ij = (beta_0 + u_0i) + (beta_1 + u_1i) t_ij + kappa 4 t_ij (T - t_ij) / T^2 + e_ij``), fits
+it with the truth's shape of time (:func:`lmm_core.simulation.teaching.lab_formula`:
+``y ~ time + (time | subject)``, or ``poly(time, 2)`` or ``ns(time, 3)`` in place of ``time``
+in the fixed part) by REML and records, for the slope ``beta_1`` (with a curved fit: the
+fitted curve's average slope ``L beta`` over the study,
+:func:`lmm_core.simulation.teaching.curve_rows`; for a straight line ``L = (0, 1)``):
 
-* the mixed-model interval ``beta_1_hat +/- t_{nu, (1 + level)/2} SE``, with ``SE`` from
-  ``sigma^2 (X' V^-1 X)^-1`` and ``nu = m - 1`` for ``m`` subjects (``df="subjects"``: the
-  slope is learnt from the subjects' own slopes, and with every visit seen the ``t``
-  statistic is exactly the one-sample ``t`` test of those slopes) or Satterthwaite's ``nu``
-  (``df="satterthwaite"``, as on the Model page; about twice the cost of the fit);
-* the naive interval of ordinary least squares that ignores the subjects,
-  ``beta_1_ols +/- t_{N - 2, (1 + level)/2} s sqrt([(X'X)^-1]_11)``
-  (:func:`lmm_core.model.ols.ols_fit`), which treats all ``N`` rows as independent;
+* the mixed-model interval ``beta_1_hat +/- t_{nu, (1 + level)/2} SE``, with
+  ``SE = sqrt(L' C L)``, ``C = sigma^2 (X' V^-1 X)^-1``, and ``nu = m - 1`` for ``m``
+  subjects (``df="subjects"``: the slope is learnt from the subjects' own slopes, and with
+  every visit seen the ``t`` statistic is exactly the one-sample ``t`` test of those slopes)
+  or Satterthwaite's ``nu`` (``df="satterthwaite"``, as on the Model page; about twice the
+  cost of the fit);
+* the naive interval of ordinary least squares with the same fixed part that ignores the
+  subjects, ``L beta_ols +/- t_{N - p, (1 + level)/2} s sqrt(L' (X'X)^-1 L)`` (for a straight
+  line ``p = 2`` and :func:`lmm_core.model.ols.ols_fit`'s slope), which treats all ``N`` rows
+  as independent;
 * whether the fit is singular (lme4's rule: a diagonal element of ``theta`` below
   ``1e-4``), and which boundary: the slope SD estimated as (near) zero
   (``sqrt(theta_2^2 + theta_3^2) < 1e-4``, i.e. ``tau_1_hat < 1e-4 sigma_hat``), the
@@ -21,10 +27,12 @@ by REML and records, for the slope ``beta_1``:
   ``tau_1`` is small, the correlated model usually reaches the last of these rather than
   ``tau_1_hat = 0``: both say the data cannot support a separate slope variation.
 
-The coverage of an interval is the share of replicates whose interval contains the true
-slope; its Monte Carlo standard error is ``sqrt(p (1 - p) / R)`` over ``R`` replicates.
-Replicate ``r`` uses the ``r``-th child of ``numpy.random.SeedSequence(seed)``, so the first
-replicates do not change when more are asked for.
+The random part is ``(time | subject)`` whatever the shape, so the boundaries mean the same
+for every shape. The coverage of an interval is the share of replicates whose interval
+contains the true slope (the average slope ``beta_1``, whatever the curvature); its Monte
+Carlo standard error is ``sqrt(p (1 - p) / R)`` over ``R`` replicates. Replicate ``r`` uses
+the ``r``-th child of ``numpy.random.SeedSequence(seed)``, so the first replicates do not
+change when more are asked for.
 """
 
 from __future__ import annotations
@@ -40,9 +48,15 @@ from scipy import stats
 
 from lmm_core.errors import LMMError
 from lmm_core.model.fit import FitOptions
-from lmm_core.model.ols import ols_fit
 from lmm_core.model.optimize import OptimizerOptions
-from lmm_core.simulation.teaching import LabTruth, estimates, fit_lab, simulate_lab
+from lmm_core.simulation.teaching import (
+    LabTruth,
+    contrast_interval,
+    curve_rows,
+    estimates,
+    fit_lab,
+    simulate_lab,
+)
 
 __all__ = ["BOUNDARY_LABELS", "ReplicateSummary", "monte_carlo_se", "run_replicates"]
 
@@ -72,7 +86,8 @@ class ReplicateSummary:
         Degrees-of-freedom rule of the mixed-model interval (``"subjects"`` or
         ``"satterthwaite"``).
     table
-        One row per successful replicate: ``replicate``, ``slope`` (mixed-model estimate),
+        One row per successful replicate: ``replicate``, ``slope`` (mixed-model estimate of
+        the average slope),
         ``se``, ``df``, ``lower``, ``upper``, ``covered``; ``slope_ols``, ``se_ols``,
         ``lower_ols``, ``upper_ols``, ``covered_ols``; ``sd_intercept``, ``sd_slope``,
         ``corr``, ``sigma`` (estimates); ``singular``, ``slope_sd_zero``,
@@ -152,21 +167,30 @@ def _boundaries(theta: np.ndarray) -> tuple[bool, bool, bool]:
     return slope_zero, intercept_zero, corr_boundary
 
 
-def _mixed_interval(res, level: float, df: str) -> dict[str, float]:
-    """Estimate, SE, df and interval of the slope under the chosen ``df`` rule."""
-    if df == "satterthwaite":
-        row = res.fixef_table("satterthwaite", level=level).loc["time"]
-        return {k: float(row[k]) for k in ("estimate", "std_error", "df", "ci_lower", "ci_upper")}
-    est, se = float(res.beta[1]), float(res.std_errors[1])
-    nu = float(res.ngroups["subject"] - 1)
-    q = float(stats.t.ppf(0.5 + level / 2.0, df=nu))
-    return {
-        "estimate": est,
-        "std_error": se,
-        "df": nu,
-        "ci_lower": est - q * se,
-        "ci_upper": est + q * se,
-    }
+def _mixed_interval(res, span: float, level: float, df: str) -> dict[str, float]:
+    """Estimate, SE, df and interval of the (average) slope under the chosen ``df`` rule."""
+    values = contrast_interval(res, curve_rows(res, span)["slope"], level=level, df=df)
+    return dict(zip(("estimate", "std_error", "df", "lower", "upper"), values, strict=True))
+
+
+def naive_interval(res, span: float, level: float) -> dict[str, float]:
+    """Ordinary least squares on the fit's fixed part: estimate, SE and interval of the
+    (average) slope ``L beta_ols``, ``s^2 = RSS / (N - p)``, ``t_{N - p}`` quantiles.
+
+    Computed through the thin QR ``X = QR`` as :func:`lmm_core.model.ols.ols_fit` (whose
+    slope row it reproduces for a straight line).
+    """
+    X, y = np.asarray(res.design.X, float), np.asarray(res.y, float)
+    n, p = X.shape
+    q, r = np.linalg.qr(X, mode="reduced")
+    beta = np.linalg.solve(r, q.T @ y)
+    resid = y - X @ beta
+    s2 = float(resid @ resid) / (n - p)
+    row = curve_rows(res, span)["slope"]
+    w = np.linalg.solve(r.T, row)  # R^-T L, so that L'(X'X)^-1 L = |w|^2
+    est, se = float(row @ beta), math.sqrt(s2 * float(w @ w))
+    half = float(stats.t.ppf(0.5 + level / 2.0, df=n - p)) * se
+    return {"estimate": est, "std_error": se, "lower": est - half, "upper": est + half}
 
 
 def _boundary_label(slope_zero: bool, intercept_zero: bool, corr: bool, singular: bool) -> str:
@@ -186,20 +210,19 @@ def one_replicate(truth: LabTruth, seed, level: float, df: str = "subjects") -> 
     start = time.perf_counter()
     res = fit_lab(lab, _FAST)
     fit_seconds = time.perf_counter() - start
-    fixef = _mixed_interval(res, level, df)
-    ols = ols_fit(res.design.X, res.y, res.x_names).loc["time"]
-    q = stats.t.ppf(0.5 + level / 2.0, df=res.nobs - 2)
-    lo_ols, hi_ols = ols["estimate"] - q * ols["std_error"], ols["estimate"] + q * ols["std_error"]
-    est = estimates(res)
+    fixef = _mixed_interval(res, truth.span, level, df)
+    ols = naive_interval(res, truth.span, level)
+    lo_ols, hi_ols = ols["lower"], ols["upper"]
+    est = estimates(res, truth.span)
     slope_zero, intercept_zero, corr_boundary = _boundaries(res.theta)
     b1 = truth.slope
     row = {
         "slope": float(fixef["estimate"]),
         "se": float(fixef["std_error"]),
         "df": float(fixef["df"]),
-        "lower": float(fixef["ci_lower"]),
-        "upper": float(fixef["ci_upper"]),
-        "covered": bool(fixef["ci_lower"] <= b1 <= fixef["ci_upper"]),
+        "lower": float(fixef["lower"]),
+        "upper": float(fixef["upper"]),
+        "covered": bool(fixef["lower"] <= b1 <= fixef["upper"]),
         "slope_ols": float(ols["estimate"]),
         "se_ols": float(ols["std_error"]),
         "lower_ols": float(lo_ols),

@@ -27,13 +27,13 @@ def test_one_study_truth_vs_estimate(app):
     at = _page(app)
     assert at.title[0].value == "Teach: simulation lab"
     figs = figures_on(at)
-    assert len(figs) == 4  # recovery, shrinkage, weight curve, data (in the expander)
+    assert len(figs) == 5  # curves, recovery, shrinkage, weight curve, data (in the expander)
     (table,) = [d.value for d in at.dataframe if "truth inside?" in d.value.columns]
     assert len(table) == 6 and list(table["truth"]) == list(LabTruth().values.values())
     assert table["lower"].notna().all()  # profile intervals on by default
     assert set(table["interval"]) == {"Satterthwaite t", "profile likelihood"}
     assert int(_metric(at, "Observations")) <= 180
-    truth_markers = [t for t in figs[0]["data"] if t.get("name") == "truth"]
+    truth_markers = [t for t in figs[1]["data"] if t.get("name") == "truth"]
     assert [t["x"][0] for t in truth_markers] == list(table["truth"])
     assert "Press **Repeat 100 times**" in texts(at.info)
     at.toggle(key=W + "profile").set_value(False).run()
@@ -105,7 +105,7 @@ def test_repeat_the_study(app):
     legend = [t["name"] for t in sd_hist["data"] if t.get("name", "").startswith("singular")]
     assert sum(int(n.split("(")[-1].split(" of")[0]) for n in legend) == k
     assert "naive regression's averaged" in texts(at.markdown)
-    assert len(figures_on(at)) == 8  # + histogram, slope SD histogram, coverage, ladder
+    assert len(figures_on(at)) == 9  # + histogram, slope SD histogram, coverage, ladder
     at.button(key=W + "new_study").click().run()  # new seed: the run no longer applies
     assert not at.exception
     assert "changed since the last run" in texts(at.info)
