@@ -59,11 +59,14 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
     )
     title = f"{record.name} (LMM Explorer, data {record.data_name})"
     args = (record.formula, record.reml, file_name, data)
+    bases = record.result.design.bases
     codes = {
-        "Python": (ec.python_code(*args, title=title), "python", "py"),
-        "R": (ec.r_code(*args, df_method=df_method, title=title), "r", "R"),
-        "SAS": (ec.sas_code(*args, df_method=df_method, title=title), "sas", "sas"),
+        "Python": (ec.python_code(*args, title=title, bases=bases), "python", "py"),
+        "R": (ec.r_code(*args, df_method=df_method, title=title, bases=bases), "r", "R"),
+        "SAS": (ec.sas_code(*args, df_method=df_method, title=title, bases=bases), "sas", "sas"),
     }
+    if bases:
+        bases_note(record.result)
     helps = {
         "Python": "Refits the model with this app's engine (lmm_core) and prints the summary.",
         "R": "The same model for lme4 with lmerTest (df and p values), as lme4 writes it.",
@@ -82,6 +85,19 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
                 on_click="ignore",
                 help=helps[lang],
             )
+
+
+def bases_note(result) -> None:
+    """The knots the fit learned, which every program below writes out."""
+    st.markdown(
+        "The model has spline or polynomial terms. Their knots (and polynomial coefficients) "
+        "were learned from the data; every program below writes them out, so that it fits "
+        "exactly this basis, even on other rows. SAS gets the basis columns from a DATA step "
+        "(PROC MIXED has no spline effect)."
+    )
+    table = er.bases_table(result)
+    table.columns = ["Term", "Kind", "Knots", "Boundary knots", "df"]
+    st.dataframe(table, hide_index=True)
 
 
 def results_section(result, data, stem: str, df_method: str) -> None:

@@ -11,6 +11,12 @@ Where a target cannot express a formula element the code says so or works around
 SAS gets a DATA step for ``I()``, ``log()`` and other derived variables, ``PROC STANDARD``
 for ``scale()``/``center()``, and comments on its own coding of categorical variables.
 
+Spline and polynomial terms (``ns``, ``bs``, ``poly``) are written with the basis the fit
+learned (knots, polynomial coefficients; see :mod:`dashboard.export.basis_code`), so that
+every target fits exactly the same model, even on a subset of the rows: R gets the calls with
+the knots written out, Python the formula with the splines' knots written out, SAS a DATA
+step that computes the basis columns (PROC MIXED has no spline effect).
+
 Column names are quoted as each language needs: the Python script passes the formula as the
 app holds it (names quoted by :func:`lmm_core.formula.quoting.quote_name`), R gets backticks
 (:func:`r_name`), SAS gets name literals such as ``'SBP (mmHg)'n`` under
@@ -20,11 +26,15 @@ app holds it (names quoted by :func:`lmm_core.formula.quoting.quote_name`), R ge
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
+from dashboard.export import basis_code as bc
+from lmm_core.design.splines import BasisState
 from lmm_core.formula.grammar import (
+    BASIS_FUNCTIONS,
     BinOp,
     Call,
     Name,
@@ -35,7 +45,7 @@ from lmm_core.formula.grammar import (
     names_in,
     strip_parens,
 )
-from lmm_core.formula.quoting import is_syntactic, r_number
+from lmm_core.formula.quoting import deparse, is_syntactic, r_number
 from lmm_core.formula.spec import ModelSpec, RandomSpec, TermList
 from lmm_core.formula.terms import parse_formula
 
@@ -127,13 +137,24 @@ def _one_line(text: str) -> str:
 
 # --------------------------------------------------------------------------- Python
 def python_code(
-    formula: str, reml: bool, file_name: str, data: pd.DataFrame, *, title: str = ""
+    formula: str,
+    reml: bool,
+    file_name: str,
+    data: pd.DataFrame,
+    *,
+    title: str = "",
+    bases: Mapping[str, BasisState] | None = None,
 ) -> str:
     """A Python script that refits the model with :func:`lmm_core.fit_lmm` and prints it.
 
     Text columns are read as text (``dtype=str``) and pandas Categoricals get their category
-    order back, so the engine codes them exactly as in the app.
+    order back, so the engine codes them exactly as in the app. Splines (``ns``, ``bs``) are
+    written with the knots of ``bases`` (the fit's ``result.design.bases``; learned from
+    ``data`` when not given), so that the script fits the same basis on any rows.
     """
+    spec = parse_formula(formula)
+    learned = bc.learned_bases(spec, data, bases)
+    fit_formula = bc.python_formula(spec, learned) if learned else formula
     text_cols = [c for c in data.columns if _is_text(data[c])]
     dtypes = {str(c): "str" for c in text_cols}
     lines = [
@@ -157,13 +178,47 @@ def python_code(
             lines.append(
                 f"data[{col!r}] = pd.Categorical(data[{col!r}], categories={_levels(data[col])!r})"
             )
+    if fit_formula != formula:
+        lines.append(f"# Formula in LMM Explorer: {_one_line(formula)}")
+    lines += _python_basis_notes(learned)
     lines += [
-        f"result = fit_lmm({formula!r}, data, reml={bool(reml)!r})",
+        f"result = fit_lmm({fit_formula!r}, data, reml={bool(reml)!r})",
         "print(result.summary_text())",
         'print(result.fixef_table(df_method="satterthwaite"))',
         "",
     ]
     return "\n".join(lines)
+
+
+def _python_basis_notes(learned: Mapping[str, BasisState]) -> list[str]:
+    """Comments on the written-out knots and on orthogonal polynomials."""
+    splines = {k: v for k, v in learned.items() if v.func in ("ns", "bs")}
+    lines = []
+    if splines:
+        lines.append(
+            "# Splines with the knots LMM Explorer learned from the data written out, so that "
+            "the same"
+        )
+        lines.append(
+            "# basis is used on any rows (coefficients are named after the written-out call):"
+        )
+        lines += [f"#   {_one_line(k)} in the app: {_knots_text(v)}" for k, v in splines.items()]
+    for label, state in learned.items():
+        if state.func == "poly" and not state.raw:
+            lines.append(
+                f"# {_one_line(label)}: orthogonal polynomial; the formula cannot carry its "
+                "coefficients, so they are"
+            )
+            lines.append(
+                "# learned again from the data (the same rows as in the app give the same basis)."
+            )
+    return lines
+
+
+def _knots_text(state: BasisState) -> str:
+    """``knots 6, 14; boundary knots 0, 21`` (R's number format)."""
+    knots = ", ".join(r_number(k) for k in state.knots) or "none"
+    return f"knots {knots}; boundary knots {', '.join(r_number(b) for b in state.boundary)}"
 
 
 # --------------------------------------------------------------------------- R
@@ -187,14 +242,17 @@ def r_name(name: str) -> str:
     return f"`{esc}`"
 
 
-def r_expr(node: Node) -> str:
+def r_expr(node: Node, bases: Mapping[str, BasisState] | None = None) -> str:
     """R text of a formula variable: ``C(x)`` becomes ``factor(x)``, ``center(x)`` becomes
-    ``scale(x, scale = FALSE)``; everything else is written as R writes it."""
+    ``scale(x, scale = FALSE)``, a basis call (``ns(Days, 3)``) the call with the knots of
+    ``bases`` written out (:meth:`BasisState.r_call`); everything else as R writes it."""
     if isinstance(node, Name):
         return r_name(node.name)
     if isinstance(node, Num):
         return r_number(node.value)
     if isinstance(node, Call):
+        if node.func in BASIS_FUNCTIONS:
+            return _r_basis(node, bases or {})
         if node.func == "center":
             return f"scale({r_expr(node.arg)}, scale = FALSE)"
         func = "factor" if node.func == "C" else node.func
@@ -202,7 +260,7 @@ def r_expr(node: Node) -> str:
     if isinstance(node, Unary):
         return f"{node.op}{r_expr(node.operand)}"
     if isinstance(node, Paren):
-        return f"({r_expr(node.expr)})"
+        return f"({r_expr(node.expr, bases)})"
     if isinstance(node, BinOp):
         return f"{r_expr(node.left)}^{r_expr(node.right)}"
     parts = [r_expr(node.items[0])]
@@ -211,18 +269,26 @@ def r_expr(node: Node) -> str:
     return "".join(parts)
 
 
-def _r_terms(tl: TermList) -> str:
+def _r_basis(node: Call, bases: Mapping[str, BasisState]) -> str:
+    label = deparse(node)
+    if label not in bases:
+        raise ValueError(f"`{label}` needs the basis the fit learned (knots, coefficients).")
+    return bases[label].r_call(r_expr(node.arg))
+
+
+def _r_terms(tl: TermList, bases: Mapping[str, BasisState] | None) -> str:
     terms = ["1" if tl.intercept else "0"]
-    terms += [":".join(r_expr(tl.exprs[v]) for v in term) for term in tl.terms]
+    terms += [":".join(r_expr(tl.exprs[v], bases) for v in term) for term in tl.terms]
     return " + ".join(terms)
 
 
-def r_formula(spec: ModelSpec) -> str:
-    """The model as an R formula with every term written out (lme4's own expansion)."""
-    parts = [_r_terms(spec.fixed)]
+def r_formula(spec: ModelSpec, bases: Mapping[str, BasisState] | None = None) -> str:
+    """The model as an R formula with every term written out (lme4's own expansion); basis
+    calls with the knots and coefficients of ``bases`` written out."""
+    parts = [_r_terms(spec.fixed, bases)]
     for r in spec.random:
         group = ":".join(r_name(v.name) for v in r.group_vars)
-        parts.append(f"({_r_terms(r.lhs)} | {group})")
+        parts.append(f"({_r_terms(r.lhs, bases)} | {group})")
     return f"{r_expr(spec.response)} ~ {' + '.join(parts)}"
 
 
@@ -234,15 +300,25 @@ def r_code(
     *,
     df_method: str = "satterthwaite",
     title: str = "",
+    bases: Mapping[str, BasisState] | None = None,
 ) -> str:
-    """R code (lme4 + lmerTest) that refits the model and prints its summary."""
+    """R code (lme4 + lmerTest) that refits the model and prints its summary.
+
+    Spline and polynomial terms are written with the basis of ``bases`` (the fit's
+    ``result.design.bases``; learned from ``data`` when not given): knots and polynomial
+    coefficients written out, so that R uses the same basis on any rows.
+    """
     spec = parse_formula(formula)
+    learned = bc.learned_bases(spec, data, bases)
     fixed_cols = _fixed_columns(spec)
     lines = [
         f"# {_one_line(title)}" if title else "# Model fitted in LMM Explorer",
         f"# Formula in LMM Explorer: {_one_line(formula)}",
         "# Put the data file (Export page download) in R's working directory.",
         "library(lmerTest)  # loads lme4; summary() gains df and p values",
+    ]
+    lines += _r_basis_notes(learned)
+    lines += [
         f'd <- read.csv({r_string(file_name)}, check.names = FALSE, na.strings = "")',
     ]
     cats = categorical_columns(spec, data)
@@ -260,7 +336,7 @@ def r_code(
         else:
             lines.append(f"d[[{r_string(col)}]] <- factor({ref})")
     lines += [
-        f"m <- lmer({r_formula(spec)}, data = d, REML = {'TRUE' if reml else 'FALSE'})",
+        f"m <- lmer({r_formula(spec, learned)}, data = d, REML = {'TRUE' if reml else 'FALSE'})",
     ]
     lines += [
         f'summary(m, ddf = "{R_DDF.get(df_method, "Satterthwaite")}")',
@@ -270,8 +346,39 @@ def r_code(
     return "\n".join(lines)
 
 
+def _r_basis_notes(learned: Mapping[str, BasisState]) -> list[str]:
+    """``library(splines)`` when needed and a comment per basis: what the user wrote and
+    what is written out."""
+    if not learned:
+        return []
+    lines = []
+    if any(state.func in ("ns", "bs") for state in learned.values()):
+        lines.append("library(splines)  # ns() and bs()")
+    lines.append("# Bases as LMM Explorer learned them from the data, written out in the model")
+    lines.append("# below so that R uses the same basis on any rows:")
+    for label, state in learned.items():
+        what = (
+            _knots_text(state)
+            if state.func in ("ns", "bs")
+            else "coefficients alpha and norm2 written out"
+            if not state.raw
+            else "plain powers"
+        )
+        lines.append(f"#   {_one_line(label)} in the app: {what}")
+    lines.append("# R names the coefficients after the written-out calls.")
+    return lines
+
+
 # --------------------------------------------------------------------------- SAS
 SAS_MAX_BYTES = 32  # SAS variable names hold at most 32 bytes
+SAS_BASIS_NOTE = (
+    "/* Spline and polynomial terms (ns, bs, poly): PROC MIXED has no spline effect, so a",
+    "   DATA step computes their columns with the knots and coefficients LMM Explorer learned",
+    "   from the data. They are the columns of LMM Explorer and R, so the estimates are theirs",
+    "   (CLASS variables aside, see the note at the end). PROC GLIMMIX's EFFECT ... = SPLINE()",
+    "   is not used: it builds other bases (its natural cubic splines are truncated power",
+    "   functions: the same curve, other coefficients). */",
+)
 _SAS_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -304,14 +411,28 @@ _SAS_FUNCS = {"log": "LOG", "log2": "LOG2", "log10": "LOG10", "exp": "EXP", "sqr
               "abs": "ABS"}  # fmt: skip
 
 
-class _SasBuilder:
-    """Collects derived variables (DATA step) and standardized ones (PROC STANDARD)."""
+def _temp_prefix(used: set[str]) -> str:
+    """``_lmm_`` (else ``_lmm2_``, ...): a prefix that no column name (upper case in
+    ``used``) starts with, for the DATA step's temporary variables."""
+    k = 1
+    while any(u.startswith(f"_LMM{k if k > 1 else ''}_") for u in used):
+        k += 1
+    return f"_lmm{k if k > 1 else ''}_"
 
-    def __init__(self) -> None:
+
+class _SasBuilder:
+    """Collects derived variables (DATA step), standardized ones (PROC STANDARD) and the
+    columns of spline and polynomial bases (DATA step)."""
+
+    def __init__(self, used: set[str], bases: Mapping[str, BasisState]) -> None:
         self.derived: dict[str, tuple[str, str]] = {}  # label -> (sas name, expression)
         self.standard: list[tuple[str, str, bool]] = []  # (sas name, expression, scale)
-        self.used: set[str] = set()
-        self.notes: list[str] = []
+        self.used = set(used)
+        self.bases = bases
+        self.basis_cols: dict[str, list[str]] = {}  # label -> SAS names of its columns
+        self.basis_lines: list[str] = []
+        self.basis_temps: dict[str, None] = {}
+        self.temp = _temp_prefix(self.used)
 
     def new_name(self, label: str) -> str:
         base = _sas_plain(re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9]+", "_", label)).strip("_"))
@@ -352,6 +473,25 @@ class _SasBuilder:
             self.standard.append((name, inner, node.func == "scale"))
             return name
         return f"{_SAS_FUNCS[node.func]}({inner})"
+
+    def columns(self, label: str, node: Node) -> list[str]:
+        """SAS names of a formula variable: one, or one per column of a basis."""
+        inner = strip_parens(node)
+        if not (isinstance(inner, Call) and inner.func in BASIS_FUNCTIONS):
+            return [self.variable(label, node)]
+        if label not in self.basis_cols:
+            state = self.bases[label]
+            stem, k = bc.sas_stem(label), 1
+            names = [f"{stem}_{j}" for j in range(1, state.n_columns + 1)]
+            while any(n.upper() in self.used for n in names):
+                k += 1
+                names = [f"{stem[:23]}_{k}_{j}" for j in range(1, state.n_columns + 1)]
+            self.used |= {n.upper() for n in names}
+            self.basis_cols[label] = names
+            lines, temps = bc.sas_basis_lines(label, state, self.expr(inner.arg), names, self.temp)
+            self.basis_lines += lines
+            self.basis_temps.update(dict.fromkeys(temps))
+        return self.basis_cols[label]
 
     def variable(self, label: str, node: Node) -> str:
         """SAS name of a formula variable; derived ones get a DATA-step line."""
@@ -405,14 +545,21 @@ def sas_code(
     *,
     df_method: str = "satterthwaite",
     title: str = "",
+    bases: Mapping[str, BasisState] | None = None,
 ) -> str:
-    """SAS code: PROC IMPORT of the data file, derived variables, then PROC MIXED."""
+    """SAS code: PROC IMPORT of the data file, derived variables, then PROC MIXED.
+
+    PROC MIXED has no spline effect, so the columns of ``ns``/``bs``/``poly`` terms are
+    computed in a DATA step from the basis of ``bases`` (the fit's ``result.design.bases``;
+    learned from ``data`` when not given): the same columns as in the app, so the same
+    estimates (:func:`dashboard.export.basis_code.sas_basis_lines`).
+    """
     spec = parse_formula(formula)
     cats = set(categorical_columns(spec, data))
-    sb = _SasBuilder()
-    sb.used |= {sas_name(c).upper() for c in data.columns}
+    learned = bc.learned_bases(spec, data, bases)
+    sb = _SasBuilder({sas_name(c).upper() for c in data.columns}, learned)
     model = _sas_model(spec, cats, sb)
-    lines = _sas_import(title, formula, file_name, data)
+    lines = _sas_import(title, formula, file_name, data, bool(learned))
     lines += _sas_data_steps(sb)
     lines += _sas_proc_mixed(model, spec, reml, df_method)
     lines += _sas_notes(spec, cats, data, df_method)
@@ -428,39 +575,46 @@ def _sas_model(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> _SasModel:
         if name not in class_vars:
             class_vars.append(name)
 
-    def effect(tl: TermList, term: tuple[str, ...]) -> str:
-        names = []
+    def effects(tl: TermList, term: tuple[str, ...]) -> list[str]:
+        """The SAS effects of a term: one, or one per column of a basis (the first
+        variable's columns varying fastest, as R orders them)."""
+        combos: list[list[str]] = [[]]
         for v in term:
-            name = sb.variable(v, tl.exprs[v])
+            cols = sb.columns(v, tl.exprs[v])
             if _is_factor_var(tl.exprs[v], cats):
-                add_class(name)
-            names.append(name)
-        return "*".join(names)
+                add_class(cols[0])
+            combos = [c + [col] for col in cols for c in combos]
+        return ["*".join(c) for c in combos]
 
     response = sb.variable(spec.response_label, spec.response)
-    fixed = [effect(spec.fixed, t) for t in spec.fixed.terms]
+    fixed = [e for t in spec.fixed.terms for e in effects(spec.fixed, t)]
     randoms: list[list] = []
     for r in spec.random:
-        effects = (["INTERCEPT"] if r.lhs.intercept else []) + [
-            effect(r.lhs, t) for t in r.lhs.terms
+        effects_r = (["INTERCEPT"] if r.lhs.intercept else []) + [
+            e for t in r.lhs.terms for e in effects(r.lhs, t)
         ]
         subject = _sas_subject(r, spec)
         for v in r.group_vars:
             add_class(sas_name(v.name))
         key = (r.pos, subject)
         prev = randoms[-1] if randoms else None
-        if prev and len(effects) == 1 and prev[2] == "VC" and prev[3] == key:
-            prev[0].extend(effects)  # the pieces of one `||` term: one statement, TYPE=VC
+        if prev and len(effects_r) == 1 and prev[2] == "VC" and prev[3] == key:
+            prev[0].extend(effects_r)  # the pieces of one `||` term: one statement, TYPE=VC
         else:
-            randoms.append([effects, subject, "UN" if len(effects) > 1 else "VC", key])
+            randoms.append([effects_r, subject, "UN" if len(effects_r) > 1 else "VC", key])
     return _SasModel(class_vars, response, fixed, randoms)
 
 
-def _sas_import(title: str, formula: str, file_name: str, data: pd.DataFrame) -> list[str]:
-    """Header comments and the PROC IMPORT of the data file."""
+def _sas_import(
+    title: str, formula: str, file_name: str, data: pd.DataFrame, bases: bool
+) -> list[str]:
+    """Header comments (with :data:`SAS_BASIS_NOTE` when the formula has bases) and the
+    PROC IMPORT of the data file."""
     cut = [(c, sas_cut(c)) for c in map(str, data.columns) if sas_cut(c) != c]
     lines = [f"/* {_one_line(title).replace('*/', '* /')} */" if title else "/* LMM Explorer */"]
     lines.append(f"/* Formula in LMM Explorer: {_one_line(formula).replace('*/', '* /')} */")
+    if bases:
+        lines += SAS_BASIS_NOTE
     lines.append("/* Put the data file (Export page download) where SAS can read it. */")
     if cut:
         shown = "; ".join(f"{_one_line(a)} -> {_one_line(b)}" for a, b in cut).replace("*/", "* /")
@@ -494,6 +648,11 @@ def _sas_data_steps(sb: _SasBuilder) -> list[str]:
                   "  SET work.lmm;"]  # fmt: skip
         lines += [f"  {name} = {expr};" for name, expr in derived]
         lines.append("RUN;")
+    if sb.basis_lines:
+        lines += ["", "/* Columns of the spline and polynomial terms, with the knots and "
+                  "coefficients learned in LMM Explorer */", "DATA work.lmm;",
+                  "  SET work.lmm;", *sb.basis_lines,
+                  f"  DROP {' '.join(sb.basis_temps)};", "RUN;"]  # fmt: skip
     return lines
 
 

@@ -28,7 +28,11 @@ from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.base.markup import plain_cells
 from dashboard.base.numbers import fmt, fmt_p
 from dashboard.export.code import canonical_csv, data_file_name, python_code, r_code
-from dashboard.export.results import fixed_effects_table, variance_components_table
+from dashboard.export.results import (
+    bases_table,
+    fixed_effects_table,
+    variance_components_table,
+)
 from lmm_core import LMMResult
 
 __all__ = ["build_report", "data_fingerprint"]
@@ -206,6 +210,7 @@ def build_report(
     parts = _head_html(title, when, data_name, record, result)
     parts += _data_html(data, result, file_name)
     parts += _status_html(record, result, df_method)
+    parts += _bases_html(result)
     parts += _results_html(result, df_method, level)
     if figures:
         parts.append("<h2>Figures</h2>")
@@ -267,6 +272,22 @@ def _status_html(record: FitRecord, result: LMMResult, df_method: str) -> list[s
     return parts
 
 
+def _bases_html(result: LMMResult) -> list[str]:
+    """The spline and polynomial terms with the knots the fit learned (none: nothing)."""
+    table = bases_table(result)
+    if table.empty:
+        return []
+    table.columns = ["Term", "Kind", "Knots", "Boundary knots", "df"]
+    return [
+        "<h2>Bases</h2>",
+        "<p>Spline and polynomial terms as written in the formula, with the knots learned "
+        "from the data (interior knots at quantiles of the values, boundary knots at their "
+        "range, unless given). Every prediction and the code below use these same knots; "
+        "df is the number of columns (coefficients) of the term.</p>",
+        _table(table),
+    ]
+
+
 def _results_html(result: LMMResult, df_method: str, level: float) -> list[str]:
     """Fixed effects, variance components and the model-fit criteria."""
     fixed = fixed_effects_table(result, df_method, level).drop(columns=["df_method", "ci_level"])
@@ -292,8 +313,11 @@ def _reproduce_html(
     title: str,
 ) -> list[str]:
     """Python and R code that refit the model, and the end of the document."""
-    py = python_code(formula, result.reml, file_name, data, title=title)
-    rr = r_code(formula, result.reml, file_name, data, df_method=df_method, title=title)
+    bases = result.design.bases
+    py = python_code(formula, result.reml, file_name, data, title=title, bases=bases)
+    rr = r_code(
+        formula, result.reml, file_name, data, df_method=df_method, title=title, bases=bases
+    )
     return [
         "<h2>Reproduce the fit</h2>",
         "<p>Python (lmm_core):</p>",

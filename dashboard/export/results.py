@@ -1,7 +1,8 @@
 """Result tables of a fit, ready for CSV download. Pure functions, no Streamlit.
 
 Each ``*_table`` returns a DataFrame with plain column names; :func:`to_csv_bytes` turns any
-of them into UTF-8 CSV bytes (numbers at full precision, empty cells for missing values).
+of them into UTF-8 CSV bytes (numbers at full precision, empty cells for missing values;
+names with commas such as ``ns(Days, 3)1`` are quoted, so they read back whole).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import numpy as np
 import pandas as pd
 
 from dashboard.base.constants import CONFIDENCE_LEVEL
+from dashboard.export.basis_code import basis_kind
 from lmm_core import LMMResult
+from lmm_core.formula.quoting import r_number
 
 __all__ = [
+    "bases_table",
     "blup_table",
     "fixed_effects_table",
     "predictions_table",
@@ -116,3 +120,26 @@ def predictions_table(result: LMMResult, data: pd.DataFrame) -> pd.DataFrame:
         column[rows] = values
         out[name] = column
     return out
+
+
+def bases_table(result: LMMResult) -> pd.DataFrame:
+    """The spline and polynomial bases of the fit, one row per term as written.
+
+    Columns: ``term`` (``ns(Time, 3)``), ``kind`` (``natural cubic spline``, ...),
+    ``knots`` (interior knots the fit learned, ``6, 14``, or ``none``), ``boundary_knots``
+    (``0, 21``; empty for polynomials) and ``df`` (number of columns). No rows when the model
+    has none.
+    """
+    rows = []
+    for label, state in result.design.bases.items():
+        spline = state.func in ("ns", "bs")
+        rows.append(
+            {
+                "term": label,
+                "kind": basis_kind(state),
+                "knots": (", ".join(r_number(k) for k in state.knots) or "none") if spline else "",
+                "boundary_knots": ", ".join(r_number(b) for b in state.boundary) if spline else "",
+                "df": state.n_columns,
+            }
+        )
+    return pd.DataFrame(rows, columns=["term", "kind", "knots", "boundary_knots", "df"])
