@@ -7,11 +7,14 @@ from typing import Any
 import streamlit as st
 
 from dashboard.analysis import compare as compare_view
+from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message, plain_name
 from dashboard.base.numbers import MISSING, styled
-from dashboard.help.texts import help_text
+from dashboard.figures import curve_shape as fcs
+from dashboard.help.texts import ENTRIES, help_text
+from dashboard.io.roles import is_numeric
 from dashboard.state import cached, work
 from dashboard.state.fits import (
     MODEL_PAGE,
@@ -27,6 +30,8 @@ from dashboard.views import jobs as jobs_view
 from dashboard.views.help import column, how_to_read, text_column
 from dashboard.views.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
+from lmm_core.formula.quoting import unquote_label
+from lmm_core.formula.terms import parse_formula
 
 P_CHIBAR_HELP = help_text("chibar")
 LADDER = "ladder"  # job kind
@@ -245,6 +250,230 @@ def fitted_models_section() -> None:
         return
     show_tests(comparison)
     show_criteria(comparison)
+
+
+# --------------------------------------------------------------------------- curve shape
+CURVES = "curves"  # job kind
+CURVE_STATE = "curve_shapes"  # session: data key -> cs.StoredCurves, fitted on request
+CURVE_NOTICE = "curve_shapes_notice"  # text shown once after adding the shapes' fits
+W_CURVE_RUN = "curve_run"  # widget: the button that fits the shapes
+W_CURVE_ADD = "curve_add"  # widget: add the shapes' fits to the fitted models
+CURVE_HELP = "curve_comparison"  # glossary entry of this section (when there is one)
+CURVE_COLUMNS = {
+    "shape": st.column_config.TextColumn("shape", width="medium"),
+    "npar": LRT_COLUMNS["npar"],
+    "logLik": LRT_COLUMNS["logLik"],
+    "AIC": LRT_COLUMNS["AIC"],
+    "BIC": LRT_COLUMNS["BIC"],
+    "delta_AIC": st.column_config.NumberColumn("delta AIC", help=DELTA_HELP.format("AIC")),
+    "delta_BIC": st.column_config.NumberColumn("delta BIC", help=DELTA_HELP.format("BIC")),
+    "Chisq": st.column_config.NumberColumn(
+        "Chisq",
+        help="Likelihood-ratio statistic against the straight line: twice the gain in "
+        "log-likelihood.",
+    ),
+    "Df": st.column_config.NumberColumn(
+        "Df", help="Parameters the shape adds to the straight line."
+    ),
+    "p": st.column_config.NumberColumn(
+        "p vs line",
+        help="p-value of the likelihood-ratio test against the straight line (chi-square with "
+        "Df degrees of freedom). A small p says the curve fits better than chance would give.",
+    ),
+    "formula": st.column_config.TextColumn("formula", width="large"),
+}
+
+
+def _curve_state() -> dict:
+    if CURVE_STATE not in st.session_state:
+        st.session_state[CURVE_STATE] = {}
+    return st.session_state[CURVE_STATE]
+
+
+def _start_curves(plan: cs.CurvePlan, data, settings: cs.CurveSettings) -> None:
+    """Fit the shapes by ML as a job of the runner (progress per shape, Cancel between
+    shapes) and store the comparison for the active dataset."""
+    fit = _ladder_fit(settings.data_key, False, data)
+
+    def store(comparison: cs.CurveComparison) -> str:
+        st.session_state[CURVE_STATE] = {
+            **_curve_state(),
+            settings.data_key: cs.StoredCurves(settings, comparison),
+        }
+        return f"Shapes of the curve compared ({len(comparison.fitted)} fitted)"
+
+    jobs_view.launch(
+        (CURVES, *settings),
+        lambda job: work.curve_shapes(plan, fit, job.report),
+        kind=CURVES,
+        label=f"Fitting {len(plan.shapes)} shapes of the curve of {escape_message(plan.time)}",
+        store=store,
+    )
+
+
+def _add_curve_fits(data_key: str) -> None:
+    """Store the shapes' ML fits as session fit records; the active model stays active."""
+    stored = _curve_state().get(data_key)
+    if stored is None:
+        return
+    before = active_record()
+    records = cs.curve_records(
+        stored.comparison,
+        data_key=data_key,
+        data_name=st.session_state[Keys.DATA_NAME],
+        existing=st.session_state[Keys.FITS],
+    )
+    names = []
+    for record in records:
+        record = record.renamed(next_name(record.name))
+        add_fit(record)
+        names.append(record.name)
+    if before is not None:
+        set_active(before.name)
+    st.session_state[CURVE_NOTICE] = (
+        f"Added {', '.join(names)} to the fitted models (see the sidebar)."
+        if names
+        else "Every shape is already among the fitted models."
+    )
+
+
+def _curve_figure(comparison: cs.CurveComparison, data) -> None:
+    """The competing population curves over the observed means, with what is held fixed."""
+    plan = comparison.plan
+    fits = [(f.shape.label, f.result) for f in comparison.fitted]
+    try:
+        prep = fcs.shape_curves(fits, data, plan.time, by=plan.by)
+    except (LMMError, ValueError, KeyError) as error:
+        st.warning(f"The curves could not be drawn: {escape_message(str(error))}")
+        return
+    outcome = unquote_label(parse_formula(plan.active_formula).response_label)
+    fig = fcs.curve_shape_figure(
+        prep,
+        time_label=plan.time,
+        outcome_label=outcome,
+        highlight=comparison.recommended.label if comparison.recommended else None,
+    )
+    show_figure(fig, key="curve_figure")
+    lines = [*prep.notes]
+    if prep.failed:
+        lines.append(f"No curve could be drawn for: {', '.join(prep.failed)}.")
+    lines.append(
+        "The curves are population averages (every random effect at zero); the thick one is "
+        "the recommended shape."
+    )
+    st.caption(" ".join(escape_message(line) for line in lines))
+
+
+def show_curves(comparison: cs.CurveComparison, data, data_key: str) -> None:
+    """Verdict, advice, problems, the table, the figure and the button to keep the fits."""
+    st.markdown("**Verdict**")
+    for sentence in comparison.verdict:
+        st.markdown(f"- {sentence}")
+    if comparison.advice:
+        st.info(comparison.advice)
+    for problem in comparison.problems:
+        st.warning(problem)
+    if not comparison.fitted:
+        return
+    st.dataframe(
+        styled(cs.curve_table(comparison), RULES),
+        hide_index=True,
+        key="curve_table",
+        column_config=CURVE_COLUMNS,
+        placeholder=MISSING,
+    )
+    st.caption(
+        "All shapes are fitted by maximum likelihood (their fixed effects differ, so REML "
+        "criteria could not be compared). AIC and BIC: lower is better; delta is the distance "
+        "from the best shape. Each curve is tested against the straight line, which it "
+        "contains."
+    )
+    _curve_figure(comparison, data)
+    notice = st.session_state.get(CURVE_NOTICE)
+    if notice:
+        st.success(notice)
+        st.session_state[CURVE_NOTICE] = None
+    st.button(
+        "Add the shapes' models to the fitted models",
+        key=W_CURVE_ADD,
+        on_click=_add_curve_fits,
+        args=(data_key,),
+        help="Keep these ML fits in the session so the Model, Diagnostics and other pages can "
+        "show them (the active model stays as it is).",
+    )
+
+
+def _curve_plan(data, roles) -> tuple[cs.CurvePlan, FitRecord] | None:
+    """The shapes to compare, or ``None`` after saying what is missing."""
+    time = roles.time
+    if time is None or time not in data.columns or not is_numeric(data[time]):
+        st.info(
+            "Comparing shapes of the curve needs a numeric time column: set it on the Data page."
+        )
+        st.page_link(DATA_PAGE, label="Go to the Data page")
+        return None
+    active = active_record()
+    if active is None:
+        st.info(
+            "Comparing shapes of the curve starts from a fitted model: fit one on the Model "
+            "page first (its formula is kept, only the shape of time changes)."
+        )
+        st.page_link(MODEL_PAGE, label="Go to the Model page")
+        return None
+    try:
+        return cs.plan_curves(active.formula, data, time), active
+    except LMMError as error:
+        st.info(str(error))
+        return None
+
+
+def curve_section() -> None:
+    """Compare shapes of the population curve of time on request and show them."""
+    help_md = help_text(CURVE_HELP) if CURVE_HELP in ENTRIES else None
+    st.header("Does the curve earn its keep?", help=help_md)
+    st.caption(
+        "Is a curved population trend worth its extra parameters? One click refits the "
+        "active model with time as a straight line, a quadratic and natural splines "
+        "(everything else as it is) and tests each curve against the straight line."
+    )
+    data = current_data()
+    planned = _curve_plan(data, current_roles())
+    if planned is None:
+        return
+    plan, active = planned
+    st.markdown(
+        f"Active model: {code_span(active.formula)}. Shapes of {escape_message(plan.time)}:"
+    )
+    st.markdown(
+        "\n".join(
+            f"{i + 1}. {s.label}{' (active model)' if s.active and s.key != 'active' else ''}: "
+            f"{code_span(s.formula)}"
+            for i, s in enumerate(plan.shapes)
+        )
+    )
+    for note in plan.notes:
+        st.caption(note)
+    data_key = st.session_state[Keys.DATA_KEY]
+    settings = cs.CurveSettings(
+        data_key, active.formula, plan.time, tuple(s.formula for s in plan.shapes)
+    )
+    if st.button("Compare the shapes", key=W_CURVE_RUN, type="primary"):
+        _start_curves(plan, data, settings)
+    jobs_view.show_notice(CURVES)
+    if jobs_view.show_progress((CURVES, *settings)):
+        return
+    stored = _curve_state().get(data_key)
+    if stored is None:
+        return
+    if stored.settings != settings:
+        st.info(
+            "The shapes were compared for another active model or time column. Click "
+            "'Compare the shapes' to compare them again."
+        )
+        return
+    show_curves(stored.comparison, data, data_key)
+    keys = [k for k in (CURVE_HELP, "lrt", "aic", "bic") if k in ENTRIES]
+    how_to_read(*keys, label="How to read the comparison of shapes")
 
 
 # --------------------------------------------------------------------------- ladder
@@ -470,10 +699,12 @@ def main() -> None:
     st.caption(
         "Is the more complex model worth it? Compare fitted models with likelihood-ratio "
         "tests (for models where one is a special case of the other) and with AIC and BIC, "
-        "or fit the random-effects ladder."
+        "test whether time needs a curve, or fit the random-effects ladder."
     )
     st.markdown(dataset_caption())
     fitted_models_section()
+    st.divider()
+    curve_section()
     st.divider()
     ladder_section()
 

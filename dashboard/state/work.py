@@ -13,12 +13,20 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from lmm_core import BootstrapResult, LikelihoodProfile, LMMResult, parametric_bootstrap
 from lmm_core.simulation.teaching import LabTruth
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
 
-__all__ = ["Report", "bootstrap", "ladder", "profile_intervals", "teaching_repeat"]
+__all__ = [
+    "Report",
+    "bootstrap",
+    "curve_shapes",
+    "ladder",
+    "profile_intervals",
+    "teaching_repeat",
+]
 
 #: ``report(fraction done or None, short text)``; raises to stop the work
 Report = Callable[[float | None, str], None]
@@ -87,3 +95,20 @@ def ladder(
     steps = lad.run_ladder(plan.specs, fit, on_step)
     report(1.0, f"{n} of {n} steps fitted")
     return lad.analyse_ladder(steps, reml, plan.notes)
+
+
+def curve_shapes(
+    plan: cs.CurvePlan, fit: Callable[[str], LMMResult], report: Report
+) -> cs.CurveComparison:
+    """Fit the competing shapes of the population curve of ``plan`` with ``fit(formula)`` (an
+    ML fit; a report before each) and compare them
+    (:func:`dashboard.analysis.curve_shape.fit_shapes`,
+    :func:`~dashboard.analysis.curve_shape.analyse_curves`)."""
+    n = len(plan.shapes)
+
+    def on_shape(i: int, shape: cs.Shape) -> None:
+        report(i / n, f"Shape {i + 1} of {n}: {shape.label}")
+
+    fits = cs.fit_shapes(plan.shapes, fit, on_shape)
+    report(1.0, f"{n} of {n} shapes fitted")
+    return cs.analyse_curves(plan, fits)
