@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.base.constants import CONFIDENCE_LEVEL
-from dashboard.export.basis_code import basis_kind
+from dashboard.export.basis_code import basis_calls, basis_kind
 from lmm_core import LMMResult
 from lmm_core.formula.quoting import r_number
 
@@ -123,7 +123,8 @@ def predictions_table(result: LMMResult, data: pd.DataFrame) -> pd.DataFrame:
 
 
 def bases_table(result: LMMResult) -> pd.DataFrame:
-    """The spline and polynomial bases of the fit, one row per term as written.
+    """The spline and polynomial bases of the fit, one row per term as written, in formula
+    order.
 
     Columns: ``term`` (``ns(Time, 3)``), ``kind`` (``natural cubic spline``, ...),
     ``knots`` (interior knots the fit learned, ``6, 14``, or ``none``), ``boundary_knots``
@@ -131,7 +132,9 @@ def bases_table(result: LMMResult) -> pd.DataFrame:
     has none.
     """
     rows = []
-    for label, state in result.design.bases.items():
+    bases = result.design.bases
+    for label in basis_calls(result.design.spec):  # in formula order
+        state = bases[label]
         spline = state.func in ("ns", "bs")
         rows.append(
             {
