@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -10,12 +12,18 @@ from dashboard.analysis.model_builder import (
     BuilderChoices,
     GroupLevel,
     TimeScale,
+    TimeShape,
     build_formula,
+    flexibility_note,
     group_text,
     ids_repeat_across,
     model_label,
+    model_rows,
+    shape_note,
+    shape_options,
     time_scales,
     time_unit,
+    typical_visits,
 )
 from dashboard.base.markup import code_span, escape_message
 from dashboard.help.texts import help_text
@@ -34,7 +42,7 @@ from dashboard.views import jobs as jobs_view
 from dashboard.views import model as model_view
 from dashboard.views.outcome import render_outcome_note
 from dashboard.views.widgets import dataset_caption, require_longitudinal
-from lmm_core import FormulaError
+from lmm_core import DataError, FormulaError
 
 NONE = "(none)"
 TIMES = " x "
@@ -110,9 +118,18 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         "when the question is whether an effect differs between groups (e.g. the change over "
         "time between treatments).",
     )
+    time = roles.time if roles.time in numeric else None
     with right:
-        scale = time_scale_choice(roles.time, numeric)
-    levels, note = grouping_levels(data, roles, outcome, numeric)
+        shape = population_shape_choice(data, time if time in fixed else None)
+        curved = shape is not None and shape.curved
+        scale = None if curved else time_scale_choice(roles.time, numeric)
+        if curved:
+            st.caption(NO_RESCALE)
+    visits = model_rows(
+        data, BuilderChoices(outcome, tuple(fixed), levels=(GroupLevel(roles.subject),))
+    )  # the rows whose visits per subject bound the subject's curve
+    curve = CurveContext(data, visits, time, shape)
+    levels, note = grouping_levels(data, roles, outcome, numeric, curve)
     by_text = {f"{a}{TIMES}{b}": (a, b) for i, a in enumerate(fixed) for b in fixed[i + 1 :]}
     choices = BuilderChoices(
         outcome=outcome,
@@ -120,6 +137,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         interactions=tuple(by_text[p] for p in interactions if p in by_text),
         levels=levels,
         time_scale=scale,
+        shape=shape,
     )
     try:
         return build_formula(choices), note
@@ -128,11 +146,91 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         st.stop()
 
 
+# --------------------------------------------------------------------------- shape of time
+NO_RESCALE = (
+    "No time scale with a curve: a spline or a polynomial has no unit (its coefficients are "
+    "not per day or per week), and rescaling time would give the same curve and the same "
+    "numbers, so time enters as it is."
+)
+
+
+def _shape_select(label: str, name: str, shapes: list[TimeShape], help: str) -> TimeShape:
+    """A selectbox of shapes by their words, kept in the builder choices."""
+    by_words = {s.words(): s for s in shapes}
+    words = list(by_words)
+    picked = st.selectbox(label, words, **_seed(name, words[0], words), help=help)
+    return by_words[picked]
+
+
+def show_shape_note(data, shape: TimeShape) -> None:
+    """What a shape draws: a spline's knots as the engine places them (quantiles of every
+    value of the time column), or why the data cannot carry it."""
+    unit = time_unit(shape.column, st.session_state[Keys.UNITS].get(shape.column, ""))
+    try:
+        text = shape_note(shape, data[shape.column], unit)
+    except DataError as err:
+        st.warning(escape_message(str(err)))
+        return
+    if text:
+        st.caption(text, help=help_text("knots") if shape.kind == "spline" else None)
+
+
+def population_shape_choice(data, time: str | None) -> TimeShape | None:
+    """The shape of the population curve over ``time`` (``None`` when time is no fixed
+    effect): straight line, quadratic or a natural spline with as many df as the data allow."""
+    if time is None:
+        return None
+    shape = _shape_select(
+        f"Shape of {time} (the population curve)",
+        "shape",
+        shape_options(time, data[time]),
+        help_text("shape_of_time"),
+    )
+    show_shape_note(data, shape)
+    return shape
+
+
+@dataclass(frozen=True)
+class CurveContext:
+    """What the choice of the subject's own curve needs: the data, the rows whose visits
+    per subject bound it, the time column and the population curve."""
+
+    data: Any
+    rows: Any
+    time: str | None
+    population: TimeShape | None
+
+
+def subject_curve(level: GroupLevel | None, ctx: CurveContext) -> GroupLevel | None:
+    """The shape of each subject's own curve when the level has a random slope on time (at
+    most the typical visits per subject minus one df); a warning when it is more flexible
+    than the population curve (allowed)."""
+    time = ctx.time
+    if level is None or time is None or time not in level.slopes:
+        return level
+    visits = typical_visits(ctx.rows, level.columns)
+    subject = level.columns[-1]
+    curve = _shape_select(
+        f"Shape of each {subject}'s own curve over {time}",
+        "subject_shape",
+        shape_options(time, ctx.data[time], visits - 1),
+        help_text("shape_of_time")
+        + f"\n\nAt most {max(visits - 1, 1)} df here: a typical {subject} has {visits} "
+        "visits, and each one's curve is estimated from them (shrunk toward the average).",
+    )
+    show_shape_note(ctx.data, curve)
+    warning = flexibility_note(ctx.population, curve, subject)
+    if warning:
+        st.warning(escape_message(warning))
+    return dataclasses.replace(level, curve=curve)
+
+
 def grouping_levels(
-    data, roles: Roles, outcome: str, numeric: list[str]
+    data, roles: Roles, outcome: str, numeric: list[str], curve: CurveContext
 ) -> tuple[tuple[GroupLevel, ...], str | None]:
-    """The subject, cluster and crossed levels with their random effects; and a note when
-    the subject ids repeat across clusters (the subject is then nested in the cluster)."""
+    """The subject, cluster and crossed levels with their random effects (the subject's own
+    curve chosen by ``curve``); and a note when the subject ids repeat across clusters (the
+    subject is then nested in the cluster)."""
     columns = list(map(str, data.columns))
     slope_options = [c for c in numeric if c not in (outcome, roles.subject)]
     others = [NONE, *[c for c in columns if c not in (outcome, roles.subject)]]
@@ -163,18 +261,15 @@ def grouping_levels(
 
     note = None
     if cluster and subject_level and ids_repeat_across(data, roles.subject, cluster):
-        subject_level = GroupLevel(
-            (cluster, roles.subject),
-            subject_level.intercept,
-            subject_level.slopes,
-            subject_level.correlated,
-        )
+        subject_level = dataclasses.replace(subject_level, group=(cluster, roles.subject))
         note = (
             f"The {escape_message(roles.subject)} ids repeat across {escape_message(cluster)} "
             f"levels, so the subject level is written "
             f"{code_span(group_text((cluster, roles.subject)))} "
             f"({escape_message(roles.subject)} within {escape_message(cluster)})."
         )
+    with cols[0]:  # under the subject's slopes, knowing whether the ids are nested
+        subject_level = subject_curve(subject_level, curve)
     return tuple(lv for lv in (subject_level, cluster_level, crossed_level) if lv), note
 
 
@@ -200,7 +295,8 @@ def time_scale_choice(time: str | None, candidates: list[str]) -> TimeScale | No
         options,
         **_seed("time_scale", AS_IS, options),
         help=RESCALE_WHY + " The formula divides the column, e.g. `I(time/7)`: the data, the "
-        "plots and the predictions keep the original time.",
+        "plots and the predictions keep the original time. Only for a straight line: a curve "
+        "(spline or polynomial) has no unit.",
     )
     if picked != AS_IS or time_unit(time, unit_text) in SMALL_UNITS:
         st.caption(RESCALE_WHY)

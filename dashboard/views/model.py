@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis import model_summary as ms
+from dashboard.analysis.model_builder import curve_terms
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
 from dashboard.base.numbers import MISSING, fmt_criterion, styled
@@ -14,7 +15,7 @@ from dashboard.views import inference as inference_view
 from dashboard.views.help import column, how_to_read
 from lmm_core import LMMResult
 
-__all__ = ["render_ols_section", "render_summary", "simpler_button"]
+__all__ = ["curve_sentence", "render_ols_section", "render_summary", "simpler_button"]
 
 _RENDER = {"success": st.success, "warning": st.warning, "info": st.info}
 
@@ -83,6 +84,26 @@ def render_fixed(record: FitRecord) -> None:
         "with b. The standard error measures the uncertainty; a |t value| above about 2 "
         "suggests an effect that is unlikely to be chance."
     )
+    curves = curve_terms(result.design.spec)
+    if curves:
+        st.caption(curve_sentence(curves), help=help_text("natural_spline"))
+
+
+def _named(labels: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c`` as code spans."""
+    spans = [code_span(label) for label in labels]
+    return spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
+
+
+def curve_sentence(curves: list[str]) -> str:
+    """How to read the rows of spline and polynomial terms (they draw a curve together)."""
+    return (
+        f"**Curved time:** the rows of {_named(curves)} (and of their interactions) are "
+        "weights of a curve's building blocks, not changes per unit of time, so no single "
+        "one means anything alone: read the curve itself on the **Trajectories** page, and "
+        "test it as a whole by the F test of its term (all its rows together, R's "
+        "`anova(fit)`), not by the t test of one row."
+    )
 
 
 def render_variances(result: LMMResult) -> None:
@@ -120,6 +141,14 @@ def render_variances(result: LMMResult) -> None:
         "line. A correlation near +1 or -1 between intercept and slope means groups that "
         "start high tend to change faster (or slower)."
     )
+    curves = curve_terms(result.design.spec, random=True)
+    if curves:
+        st.caption(
+            f"**Random curves:** the SDs of {_named(curves)} say together how much the "
+            "groups' own curves differ in shape from the average curve; like the fixed "
+            "coefficients of a curve, they have no meaning one by one: the Trajectories page "
+            "draws the groups' curves."
+        )
 
 
 def render_icc(result: LMMResult, subject: str | None, time: str | None) -> None:
