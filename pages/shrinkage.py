@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.base.markup import plain_estimates
+from dashboard.base.markup import plain_estimates, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
 from dashboard.help.texts import help_text
@@ -151,6 +151,54 @@ def one_effect_section(est: ShrinkageEstimates, label: str, levels: list, sigma:
         )
 
 
+def curve_axis(result, data: pd.DataFrame, curved: list[str]) -> str | None:
+    """The data column the random part's spline or polynomial is a function of (None when
+    it is not one plain numeric column)."""
+    columns = result.design.basis_columns()
+    for label, cols in columns.items():
+        if len(cols) == 1 and any(c.startswith(plain_name(label)) for c in curved):
+            col = cols[0]
+            if col in data.columns and pd.api.types.is_numeric_dtype(data[col]):
+                return col
+    return None
+
+
+def curves_section(result, data, est: ShrinkageEstimates, label: str, curved: list[str]) -> None:
+    """For a spline or polynomial random part: what its coefficients are, and whole curves."""
+    bases = result.design.bases
+    x = curve_axis(result, data, curved)
+    calls = "; ".join(
+        f"`{state.r_call(x)}`" for name, state in bases.items() if x and any(
+            c.startswith(plain_name(name)) for c in curved
+        )
+    )  # fmt: skip
+    st.subheader("Whole curves: own fit → mixed model", help=help_text("own_estimate"))
+    st.markdown(
+        f"Here each {label}'s random effects are an intercept and **curve coefficients** "
+        f"({', '.join(curved)}): each one multiplies a smooth basis curve"
+        + (f" over {x} ({calls})" if x else "")
+        + ". A coefficient is not a slope and means little on its own; together they give "
+        f"the shape of the {label}'s curve. The panels below compare whole curves: the "
+        f"{label}'s own fit on the same basis (its data alone), the mixed model's curve and "
+        "the population curve; the arrows and the caterpillar plot further down compare the "
+        "coefficients one by one."
+    )
+    if x is None or est.group not in data.columns:
+        return
+    levels = fs.curve_levels(est)
+    curves, points = fs.prepare_curves(result, data, est, x, levels)
+    fig = fs.shrinkage_curves_figure(
+        curves, points, est.table["n"], subject_label=label, x_label=x, y_label=result.response
+    )
+    show_figure(fig, key="shrink_curves")
+    st.caption(
+        f"The {len(levels)} {label}s with fewest observations (then the largest move). "
+        f"Dashed orange: own fit; solid blue: mixed model; dotted black: population. The "
+        "mixed-model curve lies between the own fit and the population curve, closer to the "
+        f"own fit when the {label} has many observations."
+    )
+
+
 def two_effects_section(est: ShrinkageEstimates, label: str, levels: list) -> None:
     """Two effects in one plane, with the fitted covariance ellipse (two or more effects)."""
     cols = list(est.columns)
@@ -172,6 +220,19 @@ def two_effects_section(est: ShrinkageEstimates, label: str, levels: list) -> No
         "model expects 95% of subjects' true values to lie (the fitted random-effects "
         "covariance): estimates are pulled toward its centre, and along its tilt when "
         f"the effects are correlated. Correlation here: {_corr(est, x, y)}."
+        + _centres_note(est, [x, y])
+    )
+
+
+def _centres_note(est: ShrinkageEstimates, columns: list[str]) -> str:
+    """A sentence when only the most common population values get an ellipse."""
+    m = len(fs.population_centres(est, columns))
+    if m <= fs.MAX_ELLIPSES:
+        return ""
+    return (
+        f" Ellipses are drawn around the {fs.MAX_ELLIPSES} population values shared by most "
+        f"subjects (of {m}: a subject's population value is the population curve read on "
+        "that subject's own visits, so missed visits or changing covariates can move it)."
     )
 
 
@@ -208,6 +269,9 @@ def main() -> None:
     est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
     label = roles.subject if group == roles.subject else group
     levels = intro_section(est, label, others)
+    curved = fs.basis_effects(result, est.columns)
+    if curved:
+        curves_section(result, data, est, label, curved)
     one_effect_section(est, label, levels, result.sigma)
     two_effects_section(est, label, levels)
     caterpillar_section(est, label)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dashboard.figures import shrinkage as fs
 from dashboard.state.session import Keys
 from lmm_core import datasets
 from lmm_core.predict.per_group import shrinkage_estimates
@@ -77,3 +78,57 @@ def test_guard_without_a_fit_links_to_the_model_page(app):
     at = _page(app)
     assert "Fit one on the Model page" in texts(at.info)
     assert at.get("page_link")[0].proto.page.endswith("model")
+
+
+CHICK = "weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)"
+POLY = "Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject)"
+
+
+def test_chick_spline_random_part_reads_as_curves(app):
+    at = _page(inject(app, "chickweight", CHICK, "M1: spline"))
+    res = _fit("chickweight", CHICK)
+    figs = figures_on(at)
+    assert len(figs) == 4  # whole curves, 1-D (a panel per effect), 2-D, caterpillar
+    curves, one_d, two_d, caterpillar = figs
+    assert "Whole curves: own fit → mixed model" in [h.value for h in at.subheader]
+    note = texts(at.markdown)
+    assert "curve coefficients** (ns(Time, 2)1, ns(Time, 2)2)" in note
+    assert "ns(Time, knots = c(10), Boundary.knots = c(0, 21))" in note
+    titles = [a["text"] for a in curves["layout"]["annotations"]]
+    est = shrinkage_estimates(res, "Chick")
+    n = est.table["n"]
+    assert titles == [f"Chick {v} (n = {n[v]})" for v in fs.curve_levels(est)]
+    assert titles[:2] == ["Chick 16 (n = 7)", "Chick 15 (n = 8)"]  # chick 18 (2 visits): no fit
+    mixed = [t for t in curves["data"] if t["name"] == "mixed model"]
+    assert len(mixed) == 6 and all(len(t["x"]) >= 50 for t in mixed)
+    panels = [a["text"] for a in one_d["layout"]["annotations"]]
+    assert [p.split(":")[0] for p in panels] == ["(Intercept)", "ns(Time, 2)1", "ns(Time, 2)2"]
+    assert at.selectbox(key=Keys.SHRINK_W + "x").value == "(Intercept)"
+    assert at.selectbox(key=Keys.SHRINK_W + "y").value == "ns(Time, 2)1"
+    ellipses = [t for t in two_d["data"] if t["name"] == "95% of the population (model)"]
+    assert len(ellipses) == 4  # one per diet
+    assert "Ellipses are drawn around the 4 population values shared by most" in texts(at.caption)
+    b = res.ranef["Chick"]["ns(Time, 2)2"]
+    third = [t for t in caterpillar["data"] if t.get("xaxis") == "x3"]
+    xs = np.concatenate([np.asarray(t["x"], float) for t in third])
+    np.testing.assert_allclose(np.sort(xs), np.sort(b.to_numpy()))
+    at.selectbox(key=Keys.SHRINK_W + "x").select("ns(Time, 2)1").run()
+    at.selectbox(key=Keys.SHRINK_W + "y").select("ns(Time, 2)2").run()
+    assert not at.exception
+    assert "ns(Time, 2)2 against ns(Time, 2)1" in figures_on(at)[2]["layout"]["title"]["text"]
+
+
+def test_poly_random_part_renders(app):
+    at = _page(inject(app, "sleepstudy", POLY, "M1: quadratic"))
+    figs = figures_on(at)
+    assert len(figs) == 4
+    assert "poly(Days, 2, coefs = list(alpha" in texts(at.markdown)
+    own = [t for t in figs[1]["data"] if t["name"] == "own data only"][2]  # poly(Days, 2)2
+    data = datasets.load_example("sleepstudy")[0]
+    res = _fit("sleepstudy", POLY)
+    basis = res.design.bases["poly(Days, 2)"]
+    for sid, x in zip([c[0] for c in own["customdata"]], own["x"], strict=True):
+        rows = data[data["Subject"] == sid]
+        design = np.column_stack([np.ones(len(rows)), basis.evaluate(rows["Days"].to_numpy())])
+        coef = np.linalg.lstsq(design, rows["Reaction"].to_numpy(), rcond=None)[0]
+        assert abs(x - coef[2]) < 1e-8

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+import pandas as pd
 
 from dashboard.base.constants import z_value
 from dashboard.figures import shrinkage as fs
@@ -117,3 +118,65 @@ def test_shrinkage_by_n_moves_most_with_few_observations():
         assert table[f"moved: {c}"].iloc[0] > table[f"moved: {c}"].iloc[-1]
     # the slope's own estimate from 2 visits is poor: the model keeps least of it
     assert table["kept: time"].iloc[0] < table["kept: time"].iloc[-1]
+
+
+CHICK = "weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)"
+POLY = "Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject)"
+
+
+def test_main_centres_keep_the_values_shared_by_most_subjects():
+    res, est = _est("chickweight", CHICK, "Chick")
+    cols = ["(Intercept)", "ns(Time, 2)1"]
+    every = fs.population_centres(est, cols)
+    assert len(every) > fs.MAX_ELLIPSES  # chicks with missed visits have their own value
+    main = fs.main_centres(est, cols)
+    assert len(main) == fs.MAX_ELLIPSES
+    assert sorted(main["subjects"]) == sorted(every["subjects"])[-fs.MAX_ELLIPSES :]
+    assert main["population:(Intercept)"].is_monotonic_increasing
+    fig = fs.shrinkage_2d_figure(est, *cols)
+    ellipses = [t for t in fig.data if t.name == "95% of the population (model)"]
+    assert len(ellipses) == fs.MAX_ELLIPSES
+    centre = next(t for t in fig.data if t.name == "population value")
+    assert sum(centre.customdata) == main["subjects"].sum()
+
+
+def test_basis_effects_and_curve_levels():
+    res, est = _est("chickweight", CHICK, "Chick")
+    assert fs.basis_effects(res, est.columns) == ["ns(Time, 2)1", "ns(Time, 2)2"]
+    sres, sest = _est("sleepstudy", SLEEP, "Subject")
+    assert fs.basis_effects(sres, sest.columns) == []
+    pres, pest = _est("sleepstudy", POLY, "Subject")
+    assert fs.basis_effects(pres, pest.columns) == ["poly(Days, 2)1", "poly(Days, 2)2"]
+    levels = fs.curve_levels(est, k=4)
+    n = est.table.loc[levels, "n"]
+    assert list(n) == sorted(n) and n.iloc[0] == est.table.loc[est.table["fitted_own"], "n"].min()
+    assert all(est.table.loc[levels, "fitted_own"])
+
+
+def test_curves_equal_own_fit_mixed_model_and_population():
+    res, est = _est("chickweight", CHICK, "Chick")
+    data = datasets.load_example("chickweight")[0]
+    levels = ["1", "21"]
+    curves, points = fs.prepare_curves(res, data, est, "Time", levels, n_points=30)
+    assert list(pd.unique(curves["level"])) == levels and len(curves) >= 60
+    for v in levels:
+        c = curves[curves["level"] == v]
+        rows = data[data["Chick"] == v].sort_values("Time")
+        grid = rows.iloc[[0] * len(c)].assign(Time=c["x"].to_numpy())
+        np.testing.assert_allclose(c["mixed"], res.predict(grid), rtol=1e-12)
+        np.testing.assert_allclose(c["population"], res.predict(grid, include_re=False))
+        # own: least squares of the chick's weights on its own basis, evaluated on the grid
+        basis = res.design.bases["ns(Time, 2)"]
+        z = np.column_stack([np.ones(len(rows)), basis.evaluate(rows["Time"].to_numpy(float))])
+        coef = np.linalg.lstsq(z, rows["weight"].to_numpy(float), rcond=None)[0]
+        zg = np.column_stack([np.ones(len(c)), basis.evaluate(c["x"].to_numpy())])
+        np.testing.assert_allclose(c["own"], zg @ coef, rtol=1e-9)
+        p = points[points["level"] == v]
+        np.testing.assert_allclose(p["y"], rows["weight"])
+    fig = fs.shrinkage_curves_figure(
+        curves, points, est.table["n"], subject_label="Chick", x_label="Time", y_label="weight"
+    )
+    assert [a.text for a in fig.layout.annotations[:2]] == ["Chick 1 (n = 12)", "Chick 21 (n = 12)"]
+    names = [t.name for t in fig.data]
+    assert names == ["observed", "population", "own data only", "mixed model"] * 2
+    assert [t.showlegend for t in fig.data].count(True) == 4
