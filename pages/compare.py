@@ -260,7 +260,7 @@ W_CURVE_RUN = "curve_run"  # widget: the button that fits the shapes
 W_CURVE_ADD = "curve_add"  # widget: add the shapes' fits to the fitted models
 CURVE_HELP = "curve_comparison"  # glossary entry of this section (when there is one)
 CURVE_COLUMNS = {
-    "shape": st.column_config.TextColumn("shape", width="medium"),
+    "shape": st.column_config.TextColumn("shape"),
     "npar": LRT_COLUMNS["npar"],
     "logLik": LRT_COLUMNS["logLik"],
     "AIC": LRT_COLUMNS["AIC"],
@@ -280,7 +280,7 @@ CURVE_COLUMNS = {
         help="p-value of the likelihood-ratio test against the straight line (chi-square with "
         "Df degrees of freedom). A small p says the curve fits better than chance would give.",
     ),
-    "formula": st.column_config.TextColumn("formula", width="large"),
+    "formula": st.column_config.TextColumn("formula"),
 }
 
 
@@ -367,18 +367,19 @@ def _curve_figure(comparison: cs.CurveComparison, data) -> None:
 def show_curves(comparison: cs.CurveComparison, data, data_key: str) -> None:
     """Verdict, advice, problems, the table, the figure and the button to keep the fits."""
     st.markdown("**Verdict**")
-    for sentence in comparison.verdict:
-        st.markdown(f"- {sentence}")
+    st.markdown("\n".join(f"- {sentence}" for sentence in comparison.verdict))
     if comparison.advice:
         st.info(comparison.advice)
     for problem in comparison.problems:
         st.warning(problem)
     if not comparison.fitted:
         return
+    table = cs.curve_table(comparison)
     st.dataframe(
-        styled(cs.curve_table(comparison), RULES),
+        styled(table, RULES),
         hide_index=True,
         key="curve_table",
+        column_order=[c for c in table.columns if c != "formula"] + ["formula"],  # 1024 px
         column_config=CURVE_COLUMNS,
         placeholder=MISSING,
     )
