@@ -537,6 +537,11 @@ class CurveComparison:
     def fitted(self) -> list[ShapeFit]:
         return [f for f in self.fits if f.ok]
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """:func:`curve_table` of this comparison."""
+        return curve_table(self)
+
 
 def _test(line: LMMResult, other: LMMResult, names: list[str]) -> ShapeTest:
     nesting = check_nesting(line, other)
@@ -649,23 +654,24 @@ def _clearly_better(pick: ShapeFit, line: ShapeFit, test: ShapeTest) -> str:
 
 
 def _line_enough(fitted: Sequence[ShapeFit], line: ShapeFit, tests: dict[str, ShapeTest]) -> str:
-    """The main sentence when the straight line is the pick."""
+    """The main sentence when the straight line is the choice; it names the curve closest to
+    beating it (a significant one first, then the lowest AIC)."""
     curved = [f for f in fitted if f.shape.key in tests and np.isfinite(tests[f.shape.key].p)]
     if not curved:
         return "**A straight line is the best fit** by AIC; no curved shape could be tested."
-    best = min(curved, key=lambda f: tests[f.shape.key].p)
+    best = min(curved, key=lambda f: (tests[f.shape.key].p >= ALPHA, f.result.aic))
     test = tests[best.shape.key]
     d_aic = best.result.aic - line.result.aic
+    change = f"AIC {'higher' if d_aic > 0 else 'lower'} by {_by(d_aic)}"
     if test.p < ALPHA:
         return (
             f"**A straight line is enough**: {_the(best.shape.label)} fits slightly better "
-            f"({_p_text(test.p)}) but lowers AIC by only {_by(d_aic)}, less than "
-            f"{AIC_TIE:.0f}: the line is a fair simplification."
+            f"({_p_text(test.p)}; {change}), but not by enough to be worth its extra "
+            "parameters: the line is a fair simplification."
         )
     return (
-        "**A straight line is enough**: no curved shape fits significantly better (best: "
-        f"{_the(best.shape.label)}, {_p_text(test.p)}; AIC "
-        f"{'higher' if d_aic > 0 else 'lower'} by {_by(d_aic)})."
+        "**A straight line is enough**: no curved shape fits significantly better (closest: "
+        f"{_the(best.shape.label)}, {_p_text(test.p)}; {change})."
     )
 
 
@@ -681,10 +687,10 @@ def _others(fitted: Sequence[ShapeFit], pick: ShapeFit) -> list[str]:
             more = f.result.npar - pick.result.npar
             if more > 0:
                 what += f" with {more} more parameter{'s' if more > 1 else ''}"
-        elif d <= 7:
+        elif d <= 4:
             what = f"is nearly as good (AIC higher by {_by(d)})"
         else:
-            what = f"fits worse (AIC higher by {_by(d)})"
+            what = f"fits {'somewhat ' if d <= 10 else ''}worse (AIC higher by {_by(d)})"
         out.append(f"{_the(f.shape.label).capitalize()} {what}.")
     best_bic = min(fitted, key=lambda f: f.result.bic)
     if best_bic is not pick:

@@ -373,3 +373,42 @@ def test_work_reports_each_shape_and_can_be_cancelled():
 
     with pytest.raises(Cancelled):
         work.curve_shapes(plan, ml(chick()), stop)
+
+
+def test_a_curve_the_line_cannot_nest_is_judged_by_aic_only():
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"id": np.repeat(np.arange(40), 6), "t": np.tile(np.arange(6.0), 40)})
+    person = rng.normal(0, 1, 40)[data["id"]]
+    data["y"] = 2 + 0.5 * data["t"] ** 2 + person + rng.normal(0, 1, len(data))
+    plan = cs.plan_curves("y ~ I(t^2) + (1 | id)", data, "t")
+    assert [s.key for s in plan.shapes] == ["line", "poly2", "ns3", "ns4", "active"]
+    comparison = cs.analyse_curves(plan, cs.fit_shapes(plan.shapes, ml(data)))
+    assert not comparison.tests["active"].nested  # t is not in the span of t^2
+    assert np.isnan(comparison.tests["active"].p)
+    assert comparison.recommended.key == "active"
+    assert "has the lowest AIC" in comparison.verdict[0]
+    assert "no valid test" in comparison.verdict[0]
+    assert comparison.advice.startswith("Keep the active model's shape of time")
+
+
+def test_a_significant_but_small_curve_leaves_the_line():
+    """Words only (the fits are stand-ins): the quadratic is significant at 5% but lowers AIC
+    by less than 2, so the straight line stays the choice."""
+    from types import SimpleNamespace as NS
+
+    def shape_fit(key, label, loglik, npar):
+        result = NS(
+            loglik=loglik, npar=npar, aic=-2 * loglik + 2 * npar, bic=-2 * loglik + npar * 5
+        )
+        return cs.ShapeFit(cs.Shape(key, label, f"y ~ {key}"), result)
+
+    line, quad = (
+        shape_fit("line", "straight line", -100.0, 4),
+        shape_fit("poly2", "quadratic", -98.04, 5),
+    )
+    p = stats.chi2.sf(3.92, 1)
+    tests = {"poly2": cs.ShapeTest(3.92, 1.0, p, True, "")}
+    assert cs._decide([line, quad], line, tests) is line
+    lead = cs._verdict([line, quad], line, line, tests)[0]
+    assert lead.startswith("**A straight line is enough**: the quadratic fits slightly better")
+    assert "LRT p = 0.048; AIC lower by 1.9" in lead
