@@ -30,8 +30,6 @@ from dashboard.views import jobs as jobs_view
 from dashboard.views.help import column, how_to_read, text_column
 from dashboard.views.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
-from lmm_core.formula.quoting import unquote_label
-from lmm_core.formula.terms import parse_formula
 
 P_CHIBAR_HELP = help_text("chibar")
 LADDER = "ladder"  # job kind
@@ -346,11 +344,10 @@ def _curve_figure(comparison: cs.CurveComparison, data) -> None:
     except (LMMError, ValueError, KeyError) as error:
         st.warning(f"The curves could not be drawn: {escape_message(str(error))}")
         return
-    outcome = unquote_label(parse_formula(plan.active_formula).response_label)
     fig = fcs.curve_shape_figure(
         prep,
         time_label=plan.time,
-        outcome_label=outcome,
+        outcome_label=plan.outcome,
         highlight=comparison.recommended.label if comparison.recommended else None,
     )
     show_figure(fig, key="curve_figure")

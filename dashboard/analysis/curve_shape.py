@@ -57,7 +57,7 @@ from lmm_core.formula.grammar import (
     parse_sides,
     strip_parens,
 )
-from lmm_core.formula.quoting import deparse
+from lmm_core.formula.quoting import deparse, unquote_label
 from lmm_core.formula.spec import ModelSpec
 from lmm_core.formula.terms import parse_formula
 from lmm_core.inference.nesting import check_nesting
@@ -316,6 +316,8 @@ class CurvePlan:
         Distinct values of time in the data.
     by
         A factor that interacts with time (its curves differ per level), or ``None``.
+    outcome
+        The response as the user wrote it (``weight``, ``log(y)``; no backticks), for labels.
     notes
         How the shapes were built (Markdown).
     """
@@ -326,6 +328,7 @@ class CurvePlan:
     shapes: tuple[Shape, ...]
     n_times: int
     by: str | None
+    outcome: str
     notes: tuple[str, ...]
 
 
@@ -424,9 +427,9 @@ def plan_curves(formula: str, data: pd.DataFrame, time: str) -> CurvePlan:
     shapes = _mark_active(_candidates(formula, time, expr, n_times), spec, formula, time)
     notes = _plan_notes(spec, time, expr, n_times)
     line = parse_formula(shapes[0].formula)
-    return CurvePlan(
-        time, deparse(expr), formula, tuple(shapes), n_times, _by_factor(line, data, time), notes
-    )
+    by = _by_factor(line, data, time)
+    outcome = unquote_label(spec.response_label)
+    return CurvePlan(time, deparse(expr), formula, tuple(shapes), n_times, by, outcome, notes)
 
 
 def _plan_notes(spec: ModelSpec, time: str, expr: Node, n_times: int) -> tuple[str, ...]:

@@ -219,6 +219,7 @@ def test_plan_on_chickweight_has_four_shapes_and_the_diet_panels():
     assert [s.key for s in plan.shapes] == ["line", "poly2", "ns3", "ns4"]
     assert [s.active for s in plan.shapes] == [True, False, False, False]
     assert plan.by == "Diet" and plan.n_times == 12 and plan.time_expr == "Time"
+    assert plan.outcome == "weight"
     assert "random part stays as it is" in plan.notes[0]
 
 
@@ -249,6 +250,8 @@ def test_plan_follows_the_number_of_distinct_times():
         cs.plan_curves("y ~ arm + (1 | id)", data, "missing")
     plan = cs.plan_curves("y ~ arm + (1 | id)", data, "Visit day")
     assert "no fixed term in Visit day" in plan.notes[0]
+    assert plan.by is None and plan.outcome == "y"
+    assert cs.plan_curves("log(y) ~ `Visit day` + (1 | id)", data, "Visit day").outcome == "log(y)"
     assert plan.shapes[0].formula == "y ~ arm + `Visit day` + (1 | id)"
 
 
