@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 _NOISE = 1e-12  # relative size below which a fitted piece coefficient is rounding noise
+SAS_WIDTH = 96  # longest line of a written polynomial
 
 
 def basis_calls(spec: ModelSpec) -> dict[str, Call]:
@@ -214,16 +215,33 @@ def _num(value: float) -> str:
     return repr(value)
 
 
-def _polynomial(coefs: np.ndarray, u: str) -> str:
-    """``c0 + c1*u + c2*u**2 + c3*u**3`` without the zero terms (``0`` when all are)."""
-    text = ""
+def _polynomial(coefs: np.ndarray, u: str) -> list[str]:
+    """The terms of ``c0 + c1*u + c2*u**2 + c3*u**3`` without the zero ones, each but the
+    first with its sign (``["-0.5", "+ 2*u", "- 3*u**3"]``; ``["0"]`` when all are zero)."""
+    terms: list[str] = []
     for k, c in enumerate(coefs):
         if c == 0:
             continue
-        term = _num(abs(c)) + ("" if k == 0 else f"*{u}" if k == 1 else f"*{u}**{k}")
-        sign = "-" if c < 0 else "+"
-        text = f"{text} {sign} {term}" if text else ("-" if c < 0 else "") + term
-    return text or "0"
+        power = "" if k == 0 else f"*{u}" if k == 1 else f"*{u}**{k}"
+        if terms:
+            terms.append(f"{'-' if c < 0 else '+'} {_num(abs(c))}{power}")
+        else:
+            terms.append(f"{_num(c)}{power}")
+    return terms or ["0"]
+
+
+def _assignment(name: str, terms: list[str], indent: str) -> list[str]:
+    """``name = terms;`` on lines of at most :data:`SAS_WIDTH` characters (continuation
+    lines start with the next term's sign, under the first term)."""
+    lines = [f"{indent}{name} = {terms[0]}"]
+    pad = " " * (len(indent) + len(name) + 3)
+    for term in terms[1:]:
+        if len(lines[-1]) + 1 + len(term) > SAS_WIDTH:
+            lines.append(f"{pad}{term}")
+        else:
+            lines[-1] += f" {term}"
+    lines[-1] += ";"
+    return lines
 
 
 def _condition(piece: Piece, x: str) -> str:
@@ -245,7 +263,7 @@ def _spline_lines(state: BasisState, names: list[str], x: str, u: str) -> list[s
         lines.append(f"  {_condition(piece, x)}  /* {where} */")
         lines.append(f"    {u} = ({x} - {_num(piece.origin)}) / {_num(piece.scale)};")
         for j, name in enumerate(names):
-            lines.append(f"    {name} = {_polynomial(piece.coefs[:, j], u)};")
+            lines += _assignment(name, _polynomial(piece.coefs[:, j], u), "    ")
         lines.append("  END;")
     return lines
 

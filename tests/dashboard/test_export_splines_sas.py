@@ -63,7 +63,20 @@ def _basis_step(sas: str) -> list[str]:
     """The statements of the DATA step that makes the basis columns, comments removed."""
     start = sas.index("DATA work.lmm;", sas.index("/* Columns of the spline"))
     body = re.sub(r"/\*.*?\*/", "", sas[start : sas.index("RUN;", start)], flags=re.S)
-    return [ln.strip() for ln in body.splitlines()[1:] if ln.strip()]
+    return _join(body.splitlines()[1:])
+
+
+def _join(lines: list[str]) -> list[str]:
+    """Statements one a line: a statement continued on the next lines is joined."""
+    out: list[str] = []
+    open_statement = False
+    for ln in (ln.strip() for ln in lines if ln.strip()):
+        if open_statement:
+            out[-1] += " " + ln
+        else:
+            out.append(ln)
+        open_statement = not out[-1].endswith(";")
+    return out
 
 
 def _run_row(statements: list[str], env: dict) -> None:
@@ -192,8 +205,7 @@ def test_polynomials_have_no_pieces():
 
 # --------------------------------------------------------------------------- the text
 def _statements(sas: str) -> list[str]:
-    body = re.sub(r"/\*.*?\*/", "", sas, flags=re.S)
-    return [ln.strip() for ln in body.splitlines() if ln.strip()]
+    return _join(re.sub(r"/\*.*?\*/", "", sas, flags=re.S).splitlines())
 
 
 def test_sas_text_of_the_chickweight_spline_model():
@@ -218,6 +230,7 @@ def test_sas_text_of_the_chickweight_spline_model():
     )
     assert "ELSE IF _lmm_x < 6 THEN DO;" in st and "ELSE IF _lmm_x <= 21 THEN DO;" in st
     assert "DROP _lmm_x _lmm_u;" in st
+    assert max(len(ln) for ln in sas.splitlines() if "_lmm_u" in ln) <= 96  # wrapped
     starts = [s for s in st if s.startswith(("PROC ", "DATA "))]
     assert st.count("RUN;") == len(starts) == 3  # PROC IMPORT, DATA, PROC MIXED
     assert "LAST level as reference" in sas  # the CLASS note stays
