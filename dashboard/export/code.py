@@ -63,6 +63,7 @@ __all__ = [
 R_DDF = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger", "wald": "lme4"}
 SAS_DDFM = {"satterthwaite": "SATTERTHWAITE", "kenward-roger": "KR", "wald": "RESIDUAL"}
 MAX_LISTED_LEVELS = 200  # longer level lists are not written into the R code
+PY_WIDTH = 88  # longest line of a Python formula with written-out knots (else pieces)
 #: Header lines of the Python script: where ``lmm_core`` comes from outside the app.
 PYTHON_INSTALL = (
     "# Needs lmm_core, the engine of LMM Explorer (with numpy, scipy and pandas). Install it",
@@ -181,8 +182,8 @@ def python_code(
     if fit_formula != formula:
         lines.append(f"# Formula in LMM Explorer: {_one_line(formula)}")
     lines += _python_basis_notes(learned)
+    lines += _python_fit(fit_formula, fit_formula != formula, reml)
     lines += [
-        f"result = fit_lmm({fit_formula!r}, data, reml={bool(reml)!r})",
         "print(result.summary_text())",
         'print(result.fixef_table(df_method="satterthwaite"))',
         "",
@@ -195,24 +196,37 @@ def _python_basis_notes(learned: Mapping[str, BasisState]) -> list[str]:
     splines = {k: v for k, v in learned.items() if v.func in ("ns", "bs")}
     lines = []
     if splines:
-        lines.append(
-            "# Splines with the knots LMM Explorer learned from the data written out, so that "
-            "the same"
-        )
-        lines.append(
-            "# basis is used on any rows (coefficients are named after the written-out call):"
-        )
+        lines += [
+            "# The splines' knots, as LMM Explorer learned them from the data, are written",
+            "# out so that the same basis is used on any rows (coefficients are named after",
+            "# the written-out calls):",
+        ]
         lines += [f"#   {_one_line(k)} in the app: {_knots_text(v)}" for k, v in splines.items()]
     for label, state in learned.items():
         if state.func == "poly" and not state.raw:
-            lines.append(
-                f"# {_one_line(label)}: orthogonal polynomial; the formula cannot carry its "
-                "coefficients, so they are"
-            )
-            lines.append(
-                "# learned again from the data (the same rows as in the app give the same basis)."
-            )
+            lines += [
+                f"# {_one_line(label)}: orthogonal polynomial. The formula cannot carry its",
+                "# coefficients: they are learned again from the data (the same rows as in the",
+                "# app give the same basis).",
+            ]
     return lines
+
+
+def _python_fit(formula: str, long: bool, reml: bool) -> list[str]:
+    """``result = fit_lmm(...)``; a long formula as adjacent string pieces split before
+    `` + `` (Python joins them back into the same text)."""
+    call = f"result = fit_lmm({formula!r}, data, reml={bool(reml)!r})"
+    if not long or len(call) <= PY_WIDTH:
+        return [call]
+    pieces = [""]
+    for i, part in enumerate(formula.split(" + ")):
+        part = part if i == 0 else " + " + part
+        if pieces[-1] and len(repr(pieces[-1] + part)) > PY_WIDTH - 4:
+            pieces.append(part)
+        else:
+            pieces[-1] += part
+    return ["FORMULA = (", *(f"    {p!r}" for p in pieces), ")",
+            f"result = fit_lmm(FORMULA, data, reml={bool(reml)!r})"]  # fmt: skip
 
 
 def _knots_text(state: BasisState) -> str:
@@ -664,8 +678,8 @@ def _sas_data_steps(sb: _SasBuilder) -> list[str]:
         lines += [f"  {name} = {expr};" for name, expr in derived]
         lines.append("RUN;")
     if sb.basis_lines:
-        lines += ["", "/* Columns of the spline and polynomial terms, with the knots and "
-                  "coefficients learned in LMM Explorer */", "DATA work.lmm;",
+        lines += ["", "/* Columns of the spline and polynomial terms (LMM Explorer's basis) */",
+                  "DATA work.lmm;",
                   "  SET work.lmm;", *sb.basis_lines,
                   f"  DROP {' '.join(sb.basis_temps)};", "RUN;"]  # fmt: skip
     return lines

@@ -64,7 +64,7 @@ def test_spline_model(app):
     assert CHICK in texts(at.markdown) and "chickweight.csv" in texts(at.markdown)
     python, r, sas = (c.value for c in at.code)
     ns3 = "ns(Time, knots = c(6, 14), Boundary.knots = c(0, 21))"
-    assert f"fit_lmm('weight ~ {ns3} * Diet" in python
+    assert f"    'weight ~ {ns3} * Diet'\n" in python
     assert "library(splines)" in r and f"    {ns3} +\n    Diet +\n    {ns3}:Diet +\n" in r
     assert "#   ns(Time, 3) in the app: knots 6, 14; boundary knots 0, 21" in r
     assert "PROC MIXED has no spline effect" in sas

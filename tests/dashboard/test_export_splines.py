@@ -230,6 +230,7 @@ def test_python_script_refits_the_same_model(tmp_path, capsys, case_id):
     namespace: dict = {}
     exec(code, namespace)  # the generated script, run as a user would
     got = namespace["result"]
+    assert got.formula == python_formula(parse_formula(formula), ours.design.bases)
     assert _r_names_as_ours(case_id, got.x_names) == ours.x_names  # R's names, too
     np.testing.assert_allclose(got.beta, ours.beta, rtol=1e-8)
     np.testing.assert_allclose(got.theta, ours.theta, rtol=1e-6, atol=1e-8)
@@ -243,15 +244,18 @@ def test_python_script_writes_knots_and_explains_poly():
         formula, reml, "c.csv", _data(name), bases=_fit("chick_ns3_diet").design.bases
     )
     assert (
-        "result = fit_lmm('weight ~ ns(Time, knots = c(6, 14), Boundary.knots = c(0, 21)) * Diet "
-        "+ (ns(Time, knots = c(10), Boundary.knots = c(0, 21)) | Chick)', data, reml=True)"
+        "FORMULA = (\n"
+        "    'weight ~ ns(Time, knots = c(6, 14), Boundary.knots = c(0, 21)) * Diet'\n"
+        "    ' + (ns(Time, knots = c(10), Boundary.knots = c(0, 21)) | Chick)'\n"
+        ")\n"
+        "result = fit_lmm(FORMULA, data, reml=True)\n"
     ) in code
     assert f"# Formula in LMM Explorer: {formula}" in code
     assert "#   ns(Time, 3) in the app: knots 6, 14; boundary knots 0, 21" in code
     name, formula, reml = CASES["sleep_poly2"]
     code = python_code(formula, reml, "s.csv", _data(name), bases=_fit("sleep_poly2").design.bases)
     assert f"result = fit_lmm({formula!r}, data, reml=True)" in code  # poly as written
-    assert "the formula cannot carry its coefficients" in code
+    assert "# poly(Days, 2): orthogonal polynomial. The formula cannot carry its" in code
     assert "learned again from the data" in code
 
 
