@@ -278,8 +278,9 @@ def band_width_section(record, observed, future, group: str, horizon: float, tim
     show_figure(fp.band_width_figure(widths, x_value=horizon, x_label=time), W + "widths")
     st.caption(
         f"Width of each band at {time} = {horizon:g} when the first 0, 1, 2... visits are "
-        "used: every band narrows as visits are added, but band 3 never gets narrower "
-        "than the scatter of single measurements allows."
+        "used: the bands narrow as visits are added, but band 3 never gets narrower than "
+        "the scatter of single measurements allows. A thick pale line under a thinner one: "
+        "two bands of almost the same width."
     )
 
 

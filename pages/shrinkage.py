@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.base.markup import plain_estimates, plain_name
+from dashboard.base.markup import escape_text, plain_estimates, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
 from dashboard.help.texts import help_text
@@ -149,6 +149,14 @@ def one_effect_section(est: ShrinkageEstimates, label: str, levels: list, sigma:
             },
             placeholder=MISSING,
         )
+        kept = by_n[[f"kept: {c}" for c in cols]].to_numpy(dtype=float)
+        if len(cols) > 1 and ((kept < 0) | (kept > 1)).any():
+            st.caption(
+                "A share below 0 or above 1 is no error: with several correlated random "
+                "effects the model moves them together, so one coefficient can be pulled past "
+                "the population value or away from it by the others (and a median over few "
+                f"{label}s is itself noisy)."
+            )
 
 
 def curve_axis(result, data: pd.DataFrame, curved: list[str]) -> str | None:
@@ -175,7 +183,8 @@ def curves_section(result, data, est: ShrinkageEstimates, label: str, curved: li
     st.subheader("Whole curves: own fit → mixed model", help=help_text("own_estimate"))
     st.markdown(
         f"Here each {label}'s random effects are an intercept and **curve coefficients** "
-        f"({', '.join(curved)}): each one multiplies a smooth basis curve"
+        f"({', '.join(escape_text(c) for c in curved)}): each one multiplies a smooth "
+        "basis curve"
         + (f" over {x} ({calls})" if x else "")
         + ". A coefficient is not a slope and means little on its own; together they give "
         f"the shape of the {label}'s curve. The panels below compare whole curves: the "

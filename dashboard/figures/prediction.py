@@ -113,8 +113,8 @@ def forecast_figure(
         template=TEMPLATE,
         height=560,
         hovermode="closest",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.17, "x": 0},
-        margin={"b": 140},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+        margin={"b": 170},
     )
     return fig
 
@@ -234,16 +234,26 @@ def band_width_figure(widths: pd.DataFrame, *, x_value: float, x_label: str) -> 
         widths, upper minus lower).
     x_value, x_label
         The future time at which the widths were taken, for the title.
+
+    The vertical axis starts at 0. Bands 2 and 3 can be almost equally wide (when the
+    residual is small against the spread between patients), so each line is drawn thinner
+    than the one before it: a wider line underneath stays visible as a halo.
     """
     fig = go.Figure()
     labels = {"total": "prediction band (3)", "mean": "patient band (2)", "fixed": "fixed (1)"}
-    for i, band in enumerate(("total", "mean", "fixed")):
+    looks = {
+        "total": (PALETTE[0], 7.0, 11),
+        "mean": (PALETTE[2], 3.5, 7),
+        "fixed": (PALETTE[4], 2.0, 5),
+    }
+    for band, (color, width, size) in looks.items():
         fig.add_trace(
             go.Scatter(
                 x=widths.index.to_numpy(),
                 y=widths[band].to_numpy(float),
                 mode="lines+markers",
-                line={"color": PALETTE[[0, 2, 4][i]], "width": 2.5},
+                line={"color": rgba(color, 0.55) if band == "total" else color, "width": width},
+                marker={"size": size, "color": color},
                 name=labels[band],
                 hovertemplate="%{x} visits used: width %{y:.4~g}<extra>"
                 + labels[band]
@@ -256,7 +266,13 @@ def band_width_figure(widths: pd.DataFrame, *, x_value: float, x_label: str) -> 
         "visits used",
         "band width",
     )
-    fig.update_layout(height=360, xaxis={"dtick": 1}, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(
+        height=380,
+        xaxis={"dtick": 1},
+        yaxis={"rangemode": "tozero"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
+        margin={"b": 90},
+    )
     return fig
 
 

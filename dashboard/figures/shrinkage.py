@@ -557,7 +557,7 @@ def shrinkage_curves_figure(
         shared_yaxes=True,
         subplot_titles=[f"{subject_label} {v} (n = {int(n[v])})" for v in levels],
         horizontal_spacing=0.04,
-        vertical_spacing=0.5 / (rows + 2),
+        vertical_spacing=0.32 / rows,
     )
     for i, v in enumerate(levels):
         where = {"row": i // cols + 1, "col": i % cols + 1}

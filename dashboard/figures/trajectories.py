@@ -422,8 +422,8 @@ def trajectories_figure(
         template=TEMPLATE,
         height=560,
         hovermode="closest",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        margin={"b": 110},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.19, "x": 0},
+        margin={"b": 130},
     )
     if facets:
         for i in range(len(groups)):

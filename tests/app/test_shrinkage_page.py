@@ -92,7 +92,7 @@ def test_chick_spline_random_part_reads_as_curves(app):
     curves, one_d, two_d, caterpillar = figs
     assert "Whole curves: own fit → mixed model" in [h.value for h in at.subheader]
     note = texts(at.markdown)
-    assert "curve coefficients** (ns(Time, 2)1, ns(Time, 2)2)" in note
+    assert r"curve coefficients** (ns\(Time, 2\)1, ns\(Time, 2\)2)" in note
     assert "ns(Time, knots = c(10), Boundary.knots = c(0, 21))" in note
     titles = [a["text"] for a in curves["layout"]["annotations"]]
     est = shrinkage_estimates(res, "Chick")
@@ -132,3 +132,17 @@ def test_poly_random_part_renders(app):
         design = np.column_stack([np.ones(len(rows)), basis.evaluate(rows["Days"].to_numpy())])
         coef = np.linalg.lstsq(design, rows["Reaction"].to_numpy(), rcond=None)[0]
         assert abs(x - coef[2]) < 1e-8
+
+
+def test_shares_outside_zero_to_one_are_explained(app):
+    at = _page(inject(app, "chickweight", CHICK, "M1: spline"))
+    assert "A share below 0 or above 1 is no error" in texts(at.caption)
+
+
+def test_shares_note_follows_the_table(app):
+    at = _page(inject(app, "trial_small", TRIAL))
+    by_n = fs.shrinkage_by_n(shrinkage_estimates(_fit("trial_small", TRIAL), "patient"))
+    assert by_n["kept: time"].iloc[0] < 0  # two visits: the slope is pulled past the population
+    assert "A share below 0 or above 1 is no error" in texts(at.caption)
+    at.selectbox(key=Keys.SHRINK_W + "group").select("hospital").run()  # one effect: no note
+    assert "A share below 0 or above 1 is no error" not in texts(at.caption)

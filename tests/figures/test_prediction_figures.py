@@ -142,3 +142,14 @@ def test_spline_forecast_on_a_grid_with_knot_lines_and_narrowing_bands():
     widths = fp.band_widths(res, rows.head(6), future.iloc[[-1]], group="Chick", level=0.95)
     assert (np.diff(widths["mean"]) <= 1e-9).all() and (np.diff(widths["total"]) <= 1e-9).all()
     assert widths["mean"].iloc[-1] < 0.7 * widths["mean"].iloc[0]
+
+
+def test_band_width_figure_starts_at_zero_and_keeps_equal_bands_visible():
+    res, rows, future, _ = _forecast()
+    widths = fp.band_widths(res, rows.head(2), future.iloc[[-1]], group="Subject", level=0.95)
+    fig = fp.band_width_figure(widths, x_value=12.0, x_label="Days")
+    assert fig.layout.yaxis.rangemode == "tozero"
+    assert [t.name for t in fig.data] == ["prediction band (3)", "patient band (2)", "fixed (1)"]
+    lines = [t.line.width for t in fig.data]
+    assert lines == sorted(lines, reverse=True) and lines[0] > 2 * lines[1] - 1
+    assert fig.layout.legend.y < -0.25 and fig.layout.margin.b >= 90
