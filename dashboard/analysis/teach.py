@@ -390,17 +390,17 @@ class StudyCurves:
     shape: str
 
 
-def shown_subjects(data: pd.DataFrame, k: int = 4) -> list[str]:
+def shown_subjects(data: pd.DataFrame, k: int = 3) -> list[str]:
     """``k`` subjects spread over the study: those at the ranks ``(j + 1/2) m / k`` of the
     ``m`` subjects' mean outcome (no extremes, none alike); all of them when ``m <= k``."""
     level = data.groupby("subject", observed=True)["y"].mean().sort_values()
     order = level.index.astype(str)
-    m = len(order)
-    return [order[i] for i in sorted({int((j + 0.5) * m / k) for j in range(min(k, m))})]
+    m, k = len(order), min(k, len(order))
+    return [order[int((j + 0.5) * m / k)] for j in range(k)]
 
 
 def study_curves(
-    lab: Any, result: Any, *, n_grid: int = N_GRID, n_subjects: int = 4
+    lab: Any, result: Any, *, n_grid: int = N_GRID, n_subjects: int = 3
 ) -> StudyCurves:
     """The true and fitted population curves, and a few subjects' fitted and true curves, on
     ``n_grid`` times from 0 to ``T`` (``result.predict`` on new times: the spline's knots and
@@ -435,7 +435,7 @@ def curve_note(truth: LabTruth) -> str:
     name = SHAPES[truth.time_df][0]
     if not is_curved(truth):
         return (
-            "Black: the true population line; blue: the fitted one; coloured: four subjects' "
+            "Black: the true population line; blue: the fitted one; coloured: three subjects' "
             "visits and fitted lines (dotted: their true lines). Set a **curvature κ** in "
             "section 1 to bend the truth, and a curved **shape of time** to let the fit bend."
         )

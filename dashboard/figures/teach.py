@@ -62,13 +62,15 @@ def recovery_figure(table: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) -> 
         horizontal_spacing=0.06,
     )
     for k, (_, r) in enumerate(table.iterrows()):
-        _add_parameter(fig, r, level, k == 0, row=k // cols + 1, col=k % cols + 1)
+        legend = (k == _legend_row(table), k == 0)  # the estimate's entry in its own colour
+        _add_parameter(fig, r, level, legend, row=k // cols + 1, col=k % cols + 1)
     fig.add_trace(
         go.Scatter(
             x=[None],
             y=[None],
             mode="markers",
             name="interval misses the truth",
+            legendrank=3,
             marker={"size": 11, "color": MISS},
         )
     )
@@ -83,9 +85,10 @@ def study_curves_figure(curves: Any) -> go.Figure:
     ``curves`` is :func:`dashboard.analysis.teach.study_curves` (a ``StudyCurves``). Traces:
     the observed mean per visit (grey diamonds); per shown subject its visits (dots), its
     fitted curve (line; the subject's legend entry) and its true curve (dotted), grouped in
-    the legend; then the true population curve (black) and the fitted one (blue, dashed, drawn
-    last so that it stays visible where it lies on the truth). A spline's interior knots are
-    dotted vertical lines.
+    the legend; then the true population curve (black) and the fitted one (blue, dashed,
+    drawn last so that it stays visible where it lies on the truth); a legend entry for the
+    subjects' dotted true curves; and, for a spline, its interior knots as dotted vertical
+    lines (with a legend entry). The legend lists the population curves first.
     """
     m = curves.means
     fig = go.Figure(
@@ -94,6 +97,7 @@ def study_curves_figure(curves: Any) -> go.Figure:
             y=m["y"],
             mode="markers",
             name="observed mean at each visit",
+            legendrank=3,
             marker={"symbol": "diamond", "size": 9, "color": GREY},
             customdata=m["n"],
             hovertemplate="time %{x:.3~g}: mean %{y:.4~g} (%{customdata} subjects)<extra></extra>",
@@ -102,9 +106,12 @@ def study_curves_figure(curves: Any) -> go.Figure:
     for j, (subject, part) in enumerate(curves.subjects.groupby("subject", sort=False)):
         _add_subject(fig, subject, part, curves.points, SUBJECT_COLORS[j % len(SUBJECT_COLORS)])
     g = curves.grid
-    for column, name, color, dash in (
-        ("truth", "true population curve", TRUTH, "solid"),
-        ("fitted", f"fitted population curve ({curves.shape})", EST, "dash"),
+    for rank, (column, name, color, dash) in enumerate(
+        (
+            ("truth", "true population curve", TRUTH, "solid"),
+            ("fitted", f"fitted population curve ({curves.shape})", EST, "dash"),
+        ),
+        start=1,
     ):
         fig.add_trace(
             go.Scatter(
@@ -112,20 +119,25 @@ def study_curves_figure(curves: Any) -> go.Figure:
                 y=g[column],
                 mode="lines",
                 name=name,
+                legendrank=rank,
                 line={"color": color, "width": 3, "dash": dash},
                 hovertemplate=f"{name}<br>time %{{x:.3~g}}: %{{y:.4~g}}<extra></extra>",
             )
         )
+    legend_only = [("a subject's true curve", "dot", 1.6)] if len(curves.subjects) else []
     for k in curves.knots:
         fig.add_vline(x=k, line={"color": GREY, "dash": "dot", "width": 1})
     if curves.knots:
+        legend_only.append(("spline knot", "dot", 1.0))
+    for name, dash, width in legend_only:
         fig.add_trace(
             go.Scatter(
                 x=[None],
                 y=[None],
                 mode="lines",
-                name="spline knot",
-                line={"color": GREY, "dash": "dot"},
+                name=name,
+                legendrank=30,
+                line={"color": GREY, "dash": dash, "width": width},
             )
         )
     fig.update_layout(
@@ -156,14 +168,15 @@ def _add_subject(
             **common,
         )
     )
-    for column, dash, name in (("fitted", "solid", subject), ("truth", "dot", "true curve")):
+    for column, dash, name in (("fitted", "solid", f"subject {subject}"), ("truth", "dot", "")):
         fig.add_trace(
             go.Scatter(
                 x=curve["time"],
                 y=curve[column],
                 mode="lines",
-                line={"color": color, "width": 1.6, "dash": dash},
-                name=name if column == "fitted" else f"{subject}: {name}",
+                line={"color": rgba(color, 0.8), "width": 1.6, "dash": dash},
+                name=name or f"{subject}: true curve",
+                legendrank=10,
                 hovertemplate=(
                     f"{subject}, {'fitted' if column == 'fitted' else 'true'} curve"
                     "<br>time %{x:.3~g}: %{y:.4~g}<extra></extra>"
@@ -174,14 +187,31 @@ def _add_subject(
         )
 
 
+def _misses(r: pd.Series) -> bool:
+    has_ci = bool(np.isfinite(r["lower"]) and np.isfinite(r["upper"]))
+    return has_ci and not r["lower"] <= r["truth"] <= r["upper"]
+
+
+def _legend_row(table: pd.DataFrame) -> int:
+    """Position of the first parameter whose interval does not miss (its estimate, drawn in
+    the estimate's colour, carries the legend entry); 0 when every interval misses."""
+    return next((k for k, (_, r) in enumerate(table.iterrows()) if not _misses(r)), 0)
+
+
 def _add_parameter(
-    fig: go.Figure, r: pd.Series, level: float, first: bool, *, row: int, col: int
+    fig: go.Figure,
+    r: pd.Series,
+    level: float,
+    legend: tuple[bool, bool],
+    *,
+    row: int,
+    col: int,
 ) -> None:
     """One parameter's panel: the estimate with its interval (red when it misses the truth),
-    the truth drawn over it, and an x range holding all three."""
+    the truth drawn over it, and an x range holding all three; ``legend`` says whether the
+    estimate and the truth show their legend entries."""
     has_ci = bool(np.isfinite(r["lower"]) and np.isfinite(r["upper"]))
-    missed = has_ci and not r["lower"] <= r["truth"] <= r["upper"]
-    color = MISS if missed else EST
+    color = MISS if _misses(r) else EST
     interval = (
         f"{level:.0%} interval %{{customdata[0]:.4~g}} to %{{customdata[1]:.4~g}} ({r['interval']})"
         if has_ci
@@ -207,7 +237,8 @@ def _add_parameter(
             mode="markers",
             name=f"estimate with {level:.0%} interval",
             legendgroup="estimate",
-            showlegend=first,
+            legendrank=1,
+            showlegend=legend[0],
             marker={"size": 11, "color": color},
             error_x=error_x,
             customdata=[[r["lower"], r["upper"]]],
@@ -225,7 +256,8 @@ def _add_parameter(
             mode="markers",
             name="truth",
             legendgroup="truth",
-            showlegend=first,
+            legendrank=2,
+            showlegend=legend[1],
             marker={
                 "symbol": "diamond",
                 "size": 12,

@@ -90,9 +90,8 @@ def _new_seed() -> None:
 def shape_control() -> None:
     """The shape of time in the fitted model (a truth field: ``time_df``) and its formula."""
     c = CONTROLS["time_df"]
-    choice, formula = st.columns([3, 2], vertical_alignment="bottom")
     choices = list(SHAPE_CHOICES)
-    choice.radio(
+    st.radio(
         c.label,
         choices,
         format_func=SHAPE_CHOICES.get,
@@ -101,7 +100,7 @@ def shape_control() -> None:
         **kept(W + "time_df", "time_df", default_value("time_df"), options=choices),
     )
     time_df = settings().get("time_df", default_value("time_df"))
-    formula.markdown(f"Fitted model: `{lab_formula(time_df if time_df in choices else 1)}`")
+    st.caption(f"Fitted model: `{lab_formula(time_df if time_df in choices else 1)}`")
 
 
 def truth_controls() -> None:
@@ -165,7 +164,7 @@ def _study_metrics(truth: LabTruth, data, result) -> None:
 
 
 def study_curves_panel(truth: LabTruth, lab, result) -> None:
-    """The true and fitted population curves (and four subjects') on a fine grid of time."""
+    """The true and fitted population curves (and three subjects') on a fine grid of time."""
     curves = study_curves(lab, result)
     show_figure(ft.study_curves_figure(curves), key="teach_curves")
     note = curve_note(truth)

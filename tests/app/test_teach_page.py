@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from dashboard.state.session import Keys
-from lmm_core.simulation.teaching import LabTruth, expected_slope_weight
+from lmm_core.simulation.teaching import (
+    CURVATURE_LABEL,
+    LabTruth,
+    expected_slope_weight,
+    lab_formula,
+)
 from tests.app.conftest import figures_on, finish_jobs, texts
 
 PAGE = "pages/teach.py"
@@ -135,3 +142,80 @@ def test_the_simulated_study_becomes_the_active_dataset(app):
     at.switch_page("pages/model.py").run()  # the Model page builds on the study's roles
     assert not at.exception
     assert "teach_study_seed" in " ".join(m.value for m in at.markdown)
+
+
+# ---------------------------------------------------------------- curved time (issue 13)
+def _curves_figure(at) -> dict:
+    (fig,) = [f for f in figures_on(at) if "true population curve" in str(f["data"])]
+    return fig
+
+
+def _trace(fig: dict, prefix: str) -> dict:
+    (trace,) = [t for t in fig["data"] if str(t.get("name", "")).startswith(prefix)]
+    return trace
+
+
+def _bend_of(y) -> float:
+    """Largest distance of a curve from the straight line through its two ends."""
+    y = np.asarray(y, float)
+    return float(np.abs(y - np.linspace(y[0], y[-1], len(y))).max())
+
+
+@pytest.mark.parametrize("time_df", [1, 2, 3])
+def test_curvature_and_each_shape_of_time(app, time_df):
+    at = _page(app)
+    at.slider(key=W + "curvature").set_value(6.0).run()
+    at.radio(key=W + "time_df").set_value(time_df).run()
+    assert not at.exception and not at.error
+    assert at.session_state[Keys.TEACH_SETTINGS].get("time_df", 1) == time_df
+    formula = lab_formula(time_df)
+    assert f"Fitted model: `{formula}`" in texts(at.caption)
+    fig = _curves_figure(at)
+    truth, fitted = _trace(fig, "true population"), _trace(fig, "fitted population")
+    assert len(truth["x"]) == len(fitted["x"]) == 60  # a fine grid, not the 6 visit times
+    assert _bend_of(truth["y"]) == pytest.approx(6.0, rel=1e-3)
+    table = _recovery_table(at)
+    assert len(table) == 7 and table["parameter"].iloc[-1] == CURVATURE_LABEL
+    assert table["parameter"].iloc[1] == "Average slope β₁ (time 0 to 5)"
+    assert "A curve has no single slope" in texts(at.caption)
+    if time_df == 1:
+        assert _bend_of(fitted["y"]) < 1e-9
+        assert table["interval"].iloc[-1] == "none: a straight line has no bend"
+        assert "cannot" in texts(at.caption)
+    else:  # the curved fit differs from a straight line and bends with the truth
+        assert _bend_of(fitted["y"]) > 3.0
+        assert table["interval"].iloc[-1] == "Satterthwaite t"
+        assert table["truth inside?"].iloc[-1] in ("yes", "no")
+    knots = [s for s in fig["layout"].get("shapes", []) if s.get("line", {}).get("dash") == "dot"]
+    assert len(knots) == (2 if time_df == 3 else 0)
+
+
+def test_spline_with_three_visits_says_why_not_a_traceback(app):
+    at = _page(app)
+    at.radio(key=W + "time_df").set_value(3).run()
+    at.slider(key=W + "n_visits_shrink").set_value(3).run()  # section 3's own study
+    assert not at.exception
+    assert "This section's study could not be fitted" in texts(at.error)
+    assert "needs at least 4 distinct visit times" in texts(at.error)
+    at.slider(key=W + "n_visits").set_value(3).run()  # section 1's study too
+    assert not at.exception
+    assert "This study could not be fitted" in texts(at.error)
+    at.radio(key=W + "time_df").set_value(2).run()  # a quadratic fits three visit times
+    assert not at.exception and not at.error
+    assert len(_recovery_table(at)) == 7
+
+
+def test_repeat_a_spline_fit_of_a_bent_truth(app):
+    at = _page(app)
+    at.slider(key=W + "curvature").set_value(-5.0).run()
+    at.radio(key=W + "time_df").set_value(3).run()
+    at.number_input(key=W + "replicates").set_value(10).run()
+    at.button(key=W + "run").click().run()
+    assert not at.exception
+    finish_jobs(at)
+    assert _metric(at, "Coverage, mixed").endswith("%")
+    assert "*slope* here means the **average slope**" in texts(at.caption)
+    stored = at.session_state[Keys.TEACH_REPLICATES]
+    assert stored.summary.truth.time_df == 3 and stored.summary.n + stored.summary.failures == 10
+    at.radio(key=W + "time_df").set_value(1).run()  # another shape: the run no longer applies
+    assert "fitted shape" in texts(at.info)

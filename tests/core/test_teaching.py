@@ -6,15 +6,25 @@ import math
 from functools import cache
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lmm_core import LMMError
+from lmm_core.model.ols import ols_fit
 from lmm_core.simulation import teaching_repeat as tr
 from lmm_core.simulation.teaching import (
+    CURVATURE_LABEL,
     PARAMETERS,
     LabTruth,
+    bend,
+    curve_inference,
+    curve_rows,
+    estimates,
     expected_slope_weight,
     fit_lab,
+    is_curved,
+    lab_formula,
+    population_mean,
     recovery_table,
     shrinkage_summary,
     simulate_lab,
@@ -77,6 +87,9 @@ def test_random_effects_have_the_requested_covariance():
         {"n_visits": 2},
         {"dropout": 1.0},
         {"slope": float("nan")},
+        {"curvature": float("inf")},
+        {"time_df": 4},
+        {"time_df": 0},
     ],
 )
 def test_bad_truth_is_a_plain_error(bad):
@@ -230,3 +243,155 @@ def test_failed_fits_are_counted(monkeypatch):
 def test_bad_replicate_arguments(kw):
     with pytest.raises(LMMError):
         tr.run_replicates(LabTruth(), **{"n_replicates": 3, **kw})
+
+
+# ---------------------------------------------------------------- curved time (issue 13)
+def test_curvature_zero_gives_the_straight_line_lab_draw_for_draw():
+    """The data of the lab before curvature existed (values written down from that version,
+    seed 11), and a curvature adds exactly its bend to the same draws."""
+    truth = LabTruth(n_subjects=4, n_visits=4, dropout=0.2)
+    lab = simulate_lab(truth, seed=11)
+    before = [46.621215734, 48.5101484848, 60.6127141488, 60.815627601, 45.9928008753,
+              50.5027633943, 51.9734026288, 49.155797769, 43.1362359304, 51.8557303805,
+              56.7396271993, 53.6595529602, 53.0591482536]  # fmt: skip
+    np.testing.assert_allclose(lab.data["y"], before, rtol=0, atol=1e-9)
+    assert list(lab.data["visit"]) == [0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 1, 2, 3]
+    bent = simulate_lab(LabTruth(n_subjects=4, n_visits=4, dropout=0.2, curvature=-3.5), 11)
+    t = lab.data["time"].to_numpy()
+    np.testing.assert_allclose(bent.data["y"] - lab.data["y"], -3.5 * 4 * t * (3 - t) / 9)
+    assert bent.subjects.equals(lab.subjects)  # the subjects' lines are the same draws
+
+
+def test_the_bend_is_zero_at_both_ends_and_kappa_at_mid_study():
+    truth = LabTruth(intercept=10.0, slope=3.0, curvature=4.0, n_visits=7)
+    assert truth.span == 6.0
+    np.testing.assert_allclose(bend(truth, [0.0, 3.0, 6.0]), [0.0, 4.0, 0.0])
+    f = population_mean(truth, [0.0, 3.0, 6.0])
+    assert f[0] == 10.0 and (f[2] - f[0]) / 6 == pytest.approx(3.0)  # beta_1: average slope
+    assert f[1] - (f[0] + f[2]) / 2 == pytest.approx(4.0)
+    assert not is_curved(LabTruth()) and is_curved(truth) and is_curved(LabTruth(time_df=3))
+
+
+def test_the_simulated_population_mean_follows_the_true_curve():
+    truth = LabTruth(curvature=-8.0, n_subjects=4000, n_visits=7, dropout=0.0, corr=0.0)
+    data = simulate_lab(truth, seed=5).data
+    means = data.groupby("time")["y"].mean()
+    t = means.index.to_numpy()
+    sd = np.sqrt(truth.sd_intercept**2 + (truth.sd_slope * t) ** 2 + truth.sigma**2)
+    z = (means.to_numpy() - population_mean(truth, t)) / (sd / np.sqrt(4000))
+    assert np.abs(z).max() < 4
+    # mid-study lies kappa below the chord from the first to the last visit (SE about 0.17)
+    assert means[3.0] - (means[0.0] + means[6.0]) / 2 == pytest.approx(-8.0, abs=0.7)
+
+
+def test_formulas_and_curve_rows_of_each_shape():
+    assert lab_formula() == "y ~ time + (time | subject)"
+    assert lab_formula(2) == "y ~ poly(time, 2) + (time | subject)"
+    assert lab_formula(3) == "y ~ ns(time, 3) + (time | subject)"
+    lab = simulate_lab(LabTruth(n_subjects=20, curvature=5.0), seed=3)
+    line = fit_lab(lab)
+    rows = curve_rows(line, 5.0)
+    assert list(line.x_names) == ["(Intercept)", "time"]
+    assert [list(r) for r in rows.values()] == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+    assert estimates(line) == estimates(line, 5.0)  # a line needs no span
+    for time_df in (2, 3):
+        res = fit_lab(lab, time_df=time_df)
+        x = res.design.fixed_matrix(pd.DataFrame({"time": [0.0, 2.5, 5.0]}))
+        f = x @ res.beta  # the fitted population curve at 0, T/2 and T
+        est = estimates(res, 5.0)
+        assert est["intercept"] == pytest.approx(f[0])
+        assert est["slope"] == pytest.approx((f[2] - f[0]) / 5)
+        assert est["curvature"] == pytest.approx(f[1] - (f[0] + f[2]) / 2)
+        with pytest.raises(LMMError, match="time span"):
+            estimates(res)
+
+
+def test_curve_inference_of_a_line_is_the_fixed_effects_table():
+    res = fit_lab(simulate_lab(LabTruth(n_subjects=15), seed=4))
+    table = res.fixef_table("satterthwaite", level=0.9)
+    inf = curve_inference(res, 5.0, level=0.9)
+    for key, term in (("intercept", "(Intercept)"), ("slope", "time")):
+        got = inf.loc[key, ["estimate", "std_error", "df", "lower", "upper"]].to_numpy(float)
+        want = table.loc[term, ["estimate", "std_error", "df", "ci_lower", "ci_upper"]]
+        np.testing.assert_allclose(got, want.to_numpy(float), rtol=1e-12)
+    assert inf.loc["curvature", "estimate"] == 0 and np.isnan(inf.loc["curvature", "lower"])
+    sub = curve_inference(res, 5.0, df="subjects").loc["slope"]
+    assert sub["df"] == 14 and sub["std_error"] == pytest.approx(res.std_errors[1])
+
+
+@cache
+def _curved_big(time_df: int):
+    truth = LabTruth(curvature=8.0, sigma=3.0, n_subjects=600, n_visits=6, dropout=0.0,
+                     time_df=time_df)  # fmt: skip
+    return truth, recovery_table(fit_lab(simulate_lab(truth, seed=21)), truth, profile=False)
+
+
+@pytest.mark.parametrize("time_df", [2, 3])
+def test_curved_fits_recover_the_bend(time_df):
+    truth, table = _curved_big(time_df)
+    assert list(table.index) == [*PARAMETERS, "curvature"]
+    assert table.loc["curvature", "parameter"] == CURVATURE_LABEL
+    assert table.loc["slope", "parameter"] == "Average slope β₁ (time 0 to 5)"
+    se = (table["upper"] - table["lower"]) / (2 * 1.96)
+    for key in ("intercept", "slope", "curvature"):
+        assert abs(table.loc[key, "estimate"] - table.loc[key, "truth"]) < 4 * se[key], key
+        assert table.loc[key, "interval"] == "Satterthwaite t"
+    assert table.loc["sigma", "estimate"] == pytest.approx(3.0, rel=0.04)
+
+
+def test_a_straight_line_misses_a_bent_truth():
+    truth, table = _curved_big(1)
+    assert table.loc["curvature", "estimate"] == 0.0
+    assert table.loc["curvature", "interval"] == "none: a straight line has no bend"
+    assert np.isnan(table.loc["curvature", "covered"])
+    # the line sits 2/3 of the mean bend too high at time 0 and counts the bend as noise...
+    assert table.loc["intercept", "estimate"] > 53.5 and table.loc["intercept", "covered"] == 0
+    assert table.loc["sigma", "estimate"] > 1.25 * truth.sigma
+    # ...but with every visit seen its slope is still the average slope (a symmetric bend)
+    assert table.loc["slope", "covered"] == 1
+
+
+def test_a_spline_needs_four_visit_times():
+    lab = simulate_lab(LabTruth(n_visits=3, time_df=3), seed=1)
+    with pytest.raises(LMMError, match="needs at least 4 distinct visit times; this study has 3"):
+        fit_lab(lab)
+    assert fit_lab(lab, time_df=2).x_names[2] == "poly(time, 2)2"  # a quadratic fits 3 times
+
+
+def test_slope_shrinkage_of_a_curved_fit_uses_the_average_slope():
+    truth = LabTruth(n_subjects=20, dropout=0.3, curvature=6.0, time_df=3)
+    lab = simulate_lab(truth, seed=8)
+    res = fit_lab(lab)
+    table = slope_shrinkage(res, lab)
+    pop = estimates(res, truth.span)["slope"]
+    assert (table["population"] == pop).all()
+    np.testing.assert_allclose(table["mixed"], pop + res.ranef["subject"]["time"].loc[table.index])
+    np.testing.assert_allclose(table["truth"], lab.subjects["slope"].loc[table.index])
+
+
+@pytest.mark.parametrize("time_df", [1, 2, 3])
+def test_replicates_run_with_every_shape(time_df):
+    truth = LabTruth(n_subjects=12, curvature=5.0, time_df=time_df)
+    run = tr.run_replicates(truth, 4, seed=3)
+    assert run.failures == 0 and run.n == 4
+    t = run.table
+    assert np.isfinite(t[["slope", "se", "lower", "upper", "slope_ols", "se_ols"]]).all().all()
+    assert (t["lower"] < t["slope"]).all() and (t["slope"] < t["upper"]).all()
+    lab = simulate_lab(truth, np.random.SeedSequence(3).spawn(4)[0])
+    res = fit_lab(lab)
+    assert t["slope"].iloc[0] == pytest.approx(estimates(res, truth.span)["slope"])
+    naive = tr.naive_interval(res, truth.span, 0.95)  # against least squares by numpy
+    X, y = res.design.X, res.y
+    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    cov = float(rss[0]) / (len(y) - X.shape[1]) * np.linalg.inv(X.T @ X)
+    row = curve_rows(res, truth.span)["slope"]
+    assert naive["estimate"] == pytest.approx(row @ beta)
+    assert naive["std_error"] == pytest.approx(np.sqrt(row @ cov @ row))
+    if time_df == 1:  # the straight line's naive slope is ols_fit's
+        ols = ols_fit(X, y, res.x_names).loc["time"]
+        assert naive["std_error"] == pytest.approx(ols["std_error"], rel=1e-12)
+
+
+def test_too_few_visit_times_for_a_spline_are_failures_with_a_message():
+    run = tr.run_replicates(LabTruth(n_visits=3, time_df=3, n_subjects=5), 2, seed=1)
+    assert run.failures == 2 and "distinct visit times" in run.failure_message
