@@ -119,7 +119,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         "time between treatments).",
     )
     time = roles.time if roles.time in numeric else None
-    with right:
+    with left:  # under the outcome: the population curve and the time scale
         shape = population_shape_choice(data, time if time in fixed else None)
         curved = shape is not None and shape.curved
         scale = None if curved else time_scale_choice(roles.time, numeric)
@@ -148,9 +148,8 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
 
 # --------------------------------------------------------------------------- shape of time
 NO_RESCALE = (
-    "No time scale with a curve: a spline or a polynomial has no unit (its coefficients are "
-    "not per day or per week), and rescaling time would give the same curve and the same "
-    "numbers, so time enters as it is."
+    "No time scale with a curve: a spline or a polynomial has no unit, and rescaling time "
+    "would give the same curve and the same numbers."
 )
 
 
@@ -172,7 +171,7 @@ def show_shape_note(data, shape: TimeShape) -> None:
         st.warning(escape_message(str(err)))
         return
     if text:
-        st.caption(text, help=help_text("knots") if shape.kind == "spline" else None)
+        st.caption(text, help=help_text("knots" if shape.kind == "spline" else "polynomial"))
 
 
 def population_shape_choice(data, time: str | None) -> TimeShape | None:
@@ -214,9 +213,9 @@ def subject_curve(level: GroupLevel | None, ctx: CurveContext) -> GroupLevel | N
         f"Shape of each {subject}'s own curve over {time}",
         "subject_shape",
         shape_options(time, ctx.data[time], visits - 1),
-        help_text("shape_of_time")
-        + f"\n\nAt most {max(visits - 1, 1)} df here: a typical {subject} has {visits} "
-        "visits, and each one's curve is estimated from them (shrunk toward the average).",
+        f"At most {max(visits - 1, 1)} df here: a typical {subject} has {visits} visits, and "
+        "each one's curve is estimated from them (shrunk toward the average).\n\n"
+        + help_text("spline_df"),
     )
     show_shape_note(ctx.data, curve)
     warning = flexibility_note(ctx.population, curve, subject)

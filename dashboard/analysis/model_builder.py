@@ -207,7 +207,9 @@ def _floats(values: np.ndarray | pd.Series | Sequence[float]) -> np.ndarray:
     return pd.Series(values).to_numpy(dtype=float, na_value=np.nan)
 
 
-def shape_options(column: str, times: np.ndarray, max_df: int | None = None) -> list[TimeShape]:
+def shape_options(
+    column: str, times: np.ndarray | pd.Series, max_df: int | None = None
+) -> list[TimeShape]:
     """The shapes of time the data allow, least flexible first.
 
     A straight line always; a quadratic with 3 or more distinct times; a natural spline with
@@ -303,8 +305,8 @@ def shape_note(shape: TimeShape | None, times: np.ndarray | pd.Series, unit: str
         low, high = basis.boundary
         where = "the median" if len(basis.knots) == 1 else "quantiles"
         words = (
-            f"{knots_text(basis.knots, shape.column, unit)} ({where} of the {shape.column} "
-            "values); cubic pieces joined smoothly there, a straight line before "
+            f"{knots_text(basis.knots, shape.column, unit)} ({where} of {shape.column}), "
+            "smooth cubic pieces between them, straight before "
             f"{_at(low, shape.column, unit)} and after {_at(high, shape.column, unit)}."
         )
     return f"{code_span(shape.expression())}: {escape_text(words)}"
@@ -317,13 +319,19 @@ def flexibility_note(population: TimeShape | None, curve: TimeShape, subject: st
     have = population.df if population is not None else 0
     if not curve.curved or curve.df <= have:
         return ""
-    average = population.words() if population is not None else "no time term"
+    average = f"is {_article(population)}" if population is not None else "has no time term"
     return (
-        f"Each {subject}'s own curve ({curve.words()}) is more flexible than the population "
-        f"curve ({average}): the individual curves would bend in ways their average "
-        "cannot. This can be fitted, but usually the population curve is at least as flexible "
-        "as the individual ones."
+        f"Each {subject}'s own curve is {_article(curve)}, but the population curve "
+        f"{average}: the individual curves would bend where their average cannot. Allowed, "
+        "but the population curve is usually at least as flexible."
     )
+
+
+def _article(shape: TimeShape) -> str:
+    """``"a straight line"``, ``"a quadratic"``, ``"a natural spline with 3 df"``."""
+    if shape.kind == SPLINE:
+        return f"a natural spline with {shape.df} df"
+    return f"a {shape.words()}"
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,11 @@ def render_fixed(record: FitRecord) -> None:
         "with b. The standard error measures the uncertainty; a |t value| above about 2 "
         "suggests an effect that is unlikely to be chance."
     )
-    curves = curve_terms(result.design.spec)
+    spec = result.design.spec
+    curves = curve_terms(spec)
     if curves:
-        st.caption(curve_sentence(curves), help=help_text("natural_spline"))
+        crossed = any(len(t) > 1 and set(t) & set(curves) for t in spec.fixed.terms)
+        st.caption(curve_sentence(curves, crossed), help=help_text("natural_spline"))
 
 
 def _named(labels: list[str]) -> str:
@@ -95,10 +97,12 @@ def _named(labels: list[str]) -> str:
     return spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
 
 
-def curve_sentence(curves: list[str]) -> str:
-    """How to read the rows of spline and polynomial terms (they draw a curve together)."""
+def curve_sentence(curves: list[str], interactions: bool = False) -> str:
+    """How to read the rows of spline and polynomial terms (they draw a curve together;
+    ``interactions``: some of them interact with other columns)."""
+    also = " (and of their interactions)" if interactions else ""
     return (
-        f"**Curved time:** the rows of {_named(curves)} (and of their interactions) are "
+        f"**Curved time:** the rows of {_named(curves)}{also} are "
         "weights of a curve's building blocks, not changes per unit of time, so no single "
         "one means anything alone: read the curve itself on the **Trajectories** page, and "
         "test it as a whole by the F test of its term (all its rows together, R's "

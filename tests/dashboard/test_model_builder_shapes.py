@@ -214,8 +214,10 @@ def test_a_subject_curve_more_flexible_than_the_population_is_said_not_forbidden
     assert flexibility_note(NS3, NS3, "Chick") == ""
     assert flexibility_note(LINE, LINE, "Chick") == ""
     note = flexibility_note(QUAD, NS3, "Chick")
-    assert "Chick's own curve (natural spline (3 df))" in note and "(quadratic)" in note
-    assert "no time term" in flexibility_note(None, QUAD, "p")
+    assert note.startswith("Each Chick's own curve is a natural spline with 3 df, but the ")
+    assert "population curve is a quadratic:" in note
+    assert "population curve has no time term" in flexibility_note(None, QUAD, "p")
+    assert "is a straight line" in flexibility_note(LINE, QUAD, "p")
     assert build_formula(_chicks(LINE, NS3)).endswith("(ns(Time, 3) | Chick)")
 
 
