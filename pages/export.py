@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.export import code as ec
 from dashboard.export import figures as fx
 from dashboard.export import results as er
+from dashboard.export import sas_code as es
 from dashboard.export.report import build_report
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
@@ -63,7 +64,7 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
     codes = {
         "Python": (ec.python_code(*args, title=title, bases=bases), "python", "py"),
         "R": (ec.r_code(*args, df_method=df_method, title=title, bases=bases), "r", "R"),
-        "SAS": (ec.sas_code(*args, df_method=df_method, title=title, bases=bases), "sas", "sas"),
+        "SAS": (es.sas_code(*args, df_method=df_method, title=title, bases=bases), "sas", "sas"),
     }
     if bases:
         bases_note(record.result)

@@ -16,9 +16,8 @@ from dashboard.export.code import (
     python_code,
     r_code,
     r_string,
-    sas_code,
-    sas_name,
 )
+from dashboard.export.sas_code import sas_code, sas_name
 from lmm_core import datasets, fit_lmm
 
 

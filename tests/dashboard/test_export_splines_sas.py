@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from dashboard.export.basis_code import basis_pieces, sas_stem
-from dashboard.export.code import sas_code
+from dashboard.export.sas_code import sas_code
 from lmm_core import LMMResult, datasets, fit_lmm
 from lmm_core.design.splines import BasisState
 
