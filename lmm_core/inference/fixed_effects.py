@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lmm_core.design.model_matrix import Factor, Numeric
+from lmm_core.design.model_matrix import Basis, Factor, Numeric
 from lmm_core.errors import LMMError
 from lmm_core.inference.kenward_roger import KRAdjustment, kr_adjustment, kr_ddf
 from lmm_core.inference.satterthwaite import (
@@ -61,7 +61,8 @@ class ContrastTest:
     """Result of a test of ``L beta = rhs``.
 
     ``estimate``, ``std_error`` and ``t_value`` are set for a one-row ``L`` (NaN otherwise);
-    ``F`` is then ``t_value ** 2``.
+    ``F`` is then ``t_value ** 2``. ``f_scale`` is Kenward-Roger's scaling of ``F`` (1 for
+    the other methods).
     """
 
     F: float
@@ -72,6 +73,7 @@ class ContrastTest:
     estimate: float = float("nan")
     std_error: float = float("nan")
     t_value: float = float("nan")
+    f_scale: float = 1.0
 
 
 def _method(method: str) -> str:
@@ -151,6 +153,7 @@ def contrast_test(
     if L.shape[0] == 1:
         return _row_test(result, L[0], method, float(rhs_vec[0]))
     diff = L @ result.beta - rhs_vec
+    scaling = 1.0
     if method == "satterthwaite":
         deriv = satterthwaite_derivatives(result)
         f, q, ddf = satterthwaite_f(deriv, result.beta, result.vcov_beta, L, rhs_vec)
@@ -169,7 +172,7 @@ def contrast_test(
         f = float(diff @ np.linalg.pinv(vl) @ diff) / q
         ddf = float("inf")
     p_value = float(stats.f.sf(f, q, ddf)) if np.isfinite(ddf) else float(stats.chi2.sf(f * q, q))
-    return ContrastTest(float(f), int(q), float(ddf), p_value, method)
+    return ContrastTest(float(f), int(q), float(ddf), p_value, method, f_scale=float(scaling))
 
 
 @register_fixef_inference
@@ -228,13 +231,20 @@ def _type1(design, terms: list[str]) -> dict[str, np.ndarray]:
 
 
 def _grid(recipe, factor_vars: list[str], numeric_vars: list[str], seed: int = 1):
+    """Every combination of factor levels, repeated, with random values of the numeric
+    variables (a basis ``ns(t, 3)`` gets one random column per basis column)."""
     combos = list(itertools.product(*(range(len(recipe.levels[v])) for v in factor_vars)))
-    reps = 2 + 2 ** len(numeric_vars)
+    width = {v: recipe.bases.get(v, 1) for v in numeric_vars}
+    reps = 2 + 2 ** sum(width.values())
     n = len(combos) * reps
     rng = np.random.default_rng(seed)
     codes = np.repeat(np.array(combos, dtype=np.int64).reshape(len(combos), -1), reps, axis=0)
     values = {v: Factor(codes[:, i], recipe.levels[v]) for i, v in enumerate(factor_vars)}
-    values.update({v: Numeric(rng.normal(size=n)) for v in numeric_vars})
+    for v in numeric_vars:
+        if v in recipe.bases:
+            values[v] = Basis(rng.normal(size=(n, width[v])))
+        else:
+            values[v] = Numeric(rng.normal(size=n))
     return values, n
 
 
@@ -242,24 +252,36 @@ def _full_coding(
     recipe, terms: list[tuple[str, ...]], values: dict, n: int
 ) -> tuple[np.ndarray, list[str]]:
     """The over-parametrized coding on the grid: an indicator of every factor level (times
-    the numeric variables) per term, with R's column names."""
-    factors = set(recipe.levels)
+    the numeric variables and each column of a basis) per term, with R's column names."""
     cols, names = ([np.ones(n)], ["(Intercept)"]) if recipe.intercept else ([], [])
     for parts in terms:
-        fs = [v for v in parts if v in factors]
-        for combo in itertools.product(*(range(len(recipe.levels[v])) for v in reversed(fs))):
-            level = dict(zip(reversed(fs), combo, strict=True))
+        choices = [_choices(recipe, v) for v in parts]
+        for combo in itertools.product(*reversed(choices)):
             col, name = np.ones(n), []
-            for v in parts:
-                if v in factors:
-                    col = col * (values[v].codes == level[v])
-                    name.append(v + recipe.levels[v][level[v]])
-                else:
-                    col = col * values[v].values
-                    name.append(v)
+            for v, j in zip(parts, reversed(combo), strict=True):
+                col = col * _column(values[v], j)
+                name.append(v if j is None else v + _suffix(recipe, v, j))
             cols.append(col)
             names.append(":".join(name))
     return np.column_stack(cols), names
+
+
+def _choices(recipe, v: str) -> list[int | None]:
+    if v in recipe.levels:
+        return list(range(len(recipe.levels[v])))
+    return list(range(recipe.bases[v])) if v in recipe.bases else [None]
+
+
+def _column(value, j: int | None) -> np.ndarray:
+    if j is None:
+        return value.values
+    if isinstance(value, Basis):
+        return value.values[:, j]
+    return (value.codes == j).astype(float)
+
+
+def _suffix(recipe, v: str, j: int) -> str:
+    return recipe.levels[v][j] if v in recipe.levels else str(j + 1)
 
 
 def _orthogonalize(
@@ -327,8 +349,9 @@ def anova_table(result, method: str = "satterthwaite") -> pd.DataFrame:
     """F test of each model term (lmerTest's ``anova(fit)``, type III).
 
     Columns ``sum_sq``, ``mean_sq`` (``F * sigma^2 * num_df`` and ``F * sigma^2``, as
-    lmerTest), ``num_df``, ``den_df``, ``F`` and ``p_value``; one row per fixed term
-    (the intercept has none). Empty for an intercept-only model.
+    lmerTest, with Kenward-Roger's ``F`` before its scaling), ``num_df``, ``den_df``, ``F``
+    and ``p_value``; one row per fixed term (the intercept has none). Empty for an
+    intercept-only model.
     """
     method = _method(method)
     rows = {}
@@ -336,7 +359,7 @@ def anova_table(result, method: str = "satterthwaite") -> pd.DataFrame:
         if L.shape[0] == 0:
             continue
         test = contrast_test(result, L, method=method)
-        mean_sq = test.F * result.sigma**2
+        mean_sq = test.F / test.f_scale * result.sigma**2
         rows[term] = (
             mean_sq * test.num_df,
             mean_sq,
