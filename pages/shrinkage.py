@@ -202,9 +202,10 @@ def curves_section(result, data, est: ShrinkageEstimates, label: str, curved: li
     show_figure(fig, key="shrink_curves")
     st.caption(
         f"The {len(levels)} {label}s with fewest observations (then the largest move). "
-        f"Dashed orange: own fit; solid blue: mixed model; dotted black: population. The "
-        "mixed-model curve lies between the own fit and the population curve, closer to the "
-        f"own fit when the {label} has many observations."
+        "Dashed orange: own fit; solid blue: mixed model; dotted black: population. The "
+        f"mixed model pulls the own fit toward the population curve: a little for a {label} "
+        "with many observations, more for one with few (with several curve coefficients the "
+        "pull can bend the curve rather than shift it evenly)."
     )
 
 

@@ -527,8 +527,8 @@ def prepare_curves(
 #: curve -> (legend name, colour, width, dash)
 CURVE_STYLE = {
     "population": ("population", POP, 1.5, "dot"),
-    "own": ("own data only", OWN, 2.0, "dash"),
     "mixed": ("mixed model", MIXED, 2.5, "solid"),
+    "own": ("own data only", OWN, 2.0, "dash"),  # dashes on top: both stay visible
 }
 
 
@@ -545,8 +545,8 @@ def shrinkage_curves_figure(
     the mixed model's curve (between the two: shrinkage of the whole curve).
 
     ``n`` gives each level's number of observations (index: level). Panels run three to a
-    row in the order of the levels in ``curves``, with a shared vertical axis. Traces per
-    panel: observations, population, own, mixed (legend entries on the first panel).
+    row in the order of the levels in ``curves``, all on one vertical scale. Traces per
+    panel: observations, population, mixed, own (legend entries on the first panel).
     """
     levels = list(pd.unique(curves["level"]))
     cols = min(3, len(levels))
@@ -554,7 +554,7 @@ def shrinkage_curves_figure(
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        shared_yaxes=True,
+        shared_yaxes="all",
         subplot_titles=[f"{subject_label} {v} (n = {int(n[v])})" for v in levels],
         horizontal_spacing=0.04,
         vertical_spacing=0.32 / rows,

@@ -178,5 +178,18 @@ def test_curves_equal_own_fit_mixed_model_and_population():
     )
     assert [a.text for a in fig.layout.annotations[:2]] == ["Chick 1 (n = 12)", "Chick 21 (n = 12)"]
     names = [t.name for t in fig.data]
-    assert names == ["observed", "population", "own data only", "mixed model"] * 2
+    assert names == ["observed", "population", "mixed model", "own data only"] * 2
     assert [t.showlegend for t in fig.data].count(True) == 4
+
+
+def test_curve_panels_share_one_vertical_scale():
+    res, est = _est("sleepstudy", POLY, "Subject")
+    data = datasets.load_example("sleepstudy")[0]
+    levels = fs.curve_levels(est)
+    assert len(levels) == fs.CURVE_PANELS
+    curves, points = fs.prepare_curves(res, data, est, "Days", levels)
+    fig = fs.shrinkage_curves_figure(curves, points, est.table["n"])
+    axes = [fig.layout[f"yaxis{i if i > 1 else ''}"] for i in range(1, 7)]
+    assert len({a.matches or f"y{i + 1}" for i, a in enumerate(axes)}) == 1  # one scale
+    moved = [float(est.table.loc[v, "n"]) for v in levels]
+    assert moved == [10.0] * 6  # balanced: chosen by how far they moved
