@@ -293,7 +293,7 @@ def subject_grid(
     keep = np.isfinite(xs)
     used, xs = used.iloc[np.flatnonzero(keep)], xs[keep]
     where = used.groupby(subject, sort=False, observed=True).indices
-    parts = []
+    take, values = [], []
     for sid in dict.fromkeys(subjects):
         pos = where.get(sid)
         if pos is None:
@@ -301,9 +301,13 @@ def subject_grid(
         pos = pos[np.argsort(xs[pos], kind="stable")]
         visits = xs[pos]
         even = _between(visits, n_points)
-        part = pd.concat([used.iloc[pos], used.iloc[pos[_nearest(visits, even)]]])
-        part[x] = np.concatenate([visits, even])
-        parts.append(part.sort_values(x, kind="stable"))
-    if not parts:
+        rows = np.concatenate([pos, pos[_nearest(visits, even)]])
+        at = np.concatenate([visits, even])
+        order = np.argsort(at, kind="stable")
+        take.append(rows[order])
+        values.append(at[order])
+    if not take:
         return used.iloc[:0].assign(**{x: np.zeros(0)}).reset_index(drop=True)
-    return pd.concat(parts, ignore_index=True)
+    grid = used.iloc[np.concatenate(take)].reset_index(drop=True)
+    grid[x] = np.concatenate(values)
+    return grid
