@@ -135,3 +135,23 @@ def test_guard_without_a_fit(app):
     at = _page(app)
     assert "Fit one on the Model page" in texts(at.info)
     assert not figures_on(at)
+
+
+def test_horizon_beyond_the_data_and_every_visit_used(app):
+    at = _page(inject(app, "chickweight", CHICK, "M1: spline"))
+    patient = at.selectbox(key=Keys.PRED_W + "patient").value
+    at.number_input(key=Keys.PRED_W + "horizon").set_value(30.0).run()
+    assert not at.exception
+    shown = _shown_table(at)
+    assert shown["Time"].iloc[-1] == 30 and np.isnan(shown["measured (not used)"].iloc[-1])
+    assert shown["Time"].iloc[-2] == 21  # the last later visit, then the horizon
+    x, y = _line(at)
+    assert x.max() == 30 and np.all(np.isfinite(y))
+    fc, _ = _forecast_at("chickweight", CHICK, patient, 2, "Chick", "Time", [30.0], ["Diet"])
+    np.testing.assert_allclose(shown["forecast"].iloc[-1], fc.table["fit"].iloc[0], rtol=1e-9)
+    at.number_input(key=Keys.PRED_W + "k").set_value(12).run()  # every visit of this chick
+    assert not at.exception
+    assert list(_shown_table(at)["Time"]) == [30]
+    at.number_input(key=Keys.PRED_W + "horizon").set_value(21.0).run()
+    assert not at.exception
+    assert list(_shown_table(at)["Time"]) == [21]
