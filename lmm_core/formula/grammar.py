@@ -417,7 +417,7 @@ class _Parser:
                 raise self._err(f"`c(...)` in `{func}()` holds numbers separated by commas")
             self.i += 1
             return name, Vec(tuple(values), t.pos)
-        if t.kind == "name":
+        if t.kind == "name" and self.toks[self.i + 1].text != "(":
             self.i += 1
             return name, Name(t.text, t.pos)
         return name, Num(self._number(func), t.pos)

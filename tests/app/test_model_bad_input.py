@@ -113,7 +113,11 @@ HOSTILE = [  # formula template ({m} = marker path), token the message must name
     ("Reaction ~ Days + (1 | Subject); import os", "`;`"),
     ("Reaction ~ Days[0] + (1 | Subject)", "`[`"),
     ("Reaction ~ {{1: 2}} + (1 | Subject)", "`{{`"),
-    ("Reaction ~ f(x=1) + (1 | Subject)", "`=`"),
+    ("Reaction ~ f(x=1) + (1 | Subject)", "`f`"),
+    ("Reaction ~ Days + (x=1 | Subject)", "`=`"),
+    ("Reaction ~ ns(Days, x=__import__) + (1 | Subject)", "`x`"),
+    ("Reaction ~ ns(Days, df=open('{m}')) + (1 | Subject)", "`'`"),
+    ("Reaction ~ ns(Days, df=system(1)) + (1 | Subject)", "`system`"),
 ]
 
 
