@@ -444,8 +444,8 @@ def curve_note(truth: LabTruth) -> str:
             f"The truth bends (κ = {fmt(truth.curvature, 3)}) but the fitted straight line "
             "cannot: look where the blue line misses the black curve, at the start, in the "
             "middle and at the end. What the line cannot follow is counted as noise, so σ̂ "
-            "comes out too large and the intercept is off; choose a quadratic or a spline in "
-            "section 1 to let the fit bend."
+            "tends to come out too large and the intercept off; choose a quadratic or a spline "
+            "in section 1 to let the fit bend."
         )
     if truth.curvature == 0:
         return (

@@ -87,8 +87,8 @@ def study_curves_figure(curves: Any) -> go.Figure:
     fitted curve (line; the subject's legend entry) and its true curve (dotted), grouped in
     the legend; then the true population curve (black) and the fitted one (blue, dashed,
     drawn last so that it stays visible where it lies on the truth); a legend entry for the
-    subjects' dotted true curves; and, for a spline, its interior knots as dotted vertical
-    lines (with a legend entry). The legend lists the population curves first.
+    subjects' dotted true curves; and, for a spline, its interior knots as dash-dotted
+    vertical lines (with a legend entry). The legend lists the population curves first.
     """
     m = curves.means
     fig = go.Figure(
@@ -126,9 +126,9 @@ def study_curves_figure(curves: Any) -> go.Figure:
         )
     legend_only = [("a subject's true curve", "dot", 1.6)] if len(curves.subjects) else []
     for k in curves.knots:
-        fig.add_vline(x=k, line={"color": GREY, "dash": "dot", "width": 1})
+        fig.add_vline(x=k, line={"color": GREY, "dash": "dashdot", "width": 1})
     if curves.knots:
-        legend_only.append(("spline knot", "dot", 1.0))
+        legend_only.append(("spline knot", "dashdot", 1.0))
     for name, dash, width in legend_only:
         fig.add_trace(
             go.Scatter(

@@ -171,7 +171,7 @@ def study_curves_panel(truth: LabTruth, lab, result) -> None:
     if curves.knots:
         knots = ", ".join(fmt(k, 3) for k in curves.knots)
         note += (
-            f" Dotted vertical lines: the spline's interior knots (at times {knots}, the "
+            f" Dash-dotted vertical lines: the spline's interior knots (at times {knots}, the "
             "tertiles of the observed visit times), where its cubic pieces join."
         )
     st.caption(note)

@@ -400,11 +400,16 @@ def curve_inference(
 ) -> pd.DataFrame:
     """Estimate, standard error, df and interval of each row of :func:`curve_rows`.
 
-    ``L beta_hat +/- t_{nu, (1 + level)/2} sqrt(L' V L)`` with ``V = sigma^2 (X' V^-1 X)^-1``
+    ``L beta_hat +/- t_{nu, (1 + level)/2} sqrt(L' C L)`` with ``C = sigma^2 (X' V^-1 X)^-1``
     and ``nu`` Satterthwaite's (``df="satterthwaite"``, lmerTest's for a contrast; for a
     straight line the fixed-effects table's numbers) or ``m - 1`` for ``m`` subjects
     (``df="subjects"``). A row of zeros (the bend of a straight line) is a bend of 0 by
     construction: estimate 0, no interval (NaN).
+
+    Raises
+    ------
+    lmm_core.LMMError
+        For another ``df`` rule, or a curved fit without ``span``.
 
     Returns
     -------
@@ -426,6 +431,8 @@ def contrast_interval(
 ) -> tuple[float, float, float, float, float]:
     """``(estimate, std_error, df, lower, upper)`` of ``L beta`` for one row ``L``, as
     :func:`curve_inference` (all NaN but the estimate 0 for a row of zeros)."""
+    if df not in ("satterthwaite", "subjects"):
+        raise LMMError('df must be "subjects" or "satterthwaite".')
     if not np.any(row):
         return 0.0, math.nan, math.nan, math.nan, math.nan
     if df == "satterthwaite":

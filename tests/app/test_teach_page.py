@@ -186,7 +186,8 @@ def test_curvature_and_each_shape_of_time(app, time_df):
         assert _bend_of(fitted["y"]) > 3.0
         assert table["interval"].iloc[-1] == "Satterthwaite t"
         assert table["truth inside?"].iloc[-1] in ("yes", "no")
-    knots = [s for s in fig["layout"].get("shapes", []) if s.get("line", {}).get("dash") == "dot"]
+    shapes = fig["layout"].get("shapes", [])
+    knots = [s for s in shapes if s.get("line", {}).get("dash") == "dashdot"]
     assert len(knots) == (2 if time_df == 3 else 0)
 
 

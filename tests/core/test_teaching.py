@@ -317,6 +317,8 @@ def test_curve_inference_of_a_line_is_the_fixed_effects_table():
     assert inf.loc["curvature", "estimate"] == 0 and np.isnan(inf.loc["curvature", "lower"])
     sub = curve_inference(res, 5.0, df="subjects").loc["slope"]
     assert sub["df"] == 14 and sub["std_error"] == pytest.approx(res.std_errors[1])
+    with pytest.raises(LMMError, match="df must be"):
+        curve_inference(res, 5.0, df="kenward-roger")
 
 
 @cache
@@ -390,6 +392,8 @@ def test_replicates_run_with_every_shape(time_df):
     if time_df == 1:  # the straight line's naive slope is ols_fit's
         ols = ols_fit(X, y, res.x_names).loc["time"]
         assert naive["std_error"] == pytest.approx(ols["std_error"], rel=1e-12)
+    satt = tr.run_replicates(truth, 1, seed=3, df="satterthwaite").table.iloc[0]
+    assert satt["slope"] == pytest.approx(t["slope"].iloc[0]) and 5 < satt["df"] < 40
 
 
 def test_too_few_visit_times_for_a_spline_are_failures_with_a_message():
