@@ -382,6 +382,8 @@ def _singular_note(i: int, step: LadderStep) -> str:
         effect = "intercept" if z.column == INTERCEPT else f"slope on {z.column}"
         if z.kind == "variance":
             parts.append(f"the variance of the {effect} of {z.group} is estimated as zero")
+        elif z.kind == "dependence":
+            parts.append(f"the {effect} of {z.group} is a combination of its other effects")
         else:
             parts.append(
                 f"the correlation of the {effect} with the {z.partner or 'intercept'} of "

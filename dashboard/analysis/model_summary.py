@@ -9,6 +9,7 @@ ordinary least squares side by side with the mixed model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,8 +64,10 @@ class ZeroComponent:
     column
         The random effect (``"(Intercept)"`` or a slope column).
     kind
-        ``"variance"`` (estimated as zero) or ``"correlation"`` (estimated as +/-1 with
-        ``partner``).
+        ``"variance"`` (estimated as zero), ``"correlation"`` (estimated as +/-1 with
+        ``partner``) or ``"dependence"`` (an exact combination of several of the term's other
+        random effects: their covariance matrix is singular without any single correlation
+        being +/-1; this happens with three or more effects, e.g. a random curve).
     partner
         For a correlation: the other random effect.
     value
@@ -79,8 +82,17 @@ class ZeroComponent:
     value: float = 0.0
 
 
+_CURVE_COLUMN = re.compile(r"^(ns|bs|poly)\(.*\)\d+$")
+
+
 def _effect_name(column: str) -> str:
-    return "intercept" if column == INTERCEPT else f"slope on {unquote_label(column)}"
+    """``intercept``, ``slope on Days`` or, for a column of a spline or polynomial,
+    ``curve term ns(Days, 2)1``."""
+    if column == INTERCEPT:
+        return "intercept"
+    if _CURVE_COLUMN.match(column):
+        return f"curve term {unquote_label(column)}"
+    return f"slope on {unquote_label(column)}"
 
 
 # --------------------------------------------------------------------------- tables
@@ -186,6 +198,28 @@ def icc_table(result: LMMResult) -> pd.DataFrame:
     )
 
 
+def _slopes_and_origin(result: LMMResult) -> tuple[list[str], str]:
+    """What the random slopes vary along (a curve's columns count as its variable) and where
+    the ICC below is taken: every slope column 0 (a natural or B-spline without intercept is
+    0 at its lower boundary knot)."""
+    columns = {c for t in result.reterms for c in t.cnames if c != INTERCEPT}
+    along, origin = set(), []
+    for label, cols in result.design.basis_columns().items():
+        mine = {c for c in columns if c.startswith(label) and _CURVE_COLUMN.match(c)}
+        if not mine:
+            continue
+        columns -= mine
+        along.update(cols)
+        state = result.design.bases[label]
+        if state.func in ("ns", "bs") and not state.intercept and len(cols) == 1:
+            origin.append(f"{unquote_label(cols[0])} = {fmt(state.boundary[0], 4)}")
+        else:
+            origin.append(f"every column of {unquote_label(label)} = 0")
+    plain = sorted(unquote_label(c) for c in columns)
+    at = " and ".join([" = ".join([*plain, "0"])] * bool(plain) + sorted(set(origin)))
+    return sorted({*plain, *(unquote_label(c) for c in along)}), at
+
+
 def icc_sentences(
     result: LMMResult, subject: str | None = None, time: str | None = None
 ) -> list[str]:
@@ -202,10 +236,7 @@ def icc_sentences(
             f"the fixed effects lies between levels of {level}."
         )
     if has_slopes(result):
-        slopes = sorted(
-            {unquote_label(c) for t in result.reterms for c in t.cnames if c != INTERCEPT}
-        )
-        at = " = ".join([*slopes, "0"])
+        slopes, at = _slopes_and_origin(result)
         where = (
             f" (how strongly two measurements of one {subject} correlate changes with {time})"
             if subject and time
@@ -236,6 +267,9 @@ def zero_components(result: LMMResult, tol: float = ZERO_TOL) -> list[ZeroCompon
                 partner = int(np.argmax(np.abs(row)))
                 norm = np.linalg.norm(lam[partner, : partner + 1]) * np.linalg.norm(lam[j, :])
                 value = float(lam[j, :j] @ lam[partner, :j]) / norm if norm > 0 else 1.0
+                if abs(value) < 0.999:  # a combination of several effects, not one
+                    out.append(ZeroComponent(k, term.group, column, "dependence"))
+                    continue
                 out.append(
                     ZeroComponent(
                         k,
@@ -293,7 +327,7 @@ def simpler_formula(result: LMMResult) -> str | None:
         if i is None:
             return None
         spec_term, labels, intercept = terms[i]
-        if z.kind == "correlation":
+        if z.kind in ("correlation", "dependence"):
             split.append(i)
         elif z.column == INTERCEPT:
             terms[i][2] = False
@@ -325,6 +359,12 @@ def _rewrite_terms(
 
 
 def _singular_sentence(z: ZeroComponent, outcome: str) -> str:
+    if z.kind == "dependence":
+        return (
+            f"The {_effect_name(z.column)} of {z.group} is estimated as an exact combination of "
+            f"the other random effects of {z.group}: their covariance matrix is singular, so "
+            "the model has more random effects per group than the data can tell apart."
+        )
     if z.kind == "correlation":
         return (
             f"The correlation between the {_effect_name(z.partner or INTERCEPT)} and the "
@@ -376,7 +416,8 @@ def status_messages(result: LMMResult) -> list[Status]:
         tail = (
             f"Consider the simpler model {code_span(simpler)}."
             if simpler
-            else "Consider a model without random effects (ordinary regression)."
+            else "Consider fewer random effects per group (fewer random slopes, or a straight "
+            "line instead of a curve per group)."
         )
         out.append(Status("warning", "This is called a singular fit. " + tail))
     for msg in opt.messages:

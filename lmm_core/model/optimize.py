@@ -254,11 +254,15 @@ def _explore(
         phi_new, f_new = _run(counter, phi_alt, lower, opts, 0.01, [])
         if f_new < fmin - _noise(fmin):
             phi, fmin = phi_new, f_new
-            messages.append(
-                "A better optimum was found from another starting point than the first "
-                "(the first stopped on or near the boundary)."
-            )
+            if _BETTER_START not in messages:
+                messages.append(_BETTER_START)
     return phi, fmin
+
+
+_BETTER_START = (
+    "A better optimum was found from another starting point than the first (the first "
+    "stopped on or near the boundary)."
+)
 
 
 class _CountingObjective(SafeObjective):

@@ -151,3 +151,24 @@ def test_ols_comparison_design_effect():
     ri = ms.ols_comparison(_fit(RI))
     assert ri.loc["(Intercept)", "Design effect"] > 1
     assert ri.loc["Days", "Design effect"] < 1  # within-subject effect: OLS SE too large
+
+
+def test_random_curve_words_and_a_singular_curve():
+    """A random spline per chick: effects named as curve terms, the ICC taken where the curve
+    starts, and a singular 3 x 3 covariance called a dependence (no correlation is +/-1)."""
+    data, _ = datasets.load_example("chickweight")
+    res = fit_lmm("weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)", data)
+    assert list(ms.variance_table(res)["Random effect"][:3]) == [
+        "intercept",
+        "curve term ns(Time, 2)1",
+        "curve term ns(Time, 2)2",
+    ]
+    first = ms.icc_sentences(res, "Chick", "Time")[0]
+    assert "changes along Time," in first and "at Time = 0." in first
+    zeros = ms.zero_components(res)
+    assert [(z.column, z.kind) for z in zeros] == [("ns(Time, 2)2", "dependence")]
+    assert np.all(np.abs(ms.correlation_table(res)["Correlation"]) < 0.99)
+    texts = [s.text for s in ms.status_messages(res)]
+    assert any("exact combination" in t for t in texts)
+    assert not any("estimated as +1" in t or "without random effects" in t for t in texts)
+    assert sum("better optimum" in t for t in texts) <= 1
