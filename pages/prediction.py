@@ -11,7 +11,9 @@ import streamlit as st
 from dashboard.base.markup import escape_text, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt_pct, styled
 from dashboard.figures import prediction as fp
-from dashboard.figures.trajectories import axis_knots, knots_caption
+from dashboard.figures.knots import axis_knots, knots_caption
+from dashboard.figures.model_inputs import model_columns, subject_group
+from dashboard.help.texts import help_text
 from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
@@ -214,7 +216,7 @@ def forecast_section(fc, edited, future, later, roles, response: str, result):
     )
     show_figure(fig, W + "chart")
     if knots:
-        st.caption(knots_caption(result, time, knots))
+        st.caption(knots_caption(result, time, knots), help=help_text("knots"))
     explain(fc, fc.n_observed, roles.subject, time, result)
 
 
@@ -298,7 +300,7 @@ def main() -> None:
     result = record.result
     st.markdown(model_caption(record))
     subject, time = roles.subject, roles.time
-    response, covariates, groups = fp.model_columns(result)
+    response, covariates, groups = model_columns(result)
     if time not in covariates:
         st.warning(f"The model does not use {time}: the forecast is flat in {time}.")
     used = data.iloc[result.design.rows]
@@ -312,7 +314,7 @@ def main() -> None:
     visits = future_visits(later, horizon)
     times = np.concatenate([edited[time].to_numpy(float), visits["x"].to_numpy(float)])
     future = with_covariates(fp.future_rows({}, time, t_min, horizon, at=times), values, used)
-    group = fp.subject_group(result, subject)
+    group = subject_group(result, subject)
     try:
         fc = cached.forecast(record.key, observed, future, LEVEL, group, result)
     except LMMError as err:

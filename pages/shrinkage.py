@@ -10,6 +10,8 @@ import streamlit as st
 from dashboard.base.markup import escape_text, plain_estimates, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
+from dashboard.figures import shrinkage_curves as fsc
+from dashboard.figures.model_inputs import subject_group
 from dashboard.help.texts import help_text
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
@@ -51,14 +53,6 @@ def _select(label: str, name: str, options: list, default: Any, where=st, **kw) 
     return where.selectbox(label, options, **kept, **kw)
 
 
-def default_group(result, subject: str | None) -> str:
-    """The subject's grouping factor if the model has one, else the one with most levels."""
-    groups = result.ngroups
-    if subject in groups:
-        return subject
-    return max(groups, key=groups.get)
-
-
 def intercept_weights(est: ShrinkageEstimates, sigma: float) -> str:
     """For a random intercept alone: the weight n tau^2 / (n tau^2 + sigma^2) for a few n."""
     tau2 = float(est.covariance[0, 0])
@@ -82,7 +76,7 @@ def choose_group(result, subject: str | None) -> tuple[str, list[str]]:
             "Grouping factor",
             "group",
             groups,
-            default_group(result, subject),
+            subject_group(result, subject),
             help="Whose estimates to compare (each grouping factor has its own random effects).",
         )
     return group, [g for g in groups if g != group]
@@ -194,9 +188,9 @@ def curves_section(result, data, est: ShrinkageEstimates, label: str, curved: li
     )
     if x is None or est.group not in data.columns:
         return
-    levels = fs.curve_levels(est)
-    curves, points = fs.prepare_curves(result, data, est, x, levels)
-    fig = fs.shrinkage_curves_figure(
+    levels = fsc.curve_levels(est)
+    curves, points = fsc.prepare_curves(result, data, est, x, levels)
+    fig = fsc.shrinkage_curves_figure(
         curves, points, est.table["n"], subject_label=label, x_label=x, y_label=result.response
     )
     show_figure(fig, key="shrink_curves")
@@ -279,7 +273,7 @@ def main() -> None:
     est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
     label = roles.subject if group == roles.subject else group
     levels = intro_section(est, label, others)
-    curved = fs.basis_effects(result, est.columns)
+    curved = fsc.basis_effects(result, est.columns)
     if curved:
         curves_section(result, data, est, label, curved)
     one_effect_section(est, label, levels, result.sigma)

@@ -11,7 +11,9 @@ import streamlit as st
 from dashboard.base.constants import NONE_CHOICE
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import trajectories as ft
+from dashboard.figures.knots import knots_caption
 from dashboard.figures.style import reserve_modebar
+from dashboard.help.texts import help_text
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
@@ -193,7 +195,7 @@ def main() -> None:
 def knots_note(result, prep, x: str) -> None:
     """One sentence under the chart on the dotted knot lines (only when there are knots)."""
     if prep.knots:
-        st.caption(ft.knots_caption(result, x, prep.knots))
+        st.caption(knots_caption(result, x, prep.knots), help=help_text("knots"))
 
 
 def explain(prep, subject, x, by, show_clusters, cluster, n_all) -> None:

@@ -15,10 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.base.numbers import fmt
+from dashboard.figures.knots import knot_trace, value_span
 from dashboard.figures.style import PALETTE, TEMPLATE, rgba, style_figure
-from dashboard.figures.trajectories import knot_trace
 from lmm_core import LMMResult
-from lmm_core.formula.grammar import names_in
 from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
 
 __all__ = [
@@ -28,8 +27,6 @@ __all__ = [
     "forecast_figure",
     "forecast_table",
     "future_rows",
-    "model_columns",
-    "subject_group",
 ]
 
 #: band suffix -> (legend label, colour, opacity), drawn widest first
@@ -82,7 +79,7 @@ def forecast_figure(
     x_label, y_label
         Axis titles.
     knots
-        Spline knots of the time axis (:func:`dashboard.figures.trajectories.axis_knots`),
+        Spline knots of the time axis (:func:`dashboard.figures.knots.axis_knots`),
         drawn first as thin dotted lines (``"spline knots"``) when given.
 
     Returns
@@ -100,7 +97,9 @@ def forecast_figure(
     pct = f"{forecast.level:.0%}"
     fig = go.Figure()
     if knots:
-        fig.add_trace(knot_trace(knots, x_label, *_span(t, observed, later)))
+        drawn = [t["lower_total"], t["upper_total"], observed["y"]]
+        drawn += [later["y"]] if later is not None else []
+        fig.add_trace(knot_trace(knots, x_label, *value_span(*drawn)))
     for band, (label, color, alpha) in BANDS.items():
         lower, upper = t[f"lower_{band}"], t[f"upper_{band}"]
         _band(fig, xs, lower, upper, f"{pct} band: {label}", color, alpha)
@@ -117,16 +116,6 @@ def forecast_figure(
         margin={"b": 170},
     )
     return fig
-
-
-def _span(t: pd.DataFrame, observed: pd.DataFrame, later: pd.DataFrame | None):
-    """Lowest and highest value drawn: the outer band and the visits."""
-    values = [t["lower_total"], t["upper_total"], observed["y"]]
-    if later is not None:
-        values.append(later["y"])
-    drawn = np.concatenate([np.asarray(v, dtype=float) for v in values])
-    drawn = drawn[np.isfinite(drawn)]
-    return float(drawn.min()), float(drawn.max())
 
 
 def _add_curves(
@@ -336,30 +325,7 @@ def forecast_table(
     )
 
 
-# --- inputs of the Prediction page (pure pandas) ----------------------------------------------
-
-
-def model_columns(result: LMMResult) -> tuple[str, list[str], list[str]]:
-    """``(response column, covariate columns, grouping columns)`` of a fitted model.
-
-    Covariates are the data columns of the fixed part and of the random terms' left-hand
-    sides, in formula order; grouping columns are those after ``|``.
-    """
-    spec = result.design.spec
-    response = names_in(spec.response)[0].name
-    groups = list(dict.fromkeys(g.name for r in spec.random for g in r.group_vars))
-    covariates = [
-        nm.name for nm in spec.column_refs() if nm.name != response and nm.name not in groups
-    ]
-    return response, list(dict.fromkeys(covariates)), groups
-
-
-def subject_group(result: LMMResult, subject: str) -> str:
-    """The grouping factor of the subject column (the one with most levels if none matches)."""
-    groups = result.ngroups
-    if subject in groups:
-        return subject
-    return max(groups, key=groups.get)
+# --- the future rows of a forecast (pure pandas) ---------------------------------------------
 
 
 def future_rows(

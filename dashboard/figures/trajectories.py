@@ -1,19 +1,21 @@
 """Trajectories of a fitted model: observed points, population curve with band, patient curves.
 
-Pure functions, no Streamlit. :func:`prepare_trajectories` asks :mod:`lmm_core` for every
-number (population curve and band, patient and cluster predictions); the drawing function
-only turns the prepared frames into traces. Every curve is computed on a fine grid of the
-horizontal axis (:func:`lmm_core.predict.prediction.subject_grid` for the patients,
+Pure functions, no Streamlit. The page's choices (:func:`axis_options`, :func:`by_options`,
+:func:`choose_subjects`) come first; :func:`prepare_trajectories` then asks :mod:`lmm_core`
+for every number (population curve and band, patient and cluster predictions), and
+:func:`trajectories_figure` lays out the panels and draws the prepared frames with the
+traces of :mod:`dashboard.figures.trajectory_traces`. Every curve is computed on a fine grid
+of the horizontal axis (:func:`lmm_core.predict.prediction.subject_grid` for the patients,
 ``population_grid`` for the average), so a spline or polynomial in time is drawn as the curve
 it is, not as straight segments between visits; the interior knots of a spline of the axis
-column are marked with thin dotted lines. Only the chosen subset of subjects is drawn, with
-WebGL traces once the points are many, so thousands of subjects never reach the browser.
+column are marked with thin dotted lines (:mod:`dashboard.figures.knots`). Only the chosen
+subset of subjects is drawn, with WebGL traces once the points are many, so thousands of
+subjects never reach the browser.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +23,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.base.constants import CONFIDENCE_LEVEL, NONE_CHOICE
-from dashboard.figures.style import PALETTE, TEMPLATE, WEBGL_ROWS, rgba, style_figure
+from dashboard.figures.knots import axis_knots, knot_trace, value_span
+from dashboard.figures.model_inputs import model_variables
+from dashboard.figures.style import PALETTE, TEMPLATE, WEBGL_ROWS, style_figure
+from dashboard.figures.trajectory_traces import (
+    TraceLook,
+    add_highlight,
+    add_population,
+    add_subjects,
+)
 from dashboard.io.roles import Roles, is_numeric
 from lmm_core import LMMResult
-from lmm_core.formula.grammar import names_in
 from lmm_core.predict.prediction import (
     fixed_variables,
     population_curve,
@@ -35,15 +44,12 @@ from lmm_core.predict.prediction import (
 
 __all__ = [
     "CHOICE_MODES",
+    "GRID_POINTS",
     "TrajectoryData",
-    "axis_knots",
     "axis_options",
     "by_options",
     "choose_subjects",
-    "knot_trace",
-    "knots_caption",
     "prepare_trajectories",
-    "subject_group",
     "trajectories_figure",
 ]
 
@@ -59,7 +65,6 @@ MAX_FACETS = 6
 MAX_BY_LEVELS = 8
 #: evenly spaced points of each patient's curve between the first and last visit
 GRID_POINTS = 50
-KNOT_COLOR = "#777777"
 
 
 def axis_options(data: pd.DataFrame, roles: Roles) -> list[str]:
@@ -82,17 +87,6 @@ def by_options(data: pd.DataFrame, roles: Roles, result: LMMResult) -> tuple[lis
             options.append(col)
     default = next((c for c in options[1:] if c in model_vars), NONE_CHOICE)
     return options, default
-
-
-def subject_group(result: LMMResult, subject: str) -> str:
-    """The model's grouping factor for the subject column (the largest one if none matches)."""
-    groups = result.ngroups
-    if subject in groups:
-        return subject
-    for g in groups:
-        if subject in g.split(":"):
-            return g
-    return max(groups, key=groups.get)
 
 
 def choose_subjects(
@@ -185,47 +179,6 @@ class TrajectoryData:
     varying: tuple[str, ...] = ()
 
 
-def axis_knots(result: LMMResult, x: str) -> tuple[tuple[float, str], ...]:
-    """Interior knots of the model's splines of column ``x``, each with its terms' labels.
-
-    Uses ``result.design.spline_knots()`` (splines of the plain column only, not of a
-    transformed one such as ``ns(x / 7, 3)``); a polynomial has no knots.
-
-    Returns
-    -------
-    tuple
-        ``(knot, "ns(x, 3) and ns(x, 2)")`` pairs in increasing order of the knot.
-    """
-    knots = result.design.spline_knots().get(x, ())
-    if not knots:
-        return ()
-    columns = result.design.basis_columns()
-    labels = [
-        (label, set(state.knots))
-        for label, state in result.design.bases.items()
-        if columns.get(label) == (x,) and state.knots and set(state.knots) <= set(knots)
-    ]
-    return tuple(
-        (float(k), " and ".join(label for label, own in labels if k in own)) for k in knots
-    )
-
-
-def knots_caption(result: LMMResult, x: str, knots: tuple[tuple[float, str], ...]) -> str:
-    """One sentence for under a figure with knot lines: where they are and what they are,
-    with the spline terms written out as R calls with their learned knots (Markdown)."""
-    where = ", ".join(f"{k:.6g}" for k, _ in knots)
-    calls = "; ".join(
-        f"`{state.r_call(x)}`"
-        for label, state in result.design.bases.items()
-        if any(label in terms.split(" and ") for _, terms in knots)
-    )
-    return (
-        f"Dotted vertical lines: the spline's knots ({x} = {where}), the points where the "
-        "pieces of the spline curve join (each piece a smooth polynomial); the fitted model "
-        f"keeps them for every prediction: {calls}."
-    )
-
-
 def _varying(rows: pd.DataFrame, subject: str, columns: list[str]) -> tuple[str, ...]:
     """Columns of ``rows`` with more than one value within some subject."""
     present = [c for c in columns if c in rows.columns and c != subject]
@@ -233,15 +186,6 @@ def _varying(rows: pd.DataFrame, subject: str, columns: list[str]) -> tuple[str,
         return ()
     counts = rows.groupby(subject, observed=True)[present].nunique(dropna=False)
     return tuple(c for c in present if (counts[c] > 1).any())
-
-
-def _model_variables(result: LMMResult) -> list[str]:
-    """Data columns of the fixed part and of the random terms' left-hand sides."""
-    spec = result.design.spec
-    groups = {g.name for r in spec.random for g in r.group_vars}
-    names = [nm.name for nm in spec.column_refs()]
-    response = {nm.name for nm in names_in(spec.response)}
-    return [n for n in dict.fromkeys(names) if n not in groups and n not in response]
 
 
 def _frame(
@@ -323,34 +267,8 @@ def prepare_trajectories(
             **{c: curve[c].to_numpy() for c in ("fit", "lower", "upper")},
         }
     )
-    varying = _varying(rows, subject, [c for c in _model_variables(result) if c != x])
+    varying = _varying(rows, subject, [c for c in model_variables(result) if c != x])
     return TrajectoryData(observed, curves, population, held, level, axis_knots(result, x), varying)
-
-
-def _gapped(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x, values and subject/customdata with a NaN break between subjects."""
-    subj = frame["subject"].to_numpy(dtype=object)
-    breaks = np.flatnonzero(subj[1:] != subj[:-1]) + 1
-    xs = np.insert(frame["x"].to_numpy(dtype=float), breaks, np.nan)
-    ys = np.insert(frame[column].to_numpy(dtype=float), breaks, np.nan)
-    custom = np.insert(
-        np.column_stack([subj, frame["cluster"].to_numpy(dtype=object)]), breaks, "", axis=0
-    )
-    return xs, ys, custom
-
-
-@dataclass(frozen=True)
-class _Look:
-    """What every trace of :func:`trajectories_figure` shares: labels, hover start, trace type."""
-
-    subject_label: str
-    x_label: str
-    y_label: str
-    cluster_label: str
-    hover_id: str
-    pct: str
-    scatter: type
-    has_cluster: bool
 
 
 def trajectories_figure(
@@ -383,7 +301,7 @@ def trajectories_figure(
     hover_id = f"{subject_label} <b>%{{customdata[0]}}</b>"
     if has_cluster:
         hover_id += f" ({cluster_label} %{{customdata[1]}})"
-    look = _Look(
+    look = TraceLook(
         subject_label, x_label, y_label, cluster_label, hover_id, f"{prep.level:.0%}",
         go.Scattergl if use_gl else go.Scatter, has_cluster,
     )  # fmt: skip
@@ -405,16 +323,16 @@ def trajectories_figure(
         label = f" ({name})" if by_label else ""
         p = pop[pop["group"] == name]
         pop_color = color if by_label else "#000000"
-        _add_population(fig, p, look, name, label, pop_color, i == 0 or not facets, where)
+        add_population(fig, p, look, name, label, pop_color, i == 0 or not facets, where)
         g = obs[obs["group"] == name]
         if not g.empty:
-            _add_subjects(fig, g, curves[curves["group"] == name], look, color, i == 0, where)
+            add_subjects(fig, g, curves[curves["group"] == name], look, color, i == 0, where)
     for sid in highlight:
         h = curves[curves["subject"] == str(sid)]
         if h.empty:
             continue
         col = groups.index(h["group"].iloc[0]) + 1 if facets else None
-        _add_highlight(fig, h, look, sid, {"row": 1, "col": col} if facets else {})
+        add_highlight(fig, h, look, sid, {"row": 1, "col": col} if facets else {})
     n_shown = obs["subject"].nunique()
     title = f"Model trajectories: population average and {n_shown} {subject_label}(s)"
     style_figure(fig, title, x_label, y_label)
@@ -431,188 +349,15 @@ def trajectories_figure(
     return fig
 
 
-def _y_span(prep: TrajectoryData) -> tuple[float, float]:
-    """Lowest and highest value any trace of the figure draws (the knot lines span it)."""
-    values = np.concatenate(
-        [
-            prep.population[["lower", "upper"]].to_numpy(dtype=float).ravel(),
-            prep.observed["y"].to_numpy(dtype=float),
-            prep.curves[["fitted", "cluster_fit"]].to_numpy(dtype=float).ravel(),
-        ]
-    )
-    values = values[np.isfinite(values)]
-    return float(values.min()), float(values.max())
-
-
-def knot_trace(
-    knots: tuple[tuple[float, str], ...], x_label: str, low: float, high: float
-) -> go.Scatter:
-    """Thin dotted vertical lines at ``knots`` (from :func:`axis_knots`) from ``low`` to
-    ``high``, named ``"spline knots"``; each line holds a few points so that hovering
-    anywhere along it names the knot and its spline terms."""
-    steps = np.linspace(low, high, 9)
-    xs = np.concatenate([np.append(np.full(len(steps), k), np.nan) for k, _ in knots])
-    ys = np.tile(np.append(steps, np.nan), len(knots))
-    terms = np.concatenate([[t] * (len(steps) + 1) for _, t in knots])
-    return go.Scatter(
-        x=xs,
-        y=ys,
-        mode="lines",
-        line={"color": KNOT_COLOR, "width": 1, "dash": "dot"},
-        name="spline knots",
-        legendgroup="knots",
-        customdata=terms,
-        hovertemplate=f"knot at {x_label} = %{{x:.4~g}}<br>of %{{customdata}}<extra>knot</extra>",
-    )
-
-
 def _add_knots(fig: go.Figure, prep: TrajectoryData, x_label: str, panels: int) -> None:
-    """The knot lines of the axis in every panel (legend entry on the first)."""
-    low, high = _y_span(prep)
+    """The knot lines of the axis in every panel (legend entry on the first), spanning
+    every value the figure draws."""
+    low, high = value_span(
+        prep.population[["lower", "upper"]],
+        prep.observed["y"],
+        prep.curves[["fitted", "cluster_fit"]],
+    )
     for col in range(1, panels + 1):
         trace = knot_trace(prep.knots, x_label, low, high)
         trace.showlegend = col == 1
         fig.add_trace(trace, **({"row": 1, "col": col} if panels > 1 else {}))
-
-
-def _add_population(
-    fig: go.Figure,
-    p: pd.DataFrame,
-    look: _Look,
-    name: Any,
-    label: str,
-    pop_color: str,
-    show_legend: bool,
-    where: dict,
-) -> None:
-    """The confidence band and the population curve of one group."""
-    fig.add_trace(
-        go.Scatter(
-            x=np.concatenate([p["x"], p["x"][::-1]]),
-            y=np.concatenate([p["upper"], p["lower"][::-1]]),
-            fill="toself",
-            mode="lines",
-            fillcolor=rgba(pop_color, 0.18),
-            line={"width": 0},
-            hoverinfo="skip",
-            name=f"{look.pct} confidence band{label}",
-            legendgroup=f"pop{name}",
-            showlegend=False,
-        ),
-        **where,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=p["x"],
-            y=p["fit"],
-            mode="lines",
-            line={"color": pop_color, "width": 5},
-            name=f"population average{label}",
-            legendgroup=f"pop{name}",
-            customdata=np.column_stack([p["lower"], p["upper"]]),
-            hovertemplate=(
-                f"population average{label}<br>{look.x_label} = %{{x:.3~g}}<br>{look.y_label} = "
-                f"%{{y:.4~g}}<br>{look.pct} CI %{{customdata[0]:.4~g}} to "
-                "%{customdata[1]:.4~g}<extra></extra>"
-            ),
-            showlegend=show_legend,
-        ),
-        **where,
-    )
-
-
-def _add_subjects(
-    fig: go.Figure,
-    g: pd.DataFrame,
-    c: pd.DataFrame,
-    look: _Look,
-    color: str,
-    first: bool,
-    where: dict,
-) -> None:
-    """Observed points (``g``), own fitted curves and cluster curves (on the grid ``c``) of
-    one group's subjects."""
-    x_label, y_label, hover_id = look.x_label, look.y_label, look.hover_id
-    xs, ys, custom = _gapped(g, "y")
-    fig.add_trace(
-        look.scatter(
-            x=xs,
-            y=ys,
-            mode="markers",
-            marker={"size": 6, "color": color, "opacity": 0.55},
-            name="observed",
-            legendgroup="observed",
-            customdata=custom,
-            hovertemplate=(
-                f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>observed {y_label} = "
-                "%{y:.4~g}<extra></extra>"
-            ),
-            showlegend=first,
-        ),
-        **where,
-    )
-    xs, ys, custom = _gapped(c, "fitted")
-    fig.add_trace(
-        look.scatter(
-            x=xs,
-            y=ys,
-            mode="lines",
-            line={"color": color, "width": 1.5},
-            opacity=0.6,
-            connectgaps=False,
-            name=f"{look.subject_label} curves",
-            legendgroup="subjects",
-            customdata=custom,
-            hovertemplate=(
-                f"{hover_id}<br>{x_label} = %{{x:.3~g}}<br>fitted {y_label} = "
-                "%{y:.4~g}<extra>own curve</extra>"
-            ),
-            showlegend=first,
-        ),
-        **where,
-    )
-    if look.has_cluster:
-        xs, ys, custom = _gapped(c, "cluster_fit")
-        cluster_label = look.cluster_label
-        fig.add_trace(
-            look.scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": color, "width": 1.2, "dash": "dot"},
-                opacity=0.7,
-                connectgaps=False,
-                name=f"{cluster_label} curves",
-                legendgroup="clusters",
-                customdata=custom,
-                hovertemplate=(
-                    f"{cluster_label} <b>%{{customdata[1]}}</b> of {look.subject_label} "
-                    f"%{{customdata[0]}}<br>{x_label} = %{{x:.3~g}}<br>{y_label} = "
-                    f"%{{y:.4~g}}<extra>{cluster_label} curve</extra>"
-                ),
-                showlegend=first,
-            ),
-            **where,
-        )
-
-
-def _add_highlight(fig: go.Figure, h: pd.DataFrame, look: _Look, sid: Any, where: dict) -> None:
-    """One highlighted subject's fitted curve (on its grid ``h``), drawn thick and black,
-    with a dot at each visit."""
-    visit = h["visit"].to_numpy(dtype=bool)
-    fig.add_trace(
-        go.Scatter(
-            x=h["x"],
-            y=h["fitted"],
-            mode="lines+markers",
-            line={"color": "#000000", "width": 3.5},
-            marker={"size": np.where(visit, 8, 0), "color": "#000000"},
-            name=f"{look.subject_label} {sid}",
-            customdata=np.column_stack([h["subject"], h["cluster"]]),
-            hovertemplate=(
-                f"{look.hover_id}<br>{look.x_label} = %{{x:.3~g}}<br>fitted {look.y_label} = "
-                "%{y:.4~g}<extra>selected</extra>"
-            ),
-        ),
-        **where,
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dashboard.help.texts import help_text
 from dashboard.state.session import Keys
 from lmm_core import datasets
 from lmm_core.predict.forecast import new_subject_forecast
@@ -115,6 +116,8 @@ def test_chick_spline_forecast_runs_on_a_grid_with_knots(app):
     (band,) = [t for t in fig["data"] if str(t.get("name")).startswith("95% band: + residual")]
     assert len(band["x"]) == 2 * len(x)  # the bands run along the same grid
     assert "Dotted vertical lines: the spline's knots" in texts(at.caption)
+    (caption,) = [c for c in at.caption if c.value.startswith("Dotted vertical lines")]
+    assert caption.proto.help == help_text("knots")
     note = texts(at.markdown)
     assert r"its curve coefficient ns\(Time, 2\)1" in note  # Markdown-escaped
     assert "slope" not in note.split("removed")[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard.figures import shrinkage as fs
+from dashboard.figures import shrinkage_curves as fsc
 from dashboard.state.session import Keys
 from lmm_core import datasets
 from lmm_core.predict.per_group import shrinkage_estimates
@@ -97,7 +98,7 @@ def test_chick_spline_random_part_reads_as_curves(app):
     titles = [a["text"] for a in curves["layout"]["annotations"]]
     est = shrinkage_estimates(res, "Chick")
     n = est.table["n"]
-    assert titles == [f"Chick {v} (n = {n[v]})" for v in fs.curve_levels(est)]
+    assert titles == [f"Chick {v} (n = {n[v]})" for v in fsc.curve_levels(est)]
     assert titles[:2] == ["Chick 16 (n = 7)", "Chick 15 (n = 8)"]  # chick 18 (2 visits): no fit
     mixed = [t for t in curves["data"] if t["name"] == "mixed model"]
     assert len(mixed) == 6 and all(len(t["x"]) >= 50 for t in mixed)

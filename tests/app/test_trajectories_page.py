@@ -7,6 +7,7 @@ from functools import cache
 import numpy as np
 
 from dashboard.analysis.records import FitRecord
+from dashboard.help.texts import help_text
 from dashboard.state.session import Keys
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import deviation_by
@@ -185,6 +186,8 @@ def test_chick_spline_curves_run_on_a_grid_and_knots_are_marked(app):
     note = texts(at.caption)
     assert "Dotted vertical lines: the spline's knots (Time = 6, 10, 14)" in note
     assert "ns(Time, knots = c(6, 14), Boundary.knots = c(0, 21))" in note
+    (caption,) = [c for c in at.caption if c.value.startswith("Dotted vertical lines")]
+    assert caption.proto.help == help_text("knots")  # the glossary's knots as its tooltip
     pop = _trace(fig, "population average (1)")
     assert len(pop["x"]) == 60
 

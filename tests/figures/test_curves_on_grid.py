@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures import trajectories as ft
+from dashboard.figures.knots import axis_knots
 from lmm_core import datasets, fit_lmm
 
 CHICK = "weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)"
@@ -47,14 +48,14 @@ def test_chick_curves_pass_through_the_fitted_visits_and_bend_between_them():
 
 def test_knots_of_the_axis_column_only_and_shared_knots():
     data, res = _fit("chickweight", CHICK)
-    assert ft.axis_knots(res, "weight") == ()
+    assert axis_knots(res, "weight") == ()
     _, poly = _fit("sleepstudy", "Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject)")
-    assert ft.axis_knots(poly, "Days") == ()
+    assert axis_knots(poly, "Days") == ()
     both = fit_lmm("weight ~ bs(Time, knots = c(10)) + (ns(Time, knots = c(10)) | Chick)", data)
-    (knot,) = ft.axis_knots(both, "Time")
+    (knot,) = axis_knots(both, "Time")
     assert knot[0] == 10.0 and set(knot[1].split(" and ")) == set(both.design.bases)
     scaled = fit_lmm("weight ~ ns(Time / 7, 3) + (1 | Chick)", data)
-    assert ft.axis_knots(scaled, "Time") == ()
+    assert axis_knots(scaled, "Time") == ()
 
 
 def test_knot_lines_span_the_drawn_values_in_every_panel():

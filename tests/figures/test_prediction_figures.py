@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.figures import prediction as fp
+from dashboard.figures.model_inputs import model_columns, subject_group
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.forecast import new_subject_forecast
 
@@ -86,9 +87,9 @@ def test_forecast_table_thins_rows_and_keeps_the_ends():
 
 def test_model_columns_and_future_rows():
     data, res = _fit("trial_small", TRIAL)
-    assert fp.model_columns(res) == ("y", ["time", "arm"], ["patient", "hospital"])
-    assert fp.subject_group(res, "patient") == "patient"
-    assert fp.subject_group(res, "not a group") == "patient"
+    assert model_columns(res) == ("y", ["time", "arm"], ["patient", "hospital"])
+    assert subject_group(res, "patient") == "patient"
+    assert subject_group(res, "not a group") == "patient"
     rows = fp.future_rows({"arm": "treatment", "time": 99}, "time", 0, 6, n=4)
     assert list(rows["time"]) == [0, 2, 4, 6] and set(rows["arm"]) == {"treatment"}
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from dashboard.base.constants import z_value
 from dashboard.figures import shrinkage as fs
+from dashboard.figures import shrinkage_curves as fsc
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import shrinkage_estimates
 
@@ -142,12 +143,12 @@ def test_main_centres_keep_the_values_shared_by_most_subjects():
 
 def test_basis_effects_and_curve_levels():
     res, est = _est("chickweight", CHICK, "Chick")
-    assert fs.basis_effects(res, est.columns) == ["ns(Time, 2)1", "ns(Time, 2)2"]
+    assert fsc.basis_effects(res, est.columns) == ["ns(Time, 2)1", "ns(Time, 2)2"]
     sres, sest = _est("sleepstudy", SLEEP, "Subject")
-    assert fs.basis_effects(sres, sest.columns) == []
+    assert fsc.basis_effects(sres, sest.columns) == []
     pres, pest = _est("sleepstudy", POLY, "Subject")
-    assert fs.basis_effects(pres, pest.columns) == ["poly(Days, 2)1", "poly(Days, 2)2"]
-    levels = fs.curve_levels(est, k=4)
+    assert fsc.basis_effects(pres, pest.columns) == ["poly(Days, 2)1", "poly(Days, 2)2"]
+    levels = fsc.curve_levels(est, k=4)
     n = est.table.loc[levels, "n"]
     assert list(n) == sorted(n) and n.iloc[0] == est.table.loc[est.table["fitted_own"], "n"].min()
     assert all(est.table.loc[levels, "fitted_own"])
@@ -157,7 +158,7 @@ def test_curves_equal_own_fit_mixed_model_and_population():
     res, est = _est("chickweight", CHICK, "Chick")
     data = datasets.load_example("chickweight")[0]
     levels = ["1", "21"]
-    curves, points = fs.prepare_curves(res, data, est, "Time", levels, n_points=30)
+    curves, points = fsc.prepare_curves(res, data, est, "Time", levels, n_points=30)
     assert list(pd.unique(curves["level"])) == levels and len(curves) >= 60
     for v in levels:
         c = curves[curves["level"] == v]
@@ -173,7 +174,7 @@ def test_curves_equal_own_fit_mixed_model_and_population():
         np.testing.assert_allclose(c["own"], zg @ coef, rtol=1e-9)
         p = points[points["level"] == v]
         np.testing.assert_allclose(p["y"], rows["weight"])
-    fig = fs.shrinkage_curves_figure(
+    fig = fsc.shrinkage_curves_figure(
         curves, points, est.table["n"], subject_label="Chick", x_label="Time", y_label="weight"
     )
     assert [a.text for a in fig.layout.annotations[:2]] == ["Chick 1 (n = 12)", "Chick 21 (n = 12)"]
@@ -185,10 +186,10 @@ def test_curves_equal_own_fit_mixed_model_and_population():
 def test_curve_panels_share_one_vertical_scale():
     res, est = _est("sleepstudy", POLY, "Subject")
     data = datasets.load_example("sleepstudy")[0]
-    levels = fs.curve_levels(est)
-    assert len(levels) == fs.CURVE_PANELS
-    curves, points = fs.prepare_curves(res, data, est, "Days", levels)
-    fig = fs.shrinkage_curves_figure(curves, points, est.table["n"])
+    levels = fsc.curve_levels(est)
+    assert len(levels) == fsc.CURVE_PANELS
+    curves, points = fsc.prepare_curves(res, data, est, "Days", levels)
+    fig = fsc.shrinkage_curves_figure(curves, points, est.table["n"])
     axes = [fig.layout[f"yaxis{i if i > 1 else ''}"] for i in range(1, 7)]
     assert len({a.matches or f"y{i + 1}" for i, a in enumerate(axes)}) == 1  # one scale
     moved = [float(est.table.loc[v, "n"]) for v in levels]
