@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.analysis.teach import DEFAULT_SEED, INTRO, settings_to_truth
+from dashboard.analysis.teach_controls import DEFAULT_SEED, settings_to_truth
+from dashboard.analysis.teach_texts import INTRO
 from dashboard.state.session import init_state
 from dashboard.views.teach import one_study, settings, truth_controls
 from dashboard.views.teach_repeat import repeat_section

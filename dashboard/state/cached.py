@@ -102,7 +102,8 @@ def teach_study(truth: tuple, seed: int) -> tuple[Any, LMMResult]:
     """:func:`lmm_core.simulation.teaching.simulate_lab` and
     :func:`~lmm_core.simulation.teaching.fit_lab` for the truth ``LabTruth(*truth)`` and
     ``seed``; returns ``(LabData, LMMResult)``."""
-    from lmm_core.simulation.teaching import LabTruth, fit_lab, simulate_lab
+    from lmm_core.simulation.teaching import fit_lab, simulate_lab
+    from lmm_core.simulation.teaching_truth import LabTruth
 
     lab = simulate_lab(LabTruth(*truth), seed)
     return lab, fit_lab(lab)
@@ -114,7 +115,8 @@ def teach_recovery(
 ) -> pd.DataFrame:
     """:func:`lmm_core.simulation.teaching.recovery_table` of the study ``teach_study(truth, seed)``
     (the fit itself is not hashed)."""
-    from lmm_core.simulation.teaching import LabTruth, recovery_table
+    from lmm_core.simulation.teaching import recovery_table
+    from lmm_core.simulation.teaching_truth import LabTruth
 
     return recovery_table(_result, LabTruth(*truth), level=level, profile=profile)
 

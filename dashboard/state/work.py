@@ -16,8 +16,8 @@ import pandas as pd
 from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from lmm_core import BootstrapResult, LikelihoodProfile, LMMResult, parametric_bootstrap
-from lmm_core.simulation.teaching import LabTruth
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
+from lmm_core.simulation.teaching_truth import LabTruth
 
 __all__ = [
     "Report",

@@ -12,30 +12,30 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from dashboard.analysis.teach import (
+from dashboard.analysis.teach_controls import (
     CONTROLS,
     DEFAULT_SEED,
     INTEGER_FIELDS,
     SHAPE_CHOICES,
-    curve_note,
     default_value,
-    slope_note,
-    study_curves,
     truth_key,
 )
+from dashboard.analysis.teach_curves import curve_note, slope_note, study_curves
 from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.base.numbers import MISSING, fmt, styled
-from dashboard.figures import teach as ft
 from dashboard.figures.explore import prepare_spaghetti, spaghetti_figure
+from dashboard.figures.teach import recovery_figure
+from dashboard.figures.teach_curves import study_curves_figure
+from dashboard.help.texts import help_text
 from dashboard.io.roles import Roles
 from dashboard.state import cached
 from dashboard.state.session import Keys, activate_dataset, persistent_widget
 from dashboard.views.widgets import show_figure
 from lmm_core import LMMError
-from lmm_core.simulation.teaching import is_curved, lab_formula
+from lmm_core.simulation.teaching_curves import is_curved, lab_formula
 
 if TYPE_CHECKING:  # annotations only: the lab is run through dashboard
-    from lmm_core.simulation.teaching import LabTruth
+    from lmm_core.simulation.teaching_truth import LabTruth
 
 __all__ = [
     "LEVEL",
@@ -166,7 +166,7 @@ def _study_metrics(truth: LabTruth, data, result) -> None:
 def study_curves_panel(truth: LabTruth, lab, result) -> None:
     """The true and fitted population curves (and three subjects') on a fine grid of time."""
     curves = study_curves(lab, result)
-    show_figure(ft.study_curves_figure(curves), key="teach_curves")
+    show_figure(study_curves_figure(curves), key="teach_curves")
     note = curve_note(truth)
     if curves.knots:
         knots = ", ".join(fmt(k, 3) for k in curves.knots)
@@ -196,7 +196,7 @@ def one_study(truth: LabTruth, seed: int):
         "intervals.",
     )
     table = cached.teach_recovery(truth_key(truth), seed, LEVEL, profile, result)
-    show_figure(ft.recovery_figure(table, level=LEVEL), key="teach_recovery")
+    show_figure(recovery_figure(table, level=LEVEL), key="teach_recovery")
     st.dataframe(
         styled(recovery_display(table)),
         hide_index=True,
@@ -213,7 +213,7 @@ def one_study(truth: LabTruth, seed: int):
         "intervals (computed around the maximum-likelihood fit, as lme4 does)."
     )
     if is_curved(truth):
-        st.caption(slope_note(truth))
+        st.caption(slope_note(truth), help=help_text("average_slope"))
     with st.expander("The simulated data (one line per subject)"):
         prep = prepare_spaghetti(data, "subject", "time", "y", max_subjects=200)
         show_figure(spaghetti_figure(prep, time_label="time", outcome_label="y"), "teach_data")

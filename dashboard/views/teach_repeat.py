@@ -6,27 +6,21 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from dashboard.analysis.teach import (
-    RepeatRun,
-    StoredRepeat,
-    count_of,
-    coverage_error,
-    naive_text,
-    singular_text,
-    slope_word,
-    truth_key,
-)
+from dashboard.analysis.teach_controls import truth_key
+from dashboard.analysis.teach_results import RepeatRun, StoredRepeat, coverage_error
+from dashboard.analysis.teach_texts import count_of, naive_text, singular_text
 from dashboard.base.numbers import fmt
-from dashboard.figures import teach as ft
+from dashboard.figures import teach_repeat as ft
+from dashboard.figures.teach_style import slope_word
 from dashboard.state import work
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from dashboard.views.teach import LEVEL, W, kept
 from dashboard.views.widgets import show_figure
-from lmm_core.simulation.teaching import SHAPES
+from lmm_core.simulation.teaching_truth import SHAPES
 
 if TYPE_CHECKING:  # annotations only: the lab is run through dashboard
-    from lmm_core.simulation.teaching import LabTruth
+    from lmm_core.simulation.teaching_truth import LabTruth
 
 __all__ = ["DF_CHOICES", "repeat_section", "show_replicates"]
 

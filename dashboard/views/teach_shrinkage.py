@@ -7,23 +7,19 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from dashboard.analysis.teach import (
-    CONTROLS,
-    INTEGER_FIELDS,
-    slope_shrinkage_numbers,
-    truth_key,
-    weight_note,
-)
+from dashboard.analysis.teach_controls import CONTROLS, INTEGER_FIELDS, truth_key
+from dashboard.analysis.teach_results import slope_shrinkage_numbers
+from dashboard.analysis.teach_texts import weight_note
 from dashboard.base.numbers import fmt
 from dashboard.figures import teach as ft
 from dashboard.state import cached
 from dashboard.views.teach import W, in_range, kept, settings
 from dashboard.views.widgets import show_figure
 from lmm_core import LMMError
-from lmm_core.simulation.teaching import is_curved
+from lmm_core.simulation.teaching_curves import is_curved
 
 if TYPE_CHECKING:  # annotations only: the lab is run through dashboard
-    from lmm_core.simulation.teaching import LabTruth
+    from lmm_core.simulation.teaching_truth import LabTruth
 
 __all__ = ["SHRINK_FIELDS", "shrink_truth", "shrinkage_section"]
 

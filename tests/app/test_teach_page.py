@@ -6,13 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.help.texts import help_text
 from dashboard.state.session import Keys
-from lmm_core.simulation.teaching import (
-    CURVATURE_LABEL,
-    LabTruth,
-    expected_slope_weight,
-    lab_formula,
-)
+from lmm_core.simulation.teaching_curves import lab_formula
+from lmm_core.simulation.teaching_shrinkage import expected_slope_weight
+from lmm_core.simulation.teaching_truth import CURVATURE_LABEL, LabTruth
 from tests.app.conftest import figures_on, finish_jobs, texts
 
 PAGE = "pages/teach.py"
@@ -189,6 +187,15 @@ def test_curvature_and_each_shape_of_time(app, time_df):
     shapes = fig["layout"].get("shapes", [])
     knots = [s for s in shapes if s.get("line", {}).get("dash") == "dashdot"]
     assert len(knots) == (2 if time_df == 3 else 0)
+
+
+def test_curvature_and_average_slope_tooltips_are_the_glossary_entries(app):
+    at = _page(app)
+    assert at.slider(key=W + "curvature").proto.help == help_text("curvature")
+    assert not [c for c in at.caption if "A curve has no single slope" in c.value]  # a line
+    at.slider(key=W + "curvature").set_value(4.0).run()
+    (note,) = [c for c in at.caption if "A curve has no single slope" in c.value]
+    assert note.proto.help == help_text("average_slope")
 
 
 def test_spline_with_three_visits_says_why_not_a_traceback(app):

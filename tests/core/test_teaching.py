@@ -1,4 +1,4 @@
-"""Simulation lab (lmm_core.simulation.teaching, .teaching_repeat): data, recovery, replicates."""
+"""Simulation lab (lmm_core.simulation.teaching*, .teaching_repeat): data, recovery, replicates."""
 
 from __future__ import annotations
 
@@ -12,24 +12,21 @@ import pytest
 from lmm_core import LMMError
 from lmm_core.model.ols import ols_fit
 from lmm_core.simulation import teaching_repeat as tr
-from lmm_core.simulation.teaching import (
-    CURVATURE_LABEL,
-    PARAMETERS,
-    LabTruth,
+from lmm_core.simulation.teaching import estimates, fit_lab, recovery_table, simulate_lab
+from lmm_core.simulation.teaching_curves import (
     bend,
     curve_inference,
     curve_rows,
-    estimates,
-    expected_slope_weight,
-    fit_lab,
     is_curved,
     lab_formula,
     population_mean,
-    recovery_table,
+)
+from lmm_core.simulation.teaching_shrinkage import (
+    expected_slope_weight,
     shrinkage_summary,
-    simulate_lab,
     slope_shrinkage,
 )
+from lmm_core.simulation.teaching_truth import CURVATURE_LABEL, PARAMETERS, LabTruth
 
 
 def test_shape_without_dropout():

@@ -1,4 +1,4 @@
-"""Teach page helpers: settings to truth, and the plain-words texts (dashboard.analysis.teach)."""
+"""Teach page helpers: settings to truth, and the plain-words texts (dashboard.analysis.teach_*)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.analysis.teach import (
-    CONTROLS,
-    naive_text,
-    settings_to_truth,
-    singular_text,
-    truth_key,
-)
+from dashboard.analysis.teach_controls import CONTROLS, settings_to_truth, truth_key
+from dashboard.analysis.teach_texts import naive_text, singular_text
 from lmm_core import LMMError
-from lmm_core.simulation.teaching import LabTruth
 from lmm_core.simulation.teaching_repeat import ReplicateSummary
+from lmm_core.simulation.teaching_truth import LabTruth
 
 
 def test_every_truth_field_has_a_control_and_defaults_lie_in_range():
@@ -74,7 +69,7 @@ def test_singular_text_and_legend_use_the_same_counts_and_denominator():
     """Issue 11 item 11: the text said 13% while the legend counted 12. Both now come from
     ReplicateSummary.boundary_counts: exclusive kinds that add up to the singular total,
     over the same n (failed fits left out of both)."""
-    from dashboard.figures.teach import slope_sd_histogram_figure
+    from dashboard.figures.teach_repeat import slope_sd_histogram_figure
 
     s = _summary(zero=1, corr=12)
     s.table["sd_slope"] = np.where(s.table["slope_sd_zero"], 0.0, 1.0)
@@ -100,3 +95,15 @@ def test_singular_text_and_legend_use_the_same_counts_and_denominator():
         int(name.split("(")[-1].split(" of")[0]) for name in legend if name.startswith("singular")
     )
     assert singular_in_legend == s.singular_count()
+
+
+def test_curvature_and_average_slope_are_glossary_entries():
+    """The curvature control's tooltip is the glossary's entry, and both terms are found by
+    the glossary's search under the words a student would type."""
+    from dashboard.help.texts import ENTRIES, help_text, search
+
+    assert CONTROLS["curvature"].help == help_text("curvature")
+    assert ENTRIES["curvature"].topic == ENTRIES["average_slope"].topic == "Simulation"
+    assert "curvature" in {e.key for e in search("kappa")}
+    assert "average_slope" in {e.key for e in search("average slope")}
+    assert "(f(T) - f(0)) / T" in help_text("average_slope")

@@ -1,5 +1,6 @@
 """Section 2 of the Teach page: true and fitted curves on a fine grid of time
-(dashboard.analysis.teach.study_curves, dashboard.figures.teach.study_curves_figure)."""
+(dashboard.analysis.teach_curves.study_curves, dashboard.figures.teach_curves), and the
+curved lab's words in the other figures."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.analysis.teach import (
+from dashboard.analysis.teach_curves import (
     N_GRID,
     curve_note,
     shown_subjects,
     slope_note,
-    slope_word,
     study_curves,
 )
 from dashboard.figures import teach as ft
-from lmm_core.simulation.teaching import LabTruth, fit_lab, population_mean, simulate_lab
+from dashboard.figures import teach_curves as fc
+from dashboard.figures import teach_repeat as fr
+from dashboard.figures import teach_style as fs
+from dashboard.figures.teach_style import slope_word
+from lmm_core.simulation.teaching import fit_lab, simulate_lab
+from lmm_core.simulation.teaching_curves import population_mean
 from lmm_core.simulation.teaching_repeat import run_replicates
+from lmm_core.simulation.teaching_truth import LabTruth
 
 
 @cache
@@ -75,13 +81,13 @@ def test_a_spline_follows_the_bend_and_a_line_cannot():
 
 def test_study_curves_figure_traces():
     _, _, curves = _curves(3)
-    fig = ft.study_curves_figure(curves)
+    fig = fc.study_curves_figure(curves)
     names = [t.name for t in fig.data]
     means, *subjects = fig.data[:10]
     assert means.name == "observed mean at each visit" and len(means.x) == 6
     truth, fitted = fig.data[10], fig.data[11]
-    assert truth.name == "true population curve" and truth.line.color == ft.TRUTH
-    assert fitted.name == "fitted population curve (natural spline)" and fitted.line.color == ft.EST
+    assert truth.name == "true population curve" and truth.line.color == fs.TRUTH
+    assert fitted.name == "fitted population curve (natural spline)" and fitted.line.color == fs.EST
     assert len(truth.x) == len(fitted.x) == 60
     np.testing.assert_allclose(fitted.y, curves.grid["fitted"])
     lines = [t for t in subjects if t.mode == "lines"]
@@ -91,7 +97,7 @@ def test_study_curves_figure_traces():
     assert sorted(s.x0 for s in fig.layout.shapes) == [1.0, 3.0]  # the knots
     ranks = {t.name: t.legendrank for t in fig.data if t.showlegend is not False}
     assert ranks["true population curve"] < ranks["observed mean at each visit"]
-    straight = ft.study_curves_figure(_curves(1)[2])
+    straight = fc.study_curves_figure(_curves(1)[2])
     assert not straight.layout.shapes and "spline knot" not in [t.name for t in straight.data]
 
 
@@ -131,8 +137,8 @@ def test_recovery_legend_shows_the_estimate_in_its_own_colour():
     fig = ft.recovery_figure(table)
     shown = [t for t in fig.data if t.showlegend is not False and t.name != "truth"]
     est = [t for t in shown if t.name.startswith("estimate")]
-    assert len(est) == 1 and est[0].marker.color == ft.EST
-    assert fig.data[0].marker.color == ft.MISS and fig.data[0].showlegend is False
+    assert len(est) == 1 and est[0].marker.color == fs.EST
+    assert fig.data[0].marker.color == fs.MISS and fig.data[0].showlegend is False
     names = sorted((t.legendrank, t.name) for t in fig.data if t.showlegend is not False)
     assert [n for _, n in names] == [
         "estimate with 95% interval",
@@ -143,6 +149,6 @@ def test_recovery_legend_shows_the_estimate_in_its_own_colour():
 
 def test_repeat_figures_speak_of_the_average_slope_when_curved():
     s = run_replicates(LabTruth(curvature=4.0, time_df=3, n_subjects=12), 3, seed=1)
-    assert ft.slope_histogram_figure(s).data[1].name == "true average slope 2"
-    assert ft.slope_histogram_figure(s).layout.xaxis.title.text.endswith("average slope β̂₁")
-    assert ft.interval_ladder_figure(s).layout.xaxis.title.text == "average slope"
+    assert fr.slope_histogram_figure(s).data[1].name == "true average slope 2"
+    assert fr.slope_histogram_figure(s).layout.xaxis.title.text.endswith("average slope β̂₁")
+    assert fr.interval_ladder_figure(s).layout.xaxis.title.text == "average slope"

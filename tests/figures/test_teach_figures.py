@@ -1,4 +1,4 @@
-"""Simulation-lab figures: traces, values and colours (dashboard.figures.teach)."""
+"""Simulation-lab figures: traces, values and colours (dashboard.figures.teach, .teach_repeat)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,12 @@ import pytest
 
 from dashboard.base.constants import z_value
 from dashboard.figures import teach as ft
-from lmm_core.simulation.teaching import (
-    PARAMETERS,
-    LabTruth,
-    expected_slope_weight,
-    fit_lab,
-    simulate_lab,
-    slope_shrinkage,
-)
+from dashboard.figures import teach_repeat as fr
+from dashboard.figures import teach_style as fs
+from lmm_core.simulation.teaching import fit_lab, simulate_lab
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, monte_carlo_se
+from lmm_core.simulation.teaching_shrinkage import expected_slope_weight, slope_shrinkage
+from lmm_core.simulation.teaching_truth import PARAMETERS, LabTruth
 
 
 def _recovery() -> pd.DataFrame:
@@ -80,7 +77,7 @@ def test_recovery_figure_truth_estimate_interval_and_misses():
     assert [e.x[0] for e in ests] == list(table["estimate"])
     assert truths[0].marker.symbol == "diamond" and truths[0].name == "truth"
     slope = ests[1]  # 2.3 .. 3.5 misses the truth 2.0
-    assert slope.marker.color == ft.MISS and ests[0].marker.color == ft.EST
+    assert slope.marker.color == fs.MISS and ests[0].marker.color == fs.EST
     assert slope.error_x.array[0] == pytest.approx(0.6)
     assert slope.error_x.arrayminus[0] == pytest.approx(0.6)
     assert ests[5].error_x.array is None  # sigma: no interval
@@ -130,7 +127,7 @@ def test_weight_curve_figure():
 
 def test_slope_histogram_figure():
     s = _summary()
-    fig = ft.slope_histogram_figure(s)
+    fig = fr.slope_histogram_figure(s)
     np.testing.assert_allclose(fig.data[0].x, s.table["slope"])
     lines = [shape.x0 for shape in fig.layout.shapes]
     assert lines[0] == s.truth.slope and lines[1] == pytest.approx(s.table["slope"].mean())
@@ -139,7 +136,7 @@ def test_slope_histogram_figure():
 
 def test_slope_sd_histogram_by_kind_of_fit():
     s = _summary()
-    fig = ft.slope_sd_histogram_figure(s)
+    fig = fr.slope_sd_histogram_figure(s)
     names = [t.name for t in fig.data]
     assert names[:3] == [
         "regular fit (54 of 60)",
@@ -152,7 +149,7 @@ def test_slope_sd_histogram_by_kind_of_fit():
 
 def test_coverage_figure():
     s = _summary()
-    fig = ft.coverage_figure(s)
+    fig = fr.coverage_figure(s)
     bar = fig.data[0]
     rates = [s.rate("covered"), s.rate("covered_ols")]
     np.testing.assert_allclose(bar.y, rates)
@@ -164,12 +161,12 @@ def test_coverage_figure():
 
 def test_interval_ladder_figure():
     s = _summary()
-    fig = ft.interval_ladder_figure(s, max_rows=30)
+    fig = fr.interval_ladder_figure(s, max_rows=30)
     assert len(fig.data) == 6
     head = s.table.head(30)
     mixed_hit, mixed_miss, naive_hit, naive_miss, *legend = fig.data
     assert [t.name for t in legend] == ["contains the truth", "misses it"]
     assert len(mixed_hit.x) + len(mixed_miss.x) == 3 * 30
     assert len(naive_miss.x) == 3 * int((~head["covered_ols"]).sum()) > 0
-    assert naive_miss.line.color == ft.MISS and naive_hit.line.color == ft.EST
+    assert naive_miss.line.color == fs.MISS and naive_hit.line.color == fs.EST
     assert [a.text for a in fig.layout.annotations] == ["mixed model", "naive regression"]
