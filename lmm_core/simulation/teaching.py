@@ -28,7 +28,6 @@ from lmm_core.model.results import LMMResult
 from lmm_core.model.simulate import theta_from_covariances
 from lmm_core.simulation.teaching_curves import (
     bend,
-    contrast_interval,
     curve_inference,
     curve_rows,
     is_curved,
@@ -38,17 +37,12 @@ from lmm_core.simulation.teaching_truth import CURVATURE_LABEL, PARAMETERS, SHAP
 
 __all__ = [
     "LabData",
-    "LabTruth",
-    "contrast_interval",
-    "curve_rows",
     "estimates",
     "fit_lab",
     "parameter_labels",
     "recovery_table",
     "simulate_lab",
 ]
-# LabTruth, contrast_interval and curve_rows live in teaching_truth and teaching_curves; they
-# are named here too because lmm_core.simulation.teaching_repeat imports them from this module.
 
 #: the same parameters as lmm_core names them (fixed effects; profile_confint rows)
 _ENGINE_NAMES: dict[str, str] = {

@@ -7,7 +7,7 @@ it with the truth's shape of time (:func:`lmm_core.simulation.teaching.lab_formu
 ``y ~ time + (time | subject)``, or ``poly(time, 2)`` or ``ns(time, 3)`` in place of ``time``
 in the fixed part) by REML and records, for the slope ``beta_1`` (with a curved fit: the
 fitted curve's average slope ``L beta`` over the study,
-:func:`lmm_core.simulation.teaching.curve_rows`; for a straight line ``L = (0, 1)``):
+:func:`lmm_core.simulation.teaching_curves.curve_rows`; for a straight line ``L = (0, 1)``):
 
 * the mixed-model interval ``beta_1_hat +/- t_{nu, (1 + level)/2} SE``, with
   ``SE = sqrt(L' C L)``, ``C = sigma^2 (X' V^-1 X)^-1``, and ``nu = m - 1`` for ``m``
@@ -49,14 +49,9 @@ from scipy import stats
 from lmm_core.errors import LMMError
 from lmm_core.model.fit import FitOptions
 from lmm_core.model.optimize import OptimizerOptions
-from lmm_core.simulation.teaching import (
-    LabTruth,
-    contrast_interval,
-    curve_rows,
-    estimates,
-    fit_lab,
-    simulate_lab,
-)
+from lmm_core.simulation.teaching import estimates, fit_lab, simulate_lab
+from lmm_core.simulation.teaching_curves import contrast_interval, curve_rows
+from lmm_core.simulation.teaching_truth import LabTruth
 
 __all__ = ["BOUNDARY_LABELS", "ReplicateSummary", "monte_carlo_se", "run_replicates"]
 

@@ -11,8 +11,8 @@ from dashboard.io.roles import Roles
 from dashboard.state import jobs, work
 from dashboard.state.jobs import Cancelled, JobRunner
 from lmm_core import datasets, fit_lmm, parametric_bootstrap, profile_confint
-from lmm_core.simulation.teaching import LabTruth
 from lmm_core.simulation.teaching_repeat import run_replicates
+from lmm_core.simulation.teaching_truth import LabTruth
 
 
 @pytest.fixture(scope="module")

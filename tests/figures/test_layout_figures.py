@@ -24,7 +24,8 @@ from dashboard.figures.style import MODEBAR_PX, TEMPLATE, reserve_modebar
 from dashboard.views.layout import short_text
 from lmm_core import datasets, fit_lmm
 from lmm_core.predict.per_group import shrinkage_estimates
-from lmm_core.simulation.teaching import LabTruth, fit_lab, simulate_lab
+from lmm_core.simulation.teaching import fit_lab, simulate_lab
+from lmm_core.simulation.teaching_truth import LabTruth
 
 
 @cache
