@@ -12,17 +12,19 @@ from dashboard.analysis.model_builder import (
     BuilderChoices,
     GroupLevel,
     TimeScale,
-    TimeShape,
     build_formula,
-    flexibility_note,
     group_text,
     ids_repeat_across,
-    model_label,
     model_rows,
-    shape_note,
-    shape_options,
     time_scales,
     time_unit,
+)
+from dashboard.analysis.model_label import model_label
+from dashboard.analysis.time_shape import (
+    TimeShape,
+    flexibility_note,
+    shape_note,
+    shape_options,
     typical_visits,
 )
 from dashboard.base.markup import code_span, escape_message

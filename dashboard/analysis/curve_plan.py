@@ -7,8 +7,9 @@ in the **shape of the population curve** of the time column ``t``
 * a straight line, ``beta_1 t``;
 * a quadratic, ``poly(t, 2)`` (orthogonal polynomial: ``t`` and ``t^2``);
 * natural cubic splines ``ns(t, k)`` with ``k`` = 3 and 4 degrees of freedom (knots at the
-  quantiles of ``t``; cubic between knots, straight beyond the boundary knots), never more
-  than the number of distinct times minus one.
+  quantiles of ``t``; cubic between knots, straight beyond the boundary knots), each only
+  when the data allow it (:func:`dashboard.analysis.time_shape.spline_dfs`, the Model page's
+  rule: fewer df than distinct times, quantile knots that do not coincide).
 
 The shape equal to the active model is flagged; an active shape that is none of these is
 added as a shape of its own. The fits, tests and verdict are in
@@ -17,11 +18,13 @@ added as a shape of its own. The fits, tests and verdict are in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from dashboard.analysis.model_builder import TimeShape, model_key
+from dashboard.analysis.formula_text import model_key
+from dashboard.analysis.time_shape import TimeShape, spline_dfs
 from dashboard.analysis.time_shape_rewrite import (
     is_time_only,
     shape_node,
@@ -38,7 +41,7 @@ from lmm_core.formula.terms import parse_formula
 
 __all__ = ["SPLINE_DF", "CurvePlan", "Shape", "plan_curves"]
 
-#: spline degrees of freedom tried (each only when the data have more distinct times)
+#: spline degrees of freedom tried (each only when the data allow it: :func:`spline_dfs`)
 SPLINE_DF = (3, 4)
 
 
@@ -114,18 +117,14 @@ def _by_factor(spec: ModelSpec, data: pd.DataFrame, time: str) -> str | None:
     return None
 
 
-def _candidates(formula: str, time: str, expr: Node, n_times: int) -> list[Shape]:
-    """The straight line, the quadratic and the splines the distinct times allow, named in
-    the Model page's words (:meth:`dashboard.analysis.model_builder.TimeShape.words`)."""
+def _candidates(formula: str, time: str, expr: Node, spline_df: Sequence[int]) -> list[Shape]:
+    """The straight line, the quadratic and the splines with ``spline_df`` df, named in the
+    Model page's words (:meth:`dashboard.analysis.time_shape.TimeShape.words`)."""
     options = [
         ("line", TimeShape.line(time), expr),
         ("poly2", TimeShape.quadratic(time), shape_node("poly", expr, 2)),
     ]
-    options += [
-        (f"ns{k}", TimeShape.spline(time, k), shape_node("ns", expr, k))
-        for k in SPLINE_DF
-        if k <= n_times - 1
-    ]
+    options += [(f"ns{k}", TimeShape.spline(time, k), shape_node("ns", expr, k)) for k in spline_df]
     return [
         Shape(key, shape.words(), with_time_shape(formula, time, node))
         for key, shape, node in options
@@ -176,25 +175,41 @@ def plan_curves(formula: str, data: pd.DataFrame, time: str) -> CurvePlan:
         )
     spec = parse_formula(formula)
     expr = time_expression(spec, time)
-    shapes = _mark_active(_candidates(formula, time, expr, n_times), spec, formula, time)
-    notes = _plan_notes(spec, time, expr, n_times)
+    allowed = spline_dfs(data[time], max(SPLINE_DF))
+    spline_df = tuple(k for k in SPLINE_DF if k in allowed)
+    shapes = _mark_active(_candidates(formula, time, expr, spline_df), spec, formula, time)
+    notes = _plan_notes(spec, time, n_times, spline_df)
     line = parse_formula(shapes[0].formula)
     by = _by_factor(line, data, time)
     outcome = unquote_label(spec.response_label)
     return CurvePlan(time, deparse(expr), formula, tuple(shapes), n_times, by, outcome, notes)
 
 
-def _plan_notes(spec: ModelSpec, time: str, expr: Node, n_times: int) -> tuple[str, ...]:
+def _plan_notes(
+    spec: ModelSpec, time: str, n_times: int, spline_df: tuple[int, ...]
+) -> tuple[str, ...]:
+    """What the user should know of the plan: time added, splines left out, random part kept."""
     notes = []
     if not any(is_time_only(n, time) for n in spec.fixed.exprs.values()):
         notes.append(
             f"The active model has no fixed term in {escape_message(time)}: every shape adds "
             "one as a main effect."
         )
-    if n_times - 1 < max(SPLINE_DF):
+    too_many = [k for k in SPLINE_DF if k >= n_times]
+    if too_many:
         notes.append(
             f"{escape_message(time)} has {n_times} distinct values, so splines with more than "
             f"{n_times - 1} df are left out (a spline needs fewer df than distinct times)."
+        )
+    tied = [k for k in SPLINE_DF if k < n_times and k not in spline_df]
+    if tied:
+        one = len(tied) == 1
+        dfs = " and ".join(str(k) for k in tied)
+        notes.append(
+            f"The natural spline{'' if one else 's'} with {dfs} df {'is' if one else 'are'} "
+            f"left out: many visits share a few values of {escape_message(time)}, so "
+            f"{'its' if one else 'their'} knots (at quantiles of {escape_message(time)}) would "
+            "coincide or have no time between them."
         )
     if any(is_time_only(n, time) for r in spec.random for n in r.lhs.exprs.values()):
         notes.append(

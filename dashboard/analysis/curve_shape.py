@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.analysis.curve_plan import CurvePlan, Shape, plan_curves
-from dashboard.analysis.model_builder import model_key
+from dashboard.analysis.formula_text import model_key
 from dashboard.analysis.records import FitRecord
 from dashboard.analysis.time_shape_rewrite import shape_node, time_expression, with_time_shape
 from dashboard.base.markup import code_span, escape_message

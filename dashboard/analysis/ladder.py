@@ -39,7 +39,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.analysis.compare import StepTest, step_test
-from dashboard.analysis.model_builder import deparse_spec, ids_repeat_across, model_key
+from dashboard.analysis.formula_text import deparse_spec, model_key
+from dashboard.analysis.model_builder import ids_repeat_across
 from dashboard.analysis.model_summary import zero_components
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dashboard.analysis.model_builder import deparse_spec
+from dashboard.analysis.formula_text import deparse_spec
 from dashboard.base.markup import code_span, plain_index
 from dashboard.base.numbers import fmt, fmt_pct
 from lmm_core import LMMResult

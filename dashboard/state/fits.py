@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.analysis.model_builder import model_key
+from dashboard.analysis.formula_text import model_key
 from dashboard.analysis.records import FitRecord, label_of
 from dashboard.state.session import Keys
 from lmm_core import LMMError

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis import model_summary as ms
-from dashboard.analysis.model_builder import curve_terms
 from dashboard.analysis.records import FitRecord
+from dashboard.analysis.time_shape import curve_terms
 from dashboard.base.markup import code_span, escape_message
 from dashboard.base.numbers import MISSING, fmt_criterion, styled
 from dashboard.help.texts import help_text

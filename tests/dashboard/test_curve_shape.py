@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from dashboard.analysis import curve_shape as cs
-from dashboard.analysis.model_builder import model_key
+from dashboard.analysis.formula_text import model_key
 from dashboard.state import work
 from dashboard.state.jobs import Cancelled
 from lmm_core import FormulaError, LMMError, ModelError, datasets, fit_lmm
@@ -253,6 +253,40 @@ def test_plan_follows_the_number_of_distinct_times():
     assert plan.by is None and plan.outcome == "y"
     assert cs.plan_curves("log(y) ~ `Visit day` + (1 | id)", data, "Visit day").outcome == "log(y)"
     assert plan.shapes[0].formula == "y ~ arm + `Visit day` + (1 | id)"
+
+
+def tied_data(counts: list[int]) -> pd.DataFrame:
+    """Visits at times 0, 1, 2, ... with ``counts`` visits each (many tied times), 10 ids."""
+    times = np.repeat(np.arange(len(counts), dtype=float), counts)
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {"id": np.arange(times.size) % 10, "t": times, "y": times + rng.normal(size=times.size)}
+    )
+
+
+def test_plan_leaves_out_splines_whose_knots_coincide():
+    """The Model page's rule (time_shape.spline_dfs): a spline the engine cannot place its
+    quantile knots for is not planned (it could only fail), and the notes say why."""
+    data = tied_data([50, 1, 1, 50, 1, 1, 50])  # 7 distinct times, most at 0, 3 and 6
+    with pytest.raises(LMMError, match="knots"):
+        fit_lmm("y ~ ns(t, 4) + (1 | id)", data)
+    plan = cs.plan_curves("y ~ t + (1 | id)", data, "t")
+    assert [s.key for s in plan.shapes] == ["line", "poly2", "ns3"]
+    assert plan.notes == (
+        "The natural spline with 4 df is left out: many visits share a few values of t, so its "
+        "knots (at quantiles of t) would coincide or have no time between them.",
+    )
+    plan = cs.plan_curves("y ~ t + (1 | id)", tied_data([40, 2, 2, 2, 2, 40]), "t")
+    assert [s.key for s in plan.shapes] == ["line", "poly2"]
+    assert plan.notes[0].startswith("The natural splines with 3 and 4 df are left out: ")
+    plan = cs.plan_curves("y ~ t + (1 | id)", tied_data([40, 1, 1, 40]), "t")
+    assert [s.key for s in plan.shapes] == ["line", "poly2"]  # ns3 tied, ns4 too few times
+    assert "4 distinct values, so splines with more than 3 df" in plan.notes[0]
+    assert plan.notes[1].startswith("The natural spline with 3 df is left out: ")
+    spread = tied_data([10] * 6)  # the same number of distinct times, no ties: both splines
+    assert [s.key for s in cs.plan_curves("y ~ t + (1 | id)", spread, "t").shapes][2:] == [
+        "ns3", "ns4"
+    ]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- comparison

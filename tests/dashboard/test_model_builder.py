@@ -7,15 +7,15 @@ import dataclasses
 import pandas as pd
 import pytest
 
+from dashboard.analysis.formula_text import model_key
 from dashboard.analysis.model_builder import (
     BuilderChoices,
     GroupLevel,
     build_formula,
-    formula_label,
     ids_repeat_across,
-    model_key,
     random_term,
 )
+from dashboard.analysis.model_label import formula_label
 from lmm_core import FormulaError, datasets, fit_lmm
 from lmm_core.formula.quoting import quote_name
 from lmm_core.formula.terms import parse_formula
@@ -137,7 +137,8 @@ AWKWARD = ["SBP (mmHg)", "Visit day", "x[1]", "Größe é", "a-b", "a+b", "a*b",
 @pytest.mark.parametrize("name", AWKWARD)
 def test_every_built_formula_reads_back_the_same_columns(name):
     """Issue 11 item 3: every formula the app writes from names parses to those names."""
-    from dashboard.analysis.model_builder import TimeScale, deparse_spec
+    from dashboard.analysis.formula_text import deparse_spec
+    from dashboard.analysis.model_builder import TimeScale
 
     y, t, arm, g, h = (f"{name} {k}" for k in ("y", "t", "arm", "g", "h"))
     choices = BuilderChoices(
@@ -159,7 +160,7 @@ def test_every_built_formula_reads_back_the_same_columns(name):
 
 
 def test_model_labels_say_what_differs():
-    from dashboard.analysis.model_builder import model_label
+    from dashboard.analysis.model_label import model_label
 
     base = "y ~ t + (t | s)"
     assert model_label(base, "s", "t") == "random slope"

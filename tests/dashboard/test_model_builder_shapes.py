@@ -1,6 +1,7 @@
-"""dashboard.analysis.model_builder, issue 13: the shape of time (straight line, quadratic,
-natural spline) for the population curve and the subject's own curve; its knots as the engine
-places them; labels, keys and the reading back of formulas with spline terms."""
+"""Issue 13's shape of time (dashboard.analysis.time_shape; model_builder, model_label and
+formula_text with curves): straight line, quadratic, natural spline for the population curve
+and the subject's own curve; its knots as the engine places them; the df the data allow;
+labels, keys and the reading back of formulas with spline terms."""
 
 from __future__ import annotations
 
@@ -11,25 +12,26 @@ import pandas as pd
 import pytest
 
 from dashboard.analysis import model_summary as ms
+from dashboard.analysis.formula_text import deparse_spec, model_key
 from dashboard.analysis.model_builder import (
-    MAX_SPLINE_DF,
     BuilderChoices,
     GroupLevel,
     TimeScale,
-    TimeShape,
     build_formula,
-    curve_terms,
-    deparse_spec,
-    flexibility_note,
-    formula_label,
-    knots_text,
-    model_key,
-    model_label,
     model_rows,
     random_term,
+)
+from dashboard.analysis.model_label import formula_label, model_label
+from dashboard.analysis.time_shape import (
+    MAX_SPLINE_DF,
+    TimeShape,
+    curve_terms,
+    flexibility_note,
+    knots_text,
     shape_note,
     shape_options,
     spline_basis,
+    spline_dfs,
     typical_visits,
 )
 from lmm_core import DataError, datasets, fit_lmm
@@ -199,6 +201,23 @@ def test_spline_df_whose_quantile_knots_coincide_are_not_offered():
             fits = False
         assert (k in offered) == fits, k
     assert offered != set(range(2, 11))  # the ties do exclude some
+
+
+def test_spline_dfs_is_the_rule_the_builder_offers():
+    """One rule for the df of natural splines the data allow (the builder and the Compare
+    page's curve comparison): below the distinct times, capped, knots that do not coincide."""
+    chick = datasets.load_example("chickweight")[0]["Time"]  # 12 distinct days
+    assert spline_dfs(chick) == list(range(2, MAX_SPLINE_DF + 1))
+    assert spline_dfs(chick, 4) == [2, 3, 4]
+    assert spline_dfs(np.repeat([8.0, 10.0, 12.0, 14.0], 27)) == [2, 3]  # 4 distinct ages
+    assert spline_dfs([1.0, 2.0, np.nan]) == [] == spline_dfs([])
+    tied = np.repeat([0.0, 1, 2, 3, 4, 5, 6], [50, 1, 1, 50, 1, 1, 50])
+    assert spline_dfs(tied) == [2, 3]  # 7 distinct times, but ns(t, 4)'s knots coincide
+    with pytest.raises(DataError):
+        learn_basis(BasisCall("ns", df=4), tied, "ns(t, 4)")
+    for times in (chick, tied, np.linspace(0, 1, 4)):
+        offered = [s.df for s in shape_options("t", times) if s.kind == "spline"]
+        assert offered == spline_dfs(times)
 
 
 def test_typical_visits_counts_rows_per_subject():
