@@ -21,7 +21,6 @@ here too.
 
 from __future__ import annotations
 
-import time as clock
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -31,10 +30,10 @@ import pandas as pd
 
 from dashboard.analysis.curve_plan import CurvePlan, Shape, plan_curves
 from dashboard.analysis.formula_text import model_key
-from dashboard.analysis.records import FitRecord
+from dashboard.analysis.records import FitRecord, timed_fit
 from dashboard.analysis.time_shape_rewrite import shape_node, time_expression, with_time_shape
 from dashboard.base.markup import code_span, escape_message
-from lmm_core import ComparisonError, LMMError, LMMResult, lrt
+from lmm_core import ComparisonError, LMMResult, lrt
 from lmm_core.inference.nesting import check_nesting
 
 __all__ = [
@@ -87,15 +86,7 @@ def fit_shapes(
     for i, shape in enumerate(shapes):
         if on_shape is not None:
             on_shape(i, shape)
-        start = clock.perf_counter()
-        try:
-            result, error = fit(shape.formula), ""
-        except LMMError as exc:
-            result, error = None, str(exc)
-        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
-            result = None
-            error = f"the fit failed numerically ({type(exc).__name__}: {exc})"
-        fits.append(ShapeFit(shape, result, error, clock.perf_counter() - start))
+        fits.append(ShapeFit(shape, *timed_fit(fit, shape.formula)))
     return fits
 
 

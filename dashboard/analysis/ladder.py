@@ -29,7 +29,6 @@ comparable because all steps use the same rows and fixed effects.
 
 from __future__ import annotations
 
-import time as clock
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -42,12 +41,13 @@ from dashboard.analysis.compare import StepTest, step_test
 from dashboard.analysis.formula_text import deparse_spec, model_key
 from dashboard.analysis.model_builder import ids_repeat_across
 from dashboard.analysis.model_summary import zero_components
-from dashboard.analysis.records import FitRecord
+from dashboard.analysis.records import FitRecord, timed_fit
+from dashboard.analysis.time_shape import basis_of
 from dashboard.base.markup import code_span, escape_message
 from dashboard.figures.style import PALETTE, style_figure
 from dashboard.io.roles import Roles, missing_longitudinal_roles
 from lmm_core import LMMError, LMMResult
-from lmm_core.formula.grammar import BASIS_FUNCTIONS, Call, Name, strip_parens
+from lmm_core.formula.grammar import Name, strip_parens
 from lmm_core.formula.quoting import deparse, quote_name
 from lmm_core.formula.terms import parse_formula
 
@@ -132,12 +132,8 @@ def _random_curve(active_formula: str | None, time: str) -> str | None:
         return None
     for term in spec.random:
         for node in term.lhs.exprs.values():
-            if (
-                isinstance(node, Call)
-                and node.func in BASIS_FUNCTIONS
-                and isinstance(strip_parens(node.arg), Name)
-                and strip_parens(node.arg).name == time
-            ):
+            arg = strip_parens(node.arg) if basis_of(node) is not None else None
+            if isinstance(arg, Name) and arg.name == time:
                 return deparse(node)
     return None
 
@@ -256,17 +252,7 @@ def run_ladder(
     for i, spec in enumerate(specs):
         if on_step is not None:
             on_step(i, spec)
-        start = clock.perf_counter()
-        try:
-            result = fit(spec.formula)
-        except LMMError as error:
-            steps.append(LadderStep(spec, None, str(error), clock.perf_counter() - start))
-            continue
-        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as error:
-            message = f"the fit failed numerically ({type(error).__name__}: {error})"
-            steps.append(LadderStep(spec, None, message, clock.perf_counter() - start))
-            continue
-        steps.append(LadderStep(spec, result, "", clock.perf_counter() - start))
+        steps.append(LadderStep(spec, *timed_fit(fit, spec.formula)))
     return steps
 
 
@@ -549,7 +535,7 @@ def ladder_records(
     ``existing``.
 
     A rung counts as existing when a record of the same data, model (the same
-    :func:`dashboard.analysis.model_builder.model_key`, however the formula is spelled) and
+    :func:`dashboard.analysis.formula_text.model_key`, however the formula is spelled) and
     method is there. The records' names are their labels (``"ladder random slope"``): the
     caller renames each one (:meth:`~dashboard.analysis.records.FitRecord.renamed`) with
     :func:`dashboard.state.fits.next_name` just before storing it, so the numbers stay distinct.

@@ -6,12 +6,16 @@ The session's list of records, the active one and the page guard are in
 
 from __future__ import annotations
 
+import time as clock
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from lmm_core import LMMResult
+import numpy as np
 
-__all__ = ["FitKey", "FitRecord", "label_of"]
+from lmm_core import LMMError, LMMResult
+
+__all__ = ["FitKey", "FitRecord", "label_of", "timed_fit"]
 
 
 class FitKey(NamedTuple):
@@ -70,3 +74,18 @@ def label_of(name: str) -> str:
     """The label part of a record name: ``"random slope"`` of ``"M2: random slope"``."""
     head, _, rest = name.partition(": ")
     return rest if rest and head[:1] == "M" and head[1:].isdigit() else name
+
+
+def timed_fit(fit: Callable[[str], LMMResult], formula: str) -> tuple[LMMResult | None, str, float]:
+    """``fit(formula)`` and the seconds it took, for a list of models fitted in turn (the
+    ladder, the shapes of time): a failure is returned as its message, never raised, so the
+    other models go on. ``(result, "", seconds)`` or ``(None, message, seconds)``."""
+    start = clock.perf_counter()
+    try:
+        result, error = fit(formula), ""
+    except LMMError as exc:
+        result, error = None, str(exc)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        result = None
+        error = f"the fit failed numerically ({type(exc).__name__}: {exc})"
+    return result, error, clock.perf_counter() - start

@@ -66,7 +66,7 @@ def _same_model_key(formula: str) -> tuple | None:
 
 
 def find_fit(formula: str, reml: bool, data_key: str | None = None) -> FitRecord | None:
-    """The stored fit of the same model (:func:`dashboard.analysis.model_builder.model_key`: however
+    """The stored fit of the same model (:func:`dashboard.analysis.formula_text.model_key`: however
     the formula is spelled), method and data, or ``None``.
 
     One fit per distinct model and settings: a second request for it selects this record
