@@ -214,7 +214,7 @@ def with_time_shape(formula: str, time: str, shape: Node) -> str:
     pairs = _drop_redundant(fixed) + random
     items, ops = [i for _, i in pairs], [o for o, _ in pairs][1:]
     body = items[0] if len(items) == 1 else NAry("sum", tuple(items), tuple(ops), 0)
-    text = f"{deparse(lhs, backtick=not isinstance(lhs, Name))} ~ {deparse(body)}"
+    text = f"{deparse(lhs)} ~ {deparse(body)}"
     expected = _expected_terms(spec, time, label)
     new = parse_formula(text)
     if new.fixed.intercept == spec.fixed.intercept and {frozenset(t) for t in new.fixed.terms} == {
@@ -222,7 +222,7 @@ def with_time_shape(formula: str, time: str, shape: Node) -> str:
     }:
         return text
     written = _term_text(spec.fixed.intercept, expected, [deparse(i) for _, i in random])
-    return f"{deparse(lhs, backtick=not isinstance(lhs, Name))} ~ {written}"
+    return f"{deparse(lhs)} ~ {written}"
 
 
 def _is_sum(node: Node) -> bool:

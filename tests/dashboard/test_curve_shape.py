@@ -53,6 +53,15 @@ def shapes_of(formula: str, time: str = "t") -> tuple[str, str, str]:
             ),
         ),
         (
+            "`SBP (mmHg)` ~ `Visit day` + Age + (`Visit day` | `Patient ID`)",
+            "Visit day",
+            (
+                "`SBP (mmHg)` ~ `Visit day` + Age + (`Visit day` | `Patient ID`)",
+                "`SBP (mmHg)` ~ poly(`Visit day`, 2) + Age + (`Visit day` | `Patient ID`)",
+                "`SBP (mmHg)` ~ ns(`Visit day`, 3) + Age + (`Visit day` | `Patient ID`)",
+            ),
+        ),  # a response that needs backticks keeps them
+        (
             "y ~ I(t/7) * arm + age + (I(t/7) | id)",
             "t",
             (

@@ -81,8 +81,9 @@ def test_bootstrap_keeps_running_across_a_page_switch(app_url, tab):
     support.go_to(page, "Model")
     page.wait_for_function(
         """([sel, above]) => {
+            if (document.body.innerText.includes('500 replicates (seed 1)')) return true;
             const box = document.querySelector(sel);
-            if (!box) return document.body.innerText.includes('500 replicates (seed 1)');
+            if (!box) return false;
             const m = box.innerText.match(/Replicate ([\\d,]+) of/);
             return m && parseInt(m[1].replace(/,/g, '')) > above;
         }""",
