@@ -302,3 +302,41 @@ def test_type3_anova_of_a_spline_by_factor_as_lmertest():
         np.testing.assert_allclose(table["sum_sq"], sum_sq, rtol=1e-4)
         np.testing.assert_allclose(table["den_df"], den_df, rtol=1e-4)
         np.testing.assert_allclose(table["F"], f, rtol=1e-4, atol=1e-5)
+
+
+def test_profile_bootstrap_simulate_and_implied_on_a_spline_model():
+    """Inference downstream of a spline fit: profile intervals as lme4's ``confint(fit,
+    method = "profile")`` (lme4 1.1-31, sleepstudy ``Reaction ~ ns(Days, 3) + (Days |
+    Subject)``) to 5e-4; a parametric bootstrap and ``simulate`` use the fit's basis; the
+    implied correlation finds the time behind a random curve."""
+    from lmm_core import parametric_bootstrap, profile_confint, simulate
+    from lmm_core.predict.implied import implied_covariance
+
+    data = load_dataset("sleepstudy")
+    res = fit_lmm("Reaction ~ ns(Days, 3) + (Days | Subject)", data)
+    lme4 = {
+        "sd_(Intercept)|Subject": (14.4701294742, 37.7475744733),
+        "cor_Days.(Intercept)|Subject": (-0.4821514162, 0.6784532596),
+        "sd_Days|Subject": (3.8126088793, 8.7581579782),
+        "sigma": (22.7767861773, 28.7049008214),
+        "(Intercept)": (240.0284368641, 271.0223063092),
+        "ns(Days, 3)1": (29.2549628013, 71.1010193957),
+        "ns(Days, 3)2": (61.7828399323, 139.5185423142),
+        "ns(Days, 3)3": (56.8576983277, 103.7598202743),
+    }
+    ci = profile_confint(res)
+    assert list(ci.index) == list(lme4)
+    np.testing.assert_allclose(ci.to_numpy(), np.array(list(lme4.values())), rtol=5e-4)
+
+    boot = parametric_bootstrap(res, 20, seed=3)
+    assert np.isfinite(np.asarray(boot.estimates, float)).all()
+    ystar = simulate(res, 200, seed=4)  # (200, n): the simulated means follow the spline
+    beta_star = np.linalg.lstsq(res.design.X, ystar.mean(axis=0), rcond=None)[0]
+    np.testing.assert_allclose(beta_star, res.beta, rtol=0.05, atol=5.0)
+
+    curve = fit_lmm("Reaction ~ ns(Days, 3) + (ns(Days, 2) | Subject)", data)
+    implied = implied_covariance(curve, [0, 3, 6, 9])
+    term = curve.reterms[0]
+    z = term.z[:10][[0, 3, 6, 9]]  # subject 308's rows: days 0..9, in order
+    expected = z @ curve.covariance_matrices()[0] @ z.T + curve.sigma**2 * np.eye(4)
+    np.testing.assert_allclose(implied.covariance, expected, rtol=1e-10)
