@@ -17,7 +17,8 @@ from dashboard.analysis.records import FitKey
 from dashboard.figures import prediction as fp
 from dashboard.figures import trajectories as ft
 from dashboard.io.loading import LoadedTable, excel_sheet_names, read_table
-from lmm_core import LMMResult, datasets, fit_lmm
+from lmm_core import LMMResult, ModelError, datasets, fit_lmm
+from lmm_core.formula.terms import parse_formula
 from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
 from lmm_core.predict.per_group import ShrinkageEstimates, deviation_by, shrinkage_estimates
 
@@ -69,8 +70,18 @@ def sheet_names(data_bytes: bytes) -> list[str]:
 def fit_model(data_key: str, formula: str, reml: bool, _data: pd.DataFrame) -> LMMResult:
     """Fit ``formula`` to the data identified by ``data_key`` (the frame itself is not hashed).
 
-    Errors (:class:`lmm_core.LMMError`) are raised, not cached.
+    Errors (:class:`lmm_core.LMMError`) are raised, not cached. A covariance structure of
+    the visits (``us(visit | patient)``, an MMRM) is fitted by the engine but not shown by the
+    pages yet: it is refused here with a message, before any work.
     """
+    spec = parse_formula(formula)
+    if spec.residual is not None:
+        raise ModelError(
+            f"`{spec.residual.label}` is a covariance structure of the visits (an MMRM). The "
+            "engine fits it (lmm_core.fit_lmm in Python), but the app's pages do not show "
+            "such models yet; fit a model with random effects here, e.g. "
+            "`(visit | patient)`."
+        )
     return fit_lmm(formula, _data, reml=reml)
 
 

@@ -34,6 +34,7 @@ from lmm_core.design.model_matrix import (
     Numeric,
     model_matrix,
 )
+from lmm_core.design.residual import ResidualTerm, residual_term
 from lmm_core.design.reterms import ReTerm
 from lmm_core.design.splines import BasisState
 from lmm_core.errors import DataError, FormulaError, ModelError
@@ -146,6 +147,7 @@ class Design:
     fixed_recipe: MatrixRecipe | None = field(repr=False, compare=False, default=None)
     kept_columns: np.ndarray | None = field(repr=False, compare=False, default=None)
     stats: dict = field(repr=False, compare=False, default_factory=dict)
+    residual: ResidualTerm | None = field(repr=False, compare=False, default=None)
 
     @property
     def n(self) -> int:
@@ -336,10 +338,11 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
     if not isinstance(data, pd.DataFrame):
         raise DataError("The data must be a table (pandas DataFrame).")
     used = _check_columns(spec, data)
-    if not spec.random:
+    if not spec.random and spec.residual is None:
         raise ModelError(
             "Formula has no random-effects term `( … | group)`; add one such as "
-            "`(1 | patient)`, or use ordinary regression."
+            "`(1 | patient)` (or a covariance of the visits such as `us(visit | patient)`), "
+            "or use ordinary regression."
         )
     ev = Evaluator(data)
     missing = np.zeros(len(data), dtype=bool)
@@ -394,6 +397,7 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
         order = sorted(range(len(nl)), key=lambda i: nl[i])  # stable ascending, as R's order()
         terms = [terms[i] for i in reversed(order)]
     _check_terms(terms, n)
+    residual = residual_term(ev, spec.residual, rows) if spec.residual is not None else None
     return Design(
         formula=spec.text,
         response=spec.response_label,
@@ -410,6 +414,7 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
         fixed_recipe=recipe,
         kept_columns=keep,
         stats=ev.stats,
+        residual=residual,
     )
 
 

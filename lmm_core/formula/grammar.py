@@ -26,7 +26,9 @@ Functions: ``log log2 log10 log1p exp sqrt abs scale center I`` (numeric) and
 ``factor C`` (categorical), each with exactly one argument; ``ns bs poly`` (bases of several
 columns) take the variable and then constant options, positional or named as in R
 (``ns(time, df = 3)``, ``bs(age, knots = c(10, 12), degree = 2)``, ``poly(x, 2, raw = TRUE)``):
-:mod:`lmm_core.formula.basis_args` checks them.
+:mod:`lmm_core.formula.basis_args` checks them. ``us toep toeph ar1 ar1h cs csh ad adh sp_exp``
+take a bar ``(visit | subject)`` or ``(visit | group / subject)``: the covariance of a
+subject's visits (mmrm's syntax), one such term per model, added as a term of its own.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ NUMERIC_FUNCTIONS = frozenset(
 )
 FACTOR_FUNCTIONS = frozenset({"factor", "C"})
 BASIS_FUNCTIONS = frozenset({"ns", "bs", "poly"})
-FUNCTIONS = NUMERIC_FUNCTIONS | FACTOR_FUNCTIONS | BASIS_FUNCTIONS
+#: residual (R-side) covariance structures of a subject's visits, mmrm's names
+COVARIANCE_FUNCTIONS = frozenset(
+    {"us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh", "sp_exp"}
+)
+FUNCTIONS = NUMERIC_FUNCTIONS | FACTOR_FUNCTIONS | BASIS_FUNCTIONS | COVARIANCE_FUNCTIONS
 
 
 # --------------------------------------------------------------------------- syntax tree

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lmm_core.formula.grammar import Name, Node, names_in
+from lmm_core.formula.quoting import quote_name
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,50 @@ class RandomSpec:
 
 
 @dataclass(frozen=True)
+class ResidualSpec:
+    """The covariance structure of a subject's visits: ``us(visit | subject)``.
+
+    Attributes
+    ----------
+    structure
+        mmrm's name (``"us"``, ``"ar1"``, ``"toeph"``, ...).
+    visit
+        The visit column (a factor whose level order is the order of the visits; for
+        ``sp_exp`` a numeric time).
+    subject
+        The subject column.
+    group
+        For ``us(visit | arm / subject)``: the column whose levels get separate covariances.
+    pos
+        Position of the term in the formula text.
+    """
+
+    structure: str
+    visit: Name
+    subject: Name
+    group: Name | None
+    pos: int
+
+    @property
+    def label(self) -> str:
+        """The term as written by mmrm: ``us(AVISIT | USUBJID)``."""
+        by = f"{quote_name(self.group.name)} / " if self.group else ""
+        return (
+            f"{self.structure}({quote_name(self.visit.name)} | {by}{quote_name(self.subject.name)})"
+        )
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """A parsed formula: response, fixed part and random terms (in formula order)."""
+    """A parsed formula: response, fixed part, random terms (in formula order) and at most
+    one residual covariance structure."""
 
     text: str
     response: Node
     response_label: str
     fixed: TermList
     random: tuple[RandomSpec, ...]
+    residual: ResidualSpec | None = None
 
     def column_refs(self) -> list[Name]:
         """Every column reference (response, fixed, random lhs, grouping), in text order."""
@@ -77,4 +114,7 @@ class ModelSpec:
                 refs.extend(names_in(tl.exprs[v]))
         for r in self.random:
             refs.extend(r.group_vars)
+        if self.residual is not None:
+            res = self.residual
+            refs.extend(nm for nm in (res.visit, res.group, res.subject) if nm is not None)
         return sorted(refs, key=lambda nm: nm.pos)

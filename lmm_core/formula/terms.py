@@ -25,6 +25,7 @@ from lmm_core.errors import FormulaError
 from lmm_core.formula.basis_args import basis_call
 from lmm_core.formula.grammar import (
     BASIS_FUNCTIONS,
+    COVARIANCE_FUNCTIONS,
     FACTOR_FUNCTIONS,
     MAX_TERMS,
     BinOp,
@@ -40,7 +41,7 @@ from lmm_core.formula.grammar import (
     walk,
 )
 from lmm_core.formula.quoting import deparse, is_syntactic, r_number
-from lmm_core.formula.spec import ModelSpec, RandomSpec, TermList
+from lmm_core.formula.spec import ModelSpec, RandomSpec, ResidualSpec, TermList
 
 Term = frozenset[str]
 GroupTree = Name | tuple  # Name, or (left, right) for ``left:right``
@@ -55,6 +56,14 @@ def check_arithmetic(node: Node, where: str) -> None:
     """Raise unless ``node`` is plain arithmetic (numbers, columns, numeric functions); the
     rightmost offending node is named."""
     for nd in walk(node, right_first=True):
+        if isinstance(nd, Call) and nd.func in COVARIANCE_FUNCTIONS:
+            raise FormulaError(
+                f"`{nd.func}(...)` at position {nd.pos} is a covariance structure of a "
+                f"subject's visits: add it as a term of its own, e.g. "
+                f"`y ~ visit * arm + {nd.func}(visit | patient)`.",
+                nd.pos,
+                nd.func,
+            )
         if isinstance(nd, Call) and nd.func in BASIS_FUNCTIONS:
             raise FormulaError(
                 f"`{nd.func}()` at position {nd.pos} makes several columns, so it cannot be "
@@ -93,6 +102,8 @@ class _Encoder:
 
     def variable(self, node: Name | Call) -> Term:
         if isinstance(node, Call):
+            if node.func in COVARIANCE_FUNCTIONS:
+                check_arithmetic(node, "a model term")  # raises: it must stand alone
             check_arithmetic(node.arg, f"`{node.func}()`")
             if node.func in BASIS_FUNCTIONS:
                 basis_call(node)  # options checked now, with their position
@@ -315,8 +326,12 @@ def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
         pairs = [("+", rhs)]
     fixed: list[tuple[str, Node]] = []
     random: list[RandomSpec] = []
+    residual: list[ResidualSpec] = []
     for sign, item in pairs:
         inner = strip_parens(item)
+        if isinstance(inner, Call) and inner.func in COVARIANCE_FUNCTIONS:
+            residual.append(_residual_term(inner, sign))
+            continue
         if isinstance(inner, BinOp) and inner.op in ("|", "||"):
             if inner is item:
                 raise FormulaError(
@@ -344,7 +359,44 @@ def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
             lhs.pos,
             lhs.name,
         )
-    return ModelSpec(text, lhs, response_label, fixed_terms, tuple(random))
+    if len(residual) > 1:
+        raise FormulaError(
+            f"The formula has {len(residual)} covariance structures of the visits "
+            f"({', '.join(r.label for r in residual)}); a model takes at most one.",
+            residual[1].pos,
+            residual[1].structure,
+        )
+    return ModelSpec(
+        text, lhs, response_label, fixed_terms, tuple(random), residual[0] if residual else None
+    )
+
+
+def _residual_term(call: Call, sign: str) -> ResidualSpec:
+    """``us(visit | subject)`` or ``us(visit | group / subject)`` (mmrm's syntax)."""
+    example = f"`{call.func}(visit | patient)`"
+    bar = strip_parens(call.arg)
+    if sign == "-" or call.options or not (isinstance(bar, BinOp) and bar.op == "|"):
+        raise FormulaError(
+            f"`{call.func}(...)` at position {call.pos} is written with the visit and the "
+            f"subject, e.g. {example} or `{call.func}(visit | arm / patient)` for one "
+            "covariance per arm.",
+            call.pos,
+            call.func,
+        )
+    visit = strip_parens(bar.left)
+    right = strip_parens(bar.right)
+    group = None
+    if isinstance(right, NAry) and right.kind == "prod" and right.ops == ("/",):
+        group, right = strip_parens(right.items[0]), strip_parens(right.items[1])
+    for node, what in ((visit, "visit"), (right, "subject"), (group, "group")):
+        if node is not None and not isinstance(node, Name):
+            raise FormulaError(
+                f"The {what} of `{call.func}(...)` at position {call.pos} must be a column "
+                f"name, as in {example}.",
+                call.pos,
+                call.func,
+            )
+    return ResidualSpec(call.func, visit, right, group, call.pos)  # type: ignore[arg-type]
 
 
 def parse_formula(text: str) -> ModelSpec:

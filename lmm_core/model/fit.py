@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 
 from lmm_core.design.build import build_design
-from lmm_core.errors import DataError
+from lmm_core.errors import DataError, ModelError
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.linalg import single_threaded_blas
+from lmm_core.model.mmrm import MMRMCriterion, optimize_mmrm
+from lmm_core.model.mmrm_results import MMRMResult
 from lmm_core.model.optimize import OptimizerOptions, OptSummary, optimize_theta
 from lmm_core.model.results import LMMResult, is_singular_fit
 from lmm_core.model.starts import moment_start
@@ -80,6 +82,21 @@ def fit_lmm(
     return fit_design(design, reml=reml, options=options, start=start)
 
 
+def fit_mmrm_design(design, *, reml: bool = True):
+    """Fit a model with a covariance structure of the visits (:mod:`lmm_core.model.mmrm`)."""
+    if design.reterms:
+        raise ModelError(
+            f"Random effects together with `{design.residual.spec.label}` are not available "
+            "yet: fit the covariance of the visits alone (an MMRM, e.g. `y ~ visit * arm + "
+            "us(visit | patient)`) or the random effects alone."
+        )
+    crit = MMRMCriterion(design, reml)
+    opt = optimize_mmrm(crit)
+    return MMRMResult(
+        design.formula, design, reml, opt, crit, tuple(design.messages) + tuple(opt.messages)
+    )
+
+
 def fit_design(
     design,
     *,
@@ -88,6 +105,8 @@ def fit_design(
     start: np.ndarray | None = None,
 ) -> LMMResult:
     """Fit a model whose design (``X``, ``y``, random-effects terms) is already built."""
+    if design.residual is not None:
+        return fit_mmrm_design(design, reml=reml)
     options = options or FitOptions()
     _check_magnitudes(design)
     _check_residual_variation(design)

@@ -1,0 +1,135 @@
+"""Covariance structures of a subject's visits (R-side, mmrm's names): ``theta -> Sigma``.
+
+Each structure maps an unconstrained, unit-free parameter vector to an ``m x m`` covariance
+matrix of the ``m`` visits that is positive definite for every ``theta``:
+
+- standard deviations enter as ``log sd`` (a change of the outcome's unit shifts them only);
+- a correlation ``rho`` in (-1, 1) is ``tanh(t)``;
+- ``us``: ``Sigma = D L L' D`` with ``D = diag(sd)`` and ``L`` unit lower triangular, filled
+  row-wise (mmrm's parametrization); ``m + m(m-1)/2`` parameters;
+- ``ar1`` / ``ar1h``: ``corr(i, j) = rho^|i-j|``, one / ``m`` standard deviations;
+- ``cs`` / ``csh``: one correlation ``rho`` in ``(-1/(m-1), 1)`` (``rho = -a + (1 + a) /
+  (1 + exp(-t))``, ``a = 1/(m-1)``), one / ``m`` standard deviations;
+- ``toep`` / ``toeph``: ``corr(i, j) = r_|i-j|``, the autocorrelations ``r_k`` given by their
+  partial autocorrelations ``tanh(t_k)`` (Durbin-Levinson), which keeps every Toeplitz matrix
+  positive definite; one / ``m`` standard deviations;
+- ``ad`` / ``adh``: first-order ante-dependence, ``corr(i, j) = prod_{k=i}^{j-1} rho_k``;
+  one / ``m`` standard deviations.
+
+The optimum of a fit does not depend on the parametrization; where mmrm reports ``theta`` in
+its own, compare the covariance matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STRUCTURES = ("us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh")
+NAMES = {
+    "us": "unstructured",
+    "toep": "Toeplitz",
+    "toeph": "heterogeneous Toeplitz",
+    "ar1": "AR(1)",
+    "ar1h": "heterogeneous AR(1)",
+    "cs": "compound symmetry",
+    "csh": "heterogeneous compound symmetry",
+    "ad": "ante-dependence",
+    "adh": "heterogeneous ante-dependence",
+}
+_HETEROGENEOUS = {"us", "toeph", "ar1h", "csh", "adh"}
+
+
+@dataclass(frozen=True)
+class VisitCovariance:
+    """One structure over ``m`` visits.
+
+    Attributes
+    ----------
+    kind
+        mmrm's name, one of :data:`STRUCTURES`.
+    m
+        Number of visits.
+    """
+
+    kind: str
+    m: int
+
+    @property
+    def n_sd(self) -> int:
+        """Number of standard-deviation parameters."""
+        return self.m if self.kind in _HETEROGENEOUS else 1
+
+    @property
+    def n_theta(self) -> int:
+        """Number of parameters."""
+        m = self.m
+        n_corr = {
+            "us": m * (m - 1) // 2,
+            "ar1": 1, "ar1h": 1, "cs": 1, "csh": 1,
+            "toep": m - 1, "toeph": m - 1, "ad": m - 1, "adh": m - 1,
+        }[self.kind]  # fmt: skip
+        return self.n_sd + (n_corr if m > 1 else 0)
+
+    def start(self, sd: float) -> np.ndarray:
+        """A start: every standard deviation ``sd``, every correlation 0."""
+        theta = np.zeros(self.n_theta)
+        theta[: self.n_sd] = np.log(sd)
+        if self.kind in ("cs", "csh") and self.m > 1:
+            a = 1.0 / (self.m - 1)
+            theta[self.n_sd] = np.log(a)  # sigmoid(t) = a / (1 + a): rho = 0
+        return theta
+
+    def matrix(self, theta: np.ndarray) -> np.ndarray:
+        """``Sigma(theta)``, ``m x m``."""
+        m = self.m
+        sd = np.exp(theta[: self.n_sd]) * np.ones(m)
+        rest = theta[self.n_sd :]
+        if m == 1:
+            return np.array([[sd[0] ** 2]])
+        if self.kind == "us":
+            low = np.eye(m)
+            low[np.tril_indices(m, -1)] = rest  # row by row: l21, l31, l32, ... (as mmrm)
+            scaled = sd[:, None] * low
+            return scaled @ scaled.T
+        corr = self._correlation(rest)
+        return corr * np.outer(sd, sd)
+
+    def _correlation(self, rest: np.ndarray) -> np.ndarray:
+        m = self.m
+        lag = np.abs(np.subtract.outer(np.arange(m), np.arange(m)))
+        if self.kind in ("ar1", "ar1h"):
+            return np.tanh(rest[0]) ** lag
+        if self.kind in ("cs", "csh"):
+            a = 1.0 / (m - 1)
+            rho = -a + (1.0 + a) / (1.0 + np.exp(-rest[0]))
+            return np.where(lag == 0, 1.0, rho)
+        if self.kind in ("toep", "toeph"):
+            r = np.concatenate([[1.0], _autocorrelations(np.tanh(rest))])
+            return r[lag]
+        rho = np.tanh(rest)  # ad, adh: products of neighbouring correlations
+        logs = np.concatenate([[0.0], np.cumsum(np.log(np.abs(rho) + 1e-300))])
+        signs = np.concatenate([[1.0], np.cumprod(np.where(rho < 0, -1.0, 1.0))])
+        i, j = (
+            np.minimum.outer(np.arange(m), np.arange(m)),
+            np.maximum.outer(np.arange(m), np.arange(m)),
+        )
+        return np.exp(logs[j] - logs[i]) * signs[j] * signs[i]
+
+
+def _autocorrelations(pacf: np.ndarray) -> np.ndarray:
+    """Durbin-Levinson: autocorrelations ``r_1..r_K`` of a stationary series from its partial
+    autocorrelations ``phi_kk`` in (-1, 1)."""
+    k_max = len(pacf)
+    r = np.zeros(k_max)
+    phi = np.zeros(0)
+    for k in range(k_max):
+        pk = pacf[k]
+        if k == 0:
+            r[0] = pk
+            phi = np.array([pk])
+            continue
+        r[k] = pk * (1 - phi @ r[:k]) + phi @ r[k - 1 :: -1][:k]
+        phi = np.concatenate([phi - pk * phi[::-1], [pk]])
+    return r

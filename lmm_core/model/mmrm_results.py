@@ -1,0 +1,203 @@
+"""Results of an MMRM fit (:mod:`lmm_core.model.mmrm`), with ``fit_lmm``'s surface.
+
+- ``fixef``, ``vcov`` (model-based: ``(X' V^-1 X)^-1``), ``std_errors``, ``loglik``;
+- ``aic`` and ``bic`` as mmrm counts them: the parameters are the covariance parameters
+  ``theta`` (REML and ML alike), and BIC uses ``log(number of subjects)``;
+- ``residual_covariance()``: the visits x visits covariance (a dict group -> matrix for a
+  group-specific structure) and ``residual_correlation()``;
+- ``fixef_table(df_method)``: ``"satterthwaite"`` (as mmrm: for a contrast ``l``,
+  ``v = l' C(theta) l``, ``df = 2 v^2 / (g' A g)`` with ``g = dv/dtheta`` by central
+  differences and ``A = 2 H^-1`` the covariance of ``theta``, ``H`` the Hessian of the
+  criterion ``-2 l``), ``"residual"`` (``n - p``) or ``"wald"`` (normal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lmm_core.design.build import Design
+from lmm_core.errors import LMMError
+from lmm_core.model.mmrm import MMRMCriterion, MMRMOptimum
+from lmm_core.model.results import FIXEF_COLUMNS
+
+DF_METHODS = ("satterthwaite", "residual", "wald")
+_STEP = 1e-5  # central-difference step in unit-free theta
+
+
+@dataclass(eq=False)
+class MMRMResult:
+    """A fitted MMRM (no random effects, a structured covariance of the visits)."""
+
+    formula: str
+    design: Design
+    reml: bool
+    opt: MMRMOptimum
+    criterion: MMRMCriterion = field(repr=False)
+    messages: tuple[str, ...] = ()
+
+    # ---------------------------------------------------------------- estimates
+    @cached_property
+    def _at_optimum(self):
+        return self.criterion.evaluate(self.opt.theta)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Covariance parameters (unit-free parametrization of
+        :mod:`lmm_core.design.residual_structures`)."""
+        return self.opt.theta.copy()
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self._at_optimum.beta.copy()
+
+    @property
+    def x_names(self) -> list[str]:
+        return list(self.design.x_names)
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=self.x_names, name="estimate")
+
+    @cached_property
+    def vcov_beta(self) -> np.ndarray:
+        """Model-based covariance of the fixed effects, ``(X' V^-1 X)^-1``."""
+        return np.linalg.inv(self._at_optimum.xtvx)
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        return pd.DataFrame(self.vcov_beta, index=self.x_names, columns=self.x_names)
+
+    @property
+    def std_errors(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.vcov_beta))
+
+    # ---------------------------------------------------------------- likelihood
+    @property
+    def objective(self) -> float:
+        """``-2`` times the REML (or ML) log-likelihood."""
+        return float(self.opt.objective)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def nobs(self) -> int:
+        return self.design.n
+
+    @property
+    def n_subjects(self) -> int:
+        assert self.design.residual is not None
+        return self.design.residual.n_subjects
+
+    @property
+    def npar(self) -> int:
+        """Parameters counted by AIC/BIC as mmrm counts them: the covariance parameters
+        ``theta`` only (REML and ML)."""
+        return len(self.opt.theta)
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + self.npar * float(np.log(self.n_subjects))
+
+    @property
+    def converged(self) -> bool:
+        return self.opt.converged
+
+    @property
+    def is_singular(self) -> bool:
+        return False
+
+    @property
+    def response(self) -> str:
+        return self.design.response
+
+    # ---------------------------------------------------------------- covariance
+    def residual_covariance(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """The estimated covariance of the visits (visits x visits), or for a group-specific
+        structure a dict group label -> matrix."""
+        res = self.design.residual
+        assert res is not None
+        frames = [
+            pd.DataFrame(m, index=list(res.visits), columns=list(res.visits))
+            for m in res.matrices(self.opt.theta)
+        ]
+        if res.spec.group is None:
+            return frames[0]
+        return dict(zip(res.groups, frames, strict=True))
+
+    def residual_correlation(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """The correlation between visits implied by :meth:`residual_covariance`."""
+        cov = self.residual_covariance()
+
+        def corr(frame: pd.DataFrame) -> pd.DataFrame:
+            sd = np.sqrt(np.diag(frame.to_numpy()))
+            return frame / np.outer(sd, sd)
+
+        return corr(cov) if isinstance(cov, pd.DataFrame) else {g: corr(c) for g, c in cov.items()}
+
+    # ---------------------------------------------------------------- inference
+    @cached_property
+    def theta_vcov(self) -> np.ndarray:
+        """Covariance of ``theta``: ``2 H^-1`` (``H``: Hessian of ``-2 l`` at the optimum)."""
+        return 2.0 * np.linalg.pinv(self.opt.hessian)
+
+    @cached_property
+    def _vcov_jacobian(self) -> np.ndarray:
+        """``dC/dtheta_k`` for every ``k``: ``(k, p, p)``, by central differences."""
+        theta = self.opt.theta
+        out = []
+        for k in range(len(theta)):
+            e = np.zeros(len(theta))
+            e[k] = _STEP
+            up = np.linalg.inv(self.criterion.evaluate(theta + e).xtvx)
+            down = np.linalg.inv(self.criterion.evaluate(theta - e).xtvx)
+            out.append((up - down) / (2 * _STEP))
+        return np.array(out)
+
+    def satterthwaite_df(self, contrast: np.ndarray) -> float:
+        """Satterthwaite df of ``l' beta`` for one contrast row ``l``."""
+        v = float(contrast @ self.vcov_beta @ contrast)
+        g = np.einsum("a,kab,b->k", contrast, self._vcov_jacobian, contrast)
+        denom = float(g @ self.theta_vcov @ g)
+        return 2.0 * v**2 / denom if denom > 0 else float("inf")
+
+    def fixef_table(self, df_method: str = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
+        """Estimates, standard errors, df, t and p values and confidence intervals."""
+        method = str(df_method).lower()
+        if method not in DF_METHODS:
+            raise LMMError(
+                f"Unknown degrees-of-freedom method {df_method!r} for this model; choose one of "
+                f"{', '.join(DF_METHODS)}."
+            )
+        se = self.std_errors
+        if method == "satterthwaite":
+            df = np.array([self.satterthwaite_df(row) for row in np.eye(len(se))])
+        elif method == "residual":
+            df = np.full(len(se), float(self.nobs - self.design.p))
+        else:
+            df = np.full(len(se), np.inf)
+        table = pd.DataFrame(index=pd.Index(self.x_names, name="term"), columns=FIXEF_COLUMNS)
+        table["estimate"] = self.beta
+        table["std_error"] = se
+        table["df"] = df
+        table["t_value"] = self.beta / se
+        table["p_value"] = 2.0 * stats.t.sf(np.abs(table["t_value"].to_numpy(float)), df)
+        q = stats.t.ppf(0.5 + level / 2.0, df)
+        table["ci_lower"] = self.beta - q * se
+        table["ci_upper"] = self.beta + q * se
+        return table.astype(float)
+
+    def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = False) -> np.ndarray:
+        """Population predictions ``X beta`` (an MMRM has no random effects)."""
+        X = self.design.X if newdata is None else self.design.fixed_matrix(newdata)
+        return X @ self.beta
