@@ -12,6 +12,7 @@ EXPECTED = {
     "chickweight": 578,
     "trial_small": 3118,
     "trial_large": 79369,
+    "trial_visits": 1543,
 }
 
 
