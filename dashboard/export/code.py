@@ -26,6 +26,8 @@ from collections.abc import Mapping
 import pandas as pd
 
 from dashboard.export import basis_code as bc
+from dashboard.export import mmrm_code
+from dashboard.export.r_text import r_name, r_string
 from lmm_core.design.splines import BasisState
 from lmm_core.formula.grammar import (
     BASIS_FUNCTIONS,
@@ -38,7 +40,7 @@ from lmm_core.formula.grammar import (
     Unary,
     names_in,
 )
-from lmm_core.formula.quoting import deparse, is_syntactic, r_number
+from lmm_core.formula.quoting import deparse, r_number
 from lmm_core.formula.spec import ModelSpec, TermList
 from lmm_core.formula.terms import parse_formula
 
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 #: df method of lmm_core -> lmerTest ``ddf``
+R_LIBRARY = "library(lmerTest)  # loads lme4; summary() gains df and p values"
 R_DDF = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger", "wald": "lme4"}
 MAX_LISTED_LEVELS = 200  # longer level lists are not written into the R code
 PY_WIDTH = 88  # longest line of a Python formula with written-out knots (else pieces)
@@ -170,11 +173,12 @@ def python_code(
         lines.append(f"# Formula in LMM Explorer: {one_line(formula)}")
     lines += _python_basis_notes(learned)
     lines += _python_fit(fit_formula, fit_formula != formula, reml)
-    lines += [
-        "print(result.summary_text())",
-        'print(result.fixef_table(df_method="satterthwaite"))',
-        "",
-    ]
+    shown = (
+        "print(result.residual_covariance())  # the covariance between visits"
+        if spec.residual is not None
+        else "print(result.summary_text())"
+    )
+    lines += [shown, 'print(result.fixef_table(df_method="satterthwaite"))', ""]
     return "\n".join(lines)
 
 
@@ -223,26 +227,6 @@ def _knots_text(state: BasisState) -> str:
 
 
 # --------------------------------------------------------------------------- R
-def r_string(text: str) -> str:
-    """An R string literal (double quotes, backslash escapes)."""
-    esc = str(text).replace("\\", "\\\\").replace('"', '\\"')
-    esc = esc.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{esc}"'
-
-
-def r_name(name: str) -> str:
-    """A column name as an R symbol: bare when syntactic ASCII, else in backticks.
-
-    Non-ASCII names (``Âge``) are quoted too, since R reads them bare only in a UTF-8
-    locale. Inside the backticks a backslash or a backtick is escaped with a backslash.
-    """
-    if is_syntactic(name) and name.isascii():
-        return name
-    esc = name.replace("\\", "\\\\").replace("`", "\\`")
-    esc = esc.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f"`{esc}`"
-
-
 def r_expr(node: Node, bases: Mapping[str, BasisState] | None = None) -> str:
     """R text of a formula variable: ``C(x)`` becomes ``factor(x)``, ``center(x)`` becomes
     ``scale(x, scale = FALSE)``, a basis call (``ns(Days, 3)``) the call with the knots of
@@ -333,7 +317,7 @@ def r_code(
         f"# {one_line(title)}" if title else "# Model fitted in LMM Explorer",
         f"# Formula in LMM Explorer: {one_line(formula)}",
         "# Put the data file (Export page download) in R's working directory.",
-        "library(lmerTest)  # loads lme4; summary() gains df and p values",
+        mmrm_code.R_LIBRARY if spec.residual is not None else R_LIBRARY,
     ]
     lines += _r_basis_notes(learned)
     lines += [
@@ -353,6 +337,16 @@ def r_code(
             lines.append(f"d[[{r_string(col)}]] <- factor({ref}, levels = c({listed}))")
         else:
             lines.append(f"d[[{r_string(col)}]] <- factor({ref})")
+    if spec.residual is not None:  # an MMRM: R's mmrm package
+        fml = f"{r_expr(spec.response)} ~ {' + '.join(_r_parts(spec, learned))}"
+        visit = spec.residual.visit.name
+        visit_done = (
+            visit in cats
+            and visit in fixed_cols
+            and len(levels_of(data[visit])) <= (MAX_LISTED_LEVELS)
+        )
+        lines += mmrm_code.r_mmrm_lines(spec, fml, reml, df_method, data, visit_done) + [""]
+        return "\n".join(lines)
     lines += _r_lmer(spec, learned, reml)
     lines += [
         f'summary(m, ddf = "{R_DDF.get(df_method, "Satterthwaite")}")',

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dashboard.export import basis_code as bc
+from dashboard.export import mmrm_code
 from dashboard.export.code import categorical_columns, fixed_columns, levels_of, one_line
 from lmm_core.design.splines import BasisState
 from lmm_core.formula.grammar import (
@@ -258,6 +259,8 @@ def _sas_model(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> _SasModel:
             combos = [c + [col] for col in cols for c in combos]
         return ["*".join(c) for c in combos]
 
+    for col in mmrm_code.residual_columns(spec):  # REPEATED visit / SUBJECT=subject
+        add_class(sas_name(col))
     response = sb.variable(spec.response_label, spec.response)
     fixed = [e for t in spec.fixed.terms for e in effects(spec.fixed, t)]
     randoms: list[list] = []
@@ -343,6 +346,9 @@ def _sas_proc_mixed(model: _SasModel, spec: ModelSpec, reml: bool, df_method: st
     )
     for effects, subject, cov_type, _ in model.randoms:
         lines.append(f"  RANDOM {' '.join(effects)} / SUBJECT={subject} TYPE={cov_type};")
+    if spec.residual is not None:
+        names = {c: sas_name(c) for c in mmrm_code.residual_columns(spec)}
+        lines += mmrm_code.sas_repeated(spec.residual, names)
     lines.append("RUN;")
     return lines
 

@@ -1,0 +1,102 @@
+"""Code for models with a covariance structure of the visits (MMRM): R's ``mmrm`` and SAS's
+``PROC MIXED ... REPEATED``. Pure (no Streamlit).
+
+- R: ``mmrm::mmrm(y ~ ... + us(visit | subject), data = d, reml = ..., method = ...)``; the
+  visit column becomes a factor with its levels in visit order (as LMM Explorer orders them),
+  text columns factors with LMM Explorer's first level as reference.
+- SAS: the ``REPEATED visit / SUBJECT=subject [GROUP=group] TYPE=...`` statement of PROC
+  MIXED, mmrm's names mapped to SAS's (:data:`SAS_TYPES`); mmrm's homogeneous ante-dependence
+  ``ad`` has no SAS type (SAS's ``ANTE(1)`` is the heterogeneous ``adh``): the code says so.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dashboard.export.r_text import r_name, r_string
+from lmm_core.formula.spec import ModelSpec, ResidualSpec
+
+#: mmrm structure -> SAS PROC MIXED TYPE= (None: no SAS equivalent)
+SAS_TYPES: dict[str, str | None] = {
+    "us": "UN",
+    "toep": "TOEP",
+    "toeph": "TOEPH",
+    "ar1": "AR(1)",
+    "ar1h": "ARH(1)",
+    "cs": "CS",
+    "csh": "CSH",
+    "ad": None,
+    "adh": "ANTE(1)",
+}
+R_LIBRARY = "library(mmrm)  # mixed models for repeated measures"
+R_METHODS = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}
+
+
+def visit_levels(res: ResidualSpec, data: pd.DataFrame) -> list[str]:
+    """The visit levels in visit order: a Categorical's order, numbers numerically, text by
+    code point (as the engine orders them)."""
+    s = data[res.visit.name].dropna()
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return [str(c) for c in s.cat.categories]
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return [str(v) for v in sorted(pd.unique(s))]
+    return sorted({str(v) for v in s})
+
+
+def r_mmrm_lines(
+    spec: ModelSpec,
+    r_formula: str,
+    reml: bool,
+    df_method: str,
+    data: pd.DataFrame,
+    visit_done: bool = False,
+) -> list[str]:
+    """The visit factor (unless ``visit_done``: already made a factor with its levels in
+    order) and the ``mmrm()`` call of an R script (after ``d`` is read)."""
+    res = spec.residual
+    assert res is not None
+    levels = ", ".join(r_string(v) for v in visit_levels(res, data))
+    visit = r_string(res.visit.name)
+    method = R_METHODS.get(df_method, "Satterthwaite")
+    factor = [
+        "# The visit is a factor whose level order is the order of the visits",
+        f"d[[{visit}]] <- factor(d[[{visit}]], levels = c({levels}))",
+    ]
+    return [
+        *([] if visit_done else factor),
+        "m <- mmrm(",
+        f"  {r_formula} + {r_residual(res)},",
+        f'  data = d, reml = {"TRUE" if reml else "FALSE"}, method = "{method}"',
+        ")",
+        "summary(m)",
+        "VarCorr(m)  # the covariance between visits",
+    ]
+
+
+def r_residual(res: ResidualSpec) -> str:
+    """``us(AVISIT | USUBJID)`` with R's quoting of the names."""
+    by = f"{r_name(res.group.name)} / " if res.group else ""
+    return f"{res.structure}({r_name(res.visit.name)} | {by}{r_name(res.subject.name)})"
+
+
+def sas_repeated(res: ResidualSpec, names: dict[str, str]) -> list[str]:
+    """The REPEATED statement (and a note when SAS has no such structure); ``names`` maps
+    data columns to their SAS names."""
+    sas_type = SAS_TYPES.get(res.structure)
+    group = f" GROUP={names[res.group.name]}" if res.group else ""
+    head = f"  REPEATED {names[res.visit.name]} / SUBJECT={names[res.subject.name]}{group}"
+    if sas_type is None:
+        return [
+            "  /* mmrm's ad (ante-dependence with one variance) has no SAS TYPE; ANTE(1) below",
+            "     is the heterogeneous version (adh): another model, other estimates. */",
+            f"{head} TYPE=ANTE(1);",
+        ]
+    return [f"{head} TYPE={sas_type};"]
+
+
+def residual_columns(spec: ModelSpec) -> list[str]:
+    """The visit, subject and group columns of the structure (SAS CLASS variables)."""
+    res = spec.residual
+    if res is None:
+        return []
+    return [nm.name for nm in (res.visit, res.subject, res.group) if nm is not None]
