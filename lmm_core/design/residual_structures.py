@@ -18,6 +18,13 @@ matrix of the ``m`` visits that is positive definite for every ``theta``:
 
 The optimum of a fit does not depend on the parametrization; where mmrm reports ``theta`` in
 its own, compare the covariance matrices.
+
+:meth:`VisitCovariance.jacobian` gives ``dSigma / dtheta_l`` analytically: for ``us``
+``Sigma = C C'`` with ``C = D L``, so ``dSigma / dlog sd_i = E_ii Sigma + Sigma E_ii`` and
+``dSigma / dl_ij = sd_i (E_ij C' + C E_ji)``; otherwise ``Sigma = R * (sd sd')`` and the
+correlation parameters act through ``dR / dt`` (``ar1``: ``|i-j| rho^(|i-j|-1) (1 - rho^2)``;
+``cs``: the sigmoid's derivative; ``ad``: ``R[i, k] (1 - rho_k^2) R[k+1, j]`` for
+``i <= k < j``; ``toep``: Durbin-Levinson differentiated exactly by a complex step).
 """
 
 from __future__ import annotations
@@ -96,6 +103,61 @@ class VisitCovariance:
         corr = self._correlation(rest)
         return corr * np.outer(sd, sd)
 
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """``dSigma / dtheta_l`` for every parameter ``l``: ``(n_theta, m, m)``."""
+        m, n_sd = self.m, self.n_sd
+        sigma = self.matrix(theta)
+        out = np.empty((self.n_theta, m, m))
+        if n_sd == 1:
+            out[0] = 2.0 * sigma
+        else:
+            eye = np.eye(m)
+            out[:n_sd] = sigma[None] * (eye[:, :, None] + eye[:, None, :])
+        if m == 1:
+            return out
+        rest = theta[n_sd:]
+        sd = np.exp(theta[:n_sd]) * np.ones(m)
+        if self.kind == "us":
+            low = np.eye(m)
+            low[np.tril_indices(m, -1)] = rest
+            chol = sd[:, None] * low
+            for k, (i, j) in enumerate(zip(*np.tril_indices(m, -1), strict=True)):
+                d = np.zeros((m, m))
+                d[i] = sd[i] * chol[:, j]  # E_ij C' has row i equal to column j of C'
+                out[n_sd + k] = d + d.T
+            return out
+        out[n_sd:] = self._correlation_jacobian(rest) * np.outer(sd, sd)[None]
+        return out
+
+    def _correlation_jacobian(self, rest: np.ndarray) -> np.ndarray:
+        """``dR / dt`` for the correlation parameters ``t`` (not ``us``)."""
+        m = self.m
+        lag = np.abs(np.subtract.outer(np.arange(m), np.arange(m)))
+        if self.kind in ("ar1", "ar1h"):
+            rho = np.tanh(rest[0])
+            power = np.where(lag > 0, lag - 1, 0)
+            return (np.where(lag > 0, lag * rho**power, 0.0) * (1.0 - rho**2))[None]
+        if self.kind in ("cs", "csh"):
+            a = 1.0 / (m - 1)
+            s = 1.0 / (1.0 + np.exp(-rest[0]))
+            return np.where(lag == 0, 0.0, (1.0 + a) * s * (1.0 - s))[None]
+        if self.kind in ("toep", "toeph"):
+            out = np.empty((len(rest), m, m))
+            step = 1e-30
+            for k in range(len(rest)):
+                z = np.tanh(rest.astype(complex))
+                z[k] = np.tanh(rest[k] + 1j * step)
+                dr = np.concatenate([[0.0], _autocorrelations(z).imag / step])
+                out[k] = dr[lag]
+            return out
+        corr = self._correlation(rest)  # ad, adh
+        out = np.zeros((len(rest), m, m))
+        idx = np.arange(m)
+        for k in range(len(rest)):
+            upper = np.outer(corr[:, k] * (idx <= k), corr[k + 1, :] * (idx >= k + 1))
+            out[k] = (upper + upper.T) * (1.0 - np.tanh(rest[k]) ** 2)
+        return out
+
     def _correlation(self, rest: np.ndarray) -> np.ndarray:
         m = self.m
         lag = np.abs(np.subtract.outer(np.arange(m), np.arange(m)))
@@ -122,8 +184,8 @@ def _autocorrelations(pacf: np.ndarray) -> np.ndarray:
     """Durbin-Levinson: autocorrelations ``r_1..r_K`` of a stationary series from its partial
     autocorrelations ``phi_kk`` in (-1, 1)."""
     k_max = len(pacf)
-    r = np.zeros(k_max)
-    phi = np.zeros(0)
+    r = np.zeros(k_max, dtype=pacf.dtype)  # complex input: a complex-step derivative
+    phi = np.zeros(0, dtype=pacf.dtype)
     for k in range(k_max):
         pk = pacf[k]
         if k == 0:

@@ -9,44 +9,59 @@ visits subject ``i`` has in the covariance ``Sigma_g(theta)`` of its group
     -2 l_ML   = sum_i log|Sigma_i| + r' V^-1 r + n log(2 pi),
     -2 l_REML = -2 l_ML + log|X' V^-1 X| - p log(2 pi).
 
-Subjects with the same group and the same set of visits share ``Sigma_i``; for each such
-*pattern* the sums ``sum_i X_i (x) X_i``, ``sum_i X_i (x) y_i`` and ``sum_i y_i y_i'`` are
-formed once, so that an evaluation costs ``O(patterns t^2 p^2)`` whatever the number of rows:
+Subjects with the same group and the same set of visits form a *pattern* sharing
+``Sigma_p = L_p L_p'`` and ``W_p = Sigma_p^-1``. A pattern with many subjects (``n_p >= t p``)
+is kept as its summed cross-products ``sum_i X_i (x) X_i``, ``sum_i X_i (x) y_i``,
+``sum_i y_i y_i'`` (its cost no longer grows with its subjects); a smaller one keeps its
+subjects' rows, whitened by ``L_p^-1`` at each evaluation (one ``X~' X~`` product).
 
-    X'V^-1 X = sum_patterns sum_jk (Sigma_p^-1)_jk A_p[j, k],   A_p[j, k] = sum_i x_ij x_ik'.
+Gradient. With ``S_p = sum_i r_i r_i'`` and, for REML, ``B_p = sum_i X_i (X'V^-1X)^-1 X_i'``
+(both summed over the pattern's subjects), ``beta`` being profiled out,
 
-The criterion is minimised over ``theta`` (unconstrained, unit-free) by BFGS with numerical
-gradients, then polished by Newton steps on a central-difference Hessian; that Hessian also
+    d(-2 l) / dSigma_p = n_p W_p - W_p (S_p + B_p) W_p        (ML: without ``B_p``),
+
+added into the group's ``Sigma_g`` at the pattern's visits and carried to ``theta`` by the
+analytic ``dSigma_g / dtheta`` of the structure. Fisher scoring uses the information
+``I_lm = sum_p n_p tr(W_p dSigma_l W_p dSigma_m)`` (the expected Hessian of ``-2 l_ML``; an
+approximation for REML, where the line search keeps every step downhill), from moment
+estimates of ``Sigma`` (pairwise products of OLS residuals) projected on the structure; then
+Newton steps on the Hessian from central differences of the analytic gradient, which also
 gives the covariance of ``theta`` for Satterthwaite's df (:mod:`lmm_core.model.mmrm_results`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import linalg, optimize
 
 from lmm_core.design.build import Design
+from lmm_core.design.residual import ResidualTerm
+from lmm_core.design.residual_structures import VisitCovariance
 from lmm_core.errors import ModelError
 
 LOG_2PI = float(np.log(2.0 * np.pi))
+_FAILURES = (linalg.LinAlgError, np.linalg.LinAlgError, ValueError, FloatingPointError)
 
 
 @dataclass(frozen=True)
 class Pattern:
-    """Subjects of one group with the same visits, and their summed cross-products."""
+    """Subjects of one group with the same visits: their rows (``X``: ``(n, t, p)``, ``y``:
+    ``(n, t)``, in visit order)."""
 
     group: int
     visits: np.ndarray  # visit indices, in visit order
-    n: int
-    xx: np.ndarray  # (t, t, p, p)
-    xy: np.ndarray  # (t, t, p)
-    yy: np.ndarray  # (t, t)
+    X: np.ndarray
+    y: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
 
 
 def patterns(design: Design) -> list[Pattern]:
-    """Group the subjects by (group, visits) and sum their cross-products."""
+    """Group the subjects by (group, visits)."""
     res = design.residual
     assert res is not None
     order = np.lexsort((res.visit_codes, res.subject_codes))
@@ -61,17 +76,7 @@ def patterns(design: Design) -> list[Pattern]:
     for (group, visits), members in keys.items():
         t = len(visits)
         idx = np.concatenate([np.arange(starts[k], ends[k]) for k in members]).reshape(-1, t)
-        Xs, ys = X[idx], y[idx]  # (n_p, t, p), (n_p, t)
-        out.append(
-            Pattern(
-                group,
-                np.array(visits),
-                len(members),
-                np.einsum("ija,ikb->jkab", Xs, Xs),
-                np.einsum("ija,ik->jka", Xs, ys),
-                ys.T @ ys,
-            )
-        )
+        out.append(Pattern(group, np.array(visits), X[idx], y[idx]))
     return out
 
 
@@ -84,79 +89,263 @@ class Evaluation:
     xtvx: np.ndarray  # X' V^-1 X
 
 
-@dataclass(frozen=True)
-class _SizeBatch:
-    """The patterns with ``t`` visits, stacked: one batched factorization per evaluation."""
+class _Batch:
+    """Patterns with ``t`` visits, stacked: one batched factorization per evaluation."""
 
-    groups: np.ndarray  # (k,)
-    visits: np.ndarray  # (k, t)
-    counts: np.ndarray  # (k,)
-    xx: np.ndarray  # (k * t * t, p * p)
-    xy: np.ndarray  # (k * t * t, p)
-    yy: np.ndarray  # (k * t * t,)
+    def __init__(self, pats: list[Pattern]):
+        self.groups = np.array([q.group for q in pats])
+        self.visits = np.array([q.visits for q in pats])
+        self.counts = np.array([q.n for q in pats], dtype=float)
+
+    def blocks(self, sigmas: np.ndarray) -> np.ndarray:
+        """``Sigma_p`` of every pattern: ``(k, t, t)``."""
+        return sigmas[self.groups[:, None, None], self.visits[:, :, None], self.visits[:, None, :]]
 
 
-def _batches(pats: list[Pattern], p: int) -> list[_SizeBatch]:
-    out = []
+class _CrossBatch(_Batch):
+    """Patterns kept as summed cross-products: ``X'V^-1X = sum_jk W_jk A[j, k]``."""
+
+    def __init__(self, pats: list[Pattern], p: int):
+        super().__init__(pats)
+        t = self.visits.shape[1]
+        self.t, self.p = t, p
+        self.xx = np.concatenate([np.einsum("ija,ikb->jkab", q.X, q.X).reshape(-1, p * p)
+                                  for q in pats])  # fmt: skip
+        self.xy = np.concatenate([np.einsum("ija,ik->jka", q.X, q.y).reshape(-1, p) for q in pats])
+        self.yy = np.concatenate([(q.y.T @ q.y).reshape(-1) for q in pats])
+
+    def forward(self, inv: np.ndarray, chol: np.ndarray) -> tuple:
+        flat = inv.reshape(-1)
+        return flat @ self.xx, flat @ self.xy, float(flat @ self.yy), None
+
+    def sigma_gradient(self, inv, chol, cache, beta, minv) -> np.ndarray:
+        """``sum_i (W - W (r_i r_i' + X_i M^-1 X_i') W)`` per pattern (``minv`` None: ML)."""
+        k, t = len(self.counts), self.t
+        fit_y = (self.xy @ beta).reshape(k, t, t)  # sum_i (X_i beta)_j y_ik
+        quad = self.xx @ np.outer(beta, beta).reshape(-1)
+        s = self.yy - fit_y.reshape(-1) - fit_y.transpose(0, 2, 1).reshape(-1) + quad
+        if minv is not None:
+            s = s + self.xx @ minv.reshape(-1)
+        s = s.reshape(k, t, t)
+        return self.counts[:, None, None] * inv - inv @ s @ inv
+
+
+class _RowBatch(_Batch):
+    """Patterns kept as their subjects' rows, whitened by ``L_p^-1`` at each evaluation."""
+
+    def __init__(self, pats: list[Pattern], p: int):
+        super().__init__(pats)
+        self.member = np.repeat(np.arange(len(pats)), [q.n for q in pats])
+        self.starts = np.r_[0, np.cumsum([q.n for q in pats])[:-1]]
+        self.X = np.concatenate([q.X for q in pats])  # (N, t, p)
+        self.y = np.concatenate([q.y for q in pats])[:, :, None]  # (N, t, 1)
+        self.p = p
+
+    def forward(self, inv: np.ndarray, chol: np.ndarray) -> tuple:
+        linv = np.linalg.inv(chol)[self.member]
+        xw = (linv @ self.X).reshape(-1, self.p)
+        yw = (linv @ self.y).reshape(-1)
+        return (xw.T @ xw).reshape(-1), xw.T @ yw, float(yw @ yw), (xw, yw)
+
+    def sigma_gradient(self, inv, chol, cache, beta, minv) -> np.ndarray:
+        """As :meth:`_CrossBatch.sigma_gradient`, through the whitened rows:
+        ``W S W = L^-T (sum_i r~_i r~_i') L^-1`` with ``r~ = L^-1 r``."""
+        xw, yw = cache
+        n, t = len(self.member), self.X.shape[1]
+        rw = (yw - xw @ beta).reshape(n, t)
+        s = rw[:, :, None] * rw[:, None, :]
+        if minv is not None:
+            zw = (xw @ minv).reshape(n, t, self.p)
+            s = s + zw @ xw.reshape(n, t, self.p).transpose(0, 2, 1)
+        s = np.add.reduceat(s, self.starts, axis=0)
+        linv = np.linalg.inv(chol)
+        return self.counts[:, None, None] * inv - linv.transpose(0, 2, 1) @ s @ linv
+
+
+def _batches(pats: list[Pattern], p: int, crossproducts: bool | None) -> list[_Batch]:
+    out: list[_Batch] = []
     for t in sorted({len(q.visits) for q in pats}):
         same = [q for q in pats if len(q.visits) == t]
-        out.append(
-            _SizeBatch(
-                np.array([q.group for q in same]),
-                np.array([q.visits for q in same]).reshape(len(same), t),
-                np.array([q.n for q in same], dtype=float),
-                np.concatenate([q.xx.reshape(t * t, p * p) for q in same]),
-                np.concatenate([q.xy.reshape(t * t, p) for q in same]),
-                np.concatenate([q.yy.reshape(t * t) for q in same]),
-            )
-        )
+        big = [crossproducts if crossproducts is not None else q.n >= t * p for q in same]
+        if any(big):
+            out.append(_CrossBatch([q for q, b in zip(same, big, strict=True) if b], p))
+        if not all(big):
+            out.append(_RowBatch([q for q, b in zip(same, big, strict=True) if not b], p))
     return out
 
 
-class MMRMCriterion:
-    """``-2`` times the (REML or ML) log-likelihood as a function of ``theta``."""
+@dataclass
+class _State:
+    """One forward pass: the factorizations, kept for the gradient."""
 
-    def __init__(self, design: Design, reml: bool):
+    sigmas: np.ndarray
+    parts: list[tuple]  # per batch: (inv, chol, cache)
+    evaluation: Evaluation
+    chol_x: tuple
+
+
+class MMRMCriterion:
+    """``-2`` times the (REML or ML) log-likelihood as a function of ``theta``.
+
+    ``crossproducts``: keep every pattern as cross-products (True), as rows (False), or
+    choose per pattern (None: cross-products when the pattern has ``n_p >= t p`` subjects).
+    """
+
+    def __init__(self, design: Design, reml: bool, crossproducts: bool | None = None):
         self.design = design
         self.reml = reml
         self.n, self.p = design.X.shape
-        self.batches = _batches(patterns(design), self.p)
+        self.residual: ResidualTerm = design.residual  # type: ignore[assignment]
+        self.batches = _batches(patterns(design), self.p, crossproducts)
 
-    def evaluate(self, theta: np.ndarray) -> Evaluation:
-        """The criterion, ``beta`` and ``X'V^-1X`` at ``theta``."""
-        sigmas = np.array(self.design.residual.matrices(theta))  # type: ignore[union-attr]
+    def _forward(self, theta: np.ndarray) -> _State:
+        sigmas = np.array(self.residual.matrices(theta))
         p = self.p
         xtvx, xtvy = np.zeros(p * p), np.zeros(p)
         ytvy = logdet = 0.0
+        parts = []
         for b in self.batches:
-            blocks = sigmas[b.groups[:, None, None], b.visits[:, :, None], b.visits[:, None, :]]
+            blocks = b.blocks(sigmas)
             chol = np.linalg.cholesky(blocks)
             inv = np.linalg.inv(blocks)
-            diag = np.diagonal(chol, axis1=1, axis2=2)
-            logdet += 2.0 * float(b.counts @ np.log(diag).sum(axis=1))
-            flat = inv.reshape(-1)
-            xtvx += flat @ b.xx
-            xtvy += flat @ b.xy
-            ytvy += float(flat @ b.yy)
+            logdet += 2.0 * float(b.counts @ np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1))
+            a, c, d, cache = b.forward(inv, chol)
+            xtvx, xtvy, ytvy = xtvx + a, xtvy + c, ytvy + d
+            parts.append((inv, chol, cache))
         xtvx = xtvx.reshape(p, p)
         xtvx = (xtvx + xtvx.T) / 2.0
         chol_x = linalg.cho_factor(xtvx, lower=True)
         beta = linalg.cho_solve(chol_x, xtvy)
-        rss = ytvy - float(beta @ xtvy)
-        objective = logdet + rss + self.n * LOG_2PI
+        objective = logdet + ytvy - float(beta @ xtvy) + self.n * LOG_2PI
         if self.reml:
             objective += 2.0 * np.sum(np.log(np.diag(chol_x[0]))) - p * LOG_2PI
-        return Evaluation(float(objective), beta, xtvx)
+        return _State(sigmas, parts, Evaluation(float(objective), beta, xtvx), chol_x)
+
+    def evaluate(self, theta: np.ndarray) -> Evaluation:
+        """The criterion, ``beta`` and ``X'V^-1X`` at ``theta``."""
+        return self._forward(theta).evaluation
 
     def __call__(self, theta: np.ndarray) -> float:
         try:
             return self.evaluate(theta).objective
-        except (linalg.LinAlgError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+        except _FAILURES:
             return float("inf")
+
+    def sigma_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The criterion and its derivative with respect to each group's ``Sigma_g``
+        (``(groups, m, m)``, entries taken as free)."""
+        state = self._forward(theta)
+        beta = state.evaluation.beta
+        minv = linalg.cho_solve(state.chol_x, np.eye(self.p)) if self.reml else None
+        grad = np.zeros_like(state.sigmas)
+        for b, (inv, chol, cache) in zip(self.batches, state.parts, strict=True):
+            g = b.sigma_gradient(inv, chol, cache, beta, minv)
+            np.add.at(
+                grad, (b.groups[:, None, None], b.visits[:, :, None], b.visits[:, None, :]), g
+            )
+        return state.evaluation.objective, grad
+
+    def _jacobians(self, theta: np.ndarray) -> list[np.ndarray]:
+        k = self.residual.structure.n_theta
+        st = self.residual.structure
+        return [st.jacobian(theta[g * k : (g + 1) * k]) for g in range(len(self.residual.groups))]
+
+    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The criterion and its analytic gradient in ``theta``."""
+        value, grad_sigma = self.sigma_gradient(theta)
+        jac = self._jacobians(theta)
+        return value, np.concatenate(
+            [np.einsum("lij,ij->l", j, gs) for j, gs in zip(jac, grad_sigma, strict=True)]
+        )
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The analytic gradient of the criterion in ``theta``."""
+        return self.value_and_gradient(theta)[1]
+
+    def information(self, theta: np.ndarray) -> np.ndarray:
+        """``I_lm = sum_p n_p tr(W_p dSigma_l W_p dSigma_m)``: the expected Hessian of
+        ``-2 l_ML`` (block diagonal over the groups)."""
+        jac = np.array(self._jacobians(theta))  # (groups, L, m, m)
+        sigmas = np.array(self.residual.matrices(theta))
+        n_g, n_l = jac.shape[:2]
+        out = np.zeros((n_g, n_l, n_l))
+        for b in self.batches:
+            inv = np.linalg.inv(b.blocks(sigmas))
+            rows = np.arange(len(b.counts))[:, None, None, None]
+            dj = jac[b.groups][rows, np.arange(n_l)[None, :, None, None],
+                               b.visits[:, None, :, None], b.visits[:, None, None, :]]  # fmt: skip
+            a = inv[:, None] @ dj  # (k, L, t, t): W dSigma_l
+            at = a.transpose(0, 1, 3, 2) * b.counts[:, None, None, None]
+            for g in np.unique(b.groups):
+                sel = b.groups == g
+                x = a[sel].transpose(1, 0, 2, 3).reshape(n_l, -1)
+                y = at[sel].transpose(1, 0, 2, 3).reshape(n_l, -1)
+                out[g] += x @ y.T
+        return linalg.block_diag(*out)
+
+
+def moment_covariances(design: Design) -> list[np.ndarray]:
+    """Each group's ``Sigma`` from OLS residuals: ``mean_i r_ij r_ik`` over the subjects
+    having visits ``j`` and ``k`` (pairwise), made positive definite."""
+    res = design.residual
+    assert res is not None
+    X, y = design.X, design.y
+    resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    m = len(res.visits)
+    wide = np.zeros((res.n_subjects, m))
+    seen = np.zeros((res.n_subjects, m))
+    wide[res.subject_codes, res.visit_codes] = resid
+    seen[res.subject_codes, res.visit_codes] = 1.0
+    group_of = np.zeros(res.n_subjects, dtype=int)
+    group_of[res.subject_codes] = res.group_codes
+    out = []
+    fallback = float(resid @ resid) / max(len(y) - X.shape[1], 1) or 1.0
+    for g in range(len(res.groups)):
+        w, s = wide[group_of == g], seen[group_of == g]
+        counts = s.T @ s
+        cov = np.where(counts > 0, (w.T @ w) / np.maximum(counts, 1.0), 0.0)
+        var = np.diag(cov).copy()
+        var[~(var > 0)] = fallback
+        sd = np.sqrt(var)
+        corr = cov / np.outer(sd, sd)
+        np.fill_diagonal(corr, 1.0)
+        vals, vecs = np.linalg.eigh(np.clip(corr, -1.0, 1.0))
+        corr = (vecs * np.maximum(vals, 0.05)) @ vecs.T
+        corr = corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+        out.append(corr * np.outer(sd, sd))
+    return out
+
+
+def structure_start(structure: VisitCovariance, sigma: np.ndarray) -> np.ndarray:
+    """A ``theta`` whose ``Sigma(theta)`` is close to ``sigma``: ``us`` exactly (its Cholesky
+    factor); otherwise the standard deviations (or their mean) and the mean correlation
+    between neighbouring visits."""
+    m = structure.m
+    if structure.kind == "us":
+        chol = np.linalg.cholesky(sigma)
+        d = np.diag(chol)
+        return np.concatenate([np.log(d), (chol / d[:, None])[np.tril_indices(m, -1)]])
+    sd = np.sqrt(np.diag(sigma))
+    theta = structure.start(1.0)
+    theta[: structure.n_sd] = np.log(sd) if structure.n_sd == m else np.log(np.mean(sd))
+    corr = sigma / np.outer(sd, sd)
+    near = np.clip(np.diag(corr, 1), -0.95, 0.95)
+    rest = theta[structure.n_sd :]
+    if structure.kind in ("ar1", "ar1h"):
+        rest[0] = np.arctanh(np.mean(near))
+    elif structure.kind in ("cs", "csh"):
+        a = 1.0 / (m - 1)
+        rho = np.clip(np.mean(corr[np.triu_indices(m, 1)]), -a + 1e-3, 0.95)
+        rest[0] = np.log((rho + a) / (1.0 - rho))  # the sigmoid's inverse
+    elif structure.kind in ("ad", "adh"):
+        rest[:] = np.arctanh(near)
+    else:  # toep, toeph: the lag-1 partial autocorrelation
+        rest[0] = np.arctanh(np.mean(near))
+    return theta
 
 
 def hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x`` (steps ``step`` in unit-free ``theta``)."""
+    """Central-difference Hessian of a scalar ``f`` at ``x`` (``2 k^2`` evaluations)."""
     k = len(x)
     h = np.full(k, step)
     f0 = f(x)
@@ -175,13 +364,25 @@ def hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
 
 
 def gradient(f, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
-    """Central-difference gradient."""
+    """Central-difference gradient of a scalar ``f``."""
     out = np.empty(len(x))
     for i in range(len(x)):
         e = np.zeros(len(x))
         e[i] = step
         out[i] = (f(x + e) - f(x - e)) / (2 * step)
     return out
+
+
+def gradient_hessian(grad, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Hessian from central differences of an analytic gradient ``grad`` (``2 k`` gradients),
+    symmetrized."""
+    cols = []
+    for i in range(len(x)):
+        e = np.zeros(len(x))
+        e[i] = step
+        cols.append((grad(x + e) - grad(x - e)) / (2 * step))
+    out = np.array(cols)
+    return (out + out.T) / 2.0
 
 
 @dataclass
@@ -193,46 +394,108 @@ class MMRMOptimum:
     hessian: np.ndarray
     converged: bool
     n_evals: int
-    messages: list[str]
+    messages: list[str] = field(default_factory=list)
 
 
-def optimize_mmrm(crit: MMRMCriterion) -> MMRMOptimum:
-    """BFGS from standard deviations equal to the OLS residual SD and zero correlations,
-    then Newton steps while they lower the criterion (up to 20)."""
-    res = crit.design.residual
-    assert res is not None
+class _Counted:
+    """The criterion with its gradient, counting evaluations; ``inf`` where it fails."""
+
+    def __init__(self, crit: MMRMCriterion):
+        self.crit = crit
+        self.count = 0
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        self.count += 1
+        try:
+            value, grad = self.crit.value_and_gradient(theta)
+        except _FAILURES:
+            return float("inf"), np.full(len(theta), np.nan)
+        if not np.isfinite(value):
+            return float("inf"), np.full(len(theta), np.nan)
+        return value, grad
+
+    def grad(self, theta: np.ndarray) -> np.ndarray:
+        return self(theta)[1]
+
+
+def _solve(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    try:
+        return linalg.solve(matrix, vector, assume_a="sym")
+    except (linalg.LinAlgError, ValueError):
+        return np.linalg.lstsq(matrix, vector, rcond=None)[0]
+
+
+def _scoring(fg: _Counted, theta: np.ndarray, tol: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """Fisher scoring with backtracking until the decrement ``g' I^-1 g`` is below ``tol``."""
+    fmin, grad = fg(theta)
+    for _ in range(200):
+        try:
+            step = _solve(fg.crit.information(theta), grad)
+        except _FAILURES:
+            break
+        decrement = float(grad @ step)
+        if not decrement > tol:
+            break
+        for lam in 0.5 ** np.arange(20):
+            f_new, g_new = fg(theta - lam * step)
+            if f_new <= fmin - 1e-4 * lam * decrement:
+                theta, fmin, grad = theta - lam * step, f_new, g_new
+                break
+        else:
+            break
+    return theta, fmin, grad
+
+
+def _newton(fg: _Counted, theta, fmin, grad, hess) -> tuple[np.ndarray, float, np.ndarray]:
+    """Newton steps on a fixed Hessian while they lower the criterion."""
+    for _ in range(20):
+        step = _solve(hess, grad)
+        if not abs(float(grad @ step)) > 1e-12:
+            break
+        f_new, g_new = fg(theta - step)
+        if not f_new <= fmin:
+            break
+        theta, fmin, grad = theta - step, f_new, g_new
+    return theta, fmin, grad
+
+
+def _start(crit: MMRMCriterion, fg: _Counted) -> np.ndarray:
+    res = crit.residual
+    try:
+        sigmas = moment_covariances(crit.design)
+        theta = np.concatenate([structure_start(res.structure, s) for s in sigmas])
+        if np.all(np.isfinite(theta)) and np.isfinite(fg(theta)[0]):
+            return theta
+    except _FAILURES:
+        pass
     X, y = crit.design.X, crit.design.y
     resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
     sd = float(np.sqrt(resid @ resid / max(len(y) - X.shape[1], 1))) or 1.0
-    theta0 = np.concatenate([res.structure.start(sd) for _ in res.groups])
-    count = [0]
-
-    def f(theta: np.ndarray) -> float:
-        count[0] += 1
-        return crit(theta)
-
-    if not np.isfinite(f(theta0)):
+    theta = np.concatenate([res.structure.start(sd) for _ in res.groups])
+    if not np.isfinite(fg(theta)[0]):
         raise ModelError("The covariance of the visits cannot be evaluated at its start.")
-    fit = optimize.minimize(f, theta0, method="BFGS", options={"gtol": 1e-4, "maxiter": 2000})
-    theta, fmin = fit.x, float(fit.fun)
-    for _ in range(20):
-        hess = hessian(f, theta)
-        grad = gradient(f, theta)
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            break
-        f_new = f(theta - step)
-        if not f_new < fmin:
-            break
-        gain = fmin - f_new
-        theta, fmin = theta - step, f_new
-        if gain < 1e-9 * (1.0 + abs(fmin)) or np.max(np.abs(step)) < 1e-8:
-            break
-    hess = hessian(f, theta)
-    grad = gradient(f, theta)
-    eig = np.linalg.eigvalsh(hess)
-    converged = bool(eig.min() > 0 and abs(grad @ np.linalg.solve(hess, grad)) < 1e-6)
+    return theta
+
+
+def optimize_mmrm(crit: MMRMCriterion) -> MMRMOptimum:
+    """Fisher scoring from moment estimates, BFGS (analytic gradient) if scoring stalls, then
+    Newton steps on the Hessian from differences of the analytic gradient."""
+    fg = _Counted(crit)
+    theta, fmin, grad = _scoring(fg, _start(crit, fg), tol=1e-6)
+    hess = gradient_hessian(fg.grad, theta)
+    if not (np.all(np.isfinite(hess)) and abs(float(grad @ _solve(hess, grad))) < 1e-3):
+        fit = optimize.minimize(fg, theta, jac=True, method="BFGS", options={"gtol": 1e-6})
+        if fit.fun < fmin:
+            theta, fmin, grad = fit.x, float(fit.fun), fit.jac
+        hess = gradient_hessian(fg.grad, theta)
+    start = theta
+    theta, fmin, grad = _newton(fg, theta, fmin, grad, hess)
+    if np.max(np.abs(theta - start)) > 1e-3:
+        hess = gradient_hessian(fg.grad, theta)
+    finite = bool(np.all(np.isfinite(hess)))
+    converged = finite and bool(
+        np.linalg.eigvalsh(hess).min() > 0 and abs(grad @ _solve(hess, grad)) < 1e-6
+    )
     messages = (
         []
         if converged
@@ -241,4 +504,4 @@ def optimize_mmrm(crit: MMRMCriterion) -> MMRMOptimum:
             "not flat, or not curved upward, at the end): try a simpler structure."
         ]
     )
-    return MMRMOptimum(theta, fmin, hess, converged, count[0], messages)
+    return MMRMOptimum(theta, fmin, hess, converged, fg.count, messages)
