@@ -5,16 +5,23 @@
   ``theta`` (REML and ML alike), and BIC uses ``log(number of subjects)``;
 - ``residual_covariance()``: the visits x visits covariance (a dict group -> matrix for a
   group-specific structure) and ``residual_correlation()``;
-- ``fixef_table(df_method)``: ``"satterthwaite"`` (as mmrm: for a contrast ``l``,
+- ``fixef_table(df_method, vcov_method)``: ``"satterthwaite"`` (as mmrm: for a contrast ``l``,
   ``v = l' C(theta) l``, ``df = 2 v^2 / (g' A g)`` with ``g = dv/dtheta`` by central
   differences and ``A = 2 H^-1`` the covariance of ``theta``, ``H`` the Hessian of the
-  criterion ``-2 l``), ``"residual"`` (``n - p``) or ``"wald"`` (normal).
+  criterion ``-2 l``), ``"residual"`` (``n - p``) or ``"wald"`` (normal) with the model-based
+  covariance are computed here; ``"kenward-roger"``, ``"kenward-roger-linear"``,
+  ``"between-within"`` and the empirical covariances ``vcov_method="CR0" | "CR2" | "CR3"``
+  (with their own Satterthwaite df) come from :mod:`lmm_core.inference.mmrm_fixef`, which
+  installs itself with :func:`register_mmrm_inference` when imported (the inference stage
+  imports this module, never the reverse).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +32,38 @@ from lmm_core.errors import LMMError
 from lmm_core.model.mmrm import MMRMCriterion, MMRMOptimum
 from lmm_core.model.results import FIXEF_COLUMNS
 
-DF_METHODS = ("satterthwaite", "residual", "wald")
+DF_METHODS = (
+    "satterthwaite",
+    "kenward-roger",
+    "kenward-roger-linear",
+    "between-within",
+    "residual",
+    "wald",
+)
+VCOV_METHODS = ("model", "CR0", "CR2", "CR3")
+_LOCAL = ("satterthwaite", "residual", "wald")  # with vcov_method="model": computed here
 _STEP = 1e-5  # central-difference step in unit-free theta
+
+#: ``(result, df method, vcov method) -> (covariance of beta, df per coefficient)``.
+MMRMInference = Callable[["MMRMResult", str, str], tuple[np.ndarray, np.ndarray]]
+_MMRM_INFERENCE: list[MMRMInference] = []
+
+
+def register_mmrm_inference(function: MMRMInference) -> MMRMInference:
+    """Install the function behind :meth:`MMRMResult.fixef_table`'s Kenward-Roger,
+    between-within and empirical methods (:mod:`lmm_core.inference.mmrm_fixef` registers
+    itself when imported, so that this module never imports the inference stage)."""
+    _MMRM_INFERENCE[:] = [function]
+    return function
+
+
+def _inference() -> MMRMInference:
+    if not _MMRM_INFERENCE:
+        raise RuntimeError(
+            "Kenward-Roger, between-within and empirical covariances of an MMRM need "
+            "lmm_core.inference.mmrm_fixef: import lmm_core (or that module) first."
+        )
+    return _MMRM_INFERENCE[0]
 
 
 @dataclass(eq=False)
@@ -39,6 +76,8 @@ class MMRMResult:
     opt: MMRMOptimum
     criterion: MMRMCriterion = field(repr=False)
     messages: tuple[str, ...] = ()
+    #: What inference derives from the fit (Kenward-Roger pieces, sandwiches), on first use.
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ---------------------------------------------------------------- estimates
     @cached_property
@@ -171,21 +210,53 @@ class MMRMResult:
         denom = float(g @ self.theta_vcov @ g)
         return 2.0 * v**2 / denom if denom > 0 else float("inf")
 
-    def fixef_table(self, df_method: str = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
-        """Estimates, standard errors, df, t and p values and confidence intervals."""
+    def vcov_sandwich(self, kind: str = "CR0") -> pd.DataFrame:
+        """Empirical covariance of the fixed effects: ``"CR0"`` (sandwich), ``"CR2"``
+        (bias-reduced) or ``"CR3"`` (jackknife), as mmrm's Empirical* covariances
+        (:mod:`lmm_core.inference.mmrm_sandwich`)."""
+        kind = _vcov_method(kind)
+        if kind == "model":
+            return self.vcov
+        vcov, _ = _inference()(self, "wald", kind)
+        return pd.DataFrame(vcov, index=self.x_names, columns=self.x_names)
+
+    def fixef_table(
+        self,
+        df_method: str = "satterthwaite",
+        level: float = 0.95,
+        vcov_method: str = "model",
+    ) -> pd.DataFrame:
+        """Estimates, standard errors, df, t and p values and confidence intervals.
+
+        ``df_method``: ``"satterthwaite"``, ``"kenward-roger"`` (adjusted covariance),
+        ``"kenward-roger-linear"``, ``"between-within"``, ``"residual"`` or ``"wald"``;
+        ``vcov_method``: ``"model"`` or an empirical ``"CR0"``, ``"CR2"``, ``"CR3"`` (then
+        Satterthwaite's df is the empirical one, as mmrm's). Kenward-Roger defines its own
+        covariance and takes ``vcov_method="model"`` only.
+        """
         method = str(df_method).lower()
         if method not in DF_METHODS:
             raise LMMError(
                 f"Unknown degrees-of-freedom method {df_method!r} for this model; choose one of "
                 f"{', '.join(DF_METHODS)}."
             )
-        se = self.std_errors
-        if method == "satterthwaite":
-            df = np.array([self.satterthwaite_df(row) for row in np.eye(len(se))])
-        elif method == "residual":
-            df = np.full(len(se), float(self.nobs - self.design.p))
+        kind = _vcov_method(vcov_method)
+        if method.startswith("kenward") and kind != "model":
+            raise LMMError(
+                "Kenward-Roger adjusts the model-based covariance; use vcov_method='model' with "
+                "it, or Satterthwaite's df with an empirical covariance."
+            )
+        if kind == "model" and method in _LOCAL:
+            se = self.std_errors
+            if method == "satterthwaite":
+                df = np.array([self.satterthwaite_df(row) for row in np.eye(len(se))])
+            elif method == "residual":
+                df = np.full(len(se), float(self.nobs - self.design.p))
+            else:
+                df = np.full(len(se), np.inf)
         else:
-            df = np.full(len(se), np.inf)
+            vcov, df = _inference()(self, method, kind)
+            se = np.sqrt(np.diag(vcov))
         table = pd.DataFrame(index=pd.Index(self.x_names, name="term"), columns=FIXEF_COLUMNS)
         table["estimate"] = self.beta
         table["std_error"] = se
@@ -201,3 +272,13 @@ class MMRMResult:
         """Population predictions ``X beta`` (an MMRM has no random effects)."""
         X = self.design.X if newdata is None else self.design.fixed_matrix(newdata)
         return X @ self.beta
+
+
+def _vcov_method(name: str) -> str:
+    for known in VCOV_METHODS:
+        if str(name).lower() == known.lower():
+            return known
+    raise LMMError(
+        f"Unknown covariance of the fixed effects {name!r}; choose one of "
+        f"{', '.join(VCOV_METHODS)}."
+    )
