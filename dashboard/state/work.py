@@ -15,6 +15,7 @@ import pandas as pd
 
 from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
+from dashboard.analysis import trial as tr
 from lmm_core import BootstrapResult, LikelihoodProfile, LMMResult, parametric_bootstrap
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
 from lmm_core.simulation.teaching_truth import LabTruth
@@ -26,6 +27,7 @@ __all__ = [
     "ladder",
     "profile_intervals",
     "teaching_repeat",
+    "trial_structures",
 ]
 
 #: ``report(fraction done or None, short text)``; raises to stop the work
@@ -112,3 +114,18 @@ def curve_shapes(
     fits = cs.fit_shapes(plan.shapes, fit, on_shape)
     report(1.0, f"{n} of {n} shapes fitted")
     return cs.analyse_curves(plan, fits)
+
+
+def trial_structures(plan: tr.TrialPlan, report: Report) -> list[tr.StructureFit]:
+    """Fit the MMRM of ``plan`` with every covariance structure of
+    :data:`dashboard.analysis.trial.STRUCTURES` by REML (a report before each;
+    :func:`dashboard.analysis.trial.fit_structures`)."""
+    names = list(tr.STRUCTURES)
+    n = len(names)
+
+    def on_step(i: int, structure: str) -> None:
+        report(i / n, f"Structure {i + 1} of {n}: {tr.STRUCTURES[structure]}")
+
+    fits = tr.fit_structures(plan, names, on_step)
+    report(1.0, f"{n} of {n} structures fitted")
+    return fits

@@ -46,6 +46,7 @@ PAGES: list[tuple[str, str]] = [
     ("pages/prediction.py", "Prediction"),
     ("pages/shrinkage.py", "Shrinkage"),
     ("pages/compare.py", "Compare"),
+    ("pages/trial.py", "Trial"),
     ("pages/diagnostics.py", "Diagnostics"),
     ("pages/teach.py", "Teach"),
     ("pages/glossary.py", "Glossary"),
