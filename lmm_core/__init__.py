@@ -36,6 +36,7 @@ from lmm_core.errors import (
     ModelError,
 )
 from lmm_core.inference.bootstrap import BootstrapResult, parametric_bootstrap
+from lmm_core.inference.estimable import type3_tests
 from lmm_core.inference.fixed_effects import (
     ContrastTest,
     anova_table,
@@ -44,6 +45,7 @@ from lmm_core.inference.fixed_effects import (
 )
 from lmm_core.inference.kenward_roger import KenwardRogerTooLarge
 from lmm_core.inference.lrt import chibar_pvalue, lrt
+from lmm_core.inference.lsmeans import lsmeans, lsmeans_contrasts
 from lmm_core.inference.profile import LikelihoodProfile, profile_confint
 from lmm_core.inference.variance_explained import icc, icc_curve, r2_nakagawa
 from lmm_core.model.fit import FitOptions, fit_design, fit_lmm
@@ -74,10 +76,13 @@ __all__ = [
     "icc",
     "icc_curve",
     "lrt",
+    "lsmeans",
+    "lsmeans_contrasts",
     "parametric_bootstrap",
     "profile_confint",
     "r2_nakagawa",
     "simulate",
     "simulate_from_formula",
     "theta_from_covariances",
+    "type3_tests",
 ]
