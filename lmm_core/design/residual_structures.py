@@ -29,6 +29,7 @@ correlation parameters act through ``dR / dt`` (``ar1``: ``|i-j| rho^(|i-j|-1) (
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +98,7 @@ class VisitCovariance:
             return np.array([[sd[0] ** 2]])
         if self.kind == "us":
             low = np.eye(m)
-            low[np.tril_indices(m, -1)] = rest  # row by row: l21, l31, l32, ... (as mmrm)
+            low[_lower(m)] = rest  # row by row: l21, l31, l32, ... (as mmrm)
             scaled = sd[:, None] * low
             return scaled @ scaled.T
         corr = self._correlation(rest)
@@ -118,13 +119,13 @@ class VisitCovariance:
         rest = theta[n_sd:]
         sd = np.exp(theta[:n_sd]) * np.ones(m)
         if self.kind == "us":
+            rows, cols = _lower(m)
             low = np.eye(m)
-            low[np.tril_indices(m, -1)] = rest
+            low[rows, cols] = rest
             chol = sd[:, None] * low
-            for k, (i, j) in enumerate(zip(*np.tril_indices(m, -1), strict=True)):
-                d = np.zeros((m, m))
-                d[i] = sd[i] * chol[:, j]  # E_ij C' has row i equal to column j of C'
-                out[n_sd + k] = d + d.T
+            d = np.zeros((len(rows), m, m))
+            d[np.arange(len(rows)), rows] = sd[rows, None] * chol[:, cols].T  # E_ij C': row i
+            out[n_sd:] = d + d.transpose(0, 2, 1)
             return out
         out[n_sd:] = self._correlation_jacobian(rest) * np.outer(sd, sd)[None]
         return out
@@ -178,6 +179,12 @@ class VisitCovariance:
             np.maximum.outer(np.arange(m), np.arange(m)),
         )
         return np.exp(logs[j] - logs[i]) * signs[j] * signs[i]
+
+
+@functools.cache
+def _lower(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the strict lower triangle, row by row."""
+    return np.tril_indices(m, -1)
 
 
 def _autocorrelations(pacf: np.ndarray) -> np.ndarray:

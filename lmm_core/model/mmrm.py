@@ -25,7 +25,7 @@ analytic ``dSigma_g / dtheta`` of the structure. Fisher scoring uses the informa
 ``I_lm = sum_p n_p tr(W_p dSigma_l W_p dSigma_m)`` (the expected Hessian of ``-2 l_ML``; an
 approximation for REML, where the line search keeps every step downhill), from moment
 estimates of ``Sigma`` (pairwise products of OLS residuals) projected on the structure; then
-Newton steps on the Hessian from central differences of the analytic gradient, which also
+Newton steps on the Hessian from forward differences of the analytic gradient, which also
 gives the covariance of ``theta`` for Satterthwaite's df (:mod:`lmm_core.model.mmrm_results`).
 """
 
@@ -142,15 +142,15 @@ class _RowBatch(_Batch):
         self.p = p
 
     def forward(self, inv: np.ndarray, chol: np.ndarray) -> tuple:
-        linv = np.linalg.inv(chol)[self.member]
-        xw = (linv @ self.X).reshape(-1, self.p)
-        yw = (linv @ self.y).reshape(-1)
-        return (xw.T @ xw).reshape(-1), xw.T @ yw, float(yw @ yw), (xw, yw)
+        linv = np.linalg.inv(chol)
+        xw = (linv[self.member] @ self.X).reshape(-1, self.p)
+        yw = (linv[self.member] @ self.y).reshape(-1)
+        return (xw.T @ xw).reshape(-1), xw.T @ yw, float(yw @ yw), (xw, yw, linv)
 
     def sigma_gradient(self, inv, chol, cache, beta, minv) -> np.ndarray:
         """As :meth:`_CrossBatch.sigma_gradient`, through the whitened rows:
         ``W S W = L^-T (sum_i r~_i r~_i') L^-1`` with ``r~ = L^-1 r``."""
-        xw, yw = cache
+        xw, yw, linv = cache
         n, t = len(self.member), self.X.shape[1]
         rw = (yw - xw @ beta).reshape(n, t)
         s = rw[:, :, None] * rw[:, None, :]
@@ -158,7 +158,6 @@ class _RowBatch(_Batch):
             zw = (xw @ minv).reshape(n, t, self.p)
             s = s + zw @ xw.reshape(n, t, self.p).transpose(0, 2, 1)
         s = np.add.reduceat(s, self.starts, axis=0)
-        linv = np.linalg.inv(chol)
         return self.counts[:, None, None] * inv - linv.transpose(0, 2, 1) @ s @ linv
 
 
@@ -373,14 +372,14 @@ def gradient(f, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
     return out
 
 
-def gradient_hessian(grad, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Hessian from central differences of an analytic gradient ``grad`` (``2 k`` gradients),
-    symmetrized."""
+def gradient_hessian(grad, x: np.ndarray, g0: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """Hessian from forward differences of an analytic gradient ``grad`` (``k`` gradients;
+    ``g0 = grad(x)``), symmetrized."""
     cols = []
     for i in range(len(x)):
         e = np.zeros(len(x))
         e[i] = step
-        cols.append((grad(x + e) - grad(x - e)) / (2 * step))
+        cols.append((grad(x + e) - g0) / step)
     out = np.array(cols)
     return (out + out.T) / 2.0
 
@@ -481,17 +480,17 @@ def optimize_mmrm(crit: MMRMCriterion) -> MMRMOptimum:
     """Fisher scoring from moment estimates, BFGS (analytic gradient) if scoring stalls, then
     Newton steps on the Hessian from differences of the analytic gradient."""
     fg = _Counted(crit)
-    theta, fmin, grad = _scoring(fg, _start(crit, fg), tol=1e-6)
-    hess = gradient_hessian(fg.grad, theta)
+    theta, fmin, grad = _scoring(fg, _start(crit, fg), tol=1e-8)
+    hess = gradient_hessian(fg.grad, theta, grad)
     if not (np.all(np.isfinite(hess)) and abs(float(grad @ _solve(hess, grad))) < 1e-3):
         fit = optimize.minimize(fg, theta, jac=True, method="BFGS", options={"gtol": 1e-6})
         if fit.fun < fmin:
             theta, fmin, grad = fit.x, float(fit.fun), fit.jac
-        hess = gradient_hessian(fg.grad, theta)
+        hess = gradient_hessian(fg.grad, theta, grad)
     start = theta
     theta, fmin, grad = _newton(fg, theta, fmin, grad, hess)
     if np.max(np.abs(theta - start)) > 1e-3:
-        hess = gradient_hessian(fg.grad, theta)
+        hess = gradient_hessian(fg.grad, theta, grad)
     finite = bool(np.all(np.isfinite(hess)))
     converged = finite and bool(
         np.linalg.eigvalsh(hess).min() > 0 and abs(grad @ _solve(hess, grad)) < 1e-6
