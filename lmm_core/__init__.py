@@ -35,6 +35,7 @@ from lmm_core.errors import (
     LMMError,
     ModelError,
 )
+from lmm_core.inference import mmrm_fixef  # noqa: F401  (installs MMRM fixef_table methods)
 from lmm_core.inference.bootstrap import BootstrapResult, parametric_bootstrap
 from lmm_core.inference.estimable import type3_tests
 from lmm_core.inference.fixed_effects import (

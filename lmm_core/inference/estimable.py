@@ -7,7 +7,9 @@ computed the same way on both:
 
 - :func:`row_tests`: for each row ``l`` of ``L``, the estimate ``l' b``, its standard error
   ``sqrt(l' C l)`` and the denominator df (MMRM: ``result.satterthwaite_df(l)``, mmrm's
-  one-dimensional Satterthwaite df; ``"residual"``: ``n - p``; ``"wald"``: ``inf``);
+  one-dimensional Satterthwaite df; ``"kenward-roger"`` and ``"kenward-roger-linear"``: the
+  adjusted covariance ``Phi_A`` of :mod:`lmm_core.inference.mmrm_kenward_roger` and its df;
+  ``"residual"``: ``n - p``; ``"wald"``: ``inf``);
 - :func:`mmrm_f_test`: the F test of a several-row ``L`` as mmrm's ``df_md`` (and lmerTest):
   with ``L C L' = P diag(w) P'`` (rank ``q``), the rotated rows ``P' L`` are uncorrelated,
   ``F = sum_i (p_i' L b)^2 / w_i / q``; each rotated row has its Satterthwaite df ``nu_i`` and
@@ -32,26 +34,52 @@ from lmm_core.inference.fixed_effects import (
     contrast_test,
     type3_contrasts,
 )
-from lmm_core.model.mmrm_results import DF_METHODS as MMRM_DF_METHODS
+from lmm_core.inference.mmrm_kenward_roger import (
+    KenwardRogerPieces,
+    kenward_roger_df,
+    kenward_roger_pieces,
+)
 from lmm_core.model.mmrm_results import MMRMResult
 
 _ALIASES = {"kr": "kenward-roger", "kenward_roger": "kenward-roger", "normal": "wald"}
+#: df methods for linear functions of an MMRM's fixed effects (between-within is defined
+#: per coefficient only).
+MMRM_METHODS = ("satterthwaite", "kenward-roger", "kenward-roger-linear", "residual", "wald")
 
 
 def _mmrm_method(method: str) -> str:
-    m = str(method).lower().replace(" ", "-")
+    m = str(method).lower().replace(" ", "-").replace("_", "-")
     m = _ALIASES.get(m, m)
-    if m == "kenward-roger":
+    if m not in MMRM_METHODS:
         raise LMMError(
-            "Kenward-Roger degrees of freedom are not available yet for LS-means of a model "
-            "with a covariance structure of the visits; use 'satterthwaite'."
-        )
-    if m not in MMRM_DF_METHODS:
-        raise LMMError(
-            f"Unknown degrees-of-freedom method {method!r} for this model; choose one of "
-            f"{', '.join(MMRM_DF_METHODS)}."
+            f"Degrees-of-freedom method {method!r} is not available for LS-means and F tests of "
+            f"this model; choose one of {', '.join(MMRM_METHODS)}."
         )
     return m
+
+
+def _kr_pieces(result: MMRMResult) -> KenwardRogerPieces:
+    """The Kenward-Roger pieces of an MMRM fit, computed once (the same ``derived`` key as
+    :mod:`lmm_core.inference.mmrm_fixef`)."""
+    if "kenward_roger" not in result.derived:
+        result.derived["kenward_roger"] = kenward_roger_pieces(result)
+    return result.derived["kenward_roger"]
+
+
+def _mmrm_vcov(result: MMRMResult, method: str) -> np.ndarray:
+    if not method.startswith("kenward"):
+        return result.vcov_beta
+    kr = _kr_pieces(result)
+    return kr.vcov if method == "kenward-roger" else kr.vcov_linear
+
+
+def _mmrm_row_df(result: MMRMResult, row: np.ndarray, method: str) -> float:
+    if method == "satterthwaite":
+        return result.satterthwaite_df(row)
+    if method.startswith("kenward"):
+        kr = _kr_pieces(result)
+        return kenward_roger_df(result.vcov_beta, row, kr.w_psi, kr.p_mats)[0]
+    return float(result.nobs - result.design.p) if method == "residual" else float("inf")
 
 
 def row_tests(result, L: np.ndarray, method: str = "satterthwaite") -> pd.DataFrame:
@@ -77,13 +105,8 @@ def row_tests(result, L: np.ndarray, method: str = "satterthwaite") -> pd.DataFr
     if isinstance(result, MMRMResult):
         m = _mmrm_method(method)
         est = L @ result.beta
-        se = np.sqrt(np.einsum("ij,jk,ik->i", L, result.vcov_beta, L))
-        if m == "satterthwaite":
-            df = np.array([result.satterthwaite_df(row) for row in L])
-        elif m == "residual":
-            df = np.full(len(L), float(result.nobs - result.design.p))
-        else:
-            df = np.full(len(L), np.inf)
+        se = np.sqrt(np.einsum("ij,jk,ik->i", L, _mmrm_vcov(result, m), L))
+        df = np.array([_mmrm_row_df(result, row, m) for row in L])
         return pd.DataFrame({"estimate": est, "std_error": se, "df": df})
     tests = [contrast_test(result, row, method=method) for row in L]
     return pd.DataFrame(
@@ -113,6 +136,8 @@ def mmrm_f_test(result: MMRMResult, L: np.ndarray, method: str = "satterthwaite"
     p = len(result.beta)
     if L.shape[1] != p:
         raise LMMError(f"The contrast has {L.shape[1]} columns; the model has {p} coefficients.")
+    if m.startswith("kenward"):
+        return _mmrm_kr_f_test(result, L, m)
     w, vecs = np.linalg.eigh(L @ result.vcov_beta @ L.T)
     order = np.argsort(w)[::-1]
     w, vecs = w[order], vecs[:, order]
@@ -124,12 +149,25 @@ def mmrm_f_test(result: MMRMResult, L: np.ndarray, method: str = "satterthwaite"
     f = float(np.sum(est**2 / w[:q]) / q)
     if m == "satterthwaite":
         ddf = md_denominator_df(np.array([result.satterthwaite_df(r) for r in rotated]))
-    elif m == "residual":
-        ddf = float(result.nobs - result.design.p)
     else:
-        ddf = float("inf")
+        ddf = _mmrm_row_df(result, rotated[0], m)
     pv = float(stats.f.sf(f, q, ddf)) if np.isfinite(ddf) else float(stats.chi2.sf(f * q, q))
     return ContrastTest(f, q, ddf, pv, m)
+
+
+def _mmrm_kr_f_test(result: MMRMResult, L: np.ndarray, method: str) -> ContrastTest:
+    """Kenward-Roger's scaled F (mmrm's ``df_md`` for Kenward-Roger): ``lambda d' (L Phi_A
+    L')^-1 d / q`` with df ``m`` (rows reduced to a full-rank basis; KR is invariant to it)."""
+    _, sv, vt = np.linalg.svd(L, full_matrices=False)
+    q = int(np.sum(sv > sv[0] * 1e-10)) if sv.size and sv[0] > 0 else 0
+    if q == 0:
+        raise LMMError("The hypothesis has no estimable row.")
+    lr = vt[:q]
+    kr = _kr_pieces(result)
+    ddf, scale = kenward_roger_df(result.vcov_beta, lr, kr.w_psi, kr.p_mats)
+    d = lr @ result.beta
+    f = scale * float(d @ np.linalg.solve(lr @ _mmrm_vcov(result, method) @ lr.T, d)) / q
+    return ContrastTest(f, q, ddf, float(stats.f.sf(f, q, ddf)), method, f_scale=scale)
 
 
 def type3_tests(result, df_method: str = "satterthwaite") -> pd.DataFrame:

@@ -10,9 +10,9 @@ interactions and spline bases need nothing special.
 The LS-mean of a cell ``c`` of the ``specs`` (and ``by``) factors averages the grid rows of
 that cell over the levels ``o`` of the other factors: ``l_c = sum_o w_o x_{c,o}``, estimate
 ``l_c' b``, standard error ``sqrt(l_c' C l_c)`` and the df of :func:`row_tests
-<lmm_core.inference.estimable.row_tests>` (Satterthwaite or Kenward-Roger for a random-effects
-fit, Satterthwaite for an MMRM). Weights ``w_o``: ``"equal"`` (``1 / #o``, emmeans' default)
-or ``"proportional"`` (the frequencies of the combinations ``o`` in the rows used, emmeans'
+<lmm_core.inference.estimable.row_tests>` (Satterthwaite or Kenward-Roger, with its adjusted
+covariance, for either kind of fit). Weights ``w_o``: ``"equal"`` (``1 / #o``, emmeans'
+default) or ``"proportional"`` (the frequencies of the combinations ``o`` in the rows used, emmeans'
 ``weights = "proportional"``; needs ``data``). Interval: ``estimate -/+ t_{df, (1+level)/2}
 std_error``.
 
@@ -215,8 +215,8 @@ def lsmeans(
     specs, by
         Factor columns of the model: the cells are their level combinations.
     df_method
-        ``"satterthwaite"``, ``"kenward-roger"`` (random-effects fits), ``"residual"``
-        (MMRM) or ``"wald"``.
+        ``"satterthwaite"``, ``"kenward-roger"`` (the adjusted standard error),
+        ``"kenward-roger-linear"`` and ``"residual"`` (MMRM) or ``"wald"``.
     level
         Confidence level of the intervals.
     weights

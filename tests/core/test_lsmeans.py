@@ -3,7 +3,7 @@
 Oracles:
 - mmrm 0.3.18 + emmeans 1.8.4 on the FEV data (``tests/fixtures/mmrm``): LS-means per arm
   within visit and ``TRT - PBO`` per visit, equal and proportional weights over RACE x SEX,
-  Satterthwaite df; estimates 1e-4 relative to their scale, SEs 1e-3, df 1e-2;
+  Satterthwaite and Kenward-Roger df (an ML fit refuses Kenward-Roger); estimates 1e-4 relative to their scale, SEs 1e-3, df 1e-2;
 - lme4 + lmerTest/pbkrtest + emmeans (``tests/fixtures/lsmeans``, made by
   ``make_lsmeans_reference.R``): Orthodont (a covariate at its mean, ``factor(age)`` as ``by``)
   and ChickWeight with ``ns(Time, 3) * Diet`` (a spline argument at its mean), Satterthwaite
@@ -77,19 +77,29 @@ def _mmrm_ref(block: dict) -> dict:
     return {k: v for k, v in block.items() if k != "note"}
 
 
-@pytest.mark.parametrize("weights", ["equal", "proportional"])
+@pytest.mark.parametrize(
+    "method, weights",
+    [("satterthwaite", "equal"), ("satterthwaite", "proportional"), ("kenward-roger", "equal")],
+)
 @pytest.mark.parametrize("name", CASES)
-def test_mmrm_lsmeans_match_emmeans(name, weights, fits, fev_data):
+def test_mmrm_lsmeans_match_emmeans(name, method, weights, fits, fev_data):
     case, res = fits(name)
-    block = case["emmeans_satterthwaite"]
+    key = "emmeans_" + method.replace("-", "_")
+    if key not in case:
+        assert not case["REML"]
+        with pytest.raises(LMMError, match="REML"):
+            lsmeans(res, "ARMCD", by="AVISIT", df_method=method)
+        return
+    block = case[key]
     suffix = "" if weights == "equal" else "_proportional"
-    table = lsmeans(res, "ARMCD", by="AVISIT", weights=weights, data=fev_data)
+    kw = {"weights": weights, "data": fev_data, "df_method": method}
+    table = lsmeans(res, "ARMCD", by="AVISIT", **kw)
     assert list(table.columns) == [
         "AVISIT", "ARMCD", "estimate", "std_error", "df", "ci_lower", "ci_upper",
     ]  # fmt: skip
     ref = pd.DataFrame(block["lsmeans" + suffix]).rename(columns={"df": "df_y"})
     _check(table, ref.to_dict("list"), ["ARMCD", "AVISIT"], est="emmean")
-    con = lsmeans_contrasts(res, "ARMCD", by="AVISIT", weights=weights, data=fev_data)
+    con = lsmeans_contrasts(res, "ARMCD", by="AVISIT", **kw)
     ref = pd.DataFrame(_mmrm_ref(block["contrasts" + suffix])).rename(
         columns={"df": "df_y", "estimate": "est_ref"}
     )
@@ -180,6 +190,20 @@ def test_f_test_of_one_row_is_the_t_test(fits):
     assert test.p_value == pytest.approx(table["p_value"].iloc[4], rel=1e-8)
 
 
+def test_kenward_roger_f_test_of_one_row_is_the_t_test(fits):
+    _, res = fits("mmrm_fev_us_reml")
+    table = res.fixef_table(df_method="kenward-roger")
+    for j in (0, 4, 8):
+        test = mmrm_f_test(res, np.eye(len(res.beta))[j], method="kenward-roger")
+        assert test.F == pytest.approx(table["t_value"].iloc[j] ** 2, rel=1e-8)
+        assert test.den_df == pytest.approx(table["df"].iloc[j], rel=1e-8)
+    kr = type3_tests(res, df_method="kenward-roger")
+    sat = type3_tests(res)
+    assert list(kr.index) == list(sat.index)
+    np.testing.assert_allclose(kr["num_df"], sat["num_df"])
+    assert (kr["p_value"].between(0, 1)).all()
+
+
 def test_md_denominator_df():
     assert md_denominator_df(np.array([10.0, 10.0])) == 10.0
     assert md_denominator_df(np.array([1.5, 30.0])) == 2.0
@@ -217,8 +241,8 @@ def test_bad_specs_give_clear_messages(fits, fev_data):
         lsmeans(res, "ARMCD", weights="cells")
     with pytest.raises(LMMError, match="Pass `data=`"):
         lsmeans(res, "ARMCD", weights="proportional")
-    with pytest.raises(LMMError, match="Kenward-Roger"):
-        lsmeans(res, "ARMCD", df_method="kenward-roger")
+    with pytest.raises(LMMError, match="not available for LS-means"):
+        lsmeans(res, "ARMCD", df_method="between-within")
     with pytest.raises(LMMError, match="confidence level"):
         lsmeans(res, "ARMCD", level=95)
     with pytest.raises(LMMError, match="reference"):
