@@ -53,9 +53,9 @@ __all__ = [
 #: formula name -> plain name, in the order of the comparison table
 STRUCTURES: dict[str, str] = {
     "us": "unstructured",
-    "toeph": "Toeplitz, own variance per visit",
-    "ar1h": "AR(1), own variance per visit",
-    "csh": "compound symmetry, own variance per visit",
+    "toeph": "Toeplitz, variance per visit",
+    "ar1h": "AR(1), variance per visit",
+    "csh": "compound symmetry, variance per visit",
     "toep": "Toeplitz",
     "ar1": "AR(1)",
     "cs": "compound symmetry",

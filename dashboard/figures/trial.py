@@ -105,7 +105,7 @@ def correlation_pair(
     fig.add_trace(_heatmap(observed.to_numpy(float), labels, pair_hover, True), row=1, col=2)
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": "Correlation between visits"},
+        title={"text": "Estimated and observed"},
         height=480,
         margin={"t": 90, "l": 70, "r": 20, "b": 60},
     )

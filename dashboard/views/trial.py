@@ -46,13 +46,14 @@ W_ARM = "trial_arm"  # widget: the arm column
 W_RUN = "trial_run"  # widget: the button that fits the structures
 W_SHOWN = "trial_shown"  # widget: the structure whose covariance is shown
 
+TABLE_ROW_PX = 35  # st.dataframe's row height: tables shown whole, without a scroll bar
 RULES: dict[str, int | str] = {
     **dict.fromkeys(["AIC", "BIC", "logLik"], "criterion"),
     "parameters": "int",
     "seconds": 2,
 }
 TABLE_COLUMNS = {
-    "structure": text_column("covariance_structure", "structure", width="medium"),
+    "structure": text_column("covariance_structure", "structure", width="large"),
     "term": st.column_config.TextColumn("term", help="The structure's name in the formula."),
     "parameters": column("parameters", "parameters"),
     "logLik": column("loglik", "logLik"),
@@ -142,6 +143,7 @@ def _comparison(fits: tuple) -> None:
         hide_index=True,
         key="trial_structures",
         column_config=TABLE_COLUMNS,
+        column_order=[*TABLE_COLUMNS][1:] + ["structure"],  # the long names last (1024 px)
         placeholder=MISSING,
     )
     for f in fits:
@@ -160,10 +162,14 @@ def _comparison(fits: tuple) -> None:
 def _coefficients(primary: tr.StructureFit) -> None:
     st.subheader("Coefficients of the primary model")
     st.markdown(code_span(primary.formula))
+    table = primary.result.fixef_table("satterthwaite").reset_index()
     st.dataframe(
-        styled(primary.result.fixef_table("satterthwaite"), {"df": 3, "p_value": "p"}),
+        styled(table, {"df": 3, "p_value": "p"}),
         key="trial_coefficients",
+        hide_index=True,
+        height=TABLE_ROW_PX * (len(table) + 1) + 3,
         column_config={
+            "term": st.column_config.TextColumn("term", width="medium"),
             "estimate": column("estimate"),
             "std_error": column("std_error", "SE"),
             "df": column("df_satterthwaite", "df"),

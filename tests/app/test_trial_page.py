@@ -39,7 +39,7 @@ def test_trial_page_on_the_example(app):
     assert np.allclose(np.diag(np.asarray(heat[0]["z"], float)), 1.0)
     frames = [d.value for d in at.dataframe]
     assert any(list(f.index) == list(range(8)) and "AIC" in f.columns for f in frames)
-    assert any("armtreatment:visit6" in f.index for f in frames)
+    assert any("armtreatment:visit6" in set(f.get("term", [])) for f in frames)
     at.selectbox(key=W_SHOWN).select("ar1").run()
     assert not at.exception
     heat = [t for t in figures_on(at)[1]["data"] if t["type"] == "heatmap"]

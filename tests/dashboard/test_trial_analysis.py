@@ -224,7 +224,7 @@ def test_fallback_takes_the_first_that_converges():
     words = tr.verdict(fits)
     assert "did not converge" in words[0] and "ar1h" in words[0]
     assert words[1].startswith("AIC prefers AR(1) (ar1) by 2.0")
-    assert "keeps the AR(1), own variance per visit covariance" in words[-1]
+    assert "keeps the AR(1), variance per visit covariance" in words[-1]
     table = tr.comparison_table(fits)
     assert list(table["converged"]) == ["failed", "no", "yes", "yes", "yes"]
     assert np.isnan(table.loc[0, "AIC"])
