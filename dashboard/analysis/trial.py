@@ -28,7 +28,7 @@ import pandas as pd
 
 from dashboard.analysis.records import timed_fit
 from dashboard.io.roles import Roles
-from lmm_core import DataError, fit_lmm
+from lmm_core import DataError, fit_lmm, lsmeans, lsmeans_contrasts
 from lmm_core.design.build import build_design
 from lmm_core.formula.quoting import quote_name
 
@@ -39,6 +39,7 @@ __all__ = [
     "StructureFit",
     "TrialPlan",
     "arm_candidates",
+    "arm_lsmeans",
     "comparison_table",
     "dropout_sentences",
     "dropout_summary",
@@ -47,6 +48,7 @@ __all__ = [
     "observed_correlation",
     "plan_trial",
     "primary_structure",
+    "treatment_differences",
     "verdict",
 ]
 
@@ -323,6 +325,23 @@ def verdict(fits: Sequence[StructureFit]) -> list[str]:
             "choosing it after looking at the results would make the tests too optimistic."
         )
     return out
+
+
+def arm_lsmeans(plan: TrialPlan, result) -> pd.DataFrame:
+    """LS-means per arm and visit (:func:`lmm_core.lsmeans`, Satterthwaite df): the model's
+    mean of each cell with covariates at their means and equal weights over other factors'
+    levels (emmeans' default). Columns: visit, arm, ``estimate``, ``std_error``, ``df``,
+    ``ci_lower``, ``ci_upper``."""
+    return lsmeans(result, plan.arm, by=plan.visit, df_method="satterthwaite")
+
+
+def treatment_differences(plan: TrialPlan, result) -> pd.DataFrame:
+    """The treatment difference at each visit: the second arm's LS-mean minus the first's
+    (:func:`lmm_core.lsmeans_contrasts`, ``trt.vs.ctrl``), with Satterthwaite df, t, p
+    (unadjusted) and the 95% interval."""
+    return lsmeans_contrasts(
+        result, plan.arm, by=plan.visit, method="trt.vs.ctrl", df_method="satterthwaite"
+    )
 
 
 # --------------------------------------------------------------------------- the data

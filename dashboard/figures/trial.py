@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from dashboard.base.numbers import fmt
 from dashboard.figures.style import PALETTE, TEMPLATE, style_figure
 
-__all__ = ["correlation_pair", "dropout_figure"]
+__all__ = ["correlation_pair", "difference_forest", "dropout_figure", "lsmeans_figure"]
 
 
 def dropout_figure(per_visit: pd.DataFrame, visit_label: str) -> go.Figure:
@@ -119,4 +119,80 @@ def correlation_pair(
             row=1,
             col=col,
         )
+    return fig
+
+
+def lsmeans_figure(table: pd.DataFrame, visit: str, arm: str, outcome: str) -> go.Figure:
+    """The arms' LS-means over the visits with their 95% intervals (error bars).
+
+    Parameters
+    ----------
+    table
+        ``visit``, ``arm``, ``estimate``, ``ci_lower``, ``ci_upper`` per cell
+        (:func:`dashboard.analysis.trial.arm_lsmeans`).
+    visit, arm, outcome
+        Column names (the first two are columns of ``table``; axis titles).
+    """
+    fig = go.Figure()
+    for i, (level, rows) in enumerate(table.groupby(arm, sort=False, observed=True)):
+        est = rows["estimate"].to_numpy(float)
+        fig.add_scatter(
+            x=[str(v) for v in rows[visit]],
+            y=est,
+            name=str(level),
+            mode="lines+markers",
+            marker_color=PALETTE[i % len(PALETTE)],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": rows["ci_upper"].to_numpy(float) - est,
+                "arrayminus": est - rows["ci_lower"].to_numpy(float),
+            },
+            customdata=np.c_[rows["ci_lower"], rows["ci_upper"]],
+            hovertemplate=f"{level}<br>{visit} %{{x}}<br>LS-mean %{{y:.4~g}}<br>95% CI "
+            "%{customdata[0]:.4~g} to %{customdata[1]:.4~g}<extra></extra>",
+        )
+    style_figure(fig, "LS-means per arm and visit (95% CI)", visit, outcome)
+    fig.update_layout(
+        xaxis_type="category",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+    )
+    return fig
+
+
+def difference_forest(table: pd.DataFrame, visit: str, outcome: str) -> go.Figure:
+    """Forest plot of the treatment difference at each visit with its 95% interval and a
+    line at zero (no difference).
+
+    Parameters
+    ----------
+    table
+        ``visit``, ``contrast``, ``estimate``, ``ci_lower``, ``ci_upper``, ``p_value``
+        (:func:`dashboard.analysis.trial.treatment_differences`).
+    visit, outcome
+        Column names (axis titles).
+    """
+    est = table["estimate"].to_numpy(float)
+    labels = [str(v) for v in table[visit]]
+    fig = go.Figure()
+    fig.add_vline(x=0.0, line={"color": "#888", "dash": "dash"})
+    fig.add_scatter(
+        x=est,
+        y=labels,
+        mode="markers",
+        marker={"color": PALETTE[0], "size": 9, "symbol": "square"},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": table["ci_upper"].to_numpy(float) - est,
+            "arrayminus": est - table["ci_lower"].to_numpy(float),
+        },
+        customdata=np.c_[table["ci_lower"], table["ci_upper"], table["p_value"]],
+        hovertemplate=f"{visit} %{{y}}<br>difference %{{x:.4~g}}<br>95% CI %{{customdata[0]:.4~g}}"
+        " to %{customdata[1]:.4~g}<br>p %{customdata[2]:.3~g}<extra></extra>",
+        showlegend=False,
+    )
+    contrast = str(table["contrast"].iloc[0]) if len(table) else "difference"
+    style_figure(fig, f"Treatment difference per visit: {contrast} (95% CI)", outcome, visit)
+    fig.update_layout(yaxis={"type": "category", "autorange": "reversed"}, height=360)
     return fig

@@ -18,7 +18,12 @@ import streamlit as st
 from dashboard.analysis import trial as tr
 from dashboard.base.markup import code_span, escape_message, escape_text
 from dashboard.base.numbers import MISSING, styled
-from dashboard.figures.trial import correlation_pair, dropout_figure
+from dashboard.figures.trial import (
+    correlation_pair,
+    difference_forest,
+    dropout_figure,
+    lsmeans_figure,
+)
 from dashboard.help.texts import help_text
 from dashboard.io.roles import Roles
 from dashboard.state import work
@@ -187,6 +192,35 @@ def _coefficients(primary: tr.StructureFit) -> None:
     )
 
 
+def _lsmeans(plan: tr.TrialPlan, primary: tr.StructureFit) -> None:
+    st.subheader("LS-means and the treatment effect per visit")
+    means = tr.arm_lsmeans(plan, primary.result)
+    show_figure(lsmeans_figure(means, plan.visit, plan.arm, plan.outcome), key="trial_lsmeans")
+    diff = tr.treatment_differences(plan, primary.result)
+    show_figure(difference_forest(diff, plan.visit, plan.outcome), key="trial_forest")
+    st.dataframe(
+        styled(diff, {"df": 3, "p_value": "p"}),
+        hide_index=True,
+        key="trial_differences",
+        column_config={
+            "estimate": column("estimate", "difference"),
+            "std_error": column("std_error", "SE"),
+            "df": column("df_satterthwaite", "df"),
+            "t_value": column("t_value", "t"),
+            "p_value": column("p_value", "p"),
+            "ci_lower": column("confidence_interval", "95% low"),
+            "ci_upper": column("confidence_interval", "95% high"),
+        },
+        placeholder=MISSING,
+    )
+    st.caption(
+        "LS-means are the model's mean of each arm at each visit, with the covariates at "
+        "their average (and equal weights over the levels of other factors), as emmeans and "
+        "SAS's LSMEANS give them. The difference at the last visit is usually the trial's "
+        "primary result; p-values are not adjusted for looking at several visits."
+    )
+
+
 def _covariance(plan: tr.TrialPlan, fits: tuple, primary: tr.StructureFit) -> None:
     st.subheader("Correlation between visits")
     fitted = [f for f in fits if f.ok]
@@ -249,6 +283,7 @@ def results_section(plan: tr.TrialPlan) -> None:
     primary = tr.primary_structure(stored.fits)
     if primary is None:
         return
+    _lsmeans(plan, primary)
     _coefficients(primary)
     _covariance(plan, stored.fits, primary)
     how_to_read("mmrm", "covariance_structure", "sap_fallback", "aic", "bic")

@@ -33,8 +33,11 @@ def test_trial_page_on_the_example(app):
     assert "primary model uses the unstructured" in words
     assert "AIC prefers" in words and "BIC prefers" in words
     figures = figures_on(at)
-    assert len(figures) == 2
-    heat = [t for t in figures[1]["data"] if t["type"] == "heatmap"]
+    assert len(figures) == 4  # drop-out, LS-means, forest, correlation
+    assert len(figures[1]["data"]) == 2  # one line per arm
+    forest = figures[2]["data"][0]
+    assert len(forest["y"]) == 6 and forest["x"][-1] < 0
+    heat = [t for t in figures[3]["data"] if t["type"] == "heatmap"]
     assert len(heat) == 2
     assert np.allclose(np.diag(np.asarray(heat[0]["z"], float)), 1.0)
     frames = [d.value for d in at.dataframe]
@@ -42,7 +45,7 @@ def test_trial_page_on_the_example(app):
     assert any("armtreatment:visit6" in set(f.get("term", [])) for f in frames)
     at.selectbox(key=W_SHOWN).select("ar1").run()
     assert not at.exception
-    heat = [t for t in figures_on(at)[1]["data"] if t["type"] == "heatmap"]
+    heat = [t for t in figures_on(at)[3]["data"] if t["type"] == "heatmap"]
     z = np.asarray(heat[0]["z"], float)
     assert np.allclose(z[0, 2], z[0, 1] ** 2)  # AR(1): rho^distance
 

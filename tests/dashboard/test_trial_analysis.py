@@ -277,3 +277,22 @@ def test_observed_correlation_matches_an_independent_fit():
     # unit-free: the outcome in tenths gives the same correlation
     scaled = tr.plan_trial(data.assign(score=10 * data["score"]), roles, "arm")
     np.testing.assert_allclose(tr.observed_correlation(scaled)[0], corr, rtol=1e-10)
+
+
+def test_lsmeans_and_treatment_differences(example_fits):
+    plan, fits = example_fits
+    primary = tr.primary_structure(fits).result
+    means = tr.arm_lsmeans(plan, primary)
+    assert len(means) == 12 and list(means["arm"].unique()) == ["control", "treatment"]
+    diff = tr.treatment_differences(plan, primary)
+    assert list(diff["contrast"].unique()) == ["treatment - control"]
+    wide = means.pivot(index="visit", columns="arm", values="estimate")
+    np.testing.assert_allclose(
+        diff["estimate"], (wide["treatment"] - wide["control"]).to_numpy(), rtol=1e-10
+    )
+    # at the first visit the difference is the arm coefficient (treatment contrasts)
+    assert diff["estimate"].iloc[0] == pytest.approx(primary.fixef["armtreatment"], rel=1e-10)
+    assert diff["ci_lower"].iloc[-1] < -3.5 < diff["ci_upper"].iloc[-1]  # truth at visit 6
+    assert (diff["ci_lower"] < diff["estimate"]).all() and (
+        diff["estimate"] < diff["ci_upper"]
+    ).all()
