@@ -3,7 +3,8 @@
 Oracles:
 - mmrm 0.3.18 + emmeans 1.8.4 on the FEV data (``tests/fixtures/mmrm``): LS-means per arm
   within visit and ``TRT - PBO`` per visit, equal and proportional weights over RACE x SEX,
-  Satterthwaite and Kenward-Roger df (an ML fit refuses Kenward-Roger); estimates 1e-4 relative to their scale, SEs 1e-3, df 1e-2;
+  Satterthwaite and Kenward-Roger df (an ML fit refuses Kenward-Roger); estimates 1e-4
+  relative to their scale, SEs 1e-3, df 1e-2;
 - lme4 + lmerTest/pbkrtest + emmeans (``tests/fixtures/lsmeans``, made by
   ``make_lsmeans_reference.R``): Orthodont (a covariate at its mean, ``factor(age)`` as ``by``)
   and ChickWeight with ``ns(Time, 3) * Diet`` (a spline argument at its mean), Satterthwaite
