@@ -314,14 +314,15 @@ def verdict(fits: Sequence[StructureFit]) -> list[str]:
     out = [_fallback_sentence(fits, primary)]
     for crit in ("AIC", "BIC"):
         best, margin = _best(fits, crit.lower())
-        by = f" by {margin:.1f} over the next best" if margin is not None else ""
+        by = f" by {margin:.1f} over the next best" if margin is not None else ""  # fixed: AIC gap
         out.append(f"{crit} prefers {_label(best.structure)}{by}.")
     best_aic, _ = _best(fits, "aic")
     if best_aic.structure != primary.structure:
         gap = primary.result.aic - best_aic.result.aic
         out.append(
             f"The plan keeps the {STRUCTURES[primary.structure]} covariance although its AIC "
-            f"is {gap:.1f} higher: the structure is fixed before the data are seen, because "
+            f"is {gap:.1f} higher: the structure is fixed before the data are seen, "  # fixed: AIC
+            "because "
             "choosing it after looking at the results would make the tests too optimistic."
         )
     return out
