@@ -285,7 +285,9 @@ def prepare_correlation(
     return CorrelationView(bins, implied, observed, curve, group)
 
 
-def _heatmap(z: np.ndarray, labels: list[str], hover: np.ndarray, zmin: float, show: bool):
+def _heatmap(
+    z: np.ndarray, labels: list[str], hover: np.ndarray, zmin: float, show: bool, unit: str
+) -> go.Heatmap:
     text = np.where(np.isfinite(z), np.vectorize(lambda v: fmt(v, 2))(np.nan_to_num(z)), "")
     return go.Heatmap(
         z=z,
@@ -299,11 +301,48 @@ def _heatmap(z: np.ndarray, labels: list[str], hover: np.ndarray, zmin: float, s
         texttemplate="%{text}" if len(labels) <= MAX_ANNOTATED else None,
         customdata=hover,
         hovertemplate=(
-            "times %{y} and %{x}<br>correlation %{z:.3~g}<br>%{customdata}<extra></extra>"
+            f"{unit} %{{y}} and %{{x}}<br>correlation %{{z:.3~g}}<br>%{{customdata}}<extra></extra>"
         ),
         showscale=show,
         colorbar={"title": {"text": "corr."}, "len": 0.9},
     )
+
+
+def heatmap_pair(
+    model: np.ndarray,
+    data: np.ndarray,
+    labels: list[str],
+    hovers: tuple[np.ndarray, np.ndarray],
+    *,
+    titles: tuple[str, str],
+    title: str,
+    axis_label: str,
+    zmin: float,
+    unit: str = "times",
+    height: int = 560,
+) -> go.Figure:
+    """Two correlation heatmaps side by side on one colour scale (``zmin`` to 1): the model's
+    on the left, the data's on the right; ``hovers`` add a line to each cell's hover."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.07)
+    fig.add_trace(_heatmap(model, labels, hovers[0], zmin, False, unit), row=1, col=1)
+    fig.add_trace(_heatmap(data, labels, hovers[1], zmin, True, unit), row=1, col=2)
+    fig.update_layout(
+        template=TEMPLATE,
+        title={"text": title},
+        height=height,
+        margin={"t": 90, "l": 70, "r": 20, "b": 60},
+    )
+    for col in (1, 2):
+        fig.update_xaxes(title_text=axis_label, type="category", row=1, col=col)
+        fig.update_yaxes(
+            title_text=axis_label if col == 1 else None,
+            type="category",
+            autorange="reversed",
+            scaleanchor=f"x{'' if col == 1 else col}",
+            row=1,
+            col=col,
+        )
+    return fig
 
 
 def correlation_heatmaps(
@@ -328,34 +367,19 @@ def correlation_heatmaps(
     finite = np.r_[model.ravel(), data[np.isfinite(data)].ravel()]
     zmin = 0.0 if finite.size == 0 or finite.min() >= 0 else -1.0
     what = "residuals from the fixed effects" if observed.source == "residuals" else "outcome"
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("Implied by the model", f"Observed ({what})"),
-        horizontal_spacing=0.06,
-    )
     n = len(labels)
     model_hover = np.full((n, n), "from the fitted variances", dtype=object)
     pairs_hover = np.vectorize(lambda k: f"{k:,} subjects measured at both")(observed.n_pairs)
-    fig.add_trace(_heatmap(model, labels, model_hover, zmin, False), row=1, col=1)
-    fig.add_trace(_heatmap(data, labels, pairs_hover, zmin, True), row=1, col=2)
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": "Correlation between visits"},
-        height=560,
-        margin={"t": 90, "l": 70, "r": 20, "b": 60},
+    return heatmap_pair(
+        model,
+        data,
+        labels,
+        (model_hover, pairs_hover),
+        titles=("Implied by the model", f"Observed ({what})"),
+        title="Correlation between visits",
+        axis_label=time_label,
+        zmin=zmin,
     )
-    for col in (1, 2):
-        fig.update_xaxes(title_text=time_label, type="category", row=1, col=col)
-        fig.update_yaxes(
-            title_text=time_label if col == 1 else None,
-            type="category",
-            autorange="reversed",
-            scaleanchor=f"x{'' if col == 1 else col}",
-            row=1,
-            col=col,
-        )
-    return fig
 
 
 def variance_icc_figure(table: pd.DataFrame, time_label: str) -> go.Figure:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from dashboard.base.numbers import fmt
-from dashboard.figures.style import PALETTE, TEMPLATE, style_figure
+from dashboard.figures.correlation import heatmap_pair
+from dashboard.figures.style import PALETTE, style_figure
 
 __all__ = ["correlation_pair", "difference_forest", "dropout_figure", "lsmeans_figure"]
 
@@ -52,26 +51,6 @@ def dropout_figure(per_visit: pd.DataFrame, visit_label: str) -> go.Figure:
     return fig
 
 
-def _heatmap(z: np.ndarray, labels: list[str], hover: np.ndarray, show: bool) -> go.Heatmap:
-    text = np.where(np.isfinite(z), np.vectorize(lambda v: fmt(v, 2))(np.nan_to_num(z)), "")
-    return go.Heatmap(
-        z=z,
-        x=labels,
-        y=labels,
-        zmin=-1.0,
-        zmax=1.0,
-        colorscale="RdBu",
-        reversescale=True,
-        text=text,
-        texttemplate="%{text}",
-        customdata=hover,
-        hovertemplate="visits %{y} and %{x}<br>correlation %{z:.3~g}<br>%{customdata}"
-        "<extra></extra>",
-        showscale=show,
-        colorbar={"title": {"text": "corr."}, "len": 0.9},
-    )
-
-
 def correlation_pair(
     model: pd.DataFrame, observed: pd.DataFrame, pairs: pd.DataFrame, title: str, visit_label: str
 ) -> go.Figure:
@@ -93,33 +72,20 @@ def correlation_pair(
     """
     labels = [str(v) for v in model.index]
     n = len(labels)
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=(title, "Observed (residuals of the fixed part)"),
-        horizontal_spacing=0.08,
-    )
     model_hover = np.full((n, n), "estimated by the model", dtype=object)
     pair_hover = np.vectorize(lambda k: f"{k:,} patients seen at both")(pairs.to_numpy())
-    fig.add_trace(_heatmap(model.to_numpy(float), labels, model_hover, False), row=1, col=1)
-    fig.add_trace(_heatmap(observed.to_numpy(float), labels, pair_hover, True), row=1, col=2)
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": "Estimated and observed"},
+    return heatmap_pair(
+        model.to_numpy(float),
+        observed.to_numpy(float),
+        labels,
+        (model_hover, pair_hover),
+        titles=(title, "Observed (residuals of the fixed part)"),
+        title="Estimated and observed",
+        axis_label=visit_label,
+        zmin=-1.0,
+        unit="visits",
         height=480,
-        margin={"t": 90, "l": 70, "r": 20, "b": 60},
     )
-    for col in (1, 2):
-        fig.update_xaxes(title_text=visit_label, type="category", row=1, col=col)
-        fig.update_yaxes(
-            title_text=visit_label if col == 1 else None,
-            type="category",
-            autorange="reversed",
-            scaleanchor=f"x{'' if col == 1 else col}",
-            row=1,
-            col=col,
-        )
-    return fig
 
 
 def lsmeans_figure(table: pd.DataFrame, visit: str, arm: str, outcome: str) -> go.Figure:

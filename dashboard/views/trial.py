@@ -176,12 +176,7 @@ def _coefficients(primary: tr.StructureFit) -> None:
         column_config={
             "term": st.column_config.TextColumn("term", width="medium"),
             "estimate": column("estimate"),
-            "std_error": column("std_error", "SE"),
-            "df": column("df_satterthwaite", "df"),
-            "t_value": column("t_value", "t"),
-            "p_value": column("p_value", "p"),
-            "ci_lower": column("confidence_interval", "95% low"),
-            "ci_upper": column("confidence_interval", "95% high"),
+            **_test_columns(),
         },
         placeholder=MISSING,
     )
@@ -190,6 +185,18 @@ def _coefficients(primary: tr.StructureFit) -> None:
         "contrasts, the arm row is the difference between the arms at the first visit and "
         "each arm:visit row how much that difference changes at a later visit."
     )
+
+
+def _test_columns() -> dict:
+    """Column settings of an estimate's SE, df, t, p and 95% interval."""
+    return {
+        "std_error": column("std_error", "SE"),
+        "df": column("df_satterthwaite", "df"),
+        "t_value": column("t_value", "t"),
+        "p_value": column("p_value", "p"),
+        "ci_lower": column("confidence_interval", "95% low"),
+        "ci_upper": column("confidence_interval", "95% high"),
+    }
 
 
 def _lsmeans(plan: tr.TrialPlan, primary: tr.StructureFit) -> None:
@@ -204,12 +211,7 @@ def _lsmeans(plan: tr.TrialPlan, primary: tr.StructureFit) -> None:
         key="trial_differences",
         column_config={
             "estimate": column("estimate", "difference"),
-            "std_error": column("std_error", "SE"),
-            "df": column("df_satterthwaite", "df"),
-            "t_value": column("t_value", "t"),
-            "p_value": column("p_value", "p"),
-            "ci_lower": column("confidence_interval", "95% low"),
-            "ci_upper": column("confidence_interval", "95% high"),
+            **_test_columns(),
         },
         placeholder=MISSING,
     )
