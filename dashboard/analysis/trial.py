@@ -46,10 +46,12 @@ __all__ = [
     "fit_structures",
     "guess_arm",
     "observed_correlation",
+    "pattern_sentence",
     "plan_trial",
     "primary_structure",
     "treatment_differences",
     "verdict",
+    "visit_patterns",
 ]
 
 #: formula name -> plain name, in the order of the comparison table
@@ -389,6 +391,97 @@ def dropout_summary(plan: TrialPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
         )
     return pd.DataFrame(per_visit), pd.DataFrame(per_arm)
+
+
+def visit_patterns(plan: TrialPlan, most: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The patterns of visits seen (as R's ``mice::md.pattern``), most frequent first.
+
+    A pattern is the set of visits at which a patient has a value. Patients who leave for
+    good have a *monotone* pattern (seen up to a visit, never after); intermittent patterns
+    have a gap before the last visit seen.
+
+    Parameters
+    ----------
+    plan
+        The trial (:func:`plan_trial`).
+    most
+        Patterns shown one by one; the rarer ones are pooled into one last row whose cells
+        hold the share of its patients seen at each visit.
+
+    Returns
+    -------
+    cells
+        Patterns x visits: 1 seen, 0 missed (a share in ``[0, 1]`` on a pooled row).
+    counts
+        One row per pattern, in the same order: ``pattern`` (its label), ``monotone`` (bool;
+        None on a pooled row), ``patients`` (all arms) and ``by_arm`` (arm -> patients).
+    """
+    seen = _seen_matrix(plan)
+    arms = plan.frame.groupby(plan.subject, observed=True)[plan.arm].first()
+    keys = ["".join("1" if s else "0" for s in row) for row in seen.to_numpy()]
+    table = pd.crosstab(np.array(keys), arms.reindex(seen.index).to_numpy())
+    table = table.reindex(columns=list(plan.arms), fill_value=0)
+    # most patients first; among equals, the pattern seen longest first ("110" before "101")
+    table = table.sort_index(ascending=False)
+    table = table.iloc[np.argsort(-table.sum(axis=1).to_numpy(), kind="stable")]
+    by_arm = table.to_numpy()
+    cells = pd.DataFrame([list(map(int, key)) for key in table.index], dtype=float)
+    cells.columns = list(plan.visits)
+    values = cells.to_numpy() > 0
+    counts = pd.DataFrame(
+        {
+            "pattern": [_pattern_label(row, plan.visits) for row in values],
+            "monotone": [_is_monotone(row) for row in values],
+            "patients": by_arm.sum(axis=1),
+            "by_arm": [dict(zip(plan.arms, map(int, row), strict=True)) for row in by_arm],
+        }
+    )
+    if len(counts) <= most:
+        return cells, counts
+    keep, weights = most - 1, counts["patients"].to_numpy(float)[most - 1 :]
+    pooled = weights @ cells.to_numpy()[keep:] / weights.sum()
+    cells = pd.concat([cells.iloc[:keep], pd.DataFrame([pooled], columns=cells.columns)])
+    rest = by_arm[keep:].sum(axis=0)
+    summary = {
+        "pattern": f"{len(weights)} rarer patterns",
+        "monotone": None,
+        "patients": int(rest.sum()),
+        "by_arm": dict(zip(plan.arms, map(int, rest), strict=True)),
+    }
+    counts = pd.concat([counts.iloc[:keep], pd.DataFrame([summary])], ignore_index=True)
+    return cells.reset_index(drop=True), counts
+
+
+def pattern_sentence(counts: pd.DataFrame) -> str:
+    """The patterns of :func:`visit_patterns` in one sentence: how many patients were seen at
+    every visit, left for good (monotone drop-out) or missed a visit and came back."""
+    total = int(counts["patients"].sum())
+    full = int(counts.loc[counts["pattern"] == "all visits", "patients"].sum())
+    gaps = int(counts.loc[counts["monotone"].eq(False), "patients"].sum())
+    pooled = int(counts.loc[counts["monotone"].isna(), "patients"].sum())
+    left = total - full - gaps - pooled
+    text = (
+        f"{len(counts)} patterns of visits: {full:,} of {total:,} patients seen at every "
+        f"visit, {left:,} left for good (monotone drop-out), {gaps:,} missed a visit and came "
+        "back"
+    )
+    return text + (f", {pooled:,} in rarer patterns." if pooled else ".")
+
+
+def _is_monotone(seen: np.ndarray) -> bool:
+    """Seen at every visit up to the last one seen."""
+    last = len(seen) - 1 - int(np.argmax(seen[::-1]))
+    return bool(seen[: last + 1].all())
+
+
+def _pattern_label(seen: np.ndarray, visits: Sequence) -> str:
+    """``all visits``, ``up to <visit>`` (monotone drop-out) or the visits missed."""
+    if seen.all():
+        return "all visits"
+    if _is_monotone(seen):
+        return f"up to {visits[len(seen) - 1 - int(np.argmax(seen[::-1]))]}"
+    missed = [str(v) for v, s in zip(visits, seen, strict=True) if not s]
+    return "missed " + ", ".join(missed)
 
 
 def dropout_sentences(plan: TrialPlan, per_arm: pd.DataFrame) -> list[str]:

@@ -13,7 +13,13 @@ import plotly.graph_objects as go
 from dashboard.figures.correlation import heatmap_pair
 from dashboard.figures.style import PALETTE, style_figure
 
-__all__ = ["correlation_pair", "difference_forest", "dropout_figure", "lsmeans_figure"]
+__all__ = [
+    "correlation_pair",
+    "difference_forest",
+    "dropout_figure",
+    "lsmeans_figure",
+    "pattern_figure",
+]
 
 
 def dropout_figure(per_visit: pd.DataFrame, visit_label: str) -> go.Figure:
@@ -47,6 +53,47 @@ def dropout_figure(per_visit: pd.DataFrame, visit_label: str) -> go.Figure:
         xaxis_type="category",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         height=380,
+    )
+    return fig
+
+
+def pattern_figure(cells: pd.DataFrame, counts: pd.DataFrame, visit_label: str) -> go.Figure:
+    """The patterns of visits seen: one row per pattern (most frequent on top), a filled cell
+    where its patients have a value, and the number of patients beside each row.
+
+    Parameters
+    ----------
+    cells, counts
+        Patterns x visits (1 seen, 0 missed, a share on a pooled row) and the patterns'
+        ``pattern``, ``patients`` and ``by_arm`` (:func:`dashboard.analysis.trial.visit_patterns`).
+    visit_label
+        Name of the visit column (axis title).
+    """
+    rows = [f"{p} ({n:,})" for p, n in zip(counts["pattern"], counts["patients"], strict=True)]
+    arms = ["<br>".join(f"{a}: {k:,}" for a, k in d.items()) for d in counts["by_arm"]]
+    visits = [str(v) for v in cells.columns]
+    values = cells.to_numpy(float)
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=visits,
+            y=rows,
+            zmin=0.0,
+            zmax=1.0,
+            colorscale=[[0.0, "#f2f2f2"], [1.0, PALETTE[0]]],
+            showscale=False,
+            xgap=2,
+            ygap=2,
+            customdata=np.array([[a] * len(visits) for a in arms], dtype=object),
+            hovertemplate=f"%{{y}}<br>{visit_label} %{{x}}: seen %{{z:.0%}}<br>"
+            "%{customdata}<extra></extra>",
+        )
+    )
+    style_figure(fig, "Patterns of visits seen (patients in brackets)", visit_label, "")
+    fig.update_layout(
+        xaxis_type="category",
+        yaxis={"type": "category", "autorange": "reversed"},
+        height=max(260, 70 + 28 * len(rows)),
     )
     return fig
 

@@ -86,6 +86,11 @@ class Keys:
     DIAG_GROUP = "diag_group_value"  # grouping factor shown on the Diagnostics page
     W_DIAG_MODEL = "diag_model"  # widget: model shown on the Diagnostics page
     W_DIAG_GROUP = "diag_group"  # widget: grouping factor
+    TRIAL_SETTINGS = "trial_settings"  # Trial page choices (dict: arm, shown structure)
+    TRIAL_RESULTS = "trial_results"  # data key -> StoredTrial fitted on request
+    W_TRIAL_ARM = "trial_arm"  # widget: the arm column
+    W_TRIAL_RUN = "trial_run"  # widget: the button that fits the structures
+    W_TRIAL_SHOWN = "trial_shown"  # widget: the structure whose covariance is shown
     TEACH_SETTINGS = "teach_settings"  # Teach page: the truth, seed and choices (dict)
     TEACH_W = "teach_w_"  # prefix of the Teach page's widget keys
     TEACH_REPLICATES = "teach_replicates"  # last repeated-study run: {"key", "summary"} or None
@@ -138,6 +143,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.LADDER_NOTICE: None,
     Keys.DIAG_CORR: {},
     Keys.DIAG_GROUP: None,
+    Keys.TRIAL_SETTINGS: {},
+    Keys.TRIAL_RESULTS: {},
     Keys.TEACH_SETTINGS: {},
     Keys.TEACH_REPLICATES: None,
     Keys.EXPLORE_COLOR: None,

@@ -23,11 +23,12 @@ from dashboard.figures.trial import (
     difference_forest,
     dropout_figure,
     lsmeans_figure,
+    pattern_figure,
 )
 from dashboard.help.texts import help_text
 from dashboard.io.roles import Roles
 from dashboard.state import work
-from dashboard.state.session import Keys, current_data, current_roles
+from dashboard.state.session import Keys, current_data, current_roles, persistent_widget
 from dashboard.views import jobs as jobs_view
 from dashboard.views.help import column, how_to_read, text_column
 from dashboard.views.widgets import DATA_PAGE, show_figure
@@ -35,21 +36,12 @@ from lmm_core import LMMError
 
 __all__ = [
     "TRIAL",
-    "TRIAL_RESULTS",
-    "W_ARM",
-    "W_RUN",
-    "W_SHOWN",
     "choose_arm",
     "dropout_section",
     "results_section",
 ]
 
 TRIAL = "trial"  # job kind
-# session-state keys of this page (to join dashboard.state.session.Keys)
-TRIAL_RESULTS = "trial_results"  # data key -> StoredTrial fitted on request
-W_ARM = "trial_arm"  # widget: the arm column
-W_RUN = "trial_run"  # widget: the button that fits the structures
-W_SHOWN = "trial_shown"  # widget: the structure whose covariance is shown
 
 TABLE_ROW_PX = 35  # st.dataframe's row height: tables shown whole, without a scroll bar
 RULES: dict[str, int | str] = {
@@ -77,6 +69,12 @@ class StoredTrial:
     fits: tuple
 
 
+def _kept(key: str, name: str, default: str, options: list) -> dict:
+    """Widget ``key`` whose value lasts in the Trial settings under ``name``."""
+    store = st.session_state[Keys.TRIAL_SETTINGS]
+    return persistent_widget(key, store, name, default, options=options)
+
+
 def choose_arm(data: pd.DataFrame, roles: Roles) -> str | None:
     """The arm selectbox (two-level columns, one named like an arm first); ``None`` with a
     message when the data have no such column."""
@@ -88,12 +86,10 @@ def choose_arm(data: pd.DataFrame, roles: Roles) -> str | None:
         )
         st.page_link(DATA_PAGE, label="Go to the Data page")
         return None
-    if st.session_state.get(W_ARM) not in options:
-        st.session_state[W_ARM] = options[0]
     return st.selectbox(
         "Arm (treatment) column",
         options,
-        key=W_ARM,
+        **_kept(Keys.W_TRIAL_ARM, "arm", options[0], options),
         help="A column with two values: the first in sort order is the reference (control).",
     )
 
@@ -115,6 +111,9 @@ def dropout_section(plan: tr.TrialPlan) -> None:
     for sentence in tr.dropout_sentences(plan, per_arm):
         st.markdown(f"- {escape_text(sentence)}")
     show_figure(dropout_figure(per_visit, plan.visit), key="trial_dropout")
+    cells, counts = tr.visit_patterns(plan)
+    st.markdown(f"- {escape_text(tr.pattern_sentence(counts))}")
+    show_figure(pattern_figure(cells, counts, plan.visit), key="trial_patterns")
     st.caption(
         "An MMRM uses every visit a patient has: a patient who leaves early still counts "
         "until then. Its estimates are unbiased when leaving depends only on what was "
@@ -126,8 +125,8 @@ def _start(plan: tr.TrialPlan, settings: tuple) -> None:
     data_key = st.session_state[Keys.DATA_KEY]
 
     def store(fits: list[tr.StructureFit]) -> str:
-        st.session_state[TRIAL_RESULTS] = {
-            **st.session_state.get(TRIAL_RESULTS, {}),
+        st.session_state[Keys.TRIAL_RESULTS] = {
+            **st.session_state[Keys.TRIAL_RESULTS],
             data_key: StoredTrial(settings, tuple(fits)),
         }
         return f"{sum(f.ok for f in fits)} of {len(fits)} covariance structures fitted"
@@ -227,12 +226,10 @@ def _covariance(plan: tr.TrialPlan, fits: tuple, primary: tr.StructureFit) -> No
     st.subheader("Correlation between visits")
     fitted = [f for f in fits if f.ok]
     names = [f.structure for f in fitted]
-    if st.session_state.get(W_SHOWN) not in names:
-        st.session_state[W_SHOWN] = primary.structure
     shown = st.selectbox(
         "Structure shown",
         names,
-        key=W_SHOWN,
+        **_kept(Keys.W_TRIAL_SHOWN, "shown", primary.structure, names),
         format_func=lambda s: f"{tr.STRUCTURES[s]} ({s})",
         help=help_text("covariance_structure"),
     )
@@ -270,12 +267,12 @@ def results_section(plan: tr.TrialPlan) -> None:
     )
     data_key = st.session_state[Keys.DATA_KEY]
     settings = (data_key, plan.arm, plan.formula("us"))
-    if st.button("Fit the covariance structures", key=W_RUN, type="primary"):
+    if st.button("Fit the covariance structures", key=Keys.W_TRIAL_RUN, type="primary"):
         _start(plan, settings)
     jobs_view.show_notice(TRIAL)
     if jobs_view.show_progress((TRIAL, *settings)):
         return
-    stored = st.session_state.get(TRIAL_RESULTS, {}).get(data_key)
+    stored = st.session_state[Keys.TRIAL_RESULTS].get(data_key)
     if stored is None:
         return
     if stored.settings != settings:

@@ -258,6 +258,53 @@ def test_dropout_counts_by_hand():
     assert words[0].startswith("C: 0 of 2 patients (0%)") and "1 visits were missed" in words[1]
 
 
+def test_visit_patterns_by_hand():
+    data = pd.DataFrame(
+        {
+            "id": ["a", "a", "a", "b", "b", "c", "c", "d", "e", "e", "e"],
+            "v": [1, 2, 3, 1, 3, 1, 2, 1, 1, 2, 3],
+            "y": np.arange(11.0),
+            "arm": ["T", "T", "T", "T", "T", "C", "C", "C", "C", "C", "C"],
+        }
+    )
+    plan = tr.plan_trial(data, Roles(subject="id", time="v", outcome="y"), "arm")
+    cells, counts = tr.visit_patterns(plan)
+    assert counts["pattern"].tolist() == ["all visits", "up to 2", "missed 2", "up to 1"]
+    assert cells.to_numpy().tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0]]
+    assert counts["monotone"].tolist() == [True, True, False, True]
+    assert counts["patients"].tolist() == [2, 1, 1, 1]
+    assert counts["by_arm"][0] == {"C": 1, "T": 1}
+    assert tr.pattern_sentence(counts) == (
+        "4 patterns of visits: 2 of 5 patients seen at every visit, 2 left for good "
+        "(monotone drop-out), 1 missed a visit and came back."
+    )
+    # pooled: the last two patterns (one patient each) -> shares seen per visit
+    cells, counts = tr.visit_patterns(plan, most=3)
+    assert counts["pattern"].tolist()[-1] == "2 rarer patterns"
+    assert counts["monotone"].tolist()[-1] is None and counts["patients"].tolist() == [2, 1, 2]
+    np.testing.assert_allclose(cells.to_numpy()[-1], [1.0, 0.0, 0.5])
+    assert counts["by_arm"].iloc[-1] == {"C": 1, "T": 1}
+    assert tr.pattern_sentence(counts).endswith("came back, 2 in rarer patterns.")
+
+
+def test_visit_patterns_agree_with_the_counts_per_visit():
+    data, roles = visits_example()
+    plan = tr.plan_trial(data, roles, tr.guess_arm(data, roles))
+    cells, counts = tr.visit_patterns(plan, most=10_000)
+    per_visit, per_arm = tr.dropout_summary(plan)
+    seen = cells.to_numpy().T @ counts["patients"].to_numpy()
+    np.testing.assert_array_equal(seen, per_visit.groupby("visit", sort=False)["seen"].sum())
+    assert counts["patients"].sum() == per_arm["patients"].sum()
+    complete = counts.loc[counts["pattern"] == "all visits", "patients"].sum()
+    assert complete == per_arm["completed"].sum() - _intermittent_completers(cells, counts)
+
+
+def _intermittent_completers(cells: pd.DataFrame, counts: pd.DataFrame) -> int:
+    """Patients seen at the last visit who missed one before it."""
+    last_seen = cells.iloc[:, -1].to_numpy() > 0
+    return int(counts["patients"][last_seen & ~counts["monotone"].astype(bool)].sum())
+
+
 def test_observed_correlation_matches_an_independent_fit():
     data, roles = visits_example()
     plan = tr.plan_trial(data, roles, "arm")
