@@ -92,8 +92,8 @@ def pattern_figure(cells: pd.DataFrame, counts: pd.DataFrame, visit_label: str) 
     style_figure(fig, "Patterns of visits seen (patients in brackets)", visit_label, "")
     fig.update_layout(
         xaxis_type="category",
-        yaxis={"type": "category", "autorange": "reversed"},
-        height=max(260, 70 + 28 * len(rows)),
+        yaxis={"type": "category", "autorange": "reversed", "automargin": True},
+        height=max(260, 100 + 28 * len(rows)),
     )
     return fig
 
