@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span
 from dashboard.base.numbers import MISSING, fmt, styled
@@ -14,6 +15,7 @@ from dashboard.help.texts import help_text
 from dashboard.state.fits import records_for_active_data, require_fit
 from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
 from dashboard.views.help import how_to_read
+from dashboard.views.mmrm import render_mmrm_diagnostics
 from dashboard.views.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
 
@@ -24,7 +26,7 @@ SOURCES = {
 }
 
 
-def controls(record: FitRecord) -> tuple[FitRecord, str]:
+def controls(record: FitRecord) -> tuple[FitRecord, str | None]:
     """The model shown (the active fit by default) and the grouping factor."""
     records = records_for_active_data()
     names = [r.name for r in records]
@@ -37,6 +39,8 @@ def controls(record: FitRecord) -> tuple[FitRecord, str]:
         ),
     )
     record = next(r for r in records if r.name == name)
+    if is_mmrm(record.result):  # no random effects: no grouping factor to choose
+        return record, None
     groups = fd.group_names(record.result)
     subject = current_roles().subject
     group = right.selectbox(
@@ -188,6 +192,9 @@ def main() -> None:
     st.markdown(dataset_caption())
     record, group = controls(record)
     result = record.result
+    if group is None:  # an MMRM: its residuals whitened, its structure beside the data
+        render_mmrm_diagnostics(record, current_data())
+        return
     st.markdown(
         f"{code_span(record.formula)} ({'REML' if record.reml else 'ML'}), "
         f"{result.nobs:,} observations, residual SD {fmt(result.sigma)}.",

@@ -8,14 +8,18 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.analysis.mmrm_models import NONE as NO_STRUCTURE
+from dashboard.analysis.mmrm_models import STRUCTURES, mmrm_label, visit_column
 from dashboard.analysis.model_builder import (
     BuilderChoices,
     GroupLevel,
     TimeScale,
+    VisitStructure,
     build_formula,
     group_text,
     ids_repeat_across,
     model_rows,
+    replaced_levels,
     time_scales,
     time_unit,
 )
@@ -28,7 +32,7 @@ from dashboard.analysis.time_shape import (
     typical_visits,
 )
 from dashboard.base.markup import code_span, escape_message
-from dashboard.help.texts import help_text
+from dashboard.help.texts import entry, help_text
 from dashboard.io.roles import Roles, is_numeric
 from dashboard.state.fits import (
     active_record,
@@ -132,6 +136,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
     )  # the rows whose visits per subject bound the subject's curve
     curve = CurveContext(data, visits, time, shape)
     levels, note = grouping_levels(data, roles, outcome, numeric, curve)
+    visits = visit_structure_choice(data, roles)
     by_text = {f"{a}{TIMES}{b}": (a, b) for i, a in enumerate(fixed) for b in fixed[i + 1 :]}
     choices = BuilderChoices(
         outcome=outcome,
@@ -140,12 +145,68 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         levels=levels,
         time_scale=scale,
         shape=shape,
+        visits=visits,
     )
+    replaced = replaced_levels(choices)
+    if replaced:
+        st.info(replaced_note(replaced, visits))
     try:
         return build_formula(choices), note
     except FormulaError as err:  # a column name no formula can hold (a backtick in it)
         st.error(escape_message(str(err)))
         st.stop()
+
+
+# --------------------------------------------------------------------------- visits
+STRUCTURE_HELP = {NO_STRUCTURE: "cov_none", **{k: f"cov_{k}" for k in STRUCTURES}}
+
+
+def _structure_words(key: str) -> str:
+    return "none (random effects only)" if key == NO_STRUCTURE else STRUCTURES[key]
+
+
+def _structure_what(key: str) -> str:
+    return entry(STRUCTURE_HELP[key]).what
+
+
+def visit_structure_choice(data, roles: Roles) -> VisitStructure | None:
+    """The "correlation between a patient's visits" control (an MMRM's covariance
+    structure), disabled with the reason when the data have no visit factor."""
+    found = visit_column(data, roles.subject, roles.time)
+    options = [NO_STRUCTURE, *STRUCTURES]
+    picked = st.selectbox(
+        "Correlation between a patient's visits",
+        options,
+        format_func=_structure_words,
+        **_seed("visit_structure", NO_STRUCTURE, options),
+        disabled=found.column is None,
+        help=help_text("visit_correlation")
+        + "\n\n"
+        + "\n".join(
+            f"- **{_structure_words(k)}**: {entry(STRUCTURE_HELP[k]).what}" for k in options
+        ),
+    )
+    if found.column is None:
+        st.caption(escape_message(found.reason))
+        return None
+    if picked == NO_STRUCTURE:
+        return None
+    st.caption(
+        f"{escape_message(_structure_words(picked))}: {entry(STRUCTURE_HELP[picked]).what} "
+        + found.note
+    )
+    return VisitStructure(picked, found.column, roles.subject)
+
+
+def replaced_note(replaced, visits: VisitStructure) -> str:
+    """Why the subject's random effects left the formula."""
+    return (
+        f"A covariance of the visits ({escape_message(_structure_words(visits.structure))}) "
+        f"replaces the random effects of each {escape_message(visits.subject)}: both describe "
+        "how one patient's visits are alike, and an MMRM uses the covariance alone, so the "
+        f"{escape_message(visits.subject)}-level random terms are left out of the formula. "
+        "Random effects of a level above the patient (a hospital) stay."
+    )
 
 
 # --------------------------------------------------------------------------- shape of time
@@ -339,7 +400,9 @@ def fit(formula: str, reml: bool, subject: str | None) -> None:
     (progress in the sidebar, on every page) and is stored when it finishes.
     """
     try:
-        label = model_label(formula, subject, current_roles().time, reml=reml, taken=taken_labels())
+        taken = taken_labels()
+        label = model_label(formula, subject, current_roles().time, reml=reml, taken=taken)
+        label = mmrm_label(formula, label, taken)
     except FormulaError as err:
         show_formula_error(formula, err)
         return

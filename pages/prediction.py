@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.base.markup import escape_text, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt_pct, styled
 from dashboard.figures import prediction as fp
@@ -19,6 +20,7 @@ from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
+from dashboard.views.mmrm import needs_random_effects
 from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
 from lmm_core import LMMError
 
@@ -298,6 +300,10 @@ def main() -> None:
     data, roles = require_longitudinal("The Prediction page")
     record = require_fit("The Prediction page")
     result = record.result
+    if is_mmrm(result):  # no random effects: nothing patient-specific to show
+        st.markdown(model_caption(record))
+        needs_random_effects("forecast")
+        st.stop()
     st.markdown(model_caption(record))
     subject, time = roles.subject, roles.time
     response, covariates, groups = model_columns(result)

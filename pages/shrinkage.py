@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.base.markup import escape_text, plain_estimates, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
@@ -17,6 +18,7 @@ from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
+from dashboard.views.mmrm import needs_random_effects
 from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
 
 if TYPE_CHECKING:  # annotations only: the estimates come from dashboard.state.cached
@@ -268,6 +270,10 @@ def main() -> None:
     data, roles = require_longitudinal("The Shrinkage page")
     record = require_fit("The Shrinkage page")
     result = record.result
+    if is_mmrm(result):  # no random effects: nothing patient-specific to show
+        st.markdown(model_caption(record))
+        needs_random_effects("shrinkage")
+        st.stop()
     st.markdown(model_caption(record))
     group, others = choose_group(result, roles.subject)
     est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names

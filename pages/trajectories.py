@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.base.constants import NONE_CHOICE
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import trajectories as ft
@@ -18,6 +19,7 @@ from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.help import column, how_to_read
+from dashboard.views.mmrm import needs_random_effects
 from dashboard.views.widgets import model_caption, require_longitudinal
 
 MAX_DRAWN = 200
@@ -165,6 +167,10 @@ def main() -> None:
     data, roles = require_longitudinal("The Trajectories page")
     record = require_fit("The Trajectories page")
     result = record.result
+    if is_mmrm(result):  # no random effects: nothing patient-specific to show
+        st.markdown(model_caption(record))
+        needs_random_effects("trajectories")
+        st.stop()
     st.markdown(model_caption(record))
     subject = roles.subject
     used = data.iloc[result.design.rows]

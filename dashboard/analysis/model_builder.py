@@ -9,7 +9,9 @@ the subject, optionally a cluster above it (nested: each subject belongs to one 
 optionally a crossed factor (e.g. a rater who sees many subjects). Each level has a random
 intercept and/or random slopes on chosen numeric columns, correlated (``(time | patient)``)
 or independent (``(time || patient)``); a level's random slope on time may be a curve of its
-own (``(ns(time, 2) | patient)``).
+own (``(ns(time, 2) | patient)``). Instead of the subject's random effects, the visits of a
+subject may have a covariance structure (:class:`VisitStructure`, mmrm's
+``ar1(visit | patient)``: an MMRM); random effects of higher levels stay.
 
 :func:`build_formula` writes the formula as lme4 users write it, every column name through
 :func:`lmm_core.formula.quoting.quote_name`; :func:`model_rows` are the rows the engine will
@@ -32,7 +34,9 @@ __all__ = [
     "BuilderChoices",
     "GroupLevel",
     "TimeScale",
+    "VisitStructure",
     "build_formula",
+    "replaced_levels",
     "group_text",
     "ids_repeat_across",
     "model_rows",
@@ -141,6 +145,29 @@ class GroupLevel:
 
 
 @dataclass(frozen=True)
+class VisitStructure:
+    """A covariance structure of a subject's visits: mmrm's ``ar1(visit | patient)``.
+
+    Attributes
+    ----------
+    structure
+        mmrm's name: ``us``, ``ar1``, ``ar1h``, ``cs``, ``toep``, ``ad``...
+    visit
+        The visit column (a factor: its values index the visits).
+    subject
+        The subject column: each subject's visits share one covariance matrix.
+    """
+
+    structure: str
+    visit: str
+    subject: str
+
+    def term(self) -> str:
+        """``ar1(visit | patient)`` with quoted names."""
+        return f"{self.structure}({quote_name(self.visit)} | {quote_name(self.subject)})"
+
+
+@dataclass(frozen=True)
 class BuilderChoices:
     """Everything the builder asks.
 
@@ -158,6 +185,9 @@ class BuilderChoices:
         Time rescaled in the formula (fixed effect and random slopes alike), or ``None``.
         Only used when the population curve is a straight line: a spline or polynomial basis
         has no unit, so a curved ``shape`` writes time as it is everywhere.
+    visits
+        A covariance structure of the subject's visits (an MMRM), or ``None``: it replaces
+        the random effects of the subject's level (:func:`replaced_levels`).
     shape
         The shape of the population curve along ``shape.column`` (the time column among
         ``fixed``), carried by its interactions too (``ns(time, 3):arm``); ``None``: a line.
@@ -169,6 +199,7 @@ class BuilderChoices:
     levels: tuple[GroupLevel, ...] = field(default_factory=tuple)
     time_scale: TimeScale | None = None
     shape: TimeShape | None = None
+    visits: VisitStructure | None = None
 
 
 def _variable(column: str, scale: TimeScale | None, shape: TimeShape | None = None) -> str:
@@ -223,6 +254,9 @@ def build_formula(choices: BuilderChoices) -> str:
     >>> build_formula(BuilderChoices("y", ("time", "arm"), (("time", "arm"),),
     ...     (GroupLevel("patient", slopes=("time",)), GroupLevel("hospital"))))
     'y ~ time + arm + time:arm + (time | patient) + (1 | hospital)'
+    >>> build_formula(BuilderChoices("y", ("visit",), levels=(GroupLevel("patient"),),
+    ...     visits=VisitStructure("ar1", "visit", "patient")))
+    'y ~ visit + ar1(visit | patient)'
     """
     shape = choices.shape
     scale = None if shape is not None and shape.curved else choices.time_scale
@@ -230,18 +264,35 @@ def build_formula(choices: BuilderChoices) -> str:
     for a, b in dict.fromkeys(choices.interactions):
         if a != b:
             parts.append(f"{_variable(a, scale, shape)}:{_variable(b, scale, shape)}")
-    randoms = [random_term(level, scale) for level in choices.levels]
+    replaced = replaced_levels(choices)
+    randoms = [random_term(level, scale) for level in choices.levels if level not in replaced]
     randoms = [t for t in randoms if t]
+    if choices.visits is not None:
+        randoms.append(choices.visits.term())
     rhs = " + ".join(parts + randoms) if parts else " + ".join(["1", *randoms])
     return f"{quote_name(choices.outcome)} ~ {rhs}"
+
+
+def replaced_levels(choices: BuilderChoices) -> tuple[GroupLevel, ...]:
+    """The levels whose random effects a covariance structure of the visits replaces: those
+    of the structure's subject (``(time | patient)`` and ``ar1(visit | patient)`` both model
+    the correlation of one patient's visits; mmrm takes the covariance alone). Levels above
+    the subject (the hospital) keep theirs."""
+    if choices.visits is None:
+        return ()
+    subject = choices.visits.subject
+    return tuple(lv for lv in choices.levels if lv.n_effects and lv.columns[-1] == subject)
 
 
 def _used_columns(choices: BuilderChoices) -> list[str]:
     """Every column the built formula refers to, once each, in order."""
     columns = [choices.outcome, *choices.fixed, *(c for pair in choices.interactions for c in pair)]
+    replaced = replaced_levels(choices)
     for level in choices.levels:
-        if level.n_effects:
+        if level.n_effects and level not in replaced:
             columns += [*level.columns, *level.slopes]
+    if choices.visits is not None:
+        columns += [choices.visits.visit, choices.visits.subject]
     return list(dict.fromkeys(columns))
 
 

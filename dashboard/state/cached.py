@@ -17,8 +17,8 @@ from dashboard.analysis.records import FitKey
 from dashboard.figures import prediction as fp
 from dashboard.figures import trajectories as ft
 from dashboard.io.loading import LoadedTable, excel_sheet_names, read_table
-from lmm_core import LMMResult, ModelError, datasets, fit_lmm
-from lmm_core.formula.terms import parse_formula
+from lmm_core import LMMResult, datasets, fit_lmm
+from lmm_core.model.mmrm_results import MMRMResult
 from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
 from lmm_core.predict.per_group import ShrinkageEstimates, deviation_by, shrinkage_estimates
 
@@ -67,21 +67,17 @@ def sheet_names(data_bytes: bytes) -> list[str]:
 
 
 @st.cache_data(max_entries=24, ttl=3600, show_spinner=False)  # runs in a pool thread
-def fit_model(data_key: str, formula: str, reml: bool, _data: pd.DataFrame) -> LMMResult:
+def fit_model(
+    data_key: str, formula: str, reml: bool, _data: pd.DataFrame
+) -> LMMResult | MMRMResult:
     """Fit ``formula`` to the data identified by ``data_key`` (the frame itself is not hashed).
 
-    Errors (:class:`lmm_core.LMMError`) are raised, not cached. A covariance structure of
-    the visits (``us(visit | patient)``, an MMRM) is fitted by the engine but not shown by the
-    pages yet: it is refused here with a message, before any work.
+    A covariance structure of the visits (``ar1(visit | patient)``) gives an MMRM
+    (:class:`lmm_core.model.mmrm_results.MMRMResult`, no random effects); the pages show
+    what is defined for it (:mod:`dashboard.analysis.mmrm_models`). Errors
+    (:class:`lmm_core.LMMError`, e.g. random effects at the patient level together with a
+    structure) are raised, not cached.
     """
-    spec = parse_formula(formula)
-    if spec.residual is not None:
-        raise ModelError(
-            f"`{spec.residual.label}` is a covariance structure of the visits (an MMRM). The "
-            "engine fits it (lmm_core.fit_lmm in Python), but the app's pages do not show "
-            "such models yet; fit a model with random effects here, e.g. "
-            "`(visit | patient)`."
-        )
     return fit_lmm(formula, _data, reml=reml)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis import model_summary as ms
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.analysis.time_shape import curve_terms
 from dashboard.base.markup import code_span, escape_message
@@ -13,6 +14,7 @@ from dashboard.base.numbers import MISSING, fmt_criterion, styled
 from dashboard.help.texts import help_text
 from dashboard.views import inference as inference_view
 from dashboard.views.help import column, how_to_read
+from dashboard.views.mmrm import render_mmrm_summary
 from lmm_core import LMMResult
 
 __all__ = ["curve_sentence", "render_ols_section", "render_summary", "simpler_button"]
@@ -169,7 +171,11 @@ def render_summary(record: FitRecord, subject: str | None, time: str | None) -> 
     """Everything about the active fit except the OLS comparison.
 
     Returns the simpler formula when the user asked to fit it (singular fits), else None.
+    An MMRM (no random effects) has its own summary (:mod:`dashboard.views.mmrm`).
     """
+    if is_mmrm(record.result):
+        render_mmrm_summary(record)
+        return None
     result: LMMResult = record.result
     method = "REML" if record.reml else "ML"
     st.markdown(
