@@ -37,11 +37,12 @@ CLUSTER_WORDS = (
 )  # fmt: skip
 TIME_WORDS = (
     "time", "days", "day", "weeks", "week", "months", "month", "years", "year", "age",
-    "hours", "hour", "occasion", "wave", "visit", "t",
+    "hours", "hour", "occasion", "wave", "visit", "period", "t",
 )  # fmt: skip
 OUTCOME_WORDS = (
     "y", "outcome", "response", "value", "score", "result", "reaction", "distance",
     "measurement", "measure", "sbp", "dbp", "bp", "weight", "height", "level", "yield",
+    "count", "counts", "events", "event", "status", "infection", "seizures", "symptom",
 )  # fmt: skip
 
 

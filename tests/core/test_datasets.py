@@ -13,6 +13,8 @@ EXPECTED = {
     "trial_small": 3118,
     "trial_large": 79369,
     "trial_visits": 1543,
+    "infections": 1692,
+    "seizures": 960,
 }
 
 

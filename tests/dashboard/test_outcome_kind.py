@@ -53,11 +53,18 @@ def test_count_note_says_what_it_means():
     assert "below 0" in note and "GLMMs" in note
 
 
+GLMM_EXAMPLES = {"infections": "binary", "seizures": "counts"}
+
+
 def test_measurements_get_no_note_and_the_examples_are_measurements():
     assert outcome_note(pd.Series([120.5, 131.0, 128.2]), "SBP") is None
     for info in list_examples():
         data, meta = load_example(info.name)
-        assert outcome_note(data[meta.roles["outcome"]], "y") is None, info.name
+        outcome = data[meta.roles["outcome"]]
+        if info.name in GLMM_EXAMPLES:
+            assert outcome_kind(outcome).kind == GLMM_EXAMPLES[info.name]
+        else:
+            assert outcome_note(outcome, "y") is None, info.name
 
 
 def test_validation_report_warns_about_a_binary_outcome():
