@@ -19,10 +19,13 @@ import numpy as np
 import pandas as pd
 
 from lmm_core.design.build import build_design
-from lmm_core.errors import DataError, ModelError
+from lmm_core.errors import DataError
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.mmrm import MMRMCriterion, optimize_mmrm
+from lmm_core.model.mmrm_random import RandomMMRMCriterion
+from lmm_core.model.mmrm_random_optimize import optimize_random_mmrm
+from lmm_core.model.mmrm_random_results import MMRMRandomResult
 from lmm_core.model.mmrm_results import MMRMResult
 from lmm_core.model.optimize import OptimizerOptions, OptSummary, optimize_theta
 from lmm_core.model.results import LMMResult, is_singular_fit
@@ -83,13 +86,14 @@ def fit_lmm(
 
 
 def fit_mmrm_design(design, *, reml: bool = True):
-    """Fit a model with a covariance structure of the visits (:mod:`lmm_core.model.mmrm`)."""
+    """Fit a model with a covariance structure of the visits (:mod:`lmm_core.model.mmrm`),
+    with random effects above the subject if any (:mod:`lmm_core.model.mmrm_random`)."""
     if design.reterms:
-        raise ModelError(
-            f"Random effects together with `{design.residual.spec.label}` are not available "
-            "yet: fit the covariance of the visits alone (an MMRM, e.g. `y ~ visit * arm + "
-            "us(visit | patient)`) or the random effects alone."
-        )
+        with single_threaded_blas():
+            rcrit = RandomMMRMCriterion(design, reml)
+            ropt = optimize_random_mmrm(rcrit)
+        messages = tuple(design.messages) + tuple(ropt.messages)
+        return MMRMRandomResult(design.formula, design, reml, ropt, rcrit, messages)
     crit = MMRMCriterion(design, reml)
     opt = optimize_mmrm(crit)
     return MMRMResult(
