@@ -21,7 +21,9 @@ accessors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +34,21 @@ from lmm_core.model.mmrm_random_optimize import singular
 from lmm_core.model.mmrm_results import MMRMResult, _vcov_method
 
 _AVAILABLE = ("satterthwaite", "residual", "wald")
+_STEP = 1e-5
+_MMRM_ONLY = ("kenward", "sandwich")  # keys of MMRM-only pieces in ``derived``
+
+
+class _Derived(dict):
+    """``derived`` of a combined fit: asking it for the pieces of the MMRM-only inference
+    (Kenward-Roger, sandwiches; what LS-means and F tests with those methods look up first) is
+    a :class:`ModelError` naming what is available, not a failure deep inside them."""
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str) and key.startswith(_MMRM_ONLY):
+            raise ModelError(_refusal(key.split("_")[0], "model"))
+        return super().__contains__(key)
+
+
 VARCORR_COLUMNS = ["group", "var1", "var2", "vcov", "sdcor"]
 
 
@@ -40,6 +57,7 @@ class MMRMRandomResult(MMRMResult):
     """A fitted model with random effects and a covariance structure of the visits."""
 
     criterion: RandomMMRMCriterion  # type: ignore[assignment]
+    derived: dict[str, Any] = field(default_factory=_Derived, repr=False)
 
     @property
     def reterms(self) -> tuple:
@@ -110,6 +128,20 @@ class MMRMRandomResult(MMRMResult):
         return rows
 
     # ---------------------------------------------------------------- inference
+    @cached_property
+    def _vcov_jacobian(self) -> np.ndarray:
+        """``dC/dpsi_k`` of ``C = (X'V^-1X)^-1`` for every ``k``: ``(k, p, p)``, by central
+        differences of step ``1e-5`` in the unit-free ``psi``."""
+        psi = self.opt.theta
+        out = []
+        for k in range(len(psi)):
+            e = np.zeros(len(psi))
+            e[k] = _STEP
+            up = np.linalg.inv(self.criterion.evaluate(psi + e).xtvx)
+            down = np.linalg.inv(self.criterion.evaluate(psi - e).xtvx)
+            out.append((up - down) / (2 * _STEP))
+        return np.array(out)
+
     def fixef_table(
         self,
         df_method: str = "satterthwaite",

@@ -189,6 +189,22 @@ def test_unavailable_inference_is_refused(fits, df_method, vcov_method):
         fits["ar1_reml"].fixef_table(df_method, vcov_method=vcov_method)
 
 
+def test_type3_tests_work_on_the_combined_model(fits):
+    from lmm_core import type3_tests
+
+    table = type3_tests(fits["ar1_reml"])
+    assert list(table.index) == ["avisit", "arm", "avisit:arm"]
+    assert list(table["num_df"]) == [4, 1, 4]
+    assert np.all((table["den_df"] > 1) & (table["den_df"] < fits["ar1_reml"].nobs))
+
+
+def test_unavailable_lsmeans_df_are_refused(fits):
+    from lmm_core import lsmeans
+
+    with pytest.raises(ModelError, match="Available: df_method 'satterthwaite'"):
+        lsmeans(fits["ar1_reml"], "arm", by="avisit", df_method="kenward-roger")
+
+
 def test_results_do_not_depend_on_units(fits):
     ref = fits["slope_ar1_ml"]
     data = trial()
