@@ -234,6 +234,8 @@ def test_zero_hospital_variance_is_a_singular_fit():
     assert res.is_singular
     assert res.covariance_matrices()[0][0, 0] < 1e-6 * res.residual_covariance().iloc[0, 0]
     assert any("Singular fit" in m for m in res.messages)
+    df = res.fixef_table()["df"].to_numpy()
+    assert np.all(np.isfinite(df) & (df > 1))
 
 
 def test_a_subject_in_two_hospitals_is_an_error():
