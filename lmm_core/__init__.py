@@ -35,6 +35,7 @@ from lmm_core.errors import (
     LMMError,
     ModelError,
 )
+from lmm_core.glmm import GLMMResult, fit_glmm
 from lmm_core.inference import mmrm_fixef  # noqa: F401  (installs MMRM fixef_table methods)
 from lmm_core.inference.bootstrap import BootstrapResult, parametric_bootstrap
 from lmm_core.inference.estimable import type3_tests
@@ -61,6 +62,7 @@ __all__ = [
     "DataError",
     "FitOptions",
     "FormulaError",
+    "GLMMResult",
     "KenwardRogerTooLarge",
     "LMMError",
     "LMMResult",
@@ -72,6 +74,7 @@ __all__ = [
     "chibar_pvalue",
     "contrast_test",
     "fit_design",
+    "fit_glmm",
     "fit_lmm",
     "fixef_inference",
     "icc",

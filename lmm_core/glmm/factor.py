@@ -1,0 +1,225 @@
+"""The weighted blocked Cholesky factor of a GLMM's penalized least-squares problem.
+
+At a working-weight vector ``W`` (one iteration of penalized IRLS), the random effects
+``u = Lambda^-1 b`` (spherical: ``u ~ N(0, I)``) and, when they are free, the fixed effects
+``beta`` solve the normal equations of ``||W^1/2 (z - X beta - Z Lambda u)||^2 + ||u||^2``::
+
+    [ A_ZZ  A_ZX ] [ u    ]   [ Lambda' Z' W z ]      A_ZZ = Lambda' Z' W Z Lambda + I,
+    [ A_XZ  A_XX ] [ beta ] = [ X' W z         ],     A_ZX = Lambda' Z' W X,  A_XX = X' W X.
+
+``A_ZZ = L_Z L_Z'`` is factored by blocks as the linear mixed model's
+(:mod:`lmm_core.model.deviance`): the first term (most levels) gives one ``S x S`` block per
+level (``L11``, batched), the other terms together a dense ``L22`` after the Schur complement
+``A22 - L21 L21'`` with ``L21 = A21 L11^-T``. The fixed effects follow with
+``R_ZX = L_Z^-1 A_ZX`` and ``L_X L_X' = A_XX - R_ZX' R_ZX``.
+
+Terms on one grouping factor are merged first (:func:`lmm_core.design.reterms.amalgamate`);
+``u`` is one flat vector in the merged order, level-major inside each term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from lmm_core.design.reterms import ReTerm, amalgamate
+from lmm_core.model.linalg import (
+    batched_cholesky,
+    batched_logdet_tril,
+    batched_tril_inverse,
+    cholesky,
+    logdet_tril,
+    tri_solve,
+)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """``L_Z`` (and ``R_ZX``, ``L_X`` when ``X`` is included) at one weight vector."""
+
+    l11_inv: np.ndarray  # (m1, S1, S1): inverses of the L11 blocks
+    l21: np.ndarray | None  # (q2, q1)
+    l22: np.ndarray | None  # (q2, q2)
+    ldl2: float  # log |L_Z|^2
+    r_zx: np.ndarray | None = None  # (q, p)
+    l_x: np.ndarray | None = None  # (p, p)
+
+    @property
+    def q1(self) -> int:
+        return self.l11_inv.shape[0] * self.l11_inv.shape[1]
+
+    def forward(self, r: np.ndarray) -> np.ndarray:
+        """``L_Z^-1 r`` for ``r`` of shape ``(q,)`` or ``(q, k)``."""
+        m1, s1, _ = self.l11_inv.shape
+        tail = r.shape[1:]
+        r1 = r[: self.q1].reshape(m1, s1, -1)
+        y1 = np.einsum("ist,itk->isk", self.l11_inv, r1).reshape(self.q1, *tail)
+        if self.l22 is None:
+            return y1
+        y2 = tri_solve(self.l22, r[self.q1 :] - self.l21 @ y1)
+        return np.concatenate([y1, y2])
+
+    def backward(self, y: np.ndarray) -> np.ndarray:
+        """``L_Z'^-1 y`` for ``y`` of shape ``(q,)`` or ``(q, k)``."""
+        m1, s1, _ = self.l11_inv.shape
+        tail = y.shape[1:]
+        y1 = y[: self.q1]
+        if self.l22 is not None:
+            x2 = tri_solve(self.l22, y[self.q1 :], trans=True)
+            y1 = y1 - self.l21.T @ x2
+        x1 = np.einsum("ist,isk->itk", self.l11_inv, y1.reshape(m1, s1, -1))
+        x1 = x1.reshape(self.q1, *tail)
+        return x1 if self.l22 is None else np.concatenate([x1, x2])
+
+    def solve_joint(self, r_u: np.ndarray, r_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(u, beta)`` solving the full system with right-hand sides ``r_u``, ``r_b``."""
+        assert self.r_zx is not None and self.l_x is not None
+        c_u = self.forward(r_u)
+        c_b = tri_solve(self.l_x, r_b - self.r_zx.T @ c_u)
+        beta = tri_solve(self.l_x, c_b, trans=True)
+        u = self.backward(c_u - self.r_zx @ beta)
+        return u, beta
+
+    def inverse_diag_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Diagonal ``S x S`` blocks of ``A_ZZ^-1`` per level of each merged term
+        (``sizes`` = ``(levels, S)`` per term): the conditional covariances of ``u``.
+
+        With ``L^-1 = [[W, 0], [-M, L22^-1]]``, ``W = L11^-1`` and ``M = L22^-1 L21 W``,
+        the first term's blocks are ``W_i' W_i + M_i' M_i`` and the others' those of
+        ``L22^-T L22^-1``.
+        """
+        m1, s1, _ = self.l11_inv.shape
+        first = np.einsum("ist,isu->itu", self.l11_inv, self.l11_inv)
+        if self.l22 is None:
+            return [first]
+        m = tri_solve(self.l22, self.l21).reshape(-1, m1, s1)
+        m = np.einsum("qis,ist->qit", m, self.l11_inv)
+        first = first + np.einsum("qit,qiu->itu", m, m)
+        l22_inv = tri_solve(self.l22, np.eye(self.l22.shape[0]))
+        cov2 = l22_inv.T @ l22_inv
+        out, start = [first], 0
+        for lev, s in sizes[1:]:
+            idx = start + np.arange(lev)[:, None] * s + np.arange(s)[None, :]
+            out.append(cov2[idx[:, :, None], idx[:, None, :]])
+            start += lev * s
+        return out
+
+
+class WeightedSystem:
+    """The fixed pieces (indicator matrices, sparsity patterns) of ``Z``, ``X``, built once.
+
+    Parameters
+    ----------
+    X
+        ``(n, p)`` fixed-effects matrix.
+    reterms
+        The random-effects terms in lme4's order (first term: most levels).
+    """
+
+    def __init__(self, X: np.ndarray, reterms: tuple[ReTerm, ...]) -> None:
+        self.X = X
+        self.n, self.p = X.shape
+        self.reterms = reterms
+        merged, perm, parts = amalgamate(reterms)
+        self.merged, self.perm, self.parts = merged, perm, parts
+        first = merged[0]
+        self.m1, self.s1 = first.n_levels, first.n_columns
+        self.q1 = self.m1 * self.s1
+        rows = np.arange(self.n)
+        self.g1 = sp.csr_matrix((np.ones(self.n), (first.codes, rows)), shape=(self.m1, self.n))
+        self.sizes = [(t.n_levels, t.n_columns) for t in merged]
+        self.q = sum(m * s for m, s in self.sizes)
+        self.q2 = self.q - self.q1
+        if self.q2:
+            cols, start = [], 0
+            for t in merged[1:]:
+                base = start + t.codes * t.n_columns
+                cols.append(base[:, None] + np.arange(t.n_columns)[None, :])
+                start += t.n_levels * t.n_columns
+            self.cols2 = np.hstack(cols)  # (n, sum S_k): column of each entry of each row
+            width = self.cols2.shape[1]
+            self.indptr2 = np.arange(0, self.n * width + 1, width)
+        self.z1_idx = first.codes[:, None] * self.s1 + np.arange(self.s1)[None, :]
+
+    # ------------------------------------------------------------------ Lambda
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Each merged term's ``lambda`` (``theta`` in the order of the original terms)."""
+        th = theta[self.perm]
+        out, start = [], 0
+        for t in self.merged:
+            out.append(t.structure.factor(th[start : start + t.n_theta]))
+            start += t.n_theta
+        return out
+
+    def zl(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per merged term, the rows of ``Z Lambda`` restricted to its columns: ``z_r' lambda``."""
+        return [t.z @ lam for t, lam in zip(self.merged, self.lambdas(theta), strict=True)]
+
+    def z2(self, zl: list[np.ndarray]) -> sp.csr_matrix | None:
+        """``Z Lambda`` of the terms after the first, sparse ``(n, q2)``."""
+        if not self.q2:
+            return None
+        data = np.hstack(zl[1:]).ravel()
+        return sp.csr_matrix((data, self.cols2.ravel(), self.indptr2), shape=(self.n, self.q2))
+
+    # ------------------------------------------------------------------ products
+    def times_u(self, zl: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+        """``Z Lambda u`` (length ``n``)."""
+        out = np.einsum("ij,ij->i", zl[0], u[: self.q1][self.z1_idx])
+        z2 = self.z2(zl)
+        if z2 is not None:
+            out = out + z2 @ u[self.q1 :]
+        return out
+
+    def t_times(self, zl: list[np.ndarray], v: np.ndarray) -> np.ndarray:
+        """``Lambda' Z' v`` for ``v`` of shape ``(n,)`` or ``(n, k)``."""
+        vv = v if v.ndim == 2 else v[:, None]
+        prod = (zl[0][:, :, None] * vv[:, None, :]).reshape(self.n, -1)
+        top = np.asarray(self.g1 @ prod).reshape(self.q1, vv.shape[1])
+        z2 = self.z2(zl)
+        if z2 is not None:
+            top = np.vstack([top, np.asarray(z2.T @ vv)])
+        return top if v.ndim == 2 else top[:, 0]
+
+    # ------------------------------------------------------------------ factor
+    def factor(self, zl: list[np.ndarray], w: np.ndarray, with_x: bool) -> Factor:
+        """The factor at working weights ``w`` (``R_ZX``, ``L_X`` too when ``with_x``).
+
+        Raises
+        ------
+        np.linalg.LinAlgError
+            If a block is not positive definite (only through rounding: ``A_ZZ >= I``).
+        """
+        z1 = zl[0]
+        s1 = self.s1
+        outer = (w[:, None, None] * z1[:, :, None] * z1[:, None, :]).reshape(self.n, -1)
+        a11 = np.asarray(self.g1 @ outer).reshape(self.m1, s1, s1) + np.eye(s1)
+        l11 = batched_cholesky(a11)
+        l11_inv = batched_tril_inverse(l11)
+        ldl2 = batched_logdet_tril(l11)
+        l21 = l22 = None
+        z2 = self.z2(zl)
+        if z2 is not None:
+            wz2 = sp.diags(w) @ z2
+            a22 = (z2.T @ wz2).toarray() + np.eye(self.q2)
+            # A21 = Lambda2' Z2' W Z1 Lambda1, then L21 = A21 L11^-T block by block
+            z1_sparse = sp.csr_matrix(
+                (z1.ravel(), self.z1_idx.ravel(), np.arange(0, self.n * s1 + 1, s1)),
+                shape=(self.n, self.q1),
+            )
+            a21 = np.asarray((wz2.T @ z1_sparse).todense()).reshape(self.q2, self.m1, s1)
+            l21 = np.einsum("qis,its->qit", a21, l11_inv).reshape(self.q2, self.q1)
+            l22 = cholesky(a22 - l21 @ l21.T)
+            ldl2 += logdet_tril(l22)
+        fac = Factor(l11_inv, l21, l22, ldl2)
+        if not with_x:
+            return fac
+        wx = w[:, None] * self.X
+        r_zx = fac.forward(self.t_times(zl, wx))
+        l_x = cholesky(self.X.T @ wx - r_zx.T @ r_zx)
+        return Factor(l11_inv, l21, l22, ldl2, r_zx, l_x)
+
+
+__all__ = ["Factor", "WeightedSystem"]

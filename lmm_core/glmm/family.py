@@ -1,0 +1,156 @@
+"""Response distributions and link functions of a generalized linear mixed model.
+
+Conditional on the random effects, each response ``y_i`` has mean ``mu_i = g^-1(eta_i)``, where
+``eta = offset + X beta + Z b`` is the linear predictor and ``g`` the link, and a distribution
+from the exponential family with variance function ``V(mu)`` and prior weight ``w_i``:
+
+* binomial: ``y_i`` is a proportion of ``w_i`` trials (0/1 when ``w_i = 1``), ``V = mu (1 - mu)``,
+  ``log p(y_i) = log C(w_i, w_i y_i) + w_i [y_i log mu_i + (1 - y_i) log(1 - mu_i)]``;
+* Poisson: ``V = mu``, ``log p(y_i) = w_i [y_i log mu_i - mu_i - log y_i!]``.
+
+The deviance residual is ``d_i = 2 [log p(y_i | mu = y_i) - log p(y_i | mu_i)]`` (the saturated
+model has ``mu_i = y_i``). Penalized iteratively reweighted least squares uses the working
+weights ``w_i (dmu/deta)^2 / V(mu_i)`` (the expected information), as R's ``glm`` and lme4 do.
+
+Links (R's ``make.link``, with its clamping so that ``mu`` stays strictly inside the range):
+``logit``, ``probit``, ``cloglog`` (``log(-log(1 - mu))``) and ``log``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, gammaln, ndtr, ndtri, xlogy
+
+from lmm_core.errors import ModelError
+
+EPS = float(np.finfo(float).eps)
+_LOGIT_THRESH = -np.log(EPS)  # R's logit_linkinv threshold (about 36)
+_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps)
+
+
+def _logit_inv(eta: np.ndarray) -> np.ndarray:
+    return expit(np.clip(eta, -_LOGIT_THRESH, _LOGIT_THRESH))
+
+
+def _logit_mu_eta(eta: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(eta))
+    return np.maximum(e / (1.0 + e) ** 2, EPS)
+
+
+def _probit_inv(eta: np.ndarray) -> np.ndarray:
+    return ndtr(np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH))
+
+
+def _probit_mu_eta(eta: np.ndarray) -> np.ndarray:
+    return np.maximum(np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi), EPS)
+
+
+def _cloglog_inv(eta: np.ndarray) -> np.ndarray:
+    return np.clip(-np.expm1(-np.exp(np.minimum(eta, 700.0))), EPS, 1.0 - EPS)
+
+
+def _cloglog_mu_eta(eta: np.ndarray) -> np.ndarray:
+    e = np.minimum(eta, 700.0)
+    return np.maximum(np.exp(e - np.exp(e)), EPS)
+
+
+def _log_inv(eta: np.ndarray) -> np.ndarray:
+    return np.maximum(np.exp(np.minimum(eta, 700.0)), EPS)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link function ``eta = g(mu)``: its name, inverse and derivative ``dmu/deta``."""
+
+    name: str
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """``mu = g^-1(eta)``."""
+        return _INV[self.name](eta)
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """``dmu/deta`` at ``eta`` (at least machine epsilon)."""
+        if self.name == "log":
+            return _log_inv(eta)
+        return _MU_ETA[self.name](eta)
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        """``eta = g(mu)``."""
+        mu = np.asarray(mu, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.name == "logit":
+                return np.log(mu) - np.log1p(-mu)
+            if self.name == "probit":
+                return ndtri(mu)
+            if self.name == "cloglog":
+                return np.log(-np.log1p(-mu))
+            return np.log(mu)
+
+
+_INV = {"logit": _logit_inv, "probit": _probit_inv, "cloglog": _cloglog_inv, "log": _log_inv}
+_MU_ETA = {"logit": _logit_mu_eta, "probit": _probit_mu_eta, "cloglog": _cloglog_mu_eta}
+
+LINKS = {"binomial": ("logit", "probit", "cloglog", "log"), "poisson": ("log",)}
+DEFAULT_LINK = {"binomial": "logit", "poisson": "log"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A response distribution with its link (R's ``family`` object)."""
+
+    name: str
+    link: Link
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """``V(mu)``: ``mu (1 - mu)`` (binomial) or ``mu`` (Poisson)."""
+        if self.name == "binomial":
+            return np.maximum(mu * (1.0 - mu), EPS * EPS)
+        return np.maximum(mu, EPS * EPS)
+
+    def loglik_terms(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``log p(y_i | mu_i)`` per observation, with every constant (R's ``dbinom`` with
+        ``round(w y)`` successes of ``round(w)`` trials, ``dpois``)."""
+        if self.name == "binomial":
+            m = np.round(w)
+            k = np.round(w * y)
+            const = gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)
+            return const + xlogy(k, mu) + xlogy(m - k, 1.0 - mu)
+        return w * (xlogy(y, mu) - mu - gammaln(y + 1.0))
+
+    def dev_resids(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Squared deviance residuals ``d_i = 2 [log p(y_i | y_i) - log p(y_i | mu_i)]``."""
+        if self.name == "binomial":
+            return 2.0 * w * (xlogy(y, y / mu) + xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
+        return 2.0 * w * (xlogy(y, y / mu) - (y - mu))
+
+    def saturated_loglik(self, y: np.ndarray, w: np.ndarray) -> float:
+        """``sum_i log p(y_i | mu_i = y_i)``: the log-likelihood of the saturated model."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.sum(self.loglik_terms(y, y, w)))
+
+
+def make_family(family: str, link: str | None = None) -> Family:
+    """The family object for ``family`` (``"binomial"`` or ``"poisson"``) and ``link``.
+
+    Raises
+    ------
+    ModelError
+        For an unknown family or a link the family does not offer.
+    """
+    if not isinstance(family, str) or family.lower() not in LINKS:
+        raise ModelError(
+            f"Unknown family {family!r}: choose 'binomial' (0/1 outcomes, proportions, "
+            "cbind(successes, failures)) or 'poisson' (counts)."
+        )
+    name = family.lower()
+    chosen = DEFAULT_LINK[name] if link is None else str(link).lower()
+    if chosen not in LINKS[name]:
+        raise ModelError(
+            f"The {name} family has no {link!r} link here; choose one of {', '.join(LINKS[name])}."
+        )
+    return Family(name, Link(chosen))
+
+
+__all__ = ["DEFAULT_LINK", "LINKS", "Family", "Link", "make_family"]
