@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis import compare as compare_view
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import escape_message, plain_name
 from dashboard.base.numbers import MISSING, styled
@@ -20,6 +21,7 @@ from dashboard.state.fits import MODEL_PAGE, records_for_active_data, same_model
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.compare_curves import curve_section
 from dashboard.views.compare_ladder import ladder_section
+from dashboard.views.compare_mmrm import mmrm_comparison_section
 from dashboard.views.compare_shared import DELTA_COLUMNS, LRT_COLUMNS, RULES
 from dashboard.views.help import column, text_column
 from dashboard.views.widgets import dataset_caption, show_figure
@@ -206,6 +208,9 @@ def fitted_models_section() -> None:
             "REML and by ML: after the ML refits below they tie. Keep one of them to compare "
             "different models."
         )
+    if any(is_mmrm(r.result) for r in chosen):  # no ML refits: the models as fitted
+        mmrm_comparison_section(chosen)
+        return
     key = tuple((r.name, r.formula, bool(r.reml)) for r in chosen)
     comparison = cached.compare_models(st.session_state[Keys.DATA_KEY], key, tuple(chosen))
     if not comparison.comparable:

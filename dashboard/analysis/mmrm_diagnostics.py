@@ -29,6 +29,12 @@ MIN_PAIRS = 3
 def _require_mmrm(result: object) -> None:
     if not is_mmrm(result):
         raise LMMError("This needs a model with a covariance structure of the visits (an MMRM).")
+    if getattr(result, "reterms", None):
+        raise LMMError(
+            "This model has random effects above the patient besides the covariance of the "
+            "visits: its residuals would have to be whitened with the covariance of a whole "
+            "cluster, which is not available yet; the plots below are for MMRMs alone."
+        )
 
 
 def mmrm_residuals(result, data: pd.DataFrame | None = None) -> pd.DataFrame:

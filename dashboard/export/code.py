@@ -345,7 +345,10 @@ def r_code(
             and visit in fixed_cols
             and len(levels_of(data[visit])) <= (MAX_LISTED_LEVELS)
         )
-        lines += mmrm_code.r_mmrm_lines(spec, fml, reml, df_method, data, visit_done) + [""]
+        numeric_visit = visit in fixed_cols and visit not in cats
+        lines += mmrm_code.r_mmrm_lines(
+            spec, fml, reml, df_method, data, visit_done, numeric_visit
+        ) + [""]
         return "\n".join(lines)
     lines += _r_lmer(spec, learned, reml)
     lines += [

@@ -50,22 +50,33 @@ def r_mmrm_lines(
     df_method: str,
     data: pd.DataFrame,
     visit_done: bool = False,
+    numeric_visit: bool = False,
 ) -> list[str]:
     """The visit factor (unless ``visit_done``: already made a factor with its levels in
-    order) and the ``mmrm()`` call of an R script (after ``d`` is read)."""
+    order) and the ``mmrm()`` call of an R script (after ``d`` is read).
+
+    ``numeric_visit``: the visit column is also a numeric fixed effect (a slope), so the
+    factor is a copy, :func:`visit_copy_name`, used in the covariance term only."""
     res = spec.residual
     assert res is not None
     levels = ", ".join(r_string(v) for v in visit_levels(res, data))
     visit = r_string(res.visit.name)
+    target = r_string(visit_copy_name(res)) if numeric_visit else visit
     method = R_METHODS.get(df_method, "Satterthwaite")
     factor = [
-        "# The visit is a factor whose level order is the order of the visits",
-        f"d[[{visit}]] <- factor(d[[{visit}]], levels = c({levels}))",
+        "# The visit is a factor whose level order is the order of the visits"
+        + (
+            f" (a copy: {res.visit.name} stays a number in the fixed effects)"
+            if numeric_visit
+            else ""
+        ),
+        f"d[[{target}]] <- factor(d[[{visit}]], levels = c({levels}))",
     ]
+    term = r_residual(res, visit_copy_name(res) if numeric_visit else None)
     return [
         *([] if visit_done else factor),
         "m <- mmrm(",
-        f"  {r_formula} + {r_residual(res)},",
+        f"  {r_formula} + {term},",
         f'  data = d, reml = {"TRUE" if reml else "FALSE"}, method = "{method}"',
         ")",
         "summary(m)",
@@ -73,10 +84,17 @@ def r_mmrm_lines(
     ]
 
 
-def r_residual(res: ResidualSpec) -> str:
-    """``us(AVISIT | USUBJID)`` with R's quoting of the names."""
+def visit_copy_name(res: ResidualSpec) -> str:
+    """The name of the visit factor's copy when the visit is also a numeric fixed effect."""
+    return f"{res.visit.name} (factor)"
+
+
+def r_residual(res: ResidualSpec, visit: str | None = None) -> str:
+    """``us(AVISIT | USUBJID)`` with R's quoting of the names (``visit``: another column for
+    the visit factor)."""
     by = f"{r_name(res.group.name)} / " if res.group else ""
-    return f"{res.structure}({r_name(res.visit.name)} | {by}{r_name(res.subject.name)})"
+    name = r_name(res.visit.name if visit is None else visit)
+    return f"{res.structure}({name} | {by}{r_name(res.subject.name)})"
 
 
 def sas_repeated(res: ResidualSpec, names: dict[str, str]) -> list[str]:

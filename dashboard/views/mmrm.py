@@ -212,7 +212,11 @@ def render_mmrm_diagnostics(record: FitRecord, data: pd.DataFrame) -> None:
         "QQ plots or per-patient estimates; its residuals are checked after taking out the "
         "modelled correlation."
     )
-    frame = md.mmrm_residuals(result, data)
+    try:
+        frame = md.mmrm_residuals(result, data)
+    except LMMError as err:
+        st.info(escape_message(str(err)))
+        return
     _residual_plots(frame, result.response)
     _outliers(frame)
     _correlation(result, visit)
