@@ -98,13 +98,15 @@ def kenward_roger_pieces(result: MMRMResult) -> KenwardRogerPieces:
         inv = np.linalg.inv(sigmas[g][v[:, None], v[None, :]])
         b = inv @ d1  # Sigma^-1 dSigma_k
         t = len(v)
-        xx = np.einsum("nja,nkb->jkab", xs, xs).reshape(t * t, p * p)
+        flat = xs.reshape(len(xs), t * p)
+        xx = (flat.T @ flat).reshape(t, p, t, p).transpose(0, 2, 1, 3).reshape(t * t, p * p)
         p_mats[block] -= ((b @ inv).reshape(kg, t * t) @ xx).reshape(kg, p, p)
         wb = np.einsum("kl,lab->kab", w, b)
-        q_mat = np.einsum("kab,kbc->ac", b, wb) @ inv
+        q_mat = np.sum(b @ wb, axis=0) @ inv
         q_sum += (q_mat.reshape(t * t) @ xx).reshape(p, p)
         r_sum += ((inv @ s2 @ inv).reshape(t * t) @ xx).reshape(p, p)
-    pvp = np.einsum("kl,kab,bc,lcd->ad", w_psi, p_mats, phi, p_mats)
+    pw = np.tensordot(w_psi, p_mats, axes=(1, 0))  # sum_l W_kl P_l
+    pvp = np.sum(p_mats @ phi @ pw, axis=0)
     linear = phi + 2.0 * phi @ (q_sum - pvp) @ phi
     full = linear - 0.5 * phi @ r_sum @ phi
     return KenwardRogerPieces(_sym(full), _sym(linear), p_mats, w_psi)
@@ -123,10 +125,12 @@ def kenward_roger_df(
     L = np.atleast_2d(np.asarray(contrast, dtype=float))
     q = L.shape[0]
     M = L.T @ np.linalg.solve(L @ phi @ L.T, L)
-    mpp = np.einsum("ab,bc,kcd,de->kae", M, phi, p_mats, phi)  # M Phi P_k Phi
+    mpp = (M @ phi) @ p_mats @ phi  # M Phi P_k Phi
     tr = np.trace(mpp, axis1=1, axis2=2)
     a1 = float(tr @ w @ tr)
-    a2 = float(np.einsum("kl,kab,lba->", w, mpp, mpp))
+    k = len(mpp)
+    cross = mpp.reshape(k, -1) @ mpp.transpose(0, 2, 1).reshape(k, -1).T  # tr(A_k A_l)
+    a2 = float(np.sum(w * cross))
     b = (a1 + 6.0 * a2) / (2.0 * q)
     g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
     denom = 3 * q + 2 - 2 * g

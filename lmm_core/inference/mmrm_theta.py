@@ -99,9 +99,38 @@ def psi_from_sigma(structure: VisitCovariance, sigma: np.ndarray) -> np.ndarray:
     return np.concatenate([log_sd, _psi_of_rho(kind, m, rho)])
 
 
+def _us_derivatives(m: int, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``us`` exactly: with ``C = D Lt``, ``dSigma_k = dC_k C' + C dC_k'`` and ``d2Sigma_kl =
+    d2C_kl C' + C d2C_kl' + dC_k dC_l' + dC_l dC_k'``, where ``dC`` for ``log sd_a`` is row
+    ``a`` of ``C`` (``d2C_aa`` the same), for ``l_ij`` the entry ``sd_i`` at ``(i, j)``
+    (``d2C`` of ``log sd_i`` and ``l_ij`` the same), every other ``d2C`` zero."""
+    sd = np.exp(psi[:m])
+    rows, cols = np.tril_indices(m, -1)
+    low = np.eye(m)
+    low[rows, cols] = psi[m:]
+    chol = sd[:, None] * low
+    k = len(psi)
+    dc = np.zeros((k, m, m))
+    dc[np.arange(m), np.arange(m)] = chol
+    pairs = np.arange(m, k)
+    dc[pairs, rows, cols] = sd[rows]
+    d2c = np.zeros((k, k, m, m))
+    d2c[np.arange(m), np.arange(m)] = dc[:m]
+    d2c[rows, pairs] = dc[pairs]
+    d2c[pairs, rows] = dc[pairs]
+    d1 = dc @ chol.T
+    d1 = d1 + d1.transpose(0, 2, 1)
+    prod = np.einsum("kab,lcb->klac", dc, dc)
+    d2 = d2c @ chol.T + prod
+    return d1, d2 + d2.transpose(0, 1, 3, 2)
+
+
 def sigma_derivatives(structure: VisitCovariance, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``dSigma/dpsi_k`` ``(k, m, m)`` and ``d2Sigma/dpsi_k dpsi_l`` ``(k, k, m, m)`` at
-    ``psi``, by central differences (steps 1e-5 and 1e-4 in ``psi``, which is unit-free)."""
+    ``psi``: exact for ``us`` (:func:`_us_derivatives`), otherwise by central differences
+    (steps 1e-5 and 1e-4 in ``psi``, which is unit-free)."""
+    if structure.kind == "us" and structure.m > 1:
+        return _us_derivatives(structure.m, psi)
     k = len(psi)
     m = structure.m
     eye = np.eye(k)

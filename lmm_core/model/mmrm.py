@@ -25,8 +25,8 @@ analytic ``dSigma_g / dtheta`` of the structure. Fisher scoring uses the informa
 ``I_lm = sum_p n_p tr(W_p dSigma_l W_p dSigma_m)`` (the expected Hessian of ``-2 l_ML``; an
 approximation for REML, where the line search keeps every step downhill), from moment
 estimates of ``Sigma`` (pairwise products of OLS residuals) projected on the structure; then
-Newton steps on the Hessian from forward differences of the analytic gradient, which also
-gives the covariance of ``theta`` for Satterthwaite's df (:mod:`lmm_core.model.mmrm_results`).
+Newton steps on the exact Hessian (:mod:`lmm_core.model.mmrm_hessian`), which also gives the
+covariance of ``theta`` for Satterthwaite's df (:mod:`lmm_core.model.mmrm_results`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from lmm_core.design.build import Design
 from lmm_core.design.residual import ResidualTerm
 from lmm_core.design.residual_structures import VisitCovariance
 from lmm_core.errors import ModelError
+from lmm_core.model.mmrm_hessian import hessian_and_xtvx_jacobian
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 _FAILURES = (linalg.LinAlgError, np.linalg.LinAlgError, ValueError, FloatingPointError)
@@ -196,6 +197,7 @@ class MMRMCriterion:
         self.n, self.p = design.X.shape
         self.residual: ResidualTerm = design.residual  # type: ignore[assignment]
         self.batches = _batches(patterns(design), self.p, crossproducts)
+        self._second_order: tuple[bytes, tuple[np.ndarray, np.ndarray]] | None = None
 
     def _forward(self, theta: np.ndarray) -> _State:
         sigmas = np.array(self.residual.matrices(theta))
@@ -260,6 +262,18 @@ class MMRMCriterion:
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         """The analytic gradient of the criterion in ``theta``."""
         return self.value_and_gradient(theta)[1]
+
+    def second_order(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The exact Hessian of the criterion and ``P_k = -d(X'V^-1X)/dtheta_k`` at ``theta``
+        (:mod:`lmm_core.model.mmrm_hessian`; the last one computed is kept)."""
+        key = np.asarray(theta, dtype=float).tobytes()
+        if self._second_order is None or self._second_order[0] != key:
+            self._second_order = (key, hessian_and_xtvx_jacobian(self, theta))
+        return self._second_order[1]
+
+    def hessian(self, theta: np.ndarray) -> np.ndarray:
+        """The exact Hessian of the criterion in ``theta``."""
+        return self.second_order(theta)[0]
 
     def information(self, theta: np.ndarray) -> np.ndarray:
         """``I_lm = sum_p n_p tr(W_p dSigma_l W_p dSigma_m)``: the expected Hessian of
@@ -416,6 +430,13 @@ class _Counted:
     def grad(self, theta: np.ndarray) -> np.ndarray:
         return self(theta)[1]
 
+    def hessian(self, theta: np.ndarray) -> np.ndarray:
+        """The exact Hessian, NaN where it cannot be evaluated."""
+        try:
+            return self.crit.hessian(theta)
+        except _FAILURES:
+            return np.full((len(theta), len(theta)), np.nan)
+
 
 def _solve(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
     try:
@@ -478,19 +499,19 @@ def _start(crit: MMRMCriterion, fg: _Counted) -> np.ndarray:
 
 def optimize_mmrm(crit: MMRMCriterion) -> MMRMOptimum:
     """Fisher scoring from moment estimates, BFGS (analytic gradient) if scoring stalls, then
-    Newton steps on the Hessian from differences of the analytic gradient."""
+    Newton steps on the exact Hessian (:mod:`lmm_core.model.mmrm_hessian`)."""
     fg = _Counted(crit)
     theta, fmin, grad = _scoring(fg, _start(crit, fg), tol=1e-8)
-    hess = gradient_hessian(fg.grad, theta, grad)
+    hess = fg.hessian(theta)
     if not (np.all(np.isfinite(hess)) and abs(float(grad @ _solve(hess, grad))) < 1e-3):
         fit = optimize.minimize(fg, theta, jac=True, method="BFGS", options={"gtol": 1e-6})
         if fit.fun < fmin:
             theta, fmin, grad = fit.x, float(fit.fun), fit.jac
-        hess = gradient_hessian(fg.grad, theta, grad)
+        hess = fg.hessian(theta)
     start = theta
     theta, fmin, grad = _newton(fg, theta, fmin, grad, hess)
     if np.max(np.abs(theta - start)) > 1e-3:
-        hess = gradient_hessian(fg.grad, theta, grad)
+        hess = fg.hessian(theta)
     finite = bool(np.all(np.isfinite(hess)))
     converged = finite and bool(
         np.linalg.eigvalsh(hess).min() > 0 and abs(grad @ _solve(hess, grad)) < 1e-6

@@ -6,14 +6,14 @@
 - ``residual_covariance()``: the visits x visits covariance (a dict group -> matrix for a
   group-specific structure) and ``residual_correlation()``;
 - ``fixef_table(df_method, vcov_method)``: ``"satterthwaite"`` (as mmrm: for a contrast ``l``,
-  ``v = l' C(theta) l``, ``df = 2 v^2 / (g' A g)`` with ``g = dv/dtheta`` by central
-  differences and ``A = 2 H^-1`` the covariance of ``theta``, ``H`` the Hessian of the
-  criterion ``-2 l``), ``"residual"`` (``n - p``) or ``"wald"`` (normal) with the model-based
-  covariance are computed here; ``"kenward-roger"``, ``"kenward-roger-linear"``,
-  ``"between-within"`` and the empirical covariances ``vcov_method="CR0" | "CR2" | "CR3"``
-  (with their own Satterthwaite df) come from :mod:`lmm_core.inference.mmrm_fixef`, which
-  installs itself with :func:`register_mmrm_inference` when imported (the inference stage
-  imports this module, never the reverse).
+  ``v = l' C(theta) l``, ``df = 2 v^2 / (g' A g)`` with ``g = dv/dtheta`` exact and ``A =
+  2 H^-1`` the covariance of ``theta``, ``H`` the exact Hessian of the criterion ``-2 l``),
+  ``"residual"`` (``n - p``) or ``"wald"`` (normal) with the model-based covariance are
+  computed here; ``"kenward-roger"``, ``"kenward-roger-linear"``, ``"between-within"`` and
+  the empirical covariances ``vcov_method="CR0" | "CR2" | "CR3"`` (with their own
+  Satterthwaite df) come from :mod:`lmm_core.inference.mmrm_fixef`, which installs itself
+  with :func:`register_mmrm_inference` when imported (the inference stage imports this
+  module, never the reverse).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ DF_METHODS = (
 )
 VCOV_METHODS = ("model", "CR0", "CR2", "CR3")
 _LOCAL = ("satterthwaite", "residual", "wald")  # with vcov_method="model": computed here
-_STEP = 1e-5  # central-difference step in unit-free theta
 
 #: ``(result, df method, vcov method) -> (covariance of beta, df per coefficient)``.
 MMRMInference = Callable[["MMRMResult", str, str], tuple[np.ndarray, np.ndarray]]
@@ -192,16 +191,10 @@ class MMRMResult:
 
     @cached_property
     def _vcov_jacobian(self) -> np.ndarray:
-        """``dC/dtheta_k`` for every ``k``: ``(k, p, p)``, by central differences."""
-        theta = self.opt.theta
-        out = []
-        for k in range(len(theta)):
-            e = np.zeros(len(theta))
-            e[k] = _STEP
-            up = np.linalg.inv(self.criterion.evaluate(theta + e).xtvx)
-            down = np.linalg.inv(self.criterion.evaluate(theta - e).xtvx)
-            out.append((up - down) / (2 * _STEP))
-        return np.array(out)
+        """``dC/dtheta_k = C P_k C`` for every ``k``: ``(k, p, p)``, with ``P_k =
+        -d(X'V^-1X)/dtheta_k`` exact (:mod:`lmm_core.model.mmrm_hessian`)."""
+        p_mats = self.criterion.second_order(self.opt.theta)[1]
+        return self.vcov_beta @ p_mats @ self.vcov_beta
 
     def satterthwaite_df(self, contrast: np.ndarray) -> float:
         """Satterthwaite df of ``l' beta`` for one contrast row ``l``."""

@@ -138,7 +138,6 @@ def test_group_specific_covariance():
 @pytest.mark.parametrize(
     ("formula", "error", "words"),
     [
-        ("FEV1 ~ AVISIT + us(AVISIT | USUBJID) + (1 | RACE)", ModelError, "not available yet"),
         (
             "FEV1 ~ AVISIT + us(AVISIT | USUBJID) + ar1(AVISIT | USUBJID)",
             FormulaError,
@@ -170,3 +169,24 @@ def test_subject_in_two_groups_is_an_error():
     data.loc[1, "ARMCD"] = "PBO" if data.loc[1, "ARMCD"] == "TRT" else "TRT"
     with pytest.raises(DataError, match="one group"):
         fit_lmm("FEV1 ~ AVISIT + cs(AVISIT | ARMCD / USUBJID)", data)
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+@pytest.mark.parametrize("reml", [True, False])
+def test_exact_hessian_matches_differences_of_the_gradient(structure, reml):
+    design = build_design(
+        f"y ~ arm * factor(visit) + {structure}(visit | arm / id)", _small_trial()
+    )
+    for crossproducts in (True, False):
+        crit = MMRMCriterion(design, reml, crossproducts=crossproducts)
+        theta = np.random.default_rng(5).normal(scale=0.5, size=design.residual.n_theta)
+        hess, p_mats = crit.second_order(theta)
+        eye = np.eye(len(theta)) * 1e-6
+        numeric = np.array(
+            [(crit.gradient(theta + e) - crit.gradient(theta - e)) / 2e-6 for e in eye]
+        )
+        dxtvx = np.array(
+            [(crit.evaluate(theta + e).xtvx - crit.evaluate(theta - e).xtvx) / 2e-6 for e in eye]
+        )
+        _scaled_close(hess, numeric, 1e-7)
+        _scaled_close(-p_mats, dxtvx, 1e-7)
