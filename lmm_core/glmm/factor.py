@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from lmm_core.design.reterms import ReTerm, amalgamate
 from lmm_core.model.linalg import (
@@ -107,6 +106,13 @@ class Factor:
         return out
 
 
+def _group_sums(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+    """``(m, k)`` sums of the rows of ``values`` ``(n, k)`` by group code."""
+    return np.stack(
+        [np.bincount(codes, values[:, j], minlength=m) for j in range(values.shape[1])], axis=1
+    )
+
+
 class WeightedSystem:
     """The fixed pieces (indicator matrices, sparsity patterns) of ``Z``, ``X``, built once.
 
@@ -127,8 +133,7 @@ class WeightedSystem:
         first = merged[0]
         self.m1, self.s1 = first.n_levels, first.n_columns
         self.q1 = self.m1 * self.s1
-        rows = np.arange(self.n)
-        self.g1 = sp.csr_matrix((np.ones(self.n), (first.codes, rows)), shape=(self.m1, self.n))
+        self.codes1 = first.codes
         self.sizes = [(t.n_levels, t.n_columns) for t in merged]
         self.q = sum(m * s for m, s in self.sizes)
         self.q2 = self.q - self.q1
@@ -139,8 +144,6 @@ class WeightedSystem:
                 cols.append(base[:, None] + np.arange(t.n_columns)[None, :])
                 start += t.n_levels * t.n_columns
             self.cols2 = np.hstack(cols)  # (n, sum S_k): column of each entry of each row
-            width = self.cols2.shape[1]
-            self.indptr2 = np.arange(0, self.n * width + 1, width)
         self.z1_idx = first.codes[:, None] * self.s1 + np.arange(self.s1)[None, :]
 
     # ------------------------------------------------------------------ Lambda
@@ -157,31 +160,46 @@ class WeightedSystem:
         """Per merged term, the rows of ``Z Lambda`` restricted to its columns: ``z_r' lambda``."""
         return [t.z @ lam for t, lam in zip(self.merged, self.lambdas(theta), strict=True)]
 
-    def z2(self, zl: list[np.ndarray]) -> sp.csr_matrix | None:
-        """``Z Lambda`` of the terms after the first, sparse ``(n, q2)``."""
-        if not self.q2:
-            return None
-        data = np.hstack(zl[1:]).ravel()
-        return sp.csr_matrix((data, self.cols2.ravel(), self.indptr2), shape=(self.n, self.q2))
-
     # ------------------------------------------------------------------ products
     def times_u(self, zl: list[np.ndarray], u: np.ndarray) -> np.ndarray:
         """``Z Lambda u`` (length ``n``)."""
         out = np.einsum("ij,ij->i", zl[0], u[: self.q1][self.z1_idx])
-        z2 = self.z2(zl)
-        if z2 is not None:
-            out = out + z2 @ u[self.q1 :]
+        if self.q2:
+            out = out + np.einsum("ij,ij->i", np.hstack(zl[1:]), u[self.q1 :][self.cols2])
         return out
 
     def t_times(self, zl: list[np.ndarray], v: np.ndarray) -> np.ndarray:
         """``Lambda' Z' v`` for ``v`` of shape ``(n,)`` or ``(n, k)``."""
         vv = v if v.ndim == 2 else v[:, None]
         prod = (zl[0][:, :, None] * vv[:, None, :]).reshape(self.n, -1)
-        top = np.asarray(self.g1 @ prod).reshape(self.q1, vv.shape[1])
-        z2 = self.z2(zl)
-        if z2 is not None:
-            top = np.vstack([top, np.asarray(z2.T @ vv)])
+        top = _group_sums(self.codes1, prod, self.m1).reshape(self.q1, vv.shape[1])
+        if self.q2:
+            vals = np.hstack(zl[1:])
+            rest = np.zeros((self.q2, vv.shape[1]))
+            for a in range(vals.shape[1]):
+                rest += _group_sums(self.cols2[:, a], vals[:, a : a + 1] * vv, self.q2)
+            top = np.vstack([top, rest])
         return top if v.ndim == 2 else top[:, 0]
+
+    def _rest_products(self, zl: list[np.ndarray], w: np.ndarray):
+        """``A21 = Lambda2' Z2' W Z1 Lambda1`` as ``(q2, m1, S1)`` and ``A22`` (with ``+ I``),
+        accumulated entry by entry of the rows (each row of ``Z2`` has one entry per column of
+        each term)."""
+        vals = np.hstack(zl[1:]) * np.sqrt(w)[:, None]
+        z1 = zl[0] * np.sqrt(w)[:, None]
+        q1, q2 = self.q1, self.q2
+        a22 = np.zeros(q2 * q2)
+        a21 = np.zeros(q2 * q1)
+        for a in range(vals.shape[1]):
+            ca = self.cols2[:, a]
+            for b in range(vals.shape[1]):
+                key = ca * q2 + self.cols2[:, b]
+                a22 += np.bincount(key, vals[:, a] * vals[:, b], minlength=q2 * q2)
+            for j in range(self.s1):
+                key = ca * q1 + self.z1_idx[:, j]
+                a21 += np.bincount(key, vals[:, a] * z1[:, j], minlength=q2 * q1)
+        a22 = a22.reshape(q2, q2) + np.eye(q2)
+        return a21.reshape(q2, self.m1, self.s1), a22
 
     # ------------------------------------------------------------------ factor
     def factor(self, zl: list[np.ndarray], w: np.ndarray, with_x: bool) -> Factor:
@@ -195,21 +213,13 @@ class WeightedSystem:
         z1 = zl[0]
         s1 = self.s1
         outer = (w[:, None, None] * z1[:, :, None] * z1[:, None, :]).reshape(self.n, -1)
-        a11 = np.asarray(self.g1 @ outer).reshape(self.m1, s1, s1) + np.eye(s1)
+        a11 = _group_sums(self.codes1, outer, self.m1).reshape(self.m1, s1, s1) + np.eye(s1)
         l11 = batched_cholesky(a11)
         l11_inv = batched_tril_inverse(l11)
         ldl2 = batched_logdet_tril(l11)
         l21 = l22 = None
-        z2 = self.z2(zl)
-        if z2 is not None:
-            wz2 = sp.diags(w) @ z2
-            a22 = (z2.T @ wz2).toarray() + np.eye(self.q2)
-            # A21 = Lambda2' Z2' W Z1 Lambda1, then L21 = A21 L11^-T block by block
-            z1_sparse = sp.csr_matrix(
-                (z1.ravel(), self.z1_idx.ravel(), np.arange(0, self.n * s1 + 1, s1)),
-                shape=(self.n, self.q1),
-            )
-            a21 = np.asarray((wz2.T @ z1_sparse).todense()).reshape(self.q2, self.m1, s1)
+        if self.q2:
+            a21, a22 = self._rest_products(zl, w)
             l21 = np.einsum("qis,its->qit", a21, l11_inv).reshape(self.q2, self.q1)
             l22 = cholesky(a22 - l21 @ l21.T)
             ldl2 += logdet_tril(l22)
