@@ -46,13 +46,13 @@ def agq_loglik(crit: GLMMCriterion, state: PIRLSState, nagq: int) -> float:
     sd = state.factor.l11_inv[:, 0, 0]
     base = crit.offset + crit.X @ state.beta
     nodes, logw = gh_rule(nagq)
-    terms = np.empty((m, nagq))
-    for k, (t, lw) in enumerate(zip(nodes, logw, strict=True)):
-        u = state.u + sd * t
-        mu = crit.family.link.linkinv(base + zl * u[codes])
-        ll = crit.family.loglik_terms(crit.y, mu, crit.w)
-        terms[:, k] = lw + 0.5 * t * t + np.bincount(codes, ll, minlength=m) - 0.5 * u * u
-    return float(np.sum(np.log(sd)) + np.sum(logsumexp(terms, axis=1)))
+    u = state.u[None, :] + sd[None, :] * nodes[:, None]  # (nagq, m)
+    mu = crit.family.link.linkinv(base[None, :] + zl[None, :] * u[:, codes])
+    ll = crit.family.loglik_kernel(crit.y[None, :], mu, crit.w[None, :])
+    per_group = np.stack([np.bincount(codes, row, minlength=m) for row in ll])
+    terms = logw[:, None] + 0.5 * (nodes * nodes)[:, None] + per_group - 0.5 * u * u
+    const = float(np.sum(crit.family.loglik_constants(crit.y, crit.w)))
+    return const + float(np.sum(np.log(sd)) + np.sum(logsumexp(terms, axis=0)))
 
 
 def agq_minus2(crit: GLMMCriterion, theta: np.ndarray, beta: np.ndarray, nagq: int) -> float:

@@ -112,12 +112,22 @@ class Family:
     def loglik_terms(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
         """``log p(y_i | mu_i)`` per observation, with every constant (R's ``dbinom`` with
         ``round(w y)`` successes of ``round(w)`` trials, ``dpois``)."""
+        return self.loglik_constants(y, w) + self.loglik_kernel(y, mu, w)
+
+    def loglik_constants(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The part of ``log p(y_i | mu_i)`` free of ``mu``: ``log C(m, k)`` or
+        ``-w log y!``."""
         if self.name == "binomial":
-            m = np.round(w)
-            k = np.round(w * y)
-            const = gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)
-            return const + xlogy(k, mu) + xlogy(m - k, 1.0 - mu)
-        return w * (xlogy(y, mu) - mu - gammaln(y + 1.0))
+            m, k = np.round(w), np.round(w * y)
+            return gammaln(m + 1.0) - gammaln(k + 1.0) - gammaln(m - k + 1.0)
+        return -w * gammaln(y + 1.0)
+
+    def loglik_kernel(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``log p(y_i | mu_i)`` minus :meth:`loglik_constants`."""
+        if self.name == "binomial":
+            m, k = np.round(w), np.round(w * y)
+            return xlogy(k, mu) + xlogy(m - k, 1.0 - mu)
+        return w * (xlogy(y, mu) - mu)
 
     def dev_resids(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Squared deviance residuals ``d_i = 2 [log p(y_i | y_i) - log p(y_i | mu_i)]``."""
