@@ -110,7 +110,7 @@ def _minimise(fun: _Stage2, x0: np.ndarray, lower: np.ndarray, step: np.ndarray)
         max_evals=20_000,
         ftol_rel=1e-13,
         ftol_abs=1e-11,
-        xtol_abs=1e-8,
+        xtol_abs=1e-6,
     )
     best, fbest = (obj.best_x, obj.best_f) if obj.best_x is not None else (x0, fun(x0))
     if out is not None and out[1] <= fbest:
