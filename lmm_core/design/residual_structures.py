@@ -14,7 +14,13 @@ matrix of the ``m`` visits that is positive definite for every ``theta``:
   partial autocorrelations ``tanh(t_k)`` (Durbin-Levinson), which keeps every Toeplitz matrix
   positive definite; one / ``m`` standard deviations;
 - ``ad`` / ``adh``: first-order ante-dependence, ``corr(i, j) = prod_{k=i}^{j-1} rho_k``;
-  one / ``m`` standard deviations.
+  one / ``m`` standard deviations;
+- ``sp_exp`` (spatial exponential, over the ``m`` distinct observed times): ``Sigma_jk =
+  sigma^2 rho^d_jk`` with ``d_jk = |t_j - t_k|``, ``rho`` in (0, 1) per unit of the time
+  column. Unit-free: with ``s`` a scale of the times (:attr:`VisitCovariance.scale`, the
+  median gap between a subject's consecutive times), ``rho^d = exp(-exp(t) d / s)``, so
+  ``theta = (log sigma, t)`` does not change when the times are multiplied by a constant;
+  ``rho = exp(-exp(t) / s)`` is reported per unit of the time column (as mmrm's).
 
 The optimum of a fit does not depend on the parametrization; where mmrm reports ``theta`` in
 its own, compare the covariance matrices.
@@ -24,17 +30,20 @@ its own, compare the covariance matrices.
 ``dSigma / dl_ij = sd_i (E_ij C' + C E_ji)``; otherwise ``Sigma = R * (sd sd')`` and the
 correlation parameters act through ``dR / dt`` (``ar1``: ``|i-j| rho^(|i-j|-1) (1 - rho^2)``;
 ``cs``: the sigmoid's derivative; ``ad``: ``R[i, k] (1 - rho_k^2) R[k+1, j]`` for
-``i <= k < j``; ``toep``: Durbin-Levinson differentiated exactly by a complex step).
+``i <= k < j``; ``toep``: Durbin-Levinson differentiated exactly by a complex step;
+``sp_exp``: ``-exp(t) (d / s) R``).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-STRUCTURES = ("us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh")
+STRUCTURES = ("us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh", "sp_exp")
+#: structures over a numeric time (distances between distinct times), not a visit factor
+SPATIAL = ("sp_exp",)
 NAMES = {
     "us": "unstructured",
     "toep": "Toeplitz",
@@ -45,6 +54,7 @@ NAMES = {
     "csh": "heterogeneous compound symmetry",
     "ad": "ante-dependence",
     "adh": "heterogeneous ante-dependence",
+    "sp_exp": "spatial exponential",
 }
 _HETEROGENEOUS = {"us", "toeph", "ar1h", "csh", "adh"}
 
@@ -58,11 +68,22 @@ class VisitCovariance:
     kind
         mmrm's name, one of :data:`STRUCTURES`.
     m
-        Number of visits.
+        Number of visits (``sp_exp``: of distinct times).
+    distances
+        ``sp_exp`` only: ``|t_j - t_k|`` between the distinct times, ``m x m`` (None: the
+        times ``0, 1, ..., m - 1``).
+    scale
+        ``sp_exp`` only: the unit of distance of ``theta`` (in the time column's unit).
     """
 
     kind: str
     m: int
+    distances: np.ndarray | None = field(default=None, compare=False, repr=False)
+    scale: float = 1.0
+
+    def rho(self, theta: np.ndarray) -> float:
+        """``sp_exp``: the correlation at distance one unit of the time column."""
+        return float(np.exp(-np.exp(theta[1]) / self.scale))
 
     @property
     def n_sd(self) -> int:
@@ -75,7 +96,7 @@ class VisitCovariance:
         m = self.m
         n_corr = {
             "us": m * (m - 1) // 2,
-            "ar1": 1, "ar1h": 1, "cs": 1, "csh": 1,
+            "ar1": 1, "ar1h": 1, "cs": 1, "csh": 1, "sp_exp": 1,
             "toep": m - 1, "toeph": m - 1, "ad": m - 1, "adh": m - 1,
         }[self.kind]  # fmt: skip
         return self.n_sd + (n_corr if m > 1 else 0)
@@ -87,6 +108,8 @@ class VisitCovariance:
         if self.kind in ("cs", "csh") and self.m > 1:
             a = 1.0 / (self.m - 1)
             theta[self.n_sd] = np.log(a)  # sigmoid(t) = a / (1 + a): rho = 0
+        if self.kind == "sp_exp" and self.m > 1:
+            theta[1] = np.log(np.log(2.0))  # correlation 1/2 at distance ``scale``
         return theta
 
     def matrix(self, theta: np.ndarray) -> np.ndarray:
@@ -133,6 +156,9 @@ class VisitCovariance:
     def _correlation_jacobian(self, rest: np.ndarray) -> np.ndarray:
         """``dR / dt`` for the correlation parameters ``t`` (not ``us``)."""
         m = self.m
+        if self.kind == "sp_exp":
+            scaled = self._exponent(rest[0])
+            return (-scaled * np.exp(-scaled))[None]
         lag = np.abs(np.subtract.outer(np.arange(m), np.arange(m)))
         if self.kind in ("ar1", "ar1h"):
             rho = np.tanh(rest[0])
@@ -159,8 +185,18 @@ class VisitCovariance:
             out[k] = (upper + upper.T) * (1.0 - np.tanh(rest[k]) ** 2)
         return out
 
+    def _exponent(self, t: float) -> np.ndarray:
+        """``exp(t) d / s`` (0 on the diagonal, finite however large ``t``); without
+        distances the times are ``0, 1, ..., m - 1``."""
+        dist = self.distances
+        if dist is None:
+            dist = np.abs(np.subtract.outer(np.arange(self.m), np.arange(self.m))).astype(float)
+        return np.exp(min(float(t), 600.0)) * (dist / self.scale)
+
     def _correlation(self, rest: np.ndarray) -> np.ndarray:
         m = self.m
+        if self.kind == "sp_exp":
+            return np.exp(-self._exponent(rest[0]))
         lag = np.abs(np.subtract.outer(np.arange(m), np.arange(m)))
         if self.kind in ("ar1", "ar1h"):
             return np.tanh(rest[0]) ** lag

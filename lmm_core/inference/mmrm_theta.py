@@ -12,7 +12,9 @@ we evaluate that term in mmrm's ``psi`` (mmrm 0.3.18, ``src/covariance.h``):
   value, or one per visit for the heterogeneous ``*h``), and the correlations ``C`` from
   ``rho = f(psi) = psi / sqrt(1 + psi^2)``: ``ar1(h)``: ``rho^|i-j|``; ``toep(h)``:
   ``rho_|i-j|``; ``ad(h)``: ``prod_{k=i}^{j-1} rho_k``; ``cs(h)``: one ``rho = -a + (1 + a)
-  / (1 + exp(-psi))``, ``a = 1 / (m - 1)``.
+  / (1 + exp(-psi))``, ``a = 1 / (m - 1)``;
+- ``sp_exp``: ``Sigma_jk = sigma^2 rho^d_jk``, ``psi = (log sigma, logit rho)`` with ``rho`` per
+  unit of the time column and ``d`` the distances between the distinct times.
 
 :func:`psi_from_sigma` inverts the map (``Sigma -> psi``), :func:`sigma_derivatives` gives
 ``dSigma/dpsi_k`` and ``d2Sigma/dpsi_k dpsi_l`` by central differences (``Sigma`` is cheap),
@@ -74,6 +76,10 @@ def mmrm_sigma(structure: VisitCovariance, psi: np.ndarray) -> np.ndarray:
         low[np.tril_indices(m, -1)] = psi[n_sd:]
         scaled = sd[:, None] * low
         return scaled @ scaled.T
+    if kind == "sp_exp":
+        assert structure.distances is not None
+        log_rho = -np.logaddexp(0.0, -psi[1])  # log(1 / (1 + exp(-psi)))
+        return sd[0] ** 2 * np.exp(log_rho * structure.distances)
     corr = _correlation(kind, m, _rho(kind, m, psi[n_sd:]))
     return corr * np.outer(sd, sd)
 
@@ -90,6 +96,10 @@ def psi_from_sigma(structure: VisitCovariance, sigma: np.ndarray) -> np.ndarray:
     if m == 1:
         return log_sd
     corr = sigma / np.outer(sd, sd)
+    if kind == "sp_exp":
+        assert structure.distances is not None
+        rho = corr[0, 1] ** (1.0 / structure.distances[0, 1])
+        return np.concatenate([log_sd, [np.log(rho / (1.0 - rho))]])
     if kind in ("ar1", "ar1h", "cs", "csh"):
         rho = corr[1:2, 0]
     elif kind in ("toep", "toeph"):

@@ -38,7 +38,7 @@ from scipy import linalg, optimize
 
 from lmm_core.design.build import Design
 from lmm_core.design.residual import ResidualTerm
-from lmm_core.design.residual_structures import VisitCovariance
+from lmm_core.design.residual_structures import SPATIAL, VisitCovariance
 from lmm_core.errors import ModelError
 from lmm_core.model.mmrm_hessian import hessian_and_xtvx_jacobian
 
@@ -480,8 +480,12 @@ def _newton(fg: _Counted, theta, fmin, grad, hess) -> tuple[np.ndarray, float, n
 
 
 def _start(crit: MMRMCriterion, fg: _Counted) -> np.ndarray:
+    """Moment estimates projected on the structure; for ``sp_exp`` (and if they fail) the OLS
+    residual standard deviation with the structure's own start."""
     res = crit.residual
     try:
+        if res.structure.kind in SPATIAL:
+            raise ValueError("sp_exp starts from its own start")
         sigmas = moment_covariances(crit.design)
         theta = np.concatenate([structure_start(res.structure, s) for s in sigmas])
         if np.all(np.isfinite(theta)) and np.isfinite(fg(theta)[0]):

@@ -162,7 +162,10 @@ class MMRMResult:
     # ---------------------------------------------------------------- covariance
     def residual_covariance(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
         """The estimated covariance of the visits (visits x visits), or for a group-specific
-        structure a dict group label -> matrix."""
+        structure a dict group label -> matrix. For ``sp_exp`` the rows and columns are the
+        distinct observed times, sorted (labels as the numbers print):
+        ``sigma^2 rho^|t_j - t_k|``, ``rho`` per unit of the time column
+        (``design.residual.structure.rho(theta)``)."""
         res = self.design.residual
         assert res is not None
         frames = [
