@@ -94,6 +94,11 @@ class Keys:
     TEACH_SETTINGS = "teach_settings"  # Teach page: the truth, seed and choices (dict)
     TEACH_W = "teach_w_"  # prefix of the Teach page's widget keys
     TEACH_REPLICATES = "teach_replicates"  # last repeated-study run: {"key", "summary"} or None
+    # Teach page, binary outcome, and the Laplace vs quadrature section (issue 15)
+    TEACH_BINARY_SETTINGS = "teach_binary_settings"  # binary lab: outcome kind, truth, seed
+    TEACH_BINARY_W = "teach_binary_w_"  # prefix of the binary lab's widget keys
+    W_TEACH_OUTCOME = "teach_outcome"  # widget: continuous or binary section of the Teach page
+    QUADRATURE_RESULTS = "quadrature_results"  # fit id -> QuadratureLadder (refits on request)
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
     EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
@@ -147,6 +152,8 @@ DEFAULTS: dict[str, Any] = {
     Keys.TRIAL_RESULTS: {},
     Keys.TEACH_SETTINGS: {},
     Keys.TEACH_REPLICATES: None,
+    Keys.TEACH_BINARY_SETTINGS: {},
+    Keys.QUADRATURE_RESULTS: {},
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,
 }
