@@ -73,6 +73,12 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
         "R": "The same model for lme4 with lmerTest (df and p values), as lme4 writes it.",
         "SAS": "PROC IMPORT of the data file and PROC MIXED with the same model.",
     }
+    if record.result.design.spec.residual is not None:  # an MMRM: mmrm and REPEATED
+        helps["R"] = "The same model for R's mmrm package (mixed models for repeated measures)."
+        helps["SAS"] = (
+            "PROC IMPORT of the data file and PROC MIXED with the covariance of the visits as "
+            "a REPEATED statement (TYPE= the structure)."
+        )
     tabs = st.tabs(list(codes))
     for tab, (lang, (code, highlight, ext)) in zip(tabs, codes.items(), strict=True):
         with tab:

@@ -49,7 +49,7 @@ def residuals_vs_fitted_figure(frame: pd.DataFrame, outcome: str) -> go.Figure:
     )
     fig.add_hline(y=0, line_dash="dash", line_color="#888888")
     style_figure(
-        fig, "Residuals vs fitted (population mean)", f"fitted {outcome}", "residual (y - Xb)"
+        fig, "Residuals vs fitted", f"fitted {outcome} (population mean)", "residual (y - Xb)"
     )
     fig.update_layout(legend=LEGEND_BELOW)
     return fig
@@ -60,7 +60,7 @@ def normalized_qq_figure(frame: pd.DataFrame) -> go.Figure:
     model is right: the points follow the line of slope 1)."""
     return qq_figure(
         qq_points(frame["normalized"].to_numpy(float)),
-        title="QQ plot of the normalized residuals",
+        title="QQ of normalized residuals",
         y_label="normalized residual",
     )
 

@@ -24,6 +24,17 @@ def mmrm_comparison_section(records: list[FitRecord]) -> None:
     st.dataframe(
         styled(table, RULES),
         key="compare_mmrm_criteria",
+        column_order=[  # numbers first, the long formula last (a 1024 px screen)
+            "kind",
+            "npar",
+            "AIC",
+            "BIC",
+            "delta_AIC",
+            "logLik",
+            "fitted by",
+            "converged",
+            "formula",
+        ],  # fmt: skip
         column_config={
             "npar": LRT_COLUMNS["npar"],
             "logLik": LRT_COLUMNS["logLik"],

@@ -86,7 +86,7 @@ def test_diagnostics_compare_and_export_of_mmrms(trial):
     assert not at.exception
     figures = figures_on(at)
     assert len(figures) == 3  # residuals vs fitted, QQ of normalized, correlation pair
-    assert "QQ plot of the normalized residuals" in figures[1]["layout"]["title"]["text"]
+    assert "QQ of normalized residuals" in figures[1]["layout"]["title"]["text"]
     heat = [t for t in figures[2]["data"] if t["type"] == "heatmap"]
     z = np.asarray(heat[0]["z"], float)
     assert len(heat) == 2 and np.isclose(z[0, 2], z[0, 1] ** 2)
