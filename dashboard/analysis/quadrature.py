@@ -247,7 +247,7 @@ def verdict(ladder: QuadratureLadder) -> Verdict:
     sd_text = "—" if np.isnan(sd_change) else f"{sd_change:+.1%}"
     text = (
         f"From Laplace (nagq = 1) to {k} quadrature points the fixed effects move by at most "
-        f"**{shift.max():.2f} standard errors** ({shift.idxmax()}), the SD of the "
+        f"**{shift.max():.2f} standard errors** (for {shift.idxmax()}), the SD of the "
         f"{ladder.group} effects by **{sd_text}** and the log-likelihood by "
         f"**{-ll_change:+.2f}**. Shifts below {SHIFT_GOOD} SE and {SD_GOOD:.0%} do not "
         f"matter; above {SHIFT_POOR} SE or {SD_POOR:.0%} they can change conclusions. A "

@@ -71,9 +71,9 @@ def quadrature_figure(
     fig.update_xaxes(title_text="quadrature points (nagq)", type="category")
     fig.update_layout(
         template=TEMPLATE,
-        height=380,
+        height=420,
         title={"text": "Laplace (nagq = 1) against adaptive quadrature"},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
-        margin={"t": 90, "b": 110},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
+        margin={"t": 90, "b": 140},
     )
     return fig
