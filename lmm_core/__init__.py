@@ -36,7 +36,10 @@ from lmm_core.errors import (
     ModelError,
 )
 from lmm_core.glmm import GLMMResult, fit_glmm
-from lmm_core.inference import mmrm_fixef  # noqa: F401  (installs MMRM fixef_table methods)
+from lmm_core.inference import (
+    mmrm_fixef,  # noqa: F401  (installs MMRM fixef_table methods)
+    mmrm_random_fixef,  # noqa: F401  (and those of MMRM + random)
+)
 from lmm_core.inference.bootstrap import BootstrapResult, parametric_bootstrap
 from lmm_core.inference.estimable import type3_tests
 from lmm_core.inference.fixed_effects import (

@@ -39,6 +39,8 @@ from lmm_core.inference.mmrm_kenward_roger import (
     kenward_roger_df,
     kenward_roger_pieces,
 )
+from lmm_core.inference.mmrm_random_fixef import random_kenward_roger
+from lmm_core.model.mmrm_random_results import MMRMRandomResult
 from lmm_core.model.mmrm_results import MMRMResult
 
 _ALIASES = {"kr": "kenward-roger", "kenward_roger": "kenward-roger", "normal": "wald"}
@@ -60,7 +62,10 @@ def _mmrm_method(method: str) -> str:
 
 def _kr_pieces(result: MMRMResult) -> KenwardRogerPieces:
     """The Kenward-Roger pieces of an MMRM fit, computed once (the same ``derived`` key as
-    :mod:`lmm_core.inference.mmrm_fixef`)."""
+    :mod:`lmm_core.inference.mmrm_fixef`); for random effects plus a covariance of the visits
+    those of :mod:`lmm_core.inference.mmrm_random_kr`."""
+    if isinstance(result, MMRMRandomResult):
+        return random_kenward_roger(result)
     if "kenward_roger" not in result.derived:
         result.derived["kenward_roger"] = kenward_roger_pieces(result)
     return result.derived["kenward_roger"]

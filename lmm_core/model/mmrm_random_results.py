@@ -12,41 +12,53 @@ accessors.
   ``varcorr_table()`` in the layout of ``as.data.frame(VarCorr(fit))``, the residual rows
   being the standard deviations of the visits;
 - ``fixef_table``: ``"satterthwaite"`` (the numerical Jacobian of ``(X'V^-1X)^-1`` in ``psi``
-  and ``2 H^-1``, as :class:`MMRMResult`), ``"residual"`` or ``"wald"``, model-based covariance.
-  Kenward-Roger, between-within and the sandwich estimators are refused with a
-  :class:`~lmm_core.errors.ModelError`: their MMRM implementations
-  (:mod:`lmm_core.inference.mmrm_kenward_roger`, :mod:`lmm_core.inference.mmrm_sandwich`)
-  take the subjects as independent, which random effects above the subject break.
+  and ``2 H^-1``, as :class:`MMRMResult`), ``"residual"`` or ``"wald"`` with the model-based
+  covariance are computed here; Kenward-Roger (and its "linear" variant), between-within and
+  the cluster sandwiches ``"CR0"``, ``"CR2"``, ``"CR3"`` (clusters: the top-level grouping
+  factor) come from :mod:`lmm_core.inference.mmrm_random_fixef`, which installs itself with
+  :func:`register_random_inference` when imported (the inference stage imports this module,
+  never the reverse).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from lmm_core.errors import ModelError
 from lmm_core.model.mmrm_random import RandomMMRMCriterion
 from lmm_core.model.mmrm_random_optimize import singular
-from lmm_core.model.mmrm_results import MMRMResult, _vcov_method
+from lmm_core.model.mmrm_results import (
+    _LOCAL,
+    DF_METHODS,
+    MMRMInference,
+    MMRMResult,
+    _vcov_method,
+)
+from lmm_core.model.results import FIXEF_COLUMNS
 
-_AVAILABLE = ("satterthwaite", "residual", "wald")
 _STEP = 1e-5
-_MMRM_ONLY = ("kenward", "sandwich")  # keys of MMRM-only pieces in ``derived``
+_RANDOM_INFERENCE: list[MMRMInference] = []
 
 
-class _Derived(dict):
-    """``derived`` of a combined fit: asking it for the pieces of the MMRM-only inference
-    (Kenward-Roger, sandwiches; what LS-means and F tests with those methods look up first) is
-    a :class:`ModelError` naming what is available, not a failure deep inside them."""
+def register_random_inference(function: MMRMInference) -> MMRMInference:
+    """Install the function behind :meth:`MMRMRandomResult.fixef_table`'s Kenward-Roger,
+    between-within and sandwich methods (:mod:`lmm_core.inference.mmrm_random_fixef`
+    registers itself when imported)."""
+    _RANDOM_INFERENCE[:] = [function]
+    return function
 
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str) and key.startswith(_MMRM_ONLY):
-            raise ModelError(_refusal(key.split("_")[0], "model"))
-        return super().__contains__(key)
+
+def _inference() -> MMRMInference:
+    if not _RANDOM_INFERENCE:
+        raise RuntimeError(
+            "Kenward-Roger, between-within and sandwich covariances of this model need "
+            "lmm_core.inference.mmrm_random_fixef: import lmm_core (or that module) first."
+        )
+    return _RANDOM_INFERENCE[0]
 
 
 VARCORR_COLUMNS = ["group", "var1", "var2", "vcov", "sdcor"]
@@ -57,7 +69,6 @@ class MMRMRandomResult(MMRMResult):
     """A fitted model with random effects and a covariance structure of the visits."""
 
     criterion: RandomMMRMCriterion  # type: ignore[assignment]
-    derived: dict[str, Any] = field(default_factory=_Derived, repr=False)
 
     @property
     def reterms(self) -> tuple:
@@ -149,17 +160,44 @@ class MMRMRandomResult(MMRMResult):
         vcov_method: str = "model",
     ) -> pd.DataFrame:
         """Estimates, SEs, df, t and p values and confidence intervals: ``df_method``
-        ``"satterthwaite"``, ``"residual"`` or ``"wald"`` with the model-based covariance."""
+        ``"satterthwaite"``, ``"kenward-roger"``, ``"kenward-roger-linear"``,
+        ``"between-within"``, ``"residual"`` or ``"wald"``; ``vcov_method`` ``"model"`` or a
+        cluster sandwich ``"CR0"``, ``"CR2"``, ``"CR3"`` (then Satterthwaite's df is the
+        sandwich's own). Kenward-Roger takes ``vcov_method="model"`` only."""
         method = str(df_method).lower()
-        if method not in _AVAILABLE or _vcov_method(vcov_method) != "model":
-            raise ModelError(_refusal(df_method, vcov_method))
-        return super().fixef_table(method, level, "model")
+        kind = _vcov_method(vcov_method)
+        if method not in DF_METHODS or (kind == "model" and method in _LOCAL):
+            return super().fixef_table(method, level, kind)  # validates, or computes here
+        if method.startswith("kenward") and kind != "model":
+            return super().fixef_table(method, level, kind)  # the MMRM's message
+        vcov, df = _inference()(self, method, kind)
+        se = np.sqrt(np.diag(vcov))
+        beta = self.beta
+        t_value = beta / se
+        q = stats.t.ppf(0.5 + level / 2.0, df)
+        table = pd.DataFrame(
+            {
+                "estimate": beta,
+                "std_error": se,
+                "df": df,
+                "t_value": t_value,
+                "p_value": 2.0 * stats.t.sf(np.abs(t_value), df),
+                "ci_lower": beta - q * se,
+                "ci_upper": beta + q * se,
+            },
+            index=pd.Index(self.x_names, name="term"),
+        )
+        return table[FIXEF_COLUMNS].astype(float)
 
     def vcov_sandwich(self, kind: str = "CR0") -> pd.DataFrame:
-        """Only the model-based covariance is available with random effects."""
-        if _vcov_method(kind) == "model":
+        """Cluster-robust covariance of the fixed effects (clusters: the top-level grouping
+        factor): ``"CR0"``, ``"CR2"`` or ``"CR3"``
+        (:mod:`lmm_core.inference.mmrm_random_sandwich`)."""
+        kind = _vcov_method(kind)
+        if kind == "model":
             return self.vcov
-        raise ModelError(_refusal("satterthwaite", kind))
+        vcov, _ = _inference()(self, "wald", kind)
+        return pd.DataFrame(vcov, index=self.x_names, columns=self.x_names)
 
     # ---------------------------------------------------------------- prediction
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True) -> np.ndarray:
@@ -189,12 +227,3 @@ class MMRMRandomResult(MMRMResult):
                 if original == k:
                     return merged[:, cols]
         raise AssertionError(f"term {k} is not among the merged terms")
-
-
-def _refusal(df_method: str, vcov_method: str) -> str:
-    return (
-        f"df_method={df_method!r} with vcov_method={vcov_method!r} is not available for random "
-        "effects together with a covariance of the visits (Kenward-Roger, between-within and "
-        "the sandwich estimators here take the subjects as independent). Available: "
-        "df_method 'satterthwaite', 'residual' or 'wald' with vcov_method='model'."
-    )

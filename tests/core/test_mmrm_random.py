@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from scipy import linalg, stats
 
-from lmm_core import DataError, ModelError, fit_lmm
+from lmm_core import DataError, fit_lmm
 from lmm_core.design.build import build_design
 from lmm_core.model.mmrm_random import RandomMMRMCriterion
 from lmm_core.model.mmrm_random_results import MMRMRandomResult
@@ -181,14 +181,6 @@ def test_fixef_table_satterthwaite(fits):
     assert np.all(res.fixef_table("residual")["df"] == res.nobs - res.design.p)
 
 
-@pytest.mark.parametrize(
-    ("df_method", "vcov_method"), [("kenward-roger", "model"), ("satterthwaite", "CR0")]
-)
-def test_unavailable_inference_is_refused(fits, df_method, vcov_method):
-    with pytest.raises(ModelError, match="Available: df_method 'satterthwaite'"):
-        fits["ar1_reml"].fixef_table(df_method, vcov_method=vcov_method)
-
-
 def test_type3_tests_work_on_the_combined_model(fits):
     from lmm_core import type3_tests
 
@@ -196,13 +188,6 @@ def test_type3_tests_work_on_the_combined_model(fits):
     assert list(table.index) == ["avisit", "arm", "avisit:arm"]
     assert list(table["num_df"]) == [4, 1, 4]
     assert np.all((table["den_df"] > 1) & (table["den_df"] < fits["ar1_reml"].nobs))
-
-
-def test_unavailable_lsmeans_df_are_refused(fits):
-    from lmm_core import lsmeans
-
-    with pytest.raises(ModelError, match="Available: df_method 'satterthwaite'"):
-        lsmeans(fits["ar1_reml"], "arm", by="avisit", df_method="kenward-roger")
 
 
 def test_results_do_not_depend_on_units(fits):
