@@ -52,7 +52,9 @@ def model_key(formula: str | ModelSpec) -> tuple:
     ``ns(t, df = 3)``, ``poly(t, 2)`` against ``poly(t, degree = 2)``) do not matter: the key
     holds the response, the intercept and the set of fixed terms, and the set of random
     terms (group, intercept, terms). ``poly(t, 2, raw = TRUE)`` stays another model than
-    ``poly(t, 2)`` (the same curve, other coefficients), as ``I(t/7)`` is not ``t``.
+    ``poly(t, 2)`` (the same curve, other coefficients), as ``I(t/7)`` is not ``t``. The
+    covariance structure of the visits (``ar1(visit | patient)``) is part of the key: an AR(1)
+    and an unstructured MMRM of the same fixed effects are two models.
 
     Raises
     ------
@@ -66,7 +68,8 @@ def model_key(formula: str | ModelSpec) -> tuple:
         return tl.intercept, tuple(sorted(tuple(sorted(name[v] for v in t)) for t in tl.terms))
 
     randoms = sorted((r.group, terms(r.lhs)) for r in spec.random)
-    return (deparse(spec.response), terms(spec.fixed), tuple(randoms))
+    residual = None if spec.residual is None else spec.residual.label
+    return (deparse(spec.response), terms(spec.fixed), tuple(randoms), residual)
 
 
 def _key_text(label: str, node: Node) -> str:

@@ -15,7 +15,6 @@ from dashboard.analysis.formula_text import model_key
 from dashboard.analysis.records import FitRecord, label_of
 from dashboard.state.session import Keys
 from lmm_core import LMMError
-from lmm_core.formula.terms import parse_formula
 
 __all__ = [
     "MODEL_PAGE",
@@ -60,12 +59,9 @@ def taken_labels() -> set[str]:
 
 
 def _same_model_key(formula: str) -> tuple | None:
-    """:func:`dashboard.analysis.formula_text.model_key` and the covariance structure of the
-    visits (``ar1(visit | patient)``), which that key leaves out: an AR(1) and an
-    unstructured MMRM of the same fixed effects are two models."""
+    """:func:`dashboard.analysis.formula_text.model_key`, ``None`` if the text does not parse."""
     try:
-        residual = parse_formula(formula).residual
-        return (*model_key(formula), None if residual is None else residual.label)
+        return model_key(formula)
     except LMMError:  # a record's formula always parses; be safe anyway
         return None
 

@@ -79,7 +79,6 @@ TYPOS = [  # formula, what the message must contain (the offending token, a hint
     ("Reaction ~ ~ Days", ["`~`"]),
     ("Reaction ~ Days + (0 | Subject)", ["nothing to estimate on the left of `|`"]),
     ("Reaction ~ factor(Days) + us(factor(Days) | Subject)", ["must be a column name"]),
-    ("Reaction ~ Days + ar1(Days | Subject)", ["`ar1(Days | Subject)`", "do not show"]),
     ("", None),  # empty box: the builder's formula is fitted instead (no error)
 ]
 

@@ -354,3 +354,10 @@ def test_the_simpler_model_of_a_singular_curve_fit_keeps_the_spline_terms():
     simpler = ms.simpler_formula(result)
     assert simpler == "Reaction ~ ns(`Visit day`, 3) + (1 | Subject)"
     assert model_key(simpler) == model_key("Reaction ~ ns(`Visit day`, df = 3) + (1 | Subject)")
+
+
+def test_model_key_tells_covariance_structures_apart():
+    base = "y ~ visit * arm + {}(visit | id)"
+    assert model_key(base.format("ar1")) != model_key(base.format("us"))
+    assert model_key(base.format("ar1")) == model_key("y~arm*visit+ar1(visit|id)")
+    assert model_key(base.format("ar1")) != model_key("y ~ visit * arm + (1 | id)")
