@@ -36,6 +36,7 @@ from lmm_core.errors import (
     ModelError,
 )
 from lmm_core.glmm import GLMMResult, fit_glmm
+from lmm_core.glmm.simulate import simulate_glmm
 from lmm_core.inference import (
     mmrm_fixef,  # noqa: F401  (installs MMRM fixef_table methods)
     mmrm_random_fixef,  # noqa: F401  (and those of MMRM + random)
@@ -48,6 +49,9 @@ from lmm_core.inference.fixed_effects import (
     contrast_test,
     fixef_inference,
 )
+from lmm_core.inference.glmm_bootstrap import pb_lrt
+from lmm_core.inference.glmm_lrt import glmm_lrt
+from lmm_core.inference.glmm_profile import GLMMProfile, glmm_profile_confint
 from lmm_core.inference.kenward_roger import KenwardRogerTooLarge
 from lmm_core.inference.lrt import chibar_pvalue, lrt
 from lmm_core.inference.lsmeans import lsmeans, lsmeans_contrasts
@@ -65,6 +69,7 @@ __all__ = [
     "DataError",
     "FitOptions",
     "FormulaError",
+    "GLMMProfile",
     "GLMMResult",
     "KenwardRogerTooLarge",
     "LMMError",
@@ -80,16 +85,20 @@ __all__ = [
     "fit_glmm",
     "fit_lmm",
     "fixef_inference",
+    "glmm_lrt",
+    "glmm_profile_confint",
     "icc",
     "icc_curve",
     "lrt",
     "lsmeans",
     "lsmeans_contrasts",
     "parametric_bootstrap",
+    "pb_lrt",
     "profile_confint",
     "r2_nakagawa",
     "simulate",
     "simulate_from_formula",
+    "simulate_glmm",
     "theta_from_covariances",
     "type3_tests",
 ]

@@ -27,6 +27,7 @@ from lmm_core.errors import DataError
 from lmm_core.glmm.family import Family
 from lmm_core.glmm.pirls import GLMMCriterion, PIRLSState
 from lmm_core.glmm.response import GLMMData
+from lmm_core.glmm.simulate import simulate_glmm
 from lmm_core.model.results import is_singular_fit
 
 FIXEF_COLUMNS = ["estimate", "std_error", "z_value", "p_value", "ci_lower", "ci_upper"]
@@ -111,6 +112,11 @@ class GLMMResult:
     @property
     def nobs(self) -> int:
         return int(self.data.y.shape[0])
+
+    @property
+    def y(self) -> np.ndarray:
+        """The response on the rows used (proportions of the trials, or counts)."""
+        return self.data.y
 
     @property
     def ngroups(self) -> dict[str, int]:
@@ -266,6 +272,20 @@ class GLMMResult:
                     contrib[known] = np.einsum("ij,ij->i", z[known], b[codes[known]])
                     eta = eta + contrib
         return eta if scale == "link" else self.family.link.linkinv(eta)
+
+    # ---------------------------------------------------------------- simulation
+    def simulate(
+        self,
+        n_sim: int = 1,
+        *,
+        seed: int | np.random.Generator | None = None,
+        use_u: bool = False,
+    ) -> np.ndarray:
+        """Responses simulated from the fit, as lme4's ``simulate()``
+        (:func:`lmm_core.glmm.simulate.simulate_glmm`): ``(n_sim, n)`` proportions of the
+        trials (binomial) or counts (Poisson); new random effects ``N(0, lambda lambda')``
+        at each draw, or the conditional modes with ``use_u=True``."""
+        return simulate_glmm(self, n_sim, seed=seed, use_u=use_u)
 
 
 __all__ = ["FIXEF_COLUMNS", "GLMMResult", "conditional_effects"]

@@ -20,6 +20,10 @@ Intervals from the replicates ``t*`` of a parameter with estimate ``t_hat``
     percentile:  [q_{alpha/2}(t*), q_{1-alpha/2}(t*)]
     basic:       [2 t_hat - q_{1-alpha/2}(t*), 2 t_hat - q_{alpha/2}(t*)]
     normal:      (t_hat - bias) -/+ z_{1-alpha/2} sd(t*),  bias = mean(t*) - t_hat
+
+A GLMM fit (:class:`~lmm_core.glmm.results.GLMMResult`) is bootstrapped by
+:func:`lmm_core.inference.glmm_bootstrap.bootstrap_samples` (binomial or Poisson responses,
+maximum-likelihood refits; no ``sigma`` column) into the same :class:`BootstrapResult`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from lmm_core.glmm.results import GLMMResult
+from lmm_core.inference.glmm_bootstrap import bootstrap_samples
 from lmm_core.inference.profile import parameter_names, sdcor_from_theta
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.linalg import single_threaded_blas
@@ -134,7 +140,8 @@ def parametric_bootstrap(
     Parameters
     ----------
     result
-        The fit to bootstrap (REML fits are refitted by REML, ML fits by ML).
+        The fit to bootstrap (REML fits are refitted by REML, ML fits by ML; a GLMM by
+        maximum likelihood with its own ``nagq``).
     n_boot
         Number of replicates.
     seed
@@ -150,6 +157,8 @@ def parametric_bootstrap(
     """
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
+    if isinstance(result, GLMMResult):
+        return BootstrapResult(**bootstrap_samples(result, n_boot, seed, progress))
     start = time.perf_counter()
     design = result.design
     names = parameter_names(result)

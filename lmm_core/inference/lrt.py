@@ -8,6 +8,10 @@ does by default, REML fits are refitted with ML first, and the table says so.
 When the larger model adds variance parameters, the null value sits on the boundary of the
 parameter space and the chi-square p-value is conservative (the 50:50 chi-bar-square mixture
 is the better reference; see :func:`chibar_pvalue`).
+
+GLMM fits (:class:`~lmm_core.glmm.results.GLMMResult`) go to
+:func:`lmm_core.inference.glmm_lrt.glmm_lrt`, which returns the same table (no REML, nothing
+to refit).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import pandas as pd
 from scipy import stats
 
 from lmm_core.errors import ComparisonError
+from lmm_core.glmm.results import GLMMResult
+from lmm_core.inference.glmm_lrt import glmm_lrt
 from lmm_core.model.fit import fit_design
 from lmm_core.model.results import LMMResult
 
@@ -29,7 +35,8 @@ def lrt(*results: LMMResult, names: list[str] | None = None, refit: bool = True)
     Parameters
     ----------
     *results
-        Fits of the same response on the same rows.
+        Fits of the same response on the same rows (linear mixed models, or GLMMs: then
+        :func:`~lmm_core.inference.glmm_lrt.glmm_lrt`).
     names
         Row labels (the formulas if omitted).
     refit
@@ -51,6 +58,8 @@ def lrt(*results: LMMResult, names: list[str] | None = None, refit: bool = True)
     """
     if len(results) < 2:
         raise ComparisonError("Choose at least two fitted models to compare.")
+    if any(isinstance(r, GLMMResult) for r in results):
+        return glmm_lrt(*results, names=names)
     labels = list(names) if names is not None else [r.formula for r in results]
     if len(labels) != len(results):
         raise ComparisonError("Give one name per model.")
