@@ -28,7 +28,13 @@ from lmm_core.glmm.family import Family
 from lmm_core.glmm.pirls import GLMMCriterion, PIRLSState
 from lmm_core.glmm.response import GLMMData
 from lmm_core.glmm.simulate import simulate_glmm
-from lmm_core.model.results import is_singular_fit
+from lmm_core.model.results import (
+    VARCORR_COLUMNS,
+    by_group,
+    conditional_sds,
+    is_singular_fit,
+    varcorr_rows,
+)
 
 FIXEF_COLUMNS = ["estimate", "std_error", "z_value", "p_value", "ci_lower", "ci_upper"]
 
@@ -176,47 +182,20 @@ class GLMMResult:
     def varcorr_table(self) -> pd.DataFrame:
         """Variance components as ``as.data.frame(VarCorr(fit))``: variances (``sdcor`` the
         SD), then covariances (``sdcor`` the correlation); no residual row."""
-        rows = []
-        seen: dict[str, int] = {}
-        for t, cov in zip(self.reterms, self.covariance_matrices(), strict=True):
-            k = seen.get(t.group, 0)
-            label = t.group if k == 0 else f"{t.group}.{k}"
-            seen[t.group] = k + 1
-            sd = np.sqrt(np.diag(cov))
-            for i, name in enumerate(t.cnames):
-                rows.append((label, name, None, cov[i, i], sd[i]))
-            for i, j in zip(*t.structure.covariance_pairs(), strict=True):
-                denom = sd[i] * sd[j]
-                rows.append(
-                    (
-                        label,
-                        t.cnames[j],
-                        t.cnames[i],
-                        cov[i, j],
-                        cov[i, j] / denom if denom > 0 else np.nan,
-                    )
-                )
-        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+        return pd.DataFrame(
+            varcorr_rows(self.reterms, self.covariance_matrices()), columns=VARCORR_COLUMNS
+        )
 
     # ---------------------------------------------------------------- random effects
-    def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for t, values in zip(self.reterms, arrays, strict=True):
-            frame = pd.DataFrame(
-                values, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames)
-            )
-            out[t.group] = frame if t.group not in out else out[t.group].join(frame)
-        return out
-
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects (link scale), one table per group."""
-        return self._by_group(list(self.b))
+        return by_group(self.reterms, list(self.b))
 
     @property
     def ranef_sd(self) -> dict[str, pd.DataFrame]:
         """Conditional standard deviations of the random effects (lme4's ``condVar``)."""
-        return self._by_group([np.sqrt(np.diagonal(c, axis1=1, axis2=2)) for c in self.cond_cov])
+        return by_group(self.reterms, conditional_sds(self.cond_cov))
 
     # ---------------------------------------------------------------- fit criteria
     @property

@@ -81,6 +81,51 @@ def is_singular_fit(theta: np.ndarray, reterms: tuple, tol: float) -> bool:
     return bool(np.any(np.abs(phi[diag]) < tol))
 
 
+VARCORR_COLUMNS = ["group", "var1", "var2", "vcov", "sdcor"]
+
+
+def term_labels(reterms: tuple) -> list[str]:
+    """lme4's VarCorr names: repeated group names get ``.1``, ``.2``, ... suffixes."""
+    seen: dict[str, int] = {}
+    labels = []
+    for t in reterms:
+        k = seen.get(t.group, 0)
+        labels.append(t.group if k == 0 else f"{t.group}.{k}")
+        seen[t.group] = k + 1
+    return labels
+
+
+def varcorr_rows(reterms: tuple, covariances: list[np.ndarray]) -> list[tuple]:
+    """Rows of ``as.data.frame(VarCorr(fit))`` for the random-effects terms: per term its
+    variances (``sdcor`` the SD), then the covariances its structure estimates (``sdcor`` the
+    correlation); columns :data:`VARCORR_COLUMNS`."""
+    rows: list[tuple] = []
+    for label, t, cov in zip(term_labels(reterms), reterms, covariances, strict=True):
+        sd = np.sqrt(np.diag(cov))
+        for i, name in enumerate(t.cnames):
+            rows.append((label, name, None, cov[i, i], sd[i]))
+        for i, j in zip(*t.structure.covariance_pairs(), strict=True):
+            denom = sd[i] * sd[j]
+            corr = cov[i, j] / denom if denom > 0 else np.nan
+            rows.append((label, t.cnames[j], t.cnames[i], cov[i, j], corr))
+    return rows
+
+
+def by_group(reterms: tuple, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Per-term arrays (levels x columns) as one DataFrame per grouping factor (terms of one
+    factor side by side), indexed by the factor's levels."""
+    out: dict[str, pd.DataFrame] = {}
+    for t, values in zip(reterms, arrays, strict=True):
+        frame = pd.DataFrame(values, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames))
+        out[t.group] = frame if t.group not in out else out[t.group].join(frame)
+    return out
+
+
+def conditional_sds(cond_cov: list[np.ndarray]) -> list[np.ndarray]:
+    """Square roots of the diagonals of per-level conditional covariances."""
+    return [np.sqrt(np.diagonal(c, axis1=1, axis2=2)) for c in cond_cov]
+
+
 @dataclass(frozen=True)
 class LMMResult:
     """A fitted linear mixed model.
@@ -217,16 +262,6 @@ class LMMResult:
         """``sigma^2 lambda lambda'`` per term: the random effects' covariance matrix."""
         return [self.sigma**2 * (lam @ lam.T) for lam in self.lambdas]
 
-    def _term_labels(self) -> list[str]:
-        """lme4's VarCorr names: repeated group names get ``.1``, ``.2``, ... suffixes."""
-        seen: dict[str, int] = {}
-        labels = []
-        for t in self.reterms:
-            k = seen.get(t.group, 0)
-            labels.append(t.group if k == 0 else f"{t.group}.{k}")
-            seen[t.group] = k + 1
-        return labels
-
     def varcorr_table(self) -> pd.DataFrame:
         """Variance components like lme4's ``as.data.frame(VarCorr(fit))``.
 
@@ -234,40 +269,20 @@ class LMMResult:
         term that its structure estimates (``sdcor`` the correlation), the residual last as
         group ``"Residual"``.
         """
-        rows = []
-        for label, t, cov in zip(
-            self._term_labels(), self.reterms, self.covariance_matrices(), strict=True
-        ):
-            sd = np.sqrt(np.diag(cov))
-            for i, name in enumerate(t.cnames):
-                rows.append((label, name, None, cov[i, i], sd[i]))
-            for i, j in zip(*t.structure.covariance_pairs(), strict=True):
-                denom = sd[i] * sd[j]
-                corr = cov[i, j] / denom if denom > 0 else np.nan
-                rows.append((label, t.cnames[j], t.cnames[i], cov[i, j], corr))
+        rows = varcorr_rows(self.reterms, self.covariance_matrices())
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+        return pd.DataFrame(rows, columns=VARCORR_COLUMNS)
 
     # ---------------------------------------------------------------- random effects
-    def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for t, values in zip(self.reterms, arrays, strict=True):
-            frame = pd.DataFrame(
-                values, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames)
-            )
-            out[t.group] = frame if t.group not in out else out[t.group].join(frame)
-        return out
-
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor."""
-        return self._by_group(list(self.b))
+        return by_group(self.reterms, list(self.b))
 
     @property
     def ranef_sd(self) -> dict[str, pd.DataFrame]:
         """Conditional standard deviations of the random effects (lme4 ``condVar``)."""
-        sds = [np.sqrt(np.diagonal(c, axis1=1, axis2=2)) for c in self.cond_cov]
-        return self._by_group(sds)
+        return by_group(self.reterms, conditional_sds(self.cond_cov))
 
     # ---------------------------------------------------------------- fit criteria
     @property

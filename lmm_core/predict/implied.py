@@ -38,7 +38,7 @@ import pandas as pd
 
 from lmm_core.design.build import term_matrix
 from lmm_core.errors import DataError, FormulaError, ModelError
-from lmm_core.model.results import LMMResult
+from lmm_core.model.results import LMMResult, term_labels
 
 __all__ = ["ImpliedCovariance", "covariance_at_times", "implied_covariance"]
 
@@ -245,7 +245,7 @@ def implied_covariance(
             raise ModelError(f"`{subject}` is not a grouping factor of the model ({groups}).")
     if time is None:
         time = _default_time(result, subject)
-    labels = result._term_labels()
+    labels = term_labels(result.reterms)
     z = [_term_z(term, t, time) for term in terms]
     covs = result.covariance_matrices()
     shared = [
