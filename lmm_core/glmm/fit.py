@@ -8,14 +8,19 @@
    approximation (``nagq = 1``) or adaptive Gauss-Hermite quadrature (``nagq > 1``, one
    scalar random effect only; :mod:`lmm_core.glmm.agq`).
 
-Both stages use BOBYQA (:func:`lmm_core.model.bobyqa.bobyqa`) in unit-free coordinates:
+The first stage uses BOBYQA (:func:`lmm_core.model.bobyqa.bobyqa`), the second Newton's method
+on finite-difference derivatives (:func:`hessian`), both in unit-free coordinates:
 ``phi = theta * s`` (:func:`lmm_core.design.reterms.theta_scale`) and ``beta`` in units of its
 first-stage standard error, so that the steps and stopping rules do not depend on the units of
-the covariates. At the optimum a finite-difference Hessian ``H`` of ``-2 log L`` in those
-coordinates gives the convergence check (the Newton step ``H^-1 g`` must be small; a failed
-check restarts the optimizer once from the Newton point) and, as glmer's default
-``use.hessian = TRUE``, the covariance of ``beta``: the ``beta`` block of ``2 H^-1``.
-Variance parameters on their bound (a singular fit) are held fixed in ``H``.
+the covariates. The first-stage point is close to the optimum, so a few Newton steps (then
+chord steps with the last Hessian, gradients only) reach it with far fewer evaluations than a
+derivative-free search; the iteration stops when a step is below ``NEWTON_TOL`` (the step is
+taken). The Hessian ``H`` of ``-2 log L`` gives, as glmer's default ``use.hessian = TRUE``, the
+covariance of ``beta``: the ``beta`` block of ``2 H^-1``. When the Newton iteration cannot be
+trusted (a variance parameter on or moving to its bound, ``H`` not positive definite) the
+second stage is BOBYQA's, checked by the Newton step at its optimum (a failed check restarts
+it once from the Newton point); variance parameters on their bound (a singular fit) are then
+held fixed in ``H``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ from lmm_core.model.linalg import single_threaded_blas
 
 HESSIAN_STEP = 2e-3
 NEWTON_TOL = 1e-3
+#: Newton iterations of the second stage before BOBYQA takes over
+NEWTON_ITER = 10
+#: a Newton step below this keeps its Hessian for the remaining (chord) steps
+CHORD_TOL = 1e-2
+MAX_STEP_HALVINGS = 6
 
 
 class _Stage2:
@@ -53,7 +63,10 @@ class _Stage2:
         return self.crit.laplace_state(*self.params(x))
 
     def __call__(self, x: np.ndarray) -> float:
-        state = self.state(x)
+        return self.value(self.state(x))
+
+    def value(self, state: PIRLSState) -> float:
+        """``-2 log L`` at a state."""
         if self.nagq == 1:
             return self.crit.minus2_loglik(state)
         return -2.0 * agq_loglik(self.crit, state, self.nagq)
@@ -118,12 +131,14 @@ def _minimise(fun: _Stage2, x0: np.ndarray, lower: np.ndarray, step: np.ndarray)
     return np.asarray(best, float), float(fbest), obj.n_evals
 
 
-def hessian(fun, x: np.ndarray, free: np.ndarray, h: float = HESSIAN_STEP):
+def hessian(fun, x: np.ndarray, free: np.ndarray, h: float = HESSIAN_STEP, f0=None):
     """Gradient (central differences) and Hessian of ``fun`` at ``x`` over ``free`` indices
-    (diagonal central, off-diagonal ``(f(x+h_j+h_k) - f(x+h_j) - f(x+h_k) + f(x)) / h^2``)."""
+    (diagonal central, off-diagonal ``(f(x+h_j+h_k) - f(x+h_j) - f(x+h_k) + f(x)) / h^2``);
+    ``f0``: ``fun(x)`` when already known."""
     idx = np.flatnonzero(free)
     d = idx.size
-    f0 = fun(x)
+    known = f0 is not None
+    f0 = f0 if known else fun(x)
     fp, fm = np.empty(d), np.empty(d)
     for a, j in enumerate(idx):
         e = np.zeros_like(x)
@@ -136,7 +151,7 @@ def hessian(fun, x: np.ndarray, free: np.ndarray, h: float = HESSIAN_STEP):
             e = np.zeros_like(x)
             e[idx[a]] = e[idx[c]] = h
             hess[a, c] = hess[c, a] = (fun(x + e) - fp[a] - fp[c] + f0) / h**2
-    return grad, hess, 1 + 2 * d + d * (d - 1) // 2
+    return grad, hess, (0 if known else 1) + 2 * d + d * (d - 1) // 2
 
 
 def fit_glmm(
@@ -196,26 +211,13 @@ def _fit(crit: GLMMCriterion, formula: str, nagq: int, start: float) -> GLMMResu
     fun = _Stage2(crit, nagq, first.beta, se1)
     lower = np.concatenate([crit.lower * crit.theta_scale, np.full(se1.size, -np.inf)])
     x0 = np.concatenate([phi1, np.zeros(se1.size)])
-    step = np.concatenate([np.maximum(0.1 * np.abs(phi1), 0.05), np.full(se1.size, 0.5)])
-    x, fmin, evals2 = _minimise(fun, x0, lower, step)
+    found = _newton_stage2(fun, x0, lower)
+    if found is not None:
+        x, hess, free, evals2 = found
+        converged, evals3 = True, 0
+    else:
+        x, hess, free, converged, evals2, evals3 = _bobyqa_stage2(fun, x0, lower, phi1)
     messages: list[str] = []
-    free = np.ones(x.size, bool)
-    on_bound = np.isfinite(lower) & (x - lower < 10 * HESSIAN_STEP)
-    free &= ~on_bound
-    grad, hess, evals3 = hessian(fun, x, free)
-    newton = _newton_step(grad, hess)
-    if newton is None or np.max(np.abs(newton)) > NEWTON_TOL:
-        x_try = x.copy()
-        if newton is not None:
-            x_try[free] = np.maximum(x[free] - newton, lower[free])
-        x, fmin, more = _minimise(fun, x_try if fun(x_try) < fmin else x, lower, step * 0.1)
-        evals2 += more
-        on_bound = np.isfinite(lower) & (x - lower < 10 * HESSIAN_STEP)
-        free = ~on_bound
-        grad, hess, more = hessian(fun, x, free)
-        evals3 += more
-        newton = _newton_step(grad, hess)
-    converged = newton is not None and np.max(np.abs(newton)) <= NEWTON_TOL
     if not converged:
         messages.append(
             "the optimizer did not reach a point where the gradient vanishes (the Hessian "
@@ -224,7 +226,7 @@ def _fit(crit: GLMMCriterion, formula: str, nagq: int, start: float) -> GLMMResu
     theta, beta = fun.params(x)
     state = fun.state(x)
     vcov = _vcov(hess, free, nt, se1, crit, state, messages)
-    loglik = -0.5 * fun(x)
+    loglik = -0.5 * fun.value(state)
     cond = conditional_effects(crit, state)
     return GLMMResult(
         formula=formula,
@@ -245,6 +247,99 @@ def _fit(crit: GLMMCriterion, formula: str, nagq: int, start: float) -> GLMMResu
         seconds=time.perf_counter() - start,
         messages=tuple(crit.data.messages) + tuple(messages),
     )
+
+
+def _off_bounds(x: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Coordinates free to move: not within ``10 h`` of their lower bound."""
+    return ~(np.isfinite(lower) & (x - lower < 10 * HESSIAN_STEP))
+
+
+def _newton_stage2(fun: _Stage2, x0: np.ndarray, lower: np.ndarray):
+    """Second stage by Newton's method on finite-difference derivatives (:func:`hessian`)
+    from the first-stage point, each step halved until ``-2 log L`` decreases.
+
+    Once a Newton step is below ``CHORD_TOL`` the Hessian ``H`` is kept and only the gradient
+    is recomputed (chord steps ``H^-1 g``) until a step is below ``NEWTON_TOL``; that step is
+    taken. ``H`` (at most ``CHORD_TOL`` away from the optimum) gives the covariance.
+
+    Returns ``(x, H, free, evaluations)``, or ``None`` when the iteration cannot be trusted
+    (a variance parameter at or moving to its bound, ``H`` not positive definite, no
+    decrease): BOBYQA then takes over.
+    """
+    if not _off_bounds(x0, lower).all():
+        return None
+    x, f, evals = x0, fun(x0), 1
+    hess = None
+    free = np.ones(x.size, bool)
+    for _ in range(NEWTON_ITER):
+        if hess is None:
+            grad, new_hess, n = hessian(fun, x, free, f0=f)
+        else:
+            grad, n = gradient(fun, x, f0=f), 2 * x.size
+        evals += n
+        step = _newton_step(grad, new_hess if hess is None else hess)
+        if step is None:
+            return None
+        if hess is None and np.max(np.abs(step)) <= CHORD_TOL:
+            hess = new_hess
+        moved = _descend(fun, x, f, step, lower)
+        if moved is None:
+            return None
+        evals += moved[2]
+        if np.max(np.abs(step)) <= NEWTON_TOL:
+            return moved[0], new_hess if hess is None else hess, free, evals
+        x, f = moved[0], moved[1]
+    return None
+
+
+def _descend(fun: _Stage2, x: np.ndarray, f: float, step: np.ndarray, lower: np.ndarray):
+    """``(x - t step, its value, evaluations)`` for the first ``t = 1, 1/2, ...`` that does not
+    increase ``f`` (a step below ``NEWTON_TOL`` that does not: ``x`` itself, the optimum within
+    rounding); ``None`` if a bound comes near or nothing decreases."""
+    for k in range(MAX_STEP_HALVINGS):
+        x_new = x - step
+        if not _off_bounds(x_new, lower).all():
+            return None
+        f_new = fun(x_new)
+        if f_new <= f:
+            return x_new, f_new, k + 1
+        if np.max(np.abs(step)) <= NEWTON_TOL:
+            return x, f, k + 1
+        step = 0.5 * step
+    return None
+
+
+def gradient(fun, x: np.ndarray, h: float = HESSIAN_STEP, f0=None) -> np.ndarray:
+    """Central-difference gradient of ``fun`` at ``x`` (``f0`` unused: the signature of
+    :func:`hessian`)."""
+    out = np.empty(x.size)
+    for j in range(x.size):
+        e = np.zeros_like(x)
+        e[j] = h
+        out[j] = (fun(x + e) - fun(x - e)) / (2 * h)
+    return out
+
+
+def _bobyqa_stage2(fun: _Stage2, x0: np.ndarray, lower: np.ndarray, phi1: np.ndarray):
+    """Second stage by BOBYQA, checked (and restarted once) by the finite-difference Newton
+    step. Returns ``(x, H, free, converged, optimizer evaluations, Hessian evaluations)``."""
+    step = np.concatenate([np.maximum(0.1 * np.abs(phi1), 0.05), np.full(x0.size - phi1.size, 0.5)])
+    x, fmin, evals2 = _minimise(fun, x0, lower, step)
+    free = _off_bounds(x, lower)
+    grad, hess, evals3 = hessian(fun, x, free, f0=fmin)
+    newton = _newton_step(grad, hess)
+    if newton is None or np.max(np.abs(newton)) > NEWTON_TOL:
+        x_try = x.copy()
+        if newton is not None:
+            x_try[free] = np.maximum(x[free] - newton, lower[free])
+        x, fmin, more = _minimise(fun, x_try if fun(x_try) < fmin else x, lower, step * 0.1)
+        evals2 += more + 1
+        free = _off_bounds(x, lower)
+        grad, hess, more = hessian(fun, x, free, f0=fmin)
+        evals3 += more
+        newton = _newton_step(grad, hess)
+    converged = newton is not None and np.max(np.abs(newton)) <= NEWTON_TOL
+    return x, hess, free, converged, evals2, evals3
 
 
 def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray | None:
@@ -282,4 +377,4 @@ def _vcov_beta_pirls(crit: GLMMCriterion, state: PIRLSState) -> np.ndarray:
     return inv.T @ inv
 
 
-__all__ = ["fit_glmm", "hessian"]
+__all__ = ["fit_glmm", "gradient", "hessian"]
