@@ -38,7 +38,7 @@ from lmm_core.model.mmrm_results import (
     MMRMResult,
     _vcov_method,
 )
-from lmm_core.model.results import FIXEF_COLUMNS
+from lmm_core.model.results import FIXEF_COLUMNS, VARCORR_COLUMNS, by_group, varcorr_rows
 
 _STEP = 1e-5
 _RANDOM_INFERENCE: list[MMRMInference] = []
@@ -59,9 +59,6 @@ def _inference() -> MMRMInference:
             "lmm_core.inference.mmrm_random_fixef: import lmm_core (or that module) first."
         )
     return _RANDOM_INFERENCE[0]
-
-
-VARCORR_COLUMNS = ["group", "var1", "var2", "vcov", "sdcor"]
 
 
 @dataclass(eq=False)
@@ -92,14 +89,7 @@ class MMRMRandomResult(MMRMResult):
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor."""
-        out: dict[str, pd.DataFrame] = {}
-        modes = self.criterion.modes(self.opt.theta)
-        for t, values in zip(self.reterms, modes, strict=True):
-            frame = pd.DataFrame(
-                values, index=pd.Index(t.levels, name=t.group), columns=list(t.cnames)
-            )
-            out[t.group] = frame if t.group not in out else out[t.group].join(frame)
-        return out
+        return by_group(self.reterms, self.criterion.modes(self.opt.theta))
 
     def varcorr_table(self) -> pd.DataFrame:
         """Variance components like lme4's ``as.data.frame(VarCorr(fit))``: per term its
@@ -107,19 +97,7 @@ class MMRMRandomResult(MMRMResult):
         rows: one (``var1`` None) when the structure has one standard deviation, else one per
         visit (``var1`` the visit; a dict group -> rows becomes one block per group, ``var2``
         the group)."""
-        rows = []
-        seen: dict[str, int] = {}
-        for t, cov in zip(self.reterms, self.covariance_matrices(), strict=True):
-            k = seen.get(t.group, 0)
-            seen[t.group] = k + 1
-            label = t.group if k == 0 else f"{t.group}.{k}"
-            sd = np.sqrt(np.diag(cov))
-            for i, name in enumerate(t.cnames):
-                rows.append((label, name, None, cov[i, i], sd[i]))
-            for i, j in zip(*t.structure.covariance_pairs(), strict=True):
-                denom = sd[i] * sd[j]
-                rows.append((label, t.cnames[j], t.cnames[i], cov[i, j],
-                             cov[i, j] / denom if denom > 0 else np.nan))  # fmt: skip
+        rows = varcorr_rows(self.reterms, self.covariance_matrices())
         rows += self._residual_rows()
         return pd.DataFrame(rows, columns=VARCORR_COLUMNS)
 
