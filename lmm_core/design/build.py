@@ -10,12 +10,16 @@ Steps (as lme4's ``lFormula``):
    rule) and its grouping factor (levels present in the rows used, sorted; an interaction
    ``a:b`` has levels ``"aval:bval"`` ordered by ``a`` then ``b``).
 4. Check the model as lme4 does (a grouping factor needs >= 2 levels and fewer levels than
-   observations; fewer random effects than observations; no random slope on a constant).
+   observations; fewer random effects than observations; no random slope on a constant). The
+   two comparisons with the number of observations are lmer's; glmer skips them
+   (``check_nobs=False``: an observation-level random effect is identifiable in a GLMM).
 5. Order terms as lme4's ``mkReTrms``: if the numbers of levels ever increase along the
    formula order, the order becomes ``rev(order(n_levels))`` (decreasing; ties reversed,
    exactly as R does); otherwise formula order is kept.
 6. Drop aliased columns of ``X``: a column whose residual norm after projection on the
    kept earlier columns is below ``1e-7`` times its norm (R's ``qr(X, tol = 1e-7)``).
+7. Evaluate the offset ``o = sum_k e_k`` of the terms ``offset(e_k)`` (zeros without one), and
+   for a response ``cbind(s, f)`` the successes ``y = s`` and the trials ``s + f``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from lmm_core.design.reterms import ReTerm
 from lmm_core.design.splines import BasisState
 from lmm_core.errors import DataError, FormulaError, ModelError
 from lmm_core.formula.grammar import Call, Name, names_in, strip_parens, suggest
+from lmm_core.formula.quoting import deparse
 from lmm_core.formula.spec import ModelSpec
 from lmm_core.formula.terms import parse_formula
 
@@ -130,6 +135,11 @@ class Design:
         Rows left out for a missing value in a used column.
     messages
         Plain-language notes (rows dropped, columns aliased, ...).
+    offset
+        ``(n,)`` known part of the linear predictor, the sum of the ``offset()`` terms (zeros
+        without one).
+    trials
+        For a response ``cbind(s, f)``: ``s + f`` per row (``y`` holds ``s``); else ``None``.
     """
 
     formula: str
@@ -148,6 +158,31 @@ class Design:
     kept_columns: np.ndarray | None = field(repr=False, compare=False, default=None)
     stats: dict = field(repr=False, compare=False, default_factory=dict)
     residual: ResidualTerm | None = field(repr=False, compare=False, default=None)
+    offset: np.ndarray | None = field(repr=False, compare=False, default=None)
+    trials: np.ndarray | None = field(repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.offset is None:
+            object.__setattr__(self, "offset", np.zeros(self.y.shape[0]))
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the formula has an ``offset()`` term."""
+        return bool(self.spec.offsets)
+
+    def offset_values(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The offset evaluated on new data (zeros without ``offset()``; NaN where missing).
+
+        Raises
+        ------
+        DataError
+            If ``newdata`` lacks a column of an offset.
+        """
+        ev = Evaluator(newdata, self.stats, new_data=True)
+        total = np.zeros(len(newdata))
+        for call in self.spec.offsets:
+            total = total + ev.numeric(call.arg)
+        return total
 
     @property
     def n(self) -> int:
@@ -311,7 +346,9 @@ def _keep_columns(X: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
-def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
+def build_design(
+    formula: str | ModelSpec, data: pd.DataFrame, *, check_nobs: bool = True
+) -> Design:
     """Evaluate a mixed-model formula on a table.
 
     Parameters
@@ -320,6 +357,10 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
         Formula text (``"y ~ time * arm + (time | patient)"``) or a parsed :class:`ModelSpec`.
     data
         The table; rows with missing values in used columns are left out.
+    check_nobs
+        Require fewer levels of each grouping factor, and fewer random effects, than
+        observations (lmer's checks: with a residual, a factor with one level per row is not
+        identifiable). GLMMs pass ``False``, as glmer (an observation-level random effect).
 
     Returns
     -------
@@ -368,14 +409,8 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
             f"{k} row{'s' * (k > 1)} with missing values in {', '.join(with_missing)} "
             f"{'were' if k > 1 else 'was'} left out"
         )
-    yv = ev.variable(spec.response)
-    if not isinstance(yv, Numeric):
-        raise DataError(
-            f"The response `{spec.response_label}` is not numeric (it holds categories); a "
-            "linear mixed model needs a numeric outcome."
-        )
-    y = np.ascontiguousarray(yv.values[rows])
-    _check_finite(spec.response_label, isinstance(spec.response, Name), y)
+    y, trials = _response(ev, spec, rows)
+    offset = _offset(ev, spec, rows)
 
     fixed = _evaluate(ev, spec.fixed.exprs, {v for t in spec.fixed.terms for v in t}, rows)
     X_full, names, owners, recipe = model_matrix(spec.fixed, fixed, n, "the fixed part")
@@ -396,7 +431,7 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
     if any(b > a for a, b in zip(nl, nl[1:], strict=False)):
         order = sorted(range(len(nl)), key=lambda i: nl[i])  # stable ascending, as R's order()
         terms = [terms[i] for i in reversed(order)]
-    _check_terms(terms, n)
+    _check_terms(terms, n, check_nobs)
     residual = residual_term(ev, spec.residual, rows) if spec.residual is not None else None
     return Design(
         formula=spec.text,
@@ -415,7 +450,39 @@ def build_design(formula: str | ModelSpec, data: pd.DataFrame) -> Design:
         kept_columns=keep,
         stats=ev.stats,
         residual=residual,
+        offset=offset,
+        trials=trials,
     )
+
+
+def _numeric_response(ev: Evaluator, node, label: str, rows: np.ndarray) -> np.ndarray:
+    value = ev.variable(node)
+    if not isinstance(value, Numeric):
+        raise DataError(
+            f"The response `{label}` is not numeric (it holds categories); a mixed model "
+            "needs a numeric outcome."
+        )
+    y = np.ascontiguousarray(value.values[rows])
+    _check_finite(label, isinstance(node, Name), y)
+    return y
+
+
+def _response(ev: Evaluator, spec: ModelSpec, rows: np.ndarray):
+    """``(y, trials)``: the response, or for ``cbind(s, f)`` the successes and ``s + f``."""
+    if spec.cbind is None:
+        return _numeric_response(ev, spec.response, spec.response_label, rows), None
+    succ, fail = (_numeric_response(ev, nd, deparse(nd), rows) for nd in spec.cbind)
+    return succ, succ + fail
+
+
+def _offset(ev: Evaluator, spec: ModelSpec, rows: np.ndarray) -> np.ndarray:
+    """The sum of the ``offset()`` terms on the rows used (zeros without one)."""
+    total = np.zeros(rows.size)
+    for call in spec.offsets:
+        values = ev.numeric(call.arg)[rows]
+        _check_finite(deparse(call), False, values)
+        total = total + values
+    return total
 
 
 def _random_term(ev: Evaluator, r, rows: np.ndarray, n: int) -> ReTerm:
@@ -469,7 +536,7 @@ def _curve_visits_note(term: ReTerm) -> str | None:
     return None
 
 
-def _check_terms(terms: list[ReTerm], n: int) -> None:
+def _check_terms(terms: list[ReTerm], n: int, check_nobs: bool = True) -> None:
     for t in terms:
         if t.n_levels < 2:
             only = f" ({t.levels[0]})" if t.levels else ""
@@ -477,6 +544,8 @@ def _check_terms(terms: list[ReTerm], n: int) -> None:
                 f"The grouping factor `{t.group}` has only one level{only} in the rows used; "
                 "a random effect needs at least two groups."
             )
+        if not check_nobs:
+            continue
         if t.n_levels >= n:
             raise ModelError(
                 f"The grouping factor `{t.group}` has {t.n_levels} levels for {n} observations: "

@@ -16,8 +16,9 @@ Grammar (EBNF; ``**`` is read as ``^``; spaces, tabs and newlines are ignored)::
              | ":" ;                             (* 4 *)
     unary    = ( "-" | "+" ) unary | power ;
     power    = atom [ "^" unary ] ;              (* right-assoc *)
-    atom     = NUMBER | NAME | NAME "(" expr ")" | basis | "(" expr ")" ;
+    atom     = NUMBER | NAME | NAME "(" expr ")" | basis | multi | "(" expr ")" ;
     basis    = ("ns" | "bs" | "poly") "(" expr { "," [ NAME "=" ] value } ")" ;
+    multi    = ("cbind" | "sp_exp") "(" expr { "," expr } ")" ;
     value    = [ "-" ] NUMBER | NAME | "c" "(" [ "-" ] NUMBER { "," [ "-" ] NUMBER } ")" ;
     NAME     = letter_or_._or__ { letter | digit | "." | "_" } | "`" any-but-backtick "`" ;
     NUMBER   = digits [ "." digits ] [ ("e"|"E") ["+"|"-"] digits ] | "." digits ... ;
@@ -28,7 +29,11 @@ columns) take the variable and then constant options, positional or named as in 
 (``ns(time, df = 3)``, ``bs(age, knots = c(10, 12), degree = 2)``, ``poly(x, 2, raw = TRUE)``):
 :mod:`lmm_core.formula.basis_args` checks them. ``us toep toeph ar1 ar1h cs csh ad adh sp_exp``
 take a bar ``(visit | subject)`` or ``(visit | group / subject)``: the covariance of a
-subject's visits (mmrm's syntax), one such term per model, added as a term of its own.
+subject's visits (mmrm's syntax), one such term per model, added as a term of its own;
+``sp_exp`` may take several coordinates, ``sp_exp(x, y | subject)`` (Euclidean distance).
+``cbind(successes, failures)`` (two arithmetic arguments) is a binomial response and
+``offset(expr)`` a known term of the linear predictor (glmer's syntax); where they may stand is
+:mod:`lmm_core.formula.terms`' business.
 """
 
 from __future__ import annotations
@@ -52,7 +57,20 @@ BASIS_FUNCTIONS = frozenset({"ns", "bs", "poly"})
 COVARIANCE_FUNCTIONS = frozenset(
     {"us", "toep", "toeph", "ar1", "ar1h", "cs", "csh", "ad", "adh", "sp_exp"}
 )
-FUNCTIONS = NUMERIC_FUNCTIONS | FACTOR_FUNCTIONS | BASIS_FUNCTIONS | COVARIANCE_FUNCTIONS
+#: ``cbind(successes, failures)``: a binomial response (left of ``~`` only)
+RESPONSE_FUNCTIONS = frozenset({"cbind"})
+#: ``offset(expr)``: a known term of the linear predictor (a term of its own, right of ``~``)
+OFFSET_FUNCTIONS = frozenset({"offset"})
+#: functions taking several expressions separated by commas (kept in :attr:`Call.extra`)
+MULTI_FUNCTIONS = frozenset({"cbind", "sp_exp"})
+FUNCTIONS = (
+    NUMERIC_FUNCTIONS
+    | FACTOR_FUNCTIONS
+    | BASIS_FUNCTIONS
+    | COVARIANCE_FUNCTIONS
+    | RESPONSE_FUNCTIONS
+    | OFFSET_FUNCTIONS
+)
 
 
 # --------------------------------------------------------------------------- syntax tree
@@ -86,13 +104,15 @@ class Call:
 
     ``options`` are the further arguments of a basis function (``ns``, ``bs``, ``poly``) as
     written: ``(name or None, value)`` where a value is a :class:`Num`, a :class:`Vec` or a
-    :class:`Name` (``TRUE``/``FALSE``).
+    :class:`Name` (``TRUE``/``FALSE``). ``extra`` are the further expression arguments of
+    ``cbind`` (the failures) and ``sp_exp`` (``sp_exp(x, y | subject)``).
     """
 
     func: str
     arg: Node
     pos: int
     options: tuple[tuple[str | None, Node], ...] = ()
+    extra: tuple[Node, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,9 +408,22 @@ class _Parser:
             raise self._err(f"`{func}()` needs one argument, e.g. `{func}(age)`")
         arg = self.expr(0)
         options: list[tuple[str | None, Node]] = []
+        extra: list[Node] = []
         while self.tok.text == "," and func in BASIS_FUNCTIONS:
             self.i += 1
             options.append(self._option(func))
+        while self.tok.text == "," and func in MULTI_FUNCTIONS:
+            self.i += 1
+            if self.tok.kind == "end" or self.tok.text in (")", ","):
+                raise self._err(f"An argument of `{func}()` is missing after `,`")
+            extra.append(self.expr(0))
+        if func == "cbind" and len(extra) != 1 and self.tok.text in (")", ","):
+            raise FormulaError(
+                f"`cbind()` at position {name_tok.pos} takes two columns: the successes and the "
+                f"failures, e.g. `cbind(incidence, size - incidence)` ({len(extra) + 1} given).",
+                name_tok.pos,
+                func,
+            )
         if self.tok.text == ",":
             raise self._err(f"`{func}()` takes exactly one argument")
         if self.tok.text != ")":
@@ -404,7 +437,7 @@ class _Parser:
             raise self._err(self._unexpected_msg())
         self.i += 1
         self.depth -= 1
-        return Call(func, arg, name_tok.pos, tuple(options))
+        return Call(func, arg, name_tok.pos, tuple(options), tuple(extra))
 
     def _option(self, func: str) -> tuple[str | None, Node]:
         """One further argument of a basis function: ``[NAME "="] value``."""
@@ -455,7 +488,7 @@ def names_in(node: Node) -> list[Name]:
 def children(node: Node) -> tuple[Node, ...]:
     """The subtrees of ``node``, left to right (none for a name or a number)."""
     if isinstance(node, Call):
-        return (node.arg,)
+        return (node.arg, *node.extra)
     if isinstance(node, Unary):
         return (node.operand,)
     if isinstance(node, Paren):

@@ -124,8 +124,8 @@ def deparse(node: Node, backtick: bool = True) -> str:
 
 
 def _deparse_call(node: Call) -> str:
-    """``func(arg, option, name = option)``; TRUE / FALSE stay bare."""
-    args = [deparse(node.arg)]
+    """``func(arg, extra..., option, name = option)``; TRUE / FALSE stay bare."""
+    args = [deparse(node.arg)] + [deparse(e) for e in node.extra]
     for key, value in node.options:
         text = value.name if isinstance(value, Name) else deparse(value)
         args.append(f"{key} = {text}" if key else text)

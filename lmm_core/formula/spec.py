@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lmm_core.formula.grammar import Name, Node, names_in
+from lmm_core.formula.grammar import Call, Name, Node, names_in, strip_parens
 from lmm_core.formula.quoting import quote_name
 
 
@@ -77,6 +77,9 @@ class ResidualSpec:
         For ``us(visit | arm / subject)``: the column whose levels get separate covariances.
     pos
         Position of the term in the formula text.
+    coordinates
+        Every coordinate column: ``(visit,)``, or for ``sp_exp(x, y | subject)`` the columns
+        ``(x, y)`` whose Euclidean distances the structure uses (``visit`` is the first).
     """
 
     structure: str
@@ -84,20 +87,30 @@ class ResidualSpec:
     subject: Name
     group: Name | None
     pos: int
+    coordinates: tuple[Name, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.coordinates:
+            object.__setattr__(self, "coordinates", (self.visit,))
 
     @property
     def label(self) -> str:
-        """The term as written by mmrm: ``us(AVISIT | USUBJID)``."""
+        """The term as written by mmrm: ``us(AVISIT | USUBJID)``, ``sp_exp(x, y | id)``."""
         by = f"{quote_name(self.group.name)} / " if self.group else ""
-        return (
-            f"{self.structure}({quote_name(self.visit.name)} | {by}{quote_name(self.subject.name)})"
-        )
+        coords = ", ".join(quote_name(c.name) for c in self.coordinates)
+        return f"{self.structure}({coords} | {by}{quote_name(self.subject.name)})"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed formula: response, fixed part, random terms (in formula order) and at most
-    one residual covariance structure."""
+    """A parsed formula: response, fixed part, random terms (in formula order), at most
+    one residual covariance structure, and the offsets.
+
+    ``offsets`` are the ``offset(expr)`` calls of the right-hand side in formula order; the
+    model's offset is the sum of their arguments (R's ``model.offset``). A response written
+    ``cbind(successes, failures)`` is a binomial count: :attr:`cbind` gives its two
+    expressions.
+    """
 
     text: str
     response: Node
@@ -105,10 +118,22 @@ class ModelSpec:
     fixed: TermList
     random: tuple[RandomSpec, ...]
     residual: ResidualSpec | None = None
+    offsets: tuple[Call, ...] = ()
+
+    @property
+    def cbind(self) -> tuple[Node, Node] | None:
+        """``(successes, failures)`` of a ``cbind(s, f)`` response, else ``None``."""
+        inner = strip_parens(self.response)
+        if isinstance(inner, Call) and inner.func == "cbind":
+            return inner.arg, inner.extra[0]
+        return None
 
     def column_refs(self) -> list[Name]:
-        """Every column reference (response, fixed, random lhs, grouping), in text order."""
+        """Every column reference (response, fixed, random lhs, grouping, offsets), in text
+        order."""
         refs = names_in(self.response)
+        for call in self.offsets:
+            refs.extend(names_in(call.arg))
         for tl in [self.fixed] + [r.lhs for r in self.random]:
             for v in tl.variables:
                 refs.extend(names_in(tl.exprs[v]))
@@ -116,5 +141,5 @@ class ModelSpec:
             refs.extend(r.group_vars)
         if self.residual is not None:
             res = self.residual
-            refs.extend(nm for nm in (res.visit, res.group, res.subject) if nm is not None)
+            refs.extend(nm for nm in (*res.coordinates, res.group, res.subject) if nm is not None)
         return sorted(refs, key=lambda nm: nm.pos)

@@ -17,6 +17,12 @@ first appearance in the formula. ``(lhs | g)`` is a random-effects term; ``(lhs 
 is split into ``(1 | g) + (0 + t | g)`` for each term ``t`` of ``lhs``; ``(lhs | a/b)`` is
 ``(lhs | b:a) + (lhs | a)`` (lme4's ``expandSlash``). Arguments of functions are
 arithmetic (``+ - * / ^``, unary minus, numbers, columns, numeric functions).
+
+glmer's additions: the response may be ``cbind(successes, failures)`` (two arithmetic
+arguments), and ``offset(expr)`` (arithmetic) may be any term of the right-hand side joined
+with ``+``; several offsets add up (R's ``model.offset``). Both are kept apart from the terms
+(:attr:`ModelSpec.offsets`); an offset anywhere else (inside a function, an interaction, a
+random-effects term, or removed with ``-``) is an error naming its position.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from lmm_core.formula.grammar import (
     COVARIANCE_FUNCTIONS,
     FACTOR_FUNCTIONS,
     MAX_TERMS,
+    OFFSET_FUNCTIONS,
+    RESPONSE_FUNCTIONS,
     BinOp,
     Call,
     Name,
@@ -56,6 +64,8 @@ def check_arithmetic(node: Node, where: str) -> None:
     """Raise unless ``node`` is plain arithmetic (numbers, columns, numeric functions); the
     rightmost offending node is named."""
     for nd in walk(node, right_first=True):
+        if isinstance(nd, Call):
+            _check_special_call(nd)
         if isinstance(nd, Call) and nd.func in COVARIANCE_FUNCTIONS:
             raise FormulaError(
                 f"`{nd.func}(...)` at position {nd.pos} is a covariance structure of a "
@@ -92,6 +102,26 @@ def check_arithmetic(node: Node, where: str) -> None:
             )
 
 
+def _check_special_call(nd: Call) -> None:
+    """``offset()`` and ``cbind()`` found where arithmetic or a model term is expected."""
+    if nd.func in OFFSET_FUNCTIONS:
+        raise FormulaError(
+            f"`offset(...)` at position {nd.pos} is a known part of the linear predictor: add "
+            "it as a term of its own joined with `+`, e.g. "
+            "`count ~ time + offset(log(exposure)) + (1 | patient)`.",
+            nd.pos,
+            nd.func,
+        )
+    if nd.func in RESPONSE_FUNCTIONS:
+        raise FormulaError(
+            f"`cbind(...)` at position {nd.pos} is a binomial response (successes, failures): "
+            "write it alone left of `~`, e.g. `cbind(incidence, size - incidence) ~ period + "
+            "(1 | herd)`.",
+            nd.pos,
+            nd.func,
+        )
+
+
 class _Encoder:
     """Expands one one-sided formula into R's ordered term list."""
 
@@ -102,7 +132,7 @@ class _Encoder:
 
     def variable(self, node: Name | Call) -> Term:
         if isinstance(node, Call):
-            if node.func in COVARIANCE_FUNCTIONS:
+            if node.func in COVARIANCE_FUNCTIONS | OFFSET_FUNCTIONS | RESPONSE_FUNCTIONS:
                 check_arithmetic(node, "a model term")  # raises: it must stand alone
             check_arithmetic(node.arg, f"`{node.func}()`")
             if node.func in BASIS_FUNCTIONS:
@@ -308,8 +338,8 @@ def _random_terms(bar: BinOp) -> list[RandomSpec]:
     return [RandomSpec(tl, _flatten(g), _group_name(g), bar.pos) for tl in lhs_list for g in groups]
 
 
-def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
-    """Turn the two sides of a parsed formula into a :class:`ModelSpec`."""
+def _check_response(lhs: Node) -> None:
+    """A numeric response: arithmetic, or ``cbind(successes, failures)`` of arithmetic."""
     inner = strip_parens(lhs)
     if isinstance(inner, Call) and inner.func in FACTOR_FUNCTIONS:
         raise FormulaError(
@@ -318,7 +348,29 @@ def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
             inner.pos,
             inner.func,
         )
+    if isinstance(inner, Call) and inner.func in RESPONSE_FUNCTIONS:
+        for arg in (inner.arg, *inner.extra):
+            check_arithmetic(arg, "`cbind()`")
+        return
     check_arithmetic(lhs, "the response")
+
+
+def _offset_term(call: Call, sign: str) -> Call:
+    """``offset(expr)`` joined with ``+``: its argument must be arithmetic."""
+    if sign == "-":
+        raise FormulaError(
+            f"An offset cannot be removed with `-` (position {call.pos}); add it with `+`, "
+            "e.g. `count ~ time + offset(log(exposure)) + (1 | patient)`.",
+            call.pos,
+            "-",
+        )
+    check_arithmetic(call.arg, "`offset()`")
+    return call
+
+
+def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
+    """Turn the two sides of a parsed formula into a :class:`ModelSpec`."""
+    _check_response(lhs)
     response_label = deparse(lhs, backtick=not isinstance(lhs, Name))
     if isinstance(rhs, NAry) and rhs.kind == "sum":
         pairs = list(zip(("+",) + rhs.ops, rhs.items, strict=True))
@@ -327,8 +379,12 @@ def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
     fixed: list[tuple[str, Node]] = []
     random: list[RandomSpec] = []
     residual: list[ResidualSpec] = []
+    offsets: list[Call] = []
     for sign, item in pairs:
         inner = strip_parens(item)
+        if isinstance(inner, Call) and inner.func in OFFSET_FUNCTIONS:
+            offsets.append(_offset_term(inner, sign))
+            continue
         if isinstance(inner, Call) and inner.func in COVARIANCE_FUNCTIONS:
             residual.append(_residual_term(inner, sign))
             continue
@@ -367,14 +423,22 @@ def build_spec(text: str, lhs: Node, rhs: Node) -> ModelSpec:
             residual[1].structure,
         )
     return ModelSpec(
-        text, lhs, response_label, fixed_terms, tuple(random), residual[0] if residual else None
+        text,
+        lhs,
+        response_label,
+        fixed_terms,
+        tuple(random),
+        residual[0] if residual else None,
+        tuple(offsets),
     )
 
 
 def _residual_term(call: Call, sign: str) -> ResidualSpec:
-    """``us(visit | subject)`` or ``us(visit | group / subject)`` (mmrm's syntax)."""
+    """``us(visit | subject)`` or ``us(visit | group / subject)`` (mmrm's syntax); ``sp_exp``
+    may take several coordinates, ``sp_exp(x, y | subject)``."""
     example = f"`{call.func}(visit | patient)`"
-    bar = strip_parens(call.arg)
+    args = (call.arg, *call.extra)
+    bar = strip_parens(args[-1])
     if sign == "-" or call.options or not (isinstance(bar, BinOp) and bar.op == "|"):
         raise FormulaError(
             f"`{call.func}(...)` at position {call.pos} is written with the visit and the "
@@ -383,12 +447,20 @@ def _residual_term(call: Call, sign: str) -> ResidualSpec:
             call.pos,
             call.func,
         )
-    visit = strip_parens(bar.left)
+    if len(args) > 1 and call.func != "sp_exp":
+        raise FormulaError(
+            f"`{call.func}(...)` at position {call.pos} takes one visit column; several "
+            "coordinates (`sp_exp(x, y | patient)`) are for the spatial structure sp_exp.",
+            call.pos,
+            call.func,
+        )
+    coords = tuple(strip_parens(a) for a in args[:-1]) + (strip_parens(bar.left),)
     right = strip_parens(bar.right)
     group = None
     if isinstance(right, NAry) and right.kind == "prod" and right.ops == ("/",):
         group, right = strip_parens(right.items[0]), strip_parens(right.items[1])
-    for node, what in ((visit, "visit"), (right, "subject"), (group, "group")):
+    named = [(c, "visit") for c in coords] + [(right, "subject"), (group, "group")]
+    for node, what in named:
         if node is not None and not isinstance(node, Name):
             raise FormulaError(
                 f"The {what} of `{call.func}(...)` at position {call.pos} must be a column "
@@ -396,7 +468,7 @@ def _residual_term(call: Call, sign: str) -> ResidualSpec:
                 call.pos,
                 call.func,
             )
-    return ResidualSpec(call.func, visit, right, group, call.pos)  # type: ignore[arg-type]
+    return ResidualSpec(call.func, coords[0], right, group, call.pos, coords)  # type: ignore[arg-type]
 
 
 def parse_formula(text: str) -> ModelSpec:

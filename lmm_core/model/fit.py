@@ -9,17 +9,22 @@
 4. the solution at the optimum is packed into an immutable :class:`LMMResult` (``mkMerMod``).
 
 Each stage can be called on its own; :func:`fit_design` starts at stage 2.
+
+An ``offset(o)`` term is a known part of the mean, ``y = X beta + Z b + o + e``: the Gaussian
+model of ``y`` is then exactly the model of ``y - o`` without offset (lme4's ``lmer(...,
+offset = o)``), which is what is fitted (:func:`fold_offset`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from lmm_core.design.build import build_design
-from lmm_core.errors import DataError
+from lmm_core.errors import DataError, ModelError
+from lmm_core.formula.quoting import deparse
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.mmrm import MMRMCriterion, optimize_mmrm
@@ -109,6 +114,7 @@ def fit_design(
     start: np.ndarray | None = None,
 ) -> LMMResult:
     """Fit a model whose design (``X``, ``y``, random-effects terms) is already built."""
+    design = fold_offset(design)
     if design.residual is not None:
         return fit_mmrm_design(design, reml=reml)
     options = options or FitOptions()
@@ -131,6 +137,41 @@ def fit_design(
     return result
 
 
+OFFSET_MESSAGE = (
+    "the offset {terms} is subtracted from the response: fitted values, residuals and "
+    "predictions are those of `{response}` minus the offset"
+)
+
+
+def fold_offset(design):
+    """The design of ``y - o`` without offset, for a design with ``offset(o)`` terms.
+
+    Under ``y = X beta + Z b + o + e`` the likelihood of ``y`` equals that of ``y - o`` in the
+    model without offset, so every estimate is unchanged; the returned design has
+    ``y - o``, a zero offset (folding twice changes nothing) and a note in its messages.
+
+    Raises
+    ------
+    ModelError
+        For a ``cbind(successes, failures)`` response (binomial, not Gaussian).
+    """
+    if design.trials is not None:
+        raise ModelError(
+            f"The response `{design.response}` has two columns (successes, failures): a "
+            "two-column response is for binomial GLMMs: use fit_glmm (lmm_core.fit_glmm)."
+        )
+    if not np.any(design.offset):
+        return design
+    terms = " + ".join(f"`{deparse(c)}`" for c in design.spec.offsets)
+    note = OFFSET_MESSAGE.format(terms=terms, response=design.response)
+    return replace(
+        design,
+        y=design.y - design.offset,
+        offset=np.zeros_like(design.offset),
+        messages=tuple(design.messages) + (note,),
+    )
+
+
 def result_at_theta(
     design,
     theta: np.ndarray,
@@ -146,6 +187,7 @@ def result_at_theta(
     example lme4's estimates, or points of a likelihood profile).
     """
     options = options or FitOptions()
+    design = fold_offset(design)
     dev = dev or ProfiledDeviance(design.X, design.y, design.reterms, reml)
     sol = dev.solve(np.asarray(theta, float))
     if opt is None:

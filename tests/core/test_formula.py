@@ -350,3 +350,74 @@ def test_quote_name_bare_names_and_refusals() -> None:
     assert unquote_label("`Visit day`:SexM") == "Visit day:SexM"
     assert unquote_label("I(`Visit day`/7)") == "I(Visit day/7)"
     assert unquote_label("(Intercept)") == "(Intercept)"
+
+
+# --------------------------------------------------------------------------- cbind, offset
+def test_cbind_and_offsets_parse_to_the_spec() -> None:
+    spec = parse_formula("cbind(k, n - k) ~ offset(log(e)) + x + (1 | pat) + offset(2 * `my var`)")
+    assert spec.response_label == "cbind(k, n - k)"
+    assert spec.cbind is not None and [n.name for n in spec.cbind[:1]] == ["k"]
+    assert [str(o.func) for o in spec.offsets] == ["offset", "offset"]
+    assert spec.fixed.labels() == ("x",) and spec.fixed.intercept
+    refs = [nm.name for nm in spec.column_refs()]
+    assert refs == ["k", "n", "k", "e", "x", "pat", "my var"]
+    assert parse_formula("y ~ x + (1 | pat)").offsets == ()
+    assert parse_formula("y ~ x + (1 | pat)").cbind is None
+    only = parse_formula("y ~ offset(e) + (1 | pat)")
+    assert only.fixed.intercept and only.fixed.terms == ()
+
+
+def test_design_evaluates_cbind_and_summed_offsets(df: pd.DataFrame) -> None:
+    data = df.assign(k=np.tile([0.0, 1, 2, 3], 15), n=5.0, e=np.exp(df["x"]))
+    design = build_design(
+        "cbind(k, n - k) ~ a + offset(log(e)) + offset(time / 2) + (1 | pat)", data
+    )
+    np.testing.assert_allclose(design.y, data["k"])
+    np.testing.assert_allclose(design.trials, 5.0)
+    np.testing.assert_allclose(design.offset, data["x"] + data["time"] / 2, rtol=1e-12)
+    assert design.x_names == ("(Intercept)", "a")
+
+
+@pytest.mark.parametrize(
+    ("formula", "words", "pos", "token"),
+    [
+        ("cbind(y) ~ x + (1|pat)", ["two columns", "(1 given)"], 0, "cbind"),
+        ("cbind(y, x, a) ~ x + (1|pat)", ["two columns", "(3 given)"], 0, "cbind"),
+        ("y ~ cbind(x, a) + (1|pat)", ["binomial response", "left of `~`"], 4, "cbind"),
+        ("log(cbind(y, x)) ~ a + (1|pat)", ["binomial response"], 4, "cbind"),
+        ("cbind(y, factor(x)) ~ a + (1|pat)", ["`factor()`", "`cbind()`"], 9, "factor"),
+        ("y ~ x * offset(a) + (1|pat)", ["term of its own", "`+`"], 8, "offset"),
+        ("y ~ log(offset(a)) + (1|pat)", ["term of its own"], 8, "offset"),
+        ("y ~ x + (offset(a) | pat)", ["term of its own"], 9, "offset"),
+        ("y ~ x - offset(a) + (1|pat)", ["cannot be removed"], 8, "-"),
+        ("y ~ x + offset(a, 2) + (1|pat)", ["exactly one argument"], 16, ","),
+        ("y ~ x + offset(f) + (1|pat)", ["`f`", "categorical"], 15, "f"),
+        ("y ~ x + offset(log(aa)) + (1|pat)", ["`aa`", "did you mean `a`"], 19, "aa"),
+        ("y ~ x + offset(ns(a, 3)) + (1|pat)", ["several columns"], 15, "ns"),
+    ],
+)
+def test_cbind_and_offset_errors_name_the_token(df, formula, words, pos, token) -> None:
+    err = raises(FormulaError, formula, df, *words)
+    assert err.position == pos, str(err)
+    assert err.token == token
+
+
+def test_offset_and_cbind_never_evaluate_text(df: pd.DataFrame, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    for text in [
+        f"y ~ x + offset(__import__('os').system('touch {marker}')) + (1|pat)",
+        f"cbind(y, eval(open('{marker}', 'w'))) ~ x + (1|pat)",
+        "y ~ x + offset(x.__class__) + (1|pat)",
+    ]:
+        with pytest.raises(FormulaError):
+            build_design(text, df)
+    assert not marker.exists()
+
+
+def test_observation_level_groups_pass_without_the_nobs_check(df: pd.DataFrame) -> None:
+    raises(ModelError, "y ~ x + (1|row) + (1|pat)", df, "must be < number of observations")
+    design = build_design("y ~ x + (1|row) + (1|pat)", df, check_nobs=False)
+    assert [t.group for t in design.reterms] == ["row", "pat"]
+    assert design.reterms[0].n_levels == len(df)
+    with pytest.raises(ModelError, match="only one level"):
+        build_design("y ~ x + (1|one)", df, check_nobs=False)
