@@ -53,7 +53,8 @@ from lmm_core.inference.glmm_bootstrap import pb_lrt
 from lmm_core.inference.glmm_lrt import glmm_lrt
 from lmm_core.inference.glmm_profile import GLMMProfile, glmm_profile_confint
 from lmm_core.inference.kenward_roger import KenwardRogerTooLarge
-from lmm_core.inference.lrt import chibar_pvalue, lrt
+from lmm_core.inference.lrt import lrt
+from lmm_core.inference.lrt_table import chibar_pvalue
 from lmm_core.inference.lsmeans import lsmeans, lsmeans_contrasts
 from lmm_core.inference.profile import LikelihoodProfile, profile_confint
 from lmm_core.inference.variance_explained import icc, icc_curve, r2_nakagawa

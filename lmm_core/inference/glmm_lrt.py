@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lmm_core.errors import ComparisonError
 from lmm_core.glmm.results import GLMMResult
+from lmm_core.inference.lrt_table import chibar_pvalue, chisq_table
 from lmm_core.inference.nesting import boundary_test_info, check_nesting
 
 
@@ -61,32 +61,11 @@ def glmm_lrt(*results: GLMMResult, names: list[str] | None = None) -> pd.DataFra
     if len(labels) != len(results):
         raise ComparisonError("Give one name per model.")
     check_same_model_data(results, labels)
-    order = sorted(range(len(results)), key=lambda i: results[i].npar)
-    fits = [results[i] for i in order]
-    labels = [labels[i] for i in order]
-    npar = np.array([r.npar for r in fits])
-    loglik = np.array([r.loglik for r in fits])
-    chisq = np.r_[np.nan, 2.0 * np.maximum(0.0, np.diff(loglik))]
-    df = np.r_[np.nan, np.diff(npar)].astype(float)
-    with np.errstate(invalid="ignore"):
-        pval = np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
-    pval[0] = np.nan
-    table = pd.DataFrame(
-        {
-            "npar": npar,
-            "AIC": [r.aic for r in fits],
-            "BIC": [r.bic for r in fits],
-            "logLik": loglik,
-            "deviance": -2.0 * loglik,
-            "Chisq": chisq,
-            "Df": df,
-            "Pr(>Chisq)": pval,
-        },
-        index=pd.Index(labels, name="model"),
-    )
+    table = chisq_table(results, labels)
+    fits, labels = table.attrs["fits"], list(table.index)
+    chisq = table["Chisq"].to_numpy()
     p_chibar, messages = _boundary(fits, labels, chisq)
     table.attrs["messages"] = messages
-    table.attrs["fits"] = fits
     table.attrs["p_chibar"] = p_chibar
     return table
 
@@ -103,8 +82,7 @@ def _boundary(fits: list[GLMMResult], labels: list[str], chisq: np.ndarray):
         if info.mixture_df is None:
             continue
         df = info.mixture_df
-        low = stats.chi2.sf(chisq[i], df - 1) if df > 1 else 0.0
-        p_chibar[i] = 1.0 if chisq[i] <= 0 else float(0.5 * low + 0.5 * stats.chi2.sf(chisq[i], df))
+        p_chibar[i] = chibar_pvalue(chisq[i], df)
         messages.append(
             f"'{labels[i]}' adds a variance to '{labels[i - 1]}' (null value 0, on the boundary "
             "of the parameter space): the chi-square p-value is conservative; the 50:50 mixture "

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from lmm_core.errors import ComparisonError
 from lmm_core.glmm.results import GLMMResult
 from lmm_core.inference.glmm_lrt import glmm_lrt
+from lmm_core.inference.lrt_table import chisq_table
 from lmm_core.model.fit import fit_design
 from lmm_core.model.results import LMMResult
 
@@ -75,45 +75,9 @@ def lrt(*results: LMMResult, names: list[str] | None = None, refit: bool = True)
                 "These REML fits have different fixed effects: their REML criteria are not "
                 "comparable. Compare them with maximum likelihood (refit=True)."
             )
-    order = sorted(range(len(fits)), key=lambda i: fits[i].npar)
-    fits = [fits[i] for i in order]
-    labels = [labels[i] for i in order]
-    npar = np.array([r.npar for r in fits])
-    loglik = np.array([r.loglik for r in fits])
-    chisq = np.r_[np.nan, 2.0 * np.maximum(0.0, np.diff(loglik))]
-    df = np.r_[np.nan, np.diff(npar)].astype(float)
-    with np.errstate(invalid="ignore"):
-        pval = np.where(df > 0, stats.chi2.sf(chisq, np.where(df > 0, df, 1)), np.nan)
-    pval[0] = np.nan
-    table = pd.DataFrame(
-        {
-            "npar": npar,
-            "AIC": [r.aic for r in fits],
-            "BIC": [r.bic for r in fits],
-            "logLik": loglik,
-            "deviance": [-2.0 * ll for ll in loglik],
-            "Chisq": chisq,
-            "Df": df,
-            "Pr(>Chisq)": pval,
-        },
-        index=pd.Index(labels, name="model"),
-    )
+    table = chisq_table(fits, labels)
     table.attrs["messages"] = messages
-    table.attrs["fits"] = fits
     return table
-
-
-def chibar_pvalue(chisq: float, df: int = 1) -> float:
-    """p-value of the 50:50 mixture of chi-square(df - 1) and chi-square(df).
-
-    The reference distribution of the LRT statistic when ``df`` variance parameters are
-    added and one of them is tested on its boundary (Self & Liang 1987; Stram & Lee 1994).
-    For ``df = 1`` it is half the naive chi-square(1) p-value.
-    """
-    if chisq <= 0:
-        return 1.0
-    low = stats.chi2.sf(chisq, df - 1) if df > 1 else 0.0
-    return float(0.5 * low + 0.5 * stats.chi2.sf(chisq, df))
 
 
 def _ml_refit(result: LMMResult) -> LMMResult:

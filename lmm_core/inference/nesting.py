@@ -19,7 +19,7 @@ negative). The usual chi-square reference is then wrong (conservative); when exa
 variance is added, together with ``k`` covariances of the new effect with effects already in
 its term, and the fixed effects are the same, the statistic follows the 50:50 mixture of
 chi-square(k) and chi-square(k + 1) (Self & Liang 1987; Stram & Lee 1994), computed by
-:func:`lmm_core.inference.lrt.chibar_pvalue` with ``df = k + 1``.
+:func:`lmm_core.inference.lrt_table.chibar_pvalue` with ``df = k + 1``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class BoundaryTest:
         True when at least one added parameter is a variance (its null value, 0, is on the
         boundary of the parameter space): the naive chi-square p-value is too large.
     mixture_df
-        ``df`` for :func:`lmm_core.inference.lrt.chibar_pvalue` (the 50:50 mixture of chi-square
+        ``df`` for :func:`lmm_core.inference.lrt_table.chibar_pvalue` (the 50:50 mixture of chi-square
         ``df - 1`` and ``df``) when that mixture is the right reference: exactly one variance
         added with its covariances, nothing else. ``None`` otherwise.
     """
