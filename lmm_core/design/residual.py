@@ -8,7 +8,11 @@ subject)`` every level of ``arm`` has its own covariance, and a subject must sta
 ``sp_exp(time | subject)`` takes a numeric time instead: its "visits" are the distinct times
 observed (sorted; labels as the numbers print), the structure gets their distances, and
 subjects sharing the same times (scheduled visits) share one pattern as with a factor. A
-subject with the same time twice is an error.
+subject with the same time twice is an error. With several coordinates, ``sp_exp(x, y |
+subject)`` (mmrm's syntax), the "visits" are the distinct coordinate tuples (sorted
+lexicographically, labelled ``"(x, y)"``) and the distance is Euclidean, ``d_jk = ||p_j -
+p_k||``; the unit of distance is the median distance between a subject's consecutive points
+(in that order), which for one coordinate is the median gap between consecutive times.
 """
 
 from __future__ import annotations
@@ -73,32 +77,47 @@ def _visit_factor(ev: Evaluator, spec: ResidualSpec, rows: np.ndarray) -> Factor
 
 
 def _time_factor(ev: Evaluator, spec: ResidualSpec, rows: np.ndarray) -> tuple[Factor, np.ndarray]:
-    """The distinct times of a numeric time column as a factor, and the times."""
-    value = ev.column(spec.visit)
-    if not isinstance(value, Numeric):
-        raise ModelError(
-            f"`{spec.label}`: {spec.structure} needs a numeric time (e.g. weeks since "
-            f"randomization); {spec.visit.name} is not numeric. Use a structure over visits "
-            "(us, ar1, ...) for a visit factor."
-        )
-    times = value.values[rows]
-    distinct, codes = np.unique(times, return_inverse=True)
+    """The distinct points (times, or tuples of coordinates) as a factor, and the points as
+    an ``(m, d)`` array."""
+    columns = []
+    for coord in spec.coordinates:
+        value = ev.column(coord)
+        if not isinstance(value, Numeric):
+            raise ModelError(
+                f"`{spec.label}`: {spec.structure} needs a numeric time (e.g. weeks since "
+                f"randomization) or numeric coordinates; {coord.name} is not numeric. Use a "
+                "structure over visits (us, ar1, ...) for a visit factor."
+            )
+        columns.append(value.values[rows])
+    points = np.column_stack(columns)
+    distinct, codes = np.unique(points, axis=0, return_inverse=True)
     if len(distinct) > MAX_TIMES:
+        what = "times" if points.shape[1] == 1 else "points"
         raise ModelError(
-            f"`{spec.label}`: the data have {len(distinct)} distinct times; {spec.structure} "
-            f"works with at most {MAX_TIMES}. Round the times (e.g. to days)."
+            f"`{spec.label}`: the data have {len(distinct)} distinct {what}; {spec.structure} "
+            f"works with at most {MAX_TIMES}. Round the coordinates (e.g. times to days)."
         )
-    labels = tuple(np.format_float_positional(t, trim="-") for t in distinct)
-    return Factor(codes.astype(np.int64), labels), distinct
+    return Factor(np.ravel(codes).astype(np.int64), _point_labels(distinct)), distinct
 
 
-def _structure(spec: ResidualSpec, m: int, times: np.ndarray | None, visit, subject):
-    if times is None:
+def _point_labels(points: np.ndarray) -> tuple[str, ...]:
+    """``"2.5"`` for one coordinate, ``"(1, 2.5)"`` for several."""
+    text = [[np.format_float_positional(v, trim="-") for v in row] for row in points]
+    if points.shape[1] == 1:
+        return tuple(row[0] for row in text)
+    return tuple(f"({', '.join(row)})" for row in text)
+
+
+def _structure(spec: ResidualSpec, m: int, points: np.ndarray | None, visit, subject):
+    if points is None:
         return VisitCovariance(spec.structure, m)
-    dist = np.abs(np.subtract.outer(times, times))
+    diff = points[:, None, :] - points[None, :, :]
+    dist = np.sqrt(np.einsum("jkd,jkd->jk", diff, diff))
     order = np.lexsort((visit.codes, subject.codes))
-    gaps = np.diff(times[visit.codes[order]])[np.diff(subject.codes[order]) == 0]
-    scale = float(np.median(gaps)) if len(gaps) else float(np.ptp(times))
+    codes = visit.codes[order]
+    same = np.diff(subject.codes[order]) == 0
+    gaps = dist[codes[:-1], codes[1:]][same]
+    scale = float(np.median(gaps)) if len(gaps) else float(np.max(dist))
     return VisitCovariance(spec.structure, m, distances=dist, scale=scale)
 
 

@@ -16,9 +16,11 @@ matrix of the ``m`` visits that is positive definite for every ``theta``:
 - ``ad`` / ``adh``: first-order ante-dependence, ``corr(i, j) = prod_{k=i}^{j-1} rho_k``;
   one / ``m`` standard deviations;
 - ``sp_exp`` (spatial exponential, over the ``m`` distinct observed times): ``Sigma_jk =
-  sigma^2 rho^d_jk`` with ``d_jk = |t_j - t_k|``, ``rho`` in (0, 1) per unit of the time
+  sigma^2 rho^d_jk`` with ``d_jk = |t_j - t_k|`` (with several coordinates the Euclidean
+  distance ``||p_j - p_k||`` between distinct points), ``rho`` in (0, 1) per unit of the time
   column. Unit-free: with ``s`` a scale of the times (:attr:`VisitCovariance.scale`, the
-  median gap between a subject's consecutive times), ``rho^d = exp(-exp(t) d / s)``, so
+  median gap, or distance, between a subject's consecutive points),
+  ``rho^d = exp(-exp(t) d / s)``, so
   ``theta = (log sigma, t)`` does not change when the times are multiplied by a constant;
   ``rho = exp(-exp(t) / s)`` is reported per unit of the time column (as mmrm's).
 
@@ -70,8 +72,9 @@ class VisitCovariance:
     m
         Number of visits (``sp_exp``: of distinct times).
     distances
-        ``sp_exp`` only: ``|t_j - t_k|`` between the distinct times, ``m x m`` (None: the
-        times ``0, 1, ..., m - 1``).
+        ``sp_exp`` only: ``|t_j - t_k|`` between the distinct times (Euclidean distances
+        between distinct points with several coordinates), ``m x m`` (None: the times
+        ``0, 1, ..., m - 1``).
     scale
         ``sp_exp`` only: the unit of distance of ``theta`` (in the time column's unit).
     """

@@ -447,13 +447,6 @@ def _residual_term(call: Call, sign: str) -> ResidualSpec:
             call.pos,
             call.func,
         )
-    if len(args) > 1 and call.func != "sp_exp":
-        raise FormulaError(
-            f"`{call.func}(...)` at position {call.pos} takes one visit column; several "
-            "coordinates (`sp_exp(x, y | patient)`) are for the spatial structure sp_exp.",
-            call.pos,
-            call.func,
-        )
     coords = tuple(strip_parens(a) for a in args[:-1]) + (strip_parens(bar.left),)
     right = strip_parens(bar.right)
     group = None

@@ -119,3 +119,64 @@ def test_kenward_roger_runs_in_mmrm_parametrization():
     np.testing.assert_allclose(kr["df"], sat["df"], rtol=1e-6)
     np.testing.assert_allclose(kr["std_error"], sat["std_error"], rtol=0.05)
     assert not np.allclose(kr["std_error"], sat["std_error"], rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- coordinates
+COORDS = json.loads((HERE / "reference_coords.json").read_text())["two_coordinates"]
+
+
+def test_two_coordinates_match_nlme_gls_corexp():
+    """``sp_exp(TIME, POS | USUBJID)`` against gls ``corExp(form = ~ TIME + POS | USUBJID)``
+    (Euclidean distance between the distinct (TIME, POS) points)."""
+    res = fit_lmm(COORDS["formula"], read(COORDS["data"]))
+    assert res.converged
+    assert res.loglik >= COORDS["logLik"] - 1e-9 * abs(COORDS["logLik"])
+    assert res.loglik == pytest.approx(COORDS["logLik"], rel=1e-6)
+    assert list(res.fixef.index) == COORDS["coefficients"]["names"]
+    _scaled_close(res.beta, COORDS["coefficients"]["Estimate"], 1e-4)
+    np.testing.assert_allclose(res.std_errors, COORDS["coefficients"]["SE"], rtol=1e-3)
+    residual = res.design.residual
+    assert residual.structure.rho(res.theta) == pytest.approx(COORDS["rho"], rel=1e-3)
+    assert residual.spec.label == "sp_exp(TIME, POS | USUBJID)"
+    assert residual.visits[0].startswith("(") and len(residual.visits) == residual.structure.m
+    points = np.array([[float(v) for v in lab.strip("()").split(", ")] for lab in residual.visits])
+    assert np.all(np.diff(points[:, 0]) >= 0)  # sorted by the first coordinate
+    cov = res.residual_covariance().to_numpy()
+    dist = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2))
+    expected = COORDS["sigma"] ** 2 * COORDS["rho"] ** dist
+    _scaled_close(cov, expected, 1e-3)
+
+
+def test_two_coordinates_do_not_depend_on_the_unit():
+    data = read(COORDS["data"])
+    base = fit_lmm(COORDS["formula"], data)
+    days = fit_lmm(COORDS["formula"], data.assign(TIME=data["TIME"] * 7, POS=data["POS"] * 7))
+    assert days.loglik == pytest.approx(base.loglik, rel=1e-10)
+    np.testing.assert_allclose(days.beta, base.beta, rtol=1e-8)
+    rho_b = base.design.residual.structure.rho(base.theta)
+    rho_d = days.design.residual.structure.rho(days.theta)
+    assert rho_d == pytest.approx(rho_b ** (1 / 7.0), rel=1e-8)
+
+
+def test_a_constant_second_coordinate_changes_nothing():
+    data = read("fev_irregular.csv").assign(ZERO=0.0)
+    one = fit_lmm("FEV1 ~ ARMCD * AVISIT + sp_exp(TIME | USUBJID)", data)
+    two = fit_lmm("FEV1 ~ ARMCD * AVISIT + sp_exp(TIME, ZERO | USUBJID)", data)
+    assert two.loglik == pytest.approx(one.loglik, rel=1e-10)
+    np.testing.assert_allclose(two.beta, one.beta, rtol=1e-8)
+    assert two.design.residual.structure.scale == one.design.residual.structure.scale
+
+
+def test_bad_coordinates_are_explained():
+    from lmm_core import FormulaError
+
+    data = read(COORDS["data"])
+    with pytest.raises(ModelError, match="numeric coordinates; ARMCD"):
+        fit_lmm("FEV1 ~ AVISIT + sp_exp(TIME, ARMCD | USUBJID)", data)
+    twice = pd.concat([data, data.iloc[[0]]], ignore_index=True)
+    with pytest.raises(DataError, match=r"more than once"):
+        fit_lmm(COORDS["formula"], twice)
+    with pytest.raises(FormulaError, match="exactly one argument"):
+        fit_lmm("FEV1 ~ AVISIT + ar1(AVISIT, TIME | USUBJID)", data)
+    with pytest.raises(FormulaError, match="must be a column name"):
+        fit_lmm("FEV1 ~ AVISIT + sp_exp(TIME, log(POS) | USUBJID)", data)
