@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from lmm_core.design.reterms import ReTerm, amalgamate
 from lmm_core.model.linalg import (
@@ -106,11 +107,35 @@ class Factor:
         return out
 
 
-def _group_sums(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
-    """``(m, k)`` sums of the rows of ``values`` ``(n, k)`` by group code."""
-    return np.stack(
-        [np.bincount(codes, values[:, j], minlength=m) for j in range(values.shape[1])], axis=1
-    )
+#: rows from which group sums go through a sparse indicator matrix (below: ``bincount``)
+SPARSE_ROWS = 5000
+
+
+class GroupSums:
+    """Sums of rows by group, ``(m, k)`` from ``(n, k)``, for one grouping factor.
+
+    ``G v`` with the ``m x n`` sparse indicator matrix ``G`` of the groups (one pass over
+    the rows for all columns, no sorting), or for few rows one ``bincount`` per column (less
+    overhead).
+    """
+
+    def __init__(self, codes: np.ndarray, m: int) -> None:
+        self.codes, self.m = codes, m
+        n = codes.size
+        self.matrix = None
+        if n >= SPARSE_ROWS:
+            self.matrix = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(m, n))
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.matrix is not None:
+            return np.asarray(self.matrix @ values)
+        return np.stack(
+            [
+                np.bincount(self.codes, values[:, j], minlength=self.m)
+                for j in range(values.shape[1])
+            ],
+            axis=1,
+        )
 
 
 class WeightedSystem:
@@ -145,6 +170,7 @@ class WeightedSystem:
                 start += t.n_levels * t.n_columns
             self.cols2 = np.hstack(cols)  # (n, sum S_k): column of each entry of each row
         self.z1_idx = first.codes[:, None] * self.s1 + np.arange(self.s1)[None, :]
+        self.sums1 = GroupSums(self.codes1, self.m1)
 
     # ------------------------------------------------------------------ Lambda
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -172,12 +198,14 @@ class WeightedSystem:
         """``Lambda' Z' v`` for ``v`` of shape ``(n,)`` or ``(n, k)``."""
         vv = v if v.ndim == 2 else v[:, None]
         prod = (zl[0][:, :, None] * vv[:, None, :]).reshape(self.n, -1)
-        top = _group_sums(self.codes1, prod, self.m1).reshape(self.q1, vv.shape[1])
+        top = self.sums1(prod).reshape(self.q1, vv.shape[1])
         if self.q2:
             vals = np.hstack(zl[1:])
             rest = np.zeros((self.q2, vv.shape[1]))
             for a in range(vals.shape[1]):
-                rest += _group_sums(self.cols2[:, a], vals[:, a : a + 1] * vv, self.q2)
+                prod = vals[:, a : a + 1] * vv
+                for j in range(vv.shape[1]):
+                    rest[:, j] += np.bincount(self.cols2[:, a], prod[:, j], minlength=self.q2)
             top = np.vstack([top, rest])
         return top if v.ndim == 2 else top[:, 0]
 
@@ -213,7 +241,7 @@ class WeightedSystem:
         z1 = zl[0]
         s1 = self.s1
         outer = (w[:, None, None] * z1[:, :, None] * z1[:, None, :]).reshape(self.n, -1)
-        a11 = _group_sums(self.codes1, outer, self.m1).reshape(self.m1, s1, s1) + np.eye(s1)
+        a11 = self.sums1(outer).reshape(self.m1, s1, s1) + np.eye(s1)
         l11 = batched_cholesky(a11)
         l11_inv = batched_tril_inverse(l11)
         ldl2 = batched_logdet_tril(l11)

@@ -41,6 +41,9 @@ from lmm_core.model.linalg import single_threaded_blas
 
 HESSIAN_STEP = 2e-3
 NEWTON_TOL = 1e-3
+#: first-stage stopping rules: its optimum is only the second stage's starting point
+STAGE1_FTOL = 1e-5
+STAGE1_XTOL = 1e-3
 #: Newton iterations of the second stage before BOBYQA takes over
 NEWTON_ITER = 10
 #: a Newton step below this keeps its Hessian for the remaining (chord) steps
@@ -104,8 +107,8 @@ def _stage1(crit: GLMMCriterion) -> tuple[np.ndarray, int]:
         crit.lower * scale,
         step=np.full(phi0.size, 0.5),
         max_evals=5000,
-        ftol_abs=1e-7,
-        xtol_abs=1e-5,
+        ftol_abs=STAGE1_FTOL,
+        xtol_abs=STAGE1_XTOL,
     )
     best = obj.best_x if obj.best_x is not None else phi0
     if out is not None and out[1] <= obj.best_f:

@@ -39,7 +39,7 @@ import numpy as np
 
 from lmm_core.design.reterms import theta_scale
 from lmm_core.glmm.factor import Factor, WeightedSystem
-from lmm_core.glmm.family import Family
+from lmm_core.glmm.family import DevianceSum, Family
 from lmm_core.glmm.response import GLMMData
 
 MAX_ITER = 60
@@ -101,6 +101,7 @@ class GLMMCriterion:
         self.theta0 = np.concatenate([t.structure.start for t in self.reterms])
         self.theta_scale = theta_scale(self.reterms)
         self.llsat = family.saturated_loglik(self.y, self.w)
+        self.deviance_sum = DevianceSum(family, self.y, self.w)
         canonical = (family.name, family.link.name) in (("binomial", "logit"), ("poisson", "log"))
         self.step_tol = CANONICAL_STEP_TOL if canonical else STEP_TOL
         self.n_pirls = 0
@@ -119,8 +120,7 @@ class GLMMCriterion:
 
     def penalized_deviance(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
         mu = self.family.link.linkinv(eta)
-        dr = float(np.sum(self.family.dev_resids(self.y, mu, self.w)))
-        return dr + float(u @ u), mu
+        return self.deviance_sum(mu) + float(u @ u), mu
 
     def working_weights(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """``w (dmu/deta)^2 / V(mu)``: the working weights of penalized IRLS."""
