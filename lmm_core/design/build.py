@@ -160,6 +160,8 @@ class Design:
     residual: ResidualTerm | None = field(repr=False, compare=False, default=None)
     offset: np.ndarray | None = field(repr=False, compare=False, default=None)
     trials: np.ndarray | None = field(repr=False, compare=False, default=None)
+    #: the offset already subtracted from ``y`` (a Gaussian fit of ``y - o``), else None
+    folded_offset: np.ndarray | None = field(repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.offset is None:

@@ -138,8 +138,8 @@ def fit_design(
 
 
 OFFSET_MESSAGE = (
-    "the offset {terms} is subtracted from the response: fitted values, residuals and "
-    "predictions are those of `{response}` minus the offset"
+    "the offset {terms} is subtracted from the response: fitted values and residuals are "
+    "those of `{response}` minus the offset; predict() adds the offset back, as lme4's"
 )
 
 
@@ -148,7 +148,8 @@ def fold_offset(design):
 
     Under ``y = X beta + Z b + o + e`` the likelihood of ``y`` equals that of ``y - o`` in the
     model without offset, so every estimate is unchanged; the returned design has
-    ``y - o``, a zero offset (folding twice changes nothing) and a note in its messages.
+    ``y - o``, a zero offset, ``o`` as its ``folded_offset`` (folding twice changes nothing)
+    and a note in its messages.
 
     Raises
     ------
@@ -160,7 +161,7 @@ def fold_offset(design):
             f"The response `{design.response}` has two columns (successes, failures): a "
             "two-column response is for binomial GLMMs: use fit_glmm (lmm_core.fit_glmm)."
         )
-    if not np.any(design.offset):
+    if design.folded_offset is not None or not np.any(design.offset):
         return design
     terms = " + ".join(f"`{deparse(c)}`" for c in design.spec.offsets)
     note = OFFSET_MESSAGE.format(terms=terms, response=design.response)
@@ -168,6 +169,7 @@ def fold_offset(design):
         design,
         y=design.y - design.offset,
         offset=np.zeros_like(design.offset),
+        folded_offset=design.offset,
         messages=tuple(design.messages) + (note,),
     )
 

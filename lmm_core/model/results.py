@@ -313,16 +313,20 @@ class LMMResult:
 
         ``X beta`` plus, when ``include_re``, ``z' b`` of each term for levels seen in the fit;
         a level not seen in the fit (a new patient) contributes 0, so it gets the
-        population-level prediction. Rows with a missing covariate give NaN.
+        population-level prediction. The ``offset()`` terms are added, as lme4's ``predict``
+        (``fitted`` and the residuals are those of ``y - offset``). Rows with a missing
+        covariate give NaN.
         """
+        design = self.design
         if newdata is None:
-            if include_re:
-                return self.fitted.copy()
-            return self.design.X @ self.beta
-        pred = self.design.fixed_matrix(newdata) @ self.beta
+            pred = self.fitted.copy() if include_re else design.X @ self.beta
+            return pred if design.folded_offset is None else pred + design.folded_offset
+        pred = design.fixed_matrix(newdata) @ self.beta
+        if design.has_offset:
+            pred = pred + design.offset_values(newdata)
         if include_re:
             for k, b in enumerate(self.b):
-                codes, z = self.design.random_matrix(k, newdata)
+                codes, z = design.random_matrix(k, newdata)
                 known = codes >= 0
                 contrib = np.zeros(len(pred))
                 contrib[known] = np.einsum("ij,ij->i", z[known], b[codes[known]])

@@ -98,3 +98,16 @@ def test_bad_offsets_and_cbind_give_clear_messages():
         fit_lmm("y ~ x + offset(log(x)) + (1 | patient)", DATA)
     with pytest.raises(FormulaError, match="categorical"):
         fit_lmm("y ~ x + offset(patient) + (1 | patient)", DATA)
+
+
+def test_predict_adds_the_offset_as_lme4():
+    ref = REF["intercept_reml"]
+    res = fit_lmm(FORMULAS["intercept_reml"], DATA, reml=True)
+    _scaled_close(res.predict()[:5], ref["fitted_head"], 1e-4)
+    _scaled_close(res.predict(DATA.head(5)), ref["fitted_head"], 1e-4)
+    offset = np.log(DATA["exposure"].to_numpy())
+    np.testing.assert_allclose(
+        res.predict(DATA, include_re=False), res.design.X @ res.beta + offset, rtol=1e-12
+    )
+    new = DATA.head(3).assign(exposure=DATA["exposure"].head(3) * np.e)
+    np.testing.assert_allclose(res.predict(new), res.predict(DATA.head(3)) + 1.0, rtol=1e-12)
