@@ -40,7 +40,7 @@ class Factor:
     """``L_Z`` (and ``R_ZX``, ``L_X`` when ``X`` is included) at one weight vector."""
 
     l11_inv: np.ndarray  # (m1, S1, S1): inverses of the L11 blocks
-    l21: np.ndarray | None  # (q2, q1)
+    l21: np.ndarray | sparse.csr_matrix | None  # (q2, q1), sparse when A_21 is
     l22: np.ndarray | None  # (q2, q2)
     ldl2: float  # log |L_Z|^2
     r_zx: np.ndarray | None = None  # (q, p)
@@ -94,7 +94,8 @@ class Factor:
         first = np.einsum("ist,isu->itu", self.l11_inv, self.l11_inv)
         if self.l22 is None:
             return [first]
-        m = tri_solve(self.l22, self.l21).reshape(-1, m1, s1)
+        l21 = self.l21.toarray() if sparse.issparse(self.l21) else self.l21
+        m = tri_solve(self.l22, l21).reshape(-1, m1, s1)
         m = np.einsum("qis,ist->qit", m, self.l11_inv)
         first = first + np.einsum("qit,qiu->itu", m, m)
         l22_inv = tri_solve(self.l22, np.eye(self.l22.shape[0]))
@@ -107,6 +108,8 @@ class Factor:
         return out
 
 
+#: ``A21`` is handled as a sparse matrix when it has fewer nonzeros than this share of entries
+A21_DENSITY = 0.25
 #: rows from which group sums go through a sparse indicator matrix (below: ``bincount``)
 SPARSE_ROWS = 5000
 
@@ -170,7 +173,30 @@ class WeightedSystem:
                 start += t.n_levels * t.n_columns
             self.cols2 = np.hstack(cols)  # (n, sum S_k): column of each entry of each row
         self.z1_idx = first.codes[:, None] * self.s1 + np.arange(self.s1)[None, :]
+        self.a21_sparse = False
+        if self.q2:
+            self._a21_pattern()
         self.sums1 = GroupSums(self.codes1, self.m1)
+
+    def _a21_pattern(self) -> None:
+        """The nonzeros of ``A21`` (one per row, column of ``Z2`` and column of the first term,
+        duplicates summed) and of the block diagonal ``L11^-T``, when ``A21`` is sparse
+        (e.g. a first term with one level per row): then ``L21 = A21 L11^-T`` and its
+        Gram matrix are sparse products instead of dense ones."""
+        k2 = self.cols2.shape[1]
+        rows = np.repeat(self.cols2, self.s1, axis=1)  # (n, k2 * S1): entry (a, j)
+        cols = np.tile(self.z1_idx, (1, k2))
+        keys, slot = np.unique(rows * self.q1 + cols, return_inverse=True)
+        self.a21_sparse = keys.size < A21_DENSITY * self.q1 * self.q2
+        if not self.a21_sparse:
+            return
+        self.a21_slot, self.a21_nnz = slot.reshape(-1), keys.size
+        self.a21_indices = (keys % self.q1).astype(np.int32)
+        self.a21_indptr = np.searchsorted(keys // self.q1, np.arange(self.q2 + 1)).astype(np.int32)
+        s1, m1 = self.s1, self.m1
+        block_cols = np.arange(m1)[:, None, None] * s1 + np.arange(s1)[None, None, :]
+        self.l11t_indices = np.broadcast_to(block_cols, (m1, s1, s1)).reshape(-1).astype(np.int32)
+        self.l11t_indptr = np.arange(0, m1 * s1 * s1 + 1, s1).astype(np.int32)
 
     # ------------------------------------------------------------------ Lambda
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -229,6 +255,29 @@ class WeightedSystem:
         a22 = a22.reshape(q2, q2) + np.eye(q2)
         return a21.reshape(q2, self.m1, self.s1), a22
 
+    def _sparse_l21(self, zl: list[np.ndarray], w: np.ndarray, l11_inv: np.ndarray):
+        """``(L21, A22)`` with ``L21 = A21 L11^-T`` sparse (the pattern of
+        :meth:`_a21_pattern`)."""
+        sw = np.sqrt(w)[:, None]
+        vals = np.hstack(zl[1:]) * sw
+        z1 = zl[0] * sw
+        entries = (vals[:, :, None] * z1[:, None, :]).reshape(-1)
+        data = np.bincount(self.a21_slot, entries, minlength=self.a21_nnz)
+        shape = (self.q2, self.q1)
+        a21 = sparse.csr_matrix((data, self.a21_indices, self.a21_indptr), shape=shape)
+        # row t of block i of L11^-T holds row t of the transpose: (L11^-1)[:, t]
+        l11t_data = np.ascontiguousarray(np.swapaxes(l11_inv, 1, 2)).reshape(-1)
+        l11t = sparse.csr_matrix(
+            (l11t_data, self.l11t_indices, self.l11t_indptr), shape=(self.q1, self.q1)
+        )
+        a22 = np.zeros(self.q2 * self.q2)
+        q2 = self.q2
+        for a in range(vals.shape[1]):
+            for b in range(vals.shape[1]):
+                key = self.cols2[:, a] * q2 + self.cols2[:, b]
+                a22 += np.bincount(key, vals[:, a] * vals[:, b], minlength=q2 * q2)
+        return (a21 @ l11t).tocsr(), a22.reshape(q2, q2) + np.eye(q2)
+
     # ------------------------------------------------------------------ factor
     def factor(self, zl: list[np.ndarray], w: np.ndarray, with_x: bool) -> Factor:
         """The factor at working weights ``w`` (``R_ZX``, ``L_X`` too when ``with_x``).
@@ -246,7 +295,11 @@ class WeightedSystem:
         l11_inv = batched_tril_inverse(l11)
         ldl2 = batched_logdet_tril(l11)
         l21 = l22 = None
-        if self.q2:
+        if self.q2 and self.a21_sparse:
+            l21, a22 = self._sparse_l21(zl, w, l11_inv)
+            l22 = cholesky(a22 - (l21 @ l21.T).toarray())
+            ldl2 += logdet_tril(l22)
+        elif self.q2:
             a21, a22 = self._rest_products(zl, w)
             l21 = np.einsum("qis,its->qit", a21, l11_inv).reshape(self.q2, self.q1)
             l22 = cholesky(a22 - l21 @ l21.T)

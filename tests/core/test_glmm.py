@@ -237,6 +237,22 @@ def test_laplace_equals_dense_brute_force(formula, family, link, seed):
     assert ours == pytest.approx(dense, rel=1e-8, abs=1e-7)
 
 
+def test_laplace_with_observation_level_effect_equals_dense_brute_force():
+    """A first term with one level per row makes A21 sparse (its own factorization path)."""
+    data = _random_problem(8).assign(obs=lambda d: [f"r{k}" for k in range(len(d))])
+    fam = make_family("poisson", "log")
+    crit = GLMMCriterion(
+        build_glmm_data("count ~ x + (1 | obs) + (1 | g) + (1 | h)", data, "poisson"), fam
+    )
+    assert crit.system.a21_sparse
+    theta, beta = np.array([0.4, 0.7, 0.5]), np.array([0.3, 0.2])
+    dense = _dense_laplace(crit, theta, beta)
+    assert -0.5 * crit.laplace(theta, beta) == pytest.approx(dense, rel=1e-8, abs=1e-7)
+    state = crit.laplace_state(theta, beta)
+    b, cov = conditional_effects(crit, state)
+    assert [c.shape[0] for c in cov] == [60, 6, 4]
+
+
 @pytest.mark.parametrize(
     ("family", "link"), [("binomial", "logit"), ("binomial", "probit"), ("poisson", "log")]
 )
