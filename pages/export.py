@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard.export import code as ec
 from dashboard.export import figures as fx
 from dashboard.export import results as er
-from dashboard.export import sas_code as es
+from dashboard.export.programs import record_glmm, record_programs
 from dashboard.export.report import build_report
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
@@ -58,27 +58,12 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
         on_click="ignore",
         help="The rows exactly as this app holds them, as a CSV file the code below reads.",
     )
-    title = f"{record.name} (LMM Explorer, data {record.data_name})"
-    args = (record.formula, record.reml, file_name, data)
-    bases = record.result.design.bases
-    codes = {
-        "Python": (ec.python_code(*args, title=title, bases=bases), "python", "py"),
-        "R": (ec.r_code(*args, df_method=df_method, title=title, bases=bases), "r", "R"),
-        "SAS": (es.sas_code(*args, df_method=df_method, title=title, bases=bases), "sas", "sas"),
-    }
-    if bases:
+    programs = record_programs(record, data, file_name, df_method)
+    kinds = {"Python": ("python", "py"), "R": ("r", "R"), "SAS": ("sas", "sas")}
+    codes = {lang: (programs[lang], *kinds[lang]) for lang in kinds}
+    if record.result.design.bases:
         bases_note(record.result)
-    helps = {
-        "Python": "Refits the model with this app's engine (lmm_core) and prints the summary.",
-        "R": "The same model for lme4 with lmerTest (df and p values), as lme4 writes it.",
-        "SAS": "PROC IMPORT of the data file and PROC MIXED with the same model.",
-    }
-    if record.result.design.spec.residual is not None:  # an MMRM: mmrm and REPEATED
-        helps["R"] = "The same model for R's mmrm package (mixed models for repeated measures)."
-        helps["SAS"] = (
-            "PROC IMPORT of the data file and PROC MIXED with the covariance of the visits as "
-            "a REPEATED statement (TYPE= the structure)."
-        )
+    helps = code_helps(record)
     tabs = st.tabs(list(codes))
     for tab, (lang, (code, highlight, ext)) in zip(tabs, codes.items(), strict=True):
         with tab:
@@ -92,6 +77,37 @@ def code_section(record: dict, data, file_name: str, df_method: str) -> None:
                 on_click="ignore",
                 help=helps[lang],
             )
+
+
+def code_helps(record) -> dict[str, str]:
+    """What each program does, for the download buttons' help."""
+    glmm = record_glmm(record)
+    spec = record.result.design.spec
+    if glmm is not None:
+        return {
+            "Python": "Refits the GLMM with this app's engine (lmm_core.fit_glmm) and prints "
+            "the estimates.",
+            "R": f"The same model for lme4's glmer ({glmm.family}, {glmm.link} link, "
+            f"nAGQ = {glmm.nagq}).",
+            "SAS": "PROC IMPORT of the data file and PROC GLIMMIX by maximum likelihood "
+            f"({glmm.method}).",
+        }
+    helps = {
+        "Python": "Refits the model with this app's engine (lmm_core) and prints the summary.",
+        "R": "The same model for lme4 with lmerTest (df and p values), as lme4 writes it.",
+        "SAS": "PROC IMPORT of the data file and PROC MIXED with the same model.",
+    }
+    if spec.residual is not None:  # an MMRM: mmrm (nlme with random effects) and REPEATED
+        helps["R"] = (
+            "The same model for nlme's lme (random effects and the correlation of the visits)."
+            if spec.random
+            else "The same model for R's mmrm package (mixed models for repeated measures)."
+        )
+        helps["SAS"] = (
+            "PROC IMPORT of the data file and PROC MIXED with the covariance of the visits as "
+            "a REPEATED statement (TYPE= the structure)."
+        )
+    return helps
 
 
 def bases_note(result) -> None:
@@ -242,6 +258,12 @@ def main() -> None:
     stem = file_name.removesuffix(".csv")
     code_section(record, data, file_name, df_method)
     results_section(result, data, stem, df_method)
+    if record_glmm(record) is not None:
+        st.info(
+            "Figures and the HTML report are made for linear mixed models; a GLMM's figures "
+            "are on the Diagnostics and Trajectories pages."
+        )
+        return
     figures_section(result, data, roles, units, stem)
     report_section(record, data, roles, units, stem, df_method)
 

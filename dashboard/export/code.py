@@ -26,8 +26,9 @@ from collections.abc import Mapping
 import pandas as pd
 
 from dashboard.export import basis_code as bc
-from dashboard.export import mmrm_code
-from dashboard.export.r_text import r_name, r_string
+from dashboard.export import glmm_code, mmrm_code, nlme_code
+from dashboard.export.glmm_code import GLMMSettings
+from dashboard.export.r_text import plain_copies, r_name, r_string
 from lmm_core.design.splines import BasisState
 from lmm_core.formula.grammar import (
     BASIS_FUNCTIONS,
@@ -39,6 +40,7 @@ from lmm_core.formula.grammar import (
     Paren,
     Unary,
     names_in,
+    strip_parens,
 )
 from lmm_core.formula.quoting import deparse, r_number
 from lmm_core.formula.spec import ModelSpec, TermList
@@ -136,8 +138,11 @@ def python_code(
     *,
     title: str = "",
     bases: Mapping[str, BasisState] | None = None,
+    glmm: GLMMSettings | None = None,
 ) -> str:
-    """A Python script that refits the model with :func:`lmm_core.fit_lmm` and prints it.
+    """A Python script that refits the model with :func:`lmm_core.fit_lmm` (a GLMM, ``glmm``
+    given: :func:`lmm_core.fit_glmm` with its family, link, quadrature points and weights) and
+    prints it.
 
     Text columns are read as text (``dtype=str``) and pandas Categoricals get their category
     order back, so the engine codes them exactly as in the app. Splines (``ns``, ``bs``) are
@@ -155,7 +160,7 @@ def python_code(
         "# Put the data file (Export page download) next to this script, then run it.",
         "import pandas as pd",
         "",
-        "from lmm_core import fit_lmm",
+        f"from lmm_core import {'fit_lmm' if glmm is None else 'fit_glmm'}",
         "",
         f"DATA_FILE = {file_name!r}",
         "data = pd.read_csv(",
@@ -172,6 +177,8 @@ def python_code(
     if fit_formula != formula:
         lines.append(f"# Formula in LMM Explorer: {one_line(formula)}")
     lines += _python_basis_notes(learned)
+    if glmm is not None:
+        return "\n".join(lines + _python_glmm(fit_formula, glmm) + [""])
     lines += _python_fit(fit_formula, fit_formula != formula, reml)
     shown = (
         "print(result.residual_covariance())  # the covariance between visits"
@@ -203,12 +210,18 @@ def _python_basis_notes(learned: Mapping[str, BasisState]) -> list[str]:
     return lines
 
 
-def _python_fit(formula: str, long: bool, reml: bool) -> list[str]:
-    """``result = fit_lmm(...)``; a long formula as adjacent string pieces split before
-    `` + `` (Python joins them back into the same text)."""
-    call = f"result = fit_lmm({formula!r}, data, reml={bool(reml)!r})"
-    if not long or len(call) <= PY_WIDTH:
-        return [call]
+def _python_glmm(formula: str, glmm: GLMMSettings) -> list[str]:
+    """``fit_glmm(...)`` with the formula inline, or as ``FORMULA`` pieces when long."""
+    if len(repr(formula)) <= PY_WIDTH - 12:
+        return glmm_code.python_fit_lines(repr(formula), glmm)
+    return ["FORMULA = (", *_formula_pieces(formula), ")"] + glmm_code.python_fit_lines(
+        "FORMULA", glmm
+    )
+
+
+def _formula_pieces(formula: str) -> list[str]:
+    """A long formula as adjacent string literals split before `` + `` (Python joins them
+    back into the same text), indented for a parenthesised assignment."""
     pieces = [""]
     for i, part in enumerate(formula.split(" + ")):
         part = part if i == 0 else " + " + part
@@ -216,7 +229,15 @@ def _python_fit(formula: str, long: bool, reml: bool) -> list[str]:
             pieces.append(part)
         else:
             pieces[-1] += part
-    return ["FORMULA = (", *(f"    {p!r}" for p in pieces), ")",
+    return [f"    {p!r}" for p in pieces]
+
+
+def _python_fit(formula: str, long: bool, reml: bool) -> list[str]:
+    """``result = fit_lmm(...)``; a long formula as adjacent string pieces."""
+    call = f"result = fit_lmm({formula!r}, data, reml={bool(reml)!r})"
+    if not long or len(call) <= PY_WIDTH:
+        return [call]
+    return ["FORMULA = (", *_formula_pieces(formula), ")",
             f"result = fit_lmm(FORMULA, data, reml={bool(reml)!r})"]  # fmt: skip
 
 
@@ -241,7 +262,8 @@ def r_expr(node: Node, bases: Mapping[str, BasisState] | None = None) -> str:
         if node.func == "center":
             return f"scale({r_expr(node.arg)}, scale = FALSE)"
         func = "factor" if node.func == "C" else node.func
-        return f"{func}({r_expr(node.arg)})"
+        args = ", ".join(r_expr(a, bases) for a in (node.arg, *node.extra))
+        return f"{func}({args})"
     if isinstance(node, Unary):
         return f"{node.op}{r_expr(node.operand)}"
     if isinstance(node, Paren):
@@ -268,8 +290,10 @@ def _r_terms(tl: TermList, bases: Mapping[str, BasisState] | None) -> list[str]:
 
 
 def _r_parts(spec: ModelSpec, bases: Mapping[str, BasisState] | None) -> list[str]:
-    """The right-hand side's terms: intercept, fixed terms, then ``(lhs | group)``."""
+    """The right-hand side's terms: intercept, fixed terms, offsets as written
+    (``offset(log(exposure))``), then ``(lhs | group)``."""
     parts = _r_terms(spec.fixed, bases)
+    parts += [r_expr(call) for call in spec.offsets]
     for r in spec.random:
         group = ":".join(r_name(v.name) for v in r.group_vars)
         parts.append(f"({' + '.join(_r_terms(r.lhs, bases))} | {group})")
@@ -282,50 +306,42 @@ def r_formula(spec: ModelSpec, bases: Mapping[str, BasisState] | None = None) ->
     return f"{r_expr(spec.response)} ~ {' + '.join(_r_parts(spec, bases))}"
 
 
+def _r_formula_lines(spec: ModelSpec, bases: Mapping[str, BasisState]) -> list[str]:
+    """The model formula for a call: one line, or one term a line when bases make it
+    long (each line but the last ending with `` +``)."""
+    if not bases:
+        return [r_formula(spec)]
+    parts = _r_parts(spec, bases)
+    body = [f"  {p} +" for p in parts[1:]]
+    lines = [f"{r_expr(spec.response)} ~ {parts[0]}" + (" +" if body else "")] + body
+    lines[-1] = lines[-1].removesuffix(" +")
+    return lines
+
+
 def _r_lmer(spec: ModelSpec, bases: Mapping[str, BasisState], reml: bool) -> list[str]:
     """The ``lmer()`` call: one line, or one term a line when bases make it long."""
     args = f"data = d, REML = {'TRUE' if reml else 'FALSE'}"
-    if not bases:
-        return [f"m <- lmer({r_formula(spec)}, {args})"]
-    parts = _r_parts(spec, bases)
-    body = [f"    {p} +" for p in parts[1:]]
-    lines = [f"  {r_expr(spec.response)} ~ {parts[0]}" + (" +" if body else "")] + body
-    lines[-1] = lines[-1].removesuffix(" +") + ","
-    return ["m <- lmer(", *lines, f"  {args}", ")"]
+    fml = _r_formula_lines(spec, bases)
+    if len(fml) == 1:
+        return [f"m <- lmer({fml[0]}, {args})"]
+    fml[-1] += ","
+    return ["m <- lmer(", *(f"  {ln}" for ln in fml), f"  {args}", ")"]
 
 
-def r_code(
-    formula: str,
-    reml: bool,
-    file_name: str,
-    data: pd.DataFrame,
-    *,
-    df_method: str = "satterthwaite",
-    title: str = "",
-    bases: Mapping[str, BasisState] | None = None,
-) -> str:
-    """R code (lme4 + lmerTest) that refits the model and prints its summary.
+def _r_library(spec: ModelSpec, glmm: GLMMSettings | None) -> str:
+    if spec.residual is not None:
+        return nlme_code.R_LIBRARY if spec.random else mmrm_code.R_LIBRARY
+    return glmm_code.R_LIBRARY if glmm is not None else R_LIBRARY
 
-    Spline and polynomial terms are written with the basis of ``bases`` (the fit's
-    ``result.design.bases``; learned from ``data`` when not given): knots and polynomial
-    coefficients written out, so that R uses the same basis on any rows.
-    """
-    spec = parse_formula(formula)
-    learned = bc.learned_bases(spec, data, bases)
+
+def _r_factor_lines(spec: ModelSpec, data: pd.DataFrame, skip: set[str]) -> list[str]:
+    """Categorical columns as factors, levels in LMM Explorer's order when they are fixed
+    effects (the first level is the reference); ``skip``: columns made factors elsewhere."""
     fixed_cols = fixed_columns(spec)
-    lines = [
-        f"# {one_line(title)}" if title else "# Model fitted in LMM Explorer",
-        f"# Formula in LMM Explorer: {one_line(formula)}",
-        "# Put the data file (Export page download) in R's working directory.",
-        mmrm_code.R_LIBRARY if spec.residual is not None else R_LIBRARY,
-    ]
-    lines += _r_basis_notes(learned)
-    lines += [
-        f'd <- read.csv({r_string(file_name)}, check.names = FALSE, na.strings = "")',
-    ]
-    cats = categorical_columns(spec, data)
-    if cats:
-        lines.append("# Categorical columns, levels in LMM Explorer's order (first = reference)")
+    cats = [c for c in categorical_columns(spec, data) if c not in skip]
+    lines = ["# Categorical columns, levels in LMM Explorer's order (first = reference)"] * bool(
+        cats
+    )
     for col in cats:
         ref = f"d[[{r_string(col)}]]"
         levels = levels_of(data[col]) if col in fixed_cols else []
@@ -337,26 +353,98 @@ def r_code(
             lines.append(f"d[[{r_string(col)}]] <- factor({ref}, levels = c({listed}))")
         else:
             lines.append(f"d[[{r_string(col)}]] <- factor({ref})")
-    if spec.residual is not None:  # an MMRM: R's mmrm package
+    return lines
+
+
+def _r_mmrm(spec: ModelSpec, data: pd.DataFrame, learned, reml: bool, df_method: str):
+    """An MMRM: ``mmrm()``, or ``nlme::lme()`` with random effects above the subject.
+
+    Both packages read only plain names in the model (mmrm anywhere, nlme in the groups):
+    columns with other names are copied under plain ones (:func:`plain_copies`) just before
+    the call, which names them so."""
+    res = spec.residual
+    assert res is not None
+    fixed_cols = fixed_columns(spec)
+    cats = categorical_columns(spec, data)
+    visit = res.visit.name
+    numeric_visit = visit in fixed_cols and visit not in cats
+    if spec.random:
+        fixed = f"{r_expr(spec.response)} ~ {' + '.join(_r_terms(spec.fixed, learned))}"
+        lines = nlme_code.r_lme_lines(spec, fixed, reml, data, lambda tl: _r_terms(tl, learned))
+        names = [v.name for r in spec.random for v in r.group_vars] + [
+            n.name for n in (res.subject, *res.coordinates)
+        ]
+    else:
         fml = f"{r_expr(spec.response)} ~ {' + '.join(_r_parts(spec, learned))}"
-        visit = spec.residual.visit.name
         visit_done = (
             visit in cats
             and visit in fixed_cols
-            and len(levels_of(data[visit])) <= (MAX_LISTED_LEVELS)
+            and len(levels_of(data[visit])) <= MAX_LISTED_LEVELS
         )
-        numeric_visit = visit in fixed_cols and visit not in cats
-        lines += mmrm_code.r_mmrm_lines(
-            spec, fml, reml, df_method, data, visit_done, numeric_visit
-        ) + [""]
-        return "\n".join(lines)
-    lines += _r_lmer(spec, learned, reml)
-    lines += [
-        f'summary(m, ddf = "{R_DDF.get(df_method, "Satterthwaite")}")',
-        "as.data.frame(VarCorr(m))  # variance components as LMM Explorer lists them",
-        "",
+        lines = mmrm_code.r_mmrm_lines(spec, fml, reml, df_method, data, visit_done, numeric_visit)
+        names = [nm.name for nm in spec.column_refs()]
+    return _with_plain_names(lines, names, data)
+
+
+def _with_plain_names(lines: list[str], names: list[str], data: pd.DataFrame) -> list[str]:
+    """``lines`` with the model call's quoted names replaced by plain copies made first."""
+    copies = plain_copies(names, {str(c) for c in data.columns})
+    if not copies or "m <- " not in "\n".join(lines):
+        return lines
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("m <- "))
+    call = lines[at:]
+    for old, new in copies.items():
+        call = [ln.replace(r_name(old), new) for ln in call]
+    made = [f"d[[{r_string(new)}]] <- d[[{r_string(old)}]]" for old, new in copies.items()]
+    note = "# The package reads only plain names: these columns are copied under plain ones"
+    return lines[:at] + [note, *made] + call
+
+
+def r_code(
+    formula: str,
+    reml: bool,
+    file_name: str,
+    data: pd.DataFrame,
+    *,
+    df_method: str = "satterthwaite",
+    title: str = "",
+    bases: Mapping[str, BasisState] | None = None,
+    glmm: GLMMSettings | None = None,
+) -> str:
+    """R code that refits the model and prints its summary: lme4 + lmerTest (``lmer``);
+    ``glmer`` for a GLMM (``glmm`` given); ``mmrm`` for a covariance structure of the visits;
+    ``nlme::lme`` for random effects above the subject with such a structure.
+
+    Spline and polynomial terms are written with the basis of ``bases`` (the fit's
+    ``result.design.bases``; learned from ``data`` when not given): knots and polynomial
+    coefficients written out, so that R uses the same basis on any rows.
+    """
+    spec = parse_formula(formula)
+    learned = bc.learned_bases(spec, data, bases)
+    lines = [
+        f"# {one_line(title)}" if title else "# Model fitted in LMM Explorer",
+        f"# Formula in LMM Explorer: {one_line(formula)}",
+        "# Put the data file (Export page download) in R's working directory.",
+        _r_library(spec, glmm),
     ]
-    return "\n".join(lines)
+    lines += _r_basis_notes(learned)
+    lines += [
+        f'd <- read.csv({r_string(file_name)}, check.names = FALSE, na.strings = "")',
+    ]
+    binary = glmm_code.r_binary_response(spec, data) if glmm is not None else []
+    skip = {strip_parens(spec.response).name} if binary else set()  # type: ignore[union-attr]
+    lines += _r_factor_lines(spec, data, skip) + binary
+    if spec.residual is not None:
+        lines += _r_mmrm(spec, data, learned, reml, df_method)
+    elif glmm is not None:
+        lines += glmm_code.r_glmer_lines(_r_formula_lines(spec, learned), glmm)
+    else:
+        lines += _r_lmer(spec, learned, reml)
+        lines += [
+            f'summary(m, ddf = "{R_DDF.get(df_method, "Satterthwaite")}")',
+            "as.data.frame(VarCorr(m))  # variance components as LMM Explorer lists them",
+        ]
+    return "\n".join(lines + [""])
 
 
 def _r_basis_notes(learned: Mapping[str, BasisState]) -> list[str]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dashboard.base.constants import CONFIDENCE_LEVEL
 from dashboard.export.basis_code import basis_calls, basis_kind
-from lmm_core import LMMResult
+from lmm_core import GLMMResult, LMMResult
 from lmm_core.formula.quoting import r_number
 
 __all__ = [
@@ -44,8 +44,13 @@ def fixed_effects_table(
         :func:`lmm_core.inference.fixed_effects.fixef_inference`).
     level
         Confidence level of ``ci_lower``/``ci_upper``.
+
+    A GLMM has Wald ``z`` tests and intervals (``df_method`` is ``"wald z"``).
     """
-    table = result.fixef_table(df_method=df_method, level=level).copy()
+    if isinstance(result, GLMMResult):
+        table, df_method = result.fixef_table(level=level).copy(), "wald z"
+    else:
+        table = result.fixef_table(df_method=df_method, level=level).copy()
     table.insert(0, "term", table.index.astype(str))
     table["df_method"] = df_method
     table["ci_level"] = level
@@ -98,7 +103,8 @@ def predictions_table(result: LMMResult, data: pd.DataFrame) -> pd.DataFrame:
     False for rows left out of the fit (missing values), whose numbers are empty. The
     grouping columns of the model are repeated so the table can be joined or filtered.
     ``fitted`` includes every random effect (the patient's own curve); ``population`` is the
-    fixed part only (``X beta``).
+    fixed part only (``X beta``). A GLMM's are on the response scale (probabilities, rates
+    times exposure), the residual ``observed - fitted``.
     """
     n = len(data)
     rows = np.asarray(result.design.rows)
@@ -114,12 +120,18 @@ def predictions_table(result: LMMResult, data: pd.DataFrame) -> pd.DataFrame:
         ("observed", result.y),
         ("fitted", result.fitted),
         ("population", result.predict(include_re=False)),
-        ("residual", result.residuals),
+        ("residual", _residuals(result)),
     ):
         column = np.full(n, np.nan)
         column[rows] = values
         out[name] = column
     return out
+
+
+def _residuals(result: LMMResult) -> np.ndarray:
+    if isinstance(result, GLMMResult):
+        return np.asarray(result.y) - np.asarray(result.fitted)
+    return result.residuals
 
 
 def bases_table(result: LMMResult) -> pd.DataFrame:

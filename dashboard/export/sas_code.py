@@ -21,8 +21,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dashboard.export import basis_code as bc
-from dashboard.export import mmrm_code
+from dashboard.export import glimmix_code, mmrm_code
 from dashboard.export.code import categorical_columns, fixed_columns, levels_of, one_line
+from dashboard.export.glmm_code import GLMMSettings
+from dashboard.export.sas_text import SAS_MAX_BYTES, sas_cut, sas_name
 from lmm_core.design.splines import BasisState
 from lmm_core.formula.grammar import (
     BASIS_FUNCTIONS,
@@ -43,7 +45,6 @@ __all__ = ["sas_code", "sas_cut", "sas_name"]
 
 #: df method of lmm_core -> SAS ``DDFM=``
 SAS_DDFM = {"satterthwaite": "SATTERTHWAITE", "kenward-roger": "KR", "wald": "RESIDUAL"}
-SAS_MAX_BYTES = 32  # SAS variable names hold at most 32 bytes
 SAS_BASIS_NOTE = (
     "/* Spline and polynomial terms (ns, bs, poly): PROC MIXED has no spline effect, so a",
     "   DATA step computes their columns with the knots and coefficients LMM Explorer learned",
@@ -52,26 +53,6 @@ SAS_BASIS_NOTE = (
     "   is not used: it builds other bases (its natural cubic splines are truncated power",
     "   functions: the same curve, other coefficients). */",
 )
-_SAS_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def sas_cut(name: str) -> str:
-    """``name`` cut to the 32 bytes (UTF-8) a SAS variable name holds, as PROC IMPORT does."""
-    raw = str(name).encode("utf-8")[:SAS_MAX_BYTES]
-    return raw.decode("utf-8", errors="ignore")
-
-
-def sas_name(name: str) -> str:
-    """A column as SAS code refers to it under ``VALIDVARNAME=ANY`` (set by the script).
-
-    A plain name (letters, digits, ``_``, not starting with a digit) stays bare; any other
-    is a name literal, ``'SBP (mmHg)'n`` (a ``'`` doubled), so the column keeps its own name
-    in ``PROC IMPORT``, ``CLASS``, ``MODEL`` and ``RANDOM``. Longer names are cut to 32 bytes.
-    """
-    cut = sas_cut(name) or "_"
-    if _SAS_PLAIN.match(cut):
-        return cut
-    return "'" + cut.replace("'", "''") + "'n"
 
 
 def _sas_plain(label: str) -> str:
@@ -202,12 +183,14 @@ def _sas_subject(r: RandomSpec, spec: ModelSpec) -> str:
 
 @dataclass
 class _SasModel:
-    """The PROC MIXED statements' parts: CLASS variables, response, fixed effects, randoms."""
+    """The PROC MIXED statements' parts: CLASS variables, response, fixed effects, randoms
+    and the repeated effect (the visit, or its copy)."""
 
     class_vars: list[str]
     response: str
     fixed: list[str]
     randoms: list[list]  # [effects, subject, type, (term position, subject)]
+    repeated: str = ""
 
 
 def sas_code(
@@ -219,8 +202,10 @@ def sas_code(
     df_method: str = "satterthwaite",
     title: str = "",
     bases: Mapping[str, BasisState] | None = None,
+    glmm: GLMMSettings | None = None,
 ) -> str:
-    """SAS code: PROC IMPORT of the data file, derived variables, then PROC MIXED.
+    """SAS code: PROC IMPORT of the data file, derived variables, then PROC MIXED (a GLMM,
+    ``glmm`` given: PROC GLIMMIX, :mod:`dashboard.export.glimmix_code`).
 
     PROC MIXED has no spline effect, so the columns of ``ns``/``bs``/``poly`` terms are
     computed in a DATA step from the basis of ``bases`` (the fit's ``result.design.bases``;
@@ -231,17 +216,24 @@ def sas_code(
     cats = set(categorical_columns(spec, data))
     learned = bc.learned_bases(spec, data, bases)
     sb = _SasBuilder({sas_name(c).upper() for c in data.columns}, learned)
-    model = _sas_model(spec, cats, sb)
+    model = _sas_model(spec, cats, sb, response=glmm is None)
+    if glmm is not None:
+        proc = glimmix_code.proc_glimmix(spec, data, glmm, sb, model)
+    else:
+        proc = _sas_proc_mixed(model, spec, reml, df_method)
     lines = _sas_import(title, formula, file_name, data, bool(learned))
     lines += _sas_data_steps(sb)
-    lines += _sas_proc_mixed(model, spec, reml, df_method)
-    lines += _sas_notes(spec, cats, data, df_method)
+    lines += proc
+    lines += _sas_notes(spec, cats, data, df_method if glmm is None else "")
     lines.append("")
     return "\n".join(lines)
 
 
-def _sas_model(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> _SasModel:
-    """Variables and effects of the formula, SAS names made by ``sb``."""
+def _sas_model(
+    spec: ModelSpec, cats: set[str], sb: _SasBuilder, response: bool = True
+) -> _SasModel:
+    """Variables and effects of the formula, SAS names made by ``sb`` (``response``: also the
+    response's; a GLMM's is PROC GLIMMIX's business)."""
     class_vars: list[str] = []
 
     def add_class(name: str) -> None:
@@ -259,9 +251,10 @@ def _sas_model(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> _SasModel:
             combos = [c + [col] for col in cols for c in combos]
         return ["*".join(c) for c in combos]
 
+    repeated = _repeated_effect(spec, cats, sb)
     for col in mmrm_code.residual_columns(spec):  # REPEATED visit / SUBJECT=subject
-        add_class(sas_name(col))
-    response = sb.variable(spec.response_label, spec.response)
+        add_class(repeated if spec.residual and col == spec.residual.visit.name else sas_name(col))
+    response_name = sb.variable(spec.response_label, spec.response) if response else ""
     fixed = [e for t in spec.fixed.terms for e in effects(spec.fixed, t)]
     randoms: list[list] = []
     for r in spec.random:
@@ -277,7 +270,21 @@ def _sas_model(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> _SasModel:
             prev[0].extend(effects_r)  # the pieces of one `||` term: one statement, TYPE=VC
         else:
             randoms.append([effects_r, subject, "UN" if len(effects_r) > 1 else "VC", key])
-    return _SasModel(class_vars, response, fixed, randoms)
+    return _SasModel(class_vars, response_name, fixed, randoms, repeated)
+
+
+def _repeated_effect(spec: ModelSpec, cats: set[str], sb: _SasBuilder) -> str:
+    """The SAS name of REPEATED's effect: the visit, or a copy of it when the visit is also
+    a numeric fixed effect (CLASS would make MODEL fit it as a factor: another model)."""
+    res = spec.residual
+    if res is None or res.structure == "sp_exp":
+        return ""
+    visit = res.visit.name
+    if visit in cats or visit not in fixed_columns(spec):
+        return sas_name(visit)
+    copy = sb.new_name(f"{visit}_c")
+    sb.derived["\0visit copy"] = (copy, sas_name(visit))
+    return copy
 
 
 def _sas_import(
@@ -319,8 +326,8 @@ def _sas_data_steps(sb: _SasBuilder) -> list[str]:
             lines.append(f"PROC STANDARD DATA=work.lmm OUT=work.lmm MEAN=0{std}; VAR {name}; RUN;")
     derived = [(n, e) for n, e in sb.derived.values() if e]
     if derived:
-        lines += ["", "/* Variables the formula computes (I(), log(), ...) */", "DATA work.lmm;",
-                  "  SET work.lmm;"]  # fmt: skip
+        lines += ["", "/* Variables the model computes (I(), log(), copies, ...) */",
+                  "DATA work.lmm;", "  SET work.lmm;"]  # fmt: skip
         lines += [f"  {name} = {expr};" for name, expr in derived]
         lines.append("RUN;")
     if sb.basis_lines:
@@ -347,8 +354,8 @@ def _sas_proc_mixed(model: _SasModel, spec: ModelSpec, reml: bool, df_method: st
     for effects, subject, cov_type, _ in model.randoms:
         lines.append(f"  RANDOM {' '.join(effects)} / SUBJECT={subject} TYPE={cov_type};")
     if spec.residual is not None:
-        names = {c: sas_name(c) for c in mmrm_code.residual_columns(spec)}
-        lines += mmrm_code.sas_repeated(spec.residual, names)
+        names = {nm.name: sas_name(nm.name) for nm in spec.column_refs()}
+        lines += mmrm_code.sas_repeated(spec.residual, names, model.repeated)
     lines.append("RUN;")
     return lines
 
