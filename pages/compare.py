@@ -11,15 +11,22 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis import compare as compare_view
+from dashboard.analysis.compare_glmm import is_glmm
 from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import escape_message, plain_name
 from dashboard.base.numbers import MISSING, styled
 from dashboard.help.texts import help_text
 from dashboard.state import cached
-from dashboard.state.fits import MODEL_PAGE, records_for_active_data, same_model_groups
+from dashboard.state.fits import (
+    MODEL_PAGE,
+    active_record,
+    records_for_active_data,
+    same_model_groups,
+)
 from dashboard.state.session import Keys, init_state, persistent_widget
 from dashboard.views.compare_curves import curve_section
+from dashboard.views.compare_glmm import glmm_comparison_section, glmm_quadrature_section
 from dashboard.views.compare_ladder import ladder_section
 from dashboard.views.compare_mmrm import mmrm_comparison_section
 from dashboard.views.compare_shared import DELTA_COLUMNS, LRT_COLUMNS, RULES
@@ -202,6 +209,16 @@ def fitted_models_section() -> None:
     if len(chosen) < 2:
         st.info("Choose at least two models above.")
         return
+    linear = glmm_comparison_section(chosen)  # GLMMs apart; the rest compared below
+    if len(linear) < 2:
+        return
+    if len(linear) < len(chosen):
+        st.subheader("Linear mixed models")
+    compare_linear(linear)
+
+
+def compare_linear(chosen: list[FitRecord]) -> None:
+    """Compare two or more linear mixed models or MMRMs (Gaussian outcomes)."""
     for names in same_model_groups(chosen):
         st.info(
             f"{' and '.join(escape_message(n) for n in names)} are the same model, fitted by "
@@ -231,6 +248,10 @@ def main() -> None:
     )
     st.markdown(dataset_caption())
     fitted_models_section()
+    active = active_record()
+    if active is not None and is_glmm(active.result):
+        st.divider()
+        glmm_quadrature_section(active)
     st.divider()
     curve_section()
     st.divider()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.analysis.compare_glmm import is_glmm
 from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span
@@ -14,6 +15,8 @@ from dashboard.figures import diagnostics as fd
 from dashboard.help.texts import help_text
 from dashboard.state.fits import records_for_active_data, require_fit
 from dashboard.state.session import Keys, current_data, current_roles, init_state, persistent_widget
+from dashboard.views.diagnostics_combined import render_combined_diagnostics
+from dashboard.views.diagnostics_glmm import render_glmm_diagnostics
 from dashboard.views.help import how_to_read
 from dashboard.views.mmrm import render_mmrm_diagnostics
 from dashboard.views.widgets import dataset_caption, show_figure
@@ -39,7 +42,7 @@ def controls(record: FitRecord) -> tuple[FitRecord, str | None]:
         ),
     )
     record = next(r for r in records if r.name == name)
-    if is_mmrm(record.result):  # no random effects: no grouping factor to choose
+    if is_mmrm(record.result) or is_glmm(record.result):  # views of their own
         return record, None
     groups = fd.group_names(record.result)
     subject = current_roles().subject
@@ -192,6 +195,12 @@ def main() -> None:
     st.markdown(dataset_caption())
     record, group = controls(record)
     result = record.result
+    if is_glmm(result):  # binary or count outcome: its own residuals
+        render_glmm_diagnostics(record)
+        return
+    if group is None and getattr(result, "reterms", None):  # random effects + visits
+        render_combined_diagnostics(record, current_data())
+        return
     if group is None:  # an MMRM: its residuals whitened, its structure beside the data
         render_mmrm_diagnostics(record, current_data())
         return

@@ -62,9 +62,29 @@ def _structure(record: FitRecord) -> str | None:
 
 
 def _npar(result) -> int:
-    """Parameters as lme4 counts them: for an MMRM its covariance parameters plus the fixed
-    effects (mmrm's ``npar`` counts the former only)."""
+    """Parameters as lme4 counts them: fixed effects plus covariance parameters.
+
+    An MMRM's ``npar`` (and that of random effects plus a covariance of the visits,
+    :class:`~lmm_core.model.mmrm_random_results.MMRMRandomResult`) follows mmrm: its
+    covariance parameters only (the structure's, which include the visits' variances, and
+    the random effects' variances and correlations), so the fixed effects are added; a
+    random-effects model's ``npar`` is lme4's already (fixed effects, ``theta`` and the
+    residual variance).
+    """
     return int(result.npar + len(result.x_names)) if is_mmrm(result) else int(result.npar)
+
+
+def _random_key(record: FitRecord) -> tuple:
+    """The random-effects terms (group, columns) of a fit: none for an MMRM alone."""
+    return tuple(sorted((t.group, tuple(t.cnames)) for t in getattr(record.result, "reterms", ())))
+
+
+def _kind(record: FitRecord) -> str:
+    structure = _structure(record)
+    if structure is None:
+        return "random effects"
+    label = structure_label(structure)
+    return f"random effects + {label}" if _random_key(record) else f"MMRM: {label}"
 
 
 def criteria_table(records: Sequence[FitRecord]) -> pd.DataFrame:
@@ -74,13 +94,12 @@ def criteria_table(records: Sequence[FitRecord]) -> pd.DataFrame:
     rows = []
     for record in records:
         result = record.result
-        structure = _structure(record)
         npar = _npar(result)
         loglik = float(result.loglik)
         rows.append(
             {
                 "model": record.name,
-                "kind": (f"MMRM: {structure_label(structure)}" if structure else "random effects"),
+                "kind": _kind(record),
                 "fitted by": record.method,
                 "npar": npar,
                 "logLik": loglik,
@@ -112,9 +131,9 @@ def _short(name: str) -> str:
 
 def structure_tests(records: Sequence[FitRecord]) -> pd.DataFrame:
     """Likelihood-ratio tests between pairs of MMRMs with nested structures, the same fixed
-    effects, rows and method: ``test``, ``Chisq`` (``2 (l_large - l_small)``, at least 0),
-    ``Df`` (added covariance parameters), ``p`` (chi-square) and ``verdict``. Empty when no
-    pair qualifies."""
+    effects, random effects (none, or the same terms above the patient), rows and method:
+    ``test``, ``Chisq`` (``2 (l_large - l_small)``, at least 0), ``Df`` (added covariance
+    parameters), ``p`` (chi-square) and ``verdict``. Empty when no pair qualifies."""
     mmrms = [r for r in records if _structure(r) is not None]
     rows = []
     for a, b in combinations(mmrms, 2):
@@ -123,6 +142,8 @@ def structure_tests(records: Sequence[FitRecord]) -> pd.DataFrame:
         if not structures_nested(_structure(small), _structure(large)):
             continue
         if _fixed_key(a) != _fixed_key(b) or not _same_rows(a, b) or bool(a.reml) != bool(b.reml):
+            continue
+        if _random_key(a) != _random_key(b):  # the random effects must be the same too
             continue
         df = float(large.result.npar - small.result.npar)
         chisq = max(0.0, 2.0 * (large.result.loglik - small.result.loglik))
@@ -173,7 +194,9 @@ def comparison_notes(records: Sequence[FitRecord]) -> list[str]:
     if any(_structure(r) is not None for r in records):
         notes.append(
             "npar counts the fixed effects and the covariance parameters of every model, as "
-            "lme4 does; mmrm's own AIC counts only the covariance parameters (2 p lower) and "
-            "its BIC uses the number of patients, so the Model page shows other values."
+            "lme4 does (for a model with random effects and a covariance of the visits: the "
+            "structure's parameters and the random effects' variances and correlations); "
+            "mmrm's own AIC counts only the covariance parameters (2 p lower) and its BIC uses "
+            "the number of patients, so the Model page shows other values."
         )
     return notes

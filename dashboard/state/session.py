@@ -99,6 +99,10 @@ class Keys:
     TEACH_BINARY_W = "teach_binary_w_"  # prefix of the binary lab's widget keys
     W_TEACH_OUTCOME = "teach_outcome"  # widget: continuous or binary section of the Teach page
     QUADRATURE_RESULTS = "quadrature_results"  # fit id -> QuadratureLadder (refits on request)
+    # Diagnostics of GLMMs (issue 15)
+    DIAG_QRES_SEED = "diag_qres_seed"  # seed of the randomized quantile residuals (int)
+    W_DIAG_QRES_SEED = "diag_qres_seed_input"  # widget: that seed
+    W_DIAG_QRES_AGAIN = "diag_qres_again"  # widget: "Draw again" (the next seed)
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
     EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
@@ -154,6 +158,7 @@ DEFAULTS: dict[str, Any] = {
     Keys.TEACH_REPLICATES: None,
     Keys.TEACH_BINARY_SETTINGS: {},
     Keys.QUADRATURE_RESULTS: {},
+    Keys.DIAG_QRES_SEED: 1,
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,
 }

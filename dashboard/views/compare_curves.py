@@ -26,6 +26,7 @@ from dashboard.views.compare_shared import (
     RULES,
     cached_fit,
     keep_fits,
+    linear_only,
     show_kept_notice,
 )
 from dashboard.views.help import how_to_read
@@ -188,6 +189,10 @@ def _curve_plan(data: pd.DataFrame, roles: Roles) -> tuple[cs.CurvePlan, FitReco
             "page first (its formula is kept, only the shape of time changes)."
         )
         st.page_link(MODEL_PAGE, label="Go to the Model page")
+        return None
+    why = linear_only("Comparing shapes of the curve", active)
+    if why is not None:
+        st.info(why)
         return None
     try:
         return cs.plan_curves(active.formula, data, time), active

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis import ladder as lad
+from dashboard.analysis.compare_glmm import is_glmm
 from dashboard.base.markup import code_span
 from dashboard.base.numbers import MISSING, styled
 from dashboard.help.texts import help_text
@@ -24,6 +25,7 @@ from dashboard.views.compare_shared import (
     RULES,
     cached_fit,
     keep_fits,
+    linear_only,
     show_kept_notice,
 )
 from dashboard.views.help import column, how_to_read, text_column
@@ -167,6 +169,23 @@ def show_ladder(ladder: lad.Ladder, data_key: str, can_add: bool) -> None:
     )
 
 
+def _plan(data: pd.DataFrame) -> lad.LadderPlan | None:
+    """The ladder of the active dataset, or ``None`` after saying why there is none."""
+    active = active_record()
+    why = linear_only("The ladder", active)
+    if why is not None and is_glmm(active.result):
+        st.info(why)
+        return None
+    if why is not None:  # an MMRM: the ladder of random effects on its fixed effects
+        st.info(why + " Its steps are random-effects models with the same fixed effects.")
+    try:
+        return lad.plan_ladder(data, current_roles(), active.formula if active else None)
+    except LMMError as error:
+        st.info(str(error))
+        st.page_link(DATA_PAGE, label="Go to the Data page")
+        return None
+
+
 def ladder_section() -> None:
     """Fit the random-effects ladder on request and show it."""
     st.header("Random-effects ladder")
@@ -176,13 +195,9 @@ def ladder_section() -> None:
         "subject, a random slope, the correlation between them, and a cluster level. Each "
         "step is tested against the one below it."
     )
-    data, roles = current_data(), current_roles()
-    active = active_record()
-    try:
-        plan = lad.plan_ladder(data, roles, active.formula if active else None)
-    except LMMError as error:
-        st.info(str(error))
-        st.page_link(DATA_PAGE, label="Go to the Data page")
+    data = current_data()
+    plan = _plan(data)
+    if plan is None:
         return
     frame, dropped = lad.ladder_data(data, plan)
     data_key = st.session_state[Keys.DATA_KEY]

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.compare_glmm import is_glmm
+from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.state import cached
 from dashboard.state.fits import active_record, add_fit, next_name, set_active
@@ -22,6 +24,7 @@ __all__ = [
     "CRITERIA_COLUMNS",
     "RULES",
     "cached_fit",
+    "linear_only",
     "keep_fits",
     "show_kept_notice",
 ]
@@ -59,6 +62,26 @@ DELTA_COLUMNS = {
     f"delta_{name}": st.column_config.NumberColumn(f"delta {name}", help=DELTA_HELP.format(name))
     for name in ("AIC", "BIC")
 }
+
+
+def linear_only(section: str, record: FitRecord | None) -> str | None:
+    """The one sentence of a section that refits linear random-effects models (the curve
+    shapes, the ladder) when the active model is not one: a GLMM (binary or count outcome)
+    or a model with a covariance of the visits, whose term the section would drop. ``None``
+    when the active model is a linear random-effects model (or there is none)."""
+    if record is None:
+        return None
+    if is_glmm(record.result):
+        return (
+            f"{section} refits linear mixed models of a continuous outcome; the active model "
+            "is a GLMM of a binary or count outcome, so this section does not apply to it."
+        )
+    if is_mmrm(record.result):
+        return (
+            f"{section} works on random-effects models: the active model has a covariance of "
+            "the visits (an MMRM term), which its refits would drop."
+        )
+    return None
 
 
 def cached_fit(data_key: str, reml: bool, frame: pd.DataFrame) -> Callable[[str], LMMResult]:
