@@ -359,9 +359,8 @@ def _r_factor_lines(spec: ModelSpec, data: pd.DataFrame, skip: set[str]) -> list
 def _r_mmrm(spec: ModelSpec, data: pd.DataFrame, learned, reml: bool, df_method: str):
     """An MMRM: ``mmrm()``, or ``nlme::lme()`` with random effects above the subject.
 
-    Both packages read only plain names in the model (mmrm anywhere, nlme in the groups):
-    columns with other names are copied under plain ones (:func:`plain_copies`) just before
-    the call, which names them so."""
+    Neither package reads names that need backticks in its model: such columns are copied
+    under plain names (:func:`plain_copies`) just before the call, which names them so."""
     res = spec.residual
     assert res is not None
     fixed_cols = fixed_columns(spec)
@@ -371,9 +370,6 @@ def _r_mmrm(spec: ModelSpec, data: pd.DataFrame, learned, reml: bool, df_method:
     if spec.random:
         fixed = f"{r_expr(spec.response)} ~ {' + '.join(_r_terms(spec.fixed, learned))}"
         lines = nlme_code.r_lme_lines(spec, fixed, reml, data, lambda tl: _r_terms(tl, learned))
-        names = [v.name for r in spec.random for v in r.group_vars] + [
-            n.name for n in (res.subject, *res.coordinates)
-        ]
     else:
         fml = f"{r_expr(spec.response)} ~ {' + '.join(_r_parts(spec, learned))}"
         visit_done = (
@@ -382,8 +378,7 @@ def _r_mmrm(spec: ModelSpec, data: pd.DataFrame, learned, reml: bool, df_method:
             and len(levels_of(data[visit])) <= MAX_LISTED_LEVELS
         )
         lines = mmrm_code.r_mmrm_lines(spec, fml, reml, df_method, data, visit_done, numeric_visit)
-        names = [nm.name for nm in spec.column_refs()]
-    return _with_plain_names(lines, names, data)
+    return _with_plain_names(lines, [nm.name for nm in spec.column_refs()], data)
 
 
 def _with_plain_names(lines: list[str], names: list[str], data: pd.DataFrame) -> list[str]:
