@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.analysis.glmm_family import KINDS, GLMMChoice, family_label, quadrature_reason
 from dashboard.analysis.mmrm_models import NONE as NO_STRUCTURE
 from dashboard.analysis.mmrm_models import STRUCTURES, mmrm_label, visit_column
 from dashboard.analysis.model_builder import (
@@ -24,6 +25,7 @@ from dashboard.analysis.model_builder import (
     time_unit,
 )
 from dashboard.analysis.model_label import model_label
+from dashboard.analysis.records import GAUSSIAN
 from dashboard.analysis.time_shape import (
     TimeShape,
     flexibility_note,
@@ -33,6 +35,7 @@ from dashboard.analysis.time_shape import (
 )
 from dashboard.base.markup import code_span, escape_message
 from dashboard.help.texts import entry, help_text
+from dashboard.io.outcome_kind import binary_columns
 from dashboard.io.roles import Roles, is_numeric
 from dashboard.state.fits import (
     active_record,
@@ -46,6 +49,7 @@ from dashboard.state.session import Keys, current_roles, init_state, persistent_
 from dashboard.views import fit_jobs
 from dashboard.views import jobs as jobs_view
 from dashboard.views import model as model_view
+from dashboard.views.glmm_model import Seeder, advanced_choice, exposure_choice, kind_choice
 from dashboard.views.outcome import render_outcome_note
 from dashboard.views.widgets import dataset_caption, require_longitudinal
 from lmm_core import DataError, FormulaError
@@ -96,16 +100,22 @@ def _level(title: str, name: str, group: str | None, slope_options: list[str]) -
     return GroupLevel(group, intercept, tuple(slopes), correlated)
 
 
-def builder(data, roles: Roles) -> tuple[str, str | None]:
-    """The builder widgets; returns the formula they describe and a note about nesting."""
+def builder(data, roles: Roles) -> tuple[str, str | None, GLMMChoice]:
+    """The builder widgets; returns the formula they describe, a note about nesting and the
+    kind of outcome (a linear mixed model or a GLMM's family, link and quadrature)."""
     columns = list(map(str, data.columns))
     numeric = [c for c in columns if is_numeric(data[c])]
+    outcomes = numeric + [c for c in binary_columns(data) if c not in numeric]
     left, right = st.columns(2)
     outcome = left.selectbox(
         "Outcome (what is measured)",
-        numeric,
-        **_seed("outcome", roles.outcome, numeric),
+        outcomes,
+        **_seed("outcome", roles.outcome, outcomes),
     )
+    seeder = Seeder(_choices(), W)
+    with left:
+        family = kind_choice(data[outcome], outcome, seeder)
+        exposure = exposure_choice(data, outcome, seeder) if family == "poisson" else None
     candidates = [c for c in columns if c not in (outcome, roles.subject)]
     default_fixed = [c for c in [roles.time, *roles.covariates] if c in candidates]
     fixed = right.multiselect(
@@ -136,7 +146,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
     )  # the rows whose visits per subject bound the subject's curve
     curve = CurveContext(data, visits, time, shape)
     levels, note = grouping_levels(data, roles, outcome, numeric, curve)
-    visits = visit_structure_choice(data, roles)
+    visits = visit_structure_choice(data, roles) if family == GAUSSIAN else None
     by_text = {f"{a}{TIMES}{b}": (a, b) for i, a in enumerate(fixed) for b in fixed[i + 1 :]}
     choices = BuilderChoices(
         outcome=outcome,
@@ -146,15 +156,17 @@ def builder(data, roles: Roles) -> tuple[str, str | None]:
         time_scale=scale,
         shape=shape,
         visits=visits,
+        exposure=exposure,
     )
     replaced = replaced_levels(choices)
     if replaced:
         st.info(replaced_note(replaced, visits))
     try:
-        return build_formula(choices), note
+        formula = build_formula(choices)
     except FormulaError as err:  # a column name no formula can hold (a backtick in it)
         st.error(escape_message(str(err)))
         st.stop()
+    return formula, note, advanced_choice(family, formula, seeder)
 
 
 # --------------------------------------------------------------------------- visits
@@ -393,25 +405,46 @@ def show_formula_error(formula: str, err: FormulaError) -> None:
         st.code(f"{shown}\n{' ' * (len(head) + err.position - start)}^", language=None)
 
 
-def fit(formula: str, reml: bool, subject: str | None) -> None:
+def _label(formula: str, reml: bool, subject: str | None, kind: GLMMChoice) -> str:
+    """The new fit's name: the model label, an MMRM's structure, a GLMM's family first."""
+    taken = taken_labels()
+    if not kind.is_glmm:
+        label = model_label(formula, subject, current_roles().time, reml=reml, taken=taken)
+        return mmrm_label(formula, label, taken)
+    base = model_label(formula, subject, current_roles().time, reml=True, taken=())
+    label = candidate = f"{family_label(kind.family, kind.link)} {base}"
+    if kind.nagq > 1:
+        label = candidate = f"{label} (AGQ {kind.nagq})"
+    k = 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{label} #{k}"
+    return candidate
+
+
+def fit(formula: str, reml: bool, subject: str | None, kind: GLMMChoice | None = None) -> None:
     """Validate and start the fit (see :mod:`dashboard.views.fit_jobs`), then rerun.
 
     A quick fit is stored before the rerun; a long one keeps running in the background
-    (progress in the sidebar, on every page) and is stored when it finishes.
+    (progress in the sidebar, on every page) and is stored when it finishes. ``kind``: a
+    GLMM's family, link and quadrature points (None: a linear mixed model).
     """
+    kind = kind or GLMMChoice()
+    reml = reml and not kind.is_glmm  # a GLMM is fitted by maximum likelihood
     try:
-        taken = taken_labels()
-        label = model_label(formula, subject, current_roles().time, reml=reml, taken=taken)
-        label = mmrm_label(formula, label, taken)
+        label = _label(formula, reml, subject, kind)
     except FormulaError as err:
         show_formula_error(formula, err)
         return
-    existing = find_fit(formula, reml)
+    if kind.nagq > 1 and quadrature_reason(formula):
+        st.error(escape_message(quadrature_reason(formula) or ""))
+        return
+    existing = find_fit(formula, reml, family=kind.family, link=kind.link, nagq=kind.nagq)
     if existing is not None:  # one fit per model and method: select it, say so
         set_active(existing.name)
         st.session_state[Keys.MODEL_NOTICE] = ("info", fit_jobs.already_fitted_message(existing))
         st.rerun()
-    job = fit_jobs.start_fit(formula, reml, label)
+    job = fit_jobs.start_fit(formula, reml, label, kind.family, kind.link, kind.nagq)
     if job is None:
         running = fit_jobs.running_job()
         what = fit_jobs.request_of(running).describe() if running else ""
@@ -431,7 +464,7 @@ def _keep_form() -> None:
     st.session_state[Keys.MODEL_REML] = st.session_state[W + "method"] == "REML"
 
 
-def fit_form(built: str, subject: str | None) -> None:
+def fit_form(built: str, subject: str | None, kind: GLMMChoice) -> None:
     """Typed formula, REML/ML and the Fit button, in a form so typing does not refit."""
     st.session_state[W + "typed"] = _choices().get("typed", "")
     st.session_state[W + "method"] = "REML" if st.session_state[Keys.MODEL_REML] else "ML"
@@ -456,11 +489,18 @@ def fit_form(built: str, subject: str | None) -> None:
                 "maximum likelihood: needed to compare fixed effects by likelihood",
             ],
         )
+        if kind.is_glmm:
+            st.caption(
+                f"A {escape_message(KINDS[kind.family])} model is fitted by maximum "
+                "likelihood (Laplace, or quadrature when chosen): the REML/ML choice applies "
+                "to linear mixed models only. A typed formula is fitted as this kind of "
+                "outcome too."
+            )
         submitted = st.form_submit_button(
             "Fit model", type="primary", key="model_fit", on_click=_keep_form
         )
     if submitted:
-        fit(typed.strip() or built, method == "REML", subject)
+        fit(typed.strip() or built, method == "REML", subject, kind)
 
 
 def fits_list() -> None:
@@ -481,10 +521,11 @@ def fits_list() -> None:
 
 
 # --------------------------------------------------------------------------- page
-def build_section(data, roles: Roles) -> str:
-    """Section 1: the builder and the formula it writes; returns that formula."""
+def build_section(data, roles: Roles) -> tuple[str, GLMMChoice]:
+    """Section 1: the builder and the formula it writes; returns that formula and the kind
+    of outcome."""
     st.subheader("1. Build the model")
-    built, note = builder(data, roles)
+    built, note, kind = builder(data, roles)
     st.markdown("Formula written by the builder:")
     st.code(built, language=None, wrap_lines=True)
     if note:
@@ -494,13 +535,13 @@ def build_section(data, roles: Roles) -> str:
             "The formula box below is filled, so **Fit model** uses the typed formula, not "
             "this one. Clear the box to fit the builder's formula."
         )
-    return built
+    return built, kind
 
 
-def fit_section(built: str, subject: str | None) -> None:
+def fit_section(built: str, subject: str | None, kind: GLMMChoice) -> None:
     """Section 2: the fit form, the running fit and the last fit's notice."""
     st.subheader("2. Fit")
-    fit_form(built, subject)
+    fit_form(built, subject, kind)
     job = fit_jobs.running_job()
     if job is not None:
         request = fit_jobs.request_of(job)
@@ -524,8 +565,9 @@ def summary_section(roles: Roles) -> None:
     st.subheader(f"3. Summary of {record.name}")
     simpler = model_view.render_summary(record, roles.subject, roles.time)
     if simpler:
-        fit(simpler, record.reml, roles.subject)
-    model_view.render_ols_section(record.result)
+        fit(simpler, record.reml, roles.subject, GLMMChoice(record.family, record.link))
+    if not record.is_glmm:
+        model_view.render_ols_section(record.result)
     fits_list()
 
 
@@ -544,8 +586,8 @@ def main() -> None:
     st.markdown(dataset_caption())
     render_outcome_note(data, roles.outcome)  # binary or count outcome: say so
 
-    built = build_section(data, roles)
-    fit_section(built, roles.subject)
+    built, kind = build_section(data, roles)
+    fit_section(built, roles.subject, kind)
     summary_section(roles)
 
 

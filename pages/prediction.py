@@ -19,6 +19,7 @@ from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_prediction import render_glmm_forecast
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
 from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
@@ -303,6 +304,10 @@ def main() -> None:
     if is_mmrm(result):  # no random effects: nothing patient-specific to show
         st.markdown(model_caption(record))
         needs_random_effects("forecast")
+        st.stop()
+    if record.is_glmm:  # probabilities or rates: the typical and a new patient
+        st.markdown(model_caption(record))
+        render_glmm_forecast(record, data, roles.time)
         st.stop()
     st.markdown(model_caption(record))
     subject, time = roles.subject, roles.time

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.analysis.mmrm_models import is_mmrm
+from dashboard.analysis.mmrm_models import has_random_effects, is_mmrm
 from dashboard.base.markup import escape_text, plain_estimates, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import shrinkage as fs
@@ -17,6 +17,7 @@ from dashboard.help.texts import help_text
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_shrinkage import glmm_intro, render_combined_effects
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
 from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
@@ -112,7 +113,9 @@ def intro_section(est: ShrinkageEstimates, label: str, others: list[str]) -> lis
     return levels
 
 
-def one_effect_section(est: ShrinkageEstimates, label: str, levels: list, sigma: float) -> None:
+def one_effect_section(
+    est: ShrinkageEstimates, label: str, levels: list, sigma: float | None
+) -> None:
     """Own vs mixed-model estimate of each effect, and who moves most."""
     cols = list(est.columns)
     st.subheader("One effect at a time", help=help_text("shrinkage_factor"))
@@ -124,7 +127,7 @@ def one_effect_section(est: ShrinkageEstimates, label: str, levels: list, sigma:
         "(1 = not moved, 0 = moved all the way to the population)."
     )
     show_figure(fs.shrinkage_1d_figure(est, levels=levels, subject_label=label), key="shrink_1d")
-    if len(cols) == 1:
+    if len(cols) == 1 and sigma is not None:  # a GLMM has no residual SD
         st.info(intercept_weights(est, sigma))
     by_n = fs.shrinkage_by_n(est)
     if len(by_n) > 1:
@@ -270,19 +273,26 @@ def main() -> None:
     data, roles = require_longitudinal("The Shrinkage page")
     record = require_fit("The Shrinkage page")
     result = record.result
-    if is_mmrm(result):  # no random effects: nothing patient-specific to show
+    if is_mmrm(result):  # no patient-level random effects: nothing patient-specific to show
         st.markdown(model_caption(record))
-        needs_random_effects("shrinkage")
+        if has_random_effects(result):
+            render_combined_effects(result)
+        else:
+            needs_random_effects("shrinkage")
         st.stop()
     st.markdown(model_caption(record))
     group, others = choose_group(result, roles.subject)
-    est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
     label = roles.subject if group == roles.subject else group
+    if record.is_glmm:
+        est = plain_estimates(cached.glmm_shrinkage(record.key, group, result, data))
+        glmm_intro(result, label)
+    else:
+        est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
     levels = intro_section(est, label, others)
     curved = fsc.basis_effects(result, est.columns)
-    if curved:
+    if curved and not record.is_glmm:
         curves_section(result, data, est, label, curved)
-    one_effect_section(est, label, levels, result.sigma)
+    one_effect_section(est, label, levels, None if record.is_glmm else result.sigma)
     two_effects_section(est, label, levels)
     caterpillar_section(est, label)
     left_out(est, label)

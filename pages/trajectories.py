@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.analysis.mmrm_models import is_mmrm
+from dashboard.analysis.mmrm_models import combined_sentence, has_random_effects, is_mmrm
 from dashboard.base.constants import NONE_CHOICE
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.figures import trajectories as ft
@@ -18,6 +18,7 @@ from dashboard.help.texts import help_text
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_trajectories import render_glmm_trajectories
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
 from dashboard.views.widgets import model_caption, require_longitudinal
@@ -167,9 +168,12 @@ def main() -> None:
     data, roles = require_longitudinal("The Trajectories page")
     record = require_fit("The Trajectories page")
     result = record.result
-    if is_mmrm(result):  # no random effects: nothing patient-specific to show
+    if is_mmrm(result):  # no patient-level random effects: nothing patient-specific to show
         st.markdown(model_caption(record))
-        needs_random_effects("trajectories")
+        if has_random_effects(result):
+            st.info(combined_sentence(result, "trajectories"))
+        else:
+            needs_random_effects("trajectories")
         st.stop()
     st.markdown(model_caption(record))
     subject = roles.subject
@@ -179,6 +183,9 @@ def main() -> None:
     subjects = choose(visits, record, data, subject)
     if not subjects:
         st.info(f"Choose at least one {subject} to draw.")
+        st.stop()
+    if record.is_glmm:  # probabilities or rates: patients, typical patient, population average
+        render_glmm_trajectories(record, data, subject, view.x, view.by, subjects, len(visits))
         st.stop()
     prep = cached.trajectories(
         record.key,

@@ -14,7 +14,7 @@ from lmm_core.formula.quoting import deparse, quote_name
 from lmm_core.formula.spec import ModelSpec, RandomSpec, TermList
 from lmm_core.formula.terms import parse_formula
 
-__all__ = ["deparse_spec", "model_key"]
+__all__ = ["CANONICAL_LINK", "deparse_spec", "model_key"]
 
 
 def deparse_spec(spec: ModelSpec, random: list[tuple[RandomSpec, tuple[str, ...], bool]]) -> str:
@@ -43,7 +43,11 @@ def deparse_spec(spec: ModelSpec, random: list[tuple[RandomSpec, tuple[str, ...]
     return f"{deparse(spec.response)} ~ " + " + ".join(fixed + terms)
 
 
-def model_key(formula: str | ModelSpec) -> tuple:
+#: the canonical link of each family (a GLMM's key names its link even when left default)
+CANONICAL_LINK = {"gaussian": "identity", "binomial": "logit", "poisson": "log"}
+
+
+def model_key(formula: str | ModelSpec, family: str = "gaussian", link: str | None = None) -> tuple:
     """What makes two formulas the same model, whatever their spelling.
 
     Spaces, backticks around plain names, the order of terms, ``a * b`` against
@@ -69,7 +73,9 @@ def model_key(formula: str | ModelSpec) -> tuple:
 
     randoms = sorted((r.group, terms(r.lhs)) for r in spec.random)
     residual = None if spec.residual is None else spec.residual.label
-    return (deparse(spec.response), terms(spec.fixed), tuple(randoms), residual)
+    offsets = tuple(sorted(deparse(o) for o in getattr(spec, "offsets", ())))
+    kind = (family, link or CANONICAL_LINK.get(family, ""))
+    return (deparse(spec.response), terms(spec.fixed), tuple(randoms), residual, offsets, kind)
 
 
 def _key_text(label: str, node: Node) -> str:

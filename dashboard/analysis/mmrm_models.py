@@ -27,6 +27,8 @@ __all__ = [
     "NONE",
     "STRUCTURES",
     "VisitColumn",
+    "combined_sentence",
+    "has_random_effects",
     "is_mmrm",
     "mmrm_label",
     "structure_label",
@@ -71,9 +73,38 @@ NEEDS_RANDOM_EFFECTS: dict[str, str] = {
 
 
 def is_mmrm(result: object) -> bool:
-    """Whether a fit has a covariance structure of the visits (an MMRM result)."""
+    """Whether a fit has a covariance structure of the visits (an MMRM result, with or
+    without random effects above the patient: :func:`has_random_effects`)."""
     design = getattr(result, "design", None)
     return getattr(design, "residual", None) is not None
+
+
+def has_random_effects(result: object) -> bool:
+    """Whether an MMRM also has random effects (above the patient, e.g. per hospital: an
+    :class:`lmm_core.model.mmrm_random_results.MMRMRandomResult`)."""
+    return bool(getattr(result, "reterms", ()))
+
+
+def combined_sentence(result: object, page: str) -> str:
+    """What ``page`` (``"trajectories"``, ``"shrinkage"``) says of a model with random
+    effects above the patient and a covariance of the visits within the patient."""
+    groups = ", ".join(getattr(result, "ngroups", {}) or {}) or "a level above the patient"
+    if page == "trajectories":
+        return (
+            f"The active model has random effects per {groups} and a covariance between "
+            "each patient's visits instead of patient-level random effects: it has no "
+            "patient's own line, only the population mean shifted by each "
+            f"{groups}'s random effect (the Model page's fixed effects and variance "
+            f"components). Its {groups}-level estimates are on the Shrinkage page; the arms' "
+            "means per visit are on the Trial page."
+        )
+    return (
+        f"The active model has random effects per {groups} (shown below) and a covariance "
+        "between each patient's visits instead of patient-level random effects, so there "
+        f"are no patient-level estimates to shrink: each {groups}'s estimate is its "
+        "predicted deviation from the population mean (BLUP), pulled toward 0 the more, the "
+        f"fewer patients the {groups} has."
+    )
 
 
 def structure_of(formula: str) -> str | None:

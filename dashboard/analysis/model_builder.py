@@ -191,6 +191,10 @@ class BuilderChoices:
     shape
         The shape of the population curve along ``shape.column`` (the time column among
         ``fixed``), carried by its interactions too (``ns(time, 3):arm``); ``None``: a line.
+    exposure
+        For a Poisson model of counts, the column of each row's exposure (time at risk):
+        written ``offset(log(exposure))`` so the model describes rates per unit of exposure;
+        ``None``: no offset.
     """
 
     outcome: str
@@ -200,6 +204,7 @@ class BuilderChoices:
     time_scale: TimeScale | None = None
     shape: TimeShape | None = None
     visits: VisitStructure | None = None
+    exposure: str | None = None
 
 
 def _variable(column: str, scale: TimeScale | None, shape: TimeShape | None = None) -> str:
@@ -257,6 +262,9 @@ def build_formula(choices: BuilderChoices) -> str:
     >>> build_formula(BuilderChoices("y", ("visit",), levels=(GroupLevel("patient"),),
     ...     visits=VisitStructure("ar1", "visit", "patient")))
     'y ~ visit + ar1(visit | patient)'
+    >>> build_formula(BuilderChoices("n", ("arm",), levels=(GroupLevel("patient"),),
+    ...     exposure="days at risk"))
+    'n ~ arm + offset(log(`days at risk`)) + (1 | patient)'
     """
     shape = choices.shape
     scale = None if shape is not None and shape.curved else choices.time_scale
@@ -264,6 +272,8 @@ def build_formula(choices: BuilderChoices) -> str:
     for a, b in dict.fromkeys(choices.interactions):
         if a != b:
             parts.append(f"{_variable(a, scale, shape)}:{_variable(b, scale, shape)}")
+    if choices.exposure is not None:
+        parts.append(f"offset(log({quote_name(choices.exposure)}))")
     replaced = replaced_levels(choices)
     randoms = [random_term(level, scale) for level in choices.levels if level not in replaced]
     randoms = [t for t in randoms if t]

@@ -15,15 +15,23 @@ import numpy as np
 
 from lmm_core import LMMError, LMMResult
 
-__all__ = ["FitKey", "FitRecord", "label_of", "timed_fit"]
+__all__ = ["GAUSSIAN", "FitKey", "FitRecord", "label_of", "timed_fit"]
+
+
+GAUSSIAN = "gaussian"
 
 
 class FitKey(NamedTuple):
-    """What identifies a fit for caches and stored results."""
+    """What identifies a fit for caches and stored results: the data, the formula, REML or
+    ML, and for a GLMM its family, link and quadrature points (a Gaussian fit keeps the
+    defaults, so its first three fields are all that tell two fits apart)."""
 
     data_key: str
     formula: str
     reml: bool
+    family: str = GAUSSIAN
+    link: str | None = None
+    nagq: int = 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,10 @@ class FitRecord:
         The immutable fit.
     seconds
         Time the fit took (0 when it came from the cache).
+    family, link, nagq
+        ``"gaussian"`` (a linear mixed model; ``link`` None) or a GLMM's ``"binomial"`` /
+        ``"poisson"`` with its link (``"logit"``, ``"log"``...) and quadrature points
+        (1 = Laplace). A GLMM's ``reml`` is False: it is fitted by maximum likelihood.
     """
 
     name: str
@@ -54,15 +66,28 @@ class FitRecord:
     data_name: str
     result: LMMResult
     seconds: float
+    family: str = GAUSSIAN
+    link: str | None = None
+    nagq: int = 1
 
     @property
     def key(self) -> FitKey:
-        """``(data key, formula, reml)``: what identifies this fit for caches."""
-        return FitKey(self.data_key, self.formula, bool(self.reml))
+        """``(data key, formula, reml, family, link, nagq)``: what identifies this fit for
+        caches."""
+        return FitKey(
+            self.data_key, self.formula, bool(self.reml), self.family, self.link, int(self.nagq)
+        )
+
+    @property
+    def is_glmm(self) -> bool:
+        """Whether the fit is a GLMM (binomial or Poisson), not a linear mixed model."""
+        return self.family != GAUSSIAN
 
     @property
     def method(self) -> str:
-        """``"REML"`` or ``"ML"``."""
+        """``"REML"`` or ``"ML"``; a GLMM's ``"Laplace"`` or ``"AGQ (n points)"``."""
+        if self.is_glmm:
+            return "Laplace" if self.nagq <= 1 else f"AGQ ({self.nagq} points)"
         return "REML" if self.reml else "ML"
 
     def renamed(self, name: str) -> FitRecord:

@@ -13,11 +13,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.analysis.records import FitKey
+from dashboard.analysis.records import GAUSSIAN, FitKey
 from dashboard.figures import prediction as fp
 from dashboard.figures import trajectories as ft
 from dashboard.io.loading import LoadedTable, excel_sheet_names, read_table
-from lmm_core import LMMResult, datasets, fit_lmm
+from lmm_core import LMMResult, datasets, fit_glmm, fit_lmm
+from lmm_core.glmm.results import GLMMResult
 from lmm_core.model.mmrm_results import MMRMResult
 from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
 from lmm_core.predict.per_group import ShrinkageEstimates, deviation_by, shrinkage_estimates
@@ -26,8 +27,11 @@ __all__ = [
     "band_widths",
     "deviation",
     "example_names",
+    "fit_glmm_model",
     "fit_model",
     "forecast",
+    "glmm_curves",
+    "glmm_shrinkage",
     "load_example",
     "read_upload",
     "sheet_names",
@@ -79,6 +83,16 @@ def fit_model(
     structure) are raised, not cached.
     """
     return fit_lmm(formula, _data, reml=reml)
+
+
+@st.cache_data(max_entries=24, ttl=3600, show_spinner=False)  # runs in a pool thread
+def fit_glmm_model(
+    data_key: str, formula: str, family: str, link: str | None, nagq: int, _data: pd.DataFrame
+) -> GLMMResult:
+    """:func:`lmm_core.fit_glmm` of ``formula`` (a binomial or Poisson GLMM, by Laplace for
+    ``nagq = 1`` or adaptive quadrature) to the data identified by ``data_key`` (the frame
+    itself is not hashed). Errors (:class:`lmm_core.LMMError`) are raised, not cached."""
+    return fit_glmm(formula, _data, family=family, link=link, nagq=nagq)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Comparing the models (ML refits)...")
@@ -138,7 +152,12 @@ def shrinkage(fit_key: FitKey, group: str, _result: LMMResult) -> ShrinkageEstim
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def deviation(fit_key: FitKey, column: str, _result: LMMResult, _data: pd.DataFrame) -> pd.Series:
-    """:func:`lmm_core.predict.per_group.deviation_by` of the fit ``fit_key`` and its data."""
+    """:func:`lmm_core.predict.per_group.deviation_by` of the fit ``fit_key`` and its data
+    (a GLMM's on the link scale: :func:`dashboard.analysis.glmm_curves.link_deviation`)."""
+    if fit_key.family != GAUSSIAN:
+        from dashboard.analysis.glmm_curves import link_deviation
+
+        return link_deviation(_result, _data, column)
     return deviation_by(_result, _data, column)
 
 
@@ -166,6 +185,32 @@ def trajectories(
         cluster=cluster,
         cluster_group=cluster_group,
     )
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def glmm_curves(
+    fit_key: FitKey,
+    subject: str,
+    x: str,
+    subjects: tuple,
+    by: str | None,
+    _result: Any,
+    _data: pd.DataFrame,
+) -> Any:
+    """:func:`dashboard.analysis.glmm_curves.glmm_curves` of the GLMM ``fit_key`` (its data
+    is the one the key names) for the chosen patients and axis."""
+    from dashboard.analysis.glmm_curves import glmm_curves as compute
+
+    return compute(_result, _data, subject, x, list(subjects), by=by)
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def glmm_shrinkage(fit_key: FitKey, group: str, _result: Any, _data: pd.DataFrame) -> Any:
+    """:func:`dashboard.analysis.glmm_shrinkage.glmm_shrinkage` of the GLMM ``fit_key``
+    (one own logistic or Poisson fit per patient: the Shrinkage page's expensive part)."""
+    from dashboard.analysis.glmm_shrinkage import glmm_shrinkage as compute
+
+    return compute(_result, _data, group)
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)

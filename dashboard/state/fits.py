@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis.formula_text import model_key
-from dashboard.analysis.records import FitRecord, label_of
+from dashboard.analysis.records import GAUSSIAN, FitRecord, label_of
 from dashboard.state.session import Keys
 from lmm_core import LMMError
 
@@ -58,30 +58,39 @@ def taken_labels() -> set[str]:
     return {label_of(r.name) for r in records_for_active_data()}
 
 
-def _same_model_key(formula: str) -> tuple | None:
+def _same_model_key(formula: str, family: str = GAUSSIAN, link: str | None = None) -> tuple | None:
     """:func:`dashboard.analysis.formula_text.model_key`, ``None`` if the text does not parse."""
     try:
-        return model_key(formula)
+        return model_key(formula, family, link)
     except LMMError:  # a record's formula always parses; be safe anyway
         return None
 
 
-def find_fit(formula: str, reml: bool, data_key: str | None = None) -> FitRecord | None:
+def find_fit(
+    formula: str,
+    reml: bool,
+    data_key: str | None = None,
+    family: str = GAUSSIAN,
+    link: str | None = None,
+    nagq: int = 1,
+) -> FitRecord | None:
     """The stored fit of the same model (:func:`dashboard.analysis.formula_text.model_key`: however
-    the formula is spelled), method and data, or ``None``.
+    the formula is spelled, with its family and link), method and data, or ``None``.
 
     One fit per distinct model and settings: a second request for it selects this record
-    instead of fitting again.
+    instead of fitting again. A GLMM's settings are its quadrature points (``reml`` is
+    False for every GLMM).
     """
     key = st.session_state[Keys.DATA_KEY] if data_key is None else data_key
-    wanted = _same_model_key(formula)
+    wanted = _same_model_key(formula, family, link)
     if wanted is None:
         return None
     for record in st.session_state[Keys.FITS]:
         if (
             record.data_key == key
             and bool(record.reml) == bool(reml)
-            and _same_model_key(record.formula) == wanted
+            and int(record.nagq) == int(nagq)
+            and _same_model_key(record.formula, record.family, record.link) == wanted
         ):
             return record
     return None
@@ -92,7 +101,7 @@ def same_model_groups(records: list[FitRecord]) -> list[list[str]]:
     two or more: compared after ML refits they tie, since they are one model."""
     groups: dict[tuple, list[str]] = {}
     for record in records:
-        key = _same_model_key(record.formula)
+        key = _same_model_key(record.formula, record.family, record.link)
         if key is not None:
             groups.setdefault((record.data_key, key), []).append(record.name)
     return [names for names in groups.values() if len(names) > 1]

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.analysis.records import FitRecord
+from dashboard.analysis.records import GAUSSIAN, FitRecord
 from dashboard.base.markup import code_span, escape_message
 from dashboard.state import cached
 from dashboard.state.fits import add_fit, find_fit, next_name, set_active
@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 KIND = "fit"
+#: a GLMM family in words (messages)
+FAMILY_WORDS = {"binomial": "logistic (binomial)", "poisson": "Poisson"}
 #: Test hook: seconds every fit sleeps first (the browser test of a long fit sets it).
 DELAY_ENV = "LMM_EXPLORER_FIT_DELAY"
 
@@ -53,10 +55,17 @@ class FitRequest:
     data_key: str
     data_name: str
     rows: int
+    family: str = GAUSSIAN
+    link: str | None = None
+    nagq: int = 1
 
     def describe(self) -> str:
         """What is being fitted, in one line (Markdown)."""
         method = "REML" if self.reml else "ML"
+        if self.family != GAUSSIAN:
+            words = FAMILY_WORDS.get(self.family, self.family)
+            how = "Laplace" if self.nagq <= 1 else f"{self.nagq}-point quadrature"
+            method = f"{words} GLMM ({self.link or 'canonical'} link, {how})"
         return (
             f"{code_span(self.formula)} by {method} on {escape_message(self.data_name)} "
             f"({self.rows:,} rows)"
@@ -73,7 +82,17 @@ def _work(request: FitRequest, data: pd.DataFrame):
         if delay > 0:
             time.sleep(delay)
         job.check()
-        result = cached.fit_model(request.data_key, request.formula, request.reml, data)
+        if request.family == GAUSSIAN:
+            result = cached.fit_model(request.data_key, request.formula, request.reml, data)
+        else:
+            result = cached.fit_glmm_model(
+                request.data_key,
+                request.formula,
+                request.family,
+                request.link,
+                request.nagq,
+                data,
+            )
         return result, time.perf_counter() - start
 
     return work
@@ -94,7 +113,14 @@ def request_of(job: Job) -> FitRequest:
 def _store(request: FitRequest):
     def store(outcome: tuple[Any, float]) -> str:
         result, seconds = outcome
-        existing = find_fit(request.formula, request.reml, request.data_key)
+        existing = find_fit(
+            request.formula,
+            request.reml,
+            request.data_key,
+            family=request.family,
+            link=request.link,
+            nagq=request.nagq,
+        )
         if existing is not None:  # the same model arrived meanwhile (e.g. from the ladder)
             set_active(existing.name)
             st.session_state[Keys.MODEL_NOTICE] = ("info", already_fitted_message(existing))
@@ -107,6 +133,9 @@ def _store(request: FitRequest):
             data_name=request.data_name,
             result=result,
             seconds=seconds,
+            family=request.family,
+            link=getattr(result, "link", None) if request.family != GAUSSIAN else None,
+            nagq=request.nagq,
         )
         add_fit(record)
         took = f"{seconds:.2f} s"  # fixed: timing
@@ -143,21 +172,37 @@ def _fail(job: Job) -> None:
     st.session_state[Keys.MODEL_NOTICE] = ("error", message)
 
 
-def start_fit(formula: str, reml: bool, label: str) -> Job | None:
-    """Start a fit of the active data; ``None`` when this session already has a fit running."""
+def start_fit(
+    formula: str,
+    reml: bool,
+    label: str,
+    family: str = GAUSSIAN,
+    link: str | None = None,
+    nagq: int = 1,
+) -> Job | None:
+    """Start a fit of the active data; ``None`` when this session already has a fit running.
+
+    ``family`` ``"binomial"`` or ``"poisson"`` fits a GLMM (:func:`lmm_core.fit_glmm`, by
+    maximum likelihood: ``reml`` is then False) with ``link`` (None: the canonical one) and
+    ``nagq`` quadrature points (1 = Laplace).
+    """
     if running_job() is not None:
         return None
     data = current_data()
+    glmm = family != GAUSSIAN
     request = FitRequest(
         formula=formula,
-        reml=reml,
+        reml=bool(reml) and not glmm,
         label=label,
         data_key=st.session_state[Keys.DATA_KEY],
         data_name=st.session_state[Keys.DATA_NAME],
         rows=len(data),
+        family=family,
+        link=link if glmm else None,
+        nagq=int(nagq) if glmm else 1,
     )
     return jobs_view.start(
-        ("fit", request.data_key, formula, bool(reml)),
+        ("fit", request.data_key, formula, request.reml, family, request.link, request.nagq),
         _work(request, data),
         kind=KIND,
         label=f"Fitting **{escape_message(label)}**: {request.describe()}",

@@ -13,6 +13,7 @@ from dashboard.base.markup import code_span, escape_message
 from dashboard.base.numbers import MISSING, fmt_criterion, styled
 from dashboard.help.texts import help_text
 from dashboard.views import inference as inference_view
+from dashboard.views.glmm_summary import render_glmm_summary
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import render_mmrm_summary
 from lmm_core import LMMResult
@@ -171,8 +172,12 @@ def render_summary(record: FitRecord, subject: str | None, time: str | None) -> 
     """Everything about the active fit except the OLS comparison.
 
     Returns the simpler formula when the user asked to fit it (singular fits), else None.
-    An MMRM (no random effects) has its own summary (:mod:`dashboard.views.mmrm`).
+    An MMRM (no random effects) has its own summary (:mod:`dashboard.views.mmrm`), a GLMM
+    too (:mod:`dashboard.views.glmm_summary`).
     """
+    if record.is_glmm:
+        render_glmm_summary(record)
+        return None
     if is_mmrm(record.result):
         render_mmrm_summary(record)
         return None

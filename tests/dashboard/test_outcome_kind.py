@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.io.outcome_kind import outcome_kind, outcome_note
+from dashboard.io.outcome_kind import binary_columns, outcome_kind, outcome_note
 from dashboard.io.roles import Roles
 from dashboard.io.validation import validate
 from lmm_core.datasets import list_examples, load_example
@@ -17,7 +17,8 @@ from lmm_core.datasets import list_examples, load_example
     [
         ([0, 1, 1, 0, np.nan], "binary"),
         ([1.0, 2.0, 2.0], "binary"),
-        ([True, False, True], None),  # not numeric: the report says the outcome is text
+        ([True, False, True], "binary"),  # logical: yes/no
+        (["yes", "no", None, "no"], "binary"),  # two categories: yes/no
         ([0, 3, 1, 0, 7, 2], "counts"),
         ([1, 4, 12, 20, 3], "counts"),
         ([0, 5, 80, 3, 2, 1, 0], "counts"),  # zeros and a small median
@@ -34,7 +35,7 @@ def test_outcome_kind(values, kind):
 
 def test_no_values_is_no_kind():
     assert outcome_kind(pd.Series([np.nan, np.nan])) is None
-    assert outcome_kind(pd.Series(["a", "b"])) is None
+    assert outcome_kind(pd.Series(["a", "b", "c"])) is None  # three categories: no kind
 
 
 def test_binary_note_says_what_it_means():
@@ -42,15 +43,16 @@ def test_binary_note_says_what_it_means():
     assert "The outcome 'Relapse (yes=1)' has only two values (0 and 1)" in note
     assert "yes/no (binary)" in note and "treats it as a continuous measurement" in note
     assert "proportion of 1s" in note and "outside 0 to 1" in note
-    assert "GLMMs" in note and "coming" in note
+    assert "logistic mixed model" in note and "Kind of outcome" in note
     other = outcome_note(pd.Series([1, 2, 2]), "arm")
     assert "two values (1 and 2)" in other and "share of 2s" in other
+    assert "Recode it to 0 and 1 (1 for 2)" in other
 
 
 def test_count_note_says_what_it_means():
     note = outcome_note(pd.Series([0, 2, 5, 1]), "Falls")
     assert "only whole numbers from 0 to 5" in note and "counts" in note
-    assert "below 0" in note and "GLMMs" in note
+    assert "below 0" in note and "Poisson mixed model" in note and "exposure" in note
 
 
 GLMM_EXAMPLES = {"infections": "binary", "seizures": "counts"}
@@ -73,3 +75,27 @@ def test_validation_report_warns_about_a_binary_outcome():
     assert report.ok  # a warning, not an error: the model can be fitted
     (warning,) = [f for f in report.findings if f.level == "warning"]
     assert "only two values (0 and 1)" in warning.message
+
+
+def test_family_and_glmm_readiness():
+    assert outcome_kind(pd.Series([0, 1, 1])).family == "binomial"
+    assert outcome_kind(pd.Series([0, 1, 1])).glmm_ready
+    assert not outcome_kind(pd.Series([1, 2, 2])).glmm_ready  # must be recoded to 0/1
+    assert outcome_kind(pd.Series([0, 3, 1, 7])).family == "poisson"
+    assert outcome_kind(pd.Series([120.5, 131.0, 128.2])).family == "gaussian"
+    text = outcome_kind(pd.Series(["no", "yes", "no"]))
+    assert text.labels == ("no", "yes") and text.glmm_ready
+    note = outcome_note(pd.Series(["no", "yes"]), "Infected?")
+    assert "two categories ('no' and 'yes')" in note and "probability of 'yes'" in note
+
+
+def test_binary_columns_are_the_yes_no_text_and_logical_ones():
+    frame = pd.DataFrame(
+        {
+            "Infecté [oui/non]": ["oui", "non", "oui"],
+            "flag": [True, False, True],
+            "arm": ["a", "b", "c"],
+            "y": [0, 1, 0],
+        }
+    )
+    assert binary_columns(frame) == ["Infecté [oui/non]", "flag"]

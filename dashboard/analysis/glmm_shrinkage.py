@@ -1,0 +1,151 @@
+"""Own-data, mixed-model and population estimates of a GLMM's patients, on the link scale.
+No Streamlit.
+
+For patient ``i`` with rows ``r``, random-effects columns ``Z_i`` and the fixed part
+``f_r = offset_r + x_r'beta``:
+
+- *own estimate*: the patient's own logistic (or Poisson) fit of the random-effects columns
+  with the fixed part as an offset, ``b_own = argmax sum_r log p(y_r | h(f_r + z_r'b))`` (by
+  Fisher scoring), shown as ``population + b_own``;
+- *mixed model*: ``population + b_i`` with ``b_i`` the GLMM's conditional mode;
+- *population*: the least-squares coefficients of ``x_r'beta`` on ``Z_i`` (the typical
+  patient's intercept and slope on the link scale), as
+  :func:`lmm_core.predict.per_group.shrinkage_estimates` for a linear model.
+
+A patient whose outcomes are all 0 or all 1 (binary), or all 0 (counts), has no finite own
+estimate: its likelihood keeps growing as ``b -> -inf`` (or ``+inf``). Such patients (and any
+whose scoring does not settle) are listed as left out, with the reason; their mixed-model
+estimate is finite, pulled toward the population: the GLMM's shrinkage at its most visible.
+Returns a :class:`lmm_core.predict.per_group.ShrinkageEstimates` so the Shrinkage page's
+figures draw it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lmm_core.predict.per_group import ShrinkageEstimates
+
+__all__ = ["EDGE", "MAX_STEPS", "glmm_shrinkage", "own_fit"]
+
+#: own estimates beyond this on the link scale (odds ratio e^12) count as infinite
+EDGE = 12.0
+MAX_STEPS = 50
+
+
+def own_fit(family, z: np.ndarray, y: np.ndarray, w: np.ndarray, f: np.ndarray):
+    """One patient's own GLM fit of the columns ``z`` with offset ``f`` (Fisher scoring).
+
+    Returns
+    -------
+    b, ok
+        The coefficients (``NaN`` when not ``ok``) and whether a finite maximum was found.
+    """
+    b = np.zeros(z.shape[1])
+    link = family.link
+    for _ in range(MAX_STEPS):
+        eta = f + z @ b
+        mu = link.linkinv(eta)
+        d = link.mu_eta(eta)
+        var = np.maximum(family.variance(mu), 1e-300)
+        weight = w * d**2 / var
+        info = z.T @ (weight[:, None] * z)
+        score = z.T @ (w * (y - mu) * d / var)
+        try:
+            step = np.linalg.solve(info, score)
+        except np.linalg.LinAlgError:
+            return np.full_like(b, np.nan), False
+        b = b + step
+        if not np.all(np.isfinite(b)) or np.max(np.abs(b)) > 2 * EDGE:
+            return np.full_like(b, np.nan), False
+        if np.max(np.abs(step)) < 1e-8:
+            return b, bool(np.max(np.abs(b)) < EDGE)
+    return np.full_like(b, np.nan), False
+
+
+def _reason(family_name: str, y: np.ndarray, s: int, n: int, columns) -> str:
+    if n < s:
+        return f"{n} observation{'s' if n != 1 else ''}: fewer than the {s} coefficients"
+    if family_name == "binomial" and np.all(y == 0):
+        return "every outcome 0: its own estimate is minus infinity"
+    if family_name == "binomial" and np.all(y == 1):
+        return "every outcome 1: its own estimate is plus infinity"
+    if family_name == "poisson" and np.all(y == 0):
+        return "every count 0: its own estimate is minus infinity"
+    return (
+        "its own fit has no finite maximum (its outcomes separate perfectly along "
+        + " and ".join(columns)
+        + ")"
+    )
+
+
+def glmm_shrinkage(result, data: pd.DataFrame | None = None, group: str | None = None):
+    """Own, mixed-model and population coefficients per level of ``group`` (link scale).
+
+    Parameters
+    ----------
+    result
+        A :class:`lmm_core.glmm.results.GLMMResult`.
+    data
+        Unused (kept for the cached call's signature).
+    group
+        A grouping factor of the model (default: the one with most levels).
+
+    Returns
+    -------
+    lmm_core.predict.per_group.ShrinkageEstimates
+    """
+    terms = list(result.reterms)
+    if group is None:
+        group = max(terms, key=lambda t: t.n_levels).group
+    ks = [k for k, t in enumerate(terms) if t.group == group]
+    first = terms[ks[0]]
+    levels, codes, m = first.levels, first.codes, first.n_levels
+    z = np.hstack([terms[k].z for k in ks])
+    columns = tuple(c for k in ks for c in terms[k].cnames)
+    s = z.shape[1]
+    b = np.hstack([result.b[k] for k in ks])
+    b_sd = np.hstack([np.sqrt(np.diagonal(result.cond_cov[k], axis1=1, axis2=2)) for k in ks])
+    covs = result.covariance_matrices()
+    cov = np.zeros((s, s))
+    at = 0
+    for k in ks:
+        cov[at : at + terms[k].n_columns, at : at + terms[k].n_columns] = covs[k]
+        at += terms[k].n_columns
+    offset = np.asarray(result.data.offset, dtype=float)
+    weights = np.asarray(getattr(result.data, "weights", np.ones(result.nobs)), dtype=float)
+    xb = result.design.X @ result.beta
+    f = offset + xb  # the fixed part of the linear predictor
+    y = np.asarray(result.y, dtype=float)
+    own, pop = np.full((m, s), np.nan), np.full((m, s), np.nan)
+    ok = np.zeros(m, dtype=bool)
+    n = np.bincount(codes, minlength=m)
+    reasons = {}
+    for i in range(m):
+        rows = np.flatnonzero(codes == i)
+        zi = z[rows]
+        if rows.size >= s and np.linalg.matrix_rank(zi) == s:
+            pop[i] = np.linalg.lstsq(zi, xb[rows], rcond=None)[0]
+            bi, ok[i] = own_fit(result.family, zi, y[rows], weights[rows], f[rows])
+            if ok[i]:
+                own[i] = pop[i] + bi
+        if not ok[i]:
+            reasons[i] = _reason(result.family.name, y[rows], s, rows.size, columns)
+    mixed = pop + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = (mixed - pop) / (own - pop)
+    table = pd.DataFrame({"n": n, "fitted_own": ok}, index=pd.Index(levels, name=group))
+    for j, c in enumerate(columns):
+        table[f"own:{c}"] = own[:, j]
+        table[f"mixed:{c}"] = mixed[:, j]
+        table[f"population:{c}"] = pop[:, j]
+        table[f"blup:{c}"] = b[:, j]
+        table[f"blup_sd:{c}"] = b_sd[:, j]
+        table[f"shrinkage:{c}"] = factor[:, j]
+    out = sorted(reasons)
+    left_out = pd.DataFrame(
+        {"n": n[out], "reason": [reasons[i] for i in out]},
+        index=pd.Index([levels[i] for i in out], name=group),
+    )
+    return ShrinkageEstimates(group, columns, table, left_out, cov)

@@ -1,0 +1,122 @@
+"""GLMMs in the app (issue 15): the population-averaged curve against Monte Carlo, fit keys
+and records, the family choice rules, the GLMM shrinkage and summary numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.analysis.formula_text import model_key
+from dashboard.analysis.glmm_curves import glmm_curves, population_curves
+from dashboard.analysis.glmm_family import exposure_problem, quadrature_reason
+from dashboard.analysis.glmm_shrinkage import glmm_shrinkage
+from dashboard.analysis.glmm_summary import fixed_table, median_ratio
+from dashboard.analysis.records import FitKey, FitRecord
+from lmm_core import datasets, fit_glmm
+
+
+@pytest.fixture(scope="module")
+def infections():
+    data = datasets.load_example("infections")[0]
+    return data, fit_glmm("infection ~ week * arm + (week | patient)", data, family="binomial")
+
+
+@pytest.fixture(scope="module")
+def seizures():
+    data = datasets.load_example("seizures")[0]
+    formula = "seizures ~ period * arm + offset(log(exposure)) + (1 | patient)"
+    return data, fit_glmm(formula, data, family="poisson")
+
+
+def test_population_average_equals_monte_carlo_on_the_fitted_covariance(infections):
+    data, result = infections
+    curves = glmm_curves(result, data, "patient", "week", ["V001"], by="arm")
+    pop = curves.population.iloc[::15]
+    (g,) = result.covariance_matrices()
+    rng = np.random.default_rng(7)
+    b = rng.multivariate_normal(np.zeros(2), g, size=200_000)
+    beta = result.fixef
+    for row in pop.itertuples():
+        vaccine = float(row.group == "vaccine")
+        eta = (
+            beta["(Intercept)"]
+            + beta["week"] * row.x
+            + beta["armvaccine"] * vaccine
+            + beta["week:armvaccine"] * row.x * vaccine
+        )
+        p = 1 / (1 + np.exp(-(eta + b[:, 0] + b[:, 1] * row.x)))
+        se = p.std() / np.sqrt(p.size)
+        assert abs(p.mean() - row.averaged) < 3 * se
+        assert row.typical == pytest.approx(1 / (1 + np.exp(-eta)), rel=1e-10)
+    # the average of the patients' curves is flatter than the typical patient's
+    for _, g_pop in curves.population.groupby("group"):
+        assert np.ptp(g_pop["averaged"]) < np.ptp(g_pop["typical"])
+
+
+def test_poisson_population_average_is_the_lognormal_mean_per_unit_exposure(seizures):
+    data, result = seizures
+    grid = pd.DataFrame({"period": [0.0, 3.0], "arm": ["drug", "placebo"], "exposure": [5, 9]})
+    typical, averaged = population_curves(result, grid)
+    tau2 = result.covariance_matrices()[0][0, 0]
+    np.testing.assert_allclose(averaged, typical * np.exp(tau2 / 2), rtol=1e-9)
+    eta = result.design.fixed_matrix(grid) @ result.beta  # no offset: a rate per unit
+    np.testing.assert_allclose(typical, np.exp(eta), rtol=1e-12)
+    curves = glmm_curves(result, data, "patient", "period", ["E001"], by="arm")
+    assert curves.scale == "rate per unit of exposure"
+    first = data[(data["period"] == 0) & (data["arm"] == "drug")]
+    observed = curves.observed.query("group == 'drug' and x == 0")["value"].item()
+    assert observed == pytest.approx(first["seizures"].sum() / first["exposure"].sum())
+
+
+def test_fit_keys_and_records_carry_the_family():
+    assert FitKey("d", "y ~ t", True) == ("d", "y ~ t", True, "gaussian", None, 1)
+    record = FitRecord("M1: x", "y ~ t + (1 | g)", True, "d", "data", None, 0.0)
+    assert record.key[:3] == ("d", "y ~ t + (1 | g)", True) and not record.is_glmm
+    assert record.method == "REML"
+    glmm = FitRecord(
+        "M2: x", "y ~ t + (1 | g)", False, "d", "data", None, 0.0, "binomial", "logit", 9
+    )
+    assert glmm.is_glmm and glmm.key.family == "binomial" and glmm.method == "AGQ (9 points)"
+    assert glmm.key != record.key
+
+
+def test_model_key_tells_families_links_and_offsets_apart():
+    f = "y ~ t + (1 | g)"
+    assert model_key(f) == model_key("y~t+(1|g)")
+    assert model_key(f) != model_key(f, "binomial")
+    assert model_key(f, "binomial") == model_key(f, "binomial", "logit")
+    assert model_key(f, "binomial", "probit") != model_key(f, "binomial")
+    assert model_key("y ~ t + offset(log(e)) + (1 | g)", "poisson") != model_key(f, "poisson")
+
+
+def test_quadrature_and_exposure_rules():
+    assert quadrature_reason("y ~ t + (1 | g)") is None
+    assert "random slopes" in quadrature_reason("y ~ t + (t | g)")
+    assert "2 random-effects terms" in quadrature_reason("y ~ t + (1 | g) + (1 | h)")
+    assert exposure_problem(pd.Series([1.0, 2.5]), "e") is None
+    problem = exposure_problem(pd.Series([1.0, 0.0, -2.0]), "Temps à risque (j)")
+    assert "zero or negative in 2 row(s)" in problem and "-2" in problem
+
+
+def test_glmm_shrinkage_is_honest_about_infinite_own_estimates(infections):
+    data, _ = infections
+    result = fit_glmm("infection ~ week * arm + (1 | patient)", data, family="binomial")
+    est = glmm_shrinkage(result)
+    y = data.groupby("patient")["infection"]
+    all_zero = set(y.max()[y.max() == 0].index)
+    left = est.left_out
+    assert set(left.index[left["reason"].str.startswith("every outcome 0")]) == all_zero
+    kept = est.table[est.table["fitted_own"]]
+    shrink = kept["shrinkage:(Intercept)"]
+    assert ((shrink > 0) & (shrink < 1)).all()  # pulled toward the population, never past
+    assert np.isfinite(est.table["mixed:(Intercept)"]).all()
+
+
+def test_fixed_table_gives_odds_ratios_with_intervals(infections):
+    _, result = infections
+    table = fixed_table(result)
+    np.testing.assert_allclose(table["Odds ratio"], np.exp(table["Estimate"]))
+    np.testing.assert_allclose(table["Odds ratio lower"], np.exp(table["95% CI lower"]))
+    assert median_ratio(0.0) == 1.0
+    assert median_ratio(1.0) == pytest.approx(2.6, rel=0.01)  # Larsen & Merlo: variance 1 -> 2.6
