@@ -102,8 +102,10 @@ def test_diagnostics_compare_and_export_of_mmrms(trial):
     at = at.switch_page("pages/export.py").run()
     assert not at.exception
     code = "\n".join(c.value for c in at.code)
-    assert "mmrm(" in code and "ar1(`Visite n° (factor)` | `Patient ID`)" in code
-    assert "REPEATED 'Visite n°'n / SUBJECT='Patient ID'n TYPE=AR(1);" in code
+    # mmrm needs plain names in its covariance term: the script copies the columns first
+    assert "mmrm(" in code and "ar1(Visite_n_factor | Patient_ID)" in code
+    # the visit is numeric and a fixed effect too: SAS's REPEATED uses a CLASS copy
+    assert "REPEATED Visite_n_c / SUBJECT='Patient ID'n TYPE=AR(1);" in code
     assert "fit_lmm('`Score (points)` ~ `Visite n°`" in code
 
 
