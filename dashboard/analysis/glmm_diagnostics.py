@@ -99,9 +99,11 @@ def binned_sentence(table: pd.DataFrame) -> str:
             "probabilities are off."
         )
     return (
-        f"{share}, where about {expected:.1f} would by chance (5%): the model misses "
-        "something at the fitted probabilities of those bins (a curve in time, an "
-        "interaction, a covariate)."
+        f"{share}, where about {expected:.1f} would by chance (5%). With random effects per "
+        "subject, shrinkage alone tilts the points (below 0 at low fitted probabilities, "
+        "above 0 at high ones) even when the model is right; a curve or a run of bins away "
+        "from that tilt says the model misses something (a curve in time, an interaction, "
+        "a covariate)."
     )
 
 

@@ -98,7 +98,7 @@ def render_combined_diagnostics(record: FitRecord, data: pd.DataFrame) -> None:
     """The Diagnostics page for random effects with a covariance of the visits."""
     result = record.result
     spec = result.design.spec.residual
-    groups = ", ".join(f"{n:,} {escape_message(g)}" for g, n in result.ngroups.items())
+    groups = ", ".join(f"{n:,} levels of {escape_message(g)}" for g, n in result.ngroups.items())
     st.markdown(
         f"{code_span(record.formula)} ({record.method}), {result.nobs:,} observations of "
         f"{result.n_subjects:,} patients in {groups}: random effects with a "

@@ -36,7 +36,9 @@ def _binned(outcome: gd.GLMMOutcome) -> None:
         "(observed share minus fitted probability). The grey band is 2 standard errors of "
         "that mean under the model. Good: points scattered inside the band around 0. A "
         "problem: a run of points outside it, or a curve (the model is off at those "
-        "probabilities)."
+        "probabilities). The fitted probabilities include each subject's predicted effect, "
+        "which is shrunk towards the average: a gentle upward tilt from left to right is "
+        "expected in a mixed model and is not a misfit."
     )
 
 
@@ -125,7 +127,7 @@ def render_glmm_diagnostics(record: FitRecord) -> None:
     """The Diagnostics page for a GLMM fit."""
     result = record.result
     outcome = gd.glmm_outcome(result)
-    groups = ", ".join(f"{n:,} {escape_message(g)}" for g, n in result.ngroups.items())
+    groups = ", ".join(f"{n:,} levels of {escape_message(g)}" for g, n in result.ngroups.items())
     st.markdown(
         f"{code_span(record.formula)}: a {family_label(result)} mixed model (GLMM), "
         f"{result.nobs:,} observations of {groups}. Its outcome is "
