@@ -71,9 +71,9 @@ class BoundaryTest:
         True when at least one added parameter is a variance (its null value, 0, is on the
         boundary of the parameter space): the naive chi-square p-value is too large.
     mixture_df
-        ``df`` for :func:`lmm_core.inference.lrt_table.chibar_pvalue` (the 50:50 mixture of chi-square
-        ``df - 1`` and ``df``) when that mixture is the right reference: exactly one variance
-        added with its covariances, nothing else. ``None`` otherwise.
+        ``df`` for :func:`lmm_core.inference.lrt_table.chibar_pvalue` (the 50:50 mixture of
+        chi-square ``df - 1`` and ``df``) when that mixture is the right reference: exactly one
+        variance added with its covariances, nothing else. ``None`` otherwise.
     """
 
     added_fixed: tuple[str, ...]
