@@ -60,6 +60,21 @@ def _log_inv(eta: np.ndarray) -> np.ndarray:
     return np.maximum(np.exp(np.minimum(eta, 700.0)), EPS)
 
 
+def _logit_mu_eta2(eta: np.ndarray) -> np.ndarray:
+    mu = _logit_inv(eta)
+    return _logit_mu_eta(eta) * (1.0 - 2.0 * mu)
+
+
+def _probit_mu_eta2(eta: np.ndarray) -> np.ndarray:
+    e = np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH)
+    return -e * np.exp(-0.5 * e * e) / np.sqrt(2.0 * np.pi)
+
+
+def _cloglog_mu_eta2(eta: np.ndarray) -> np.ndarray:
+    e = np.minimum(eta, 700.0)
+    return np.exp(e - np.exp(e)) * (1.0 - np.exp(e))
+
+
 @dataclass(frozen=True)
 class Link:
     """A link function ``eta = g(mu)``: its name, inverse and derivative ``dmu/deta``."""
@@ -76,6 +91,13 @@ class Link:
             return _log_inv(eta)
         return _MU_ETA[self.name](eta)
 
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        """``d^2 mu / deta^2``: ``mu' (1 - 2 mu)`` (logit), ``-eta phi(eta)`` (probit),
+        ``mu' (1 - e^eta)`` (cloglog), ``e^eta`` (log)."""
+        if self.name == "log":
+            return _log_inv(eta)
+        return _MU_ETA2[self.name](eta)
+
     def link(self, mu: np.ndarray) -> np.ndarray:
         """``eta = g(mu)``."""
         mu = np.asarray(mu, float)
@@ -91,6 +113,7 @@ class Link:
 
 _INV = {"logit": _logit_inv, "probit": _probit_inv, "cloglog": _cloglog_inv, "log": _log_inv}
 _MU_ETA = {"logit": _logit_mu_eta, "probit": _probit_mu_eta, "cloglog": _cloglog_mu_eta}
+_MU_ETA2 = {"logit": _logit_mu_eta2, "probit": _probit_mu_eta2, "cloglog": _cloglog_mu_eta2}
 
 LINKS = {"binomial": ("logit", "probit", "cloglog", "log"), "poisson": ("log",)}
 DEFAULT_LINK = {"binomial": "logit", "poisson": "log"}
@@ -108,6 +131,18 @@ class Family:
         if self.name == "binomial":
             return np.maximum(mu * (1.0 - mu), EPS * EPS)
         return np.maximum(mu, EPS * EPS)
+
+    def variance_deriv(self, mu: np.ndarray) -> np.ndarray:
+        """``dV/dmu``: ``1 - 2 mu`` (binomial) or 1 (Poisson)."""
+        if self.name == "binomial":
+            return 1.0 - 2.0 * mu
+        return np.ones_like(mu)
+
+    @property
+    def canonical(self) -> bool:
+        """Whether the link is canonical (logit binomial, log Poisson): then the observed and
+        expected information of ``eta`` agree."""
+        return (self.name, self.link.name) in (("binomial", "logit"), ("poisson", "log"))
 
     def loglik_terms(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
         """``log p(y_i | mu_i)`` per observation, with every constant (R's ``dbinom`` with
@@ -139,6 +174,40 @@ class Family:
         """``sum_i log p(y_i | mu_i = y_i)``: the log-likelihood of the saturated model."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.sum(self.loglik_terms(y, y, w)))
+
+
+@dataclass(frozen=True)
+class EtaDerivatives:
+    """Derivatives in ``eta_i`` of one observation's deviance ``d_i`` and working weight.
+
+    With ``mu' = dmu/deta``, ``mu''``, ``V`` and ``V' = dV/dmu``:
+
+    * ``half_score``: ``(1/2) dd_i/deta = -w (y - mu) mu' / V``;
+    * ``weights``: the working (expected-information) weight ``W = w mu'^2 / V``;
+    * ``observed``: ``(1/2) d^2 d_i / deta^2 = W - w (y - mu) (mu'' / V - mu'^2 V' / V^2)``
+      (equal to ``W`` for a canonical link);
+    * ``dweights``: ``dW/deta = w (2 mu' mu'' / V - mu'^3 V' / V^2)``.
+    """
+
+    half_score: np.ndarray
+    weights: np.ndarray
+    observed: np.ndarray
+    dweights: np.ndarray
+
+
+def eta_derivatives(
+    family: Family, y: np.ndarray, w: np.ndarray, eta: np.ndarray, mu: np.ndarray
+) -> EtaDerivatives:
+    """:class:`EtaDerivatives` at ``eta`` (``mu = g^-1(eta)``)."""
+    link = family.link
+    m1, m2 = link.mu_eta(eta), link.mu_eta2(eta)
+    v, vp = family.variance(mu), family.variance_deriv(mu)
+    resid = w * (y - mu)
+    weights = w * m1 * m1 / v
+    curv = m2 / v - m1 * m1 * vp / (v * v)
+    observed = weights if family.canonical else weights - resid * curv
+    dweights = w * m1 * (2.0 * m2 / v - m1 * m1 * vp / (v * v))
+    return EtaDerivatives(-resid * m1 / v, weights, observed, dweights)
 
 
 class DevianceSum:
@@ -194,4 +263,13 @@ def make_family(family: str, link: str | None = None) -> Family:
     return Family(name, Link(chosen))
 
 
-__all__ = ["DEFAULT_LINK", "LINKS", "DevianceSum", "Family", "Link", "make_family"]
+__all__ = [
+    "DEFAULT_LINK",
+    "LINKS",
+    "DevianceSum",
+    "EtaDerivatives",
+    "Family",
+    "Link",
+    "eta_derivatives",
+    "make_family",
+]

@@ -8,19 +8,21 @@
    approximation (``nagq = 1``) or adaptive Gauss-Hermite quadrature (``nagq > 1``, one
    scalar random effect only; :mod:`lmm_core.glmm.agq`).
 
-The first stage uses BOBYQA (:func:`lmm_core.model.bobyqa.bobyqa`), the second Newton's method
-on finite-difference derivatives (:func:`hessian`), both in unit-free coordinates:
-``phi = theta * s`` (:func:`lmm_core.design.reterms.theta_scale`) and ``beta`` in units of its
-first-stage standard error, so that the steps and stopping rules do not depend on the units of
-the covariates. The first-stage point is close to the optimum, so a few Newton steps (then
-chord steps with the last Hessian, gradients only) reach it with far fewer evaluations than a
-derivative-free search; the iteration stops when a step is below ``NEWTON_TOL`` (the step is
-taken). The Hessian ``H`` of ``-2 log L`` gives, as glmer's default ``use.hessian = TRUE``, the
-covariance of ``beta``: the ``beta`` block of ``2 H^-1``. When the Newton iteration cannot be
-trusted (a variance parameter on or moving to its bound, ``H`` not positive definite) the
-second stage is BOBYQA's, checked by the Newton step at its optimum (a failed check restarts
-it once from the Newton point); variance parameters on their bound (a singular fit) are then
-held fixed in ``H``.
+The first stage uses BOBYQA (:func:`lmm_core.model.bobyqa.bobyqa`), the second Newton's method,
+both in unit-free coordinates: ``phi = theta * s`` (:func:`lmm_core.design.reterms.theta_scale`)
+and ``beta`` in units of its first-stage standard error, so that the steps and stopping rules do
+not depend on the units of the covariates. For the Laplace approximation the gradient is
+analytic (:class:`lmm_core.glmm.gradient.LaplaceGradient`) and the Hessian forward differences
+of it (``d`` evaluations for ``d`` parameters); for quadrature (or a model too large for the
+analytic gradient) both are finite differences of ``-2 log L`` (:func:`hessian`). The
+first-stage point is close to the optimum, so a few Newton steps (then chord steps with the last
+Hessian, gradients only) reach it with far fewer evaluations than a derivative-free search; the
+iteration stops when a step is below ``NEWTON_TOL`` (the step is taken). The Hessian ``H`` of
+``-2 log L`` gives, as glmer's default ``use.hessian = TRUE``, the covariance of ``beta``: the
+``beta`` block of ``2 H^-1``. When the Newton iteration cannot be trusted (a variance parameter
+on or moving to its bound, ``H`` not positive definite) the second stage is BOBYQA's, checked by
+the Newton step at its optimum (a failed check restarts it once from the Newton point); variance
+parameters on their bound (a singular fit) are then held fixed in ``H``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import pandas as pd
 from lmm_core.errors import ModelError
 from lmm_core.glmm.agq import MAX_NODES, agq_loglik
 from lmm_core.glmm.family import make_family
+from lmm_core.glmm.gradient import LaplaceGradient
 from lmm_core.glmm.pirls import GLMMCriterion, PIRLSState
 from lmm_core.glmm.response import build_glmm_data
 from lmm_core.glmm.results import GLMMResult, conditional_effects
@@ -40,6 +43,8 @@ from lmm_core.model.bobyqa import SafeObjective, bobyqa
 from lmm_core.model.linalg import single_threaded_blas
 
 HESSIAN_STEP = 2e-3
+#: forward-difference step of the analytic gradient (unit-free coordinates)
+GRADIENT_STEP = 1e-4
 NEWTON_TOL = 1e-3
 #: first-stage stopping rules: its optimum is only the second stage's starting point
 STAGE1_FTOL = 1e-5
@@ -58,6 +63,8 @@ class _Stage2:
         self.crit, self.nagq = crit, nagq
         self.beta1, self.se1 = beta1, se1
         self.nt = crit.theta0.size
+        grad = LaplaceGradient(crit) if nagq == 1 else None
+        self.grad = grad if grad is not None and grad.available else None
 
     def params(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[: self.nt] / self.crit.theta_scale, self.beta1 + self.se1 * x[self.nt :]
@@ -73,6 +80,43 @@ class _Stage2:
         if self.nagq == 1:
             return self.crit.minus2_loglik(state)
         return -2.0 * agq_loglik(self.crit, state, self.nagq)
+
+    def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """``-2 log L`` and its analytic gradient in ``x`` (None without one)."""
+        state = self.state(x)
+        f = self.value(state)
+        if self.grad is None:
+            return f, None
+        g = self.grad(state)
+        if g is None:
+            return f, None
+        return f, np.concatenate([g[: self.nt] / self.crit.theta_scale, g[self.nt :] * self.se1])
+
+    def derivatives(self, x: np.ndarray, free: np.ndarray, f: float, g: np.ndarray | None):
+        """Gradient and Hessian over the ``free`` coordinates at ``x`` (value ``f``, analytic
+        gradient ``g`` or None) and the evaluations spent: forward differences of the
+        analytic gradient (``d`` evaluations) or, without it, :func:`hessian`. The gradient is
+        None when an analytic one fails."""
+        if self.grad is None:
+            return hessian(self, x, free, f0=f)
+        if g is None:
+            return None, None, 0
+        idx = np.flatnonzero(free)
+        hess = np.empty((idx.size, idx.size))
+        for a, j in enumerate(idx):
+            e = np.zeros_like(x)
+            e[j] = GRADIENT_STEP
+            g_j = self.evaluate(x + e)[1]
+            if g_j is None:
+                return None, None, a + 1
+            hess[:, a] = (g_j - g)[idx] / GRADIENT_STEP
+        return g[idx], 0.5 * (hess + hess.T), idx.size
+
+    def gradient_at(self, x: np.ndarray, f: float, g: np.ndarray | None):
+        """The gradient at ``x`` (analytic when available) and the evaluations spent."""
+        if self.grad is None:
+            return gradient(self, x), 2 * x.size
+        return g, 0
 
 
 def _check_nagq(nagq: object) -> int:
@@ -258,8 +302,8 @@ def _off_bounds(x: np.ndarray, lower: np.ndarray) -> np.ndarray:
 
 
 def _newton_stage2(fun: _Stage2, x0: np.ndarray, lower: np.ndarray):
-    """Second stage by Newton's method on finite-difference derivatives (:func:`hessian`)
-    from the first-stage point, each step halved until ``-2 log L`` decreases.
+    """Second stage by Newton's method from the first-stage point, each step halved until
+    ``-2 log L`` decreases; derivatives from :meth:`_Stage2.derivatives`.
 
     Once a Newton step is below ``CHORD_TOL`` the Hessian ``H`` is kept and only the gradient
     is recomputed (chord steps ``H^-1 g``) until a step is below ``NEWTON_TOL``; that step is
@@ -267,54 +311,53 @@ def _newton_stage2(fun: _Stage2, x0: np.ndarray, lower: np.ndarray):
 
     Returns ``(x, H, free, evaluations)``, or ``None`` when the iteration cannot be trusted
     (a variance parameter at or moving to its bound, ``H`` not positive definite, no
-    decrease): BOBYQA then takes over.
+    decrease, a gradient not available): BOBYQA then takes over.
     """
     if not _off_bounds(x0, lower).all():
         return None
-    x, f, evals = x0, fun(x0), 1
+    free = np.ones(x0.size, bool)
+    x, (f, g), evals = x0, fun.evaluate(x0), 1
     hess = None
-    free = np.ones(x.size, bool)
     for _ in range(NEWTON_ITER):
         if hess is None:
-            grad, new_hess, n = hessian(fun, x, free, f0=f)
+            grad, new_hess, n = fun.derivatives(x, free, f, g)
         else:
-            grad, n = gradient(fun, x, f0=f), 2 * x.size
+            grad, n = fun.gradient_at(x, f, g)
         evals += n
-        step = _newton_step(grad, new_hess if hess is None else hess)
+        step = None if grad is None else _newton_step(grad, new_hess if hess is None else hess)
         if step is None:
             return None
         if hess is None and np.max(np.abs(step)) <= CHORD_TOL:
             hess = new_hess
-        moved = _descend(fun, x, f, step, lower)
+        moved = _descend(fun, x, (f, g), step, lower)
         if moved is None:
             return None
         evals += moved[2]
         if np.max(np.abs(step)) <= NEWTON_TOL:
             return moved[0], new_hess if hess is None else hess, free, evals
-        x, f = moved[0], moved[1]
+        x, (f, g) = moved[0], moved[1]
     return None
 
 
-def _descend(fun: _Stage2, x: np.ndarray, f: float, step: np.ndarray, lower: np.ndarray):
-    """``(x - t step, its value, evaluations)`` for the first ``t = 1, 1/2, ...`` that does not
-    increase ``f`` (a step below ``NEWTON_TOL`` that does not: ``x`` itself, the optimum within
-    rounding); ``None`` if a bound comes near or nothing decreases."""
+def _descend(fun: _Stage2, x: np.ndarray, fg: tuple, step: np.ndarray, lower: np.ndarray):
+    """``(x - t step, its (value, gradient), evaluations)`` for the first ``t = 1, 1/2, ...``
+    that does not increase ``f`` (a step below ``NEWTON_TOL`` that does not: ``x`` itself, the
+    optimum within rounding); ``None`` if a bound comes near or nothing decreases."""
     for k in range(MAX_STEP_HALVINGS):
         x_new = x - step
         if not _off_bounds(x_new, lower).all():
             return None
-        f_new = fun(x_new)
-        if f_new <= f:
-            return x_new, f_new, k + 1
+        fg_new = fun.evaluate(x_new)
+        if fg_new[0] <= fg[0]:
+            return x_new, fg_new, k + 1
         if np.max(np.abs(step)) <= NEWTON_TOL:
-            return x, f, k + 1
+            return x, fg, k + 1
         step = 0.5 * step
     return None
 
 
-def gradient(fun, x: np.ndarray, h: float = HESSIAN_STEP, f0=None) -> np.ndarray:
-    """Central-difference gradient of ``fun`` at ``x`` (``f0`` unused: the signature of
-    :func:`hessian`)."""
+def gradient(fun, x: np.ndarray, h: float = HESSIAN_STEP) -> np.ndarray:
+    """Central-difference gradient of ``fun`` at ``x``."""
     out = np.empty(x.size)
     for j in range(x.size):
         e = np.zeros_like(x)
@@ -329,8 +372,8 @@ def _bobyqa_stage2(fun: _Stage2, x0: np.ndarray, lower: np.ndarray, phi1: np.nda
     step = np.concatenate([np.maximum(0.1 * np.abs(phi1), 0.05), np.full(x0.size - phi1.size, 0.5)])
     x, fmin, evals2 = _minimise(fun, x0, lower, step)
     free = _off_bounds(x, lower)
-    grad, hess, evals3 = hessian(fun, x, free, f0=fmin)
-    newton = _newton_step(grad, hess)
+    grad, hess, evals3 = _derivatives_at(fun, x, free)
+    newton = None if grad is None else _newton_step(grad, hess)
     if newton is None or np.max(np.abs(newton)) > NEWTON_TOL:
         x_try = x.copy()
         if newton is not None:
@@ -338,11 +381,21 @@ def _bobyqa_stage2(fun: _Stage2, x0: np.ndarray, lower: np.ndarray, phi1: np.nda
         x, fmin, more = _minimise(fun, x_try if fun(x_try) < fmin else x, lower, step * 0.1)
         evals2 += more + 1
         free = _off_bounds(x, lower)
-        grad, hess, more = hessian(fun, x, free, f0=fmin)
+        grad, hess, more = _derivatives_at(fun, x, free)
         evals3 += more
-        newton = _newton_step(grad, hess)
+        newton = None if grad is None else _newton_step(grad, hess)
     converged = newton is not None and np.max(np.abs(newton)) <= NEWTON_TOL
     return x, hess, free, converged, evals2, evals3
+
+
+def _derivatives_at(fun: _Stage2, x: np.ndarray, free: np.ndarray):
+    """Gradient and Hessian over ``free`` at ``x`` and the evaluations spent (the finite-
+    difference ones when no analytic gradient)."""
+    f, g = fun.evaluate(x)
+    grad, hess, n = fun.derivatives(x, free, f, g)
+    if grad is None:
+        grad, hess, n = hessian(fun, x, free, f0=f)
+    return grad, hess, n + 1
 
 
 def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray | None:

@@ -14,21 +14,23 @@ as lme4: for the canonical links logit and log it is also the observed one; for 
 cloglog it is lme4's choice) and ``l_sat`` the saturated log-likelihood (the constant that makes
 the value a log-likelihood). lme4 minimises the first three terms (its "deviance").
 
-The mode solves ``min_u sum_i d_i + ||u||^2`` (the penalized deviance) by Fisher scoring:
+The mode solves ``min_u sum_i d_i + ||u||^2`` (the penalized deviance) by Newton's method:
 each iteration solves the weighted penalized least-squares problem of the working response
-``z = eta - offset + (y - mu) / (dmu/deta)`` through :class:`~lmm_core.glmm.factor.Factor`,
-and halves the step until the penalized deviance decreases (lme4's ``pwrssUpdate``). With
-``beta`` free (lme4's first stage, ``nAGQ = 0``), ``beta`` is updated jointly with ``u``.
+``z = eta - offset - s / O`` with weights ``O`` (``s = (1/2) dd/deta``, ``O = (1/2) d^2 d /
+deta^2`` the observed information, :func:`~lmm_core.glmm.family.eta_derivatives`) through
+:class:`~lmm_core.glmm.factor.Factor`, and halves the step until the penalized deviance
+decreases (lme4's ``pwrssUpdate``). For the canonical logit and log links ``O = W`` and this is
+lme4's Fisher scoring; for probit and cloglog it converges quadratically where Fisher scoring
+(lme4's) is linear; when some ``O_i <= 0`` the step is Fisher's. With ``beta`` free (lme4's first
+stage, ``nAGQ = 0``), ``beta`` is updated jointly with ``u``.
 
 Iterations stop when a full step lowers the penalized deviance by less than ``1e-11`` (relative
 to its size, at least ``1e-10`` absolute) and changes no element of ``u`` by more than
-``1e-9`` (Fisher scoring converges only linearly for a non-canonical link such as probit, so the
-deviance test alone would leave ``log |L_Z|^2`` inexact at ``1e-7``; for the canonical logit and
-log links it is Newton's method, whose next error is about the square of the step, and
-``1e-6`` suffices); the factor is then
-recomputed at the final ``u`` so that ``log |L_Z|^2`` belongs to the mode. glmer's default
-tolerance (``tolPwrss = 1e-7`` on a relative step) stops earlier, which leaves its Laplace
-log-likelihood up to 5e-3 low.
+``1e-6`` after a Newton step (the next error is about its square) or ``1e-9`` after a Fisher
+step of a non-canonical link (linear convergence); the factor is then recomputed with the
+working weights ``W`` at the final ``u`` so that ``log |L_Z|^2`` belongs to the mode. glmer's
+default tolerance (``tolPwrss = 1e-7`` on a relative step) stops earlier, which leaves its
+Laplace log-likelihood up to 5e-3 low.
 """
 
 from __future__ import annotations
@@ -39,14 +41,15 @@ import numpy as np
 
 from lmm_core.design.reterms import theta_scale
 from lmm_core.glmm.factor import Factor, WeightedSystem
-from lmm_core.glmm.family import DevianceSum, Family
+from lmm_core.glmm.family import DevianceSum, Family, eta_derivatives
 from lmm_core.glmm.response import GLMMData
 
 MAX_ITER = 60
 MAX_HALVINGS = 30
-#: largest change of the spherical random effects u at convergence (u is unit-free)
+#: largest change of the spherical random effects u at convergence after a Fisher step of a
+#: non-canonical link (u is unit-free)
 STEP_TOL = 1e-9
-#: the same for a canonical link (Newton's method: the next error is about the square)
+#: the same after a Newton step (the next error is about the square)
 CANONICAL_STEP_TOL = 1e-6
 
 
@@ -102,8 +105,7 @@ class GLMMCriterion:
         self.theta_scale = theta_scale(self.reterms)
         self.llsat = family.saturated_loglik(self.y, self.w)
         self.deviance_sum = DevianceSum(family, self.y, self.w)
-        canonical = (family.name, family.link.name) in (("binomial", "logit"), ("poisson", "log"))
-        self.step_tol = CANONICAL_STEP_TOL if canonical else STEP_TOL
+        self.step_tol = CANONICAL_STEP_TOL if family.canonical else STEP_TOL
         self.n_pirls = 0
         self._warm_u: np.ndarray | None = None
         self._warm_beta: np.ndarray | None = None
@@ -125,6 +127,19 @@ class GLMMCriterion:
     def working_weights(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """``w (dmu/deta)^2 / V(mu)``: the working weights of penalized IRLS."""
         return self._weights(eta, mu)[0]
+
+    def _step_weights(self, eta: np.ndarray, mu: np.ndarray):
+        """Weights and working residual of one step, and whether it is Newton's: the
+        observed information ``O`` and ``-s / O`` (``s = (1/2) dd/deta``) for a non-canonical
+        link when every ``O_i > 0`` (Newton's method on the penalized deviance: quadratic
+        convergence), else the working weights (Fisher scoring; Newton's for a canonical
+        link)."""
+        if not self.family.canonical:
+            d = eta_derivatives(self.family, self.y, self.w, eta, mu)
+            if np.all(d.observed > 0):
+                return d.observed, -d.half_score / d.observed, True
+        wts, resid = self._weights(eta, mu)
+        return wts, resid, self.family.canonical
 
     def _weights(self, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Working weights and working residual ``(y - mu) / (dmu/deta)``."""
@@ -163,10 +178,10 @@ class GLMMCriterion:
         tol = 1e-11 * max(pdev, 10.0)
         done = False
         for it in range(MAX_ITER):  # noqa: B007  (it: the iteration count reported)
-            wts, resid = self._weights(eta, mu)
-            fac = sys.factor(zl, wts, with_x=free)
             if done:
                 break
+            wts, resid, newton = self._step_weights(eta, mu)
+            fac = sys.factor(zl, wts, with_x=free)
             work = eta - self.offset + resid  # working response (offset removed)
             if free:
                 u_new, b_new = fac.solve_joint(sys.t_times(zl, wts * work), self.X.T @ (wts * work))
@@ -176,10 +191,12 @@ class GLMMCriterion:
             u_old = u
             u, b, eta, mu, new, step = self._halve(zl, u, b, u_new, b_new, pdev)
             moved = float(np.max(np.abs(u_new - u_old))) if u.size else 0.0
-            done = step == 1.0 and pdev - new < tol and moved < self.step_tol
+            step_tol = CANONICAL_STEP_TOL if newton else self.step_tol
+            done = step == 1.0 and pdev - new < tol and moved < step_tol
             pdev = new
         else:
             raise PIRLSFailure("penalized IRLS did not converge")
+        fac = sys.factor(zl, self.working_weights(eta, mu), with_x=free)
         self.n_pirls += 1
         if free:
             self._warm_u, self._warm_beta = u.copy(), b.copy()
