@@ -116,7 +116,7 @@ def builder(data, roles: Roles) -> tuple[str, str | None, GLMMChoice]:
     with left:
         family = kind_choice(data[outcome], outcome, seeder)
         exposure = exposure_choice(data, outcome, seeder) if family == "poisson" else None
-    candidates = [c for c in columns if c not in (outcome, roles.subject)]
+    candidates = [c for c in columns if c not in (outcome, roles.subject, exposure)]
     default_fixed = [c for c in [roles.time, *roles.covariates] if c in candidates]
     fixed = right.multiselect(
         "Fixed effects (average effects of these columns)",

@@ -12,6 +12,7 @@ from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.base.markup import escape_text, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt_pct, styled
 from dashboard.figures import prediction as fp
+from dashboard.figures import trajectories as ft
 from dashboard.figures.knots import axis_knots, knots_caption
 from dashboard.figures.model_inputs import model_columns, subject_group
 from dashboard.help.texts import help_text
@@ -19,6 +20,7 @@ from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_prediction import INTRO as GLMM_INTRO
 from dashboard.views.glmm_prediction import render_glmm_forecast
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
@@ -293,7 +295,8 @@ def main() -> None:
     """Render the Prediction page."""
     init_state()
     st.title("Prediction")
-    st.caption(
+    intro = st.empty()  # a GLMM's page says what it shows instead
+    intro.caption(
         "Forecast the course of a new patient from their first visits. The fitted model is "
         "kept as it is; the new patient's own deviation is estimated from the visits you "
         "enter, and the forecast narrows as visits are added."
@@ -306,8 +309,10 @@ def main() -> None:
         needs_random_effects("forecast")
         st.stop()
     if record.is_glmm:  # probabilities or rates: the typical and a new patient
+        intro.caption(GLMM_INTRO)
         st.markdown(model_caption(record))
-        render_glmm_forecast(record, data, roles.time)
+        by = ft.by_options(data, roles, result)[1]
+        render_glmm_forecast(record, data, roles.time, None if by == ft.NONE_CHOICE else by)
         st.stop()
     st.markdown(model_caption(record))
     subject, time = roles.subject, roles.time

@@ -29,12 +29,12 @@ INTRO = """
 A **mixed model does not simply fit each {s} on its own.** For every {s} it compares three
 numbers per random effect (for example an intercept and a slope over time):
 
-- **own data only**: a least-squares fit of the same effects to that {s}'s observations
+- **own data only**: {fit} of the same effects to that {s}'s observations
   alone (its own intercept and slope, say), ignoring every other {s};
 - **population value**: the fixed effects, the value for a typical {s} with the same
   covariates (for example the same treatment arm);
 - **mixed model**: the model's estimate for that {s} (fixed effects plus the {s}'s random
-  effect, its BLUP).
+  effect, {pred}).
 
 The mixed-model estimate lies between the other two: it is a weighted compromise. The weight
 on the {s}'s own data grows with the number of its observations and with how much {s}s truly
@@ -85,9 +85,16 @@ def choose_group(result, subject: str | None) -> tuple[str, list[str]]:
     return group, [g for g in groups if g != group]
 
 
-def intro_section(est: ShrinkageEstimates, label: str, others: list[str]) -> list:
-    """What the page compares, and which levels the arrow plots draw (returned)."""
-    st.markdown(INTRO.format(s=label))
+def intro_section(
+    est: ShrinkageEstimates, label: str, others: list[str], family: str = "gaussian"
+) -> list:
+    """What the page compares (a GLMM's own fits are logistic or Poisson fits, its random
+    effects conditional modes), and which levels the arrow plots draw (returned)."""
+    fit = {"binomial": "a logistic fit", "poisson": "a Poisson fit"}.get(
+        family, "a least-squares fit"
+    )
+    pred = "its BLUP" if family == "gaussian" else "its conditional mode"
+    st.markdown(INTRO.format(s=label, fit=fit, pred=pred))
     how_to_read(
         "own_estimate",
         "population_value",
@@ -245,14 +252,15 @@ def _centres_note(est: ShrinkageEstimates, columns: list[str]) -> str:
     )
 
 
-def caterpillar_section(est: ShrinkageEstimates, label: str) -> None:
-    """Every BLUP with its interval, sorted."""
+def caterpillar_section(est: ShrinkageEstimates, label: str, glmm: bool = False) -> None:
+    """Every BLUP (a GLMM's conditional mode) with its interval, sorted."""
     st.subheader(
         "Random effects with their uncertainty (caterpillar plot)",
         help=help_text("caterpillar_plot"),
     )
+    what = "conditional mode (link scale)" if glmm else "BLUP"
     st.caption(
-        "Each row is one subject's BLUP (its deviation from the population value) with a "
+        f"Each row is one subject's {what} (its deviation from the population value) with a "
         "95% interval (±1.96 conditional SD), sorted. Red: intervals that exclude 0, subjects "
         "that clearly differ from the population. Subjects with few observations have wide "
         "intervals."
@@ -288,13 +296,13 @@ def main() -> None:
         glmm_intro(result, label)
     else:
         est = plain_estimates(cached.shrinkage(record.key, group, result))  # plain names
-    levels = intro_section(est, label, others)
+    levels = intro_section(est, label, others, record.family)
     curved = fsc.basis_effects(result, est.columns)
     if curved and not record.is_glmm:
         curves_section(result, data, est, label, curved)
     one_effect_section(est, label, levels, None if record.is_glmm else result.sigma)
     two_effects_section(est, label, levels)
-    caterpillar_section(est, label)
+    caterpillar_section(est, label, record.is_glmm)
     left_out(est, label)
 
 

@@ -185,7 +185,9 @@ def main() -> None:
         st.info(f"Choose at least one {subject} to draw.")
         st.stop()
     if record.is_glmm:  # probabilities or rates: patients, typical patient, population average
-        render_glmm_trajectories(record, data, subject, view.x, view.by, subjects, len(visits))
+        render_glmm_trajectories(
+            record, data, subject, view.x, view.by, subjects, len(visits), view.facet
+        )
         st.stop()
     prep = cached.trajectories(
         record.key,

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_BINS",
     "exposure_column",
     "glmm_curves",
+    "largest_gap",
     "link_deviation",
     "observed_bins",
     "population_curves",
@@ -219,6 +220,19 @@ def glmm_curves(
         scale,
         held,
     )
+
+
+def largest_gap(population: pd.DataFrame) -> pd.Series:
+    """The row of :attr:`GLMMCurves.population` where the typical patient's curve and the
+    population-averaged curve differ most, ``max |averaged - typical|`` (first of ties).
+
+    Returns
+    -------
+    pandas.Series
+        ``group``, ``x``, ``typical``, ``averaged`` of that row.
+    """
+    gap = (population["averaged"] - population["typical"]).abs().to_numpy(dtype=float)
+    return population.iloc[int(np.nanargmax(gap))]
 
 
 def link_deviation(result, data: pd.DataFrame, column: str) -> pd.Series:

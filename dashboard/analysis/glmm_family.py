@@ -5,7 +5,8 @@ with ``b ~ N(0, G)``: the binomial family (yes/no outcomes, link logit, probit o
 the Poisson family (counts, link log). This module names the choices
 (:data:`KINDS`, :data:`LINKS`), says whether adaptive quadrature applies to a formula
 (:func:`quadrature_reason`: one scalar random intercept only, as in glmer) and whether a
-column can be an exposure (:func:`exposure_problem`: positive in every row).
+column can be an exposure (:func:`exposure_problem`: positive in every row) and which column
+looks like one (:func:`guess_exposure`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_NAGQ",
     "exposure_problem",
     "family_label",
+    "guess_exposure",
     "quadrature_reason",
 ]
 
@@ -41,6 +43,8 @@ LINKS: dict[str, tuple[str, ...]] = {
     "binomial": ("logit", "probit", "cloglog"),
     "poisson": ("log",),
 }
+#: words in a column name that mark the time at risk of counts (lower case, no separators)
+EXPOSURE_WORDS = ("exposure", "atrisk", "persontime", "personyears", "personday", "followup")
 #: most quadrature points offered (glmer allows 25)
 MAX_NAGQ = 25
 
@@ -113,4 +117,17 @@ def exposure_problem(values: pd.Series, name: str) -> str | None:
         )
     if not np.isfinite(x).any():
         return f"The exposure '{name}' has no values."
+    return None
+
+
+def guess_exposure(data: pd.DataFrame, outcome: str) -> str | None:
+    """The first column other than ``outcome`` whose name says it is the time at risk
+    (:data:`EXPOSURE_WORDS`, ignoring case, spaces, ``-`` and ``_``) and that can be one
+    (:func:`exposure_problem` finds nothing), or ``None``."""
+    for column in map(str, data.columns):
+        key = "".join(ch for ch in column.lower() if ch.isalnum())
+        if column == outcome or not any(word in key for word in EXPOSURE_WORDS):
+            continue
+        if exposure_problem(data[column], column) is None:
+            return column
     return None

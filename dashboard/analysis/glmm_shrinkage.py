@@ -34,8 +34,19 @@ EDGE = 12.0
 MAX_STEPS = 50
 
 
+def _deviance(family, y: np.ndarray, w: np.ndarray, eta: np.ndarray) -> float:
+    """``sum_r d_r``: the patient's deviance at linear predictor ``eta`` (``inf`` off range)."""
+    with np.errstate(all="ignore"):
+        total = float(np.sum(family.dev_resids(y, family.link.linkinv(eta), w)))
+    return total if np.isfinite(total) else np.inf
+
+
 def own_fit(family, z: np.ndarray, y: np.ndarray, w: np.ndarray, f: np.ndarray):
-    """One patient's own GLM fit of the columns ``z`` with offset ``f`` (Fisher scoring).
+    """One patient's own GLM fit of the columns ``z`` with offset ``f``.
+
+    Fisher scoring, ``b <- b + t (Z'WZ)^-1 Z'W (y - mu) / mu'(eta)``, with the step ``t``
+    halved (from 1) until the deviance ``sum_r d_r(b)`` decreases: an undamped step can
+    overshoot and diverge when the offset is far from the patient's own level.
 
     Returns
     -------
@@ -44,19 +55,24 @@ def own_fit(family, z: np.ndarray, y: np.ndarray, w: np.ndarray, f: np.ndarray):
     """
     b = np.zeros(z.shape[1])
     link = family.link
+    dev = _deviance(family, y, w, f)
     for _ in range(MAX_STEPS):
         eta = f + z @ b
         mu = link.linkinv(eta)
         d = link.mu_eta(eta)
         var = np.maximum(family.variance(mu), 1e-300)
-        weight = w * d**2 / var
-        info = z.T @ (weight[:, None] * z)
+        info = z.T @ ((w * d**2 / var)[:, None] * z)
         score = z.T @ (w * (y - mu) * d / var)
         try:
             step = np.linalg.solve(info, score)
         except np.linalg.LinAlgError:
             return np.full_like(b, np.nan), False
-        b = b + step
+        for _ in range(30):  # step-halving
+            new_dev = _deviance(family, y, w, f + z @ (b + step))
+            if new_dev <= dev + 1e-10 * (1.0 + abs(dev)):
+                break
+            step = step / 2.0
+        b, dev = b + step, new_dev
         if not np.all(np.isfinite(b)) or np.max(np.abs(b)) > 2 * EDGE:
             return np.full_like(b, np.nan), False
         if np.max(np.abs(step)) < 1e-8:
@@ -68,13 +84,13 @@ def _reason(family_name: str, y: np.ndarray, s: int, n: int, columns) -> str:
     if n < s:
         return f"{n} observation{'s' if n != 1 else ''}: fewer than the {s} coefficients"
     if family_name == "binomial" and np.all(y == 0):
-        return "every outcome 0: its own estimate is minus infinity"
+        return "every outcome 0 (own estimate: minus infinity)"
     if family_name == "binomial" and np.all(y == 1):
-        return "every outcome 1: its own estimate is plus infinity"
+        return "every outcome 1 (own estimate: plus infinity)"
     if family_name == "poisson" and np.all(y == 0):
-        return "every count 0: its own estimate is minus infinity"
+        return "every count 0 (own estimate: minus infinity)"
     return (
-        "its own fit has no finite maximum (its outcomes separate perfectly along "
+        "an own fit without a finite maximum (the outcomes separate perfectly along "
         + " and ".join(columns)
         + ")"
     )

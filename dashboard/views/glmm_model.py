@@ -16,13 +16,15 @@ from dashboard.analysis.glmm_family import (
     MAX_NAGQ,
     GLMMChoice,
     exposure_problem,
+    guess_exposure,
     quadrature_reason,
 )
-from dashboard.base.markup import escape_message
+from dashboard.base.markup import code_span, escape_message
 from dashboard.help.texts import entry, help_text
 from dashboard.io.outcome_kind import outcome_kind
 from dashboard.io.roles import is_numeric
 from dashboard.state.session import persistent_widget
+from lmm_core.formula.quoting import quote_name
 
 __all__ = ["Seeder", "advanced_choice", "default_family", "exposure_choice", "kind_choice"]
 
@@ -109,14 +111,15 @@ def advanced_choice(family: str, formula: str, seed: Seeder) -> GLMMChoice:
 
 
 def exposure_choice(data: pd.DataFrame, outcome: str, seed: Seeder) -> str | None:
-    """For counts: the optional exposure column (time at risk), refused with the reason
-    when it is zero or negative somewhere; returns the column or ``None``."""
+    """For counts: the optional exposure column (time at risk; default: a column whose name
+    says so, :func:`guess_exposure`), refused with the reason when it is zero or negative
+    somewhere; returns the column or ``None``."""
     numeric = [c for c in map(str, data.columns) if c != outcome and is_numeric(data[c])]
     options = [NO_EXPOSURE, *numeric]
     picked = st.selectbox(
         "Exposure (time at risk), optional",
         options,
-        **seed("exposure", NO_EXPOSURE, options),
+        **seed("exposure", guess_exposure(data, outcome) or NO_EXPOSURE, options),
         help=help_text("exposure_offset"),
     )
     if picked == NO_EXPOSURE:
@@ -127,6 +130,7 @@ def exposure_choice(data: pd.DataFrame, outcome: str, seed: Seeder) -> str | Non
         return None
     st.caption(
         f"Counts per unit of {escape_message(picked)}: the formula holds "
-        f"`offset(log({escape_message(picked)}))`."
+        f"{code_span(f'offset(log({quote_name(picked)}))')}, so the rate ratios compare "
+        f"counts per unit of {escape_message(picked)}, which is no fixed effect."
     )
     return picked

@@ -17,6 +17,11 @@ __all__ = ["render_glmm_summary"]
 LEVEL = 0.95
 
 
+def _seconds(seconds: float) -> str:
+    """A fit's duration: ``0.15 s``, ``< 0.01 s`` (a fit found again in the cache)."""
+    return "< 0.01 s" if seconds < 0.005 else f"{seconds:.2f} s"
+
+
 def _status(result) -> None:
     if result.converged:
         st.success("The fit converged.")
@@ -59,7 +64,7 @@ def _fixed(result) -> None:
         else help_text("fixed_effect"),
     )
     table = fixed_table(result, LEVEL)
-    st.dataframe(styled(table, 3), key="model_glmm_fixed", placeholder=MISSING)
+    st.dataframe(styled(table, {"p": "p"}, default=3), key="model_glmm_fixed", placeholder=MISSING)
     scale = {"logit": "log odds", "log": "log rate"}.get(result.link, f"{result.link} scale")
     text = (
         f"The estimates are on the {scale} scale: each is the change per unit of a covariate "
@@ -70,7 +75,8 @@ def _fixed(result) -> None:
         what = "odds" if name == "Odds ratio" else "expected count (rate)"
         text += (
             f" **{name}s** (exp of the estimates) are what a clinician reads: how many times "
-            f"the {what} is multiplied, 1 meaning no effect; their interval is exp of the "
+            f"the {what} {'are' if what == 'odds' else 'is'} multiplied, 1 meaning no effect; "
+            "their interval is exp of the "
             "estimate's interval. The `(Intercept)` row's exp is the "
             f"{'odds' if name == 'Odds ratio' else 'rate'} of a patient at the reference, "
             "not a ratio."
@@ -79,11 +85,15 @@ def _fixed(result) -> None:
 
 
 def _random(result) -> None:
+    scale = {"logit": "log-odds", "log": "log-rate"}.get(result.link, f"{result.link} link")
     st.markdown(
-        "**Random effects: how much patients differ (on the link scale)**",
+        f"**Random effects: how much patients differ (on the {scale} scale)**",
         help=help_text("random_intercept"),
     )
-    st.dataframe(styled(random_table(result), 3), key="model_glmm_random", hide_index=True)
+    table = random_table(result)
+    if table["Correlation"].isna().all():  # one random effect per group: no correlation
+        table = table.drop(columns="Correlation")
+    st.dataframe(styled(table, 3), key="model_glmm_random", hide_index=True, placeholder=MISSING)
     for sentence in random_sentences(result):
         st.markdown(escape_message(sentence))
     st.caption(
@@ -100,7 +110,7 @@ def render_glmm_summary(record: FitRecord) -> None:
     st.markdown(
         f"Formula {code_span(result.formula)}, a {escape_message(kind)} mixed model "
         f"({escape_message(result.link)} link), estimated by {escape_message(record.method)} "
-        f"on {escape_message(record.data_name)} in {record.seconds:.2f} s."  # fixed: timing
+        f"on {escape_message(record.data_name)} in {_seconds(record.seconds)}."
     )
     _status(result)
     _numbers(record)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.analysis.glmm_curves import largest_gap
 from dashboard.analysis.records import FitRecord
-from dashboard.base.markup import escape_message
-from dashboard.base.numbers import fmt
+from dashboard.base.markup import escape_message, escape_text
+from dashboard.base.numbers import fmt, fmt_pct
 from dashboard.figures.glmm_trajectories import glmm_trajectories_figure
 from dashboard.figures.style import reserve_modebar
 from dashboard.state import cached
@@ -19,54 +20,100 @@ __all__ = ["CHART", "render_glmm_trajectories"]
 CHART = "traj_glmm_chart"
 
 
-def _explain(curves, subject: str, response: str, n_shown: int, n_all: int) -> None:
+def _legend_lines(curves, subject: str, response: str, ratios: str) -> list[str]:
+    """What each kind of curve of the chart is."""
     what = "probability" if curves.scale == "probability" else "rate"
     observed = (
         f"the share of rows with {response} = 1 in each time bin"
         if what == "probability"
         else f"the observed rate in each time bin (counts of {response} summed over the bin, "
         "divided by the exposure summed over it)"
+        if "per unit" in curves.scale
+        else f"the mean count of {response} per row in each time bin"
     )
-    lines = [
-        f"**Thin lines**: each drawn {subject}'s own curve (fixed effects plus the "
-        f"{subject}'s random effects, the conditional modes), on the {curves.scale} scale.",
-        f"**Dashed line**: the curve of the typical {subject}, whose random effects are 0: "
-        f"what the fixed effects (odds or rate ratios) describe, for one {subject}.",
+    return [
+        f"**Thin lines**: each drawn {subject}'s own curve, the model's estimate for that "
+        f"{subject} (the average effects plus the {subject}'s own random deviation).",
+        f"**Dashed line**: the typical {subject}, one whose random deviation is 0: the curve "
+        f"the {ratios} of the Model page describe, for one {subject}.",
         f"**Thick line**: the population average, the mean {what} over all {subject}s at "
-        "each time, computed by integrating over the random effects' distribution at the "
-        "fitted covariance (s² = z(t)' G z(t) at each time).",
+        f"each time (the model's curve averaged over how much {subject}s differ).",
         f"**Diamonds**: {observed}: the population average is the curve they should follow.",
-        f"Drawn: {n_shown:,} of {n_all:,} {subject}s.",
     ]
-    if curves.held:
-        held = ", ".join(f"{k} = {fmt(v)}" for k, v in curves.held.items())
-        lines.append(f"The population curves hold {escape_message(held)} (a typical value).")
-    st.markdown("\n\n".join(f"- {line}" for line in lines))
-    st.info(
-        f"The average of the {subject}s' curves is flatter than the curve of the average "
-        f"{subject}: on the {what} scale the curve bends, so {subject}s far above and far "
-        f"below the typical one do not cancel out (a {subject} with a high risk cannot go "
-        "above 1, one with a low risk cannot go below 0). The two curves answer different "
-        f"questions: what a treatment does for one {subject} (dashed, subject-specific) and "
-        f"what share of {subject}s have the outcome (solid, population-averaged)."
+
+
+def _gap_sentence(curves, x: str, by: str | None) -> str:
+    """Where the two population curves differ most, in numbers."""
+    row = largest_gap(curves.population)
+    where = f"{x} = {fmt(row['x'], 3)}" + (f" ({by} {row['group']})" if by else "")
+    if curves.scale == "probability":
+        typical, averaged = fmt_pct(row["typical"], 3), fmt_pct(row["averaged"], 3)
+    else:
+        typical, averaged = fmt(row["typical"], 3), fmt(row["averaged"], 3)
+    return (
+        f"Here the two curves differ most at {where}: {typical} for the typical patient, "
+        f"{averaged} on average over the patients ({curves.scale})."
     )
+
+
+def _why(curves, subject: str) -> str:
+    """Why the population average is not the typical patient's curve."""
+    if curves.scale == "probability":
+        return (
+            f"The population average lies closer to 50% and is flatter than the curve of the "
+            f"average {subject} (the typical one): on the probability scale the curve bends, "
+            f"so {subject}s far above and far below the typical one do not cancel out (a "
+            f"{subject} with a high risk cannot go above 1, one with a low risk cannot go "
+            "below 0). The two curves answer different questions: what a treatment does for "
+            f"one {subject} (dashed, subject-specific odds ratios) and what share of "
+            f"{subject}s have the outcome (solid, population-averaged)."
+        )
+    return (
+        f"The population average lies above the typical {subject}'s curve: a rate is the "
+        f"exponential of the model's linear part, which bends upward, so {subject}s with a "
+        f"high rate raise the mean more than {subject}s with a low rate lower it (with a "
+        "random intercept of SD τ alone, the mean is the typical rate times exp(τ²/2) at "
+        "every time). The two curves answer different questions: what a treatment does for "
+        f"one {subject} (dashed, subject-specific rate ratios) and the mean rate over all "
+        f"{subject}s (solid, population-averaged)."
+    )
+
+
+def _explain(curves, subject: str, response: str, counts: tuple[int, int], axis) -> None:
+    ratios = "odds ratios" if curves.scale == "probability" else "rate ratios"
+    who = escape_text(subject)
+    lines = _legend_lines(curves, who, escape_text(response), ratios)
+    lines.append(f"Drawn: {counts[0]:,} of {counts[1]:,} {who}s.")
+    if curves.held:
+        held = ", ".join(f"{k} = {fmt(v, 3)}" for k, v in curves.held.items())
+        lines.append(f"The population curves hold {escape_text(held)} (a typical value).")
+    st.markdown("\n\n".join(f"- {line}" for line in lines))
+    st.info(escape_message(_gap_sentence(curves, *axis) + " " + _why(curves, subject)))
     how_to_read("glmm_curves", "population_averaged", "attenuation", label="How to read this chart")
 
 
 def render_glmm_trajectories(
-    record: FitRecord, data, subject: str, x: str, by: str | None, subjects: list, n_all: int
+    record: FitRecord,
+    data,
+    subject: str,
+    x: str,
+    by: str | None,
+    subjects: list,
+    n_all: int,
+    facet: bool = False,
 ) -> None:
     """The GLMM chart (patients' curves, typical patient, population average, observed
-    shares or rates) and its reading guide."""
+    shares or rates; one panel per value of ``by`` with ``facet``) and its reading guide."""
     result = record.result
     curves = cached.glmm_curves(record.key, subject, x, tuple(subjects), by, result, data)
     units = st.session_state[Keys.UNITS]
-    y_label = f"{curves.scale} of {result.response}"
     fig = glmm_trajectories_figure(
         curves,
         x_label=x + (f" ({units[x]})" if x in units else ""),
-        y_label=y_label,
+        y_label=f"{curves.scale} of {result.response}",
         by_label=by,
+        facet=facet,
     )
     st.plotly_chart(reserve_modebar(fig), theme=None, key=CHART, config={"displaylogo": False})
-    _explain(curves, subject, result.response, curves.subjects["subject"].nunique(), n_all)
+    shown = curves.subjects["subject"].nunique()
+    _explain(curves, subject, result.response, (shown, n_all), (x, by))

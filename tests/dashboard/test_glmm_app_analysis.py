@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 
 from dashboard.analysis.formula_text import model_key
-from dashboard.analysis.glmm_curves import glmm_curves, population_curves
-from dashboard.analysis.glmm_family import exposure_problem, quadrature_reason
-from dashboard.analysis.glmm_shrinkage import glmm_shrinkage
+from dashboard.analysis.glmm_curves import glmm_curves, largest_gap, population_curves
+from dashboard.analysis.glmm_family import exposure_problem, guess_exposure, quadrature_reason
+from dashboard.analysis.glmm_shrinkage import glmm_shrinkage, own_fit
 from dashboard.analysis.glmm_summary import fixed_table, median_ratio
 from dashboard.analysis.records import FitKey, FitRecord
 from lmm_core import datasets, fit_glmm
+from lmm_core.glmm.family import make_family
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,57 @@ def test_fixed_table_gives_odds_ratios_with_intervals(infections):
     np.testing.assert_allclose(table["Odds ratio lower"], np.exp(table["95% CI lower"]))
     assert median_ratio(0.0) == 1.0
     assert median_ratio(1.0) == pytest.approx(2.6, rel=0.01)  # Larsen & Merlo: variance 1 -> 2.6
+
+
+def test_every_patient_with_both_outcomes_has_a_finite_own_estimate(infections):
+    data, _ = infections
+    result = fit_glmm("infection ~ week + arm + age + (1 | patient)", data, family="binomial")
+    left = glmm_shrinkage(result).left_out
+    y = data.groupby("patient")["infection"]
+    both = set(y.max()[(y.max() == 1) & (y.min() == 0)].index)
+    assert not both & set(left.index)  # only all-0 and all-1 patients are left out
+
+
+def test_own_fit_is_the_maximum_likelihood_even_far_from_the_offset():
+    # 7 of 8 ones with an offset near -1.75: undamped scoring overshoots and diverges here
+    y = np.array([1, 1, 1, 1, 1, 0, 1, 1], dtype=float)
+    f = np.linspace(-1.75, -1.79, 8)
+    b, ok = own_fit(make_family("binomial"), np.ones((8, 1)), y, np.ones(8), f)
+    assert ok
+    p = 1 / (1 + np.exp(-(f + b[0])))
+    assert np.sum(y - p) == pytest.approx(0.0, abs=1e-8)  # the score equation
+    counts = np.array([0.0, 3.0, 40.0])
+    b, ok = own_fit(make_family("poisson"), np.ones((3, 1)), counts, np.ones(3), np.zeros(3))
+    assert ok and np.exp(b[0]) == pytest.approx(counts.mean(), rel=1e-8)
+
+
+def test_an_exposure_column_is_recognised_by_its_name_and_values():
+    data = pd.DataFrame(
+        {"count": [1, 2], "Time at risk (d)": [0.0, 3.0], "Person-Years": [1.5, 2.0]}
+    )
+    assert guess_exposure(data, "count") == "Person-Years"  # the first has a zero
+    assert guess_exposure(data.drop(columns="Person-Years"), "count") is None
+    assert guess_exposure(datasets.load_example("seizures")[0], "seizures") == "exposure"
+    assert guess_exposure(pd.DataFrame({"exposure": [2, 3]}), "exposure") is None
+
+
+def test_largest_gap_is_where_the_two_curves_differ_most(infections):
+    data, result = infections
+    pop = glmm_curves(result, data, "patient", "week", ["V001"], by="arm").population
+    row = largest_gap(pop)
+    gap = (pop["averaged"] - pop["typical"]).abs()
+    assert abs(row["averaged"] - row["typical"]) == gap.max() > 0
+
+
+def test_forecast_table_has_the_typical_and_a_new_patient_per_arm(infections):
+    from dashboard.views.glmm_prediction import glmm_forecast_table
+
+    data, result = infections
+    table, held = glmm_forecast_table(result, data, "week", "arm")
+    assert held == {} and set(table["group"]) == {"placebo", "vaccine"}
+    row = table[(table["group"] == "vaccine") & (table["week"] == 3.0)].iloc[0]
+    beta = result.fixef
+    eta = beta["(Intercept)"] + 3 * (beta["week"] + beta["week:armvaccine"]) + beta["armvaccine"]
+    assert row["typical patient"] == pytest.approx(1 / (1 + np.exp(-eta)), rel=1e-10)
+    grid = pd.DataFrame({"week": [3.0], "arm": ["vaccine"]})
+    assert row["new patient"] == pytest.approx(population_curves(result, grid)[1][0], rel=1e-10)
