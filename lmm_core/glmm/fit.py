@@ -31,12 +31,14 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
+from lmm_core.design.reterms import split_theta
 from lmm_core.errors import ModelError
 from lmm_core.glmm.agq import MAX_NODES, agq_loglik
 from lmm_core.glmm.family import make_family
 from lmm_core.glmm.gradient import LaplaceGradient
-from lmm_core.glmm.pirls import GLMMCriterion, PIRLSState
+from lmm_core.glmm.pirls import GLMMCriterion, PIRLSFailure, PIRLSState
 from lmm_core.glmm.response import build_glmm_data
 from lmm_core.glmm.results import GLMMResult, conditional_effects
 from lmm_core.model.bobyqa import SafeObjective, bobyqa
@@ -49,6 +51,10 @@ NEWTON_TOL = 1e-3
 #: first-stage stopping rules: its optimum is only the second stage's starting point
 STAGE1_FTOL = 1e-5
 STAGE1_XTOL = 1e-3
+#: the same for L-BFGS-B: largest projected gradient of the deviance in ``phi``
+STAGE1_GTOL = 1e-3
+#: L-BFGS-B's coordinates are ``phi`` times this (its first step: ``1 / STAGE1_STRETCH``)
+STAGE1_STRETCH = 4.0
 #: Newton iterations of the second stage before BOBYQA takes over
 NEWTON_ITER = 10
 #: a Newton step below this keeps its Hessian for the remaining (chord) steps
@@ -141,7 +147,67 @@ def _check_quadrature(crit: GLMMCriterion, nagq: int) -> None:
 
 
 def _stage1(crit: GLMMCriterion) -> tuple[np.ndarray, int]:
-    """First stage: ``phi`` minimising lme4's ``nAGQ = 0`` criterion."""
+    """First stage: ``phi`` minimising lme4's ``nAGQ = 0`` criterion, by L-BFGS-B on its
+    analytic gradient (:meth:`LaplaceGradient.__call__` with ``free_beta``) or, when that is
+    not available or fails, BOBYQA."""
+    grad = LaplaceGradient(crit)
+    found = _stage1_gradient(crit, grad) if grad.available else None
+    if found is None:
+        return _stage1_bobyqa(crit)
+    return found
+
+
+def _stage1_gradient(crit: GLMMCriterion, grad: LaplaceGradient):
+    """``(phi, evaluations)`` by L-BFGS-B (gradient below ``STAGE1_GTOL``), or None when an
+    evaluation or its gradient fails.
+
+    The criterion is even in a scalar term's ``theta`` (and, for ``(x | g)``, in each column
+    of ``lambda``: ``lambda D`` with ``D = diag(+-1)`` has the same ``lambda lambda'``), so its
+    gradient vanishes on the bound ``theta = 0`` and a bounded search whose first step lands
+    there stops. The search is therefore unbounded, its end mapped back by flipping the
+    columns of ``lambda`` with a negative diagonal (:func:`_canonical_theta`). L-BFGS-B's first
+    step has length 1 in its coordinates ``psi = STAGE1_STRETCH * phi``.
+    """
+    scale = crit.theta_scale * STAGE1_STRETCH
+    evals = [0]
+
+    def value_and_gradient(psi: np.ndarray) -> tuple[float, np.ndarray]:
+        evals[0] += 1
+        state = crit.pirls(psi / scale, None)
+        g = grad(state, free_beta=True)
+        if g is None or not np.all(np.isfinite(g)):
+            raise PIRLSFailure("no first-stage gradient")
+        return state.lme4_deviance, g / scale
+
+    try:
+        out = optimize.minimize(
+            value_and_gradient,
+            crit.theta0 * scale,
+            jac=True,
+            method="L-BFGS-B",
+            options={"ftol": 1e-12, "gtol": STAGE1_GTOL / STAGE1_STRETCH, "maxiter": 200},
+        )
+    except (PIRLSFailure, np.linalg.LinAlgError):
+        return None
+    if not np.all(np.isfinite(out.x)) or not np.isfinite(out.fun):
+        return None
+    theta = _canonical_theta(crit, np.asarray(out.x, float) / scale)
+    return theta * crit.theta_scale, evals[0]
+
+
+def _canonical_theta(crit: GLMMCriterion, theta: np.ndarray) -> np.ndarray:
+    """The same model's ``theta`` within the bounds: each term's ``lambda`` with its columns
+    of negative diagonal flipped (``lambda lambda'`` unchanged)."""
+    out = []
+    for term, th in zip(crit.reterms, split_theta(crit.reterms, theta), strict=True):
+        lam = term.structure.factor(th)
+        sign = np.where(np.diag(lam) < 0, -1.0, 1.0)
+        out.append(term.structure.theta_from_factor(lam * sign[None, :]))
+    return np.maximum(np.concatenate(out), crit.lower)
+
+
+def _stage1_bobyqa(crit: GLMMCriterion) -> tuple[np.ndarray, int]:
+    """First stage by BOBYQA."""
     scale = crit.theta_scale
     obj = SafeObjective(lambda phi: crit.profiled(phi / scale))
     phi0 = crit.theta0 * scale

@@ -25,6 +25,10 @@ with the leverages ``h_i = zl_i' A^-1 zl_i`` (``zl_i`` row ``i`` of ``Z Lambda``
 
     c' deta = c' deta_0 - v' dLambda' Z' s - zeta' O deta_0.
 
+*lme4's first stage* (``beta`` optimised with ``u`` at each ``theta``, ``nAGQ = 0``): the same
+with the joint Hessian in ``(u, beta)`` for ``H``, ``v = H^-1 (Lambda' Z' c, X' c)`` and
+``zeta = Z Lambda v_u + X v_beta``; only the ``theta`` part is returned (``X' e = 0`` there).
+
 *The gradient.* With ``e = 2 s + c - O zeta``::
 
     dF/dbeta = X' e,
@@ -74,23 +78,32 @@ class LaplaceGradient:
         offsets = np.cumsum([0] + [t.n_columns for t in sys.merged[1:]])
         self.cols = [None] + [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
-    def __call__(self, state: PIRLSState) -> np.ndarray | None:
+    def __call__(self, state: PIRLSState, free_beta: bool = False) -> np.ndarray | None:
         """``dF/d(theta, beta)`` in the units of ``theta`` and ``beta``; None if the
-        observed-information factor fails (not positive definite)."""
+        observed-information factor fails (not positive definite).
+
+        ``free_beta``: the state is lme4's first-stage mode (``beta`` optimised with ``u``);
+        the gradient of that profiled criterion in ``theta`` alone, the adjoint system then
+        being the joint one in ``(u, beta)``: ``zeta = Z Lambda v_u + X v_beta``.
+        """
         crit, sys = self.crit, self.crit.system
         d = eta_derivatives(crit.family, crit.y, crit.w, state.eta, state.mu)
         zl = state.zl
+        reuse = crit.family.canonical and (state.factor.l_x is not None or not free_beta)
         try:
-            hfac = (
-                state.factor if crit.family.canonical else sys.factor(zl, d.observed, with_x=False)
-            )
+            hfac = state.factor if reuse else sys.factor(zl, d.observed, with_x=free_beta)
         except np.linalg.LinAlgError:
             return None
         k_rows = self._split(row_solves(state.factor, sys, zl))
         lev = sum(np.einsum("ij,ij->i", a, k) for a, k in zip(zl, k_rows, strict=True))
         c = d.dweights * lev
-        v = hfac.backward(hfac.forward(sys.t_times(zl, c)))
-        e = 2.0 * d.half_score + c - d.observed * sys.times_u(zl, v)
+        if free_beta:
+            v, v_beta = hfac.solve_joint(sys.t_times(zl, c), crit.X.T @ c)
+            zeta = sys.times_u(zl, v) + crit.X @ v_beta
+        else:
+            v = hfac.backward(hfac.forward(sys.t_times(zl, c)))
+            zeta = sys.times_u(zl, v)
+        e = 2.0 * d.half_score + c - d.observed * zeta
         u_rows, v_rows = self._term_rows(state.u), self._term_rows(v)
         g_merged = []
         for t, term in enumerate(sys.merged):
@@ -100,7 +113,7 @@ class LaplaceGradient:
             g_merged.extend(float(np.sum(dk * q)) for dk in self.bases[t])
         g_theta = np.empty(len(g_merged))
         g_theta[sys.perm] = g_merged
-        return np.concatenate([g_theta, crit.X.T @ e])
+        return g_theta if free_beta else np.concatenate([g_theta, crit.X.T @ e])
 
     def _split(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """``[first, rest]`` of :func:`row_solves` as one ``(n, S_t)`` array per merged term."""

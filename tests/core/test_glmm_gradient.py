@@ -157,3 +157,23 @@ def test_eta_derivatives_match_differences(family, link):
     np.testing.assert_allclose(
         mid.dweights, (up.weights - down.weights) / (2 * h), rtol=1e-6, atol=1e-9
     )
+
+
+@pytest.mark.parametrize(("formula", "family", "link", "weights"), RANDOM[:7:2] + RANDOM[8:])
+def test_first_stage_gradient_matches_differences(formula, family, link, weights):
+    data = _random_problem(len(formula) + 5)
+    crit = GLMMCriterion(build_glmm_data(formula, data, family, weights), make_family(family, link))
+    rng = np.random.default_rng(len(formula))
+    theta = np.where(
+        crit.lower == 0,
+        rng.uniform(0.3, 1.2, crit.lower.size),
+        rng.uniform(-0.3, 0.3, crit.lower.size),
+    )
+    ours = LaplaceGradient(crit)(crit.pirls(theta, None), free_beta=True)
+    diff = np.empty(theta.size)
+    for j in range(theta.size):
+        e = np.zeros(theta.size)
+        e[j] = 1e-5 * max(1.0, abs(theta[j]))
+        diff[j] = (crit.profiled(theta + e) - crit.profiled(theta - e)) / (2 * e[j])
+    scale = max(1.0, float(np.max(np.abs(diff))))
+    np.testing.assert_allclose(ours, diff, rtol=0, atol=1e-6 * scale)
