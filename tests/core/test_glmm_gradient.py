@@ -177,3 +177,24 @@ def test_first_stage_gradient_matches_differences(formula, family, link, weights
         diff[j] = (crit.profiled(theta + e) - crit.profiled(theta - e)) / (2 * e[j])
     scale = max(1.0, float(np.max(np.abs(diff))))
     np.testing.assert_allclose(ours, diff, rtol=0, atol=1e-6 * scale)
+
+
+def test_first_stage_end_mapped_into_the_bounds_keeps_the_model():
+    from lmm_core.design.reterms import split_theta
+    from lmm_core.glmm.fit import _canonical_theta
+
+    data = _random_problem(4)
+    formula = "y ~ x + (x | g) + (1 | h)"
+    crit = GLMMCriterion(build_glmm_data(formula, data, "binomial"), make_family("binomial"))
+    theta = np.array([-0.7, 0.4, -0.5, -0.3])  # (x | g): l11, l21, l22; (1 | h)
+    mapped = _canonical_theta(crit, theta)
+    assert np.all(mapped >= crit.lower)
+    for term, a, b in zip(
+        crit.reterms,
+        split_theta(crit.reterms, theta),
+        split_theta(crit.reterms, mapped),
+        strict=True,
+    ):
+        la, lb = term.structure.factor(a), term.structure.factor(b)
+        np.testing.assert_allclose(la @ la.T, lb @ lb.T, rtol=1e-12)
+    assert crit.profiled(mapped) == pytest.approx(crit.profiled(theta), rel=1e-9)
