@@ -49,9 +49,15 @@ from dashboard.state.session import Keys, current_roles, init_state, persistent_
 from dashboard.views import fit_jobs
 from dashboard.views import jobs as jobs_view
 from dashboard.views import model as model_view
-from dashboard.views.glmm_model import Seeder, advanced_choice, exposure_choice, kind_choice
+from dashboard.views.glmm_model import (
+    Seeder,
+    advanced_choice,
+    exposure_choice,
+    kind_choice,
+    require_model_data,
+)
 from dashboard.views.outcome import render_outcome_note
-from dashboard.views.widgets import dataset_caption, require_longitudinal
+from dashboard.views.widgets import dataset_caption
 from lmm_core import DataError, FormulaError
 
 NONE = "(none)"
@@ -582,7 +588,7 @@ def main() -> None:
         "intercept lets each subject start higher or lower, a random slope lets each subject "
         "change faster or slower. Build a model below (or type one), then fit it."
     )
-    data, roles = require_longitudinal("The Model page")
+    data, roles = require_model_data("The Model page")
     st.markdown(dataset_caption())
     render_outcome_note(data, roles.outcome)  # binary or count outcome: say so
 

@@ -20,11 +20,12 @@ from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_model import require_model_data
 from dashboard.views.glmm_prediction import INTRO as GLMM_INTRO
 from dashboard.views.glmm_prediction import render_glmm_forecast
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
-from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
+from dashboard.views.widgets import model_caption, show_figure
 from lmm_core import LMMError
 
 W = Keys.PRED_W
@@ -301,7 +302,7 @@ def main() -> None:
         "kept as it is; the new patient's own deviation is estimated from the visits you "
         "enter, and the forecast narrows as visits are added."
     )
-    data, roles = require_longitudinal("The Prediction page")
+    data, roles = require_model_data("The Prediction page")
     record = require_fit("The Prediction page")
     result = record.result
     if is_mmrm(result):  # no random effects: nothing patient-specific to show

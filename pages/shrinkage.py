@@ -17,10 +17,11 @@ from dashboard.help.texts import help_text
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_model import require_model_data
 from dashboard.views.glmm_shrinkage import glmm_intro, render_combined_effects
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
-from dashboard.views.widgets import model_caption, require_longitudinal, show_figure
+from dashboard.views.widgets import model_caption, show_figure
 
 if TYPE_CHECKING:  # annotations only: the estimates come from dashboard.state.cached
     from lmm_core.predict.per_group import ShrinkageEstimates
@@ -278,7 +279,7 @@ def main() -> None:
     """Render the Shrinkage page."""
     init_state()
     st.title("Shrinkage")
-    data, roles = require_longitudinal("The Shrinkage page")
+    data, roles = require_model_data("The Shrinkage page")
     record = require_fit("The Shrinkage page")
     result = record.result
     if is_mmrm(result):  # no patient-level random effects: nothing patient-specific to show

@@ -18,10 +18,11 @@ from dashboard.help.texts import help_text
 from dashboard.state import cached
 from dashboard.state.fits import require_fit
 from dashboard.state.session import Keys, init_state, persistent_widget
+from dashboard.views.glmm_model import require_model_data
 from dashboard.views.glmm_trajectories import render_glmm_trajectories
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
-from dashboard.views.widgets import model_caption, require_longitudinal
+from dashboard.views.widgets import model_caption
 
 MAX_DRAWN = 200
 CHART = Keys.TRAJ_W + "chart"
@@ -165,7 +166,7 @@ def main() -> None:
         "What the fitted model says about change over time: the average course in the "
         "population, and each patient's own course as the model estimates it."
     )
-    data, roles = require_longitudinal("The Trajectories page")
+    data, roles = require_model_data("The Trajectories page")
     record = require_fit("The Trajectories page")
     result = record.result
     if is_mmrm(result):  # no patient-level random effects: nothing patient-specific to show

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.io.dates import date_columns, read_dates
-from dashboard.io.outcome_kind import outcome_note
+from dashboard.io.outcome_kind import outcome_kind, outcome_note
 from dashboard.io.roles import Roles, constant_within_subjects, is_numeric, numeric_share
 
 __all__ = ["DATES_FIX", "Finding", "ValidationReport", "repair", "validate", "visits_per_subject"]
@@ -84,6 +84,51 @@ def _text_examples(series: pd.Series, k: int = 3) -> tuple[int, list[str], list[
     return len(bad), [str(v) for v in bad.iloc[:k]], rows
 
 
+def _yes_no_labels(series: pd.Series) -> tuple[str, str] | None:
+    """The two categories of a text (or logical) outcome with exactly two values, else
+    ``None`` (numbers, free text, more categories)."""
+    if is_numeric(series) and not pd.api.types.is_bool_dtype(series):
+        return None
+    found = outcome_kind(series)
+    if found is None or found.kind != "binary" or found.labels is None:
+        return None
+    return found.labels
+
+
+def _yes_no_note(name: str, labels: tuple[str, str]) -> str:
+    """A text outcome with two categories: a logistic model fits it, a linear one cannot."""
+    zero, one = labels
+    return (
+        f"The outcome '{name}' has two categories ('{zero}' and '{one}'): a yes/no outcome. "
+        "Fit it on the Model page as a logistic mixed model (Kind of outcome: yes/no), which "
+        f"gives the probability of '{one}' (coded 1) and odds ratios. A linear mixed model "
+        f"needs numbers: it is not offered for '{name}' (recode it to 0 and 1 for one)."
+    )
+
+
+def _outcome_value_findings(y: pd.Series, name: str) -> list[Finding]:
+    """No values or text (errors); two categories of text: a yes/no outcome (a note)."""
+    out: list[Finding] = []
+    if y.notna().sum() == 0:
+        out.append(Finding("error", f"The outcome '{name}' has no values."))
+    elif not is_numeric(y) and _yes_no_labels(y) is not None:
+        out.append(Finding("info", _yes_no_note(name, _yes_no_labels(y))))
+    elif not is_numeric(y):
+        n_bad, examples, rows = _text_examples(y)
+        shown = ", ".join(f"'{e}' (line {r})" for e, r in zip(examples, rows, strict=False))
+        repair = "outcome_text" if numeric_share(y) >= 0.5 else ""
+        out.append(
+            Finding(
+                "error",
+                f"The outcome '{name}' contains text: {n_bad:,} value(s) are not "
+                f"numbers, e.g. {shown}. The outcome must be numeric: correct or blank "
+                "those cells, or choose another outcome column.",
+                fix=repair,
+            )
+        )
+    return out
+
+
 def _role_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
     out: list[Finding] = []
     for role, label in (("subject", "subject id"), ("time", "time"), ("outcome", "outcome")):
@@ -98,27 +143,12 @@ def _role_findings(data: pd.DataFrame, roles: Roles) -> list[Finding]:
             Finding("error", f"'{col}' is used for two roles; give each role its own column.")
         )
     if roles.outcome is not None:
-        y = data[roles.outcome]
-        if y.notna().sum() == 0:
-            out.append(Finding("error", f"The outcome '{roles.outcome}' has no values."))
-        elif not is_numeric(y):
-            n_bad, examples, rows = _text_examples(y)
-            shown = ", ".join(f"'{e}' (line {r})" for e, r in zip(examples, rows, strict=False))
-            repair = "outcome_text" if numeric_share(y) >= 0.5 else ""
-            out.append(
-                Finding(
-                    "error",
-                    f"The outcome '{roles.outcome}' contains text: {n_bad:,} value(s) are not "
-                    f"numbers, e.g. {shown}. The outcome must be numeric: correct or blank "
-                    "those cells, or choose another outcome column.",
-                    fix=repair,
-                )
-            )
+        out.extend(_outcome_value_findings(data[roles.outcome], roles.outcome))
     out.extend(_extreme_findings(data, roles))
     if roles.time is not None and not is_numeric(data[roles.time]):
         out.append(_time_text_finding(data, roles.time))
     out.extend(_time_constant_findings(data, roles))
-    if roles.outcome is not None:
+    if roles.outcome is not None and is_numeric(data[roles.outcome]):
         note = outcome_note(data[roles.outcome], roles.outcome)
         if note:
             out.append(Finding("warning", note))

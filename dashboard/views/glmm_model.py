@@ -21,12 +21,20 @@ from dashboard.analysis.glmm_family import (
 )
 from dashboard.base.markup import code_span, escape_message
 from dashboard.help.texts import entry, help_text
-from dashboard.io.outcome_kind import outcome_kind
-from dashboard.io.roles import is_numeric
-from dashboard.state.session import persistent_widget
+from dashboard.io.outcome_kind import binary_columns, outcome_kind
+from dashboard.io.roles import Roles, is_numeric, missing_longitudinal_roles
+from dashboard.state.session import current_data, current_roles, persistent_widget
+from dashboard.views.widgets import require_longitudinal
 from lmm_core.formula.quoting import quote_name
 
-__all__ = ["Seeder", "advanced_choice", "default_family", "exposure_choice", "kind_choice"]
+__all__ = [
+    "Seeder",
+    "advanced_choice",
+    "default_family",
+    "exposure_choice",
+    "kind_choice",
+    "require_model_data",
+]
 
 NO_EXPOSURE = "(none: counts per row)"
 #: widget key of the "Kind of outcome" choice (after the Model page's prefix)
@@ -134,3 +142,14 @@ def exposure_choice(data: pd.DataFrame, outcome: str, seed: Seeder) -> str | Non
         f"counts per unit of {escape_message(picked)}, which is no fixed effect."
     )
     return picked
+
+
+def require_model_data(page_label: str) -> tuple[pd.DataFrame, Roles]:
+    """``(data, roles)`` for the Model page and the pages of its fits: as
+    :func:`dashboard.views.widgets.require_longitudinal`, but an outcome that is a yes/no
+    text column ("yes"/"no", two categories) is accepted: a logistic model fits it."""
+    data, roles = current_data(), current_roles()
+    if data is not None and roles.outcome in binary_columns(data):
+        if missing_longitudinal_roles(data, roles) == ["a numeric outcome column"]:
+            return data, roles
+    return require_longitudinal(page_label)

@@ -152,3 +152,30 @@ def test_wide_with_time_stem_and_no_id():
 @pytest.mark.parametrize("name", ["sleepstudy", "orthodont", "trial_small"])
 def test_long_examples_are_not_taken_for_wide(name):
     assert detect_wide(load_example(name)[0]) is None
+
+
+def _yes_no_table(values: list) -> pd.DataFrame:
+    n = len(values)
+    return pd.DataFrame({"id": np.repeat(["a", "b"], n // 2), "t": np.tile(range(n // 2), 2),
+                         "Infection (yes/no)": values})  # fmt: skip
+
+
+def test_a_yes_no_text_outcome_is_a_note_for_a_logistic_model_not_an_error():
+    roles = Roles("id", None, "t", "Infection (yes/no)")
+    report = validate(_yes_no_table(["yes", "no", "no", None, "yes", "no"]), roles)
+    assert report.ok
+    (note,) = [f for f in report.findings if "two categories" in f.message]
+    assert note.level == "info"
+    assert "('no' and 'yes')" in note.message and "logistic mixed model" in note.message
+    assert "linear mixed model needs numbers" in note.message
+    assert "contains text" not in " ".join(f.message for f in report.findings)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["yes", "no", "maybe", "no", "yes", "no"], ["1.2", "3.4", "high", "2.2", "1.0", "0.5"]],
+)
+def test_free_text_or_more_categories_in_the_outcome_stay_errors(values):
+    report = validate(_yes_no_table(values), Roles("id", None, "t", "Infection (yes/no)"))
+    assert not report.ok
+    assert "contains text" in report.errors[0].message
