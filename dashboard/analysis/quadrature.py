@@ -21,7 +21,6 @@ Only one scalar random effect can be integrated by quadrature (as in glmer):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,9 +29,7 @@ import pandas as pd
 
 from lmm_core import LMMError
 from lmm_core.glmm import GLMMResult
-from lmm_core.glmm.fit import _fit as _fit_criterion  # the engine's fit of an evaluated model
-from lmm_core.glmm.pirls import GLMMCriterion
-from lmm_core.model.linalg import single_threaded_blas
+from lmm_core.glmm.fit import refit_quadrature
 
 __all__ = [
     "LL_GOOD",
@@ -86,9 +83,7 @@ def refit(result: GLMMResult, nagq: int) -> GLMMResult:
     refusal = quadrature_refusal(result)
     if nagq > 1 and refusal is not None:
         raise LMMError(refusal)
-    crit = GLMMCriterion(result.data, result.family)
-    with single_threaded_blas():
-        return _fit_criterion(crit, result.formula, int(nagq), time.perf_counter())
+    return refit_quadrature(result, int(nagq))
 
 
 @dataclass(frozen=True)

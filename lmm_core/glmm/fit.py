@@ -315,6 +315,24 @@ def fit_glmm(
         return _fit(crit, formula, nagq, start)
 
 
+def refit_quadrature(result: GLMMResult, nagq: int) -> GLMMResult:
+    """The same model (rows, trials, weights, offset, family, link) fitted again with
+    ``nagq`` quadrature points (1: Laplace), as ``update(fit, nAGQ = nagq)`` in R.
+
+    Raises
+    ------
+    ModelError
+        ``nagq`` outside 1..25, or ``nagq > 1`` for a model other than one scalar random
+        effect.
+    """
+    nagq = _check_nagq(nagq)
+    crit = GLMMCriterion(result.data, result.family)
+    _check_quadrature(crit, nagq)
+    start = time.perf_counter()
+    with single_threaded_blas():
+        return _fit(crit, result.formula, nagq, start)
+
+
 def _fit(crit: GLMMCriterion, formula: str, nagq: int, start: float) -> GLMMResult:
     nt = crit.theta0.size
     phi1, evals1 = _stage1(crit)
@@ -499,4 +517,4 @@ def _vcov_beta_pirls(crit: GLMMCriterion, state: PIRLSState) -> np.ndarray:
     return inv.T @ inv
 
 
-__all__ = ["fit_glmm", "gradient", "hessian"]
+__all__ = ["fit_glmm", "gradient", "hessian", "refit_quadrature"]

@@ -26,6 +26,7 @@ from scipy import integrate, optimize
 from lmm_core import DataError, FormulaError, ModelError, fit_glmm
 from lmm_core.glmm.agq import agq_loglik
 from lmm_core.glmm.family import make_family
+from lmm_core.glmm.fit import refit_quadrature
 from lmm_core.glmm.pirls import GLMMCriterion
 from lmm_core.glmm.response import build_glmm_data
 from lmm_core.glmm.results import conditional_effects
@@ -377,3 +378,19 @@ def test_missing_values_in_cbind_columns_are_left_out():
     assert res.nobs == len(cbpp) - 1
     assert any("left out" in m for m in res.messages)
     np.testing.assert_array_equal(res.data.rows, np.delete(np.arange(len(cbpp)), 3))
+
+
+def test_refit_quadrature_equals_a_fresh_fit_with_those_points():
+    cbpp = dataset("cbpp.csv")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    laplace = fit_glmm(formula, cbpp, family="binomial")
+    again = refit_quadrature(laplace, 7)
+    fresh = fit_glmm(formula, cbpp, family="binomial", nagq=7)
+    assert again.nagq == 7
+    assert again.loglik == pytest.approx(fresh.loglik, rel=1e-9)
+    np.testing.assert_allclose(again.beta, fresh.beta, rtol=1e-5)
+    slope = fit_glmm(
+        "cbind(incidence, size - incidence) ~ period + (period | herd)", cbpp, family="binomial"
+    )
+    with pytest.raises(ModelError, match="single random intercept"):
+        refit_quadrature(slope, 5)
