@@ -11,10 +11,11 @@
 The first stage uses BOBYQA (:func:`lmm_core.model.bobyqa.bobyqa`), the second Newton's method,
 both in unit-free coordinates: ``phi = theta * s`` (:func:`lmm_core.design.reterms.theta_scale`)
 and ``beta`` in units of its first-stage standard error, so that the steps and stopping rules do
-not depend on the units of the covariates. For the Laplace approximation the gradient is
-analytic (:class:`lmm_core.glmm.gradient.LaplaceGradient`) and the Hessian forward differences
-of it (``d`` evaluations for ``d`` parameters); for quadrature (or a model too large for the
-analytic gradient) both are finite differences of ``-2 log L`` (:func:`hessian`). The
+not depend on the units of the covariates. The gradient is analytic, for the Laplace
+approximation (:class:`lmm_core.glmm.gradient.LaplaceGradient`) and for quadrature
+(:class:`lmm_core.glmm.agq_gradient.AGQGradient`), and the Hessian forward differences of it
+(``d`` evaluations for ``d`` parameters); for a model too large for the analytic gradient both
+are finite differences of ``-2 log L`` (:func:`hessian`). The
 first-stage point is close to the optimum, so a few Newton steps (then chord steps with the last
 Hessian, gradients only) reach it with far fewer evaluations than a derivative-free search; the
 iteration stops when a step is below ``NEWTON_TOL`` (the step is taken). The Hessian ``H`` of
@@ -36,6 +37,7 @@ from scipy import optimize
 from lmm_core.design.reterms import split_theta
 from lmm_core.errors import ModelError
 from lmm_core.glmm.agq import MAX_NODES, agq_loglik
+from lmm_core.glmm.agq_gradient import AGQGradient
 from lmm_core.glmm.family import make_family
 from lmm_core.glmm.gradient import LaplaceGradient
 from lmm_core.glmm.pirls import GLMMCriterion, PIRLSFailure, PIRLSState
@@ -69,8 +71,8 @@ class _Stage2:
         self.crit, self.nagq = crit, nagq
         self.beta1, self.se1 = beta1, se1
         self.nt = crit.theta0.size
-        grad = LaplaceGradient(crit) if nagq == 1 else None
-        self.grad = grad if grad is not None and grad.available else None
+        grad = LaplaceGradient(crit) if nagq == 1 else AGQGradient(crit, nagq)
+        self.grad = grad if grad.available else None
 
     def params(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[: self.nt] / self.crit.theta_scale, self.beta1 + self.se1 * x[self.nt :]
@@ -90,11 +92,13 @@ class _Stage2:
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
         """``-2 log L`` and its analytic gradient in ``x`` (None without one)."""
         state = self.state(x)
-        f = self.value(state)
-        if self.grad is None:
-            return f, None
-        g = self.grad(state)
-        if g is None:
+        if self.nagq > 1:
+            f, g = self.grad(state)
+        elif self.grad is None:
+            return self.value(state), None
+        else:
+            f, g = self.value(state), self.grad(state)
+        if g is None or not np.all(np.isfinite(g)):
             return f, None
         return f, np.concatenate([g[: self.nt] / self.crit.theta_scale, g[self.nt :] * self.se1])
 

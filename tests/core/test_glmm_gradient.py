@@ -4,6 +4,8 @@ Oracle: central differences (step ``1e-5`` relative) of the Laplace deviance rec
 penalized IRLS at each perturbed point; agreement to ``1e-6`` relative to the largest element,
 on every reference case with each link its family offers and on small random problems (nested,
 crossed, random slopes, diagonal terms, an observation-level effect, weights, an offset).
+The same for the adaptive quadrature log-likelihood (lmm_core.glmm.agq_gradient) on cbpp with
+7 and 25 nodes and on random scalar-effect problems for every link.
 """
 
 from __future__ import annotations
@@ -198,3 +200,78 @@ def test_first_stage_end_mapped_into_the_bounds_keeps_the_model():
         la, lb = term.structure.factor(a), term.structure.factor(b)
         np.testing.assert_allclose(la @ la.T, lb @ lb.T, rtol=1e-12)
     assert crit.profiled(mapped) == pytest.approx(crit.profiled(theta), rel=1e-9)
+
+
+def _check_agq(crit: GLMMCriterion, theta: np.ndarray, beta: np.ndarray, nagq: int) -> None:
+    """The quadrature gradient (and value) against central differences of ``-2 log L``
+    recomputed with its mode at each perturbed point."""
+    from lmm_core.glmm.agq import agq_loglik, agq_minus2
+    from lmm_core.glmm.agq_gradient import AGQGradient
+
+    state = crit.laplace_state(theta, beta)
+    value, ours = AGQGradient(crit, nagq)(state)
+    assert value == pytest.approx(agq_minus2(crit, theta, beta, nagq), rel=1e-12)
+    x = np.concatenate([theta, beta])
+    nt = theta.size
+
+    def dev(z):
+        return -2.0 * agq_loglik(crit, crit.pirls(z[:nt], z[nt:], state.u), nagq)
+
+    diff = np.empty(x.size)
+    for j in range(x.size):
+        h = 1e-5 * max(1.0, abs(x[j]))
+        e = np.zeros(x.size)
+        e[j] = h
+        diff[j] = (dev(x + e) - dev(x - e)) / (2 * h)
+    scale = max(1.0, float(np.max(np.abs(diff))))
+    np.testing.assert_allclose(ours, diff, rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("nagq", [7, 25])
+@pytest.mark.parametrize("link", LINKS["binomial"][:3])
+def test_quadrature_gradient_matches_differences_on_cbpp(nagq, link):
+    c = json.loads((GLMM / "cases" / f"glmm_cbpp_agq{nagq}.json").read_text())
+    data = build_glmm_data(c["formula"], _dataset(c["dataset"]), c["glm_family"], c["weights"])
+    crit = GLMMCriterion(data, make_family("binomial", link))
+    theta = np.asarray(c["theta"]["values"], float) * 1.1
+    beta = np.asarray(c["beta"]["values"], float)
+    if link != c["link"]:
+        beta = crit.pirls(theta, None).beta
+    _check_agq(crit, theta, beta + 0.03, nagq)
+
+
+AGQ_RANDOM = [
+    ("y ~ x + (1 | g)", "binomial", "logit", None, 9),
+    ("I(k / size) ~ x + (1 | g)", "binomial", "probit", "size", 12),
+    ("cbind(k, size - k) ~ x + (1 | g)", "binomial", "cloglog", None, 5),
+    ("y ~ x + (0 + x | g)", "binomial", "cloglog", None, 7),
+    ("rare ~ x + (1 | g)", "binomial", "log", None, 5),
+    ("count ~ x + offset(log(expo)) + (1 | g)", "poisson", "log", None, 11),
+]
+
+
+@pytest.mark.parametrize(("formula", "family", "link", "weights", "nagq"), AGQ_RANDOM)
+def test_quadrature_gradient_matches_differences_on_random_problems(
+    formula, family, link, weights, nagq
+):
+    data = _random_problem(len(formula) + 2)
+    crit = GLMMCriterion(build_glmm_data(formula, data, family, weights), make_family(family, link))
+    rng = np.random.default_rng(len(formula))
+    theta = rng.uniform(0.4, 1.0, 1)
+    beta = rng.normal(0, 0.3, crit.X.shape[1])
+    if link == "log" and family == "binomial":
+        beta[0], theta[0] = -4.0, 0.5  # every node's probability below 1
+    _check_agq(crit, theta, beta, nagq)
+
+
+def test_one_node_quadrature_gradient_is_the_laplace_gradient():
+    from lmm_core.glmm.agq_gradient import AGQGradient
+
+    data = _random_problem(11)
+    crit = GLMMCriterion(
+        build_glmm_data("y ~ x + (1 | g)", data, "binomial"), make_family("binomial")
+    )
+    state = crit.laplace_state(np.array([0.9]), np.array([-0.2, 0.5]))
+    value, grad = AGQGradient(crit, 1)(state)
+    assert value == pytest.approx(crit.minus2_loglik(state), rel=1e-12)
+    np.testing.assert_allclose(grad, LaplaceGradient(crit)(state), rtol=1e-9, atol=1e-10)
