@@ -64,6 +64,11 @@ def _fixed(result) -> None:
         else help_text("fixed_effect"),
     )
     table = fixed_table(result, LEVEL)
+    if name:  # the ratio's interval only (exp of the estimate's): the table fits 1024 px
+        lo, hi = f"{LEVEL:.0%} CI lower", f"{LEVEL:.0%} CI upper"
+        table = table.drop(columns=[lo, hi]).rename(
+            columns={f"{name} lower": lo, f"{name} upper": hi}
+        )
     st.dataframe(styled(table, {"p": "p"}, default=3), key="model_glmm_fixed", placeholder=MISSING)
     scale = {"logit": "log odds", "log": "log rate"}.get(result.link, f"{result.link} scale")
     text = (
@@ -75,9 +80,9 @@ def _fixed(result) -> None:
         what = "odds" if name == "Odds ratio" else "expected count (rate)"
         text += (
             f" **{name}s** (exp of the estimates) are what a clinician reads: how many times "
-            f"the {what} {'are' if what == 'odds' else 'is'} multiplied, 1 meaning no effect; "
-            "their interval is exp of the "
-            "estimate's interval. The `(Intercept)` row's exp is the "
+            f"the {what} {'are' if what == 'odds' else 'is'} multiplied, 1 meaning no effect, "
+            f"with their {LEVEL:.0%} confidence interval (exp of the estimate's Wald "
+            "interval). The `(Intercept)` row's exp is the "
             f"{'odds' if name == 'Odds ratio' else 'rate'} of a patient at the reference, "
             "not a ratio."
         )
