@@ -179,7 +179,11 @@ def glmm_trajectories_figure(
     style_figure(fig, TITLE, x_label, y_label or curves.scale)
     legend = {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}
     if by_label and not panels:
-        legend["title"] = {"text": _colour_key(groups, by_label), "side": "top left"}
+        legend["title"] = {
+            "text": _colour_key(groups, by_label),
+            "side": "top left",
+            "font": {"size": 13},
+        }
     fig.update_layout(
         template=TEMPLATE, height=560, hovermode="closest", legend=legend, margin={"b": 130}
     )

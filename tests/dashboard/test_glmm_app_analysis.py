@@ -175,3 +175,18 @@ def test_forecast_table_has_the_typical_and_a_new_patient_per_arm(infections):
     assert row["typical patient"] == pytest.approx(1 / (1 + np.exp(-eta)), rel=1e-10)
     grid = pd.DataFrame({"week": [3.0], "arm": ["vaccine"]})
     assert row["new patient"] == pytest.approx(population_curves(result, grid)[1][0], rel=1e-10)
+
+
+def test_trajectory_legend_names_each_kind_of_curve_once_and_panels_split_the_arms(infections):
+    from dashboard.figures.glmm_trajectories import glmm_trajectories_figure
+
+    data, result = infections
+    curves = glmm_curves(result, data, "patient", "week", ["V001", "P001"], by="arm")
+    fig = glmm_trajectories_figure(curves, by_label="arm <b>")
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert shown == ["patients' own curves", "typical patient", "population average",
+                     "observed share"]  # fmt: skip
+    title = fig.layout.legend.title.text
+    assert "placebo" in title and "vaccine" in title and "arm &lt;b&gt;" in title
+    panels = glmm_trajectories_figure(curves, by_label="arm", facet=True)
+    assert {t.xaxis for t in panels.data if t.x[0] is not None} == {"x", "x2"}
