@@ -53,9 +53,11 @@ class Factor:
     def forward(self, r: np.ndarray) -> np.ndarray:
         """``L_Z^-1 r`` for ``r`` of shape ``(q,)`` or ``(q, k)``."""
         m1, s1, _ = self.l11_inv.shape
-        tail = r.shape[1:]
-        r1 = r[: self.q1].reshape(m1, s1, -1)
-        y1 = np.einsum("ist,itk->isk", self.l11_inv, r1).reshape(self.q1, *tail)
+        if s1 == 1:  # diagonal L11: one product
+            y1 = _scale_rows(self.l11_inv.reshape(m1), r[: self.q1])
+        else:
+            r1 = r[: self.q1].reshape(m1, s1, -1)
+            y1 = np.einsum("ist,itk->isk", self.l11_inv, r1).reshape(self.q1, *r.shape[1:])
         if self.l22 is None:
             return y1
         y2 = tri_solve(self.l22, r[self.q1 :] - self.l21 @ y1)
@@ -64,13 +66,15 @@ class Factor:
     def backward(self, y: np.ndarray) -> np.ndarray:
         """``L_Z'^-1 y`` for ``y`` of shape ``(q,)`` or ``(q, k)``."""
         m1, s1, _ = self.l11_inv.shape
-        tail = y.shape[1:]
         y1 = y[: self.q1]
         if self.l22 is not None:
             x2 = tri_solve(self.l22, y[self.q1 :], trans=True)
             y1 = y1 - self.l21.T @ x2
-        x1 = np.einsum("ist,isk->itk", self.l11_inv, y1.reshape(m1, s1, -1))
-        x1 = x1.reshape(self.q1, *tail)
+        if s1 == 1:
+            x1 = _scale_rows(self.l11_inv.reshape(m1), y1)
+        else:
+            x1 = np.einsum("ist,isk->itk", self.l11_inv, y1.reshape(m1, s1, -1))
+            x1 = x1.reshape(self.q1, *y.shape[1:])
         return x1 if self.l22 is None else np.concatenate([x1, x2])
 
     def solve_joint(self, r_u: np.ndarray, r_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +112,11 @@ class Factor:
         return out
 
 
+def _scale_rows(d: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``diag(d) r`` for ``r`` of shape ``(q,)`` or ``(q, k)``."""
+    return d * r if r.ndim == 1 else d[:, None] * r
+
+
 #: ``A21`` is handled as a sparse matrix when it has fewer nonzeros than this share of entries
 A21_DENSITY = 0.25
 #: rows from which group sums go through a sparse indicator matrix (below: ``bincount``)
@@ -118,27 +127,33 @@ class GroupSums:
     """Sums of rows by group, ``(m, k)`` from ``(n, k)``, for one grouping factor.
 
     ``G v`` with the ``m x n`` sparse indicator matrix ``G`` of the groups (one pass over
-    the rows for all columns, no sorting), or for few rows one ``bincount`` per column (less
-    overhead).
+    the rows for all columns, no sorting), or for few rows one ``bincount`` over the keys
+    ``k code + column`` (less overhead; the keys of each width built once).
     """
 
     def __init__(self, codes: np.ndarray, m: int) -> None:
         self.codes, self.m = codes, m
         n = codes.size
         self.matrix = None
+        self._keys: dict[int, np.ndarray] = {}
         if n >= SPARSE_ROWS:
             self.matrix = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(m, n))
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         if self.matrix is not None:
             return np.asarray(self.matrix @ values)
-        return np.stack(
-            [
-                np.bincount(self.codes, values[:, j], minlength=self.m)
-                for j in range(values.shape[1])
-            ],
-            axis=1,
-        )
+        k = values.shape[1]
+        keys = self._keys.get(k)
+        if keys is None:
+            keys = (self.codes[:, None] * k + np.arange(k)[None, :]).reshape(-1)
+            self._keys[k] = keys
+        return np.bincount(keys, values.reshape(-1), minlength=self.m * k).reshape(self.m, k)
+
+    def vector(self, values: np.ndarray) -> np.ndarray:
+        """Group sums of one vector ``(n,)``: ``(m,)``."""
+        if self.matrix is not None:
+            return self.matrix @ values
+        return np.bincount(self.codes, values, minlength=self.m)
 
 
 class WeightedSystem:
@@ -177,6 +192,8 @@ class WeightedSystem:
         if self.q2:
             self._a21_pattern()
         self.sums1 = GroupSums(self.codes1, self.m1)
+        #: one term of one column: ``L_Z`` is diagonal
+        self.scalar = self.s1 == 1 and not self.q2
 
     def _a21_pattern(self) -> None:
         """The nonzeros of ``A21`` (one per row, column of ``Z2`` and column of the first term,
@@ -215,6 +232,8 @@ class WeightedSystem:
     # ------------------------------------------------------------------ products
     def times_u(self, zl: list[np.ndarray], u: np.ndarray) -> np.ndarray:
         """``Z Lambda u`` (length ``n``)."""
+        if self.scalar:
+            return zl[0][:, 0] * u[self.codes1]
         out = np.einsum("ij,ij->i", zl[0], u[: self.q1][self.z1_idx])
         if self.q2:
             out = out + np.einsum("ij,ij->i", np.hstack(zl[1:]), u[self.q1 :][self.cols2])
@@ -222,6 +241,11 @@ class WeightedSystem:
 
     def t_times(self, zl: list[np.ndarray], v: np.ndarray) -> np.ndarray:
         """``Lambda' Z' v`` for ``v`` of shape ``(n,)`` or ``(n, k)``."""
+        if self.scalar:
+            z = zl[0][:, 0]
+            if v.ndim == 1:
+                return self.sums1.vector(z * v)
+            return self.sums1(z[:, None] * v)
         vv = v if v.ndim == 2 else v[:, None]
         prod = (zl[0][:, :, None] * vv[:, None, :]).reshape(self.n, -1)
         top = self.sums1(prod).reshape(self.q1, vv.shape[1])
@@ -287,6 +311,8 @@ class WeightedSystem:
         np.linalg.LinAlgError
             If a block is not positive definite (only through rounding: ``A_ZZ >= I``).
         """
+        if self.scalar:
+            return self._scalar_factor(zl, w, with_x)
         z1 = zl[0]
         s1 = self.s1
         outer = (w[:, None, None] * z1[:, :, None] * z1[:, None, :]).reshape(self.n, -1)
@@ -312,5 +338,19 @@ class WeightedSystem:
         l_x = cholesky(self.X.T @ wx - r_zx.T @ r_zx)
         return Factor(l11_inv, l21, l22, ldl2, r_zx, l_x)
 
+    def _scalar_factor(self, zl: list[np.ndarray], w: np.ndarray, with_x: bool) -> Factor:
+        """The factor of one scalar term: ``L_Z = diag(sqrt(1 + sum_{r in i} w_r zl_r^2))``."""
+        z = zl[0][:, 0]
+        a11 = self.sums1.vector(w * z * z) + 1.0
+        l11_inv = (1.0 / np.sqrt(a11)).reshape(self.m1, 1, 1)
+        ldl2 = float(np.sum(np.log(a11)))
+        fac = Factor(l11_inv, None, None, ldl2)
+        if not with_x:
+            return fac
+        wx = w[:, None] * self.X
+        r_zx = fac.forward(self.t_times(zl, wx))
+        l_x = cholesky(self.X.T @ wx - r_zx.T @ r_zx)
+        return Factor(l11_inv, None, None, ldl2, r_zx, l_x)
 
-__all__ = ["Factor", "WeightedSystem"]
+
+__all__ = ["Factor", "GroupSums", "WeightedSystem"]

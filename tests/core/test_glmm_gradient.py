@@ -275,3 +275,27 @@ def test_one_node_quadrature_gradient_is_the_laplace_gradient():
     value, grad = AGQGradient(crit, 1)(state)
     assert value == pytest.approx(crit.minus2_loglik(state), rel=1e-12)
     np.testing.assert_allclose(grad, LaplaceGradient(crit)(state), rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (0 + x | g)"])
+def test_scalar_term_fast_path_matches_the_blocked_factor(formula):
+    data = build_glmm_data(formula, _random_problem(21), "binomial")
+    fast = GLMMCriterion(data, make_family("binomial")).system
+    general = GLMMCriterion(data, make_family("binomial")).system
+    general.scalar = False
+    assert fast.scalar
+    rng = np.random.default_rng(2)
+    theta, w = np.array([0.7]), rng.uniform(0.05, 0.25, fast.n)
+    zl = fast.zl(theta)
+    u, v = rng.normal(size=fast.q), rng.normal(size=(fast.n, 3))
+    np.testing.assert_allclose(fast.times_u(zl, u), general.times_u(zl, u), rtol=1e-12)
+    np.testing.assert_allclose(fast.t_times(zl, v), general.t_times(zl, v), rtol=1e-12)
+    np.testing.assert_allclose(fast.t_times(zl, v[:, 0]), general.t_times(zl, v[:, 0]), rtol=1e-12)
+    a, b = fast.factor(zl, w, with_x=True), general.factor(zl, w, with_x=True)
+    assert a.ldl2 == pytest.approx(b.ldl2, rel=1e-12)
+    for x, y in [(a.l11_inv, b.l11_inv), (a.r_zx, b.r_zx), (a.l_x, b.l_x)]:
+        np.testing.assert_allclose(x, y, rtol=1e-12)
+    r = rng.normal(size=(fast.q, 2))
+    dense = np.diag(1.0 / a.l11_inv[:, 0, 0])  # L_Z
+    np.testing.assert_allclose(a.forward(r), np.linalg.solve(dense, r), rtol=1e-12)
+    np.testing.assert_allclose(a.backward(r[:, 0]), np.linalg.solve(dense.T, r[:, 0]), rtol=1e-12)
