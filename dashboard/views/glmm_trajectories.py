@@ -15,7 +15,7 @@ from dashboard.state import cached
 from dashboard.state.session import Keys
 from dashboard.views.help import how_to_read
 
-__all__ = ["CHART", "render_glmm_trajectories"]
+__all__ = ["CHART", "render_glmm_trajectories", "subject_word"]
 
 CHART = "traj_glmm_chart"
 
@@ -116,4 +116,10 @@ def render_glmm_trajectories(
     )
     st.plotly_chart(reserve_modebar(fig), theme=None, key=CHART, config={"displaylogo": False})
     shown = curves.subjects["subject"].nunique()
-    _explain(curves, subject, result.response, (shown, n_all), (x, by))
+    _explain(curves, subject_word(subject), result.response, (shown, n_all), (x, by))
+
+
+def subject_word(subject: str) -> str:
+    """The subject column's name when it reads as a word in a sentence ("patient",
+    "child"), else "patient" ("Patient n°" would read badly as "each Patient n°'s")."""
+    return subject if subject.isidentifier() and subject.islower() else "patient"

@@ -190,3 +190,10 @@ def test_trajectory_legend_names_each_kind_of_curve_once_and_panels_split_the_ar
     assert "placebo" in title and "vaccine" in title and "arm &lt;b&gt;" in title
     panels = glmm_trajectories_figure(curves, by_label="arm", facet=True)
     assert {t.xaxis for t in panels.data if t.x[0] is not None} == {"x", "x2"}
+
+
+def test_the_trajectory_sentences_name_a_messy_subject_column_patient():
+    from dashboard.views.glmm_trajectories import subject_word
+
+    assert subject_word("patient") == "patient" and subject_word("child") == "child"
+    assert subject_word("Patient n°") == "patient" and subject_word("ID") == "patient"
