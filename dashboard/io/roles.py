@@ -281,15 +281,17 @@ def _guess_time(data: pd.DataFrame, usable: list, subject: str | None, taken: se
 
 
 def _guess_outcome(data: pd.DataFrame, usable: list, taken: set) -> str | None:
-    """By name (even if it holds some text, so validation can say so), else the numeric column
-    with the most distinct values, preferring non-integers."""
+    """By name (even if it holds some text, so validation can say so; a yes/no column written
+    as text too), else the numeric column with the most distinct values, preferring
+    non-integers."""
     candidates = []
     for col in usable:
         s = data[col]
         if col in taken:
             continue
         rank = _name_rank(col, OUTCOME_WORDS)
-        if rank is not None and numeric_share(s) >= 0.5:
+        yes_no = s.dropna().nunique() == 2  # a yes/no outcome written as text
+        if rank is not None and (numeric_share(s) >= 0.5 or yes_no):
             candidates.append(((0, rank, 0), col))
         elif is_numeric(s):
             candidates.append(((1, int(_integer_like(s)), -s.nunique()), col))

@@ -179,3 +179,18 @@ def test_free_text_or_more_categories_in_the_outcome_stay_errors(values):
     report = validate(_yes_no_table(values), Roles("id", None, "t", "Infection (yes/no)"))
     assert not report.ok
     assert "contains text" in report.errors[0].message
+
+
+def test_a_yes_no_text_outcome_named_like_an_outcome_is_the_outcome():
+    data, _ = load_example("infections")
+    data = data.rename(
+        columns={"patient": "Patient n°", "infection": "Infection (yes/no)", "week": "Semaine [w]"}
+    )
+    data["Infection (yes/no)"] = data["Infection (yes/no)"].map({0: "no", 1: "yes"})
+    roles = guess_roles(data)
+    assert (roles.subject, roles.time, roles.outcome) == (
+        "Patient n°",
+        "Semaine [w]",
+        "Infection (yes/no)",
+    )
+    assert roles.covariates == ("arm", "age")
