@@ -214,6 +214,23 @@ class WeightedSystem:
         block_cols = np.arange(m1)[:, None, None] * s1 + np.arange(s1)[None, None, :]
         self.l11t_indices = np.broadcast_to(block_cols, (m1, s1, s1)).reshape(-1).astype(np.int32)
         self.l11t_indptr = np.arange(0, m1 * s1 * s1 + 1, s1).astype(np.int32)
+        self.a22_keys = (self.cols2[:, :, None] * self.q2 + self.cols2[:, None, :]).reshape(-1)
+        if s1 == 1:
+            self._gram_pairs(keys // self.q1)
+
+    def _gram_pairs(self, slot_rows: np.ndarray) -> None:
+        """For a first term of one column (``L11^-T`` diagonal, so ``L21`` has the pattern of
+        ``A21``): the pairs of nonzeros of ``L21`` in one column, whose products summed at
+        ``(row_a, row_b)`` give ``L21 L21'`` in one ``bincount``."""
+        order = np.argsort(self.a21_indices, kind="stable")
+        col = self.a21_indices[order]
+        size = np.bincount(col, minlength=self.q1)[col]  # nonzeros in each slot's column
+        group = np.searchsorted(col, col)  # sorted position where its column starts
+        rank = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+        sa = np.repeat(order, size)
+        sb = order[np.repeat(group, size) + rank]
+        self.gram_a, self.gram_b = sa, sb
+        self.gram_keys = slot_rows[sa] * self.q2 + slot_rows[sb]
 
     # ------------------------------------------------------------------ Lambda
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -280,27 +297,31 @@ class WeightedSystem:
         return a21.reshape(q2, self.m1, self.s1), a22
 
     def _sparse_l21(self, zl: list[np.ndarray], w: np.ndarray, l11_inv: np.ndarray):
-        """``(L21, A22)`` with ``L21 = A21 L11^-T`` sparse (the pattern of
+        """``(L21, A22 - L21 L21')`` with ``L21 = A21 L11^-T`` sparse (the pattern of
         :meth:`_a21_pattern`)."""
         sw = np.sqrt(w)[:, None]
         vals = np.hstack(zl[1:]) * sw
         z1 = zl[0] * sw
         entries = (vals[:, :, None] * z1[:, None, :]).reshape(-1)
         data = np.bincount(self.a21_slot, entries, minlength=self.a21_nnz)
-        shape = (self.q2, self.q1)
+        shape, q2 = (self.q2, self.q1), self.q2
+        a22 = np.bincount(
+            self.a22_keys, (vals[:, :, None] * vals[:, None, :]).reshape(-1), minlength=q2 * q2
+        ).reshape(q2, q2) + np.eye(q2)
+        if self.s1 == 1:  # L21 = A21 diag(L11^-1): the pattern of A21, its Gram by pairs
+            data = data * l11_inv.reshape(-1)[self.a21_indices]
+            l21 = sparse.csr_matrix((data, self.a21_indices, self.a21_indptr), shape=shape)
+            prods = data[self.gram_a] * data[self.gram_b]
+            gram = np.bincount(self.gram_keys, prods, minlength=q2 * q2).reshape(q2, q2)
+            return l21, a22 - gram
         a21 = sparse.csr_matrix((data, self.a21_indices, self.a21_indptr), shape=shape)
         # row t of block i of L11^-T holds row t of the transpose: (L11^-1)[:, t]
         l11t_data = np.ascontiguousarray(np.swapaxes(l11_inv, 1, 2)).reshape(-1)
         l11t = sparse.csr_matrix(
             (l11t_data, self.l11t_indices, self.l11t_indptr), shape=(self.q1, self.q1)
         )
-        a22 = np.zeros(self.q2 * self.q2)
-        q2 = self.q2
-        for a in range(vals.shape[1]):
-            for b in range(vals.shape[1]):
-                key = self.cols2[:, a] * q2 + self.cols2[:, b]
-                a22 += np.bincount(key, vals[:, a] * vals[:, b], minlength=q2 * q2)
-        return (a21 @ l11t).tocsr(), a22.reshape(q2, q2) + np.eye(q2)
+        l21 = (a21 @ l11t).tocsr()
+        return l21, a22 - (l21 @ l21.T).toarray()
 
     # ------------------------------------------------------------------ factor
     def factor(self, zl: list[np.ndarray], w: np.ndarray, with_x: bool) -> Factor:
@@ -322,8 +343,8 @@ class WeightedSystem:
         ldl2 = batched_logdet_tril(l11)
         l21 = l22 = None
         if self.q2 and self.a21_sparse:
-            l21, a22 = self._sparse_l21(zl, w, l11_inv)
-            l22 = cholesky(a22 - (l21 @ l21.T).toarray())
+            l21, schur = self._sparse_l21(zl, w, l11_inv)
+            l22 = cholesky(schur)
             ldl2 += logdet_tril(l22)
         elif self.q2:
             a21, a22 = self._rest_products(zl, w)

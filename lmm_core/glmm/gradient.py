@@ -50,11 +50,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import lapack
 
 from lmm_core.glmm.factor import Factor, WeightedSystem
 from lmm_core.glmm.family import eta_derivatives
 from lmm_core.glmm.pirls import GLMMCriterion, PIRLSState
-from lmm_core.model.linalg import tri_solve
 
 #: largest ``q1 * q2`` (entries of the dense off-diagonal block of ``A^-1``) for the gradient
 MAX_DENSE = 20_000_000
@@ -146,9 +146,11 @@ def row_solves(fac: Factor, sys: WeightedSystem, zl: list[np.ndarray]) -> list[n
     ``K1`` ``(n, S1)`` (first term), and ``K2`` ``(n, sum S_k)`` for the other terms (in the
     column order of ``sys.cols2``).
 
-    With ``L^-1 = [[W, 0], [-M, L22^-1]]`` (``W = L11^-1``, ``M = L22^-1 L21 W``), the blocks
-    of ``A^-1 = L^-T L^-1`` are ``C11 = W'W + M'M`` (only its diagonal blocks are needed),
-    ``C21 = -L22^-T M`` and ``C22 = L22^-T L22^-1``.
+    With ``L^-1 = [[W, 0], [-M, L22^-1]]`` (``W = L11^-1``, ``M = L22^-1 B``, ``B = L21 W``),
+    the blocks of ``A^-1 = L^-T L^-1`` are ``C22 = (L22 L22')^-1`` (LAPACK ``potri``),
+    ``C21 = -C22 B`` and ``C11 = W'W + B' C22 B = W'W - B' C21`` (only its diagonal blocks
+    are needed). ``B`` is sparse when ``L21`` is: then ``C21`` costs ``nnz(B) q2``, not
+    ``q1 q2^2``.
     """
     codes = sys.codes1
     linv = fac.l11_inv
@@ -159,13 +161,19 @@ def row_solves(fac: Factor, sys: WeightedSystem, zl: list[np.ndarray]) -> list[n
         return [np.einsum("nst,ns->nt", rows, y)]
     m1, s1, _ = linv.shape
     q2 = fac.l22.shape[0]
-    l21 = fac.l21.toarray() if sparse.issparse(fac.l21) else fac.l21
-    m = tri_solve(fac.l22, l21).reshape(q2, m1, s1)
-    m = np.einsum("qis,ist->qit", m, linv)
-    c11 = np.einsum("ist,isu->itu", linv, linv) + np.einsum("qit,qiu->itu", m, m)
-    l22_inv = tri_solve(fac.l22, np.eye(q2))
-    c21 = -(l22_inv.T @ m.reshape(q2, -1)).reshape(q2, m1, s1)
-    c22 = l22_inv.T @ l22_inv
+    c22 = _cholesky_inverse(fac.l22)
+    if sparse.issparse(fac.l21):
+        blocks = sparse.csr_matrix(
+            (linv.reshape(-1), sys.l11t_indices, sys.l11t_indptr), shape=(sys.q1, sys.q1)
+        )
+        b = fac.l21 @ blocks
+        c21 = -np.asarray(b.T @ c22).T
+        b = b.toarray()
+    else:
+        b = np.einsum("qis,ist->qit", fac.l21.reshape(q2, m1, s1), linv).reshape(q2, -1)
+        c21 = -(c22 @ b)
+    b, c21 = b.reshape(q2, m1, s1), c21.reshape(q2, m1, s1)
+    c11 = np.einsum("ist,isu->itu", linv, linv) - np.einsum("qit,qiu->itu", b, c21)
     cols2 = sys.cols2
     zl2 = np.hstack(zl[1:])
     g = c21[cols2, codes[:, None], :]  # (n, k2, S1)
@@ -173,6 +181,15 @@ def row_solves(fac: Factor, sys: WeightedSystem, zl: list[np.ndarray]) -> list[n
     k2 = np.einsum("nas,ns->na", g, zl1)
     k2 += np.einsum("nab,nb->na", c22[cols2[:, :, None], cols2[:, None, :]], zl2)
     return [k1, k2]
+
+
+def _cholesky_inverse(low: np.ndarray) -> np.ndarray:
+    """``(L L')^-1`` from the lower Cholesky factor ``L`` (LAPACK ``dpotri``), symmetric."""
+    inv, info = lapack.dpotri(low, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular Cholesky factor")
+    lower = np.tril(inv)
+    return lower + np.tril(lower, -1).T
 
 
 __all__ = ["MAX_DENSE", "LaplaceGradient", "row_solves"]
