@@ -188,8 +188,8 @@ def main() -> None:
     st.caption(
         "Does the model describe the data? The plots below check its assumptions: residuals "
         "without pattern and roughly normal, random effects roughly normal, no subject far "
-        "from the rest; at the bottom, the correlation between visits that the model implies "
-        "next to the one in the data."
+        "from the rest; for a linear model of repeated visits, at the bottom, the correlation "
+        "between visits that the model implies next to the one in the data."
     )
     record = require_fit("The Diagnostics page")
     st.markdown(dataset_caption())

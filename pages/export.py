@@ -253,7 +253,11 @@ def main() -> None:
     units = dict(st.session_state[Keys.UNITS])
     result = record.result
     st.markdown(f"{model_caption(record)} ({record.method}, {result.nobs:,} observations).")
-    df_method = df_choice()
+    if record_glmm(record) is None:
+        df_method = df_choice()
+    else:  # a GLMM's tests are Wald z tests: no df to choose
+        df_method = "wald"
+        st.caption("A GLMM's fixed effects are tested with Wald z tests (as glmer's summary).")
     file_name = ec.data_file_name(record.data_name)
     stem = file_name.removesuffix(".csv")
     code_section(record, data, file_name, df_method)

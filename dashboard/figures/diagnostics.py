@@ -318,8 +318,9 @@ def ranef_qq_panels(result: LMMResult) -> list[tuple[str, str, QQData]]:
     return panels[:MAX_PANELS]
 
 
-def ranef_qq_figure(panels: list[tuple[str, str, QQData]]) -> go.Figure:
-    """One normal QQ panel per random effect (output of :func:`ranef_qq_panels`)."""
+def ranef_qq_figure(panels: list[tuple[str, str, QQData]], what: str = "BLUPs") -> go.Figure:
+    """One normal QQ panel per random effect (output of :func:`ranef_qq_panels`); ``what``
+    names the estimates in the title (BLUPs, or a GLMM's conditional modes)."""
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
     titles = [f"{group}: {term} ({qq.n:,} levels)" for group, term, qq in panels]
@@ -329,7 +330,7 @@ def ranef_qq_figure(panels: list[tuple[str, str, QQData]]) -> go.Figure:
             fig.add_trace(trace, row=k // cols + 1, col=k % cols + 1)
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": "Normal QQ plots of the random effects (BLUPs)"},
+        title={"text": f"Normal QQ plots of the random effects ({what})"},
         height=380 * rows,
         showlegend=False,
     )

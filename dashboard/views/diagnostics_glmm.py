@@ -84,7 +84,7 @@ def _quantile(outcome: gd.GLMMOutcome) -> None:
         "score; for a discrete outcome the place is drawn at random within the step of the "
         "distribution, so the residuals change with the seed (use Draw again). When the model "
         "is right they are standard normal: the QQ points follow the line y = x and the "
-        f"smoother stays flat at 0. {beyond:,} of {len(table):,} lie beyond 2 "
+        f"smoother stays flat at 0. Here {beyond:,} of {len(table):,} lie beyond ±2 "
         f"(about {0.0455 * len(table):,.0f} would by chance)."
     )
 
@@ -113,7 +113,8 @@ def _dispersion(result, outcome: gd.GLMMOutcome) -> None:
 
 def _ranef(result) -> None:
     st.subheader("Random effects", help=help_text("blup"))
-    show_figure(fd.ranef_qq_figure(fd.ranef_qq_panels(result)), key="diag_glmm_ranef")
+    panels = fd.ranef_qq_panels(result)
+    show_figure(fd.ranef_qq_figure(panels, "conditional modes"), key="diag_glmm_ranef")
     st.caption(
         "One panel per random effect: each point is one group's conditional mode (its "
         "predicted deviation from the typical group, on the link scale: log odds or log "
