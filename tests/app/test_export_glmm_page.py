@@ -56,3 +56,6 @@ def test_export_page_writes_the_glmm_in_three_languages(app, dataset):
     labels = [b.label for b in at.get("download_button")]
     assert "Fixed effects" in labels and "HTML report" not in labels
     assert "made for linear mixed models" in texts(at.info)
+    # Wald z tests: no degrees-of-freedom choice
+    assert not any("Degrees of freedom" in sb.label for sb in at.selectbox)
+    assert "Wald z tests" in texts(at.caption)
