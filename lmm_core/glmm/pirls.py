@@ -173,7 +173,9 @@ class GLMMCriterion:
         else:
             b = np.asarray(beta, float)
             u = np.zeros(sys.q) if u0 is None else np.array(u0, float)
-        eta = self.offset + self.X @ b + sys.times_u(zl, u)
+        # offset + X beta, fixed during the iterations when beta is given
+        fixed = None if free else self.offset + self.X @ b
+        eta = (self.offset + self.X @ b if free else fixed) + sys.times_u(zl, u)
         pdev, mu = self.penalized_deviance(eta, u)
         tol = 1e-11 * max(pdev, 10.0)
         done = False
@@ -182,14 +184,14 @@ class GLMMCriterion:
                 break
             wts, resid, newton = self._step_weights(eta, mu)
             fac = sys.factor(zl, wts, with_x=free)
-            work = eta - self.offset + resid  # working response (offset removed)
             if free:
+                work = eta - self.offset + resid  # working response (offset removed)
                 u_new, b_new = fac.solve_joint(sys.t_times(zl, wts * work), self.X.T @ (wts * work))
             else:
-                rhs = sys.t_times(zl, wts * (work - self.X @ b))
+                rhs = sys.t_times(zl, wts * (eta - fixed + resid))
                 u_new, b_new = fac.backward(fac.forward(rhs)), b
             u_old = u
-            u, b, eta, mu, new, step = self._halve(zl, u, b, u_new, b_new, pdev)
+            u, b, eta, mu, new, step = self._halve(zl, u, b, u_new, b_new, pdev, fixed)
             moved = float(np.max(np.abs(u_new - u_old))) if u.size else 0.0
             step_tol = CANONICAL_STEP_TOL if newton else self.step_tol
             done = step == 1.0 and pdev - new < tol and moved < step_tol
@@ -212,13 +214,15 @@ class GLMMCriterion:
         work = eta - self.offset + resid
         return fac.solve_joint(self.system.t_times(zl, wts * work), self.X.T @ (wts * work))
 
-    def _halve(self, zl, u, b, u_new, b_new, pdev):
-        """Step-halving towards ``(u_new, b_new)`` until the penalized deviance decreases."""
+    def _halve(self, zl, u, b, u_new, b_new, pdev, fixed=None):
+        """Step-halving towards ``(u_new, b_new)`` until the penalized deviance decreases
+        (``fixed``: ``offset + X beta`` when ``beta`` is held fixed)."""
         du, db = u_new - u, b_new - b
         step = 1.0
         for _ in range(MAX_HALVINGS):
             uu, bb = u + step * du, b + step * db
-            eta = self.offset + self.X @ bb + self.system.times_u(zl, uu)
+            lin = self.offset + self.X @ bb if fixed is None else fixed
+            eta = lin + self.system.times_u(zl, uu)
             new, mu = self.penalized_deviance(eta, uu)
             if np.isfinite(new) and new <= pdev + 1e-13 * abs(pdev):
                 return uu, bb, eta, mu, new, step
