@@ -86,9 +86,9 @@ def criterion_value(c: dict, theta, beta) -> float:
 @pytest.mark.parametrize("name", CASES)
 def test_loglik_matches_tight_glmer_and_never_below_default(name):
     """Never below glmer's default fit: its reported value, or, where that value is above
-    glmer's own tight maximum (nAGQ = 5 on the trials: 2.2e-6 and 2.5e-6 above, because the
+    glmer's own tight maximum (trials at nAGQ = 5, 10, 25: up to 2.5e-6 above, because the
     quadrature is centred at modes left inexact by ``tolPwrss = 1e-7``), the criterion at its
-    estimates."""
+    estimates (which is then below the maximum)."""
     c = case(name)
     res = fitted(name)
     exact, glmer = c["tight_pwrss"]["logLik_full"], c["logLik_full"]
