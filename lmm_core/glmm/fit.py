@@ -44,7 +44,9 @@ from lmm_core.glmm.pirls import GLMMCriterion, PIRLSFailure, PIRLSState
 from lmm_core.glmm.response import build_glmm_data
 from lmm_core.glmm.results import GLMMResult, conditional_effects
 from lmm_core.model.bobyqa import SafeObjective, bobyqa
+from lmm_core.model.fit import SINGULAR_MESSAGE
 from lmm_core.model.linalg import single_threaded_blas
+from lmm_core.model.results import is_singular_fit
 
 HESSIAN_STEP = 2e-3
 #: forward-difference step of the analytic gradient (unit-free coordinates)
@@ -359,6 +361,8 @@ def _fit(crit: GLMMCriterion, formula: str, nagq: int, start: float) -> GLMMResu
             "check failed): the estimates may be inexact; try a simpler random part"
         )
     theta, beta = fun.params(x)
+    if is_singular_fit(theta, crit.reterms, GLMMResult.singular_tol):
+        messages.append(SINGULAR_MESSAGE)
     state = fun.state(x)
     vcov = _vcov(hess, free, nt, se1, crit, state, messages)
     loglik = -0.5 * fun.value(state)
