@@ -38,6 +38,24 @@ from lmm_core.model.results import (
 
 FIXEF_COLUMNS = ["estimate", "std_error", "z_value", "p_value", "ci_lower", "ci_upper"]
 
+#: profile intervals of a GLMM, registered by lmm_core.inference.glmm_profile (a later stage)
+_PROFILE: list = []
+
+
+def register_profile(function):
+    """Register ``function(result, level, which) -> DataFrame`` (lower/upper per parameter) as
+    the profile intervals :meth:`GLMMResult.fixef_table` uses with ``ci="profile"``."""
+    _PROFILE[:] = [function]
+    return function
+
+
+def _profile_confint(result, level: float, which: list[str]) -> pd.DataFrame:
+    if not _PROFILE:
+        raise RuntimeError(
+            "Profile intervals need lmm_core.inference.glmm_profile: import lmm_core first."
+        )
+    return _PROFILE[0](result, level, which)
+
 
 def conditional_effects(crit: GLMMCriterion, state: PIRLSState):
     """Conditional modes ``b = Lambda u~`` and their conditional covariances
@@ -154,10 +172,15 @@ class GLMMResult:
     def std_errors(self) -> np.ndarray:
         return np.sqrt(np.diag(self.vcov_beta))
 
-    def fixef_table(self, level: float = 0.95) -> pd.DataFrame:
-        """Estimates, standard errors, Wald ``z`` and ``p`` and Wald intervals at ``level``."""
+    def fixef_table(self, level: float = 0.95, ci: str = "wald") -> pd.DataFrame:
+        """Estimates, standard errors, Wald ``z`` and ``p``, and intervals at ``level``:
+        Wald (``estimate +- z SE``) or, with ``ci="profile"``, likelihood-profile intervals
+        as ``confint(fit, method = "profile")`` (:mod:`lmm_core.inference.glmm_profile`,
+        registered when :mod:`lmm_core` is imported)."""
         if not 0 < level < 1:
             raise DataError(f"The confidence level must be between 0 and 1, not {level!r}.")
+        if ci not in ("wald", "profile"):
+            raise DataError(f"ci must be 'wald' or 'profile', not {ci!r}.")
         se = self.std_errors
         z = self.beta / se
         q = norm.ppf(0.5 + level / 2)
@@ -168,6 +191,10 @@ class GLMMResult:
         table["p_value"] = 2 * norm.sf(np.abs(z))
         table["ci_lower"] = self.beta - q * se
         table["ci_upper"] = self.beta + q * se
+        if ci == "profile":
+            bounds = _profile_confint(self, level, self.x_names)
+            table["ci_lower"] = bounds.loc[self.x_names, "lower"].to_numpy()
+            table["ci_upper"] = bounds.loc[self.x_names, "upper"].to_numpy()
         return table.astype(float)
 
     # ---------------------------------------------------------------- variance components

@@ -26,7 +26,7 @@ import pandas as pd
 
 from lmm_core.design.reterms import theta_scale
 from lmm_core.glmm.refit import criterion_for, minimise, minus2_loglik
-from lmm_core.glmm.results import GLMMResult
+from lmm_core.glmm.results import GLMMResult, register_profile
 from lmm_core.inference.profile import (
     LikelihoodProfile,
     ProfileParameter,
@@ -136,6 +136,7 @@ class GLMMProfile(LikelihoodProfile):
         return f
 
 
+@register_profile
 def glmm_profile_confint(
     result: GLMMResult, level: float = 0.95, which: list[str] | None = None
 ) -> pd.DataFrame:

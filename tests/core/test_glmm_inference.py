@@ -25,6 +25,7 @@ from scipy.special import expit
 
 from lmm_core import (
     ComparisonError,
+    DataError,
     fit_glmm,
     fit_lmm,
     glmm_profile_confint,
@@ -223,6 +224,12 @@ def test_profile_intervals_match_lme4_on_cbpp():
     assert np.allclose(ci["lower"], ref["lower95"], rtol=1e-3)
     assert np.allclose(ci["upper"], ref["upper95"], rtol=1e-3)
     assert not ci.attrs["messages"]
+    table = m.fixef_table(ci="profile")  # the same bounds in the fixed-effects table
+    np.testing.assert_allclose(table["ci_lower"], ci.loc[m.x_names, "lower"], rtol=1e-6)
+    np.testing.assert_allclose(table["ci_upper"], ci.loc[m.x_names, "upper"], rtol=1e-6)
+    np.testing.assert_allclose(table["std_error"], m.fixef_table()["std_error"])
+    with pytest.raises(DataError, match="ci must be"):
+        m.fixef_table(ci="bootstrap")
 
 
 def test_profile_intervals_of_a_count_model_with_an_offset():
