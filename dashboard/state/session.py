@@ -106,6 +106,16 @@ class Keys:
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
     EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
+    # guided tour (issue 16): the step shown per dataset and the presenter view
+    TOUR_STEP = "tour_step"  # data key -> index of the step shown (among the plan's steps)
+    TOUR_PRESENT = "tour_present"  # True: the presenter view (large type, controls hidden)
+    TOUR_URL_SEEN = "tour_url_seen"  # the address's ?present=1 has been read (once a session)
+    W_TOUR_PRESENT = "tour_present_toggle"  # widget: the presenter view on/off
+    W_TOUR_NEXT = "tour_next"  # widget: Next (shortcut: right arrow)
+    W_TOUR_BACK = "tour_back"  # widget: Back (shortcut: left arrow)
+    W_TOUR_LEAVE = "tour_leave"  # widget: leave the tour, open the step's page
+    W_TOUR_END_PRESENT = "tour_end_present"  # widget: leave the presenter view (shortcut: Esc)
+    W_TOUR_RESTART = "tour_restart"  # widget: back to the first step
 
     # widget keys (also used by tests to find widgets)
     W_EXAMPLE = "example_choice"
@@ -161,6 +171,9 @@ DEFAULTS: dict[str, Any] = {
     Keys.DIAG_QRES_SEED: 1,
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,
+    Keys.TOUR_STEP: {},
+    Keys.TOUR_PRESENT: False,
+    Keys.TOUR_URL_SEEN: False,
 }
 
 

@@ -49,6 +49,7 @@ PAGES: list[tuple[str, str]] = [
     ("pages/trial.py", "Trial"),
     ("pages/diagnostics.py", "Diagnostics"),
     ("pages/teach.py", "Teach"),
+    ("pages/tour.py", "Tour"),
     ("pages/glossary.py", "Glossary"),
     ("pages/export.py", "Export"),
 ]
