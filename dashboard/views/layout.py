@@ -7,6 +7,14 @@ window, narrows the padding on small windows, and scales metric values with the 
 the sidebar shows each model's formula cut to :data:`SIDEBAR_FORMULA_CHARS` characters
 (:func:`short_text`; the full formulas are in the radio's help).
 
+Text contrast (WCAG 2 AA, at least 4.5:1 for normal text): Streamlit draws captions, widget
+help lines and the labels of disabled widgets in a faded grey (3.9:1 and 2.3:1 on white) and
+colours code with a light syntax palette (2.2:1 to 3.6:1). :data:`APP_CSS` gives them the
+darker colours of :data:`CAPTION_COLOR`, :data:`DISABLED_LABEL_COLOR` and
+:data:`CODE_TOKEN_COLORS`, each at least 4.5:1 on every background it sits on
+(:data:`BACKGROUNDS`; checked by ``tests/e2e/test_browser_a11y.py`` with axe-core and by
+``tests/figures/test_colour_blind.py``).
+
 The room kept for plotly's toolbar is :func:`dashboard.figures.style.reserve_modebar`.
 """
 
@@ -16,6 +24,10 @@ import streamlit as st
 
 __all__ = [
     "APP_CSS",
+    "BACKGROUNDS",
+    "CAPTION_COLOR",
+    "CODE_TOKEN_COLORS",
+    "DISABLED_LABEL_COLOR",
     "SIDEBAR_FORMULA_CHARS",
     "SIDEBAR_SHARE",
     "apply_css",
@@ -27,6 +39,32 @@ __all__ = [
 SIDEBAR_SHARE = 0.21
 #: Characters of a formula shown under a model's name in the sidebar (one line at 200 px).
 SIDEBAR_FORMULA_CHARS = 20
+
+#: Backgrounds text sits on: the page, the sidebar, code blocks and inline code.
+BACKGROUNDS = ("#ffffff", "#f8f8f7", "#f7f7f6", "#f4f4f3", "#fafafa", "#f0f2f6")
+#: Captions and help lines under widgets (Streamlit's faded grey is 3.9:1 on white).
+CAPTION_COLOR = "#5c5a57"
+#: Labels of disabled widgets: lighter than text, still 4.5:1 (Streamlit's is 2.3:1).
+DISABLED_LABEL_COLOR = "#6b6965"
+#: Syntax colours of code blocks (Prism token classes), darker than Streamlit's.
+CODE_TOKEN_COLORS = {
+    ("comment", "prolog", "doctype", "cdata"): "#5e6168",
+    ("keyword", "builtin", "atrule", "important"): "#0b5394",
+    ("string", "char", "attr-value", "regex", "inserted"): "#1b6b2f",
+    ("boolean", "number", "constant", "symbol"): "#8a4600",
+    ("function", "class-name", "selector", "tag"): "#7a2f8f",
+    ("operator", "entity", "url", "variable", "deleted"): "#8c2a2a",
+}
+
+
+def _code_token_css() -> str:
+    """CSS rules giving the Prism tokens of code blocks the colours of CODE_TOKEN_COLORS."""
+    rules = []
+    for tokens, color in CODE_TOKEN_COLORS.items():
+        selector = ", ".join(f'[data-testid="stCode"] .token.{token}' for token in tokens)
+        rules.append(f"{selector} {{ color: {color} !important; }}")
+    return "\n".join(rules)
+
 
 APP_CSS = f"""
 <style>
@@ -43,6 +81,16 @@ section[data-testid="stSidebar"] {{
 [data-testid="stMetricValue"] {{
   font-size: clamp(1.25rem, 2.2vw, 2.25rem) !important;
 }}
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p,
+[data-testid="stCaptionContainer"] code, [data-testid="stSidebar"] code {{
+  color: {CAPTION_COLOR} !important;
+  opacity: 1 !important;
+}}
+label[data-testid="stWidgetLabel"][disabled], label[data-testid="stWidgetLabel"][disabled] p {{
+  color: {DISABLED_LABEL_COLOR} !important;
+  opacity: 1 !important;
+}}
+{_code_token_css()}
 </style>
 """
 
