@@ -223,7 +223,8 @@ def forecast_sentences(
     k = fc.n_observed
     out = [
         f"A new {s} with **{k} visit{'s' if k != 1 else ''}** ({s} "
-        f"{_name(patient)}'s first {k}): at {t} = {_n(at)} the model forecasts {y} **{_n(row['fit'])}**, "
+        f"{_name(patient)}'s first {k}): at {t} = {_n(at)} the model forecasts {y} "
+        f"**{_n(row['fit'])}**, "
         f"95% prediction interval {_n(row['lower_total'])} to {_n(row['upper_total'])}.",
         f"A typical {s} would be at {_n(row['population'])}: the visits pulled the forecast "
         f"towards this {s} (they removed {fmt_pct(float(fc.learned.mean()))} of the "

@@ -22,6 +22,7 @@ from dashboard.state import cached
 from dashboard.state.fits import add_fit, find_fit, next_name, set_active
 from dashboard.state.session import Keys, current_data, current_roles, persistent_widget
 from dashboard.views import presenter
+from dashboard.views.help import how_to_read
 from dashboard.views.tour_steps import StepView, TourContext, build_step
 from dashboard.views.widgets import DATA_PAGE, dataset_caption, show_figure
 from lmm_core import LMMError
@@ -184,6 +185,7 @@ def _leave(view: StepView | None, fits: dict[str, FitRecord], step: StepSpec) ->
 def _intro(plan: TourPlan, present: bool) -> None:
     if present:
         return
+    st.title("Tour")
     st.toggle(
         "Presenter view",
         help="Large type, the sidebar and controls hidden, one chart per screen (for a "
@@ -192,6 +194,7 @@ def _intro(plan: TourPlan, present: bool) -> None:
     )
     for step, reason in plan.skipped:
         st.caption(f"Skipped: *{escape_text(step.title)}*: {reason}.")
+    how_to_read("guided_tour", "presenter_view", "ols_vs_mixed", label="About the tour")
 
 
 def render_tour() -> None:
