@@ -28,14 +28,21 @@ def run() -> None:
     render_menu(pages)
     give_menu_a_head_start()  # a session's first run: the browser draws the menu first
     # Imported here, after the menu has been sent: they take seconds in a fresh server.
-    from dashboard.state.session import init_state
+    from dashboard.state import link
+    from dashboard.state.session import Keys, init_state
     from dashboard.views import jobs as jobs_view
     from dashboard.views import sidebar
 
     init_state()
+    st.session_state[Keys.CURRENT_PAGE] = nav.url_path
+    link.restore_once()  # a session's first run: the view of the address bar (issue 16)
     jobs_view.collect(toast=True)  # work finished in the background: store it on any page
     sidebar.render()
-    nav.run()
+    link.show_notice()
+    try:
+        nav.run()
+    finally:  # also after st.stop() on a page: the address bar follows the view
+        link.sync()
 
 
 if __name__ == "__main__":

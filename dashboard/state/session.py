@@ -106,6 +106,14 @@ class Keys:
     # page settings kept across page switches
     EXPLORE_COLOR = "explore_color_value"
     EXPLORE_MAX_SUBJECTS = "explore_max_subjects_value"
+    # sessions that last (issue 16): the link, the held upload, session files
+    LINK_RESTORED = "link_restored"  # True once the address bar's view was restored
+    LINK_NOTICE = "link_notice"  # (level, text) about the last restore, shown once
+    UPLOAD_TOKEN = "upload_token"  # (token, data key) of the upload held for a reload
+    CURRENT_PAGE = "current_page"  # url path of the page shown ("trajectories"; "" the first)
+    SESSION_FILE_ID = "session_file_id"  # id of the session file already opened
+    W_SESSION_DATA = "session_with_data"  # widget: put the data into the saved file
+    W_SESSION_OPEN = "session_open"  # widget: the uploader of a session file
     # guided tour (issue 16): the step shown per dataset and the presenter view
     TOUR_STEP = "tour_step"  # data key -> index of the step shown (among the plan's steps)
     TOUR_PRESENT = "tour_present"  # True: the presenter view (large type, controls hidden)
@@ -171,6 +179,9 @@ DEFAULTS: dict[str, Any] = {
     Keys.DIAG_QRES_SEED: 1,
     Keys.EXPLORE_COLOR: None,
     Keys.EXPLORE_MAX_SUBJECTS: 400,
+    Keys.LINK_NOTICE: None,
+    Keys.UPLOAD_TOKEN: None,
+    Keys.SESSION_FILE_ID: None,
     Keys.TOUR_STEP: {},
     Keys.TOUR_PRESENT: False,
     Keys.TOUR_URL_SEEN: False,

@@ -1,5 +1,6 @@
 """The shared sidebar under the menu: the active dataset, this session's running work (with
-progress and Cancel) and the fitted models (choose the active one, delete any)."""
+progress and Cancel), the fitted models (choose the active one, delete any) and the session
+(share, save, open: :mod:`dashboard.views.session_panel`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dashboard.base.markup import code_span, escape_text
 from dashboard.state.fits import active_record, delete_fit, records_for_active_data
 from dashboard.state.session import Keys, persistent_widget
 from dashboard.views import jobs as jobs_view
+from dashboard.views import session_panel
 from dashboard.views.layout import short_text
 
 __all__ = ["SIDEBAR_ACTIVE", "fits_sidebar", "render"]
@@ -27,6 +29,7 @@ def render() -> None:
         )
         jobs_view.sidebar_status()
         fits_sidebar()
+        session_panel.render()
 
 
 def fits_sidebar() -> None:
