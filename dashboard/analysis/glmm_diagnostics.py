@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.base.numbers import fmt
 from lmm_core import GLMMResult
 from lmm_core.predict.glmm_residuals import (
     Overdispersion,
@@ -95,11 +96,11 @@ def binned_sentence(table: pd.DataFrame) -> str:
     share = f"{k} of {m} bins ({100 * k / m:.0f}%) lie outside the 2-SE band"
     if k <= max(1.0, 2 * expected):
         return (
-            f"{share}; about {expected:.1f} would by chance (5%): no sign that the fitted "
+            f"{share}; about {fmt(expected, 2)} would by chance (5%): no sign that the fitted "
             "probabilities are off."
         )
     return (
-        f"{share}, where about {expected:.1f} would by chance (5%). With random effects per "
+        f"{share}, where about {fmt(expected, 2)} would by chance (5%). With random effects per "
         "subject, shrinkage alone tilts the points (below 0 at low fitted probabilities, "
         "above 0 at high ones) even when the model is right; a curve or a run of bins away "
         "from that tilt says the model misses something (a curve in time, an interaction, "
@@ -123,7 +124,7 @@ def dispersion(result: GLMMResult, outcome: GLMMOutcome) -> Overdispersion | Non
 
 def dispersion_verdict(check: Overdispersion) -> str:
     """The dispersion check in words."""
-    head = f"Pearson chi-square {check.chi2:,.1f} on {check.df:,} df: ratio {check.ratio:.2f}"
+    head = f"Pearson chi-square {fmt(check.chi2)} on {check.df:,} df: ratio {fmt(check.ratio, 3)}"
     p = f"p = {check.p_value:.3g}" if check.p_value >= 1e-4 else "p < 0.0001"
     if check.ratio > RATIO_HIGH and check.p_value < 0.05:
         return (

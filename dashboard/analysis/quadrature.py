@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dashboard.base.numbers import fmt
 from lmm_core import LMMError
 from lmm_core.glmm import GLMMResult
 from lmm_core.glmm.fit import refit_quadrature
@@ -242,9 +243,10 @@ def verdict(ladder: QuadratureLadder) -> Verdict:
     sd_text = "—" if np.isnan(sd_change) else f"{sd_change:+.1%}"
     text = (
         f"From Laplace (nagq = 1) to {k} quadrature points the fixed effects move by at most "
-        f"**{shift.max():.2f} standard errors** (for {shift.idxmax()}), the SD of the "
+        f"**{fmt(shift.max(), 2)} standard errors** (for {shift.idxmax()}), the SD of the "
         f"{ladder.group} effects by **{sd_text}** and the log-likelihood by "
-        f"**{-ll_change:+.2f}**. Shifts below {SHIFT_GOOD} SE and {SD_GOOD:.0%} do not "
+        f"**{fmt(-ll_change, 3, sign=True)}**. Shifts below {SHIFT_GOOD} SE and "
+        f"{SD_GOOD:.0%} do not "
         f"matter; above {SHIFT_POOR} SE or {SD_POOR:.0%} they can change conclusions. A "
         f"log-likelihood off by more than {LL_GOOD:g} unit moves likelihood-ratio tests and "
         "AIC (they use twice the log-likelihood)."

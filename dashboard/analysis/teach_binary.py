@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from dashboard.base.numbers import fmt
 from lmm_core.predict.population_average import population_average
 from lmm_core.simulation.teaching_binary import (
     ATTENUATION_C2,
@@ -188,14 +189,14 @@ def attenuation_text(truth: BinaryTruth, att: Attenuation, glm_estimate: float) 
             "them: nothing to attenuate. Move the odds-ratio slider to see the difference."
         )
     return (
-        f"Within a subject, the odds ratio of {word} is **{math.exp(att.conditional):.2f}** "
-        f"(log odds ratio β₁ = {att.conditional:.3f}). Averaged over subjects who differ by "
+        f"Within a subject, the odds ratio of {word} is **{fmt(math.exp(att.conditional), 3)}** "
+        f"(log odds ratio β₁ = {fmt(att.conditional, 3)}). Averaged over subjects who differ by "
         f"τ = {truth.sd:g} on the logit scale, the same truth gives a population-averaged "
-        f"odds ratio of only **{math.exp(att.marginal):.2f}** (log odds ratio "
-        f"{att.marginal:.3f}, {att.ratio:.0%} of β₁), computed exactly by integrating over "
-        f"the subjects. The classical approximation β₁ / √(1 + {ATTENUATION_C2:.3f} τ²) gives "
-        f"{att.approximate:.3f}. The logistic regression that ignores the subjects estimated "
-        f"{glm_estimate:.3f} from this study: it estimates the averaged effect, not the "
+        f"odds ratio of only **{fmt(math.exp(att.marginal), 3)}** (log odds ratio "
+        f"{fmt(att.marginal, 3)}, {att.ratio:.0%} of β₁), computed exactly by integrating over "
+        f"the subjects. The classical approximation β₁ / √(1 + {fmt(ATTENUATION_C2, 3)} τ²) gives "
+        f"{fmt(att.approximate, 3)}. The logistic regression that ignores the subjects estimated "
+        f"{fmt(glm_estimate, 3)} from this study: it estimates the averaged effect, not the "
         "subject-specific one. Neither is wrong: they answer different questions (*what "
         "happens to one subject* vs *what happens to the population's rate*)."
     )

@@ -47,7 +47,7 @@ def quadrature_figure(
                 mode="lines+markers",
                 name=name,
                 line={"color": PALETTE[i % len(PALETTE)]},
-                hovertemplate=f"{name}<br>nagq = %{{x}}<br>%{{y:+.3f}} SE from the last"
+                hovertemplate=f"{name}<br>nagq = %{{x}}<br>%{{y:+.3~g}} SE from the last"
                 "<extra></extra>",
             ),
             row=1,

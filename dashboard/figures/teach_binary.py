@@ -72,7 +72,7 @@ def binary_curves_figure(
                 mode=mode,
                 name=name,
                 line={"color": colour, "dash": dash, "width": width},
-                hovertemplate=f"{name}<br>x = %{{x:.2f}}<br>P = %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{name}<br>x = %{{x:.2~g}}<br>P = %{{y:.3~g}}<extra></extra>",
             )
         )
     fig.add_trace(
@@ -83,7 +83,7 @@ def binary_curves_figure(
             name="Observed share of 1s",
             marker={"color": "white", "size": 9, "line": {"color": TRUTH, "width": 1.5}},
             customdata=observed["n"],
-            hovertemplate="x = %{x}<br>share = %{y:.3f} of %{customdata} rows<extra></extra>",
+            hovertemplate="x = %{x}<br>share = %{y:.3~g} of %{customdata} rows<extra></extra>",
         )
     )
     x_title = "Treatment" if effect == "treatment" else "Visit"
@@ -113,7 +113,7 @@ def attenuation_figure(curve: pd.DataFrame, sd: float, glm_estimate: float) -> g
                 mode="lines",
                 name=name,
                 line={"color": colour, "dash": dash, "width": 2.5},
-                hovertemplate=f"{name}<br>τ = %{{x:.2f}}<br>log OR = %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{name}<br>τ = %{{x:.2~g}}<br>log OR = %{{y:.3~g}}<extra></extra>",
             )
         )
     fig.add_trace(
@@ -123,7 +123,7 @@ def attenuation_figure(curve: pd.DataFrame, sd: float, glm_estimate: float) -> g
             mode="markers",
             name="Logistic regression, this study",
             marker={"color": GLM, "size": 11, "symbol": "diamond"},
-            hovertemplate="this study's estimate: %{y:.3f}<extra></extra>",
+            hovertemplate="this study's estimate: %{y:.3~g}<extra></extra>",
         )
     )
     fig.add_vline(x=sd, line={"color": GREY, "dash": "dot"})

@@ -49,7 +49,7 @@ def _outliers(frame: pd.DataFrame) -> None:
     big = frame.loc[frame["normalized"].abs() > 3]
     st.markdown(
         f"**{len(big):,} normalized residuals beyond 3** (by chance about "
-        f"{CHANCE * len(frame):.1f} of {len(frame):,} would be).",
+        f"{fmt(CHANCE * len(frame), 2)} of {len(frame):,} would be).",
         help=help_text("normalized_residual"),
     )
     if big.empty:

@@ -12,6 +12,7 @@ from dashboard.analysis import glmm_diagnostics as gd
 from dashboard.analysis.compare_glmm import family_label
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
+from dashboard.base.numbers import fmt
 from dashboard.figures import diagnostics as fd
 from dashboard.figures import glmm_diagnostics as fg
 from dashboard.help.texts import help_text
@@ -95,10 +96,10 @@ def _dispersion(result, outcome: gd.GLMMOutcome) -> None:
         return
     st.subheader("Overdispersion", help=help_text("overdispersion"))
     cols = st.columns(3)
-    cols[0].metric("Dispersion ratio", f"{check.ratio:.2f}", help=help_text("overdispersion"))
+    cols[0].metric("Dispersion ratio", fmt(check.ratio, 3), help=help_text("overdispersion"))
     cols[1].metric(
         "Pearson chi-square",
-        f"{check.chi2:,.1f}",
+        fmt(check.chi2),
         help=f"On {check.df:,} degrees of freedom (observations minus the model's "
         "parameters).\n\n" + help_text("overdispersion"),
     )

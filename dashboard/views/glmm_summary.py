@@ -19,7 +19,7 @@ LEVEL = 0.95
 
 def _seconds(seconds: float) -> str:
     """A fit's duration: ``0.15 s``, ``< 0.01 s`` (a fit found again in the cache)."""
-    return "< 0.01 s" if seconds < 0.005 else f"{seconds:.2f} s"
+    return "< 0.01 s" if seconds < 0.005 else f"{seconds:.2f} s"  # fixed: timing
 
 
 def _status(result) -> None:

@@ -232,8 +232,9 @@ def render_bootstrap(record: FitRecord) -> None:
     """A seeded parametric bootstrap with a chosen number of replicates: a job of the runner
     (progress bar, Cancel; it goes on when the user switches pages), kept in the session."""
     store = st.session_state[Keys.INFER_RESULTS]
-    ran = any(k[:3] == record.key and k[3] == BOOTSTRAP for k in store)
-    running = any(j.key[:3] == record.key for j in jobs_view.active(BOOTSTRAP))
+    fit, n = tuple(record.key), len(record.key)  # keys: (*fit key, what, ...)
+    ran = any(k[:n] == fit and k[n] == BOOTSTRAP for k in store)
+    running = any(j.key[:n] == fit for j in jobs_view.active(BOOTSTRAP))
     box = "Parametric bootstrap intervals"
     with st.expander(box, expanded=ran or running, key=W + "boot_box"):  # key: stays open
         st.caption(

@@ -165,7 +165,7 @@ def _outliers(frame: pd.DataFrame) -> None:
     big = frame.loc[frame["normalized"].abs() > 3].copy()
     expected = CHANCE * len(frame)
     st.markdown(
-        f"**{len(big):,} normalized residuals beyond 3** (by chance about {expected:.1f} of "
+        f"**{len(big):,} normalized residuals beyond 3** (by chance about {fmt(expected, 2)} of "
         f"{len(frame):,} would be).",
         help=help_text("normalized_residual"),
     )

@@ -77,6 +77,12 @@ def test_bootstrap_with_chosen_replicates_and_seed(app):
     boot = parametric_bootstrap(_fit("sleepstudy", SLEEP), 50, 7)
     np.testing.assert_allclose(table["95% low"], boot.confint()["lower"], rtol=1e-8)
     assert any("50 replicates (seed 7)" in c.value for c in at.caption)
+    # the panel knows this fit ran a bootstrap (fit keys carry family, link and nagq too):
+    # after a page switch it opens expanded on the result
+    at.switch_page("pages/explore.py").run()
+    at = at.switch_page("pages/model.py").run()
+    box = next(e for e in at.expander if e.label == "Parametric bootstrap intervals")
+    assert box.proto.expanded
 
 
 def test_r2_metrics(app):

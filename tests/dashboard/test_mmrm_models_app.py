@@ -163,10 +163,12 @@ def test_lrt_only_between_nested_structures(fits, data):
 
 def test_r_export_keeps_a_numeric_visit_a_number(data):
     text = r_code(f"{FIXED} + ar1(`Visite n°` | `Patient ID`)", True, "trial é.csv", data)
-    assert 'd[["Visite n° (factor)"]] <- factor(d[["Visite n°"]], levels = c("1", "2"' in text
-    assert "ar1(`Visite n° (factor)` | `Patient ID`)" in text
+    # the factor is a copy (the visit stays a number in the fixed effects); mmrm needs plain
+    # names in its covariance term, so the columns are copied under plain names
+    assert 'd[["Visite_n_factor"]] <- factor(d[["Visite n°"]], levels = c("1", "2"' in text
+    assert "Visite_n + Arm_group + baseline + ar1(Visite_n_factor | Patient_ID)" in text
     assert "library(mmrm)" in text
     formula = "`Score (points)` ~ `Arm [group]` * VISIT + us(VISIT | `Patient ID`)"
     text = r_code(formula, False, "trial é.csv", data, df_method="kenward-roger")
-    assert "(factor)" not in text and "us(VISIT | `Patient ID`)" in text
+    assert "_factor" not in text and "us(VISIT | Patient_ID)" in text
     assert 'reml = FALSE, method = "Kenward-Roger"' in text
