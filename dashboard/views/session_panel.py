@@ -17,7 +17,11 @@ from dashboard.state.session import Keys
 from dashboard.state.session_file import file_name, open_session, session_writer
 from dashboard.views.menu import PAGES
 
-__all__ = ["render"]
+__all__ = ["OPENING", "render"]
+
+#: widget key of the toggle that shows the "Open session" uploader (hidden until asked for,
+#: so the Data page keeps a single file uploader)
+OPENING = "session_opening"
 
 
 def _open_file() -> None:
@@ -27,6 +31,7 @@ def _open_file() -> None:
     if upload is None or state[Keys.SESSION_FILE_ID] == upload.file_id:
         return
     state[Keys.SESSION_FILE_ID] = upload.file_id
+    state[OPENING] = False  # done: hide the uploader again (before it is drawn in this run)
     if upload.size > MAX_BYTES:
         state[Keys.LINK_NOTICE] = (
             "error",
@@ -46,15 +51,15 @@ def render() -> None:
     with st.expander("Session: share, save, open"):
         st.caption(
             "The address bar holds this view (dataset, models, page): bookmark it, reload, or "
-            "send it. A link never holds your data: an uploaded table is found again only by "
-            "this browser while the server holds its session."
+            "send it. A link never holds your data: a table you upload comes back only in this "
+            "browser, while the server holds its session."
         )
         with_data = st.checkbox(
             "Put the data into the file",
             key=Keys.W_SESSION_DATA,
             help="Without it the file holds the settings, the formulas and the models' "
             "summaries, and a fingerprint (SHA-256) of the data; opening it then needs the same "
-            "data (an example is loaded by its name).",
+            "data (an example is read again by its name).",
         )
         st.download_button(
             "Save session",
@@ -65,10 +70,11 @@ def render() -> None:
             help="One JSON file: settings, formulas, the fitted models' summaries"
             + (", and the data." if with_data else " (not the data)."),
         )
-        st.file_uploader(
-            "Open session",
-            type=["json"],
-            key=Keys.W_SESSION_OPEN,
-            help="A file saved by 'Save session'. It is checked (size, format, version, "
-            "formulas, data fingerprint) before anything is restored.",
-        )
+        if st.toggle("Open a session file", key=OPENING):
+            st.file_uploader(
+                "Open session",
+                type=["json"],
+                key=Keys.W_SESSION_OPEN,
+                help="A file saved by 'Save session'. It is checked (size, format, version, "
+                "formulas, data fingerprint) before anything is restored.",
+            )
