@@ -15,6 +15,9 @@ darker colours of :data:`CAPTION_COLOR`, :data:`DISABLED_LABEL_COLOR` and
 (:data:`BACKGROUNDS`; checked by ``tests/e2e/test_browser_a11y.py`` with axe-core and by
 ``tests/figures/test_colour_blind.py``).
 
+Text meant for screen readers only (the generic description of a chart) has the class
+``lmm-sr-only``: visually hidden, out of the page flow, still read aloud.
+
 The room kept for plotly's toolbar is :func:`dashboard.figures.style.reserve_modebar`.
 """
 
@@ -85,6 +88,14 @@ section[data-testid="stSidebar"] {{
 [data-testid="stCaptionContainer"] code, [data-testid="stSidebar"] code {{
   color: {CAPTION_COLOR} !important;
   opacity: 1 !important;
+}}
+.lmm-sr-only, [data-testid="stElementContainer"]:has(.lmm-sr-only) {{
+  position: absolute !important;
+  width: 1px !important;
+  height: 1px !important;
+  overflow: hidden !important;
+  clip-path: inset(50%) !important;
+  white-space: nowrap !important;
 }}
 label[data-testid="stWidgetLabel"][disabled], label[data-testid="stWidgetLabel"][disabled] p {{
   color: {DISABLED_LABEL_COLOR} !important;
