@@ -19,7 +19,7 @@ from lmm_core import LMMResult
 
 __all__ = ["KNOT_COLOR", "axis_knots", "knot_trace", "knots_caption", "value_span"]
 
-KNOT_COLOR = "#777777"
+KNOT_COLOR = "#555555"  # apart from the palette under colour-blind vision
 
 
 def axis_knots(result: LMMResult, x: str) -> tuple[tuple[float, str], ...]:

@@ -170,7 +170,8 @@ def _show(view: StepView, step: StepSpec, present: bool) -> None:
     with chart_col:
         if view.figure is not None:
             fig = presenter.presenter_figure(view.figure) if present else view.figure
-            show_figure(fig, key=f"tour_chart_{step.key}")
+            # presenter view: one chart per screen, no data switch under it
+            show_figure(fig, key=f"tour_chart_{step.key}", data_switch=not present)
         elif view.table is not None:
             st.dataframe(view.table, key=f"tour_table_{step.key}")
 

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from dashboard.analysis.records import FitRecord
+from dashboard.base.numbers import fmt
 from dashboard.state.session import Keys
 from lmm_core import datasets, fit_glmm, fit_lmm
 from tests.app.conftest import figures_on, texts
@@ -188,9 +189,9 @@ def test_diagnostics_of_a_count_glmm_with_overdispersion_check(app):
     pearson = np.sum((y - mu) ** 2 / mu)
     df = len(y) - (len(res.fixef) + 3)
     ratio = next(m for m in at.metric if m.label == "Dispersion ratio")
-    assert ratio.value == f"{pearson / df:.2f}"
+    assert ratio.value == fmt(pearson / df, 3)
     p = stats.chi2.sf(pearson, df)
-    assert f"ratio {pearson / df:.2f}" in texts(at.markdown)
+    assert f"ratio {fmt(pearson / df, 3)}" in texts(at.markdown)
     ratio = pearson / df
     word = "Overdispersion:" if ratio > 1.2 and p < 0.05 else "No overdispersion"
     word = "vary less around the fitted means" if ratio < 0.8 else word

@@ -23,7 +23,10 @@ def sleep():
 
 def _write(sleep, *, include_data: bool, source: str = "example") -> bytes:
     data, fits = sleep
-    models = [(LinkModel(f, f"m{i}", True), r) for i, (f, r) in enumerate(zip(FORMULAS, fits))]
+    models = [
+        (LinkModel(f, f"m{i}", True), r)
+        for i, (f, r) in enumerate(zip(FORMULAS, fits, strict=True))
+    ]
     return fmt.write(
         data=data, source=source, example="sleepstudy" if source == "example" else None,
         name="sleepstudy", roles={"subject": "Subject", "time": "Days", "outcome": "Reaction"},

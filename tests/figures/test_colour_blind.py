@@ -186,11 +186,9 @@ def test_palette_colours_are_distinguishable(vision):
     assert not closest_pairs(PALETTE, vision), closest_pairs(PALETTE, vision)
 
 
-#: known failures, to be fixed in the figure module named (not this helper's file): the knot
-#: marks of knots.KNOT_COLOR (#777777, dotted vertical lines) are 9.6 from the bluish green
-#: PALETTE[2] for a deuteranope; #555555 (as curve_shape.MEAN_COLOR) passes. Strict: the test
-#: fails once fixed, so this entry is removed then.
-KNOWN = {("knots", "deuteranopia")}
+#: known failures (figure, vision), marked strict xfail; none now (the knot marks were #777777,
+#: 9.6 from the bluish green PALETTE[2] for a deuteranope, and are #555555 since)
+KNOWN: set[tuple[str, str]] = set()
 
 
 CASES = [
