@@ -43,6 +43,15 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
 .st-key-tour_head p {{
   font-size: 1.2rem !important;
 }}
+[data-testid="stTable"] th, [data-testid="stTable"] td {{
+  font-size: 1.35rem !important;
+  padding: 0.35rem 0.6rem !important;
+}}
+section[data-testid="stMain"], [data-testid="stAppViewContainer"],
+[data-testid="stMainBlockContainer"] {{
+  outline: none !important;
+  box-shadow: none !important;
+}}
 </style>
 """
 
@@ -53,5 +62,14 @@ def apply_presenter_css() -> None:
 
 
 def presenter_figure(fig: go.Figure) -> go.Figure:
-    """``fig`` sized for the projector: :data:`CHART_HEIGHT` high, :data:`FONT_SIZE` text."""
-    return fig.update_layout(height=CHART_HEIGHT, font={"size": FONT_SIZE})
+    """``fig`` sized for the projector: :data:`CHART_HEIGHT` high, :data:`FONT_SIZE` text,
+    without its own title (the step's heading says what it shows; a long chart title was cut
+    at the chart column's width) and with its legend in a row above the plot, clear of the
+    axis titles."""
+    return fig.update_layout(
+        height=CHART_HEIGHT,
+        font={"size": FONT_SIZE},
+        title={"text": ""},
+        margin={"t": 60},
+        legend={"orientation": "h", "x": 0, "y": 1.02, "xanchor": "left", "yanchor": "bottom"},
+    )

@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard.analysis.records import FitRecord
 from dashboard.analysis.tour import SLOPE, StepSpec, TourColumns, TourPlan, plan_tour
 from dashboard.base.markup import code_span, escape_message, escape_text
+from dashboard.base.numbers import styled
 from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import add_fit, find_fit, next_name, set_active
@@ -172,8 +173,10 @@ def _show(view: StepView, step: StepSpec, present: bool) -> None:
             fig = presenter.presenter_figure(view.figure) if present else view.figure
             # presenter view: one chart per screen, no data switch under it
             show_figure(fig, key=f"tour_chart_{step.key}", data_switch=not present)
+        elif view.table is not None and present:  # large type: a static table, 4 digits
+            st.table(styled(view.table, 4))
         elif view.table is not None:
-            st.dataframe(view.table, key=f"tour_table_{step.key}")
+            st.dataframe(styled(view.table, 4), key=f"tour_table_{step.key}")
 
 
 def _leave(view: StepView | None, fits: dict[str, FitRecord], step: StepSpec) -> None:

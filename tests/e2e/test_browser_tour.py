@@ -31,12 +31,18 @@ def _step(page, k: int) -> None:
     assert not support.exceptions_on(page)
 
 
+#: the one chart or table of a step (tables are static st.table in the presenter view)
+CHART_OR_TABLE = (
+    '[data-testid="stPlotlyChart"], [data-testid="stDataFrame"], [data-testid="stTable"]'
+)
+
+
 def _content_bottom(page) -> float:
     """Lowest bottom edge (px) of the step's title, text, chart and buttons."""
     return page.evaluate(
         """() => Math.max(...[...document.querySelectorAll(
             '.st-key-tour_head, .st-key-tour_text, [data-testid="stPlotlyChart"],'
-            + ' [data-testid="stDataFrame"], .st-key-tour_next')]
+            + ' [data-testid="stDataFrame"], [data-testid="stTable"], .st-key-tour_next')]
             .map(e => e.getBoundingClientRect().bottom))"""
     )
 
@@ -54,7 +60,7 @@ def test_presenter_view_walks_with_the_arrow_keys_at_1280x720(browser, app_url):
         for k in range(1, STEPS + 1):
             _step(page, k)
             titles.append(_title(page))
-            charts = page.locator('[data-testid="stPlotlyChart"], [data-testid="stDataFrame"]')
+            charts = page.locator(CHART_OR_TABLE)
             assert charts.count() == 1
             assert _content_bottom(page) <= 720, f"step {k} runs below the window"
             support.screenshot(page, f"tour_present_{k}")
