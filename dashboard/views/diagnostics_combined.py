@@ -12,17 +12,16 @@ from dashboard.analysis import mmrm_diagnostics as md
 from dashboard.analysis.mmrm_models import structure_label
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
-from dashboard.base.numbers import MISSING, fmt, styled
+from dashboard.base.numbers import fmt
 from dashboard.figures import diagnostics as fd
 from dashboard.figures import mmrm_diagnostics as fm
 from dashboard.help.texts import help_text
 from dashboard.views.help import how_to_read
+from dashboard.views.mmrm import normalized_outliers
 from dashboard.views.widgets import show_figure
 from lmm_core import LMMError
 
 __all__ = ["render_combined_diagnostics"]
-
-CHANCE = 0.0027  # P(|Z| > 3) for a standard normal
 
 
 def _residuals(frame: pd.DataFrame, outcome: str, cluster: str | None) -> None:
@@ -43,24 +42,6 @@ def _residuals(frame: pd.DataFrame, outcome: str, cluster: str | None) -> None:
             "L_h'). Standard normal when the model is right.",
             help=help_text("normalized_residual"),
         )
-
-
-def _outliers(frame: pd.DataFrame) -> None:
-    big = frame.loc[frame["normalized"].abs() > 3]
-    st.markdown(
-        f"**{len(big):,} normalized residuals beyond 3** (by chance about "
-        f"{fmt(CHANCE * len(frame), 2)} of {len(frame):,} would be).",
-        help=help_text("normalized_residual"),
-    )
-    if big.empty:
-        return
-    big = big.reindex(big["normalized"].abs().sort_values(ascending=False).index).head(20)
-    st.dataframe(
-        styled(big[["subject", "visit", "fitted", "residual", "normalized"]], 3),
-        hide_index=True,
-        key="diag_comb_outliers",
-        placeholder=MISSING,
-    )
 
 
 def _ranef(result) -> None:
@@ -111,7 +92,7 @@ def render_combined_diagnostics(record: FitRecord, data: pd.DataFrame) -> None:
         return
     cluster, _ = md.cluster_codes(result)
     _residuals(frame, result.response, cluster)
-    _outliers(frame)
+    normalized_outliers(frame, "diag_comb_outliers")
     _ranef(result)
     _correlation(result, spec.visit.name)
     how_to_read("normalized_residual", "covariance_structure", "blup")

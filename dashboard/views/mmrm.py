@@ -21,6 +21,7 @@ from lmm_core import LMMError
 
 __all__ = [
     "needs_random_effects",
+    "normalized_outliers",
     "render_mmrm_diagnostics",
     "render_mmrm_summary",
 ]
@@ -161,12 +162,13 @@ def _residual_plots(frame: pd.DataFrame, outcome: str) -> None:
         )
 
 
-def _outliers(frame: pd.DataFrame) -> None:
-    big = frame.loc[frame["normalized"].abs() > 3].copy()
-    expected = CHANCE * len(frame)
+def normalized_outliers(frame: pd.DataFrame, key: str) -> None:
+    """How many normalized residuals lie beyond 3 (against the ``CHANCE`` share expected),
+    and the 20 largest with their patient and visit."""
+    big = frame.loc[frame["normalized"].abs() > 3]
     st.markdown(
-        f"**{len(big):,} normalized residuals beyond 3** (by chance about {fmt(expected, 2)} of "
-        f"{len(frame):,} would be).",
+        f"**{len(big):,} normalized residuals beyond 3** (by chance about "
+        f"{fmt(CHANCE * len(frame), 2)} of {len(frame):,} would be).",
         help=help_text("normalized_residual"),
     )
     if big.empty:
@@ -175,7 +177,7 @@ def _outliers(frame: pd.DataFrame) -> None:
     st.dataframe(
         styled(big[["subject", "visit", "fitted", "residual", "normalized"]], 3),
         hide_index=True,
-        key="diag_mmrm_outliers",
+        key=key,
         placeholder=MISSING,
     )
 
@@ -218,6 +220,6 @@ def render_mmrm_diagnostics(record: FitRecord, data: pd.DataFrame) -> None:
         st.info(escape_message(str(err)))
         return
     _residual_plots(frame, result.response)
-    _outliers(frame)
+    normalized_outliers(frame, "diag_mmrm_outliers")
     _correlation(result, visit)
     how_to_read("normalized_residual", "covariance_structure")
