@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lmm_core.predict.per_group import ShrinkageEstimates
+from lmm_core.predict.per_group import ShrinkageEstimates, group_effects
 
 __all__ = ["EDGE", "MAX_STEPS", "glmm_shrinkage", "own_fit"]
 
@@ -112,23 +112,9 @@ def glmm_shrinkage(result, data: pd.DataFrame | None = None, group: str | None =
     -------
     lmm_core.predict.per_group.ShrinkageEstimates
     """
-    terms = list(result.reterms)
-    if group is None:
-        group = max(terms, key=lambda t: t.n_levels).group
-    ks = [k for k, t in enumerate(terms) if t.group == group]
-    first = terms[ks[0]]
-    levels, codes, m = first.levels, first.codes, first.n_levels
-    z = np.hstack([terms[k].z for k in ks])
-    columns = tuple(c for k in ks for c in terms[k].cnames)
-    s = z.shape[1]
-    b = np.hstack([result.b[k] for k in ks])
-    b_sd = np.hstack([np.sqrt(np.diagonal(result.cond_cov[k], axis1=1, axis2=2)) for k in ks])
-    covs = result.covariance_matrices()
-    cov = np.zeros((s, s))
-    at = 0
-    for k in ks:
-        cov[at : at + terms[k].n_columns, at : at + terms[k].n_columns] = covs[k]
-        at += terms[k].n_columns
+    g = group_effects(result, group)
+    group, levels, codes, z, columns = g.group, g.levels, g.codes, g.z, g.columns
+    b, b_sd, cov, m, s = g.b, g.b_sd, g.cov, len(g.levels), g.z.shape[1]
     offset = np.asarray(result.data.offset, dtype=float)
     weights = np.asarray(getattr(result.data, "weights", np.ones(result.nobs)), dtype=float)
     xb = result.design.X @ result.beta

@@ -45,7 +45,14 @@ from lmm_core.errors import ModelError
 from lmm_core.model.results import LMMResult
 from lmm_core.predict.prediction import random_part
 
-__all__ = ["ShrinkageEstimates", "covariance_ellipse", "deviation_by", "shrinkage_estimates"]
+__all__ = [
+    "GroupEffects",
+    "ShrinkageEstimates",
+    "covariance_ellipse",
+    "deviation_by",
+    "group_effects",
+    "shrinkage_estimates",
+]
 
 RANK_RTOL = 1e-10  # singular values of Z_i'Z_i below this times the largest: rank deficient
 
@@ -87,6 +94,56 @@ def _grouped_cross(codes: np.ndarray, a: np.ndarray, b: np.ndarray, m: int) -> n
     return out
 
 
+@dataclass(frozen=True)
+class GroupEffects:
+    """The random effects of one grouping factor, its terms side by side: ``levels``,
+    ``codes`` (row -> level), ``z`` (``(n, S)`` columns), ``columns`` (their names), ``b`` and
+    ``b_sd`` (``(m, S)`` conditional modes and SDs) and ``cov`` (``(S, S)``, block diagonal
+    over the terms)."""
+
+    group: str
+    levels: np.ndarray
+    codes: np.ndarray
+    z: np.ndarray
+    columns: tuple[str, ...]
+    b: np.ndarray
+    b_sd: np.ndarray
+    cov: np.ndarray
+
+
+def group_effects(result, group: str | None = None) -> GroupEffects:
+    """:class:`GroupEffects` of ``group`` (default: the factor with most levels) for a fit with
+    ``reterms``, ``b``, ``cond_cov`` and ``covariance_matrices()`` (an LMM or a GLMM).
+
+    Raises
+    ------
+    ModelError
+        The model has no random effects for ``group``.
+    """
+    terms = list(result.reterms)
+    if group is None:
+        group = max(terms, key=lambda t: t.n_levels).group
+    ks = [k for k, t in enumerate(terms) if t.group == group]
+    if not ks:
+        raise ModelError(f"The model has no random effects for `{group}`.")
+    first = terms[ks[0]]
+    covs = result.covariance_matrices()
+    sizes = [terms[k].n_columns for k in ks]
+    cov = np.zeros((sum(sizes), sum(sizes)))
+    for at, k, w in zip(np.cumsum([0, *sizes[:-1]]), ks, sizes, strict=True):
+        cov[at : at + w, at : at + w] = covs[k]
+    return GroupEffects(
+        group,
+        first.levels,
+        first.codes,
+        np.hstack([terms[k].z for k in ks]),
+        tuple(c for k in ks for c in terms[k].cnames),
+        np.hstack([result.b[k] for k in ks]),
+        np.hstack([np.sqrt(np.diagonal(result.cond_cov[k], axis1=1, axis2=2)) for k in ks]),
+        cov,
+    )
+
+
 def shrinkage_estimates(result: LMMResult, group: str | None = None) -> ShrinkageEstimates:
     """Own-data least-squares, mixed-model and population coefficients per level of ``group``.
 
@@ -104,26 +161,9 @@ def shrinkage_estimates(result: LMMResult, group: str | None = None) -> Shrinkag
         See the module docstring for the definitions of own, population, mixed and the
         shrinkage factor.
     """
-    terms = list(result.reterms)
-    if group is None:
-        group = max(terms, key=lambda t: t.n_levels).group
-    ks = [k for k, t in enumerate(terms) if t.group == group]
-    if not ks:
-        raise ModelError(f"The model has no random effects for `{group}`.")
-    first = terms[ks[0]]
-    levels, codes, m = first.levels, first.codes, first.n_levels
-    z = np.hstack([terms[k].z for k in ks])
-    columns = tuple(c for k in ks for c in terms[k].cnames)
-    s = z.shape[1]
-    b = np.hstack([result.b[k] for k in ks])
-    b_sd = np.hstack([np.sqrt(np.diagonal(result.cond_cov[k], axis1=1, axis2=2)) for k in ks])
-    covs = result.covariance_matrices()
-    cov = np.zeros((s, s))
-    at = 0
-    for k in ks:
-        w = terms[k].n_columns
-        cov[at : at + w, at : at + w] = covs[k]
-        at += w
+    g = group_effects(result, group)
+    group, levels, codes, z, columns = g.group, g.levels, g.codes, g.z, g.columns
+    b, b_sd, cov, m, s = g.b, g.b_sd, g.cov, len(g.levels), g.z.shape[1]
 
     xb = result.design.X @ result.beta
     targets = np.column_stack([result.y, xb, result.fitted])
