@@ -41,6 +41,7 @@ import pandas as pd
 
 from dashboard.analysis.link_codec import MAX_MODELS, NAME_RE, LinkModel, check_model
 from dashboard.analysis.records import GAUSSIAN
+from dashboard.base.numbers import fmt
 
 __all__ = [
     "FORMAT",
@@ -186,7 +187,7 @@ def _fail(text: str) -> SessionFileError:
 def _load(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BYTES:
         raise _fail(
-            f"The file is {len(raw) / 1024**2:,.1f} MB, over the limit of "
+            f"The file is {fmt(len(raw) / 1024**2, 3)} MB, over the limit of "
             f"{MAX_BYTES / 1024**2:,.0f} MB for a session file."
         )
     try:

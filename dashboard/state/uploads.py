@@ -131,9 +131,14 @@ def _session_alive(session: str) -> bool:
     return Runtime.exists() and Runtime.instance().is_active_session(session)
 
 
-@st.cache_resource(show_spinner=False)
+#: the store itself is renewed after a day (its entries live 12 hours at most anyway)
+STORE_TTL_SECONDS = 24 * 3600
+
+
+@st.cache_resource(max_entries=1, ttl=STORE_TTL_SECONDS, show_spinner=False)
 def store() -> UploadStore:
-    """The server's one :class:`UploadStore` (in memory; emptied by a restart)."""
+    """The server's one :class:`UploadStore` (in memory; emptied by a restart and renewed
+    after :data:`STORE_TTL_SECONDS`)."""
     return UploadStore(alive=_session_alive)
 
 

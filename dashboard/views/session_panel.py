@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.analysis.session_file import MAX_BYTES
+from dashboard.base.numbers import fmt
 from dashboard.state.session import Keys
 from dashboard.state.session_file import file_name, open_session, session_writer
 from dashboard.views.menu import PAGES
@@ -35,7 +36,7 @@ def _open_file() -> None:
     if upload.size > MAX_BYTES:
         state[Keys.LINK_NOTICE] = (
             "error",
-            f"The session file was not opened: it is {upload.size / 1024**2:,.1f} MB, over the "
+            f"The session file was not opened: it is {fmt(upload.size / 1024**2, 3)} MB, over the "
             f"limit of {MAX_BYTES / 1024**2:,.0f} MB.",
         )
         return
