@@ -101,8 +101,12 @@ class GLMMCriterion:
         self.system = WeightedSystem(design.X, design.reterms)
         self.reterms = design.reterms
         self.lower = np.concatenate([t.structure.lower for t in self.reterms])
-        self.theta0 = np.concatenate([t.structure.start for t in self.reterms])
         self.theta_scale = theta_scale(self.reterms)
+        # the structures' start (e.g. lambda = I) holds in unit-free phi = theta * scale, so
+        # time in minutes or in weeks starts from the same model (theta0 = start / scale)
+        start = np.concatenate([t.structure.start for t in self.reterms])
+        safe = np.where(self.theta_scale > 0, self.theta_scale, 1.0)
+        self.theta0 = start / safe
         self.llsat = family.saturated_loglik(self.y, self.w)
         self.deviance_sum = DevianceSum(family, self.y, self.w)
         self.step_tol = CANONICAL_STEP_TOL if family.canonical else STEP_TOL

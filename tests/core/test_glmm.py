@@ -24,6 +24,7 @@ import pytest
 from scipy import integrate, optimize
 
 from lmm_core import DataError, FormulaError, ModelError, fit_glmm
+from lmm_core.datasets import load_example
 from lmm_core.glmm.agq import agq_loglik
 from lmm_core.glmm.family import make_family
 from lmm_core.glmm.fit import refit_quadrature
@@ -394,3 +395,16 @@ def test_refit_quadrature_equals_a_fresh_fit_with_those_points():
     )
     with pytest.raises(ModelError, match="single random intercept"):
         refit_quadrature(slope, 5)
+
+
+@pytest.mark.parametrize("per_week", [1 / 52, 7, 10_080])
+def test_the_fit_does_not_depend_on_the_unit_of_time(per_week):
+    """Time in years, days or minutes: the same optimum, the slope scaled by the unit (the
+    start is unit-free: it used to stall at another point with time in minutes)."""
+    data = load_example("infections")[0]
+    formula = "infection ~ week * arm + age + (week | patient)"
+    base = fit_glmm(formula, data, family="binomial")
+    scaled = fit_glmm(formula, data.assign(week=data["week"] * per_week), family="binomial")
+    assert scaled.converged
+    assert scaled.loglik == pytest.approx(base.loglik, rel=1e-8)
+    assert scaled.fixef["week"] * per_week == pytest.approx(base.fixef["week"], rel=1e-4)
