@@ -22,6 +22,8 @@ What is derived (Kenward-Roger pieces, a sandwich) is kept in the result's ``der
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from lmm_core.inference.mmrm_kenward_roger import (
@@ -33,39 +35,76 @@ from lmm_core.inference.mmrm_sandwich import SandwichPieces, sandwich_df, sandwi
 from lmm_core.model.mmrm_results import MMRMResult, register_mmrm_inference
 
 
-def _kenward_roger(result: MMRMResult) -> KenwardRogerPieces:
-    if "kenward_roger" not in result.derived:
-        result.derived["kenward_roger"] = kenward_roger_pieces(result)
-    return result.derived["kenward_roger"]
-
-
-def _sandwich(result: MMRMResult, kind: str) -> SandwichPieces:
-    key = f"sandwich_{kind}"
+def derived(result, key: str, compute: Callable[[], object]):
+    """``result.derived[key]``, computed by ``compute()`` on first use."""
     if key not in result.derived:
-        result.derived[key] = sandwich_pieces(result, kind)
+        result.derived[key] = compute()
     return result.derived[key]
 
 
-def between_within_df(result: MMRMResult) -> np.ndarray:
-    """mmrm's between-within df of each coefficient (module docstring)."""
-    design = result.design
-    res = design.residual
-    assert res is not None
-    n_subj = res.n_subjects
+def _kenward_roger(result: MMRMResult) -> KenwardRogerPieces:
+    return derived(result, "kenward_roger", lambda: kenward_roger_pieces(result))
+
+
+def _sandwich(result: MMRMResult, kind: str) -> SandwichPieces:
+    return derived(result, f"sandwich_{kind}", lambda: sandwich_pieces(result, kind))
+
+
+def between_within_by(design, codes: np.ndarray) -> np.ndarray:
+    """Between-within df of each coefficient with clusters ``codes`` (0..N-1) as the between
+    level (module docstring: subjects for an MMRM)."""
+    n_clusters = int(codes.max()) + 1
     names = list(design.x_names)
     has_intercept = "(Intercept)" in names
     within = np.array(
         [
             name == "(Intercept)"
-            or len(np.unique(np.column_stack([design.X[:, j], res.subject_codes]), axis=0)) > n_subj
+            or len(np.unique(np.column_stack([design.X[:, j], codes]), axis=0)) > n_clusters
             for j, name in enumerate(names)
         ]
     )
-    n_between = int((~within).sum())
-    n_within = int(within.sum()) - int(has_intercept)
-    df_between = n_subj - n_between - int(has_intercept)
-    df_within = design.n - n_subj - n_within
+    df_between = n_clusters - int((~within).sum()) - int(has_intercept)
+    df_within = design.n - n_clusters - (int(within.sum()) - int(has_intercept))
     return np.where(within, float(df_within), float(df_between))
+
+
+def between_within_df(result: MMRMResult) -> np.ndarray:
+    """mmrm's between-within df of each coefficient (module docstring)."""
+    res = result.design.residual
+    assert res is not None
+    return between_within_by(result.design, res.subject_codes)
+
+
+def structured_inference(
+    result,
+    df_method: str,
+    vcov_method: str,
+    kenward_roger: Callable[[], KenwardRogerPieces],
+    sandwich: Callable[[str], SandwichPieces],
+    between_within: Callable[[], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(covariance of beta, df per coefficient)`` of a fit with a covariance of the visits,
+    given how its Kenward-Roger pieces, sandwich and between-within df are had."""
+    p = len(result.beta)
+    if df_method.startswith("kenward"):
+        kr = kenward_roger()
+        vcov = kr.vcov if df_method == "kenward-roger" else kr.vcov_linear
+        df = [kenward_roger_df(result.vcov_beta, row, kr.w_psi, kr.p_mats)[0] for row in np.eye(p)]
+        return vcov, np.array(df)
+    pieces = None if vcov_method == "model" else sandwich(vcov_method)
+    vcov = result.vcov_beta if pieces is None else pieces.vcov
+    if df_method == "satterthwaite":
+        if pieces is None:
+            df = np.array([result.satterthwaite_df(row) for row in np.eye(p)])
+        else:
+            df = sandwich_df(result.vcov_beta, pieces, np.eye(p))
+    elif df_method == "between-within":
+        df = between_within()
+    elif df_method == "residual":
+        df = np.full(p, float(result.nobs - p))
+    else:
+        df = np.full(p, np.inf)
+    return vcov, df
 
 
 @register_mmrm_inference
@@ -74,27 +113,11 @@ def mmrm_inference(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(covariance of beta, df per coefficient)`` for ``df_method`` and ``vcov_method``
     (validated by the caller, :meth:`MMRMResult.fixef_table`)."""
-    p = len(result.beta)
-    if df_method.startswith("kenward"):
-        kr = _kenward_roger(result)
-        vcov = kr.vcov if df_method == "kenward-roger" else kr.vcov_linear
-        df = [kenward_roger_df(result.vcov_beta, row, kr.w_psi, kr.p_mats)[0] for row in np.eye(p)]
-        return vcov, np.array(df)
-    if vcov_method == "model":
-        vcov = result.vcov_beta
-        sandwich = None
-    else:
-        sandwich = _sandwich(result, vcov_method)
-        vcov = sandwich.vcov
-    if df_method == "satterthwaite":
-        if sandwich is None:
-            df = np.array([result.satterthwaite_df(row) for row in np.eye(p)])
-        else:
-            df = sandwich_df(result.vcov_beta, sandwich, np.eye(p))
-    elif df_method == "between-within":
-        df = between_within_df(result)
-    elif df_method == "residual":
-        df = np.full(p, float(result.nobs - p))
-    else:
-        df = np.full(p, np.inf)
-    return vcov, df
+    return structured_inference(
+        result,
+        df_method,
+        vcov_method,
+        lambda: _kenward_roger(result),
+        lambda kind: _sandwich(result, kind),
+        lambda: between_within_df(result),
+    )

@@ -30,45 +30,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmm_core.inference.mmrm_kenward_roger import KenwardRogerPieces, kenward_roger_df
+from lmm_core.inference.mmrm_fixef import between_within_by, derived, structured_inference
+from lmm_core.inference.mmrm_kenward_roger import KenwardRogerPieces
 from lmm_core.inference.mmrm_random_kr import random_kenward_roger_pieces
 from lmm_core.inference.mmrm_random_sandwich import random_sandwich_pieces, top_clusters
-from lmm_core.inference.mmrm_sandwich import SandwichPieces, sandwich_df
+from lmm_core.inference.mmrm_sandwich import SandwichPieces
 from lmm_core.model.mmrm_random_results import MMRMRandomResult, register_random_inference
 
 
 def random_kenward_roger(result: MMRMRandomResult) -> KenwardRogerPieces:
     """The Kenward-Roger pieces of a combined fit, computed once."""
-    if "kenward_roger" not in result.derived:
-        result.derived["kenward_roger"] = random_kenward_roger_pieces(result)
-    return result.derived["kenward_roger"]
+    return derived(result, "kenward_roger", lambda: random_kenward_roger_pieces(result))
 
 
 def random_sandwich(result: MMRMRandomResult, kind: str) -> SandwichPieces:
     """The ``kind`` cluster sandwich of a combined fit, computed once."""
-    key = f"sandwich_{kind}"
-    if key not in result.derived:
-        result.derived[key] = random_sandwich_pieces(result, kind)
-    return result.derived[key]
+    return derived(result, f"sandwich_{kind}", lambda: random_sandwich_pieces(result, kind))
 
 
 def random_between_within_df(result: MMRMRandomResult) -> np.ndarray:
     """Between-within df of each coefficient, the top-level factor as between level."""
     _, codes = top_clusters(result)
-    design = result.design
-    n_clusters = int(codes.max()) + 1
-    names = list(design.x_names)
-    has_intercept = "(Intercept)" in names
-    within = np.array(
-        [
-            name == "(Intercept)"
-            or len(np.unique(np.column_stack([design.X[:, j], codes]), axis=0)) > n_clusters
-            for j, name in enumerate(names)
-        ]
-    )
-    df_between = n_clusters - int((~within).sum()) - int(has_intercept)
-    df_within = design.n - n_clusters - (int(within.sum()) - int(has_intercept))
-    return np.where(within, float(df_within), float(df_between))
+    return between_within_by(result.design, codes)
 
 
 @register_random_inference
@@ -77,23 +60,11 @@ def random_inference(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(covariance of beta, df per coefficient)`` for ``df_method`` and ``vcov_method``
     (validated by the caller)."""
-    p = len(result.beta)
-    if df_method.startswith("kenward"):
-        kr = random_kenward_roger(result)
-        vcov = kr.vcov if df_method == "kenward-roger" else kr.vcov_linear
-        df = [kenward_roger_df(result.vcov_beta, row, kr.w_psi, kr.p_mats)[0] for row in np.eye(p)]
-        return vcov, np.array(df)
-    sandwich = None if vcov_method == "model" else random_sandwich(result, vcov_method)
-    vcov = result.vcov_beta if sandwich is None else sandwich.vcov
-    if df_method == "satterthwaite":
-        if sandwich is None:
-            df = np.array([result.satterthwaite_df(row) for row in np.eye(p)])
-        else:
-            df = sandwich_df(result.vcov_beta, sandwich, np.eye(p))
-    elif df_method == "between-within":
-        df = random_between_within_df(result)
-    elif df_method == "residual":
-        df = np.full(p, float(result.nobs - p))
-    else:
-        df = np.full(p, np.inf)
-    return vcov, df
+    return structured_inference(
+        result,
+        df_method,
+        vcov_method,
+        lambda: random_kenward_roger(result),
+        lambda kind: random_sandwich(result, kind),
+        lambda: random_between_within_df(result),
+    )
