@@ -8,6 +8,7 @@ values last in it. Sections 3 and 4 are in :mod:`dashboard.views.teach_shrinkage
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -118,21 +119,29 @@ def truth_controls() -> None:
         for name in ("n_subjects", "n_visits", "dropout"):
             control(name, right)
         shape_control()
+    seed_row(
+        kept(W + "seed", "seed", DEFAULT_SEED, fix=int),
+        W + "new_study",
+        _new_seed,
+        "Same truth, new random subjects and noise (the seed goes up by one).",
+    )
+
+
+def seed_row(
+    seed_widget: dict[str, Any], button_key: str, new_seed: Callable[[], None], draw_help: str
+) -> None:
+    """The lab's seed box (``seed_widget``: its key and value from the lab's persistent-widget
+    helper) and the "Draw a new study" button, which calls ``new_seed``."""
     seed_col, button_col = st.columns([1, 3], vertical_alignment="bottom")
     seed_col.number_input(
         "Seed",
         min_value=0,
         max_value=999_999,
         step=1,
-        **kept(W + "seed", "seed", DEFAULT_SEED, fix=int),
         help="The random seed: the same truth and seed always give the same study.",
+        **seed_widget,
     )
-    button_col.button(
-        "Draw a new study",
-        key=W + "new_study",
-        on_click=_new_seed,
-        help="Same truth, new random subjects and noise (the seed goes up by one).",
-    )
+    button_col.button("Draw a new study", key=button_key, on_click=new_seed, help=draw_help)
 
 
 def _study_metrics(truth: LabTruth, data, result) -> None:

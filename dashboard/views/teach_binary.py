@@ -18,6 +18,7 @@ from dashboard.figures.teach_binary import attenuation_figure, binary_curves_fig
 from dashboard.help.texts import help_text
 from dashboard.state.session import Keys, persistent_widget
 from dashboard.views.quadrature import quadrature_section
+from dashboard.views.teach import seed_row
 from dashboard.views.widgets import show_figure
 from lmm_core import LMMError
 from lmm_core.simulation.teaching_binary import BinaryTruth, fit_binary, simulate_binary
@@ -101,20 +102,11 @@ def binary_controls() -> None:
         right.markdown("**Study design**")
         _number("n_subjects", right)
         _number("n_visits", right)
-    seed_col, button_col = st.columns([1, 3], vertical_alignment="bottom")
-    seed_col.number_input(
-        "Seed",
-        min_value=0,
-        max_value=999_999,
-        step=1,
-        help="The random seed: the same truth and seed always give the same study.",
-        **_kept("seed", tb.BINARY_DEFAULT_SEED, fix=int),
-    )
-    button_col.button(
-        "Draw a new study",
-        key=W + "new_study",
-        on_click=_new_seed,
-        help="Same truth, new random subjects and outcomes (the seed goes up by one).",
+    seed_row(
+        _kept("seed", tb.BINARY_DEFAULT_SEED, fix=int),
+        W + "new_study",
+        _new_seed,
+        "Same truth, new random subjects and outcomes (the seed goes up by one).",
     )
 
 
