@@ -44,6 +44,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from lmm_core.design.reterms import ReTerm, amalgamate, theta_scale
+from lmm_core.model.cross_products import (
+    CrossProducts,
+    cross_products,
+    theta_scale_from_blocks,
+)
 from lmm_core.model.linalg import (
     batched_cholesky,
     batched_logdet_tril,
@@ -132,12 +137,54 @@ class ProfiledDeviance:
     def __init__(self, X: np.ndarray, y: np.ndarray, reterms: tuple[ReTerm, ...], reml: bool):
         if not reterms:
             raise ValueError("a mixed model needs at least one random-effects term")
-        self.reterms = tuple(reterms)
+        reterms = tuple(reterms)
+        merged = amalgamate(reterms)[0]
+        cp = cross_products(np.asarray(X, float), np.asarray(y, float), merged)
+        self._cross_products(cp, reterms, reml, theta_scale(reterms))
+
+    @classmethod
+    def from_cross_products(
+        cls,
+        cp: CrossProducts,
+        reterms: tuple[ReTerm, ...],
+        reml: bool,
+        scale: np.ndarray | None = None,
+    ) -> ProfiledDeviance:
+        """The criterion from cross-products already formed (e.g. summed over row batches).
+
+        Parameters
+        ----------
+        cp
+            Cross-products of ``[Z X y]`` for the merged terms of ``reterms``
+            (:func:`lmm_core.model.cross_products.cross_products`).
+        reterms
+            The random-effects terms, serving only as templates (levels, columns,
+            covariance structures): their ``codes`` and ``z`` may have no rows.
+        reml
+            REML criterion if true, ML deviance otherwise.
+        scale
+            Units of ``theta`` (:func:`lmm_core.design.reterms.theta_scale`); read from the
+            blocks' diagonals when not given.
+        """
+        if not reterms:
+            raise ValueError("a mixed model needs at least one random-effects term")
+        reterms = tuple(reterms)
+        if scale is None:
+            scale = theta_scale_from_blocks(cp, reterms)
+        self = cls.__new__(cls)
+        self._cross_products(cp, reterms, reml, scale)
+        return self
+
+    # ------------------------------------------------------------------ set-up (once)
+    def _cross_products(
+        self, cp: CrossProducts, reterms: tuple[ReTerm, ...], reml: bool, scale: np.ndarray
+    ) -> None:
+        self.reterms = reterms
         self.reml = bool(reml)
-        self.n, self.p = X.shape
+        self.n, self.p = int(cp.n), int(cp.p)
         self.lower = np.concatenate([t.structure.lower for t in self.reterms])
         self.theta0 = np.concatenate([t.structure.start for t in self.reterms])
-        self.theta_scale = theta_scale(self.reterms)  # units of theta (reterms.theta_scale)
+        self.theta_scale = np.asarray(scale, float)  # units of theta (reterms.theta_scale)
         # The blocks actually factored: terms merged by grouping factor (module docstring).
         self._terms, perm, self._parts = amalgamate(self.reterms)
         self._perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
@@ -147,39 +194,27 @@ class ProfiledDeviance:
             (t.structure.factor, slice(int(a), int(b)))
             for t, a, b in zip(self._terms, offsets[:-1], offsets[1:], strict=True)
         ]
-        self._cross_products(np.asarray(X, float), np.asarray(y, float))
-
-    # ------------------------------------------------------------------ set-up (once)
-    def _cross_products(self, X: np.ndarray, y: np.ndarray) -> None:
-        xy = np.column_stack([X, y])
         first = self._terms[0]
         m1, s1 = first.n_levels, first.n_columns
-        codes, z = first.codes, first.z
         self.m1, self.s1, self.q1 = m1, s1, m1 * s1
+        if cp.a11_flat.shape != (m1, s1 * s1) or cp.axy.shape != (self.p + 1, self.p + 1):
+            raise ValueError("the cross-products do not match the random-effects terms")
         # Z1'Z1 as (m1, S*S) and Z1'[X y] as (S, m1, p+1): the layouts one BLAS call uses.
-        self.a11_flat = np.empty((m1, s1 * s1))
-        for a in range(s1):
-            for b in range(a + 1):
-                col = np.bincount(codes, weights=z[:, a] * z[:, b], minlength=m1)
-                self.a11_flat[:, a * s1 + b] = col
-                self.a11_flat[:, b * s1 + a] = col
-        self.a1xy = np.empty((s1, m1, xy.shape[1]))
-        for a in range(s1):
-            for j in range(xy.shape[1]):
-                self.a1xy[a, :, j] = np.bincount(codes, weights=z[:, a] * xy[:, j], minlength=m1)
-        self.axy = xy.T @ xy
+        self.a11_flat = cp.a11_flat
+        self.a1xy = cp.a1xy
+        self.axy = cp.axy
         rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
         if rest:
-            self._rest_cross_products(first, rest, xy)
+            self._rest_cross_products(cp, rest)
 
-    def _rest_cross_products(self, first: ReTerm, rest: tuple[ReTerm, ...], xy) -> None:
-        z1 = _sparse_z(first)
-        z2 = sp.hstack([_sparse_z(t) for t in rest], format="csc")
-        self.a21 = (z2.T @ z1).tocoo()
-        self.a22 = (z2.T @ z2).toarray()
-        self.a2xy = np.asarray(z2.T @ xy)
+    def _rest_cross_products(self, cp: CrossProducts, rest: tuple[ReTerm, ...]) -> None:
+        if cp.a21 is None or cp.a21.shape != (self.q2, self.q1):
+            raise ValueError("the cross-products do not match the random-effects terms")
+        self.a21 = cp.a21.tocoo()
+        self.a22 = cp.a22
+        self.a2xy = cp.a2xy
         # Z2'Z1 by (level of term 1, row of block 2) pairs: L21 keeps this block pattern.
         # Pairs are ordered by level, so that a nested design (one pair per level and term)
         # reads the first term's arrays without gathering.
@@ -485,14 +520,6 @@ class ProfiledDeviance:
             g = tri_solve(factor.l22, cols)
             g = g.reshape(g.shape[0], stop - start, s1)
             minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
-
-
-def _sparse_z(term: ReTerm) -> sp.csr_matrix:
-    """The term's block of Z as a sparse ``(n, levels * S)`` matrix (level-major columns)."""
-    n, s = term.z.shape
-    cols = term.codes[:, None] * s + np.arange(s)[None, :]
-    rows = np.repeat(np.arange(n), s)
-    return sp.csr_matrix((term.z.ravel(), (rows, cols.ravel())), shape=(n, term.n_levels * s))
 
 
 def _csr(parts: tuple) -> sp.csr_matrix:
