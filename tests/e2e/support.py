@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -204,3 +205,26 @@ def visit_all_pages(page, *, prefix: str = "") -> dict[str, list[str]]:
         screenshot(page, f"{prefix}{label.lower().replace(' ', '_')}")
         found[label] = exceptions_on(page)
     return found
+
+
+def wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
+    """Wait until ``text`` shows on the page, then until the app is idle; on a timeout, a
+    screenshot (``timeout_<text>.png``) and an assertion that says which text never came."""
+    try:
+        page.wait_for_function(
+            "t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms
+        )
+    except Exception as error:
+        name = "timeout_" + re.sub(r"[^A-Za-z0-9]+", "_", text)[:40]
+        screenshot(page, name)
+        raise AssertionError(f"{text!r} never appeared (screenshot {name}.png)") from error
+    wait_idle(page, timeout_ms=timeout_ms)
+
+
+def open_example(page, name: str) -> None:
+    """Open the example dataset ``name`` from the Data page's first select box."""
+    go_to(page, "Data")
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+    wait_idle(page, timeout_ms=120_000)

@@ -22,13 +22,6 @@ TIME = "Visit date (months since first visit)"
 FORMULA = f"`SBP (mmHg)` ~ `{TIME}` + Age + Sex + Treatment + (`{TIME}` | `Patient ID`)"
 
 
-def _wait_for_text(page, text: str) -> None:
-    page.wait_for_function(
-        "t => document.body.innerText.includes(t)", arg=text, timeout=support.WAIT_MS
-    )
-    support.wait_idle(page)
-
-
 def test_clinician_uploads_converts_dates_fits_and_sees_every_page(app_url, browser, tmp_path):
     context = browser.new_context(viewport=SCREEN)
     page = context.new_page()
@@ -39,7 +32,7 @@ def test_clinician_uploads_converts_dates_fits_and_sees_every_page(app_url, brow
         path = tmp_path / "blood pressure clinic.csv"
         path.write_bytes(clinic_csv())
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
-        _wait_for_text(page, "Loaded blood pressure clinic.csv")
+        support.wait_for_text(page, "Loaded blood pressure clinic.csv")
         body = page.inner_text("body")
         assert "semicolon-separated, decimal comma" in body
         assert "The time 'Visit date' holds dates (ISO dates)" in body  # not Age
@@ -50,7 +43,7 @@ def test_clinician_uploads_converts_dates_fits_and_sees_every_page(app_url, brow
         page.get_by_text("months", exact=True).click()
         support.wait_idle(page)
         page.get_by_role("button", name="and use it as the time").click()
-        _wait_for_text(page, "It is now the time")
+        support.wait_for_text(page, "It is now the time")
         body = page.inner_text("body")
         assert f"Added '{TIME}'" in body
         assert "holds dates" not in body and "never changes within" not in body
@@ -62,7 +55,7 @@ def test_clinician_uploads_converts_dates_fits_and_sees_every_page(app_url, brow
         assert "only two values" not in page.inner_text("body")  # SBP is a measurement
         page.get_by_role("textbox", name="Or type a formula").fill(FORMULA)
         page.get_by_role("button", name="Fit model").click()
-        _wait_for_text(page, "Summary of")
+        support.wait_for_text(page, "Summary of")
         body = page.inner_text("body")
         assert "Fitted " in body and "could not" not in body, body[:3000]
         assert "Age" in body and TIME in body
@@ -72,7 +65,7 @@ def test_clinician_uploads_converts_dates_fits_and_sees_every_page(app_url, brow
         # the random-effects ladder rebuilds formulas from these names: every rung fits
         support.go_to(page, "Compare")
         page.get_by_role("button", name="Fit the ladder").click()
-        _wait_for_text(page, "Ladder fitted in")
+        support.wait_for_text(page, "Ladder fitted in")
         body = page.inner_text("body")
         assert "Unknown function" not in body and "failed" not in body
         assert not support.exceptions_on(page)

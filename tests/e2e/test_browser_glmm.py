@@ -29,11 +29,6 @@ TRACES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .
     .flatMap(g => g._fullData.map(t => ({name: t.name || '', y: Array.from(t.y || [])})))"""
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms)
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
 def _choose(page, control: str, option: str) -> None:
     """Pick ``option`` in the selectbox whose label is ``control``."""
     page.get_by_role("combobox", name=control, exact=True).click()
@@ -46,20 +41,12 @@ def _value(page, control: str) -> str:
     return page.get_by_role("combobox", name=control, exact=True).input_value()
 
 
-def _example(page, name: str) -> None:
-    support.go_to(page, "Data")
-    page.locator('[data-testid="stSelectbox"]').first.click()
-    page.keyboard.type(name)
-    page.keyboard.press("Enter")
-    support.wait_idle(page, timeout_ms=120_000)
-
-
 def _fit(page, typed: str = "") -> str:
     """Fit the builder's model (or ``typed``) on the Model page; return the page's text."""
     if typed:
         page.get_by_role("textbox", name="Or type a formula").fill(typed)
     page.get_by_role("button", name="Fit model").click()
-    _wait_for_text(page, "The fit converged.")
+    support.wait_for_text(page, "The fit converged.")
     assert not support.exceptions_on(page)
     return page.inner_text("body")
 
@@ -76,14 +63,14 @@ def _curves(page) -> dict[str, list[float]]:
 
 def _page(page, label: str, text: str, shot: str) -> str:
     support.go_to(page, label)
-    _wait_for_text(page, text)
+    support.wait_for_text(page, text)
     assert not support.exceptions_on(page)
     support.screenshot(page, shot)
     return page.inner_text("body")
 
 
 def _logistic_example(page, width: int) -> None:
-    _example(page, "infections")
+    support.open_example(page, "infections")
     support.go_to(page, "Model")
     assert _value(page, "Kind of outcome") == LOGISTIC  # the default for a 0/1 outcome
     body = _fit(page, TYPED)
@@ -117,10 +104,10 @@ def _messy_upload(page, width: int, tmp_path) -> None:
     data.to_csv(path, index=False)
     support.go_to(page, "Data")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
-    _wait_for_text(page, "Loaded")
+    support.wait_for_text(page, "Loaded")
     _choose(page, "Time", "Semaine [w]")
     _choose(page, "Outcome", "Infection (yes/no)")
-    _wait_for_text(page, "two categories ('no' and 'yes')")
+    support.wait_for_text(page, "two categories ('no' and 'yes')")
     body = page.inner_text("body")
     assert "contains text" not in body and "linear mixed model needs numbers" in body
     support.screenshot(page, f"glmm_messy_data_{width}")
@@ -137,7 +124,7 @@ def _messy_upload(page, width: int, tmp_path) -> None:
 
 
 def _poisson_example(page, width: int) -> None:
-    _example(page, "seizures")
+    support.open_example(page, "seizures")
     support.go_to(page, "Model")
     assert _value(page, "Kind of outcome") == "counts: Poisson"
     assert _value(page, "Exposure (time at risk), optional") == "exposure"  # by its name

@@ -17,18 +17,13 @@ pytestmark = pytest.mark.browser
 SLOPE = "infection ~ week + arm + age + (week | patient)"
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms)
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
 def _fit(page, typed: str, name: str) -> None:
     """Fit the builder's model (``typed`` empty) or a typed formula; wait for ``name``."""
     support.go_to(page, "Model")
     if typed:
         page.get_by_role("textbox", name="Or type a formula").fill(typed)
     page.get_by_role("button", name="Fit model").click()
-    _wait_for_text(page, name)
+    support.wait_for_text(page, name)
     assert not support.exceptions_on(page)
 
 
@@ -40,15 +35,11 @@ def test_glmms_on_compare_and_diagnostics(browser, app_url, width):
     page.on("request", lambda request: requests.append(request.url))
     try:
         support.open_app(page, app_url)
-        support.go_to(page, "Data")
-        page.locator('[data-testid="stSelectbox"]').first.click()
-        page.keyboard.type("infections")
-        page.keyboard.press("Enter")
-        support.wait_idle(page, timeout_ms=120_000)
+        support.open_example(page, "infections")
         _fit(page, "", "M1:")
         _fit(page, SLOPE, "M2:")
         support.go_to(page, "Compare")
-        _wait_for_text(page, "GLMMs of infection")
+        support.wait_for_text(page, "GLMMs of infection")
         body = page.inner_text("body")
         assert "binomial (logit link)" in body
         assert "Likelihood-ratio tests (lme4's anova table)" in body
@@ -58,7 +49,7 @@ def test_glmms_on_compare_and_diagnostics(browser, app_url, width):
         assert not support.exceptions_on(page)
         support.screenshot(page, f"glmm_compare_{width}")
         support.go_to(page, "Diagnostics")
-        _wait_for_text(page, "Binned residuals")
+        support.wait_for_text(page, "Binned residuals")
         body = page.inner_text("body")
         assert "bins" in body and "lie outside the 2-SE band" in body
         assert "Randomized quantile residuals" in body

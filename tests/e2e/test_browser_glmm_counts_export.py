@@ -22,44 +22,25 @@ pytestmark = pytest.mark.browser
 SLOPE = "seizures ~ period * arm + offset(log(exposure)) + (period | patient)"
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
-    try:
-        page.wait_for_function(
-            "t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms
-        )
-    except Exception as error:
-        support.screenshot(page, "glmm_counts_timeout")
-        raise AssertionError(f"{text!r} never appeared (screenshot glmm_counts_timeout)") from error
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
-def _example(page, name: str) -> None:
-    support.go_to(page, "Data")
-    page.locator('[data-testid="stSelectbox"]').first.click()
-    page.keyboard.type(name)
-    page.keyboard.press("Enter")
-    support.wait_idle(page, timeout_ms=120_000)
-
-
 def _fit(page, typed: str, name: str) -> None:
     """Fit the builder's model (``typed`` empty) or a typed formula; wait for its name."""
     support.go_to(page, "Model")
     box = page.get_by_role("textbox", name="Or type a formula")
     box.fill(typed)
     page.get_by_role("button", name="Fit model").click()
-    _wait_for_text(page, f"Summary of {name}")
+    support.wait_for_text(page, f"Summary of {name}")
     assert not support.exceptions_on(page)
 
 
 def _export(page, python: str, r: str, sas: str, shot: str) -> None:
     """The Export page's Python, R and SAS tabs hold the given pieces."""
     support.go_to(page, "Export")
-    _wait_for_text(page, python)
+    support.wait_for_text(page, python)
     assert "Wald z tests" in page.inner_text("body")  # no df choice for a GLMM
     page.get_by_role("tab", name="R").click()
-    _wait_for_text(page, r)
+    support.wait_for_text(page, r)
     page.get_by_role("tab", name="SAS").click()
-    _wait_for_text(page, sas)
+    support.wait_for_text(page, sas)
     assert not support.exceptions_on(page)
     support.screenshot(page, shot)
 
@@ -72,19 +53,19 @@ def test_count_glmm_compared_diagnosed_and_both_glmms_exported(browser, app_url,
     page.on("request", lambda request: requests.append(request.url))
     try:
         support.open_app(page, app_url)
-        _example(page, "seizures")
+        support.open_example(page, "seizures")
         _fit(page, "", "M1")
         _fit(page, SLOPE, "M2")
 
         support.go_to(page, "Compare")
-        _wait_for_text(page, "Likelihood-ratio tests (lme4's anova table)")
+        support.wait_for_text(page, "Likelihood-ratio tests (lme4's anova table)")
         body = page.inner_text("body")
         assert "GLMMs of seizures" in body and "Poisson" in body
         assert not support.exceptions_on(page)
         support.screenshot(page, f"glmm_counts_compare_{width}")
 
         support.go_to(page, "Diagnostics")
-        _wait_for_text(page, "Dispersion ratio")
+        support.wait_for_text(page, "Dispersion ratio")
         body = page.inner_text("body")
         assert "Overdispersion" in body and "Randomized quantile residuals" in body
         assert "Binned residuals" not in body  # for 0/1 outcomes only
@@ -100,7 +81,7 @@ def test_count_glmm_compared_diagnosed_and_both_glmms_exported(browser, app_url,
         )
         assert "OFFSET=" in page.inner_text("body")
 
-        _example(page, "infections")
+        support.open_example(page, "infections")
         _fit(page, "", "M3")  # model names go on counting across datasets
         _export(page, "family='binomial'", "glmer(", "DIST=BINARY", f"glmm_export_binary_{width}")
         assert 'family = binomial(link = "logit")' in _r_text(page)

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.browser
 CONTROL = "Correlation between a patient's visits"
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms)
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
 def _fit_structure(page, words: str) -> None:
     """Choose ``words`` in the builder's visit-correlation control and fit."""
     support.go_to(page, "Model")
@@ -33,7 +28,7 @@ def _fit_structure(page, words: str) -> None:
     page.get_by_role("option", name=words, exact=True).click()
     support.wait_idle(page)
     page.get_by_role("button", name="Fit model").click()
-    _wait_for_text(page, "The fit converged.")
+    support.wait_for_text(page, "The fit converged.")
 
 
 @pytest.mark.parametrize("width", [1400, 1024])
@@ -44,11 +39,7 @@ def test_ar1_from_the_builder_on_compare_diagnostics_and_export(browser, app_url
     page.on("request", lambda request: requests.append(request.url))
     try:
         support.open_app(page, app_url)
-        support.go_to(page, "Data")
-        page.locator('[data-testid="stSelectbox"]').first.click()
-        page.keyboard.type("trial_visits")
-        page.keyboard.press("Enter")
-        support.wait_idle(page, timeout_ms=120_000)
+        support.open_example(page, "trial_visits")
         _fit_structure(page, "AR(1)")
         body = page.inner_text("body")
         assert "ar1(visit | patient)" in body and "Fitted M1: AR(1) visits" in body
@@ -56,24 +47,24 @@ def test_ar1_from_the_builder_on_compare_diagnostics_and_export(browser, app_url
         support.screenshot(page, f"mmrm_model_{width}")
         _fit_structure(page, "compound symmetry")
         support.go_to(page, "Compare")
-        _wait_for_text(page, "MMRMs and random-effects models")
+        support.wait_for_text(page, "MMRMs and random-effects models")
         body = page.inner_text("body")
         assert "npar counts the fixed effects" in body  # the table itself is a canvas
         assert "Likelihood-ratio tests between nested structures" in body
         assert not support.exceptions_on(page)
         support.screenshot(page, f"mmrm_compare_{width}")
         support.go_to(page, "Diagnostics")
-        _wait_for_text(page, "Correlation between visits: model vs data")
+        support.wait_for_text(page, "Correlation between visits: model vs data")
         assert "Normalized residuals" in page.inner_text("body")
         assert not support.exceptions_on(page)
         support.screenshot(page, f"mmrm_diagnostics_{width}")
         support.go_to(page, "Export")
-        _wait_for_text(page, "residual_covariance()")  # the Python tab: lmm_core.fit_lmm
+        support.wait_for_text(page, "residual_covariance()")  # the Python tab: lmm_core.fit_lmm
         assert "cs(visit | patient)" in page.inner_text("body")  # the active model: M2
         page.get_by_role("tab", name="R").click()
-        _wait_for_text(page, "library(mmrm)")
+        support.wait_for_text(page, "library(mmrm)")
         page.get_by_role("tab", name="SAS").click()
-        _wait_for_text(page, "TYPE=CS;")
+        support.wait_for_text(page, "TYPE=CS;")
         assert not support.exceptions_on(page)
         support.screenshot(page, f"mmrm_export_{width}")
         outside = [url for url in requests if not support.is_local(url)]

@@ -23,12 +23,7 @@ pytestmark = pytest.mark.browser
 TYPED = "Or type a formula"
 
 
-def choose_example(page, name: str) -> None:
-    support.go_to(page, "Data")
-    page.locator('[data-testid="stSelectbox"]').first.click()
-    page.keyboard.type(name)
-    page.keyboard.press("Enter")
-    support.wait_idle(page, timeout_ms=120_000)
+choose_example = support.open_example  # other browser tests import it from here
 
 
 def fit_typed(page, formula: str) -> None:

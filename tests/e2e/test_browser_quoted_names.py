@@ -39,13 +39,6 @@ def _table(seed: int = 3) -> pd.DataFrame:
                                        "Treatment"])  # fmt: skip
 
 
-def _wait_for_text(page, text: str) -> None:
-    page.wait_for_function(
-        "t => document.body.innerText.includes(t)", arg=text, timeout=support.WAIT_MS
-    )
-    support.wait_idle(page)
-
-
 def _fitted_models(page) -> list[str]:
     """The model names listed in the sidebar's 'Fitted models' radio."""
     radio = page.locator(
@@ -63,7 +56,7 @@ def test_quoted_names_one_fit_per_model_and_the_ladder(browser, app_url, tmp_pat
         path = tmp_path / "bp.csv"
         _table().to_csv(path, index=False)
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
-        _wait_for_text(page, "Loaded bp.csv")
+        support.wait_for_text(page, "Loaded bp.csv")
 
         support.go_to(page, "Model")
         slopes = page.locator('[data-testid="stMultiSelect"]', has_text="Random slopes per")
@@ -75,24 +68,24 @@ def test_quoted_names_one_fit_per_model_and_the_ladder(browser, app_url, tmp_pat
         built = page.locator('[data-testid="stCode"]').first.inner_text().strip()
         assert built == BUILT  # main effects only, names quoted, one notation
         page.get_by_role("button", name="Fit model").click()
-        _wait_for_text(page, "Summary of M1")
+        support.wait_for_text(page, "Summary of M1")
         assert _fitted_models(page) == ["M1: random slope + Sex + Treatment"]
         body = page.inner_text("body")
         assert f"Formula {BUILT}, estimated by REML" in body  # one intact code span
 
         # the same model again: by the button, then typed differently + Ctrl+Enter
         page.get_by_role("button", name="Fit model").click()
-        _wait_for_text(page, "already fitted by REML as M1")
+        support.wait_for_text(page, "already fitted by REML as M1")
         box = page.get_by_role("textbox", name=TYPED)
         box.fill("`SBP (mmHg)`~Treatment+Sex+`Visit day`+(1+`Visit day`|`Patient ID`)")
         box.press("Control+Enter")
         support.wait_idle(page)
-        _wait_for_text(page, "already fitted by REML as M1")
+        support.wait_for_text(page, "already fitted by REML as M1")
         assert _fitted_models(page) == ["M1: random slope + Sex + Treatment"]
         # another model gets a name that says what differs
         box.fill("`SBP (mmHg)` ~ `Visit day` + (1 | `Patient ID`)")
         page.get_by_role("button", name="Fit model").click()
-        _wait_for_text(page, "Summary of M2")
+        support.wait_for_text(page, "Summary of M2")
         assert _fitted_models(page) == [
             "M1: random slope + Sex + Treatment",
             "M2: random intercept",
@@ -107,7 +100,7 @@ def test_quoted_names_one_fit_per_model_and_the_ladder(browser, app_url, tmp_pat
 
         support.go_to(page, "Compare")
         page.get_by_role("button", name="Fit the ladder").click()
-        _wait_for_text(page, "Ladder fitted in")
+        support.wait_for_text(page, "Ladder fitted in")
         body = page.inner_text("body")
         assert "Unknown function" not in body and "could not be fitted" not in body
         assert "Step 2 vs 1" in body and "Step 3 vs 2" in body

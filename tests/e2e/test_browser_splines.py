@@ -22,11 +22,6 @@ TYPED = "Or type a formula"
 FORMULA = "weight ~ ns(Time, 3) * Diet + (ns(Time, 2) | Chick)"
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 120_000) -> None:
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms)
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
 def _choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox whose label starts with ``label``."""
     box = page.locator('[data-testid="stSelectbox"]', has_text=label).first
@@ -38,11 +33,7 @@ def _choose(page, label: str, option: str) -> None:
 def test_spline_model_built_fitted_drawn_compared_forecast_exported(app_url, tab):
     page = tab.page
     support.open_app(page, app_url)
-    support.go_to(page, "Data")
-    page.locator('[data-testid="stSelectbox"]').first.click()
-    page.keyboard.type("chickweight")
-    page.keyboard.press("Enter")
-    support.wait_idle(page, timeout_ms=120_000)
+    support.open_example(page, "chickweight")
 
     # the builder: a natural spline for the population curve and for each chick's curve
     support.go_to(page, "Model")
@@ -58,14 +49,14 @@ def test_spline_model_built_fitted_drawn_compared_forecast_exported(app_url, tab
     assert "ns(Time, 3)" in shown and "(ns(Time, 2) | Chick)" in shown, shown
     assert "knots at" in page.inner_text("body")
     page.get_by_role("button", name="Fit model").click()
-    _wait_for_text(page, "Summary of")
+    support.wait_for_text(page, "Summary of")
     body = page.inner_text("body")
     assert "Curved time" in body and "could not" not in body, body[:3000]
     support.screenshot(page, "splines_model_builder")
 
     page.get_by_role("textbox", name=TYPED).fill(FORMULA)
     page.get_by_role("button", name="Fit model").click()
-    _wait_for_text(page, "Fitted M2")
+    support.wait_for_text(page, "Fitted M2")
     assert "ns(Time, 3) * Diet" in page.inner_text("body")
     assert not support.exceptions_on(page)
 
@@ -77,8 +68,8 @@ def test_spline_model_built_fitted_drawn_compared_forecast_exported(app_url, tab
 
     support.go_to(page, "Compare")
     page.get_by_role("button", name="Compare the shapes").click()
-    _wait_for_text(page, "straight line")
-    _wait_for_text(page, "natural spline")
+    support.wait_for_text(page, "straight line")
+    support.wait_for_text(page, "natural spline")
     body = page.inner_text("body")
     assert "failed" not in body.lower(), body[:3000]
     assert not support.exceptions_on(page)

@@ -16,11 +16,6 @@ from tests.e2e import support
 pytestmark = pytest.mark.browser
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms)
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
 @pytest.mark.parametrize("width", [1400, 1024])
 def test_teach_binary_lab_shows_both_curves_and_the_quadrature_verdict(browser, app_url, width):
     context = browser.new_context(viewport={"width": width, "height": 3400})
@@ -30,16 +25,16 @@ def test_teach_binary_lab_shows_both_curves_and_the_quadrature_verdict(browser, 
     try:
         support.open_app(page, app_url)
         support.go_to(page, "Teach")
-        _wait_for_text(page, "Binary outcome")
+        support.wait_for_text(page, "Binary outcome")
         page.get_by_text("Binary outcome (yes/no)").click()
-        _wait_for_text(page, "Attenuation of the averaged effect")
+        support.wait_for_text(page, "Attenuation of the averaged effect")
         body = page.inner_text("body")
         assert "subject-specific vs population-averaged" in body
         assert "population-averaged odds ratio of only" in body
         assert not support.exceptions_on(page)
         support.screenshot(page, f"teach_binary_{width}")
         page.get_by_role("button", name="Refit with nagq").click()
-        _wait_for_text(page, "log-likelihood by")
+        support.wait_for_text(page, "log-likelihood by")
         assert "Laplace" in page.inner_text("body")
         assert not support.exceptions_on(page)
         page.get_by_text("3. Laplace vs quadrature").scroll_into_view_if_needed()
@@ -47,7 +42,7 @@ def test_teach_binary_lab_shows_both_curves_and_the_quadrature_verdict(browser, 
         subjects = page.get_by_label("Subjects", exact=True)
         subjects.fill("2")
         subjects.press("Enter")
-        _wait_for_text(page, "cannot be simulated")
+        support.wait_for_text(page, "cannot be simulated")
         assert "from 10" in page.inner_text("body")
         assert not support.exceptions_on(page)
         outside = [url for url in requests if not support.is_local(url)]

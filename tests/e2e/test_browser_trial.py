@@ -17,11 +17,6 @@ from tests.e2e import support
 pytestmark = pytest.mark.browser
 
 
-def _wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
-    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout_ms)
-    support.wait_idle(page, timeout_ms=timeout_ms)
-
-
 @pytest.mark.parametrize("width", [1400, 1024])
 def test_trial_page_fits_the_structures_and_shows_the_treatment_effect(browser, app_url, width):
     context = browser.new_context(viewport={"width": width, "height": 1800})
@@ -30,17 +25,13 @@ def test_trial_page_fits_the_structures_and_shows_the_treatment_effect(browser, 
     page.on("request", lambda request: requests.append(request.url))
     try:
         support.open_app(page, app_url)
-        support.go_to(page, "Data")
-        page.locator('[data-testid="stSelectbox"]').first.click()
-        page.keyboard.type("trial_visits")
-        page.keyboard.press("Enter")
-        support.wait_idle(page, timeout_ms=120_000)
+        support.open_example(page, "trial_visits")
         support.go_to(page, "Trial")
-        _wait_for_text(page, "Drop-out")
+        support.wait_for_text(page, "Drop-out")
         assert not support.exceptions_on(page)
         page.get_by_role("button", name="Fit the covariance structures").click()
-        _wait_for_text(page, "Covariance structures compared")
-        _wait_for_text(page, "LS-means and the treatment effect per visit")
+        support.wait_for_text(page, "Covariance structures compared")
+        support.wait_for_text(page, "LS-means and the treatment effect per visit")
         body = page.inner_text("body")
         assert "Correlation between visits" in body
         assert "Coefficients of the primary model" in body
