@@ -37,6 +37,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashboard.state import events
+
 __all__ = [
     "CANCELLED",
     "DONE",
@@ -192,6 +194,7 @@ class Job:
         self.finished = time.monotonic()
         self._state = state
         self._done.set()
+        events.job_finished(self)  # operator's log: kind, status, durations (no data)
 
     def _run(self, work: Callable[[Job], Any]) -> None:
         """Executed by a pool thread: run the work, record its outcome (never raises)."""
@@ -200,6 +203,7 @@ class Job:
             return
         self.started = time.monotonic()
         self._state = RUNNING
+        events.job_started(self)
         try:
             result = work(self)
             self.check()  # cancelled while the work could not listen: discard the result

@@ -31,6 +31,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.base.markup import escape_message, escape_text
+from dashboard.state import events, limits
 from dashboard.state.jobs import CANCELLED, DONE, Job, JobRunner, worker_count
 from dashboard.state.session import Keys
 from lmm_core import LMMError
@@ -80,7 +81,7 @@ def _release(old: JobRunner) -> None:
 @st.cache_resource(max_entries=1, ttl=RUNNER_TTL_SECONDS, show_spinner=False, on_release=_release)
 def runner() -> JobRunner:
     """The job runner of this server process (shared by all sessions)."""
-    return JobRunner(worker_count(), alive=_session_alive)
+    return JobRunner(limits.current().job_workers or worker_count(), alive=_session_alive)
 
 
 def owner() -> str:
@@ -156,6 +157,10 @@ def start(
     meta
         More about the work, for the submitter (``job.meta``).
     """
+    cap = limits.current().jobs_per_session  # deploy/limits.toml; 0: one of each kind
+    if cap and key not in _handles() and len(active()) >= cap:
+        st.warning(f"This session already runs {cap} jobs, the server's limit: wait for one.")
+        st.stop()
     ctx = get_script_run_ctx()
     meta = {
         **(meta or {}),
@@ -239,6 +244,7 @@ def _settle(job: Job, toast: bool) -> None:
 
 def collect(*, toast: bool = True) -> list[Job]:
     """Store this session's finished jobs (see :func:`start`); returns them."""
+    events.track_page(st.session_state.get(Keys.CURRENT_PAGE))  # app.py calls this per run
     handles = _handles()
     finished = [(key, job) for key, job in list(handles.items()) if job.done()]
     if not finished:

@@ -19,14 +19,22 @@ Text meant for screen readers only (the generic description of a chart) has the 
 ``lmm-sr-only``: visually hidden, out of the page flow, still read aloud.
 
 The room kept for plotly's toolbar is :func:`dashboard.figures.style.reserve_modebar`.
+
+:func:`apply_css` runs first in every script run, so it also records the session for the
+operator's log (:func:`dashboard.state.events.track_session`) and, when the browser came back
+from a session its server no longer holds (a stopped or restarted replica), keeps
+:data:`LOST_SESSION_NOTICE` at the top of the page until the user dismisses it.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.state import events
+
 __all__ = [
     "APP_CSS",
+    "LOST_SESSION_NOTICE",
     "BACKGROUNDS",
     "CAPTION_COLOR",
     "CODE_TOKEN_COLORS",
@@ -106,9 +114,26 @@ label[data-testid="stWidgetLabel"][disabled], label[data-testid="stWidgetLabel"]
 """
 
 
+#: shown after a reconnect that could not resume the session (see the module docstring)
+LOST_SESSION_NOTICE = (
+    "**Your previous session has ended.** The connection to the server was lost and the "
+    "server that held your session was stopped or restarted. Your data, models and results "
+    "were kept only in that server's memory and are gone: load your data again (nothing "
+    "was saved on disk)."
+)
+_LOST = "lmm_lost_session_notice"
+
+
 def apply_css() -> None:
-    """Add :data:`APP_CSS` to the page (call once per run, from ``app.py``)."""
+    """Add :data:`APP_CSS` to the page (call once per run, from ``app.py``); track the
+    session and show :data:`LOST_SESSION_NOTICE` when it replaced a lost one."""
     st.html(APP_CSS)
+    if events.track_session():
+        st.session_state[_LOST] = True
+    if st.session_state.get(_LOST):
+        with st.container(key="lost_session_notice"):
+            st.warning(LOST_SESSION_NOTICE, icon=":material/cloud_off:")
+            st.button("Dismiss", on_click=st.session_state.pop, args=(_LOST, None))
 
 
 def short_text(text: str, limit: int = SIDEBAR_FORMULA_CHARS) -> str:
