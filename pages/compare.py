@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.analysis import compare as compare_view
+from dashboard.analysis.chart_text import criteria_sentence
 from dashboard.analysis.compare_glmm import is_glmm
 from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
@@ -168,7 +169,11 @@ def show_criteria(comparison: compare_view.Comparison) -> None:
         },
         placeholder=MISSING,
     )
-    show_figure(compare_view.criteria_figure(comparison.criteria), key="compare_figure")
+    show_figure(
+        compare_view.criteria_figure(comparison.criteria),
+        key="compare_figure",
+        description=criteria_sentence(comparison.criteria),
+    )
     st.caption(
         "AIC and BIC balance fit against complexity: lower is better, and only differences "
         "matter. delta is the distance from the best model: under 2 is a tie, 4 to 7 is "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.analysis.chart_text import qq_sentence, residual_sentence
 from dashboard.analysis.compare_glmm import is_glmm
 from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
@@ -66,7 +67,13 @@ def residual_section(prep: fd.ResidualData, points, note: str) -> None:
     """Residuals vs fitted and the QQ plot of residuals, side by side."""
     left, right = st.columns(2)
     with left:
-        show_figure(fd.residuals_fitted_figure(prep, points), key="diag_resid_fitted")
+        show_figure(
+            fd.residuals_fitted_figure(prep, points),
+            key="diag_resid_fitted",
+            description=residual_sentence(
+                prep.frame["fitted"], prep.frame["std_resid"], "standardized residuals", sd=1.0
+            ),
+        )
         st.caption(
             "Each point is one observation: its residual (observed minus fitted) against its "
             "fitted value. Good: a shapeless band around 0 and a flat orange line of binned "
@@ -78,7 +85,9 @@ def residual_section(prep: fd.ResidualData, points, note: str) -> None:
     with right:
         qq = fd.qq_points(prep.frame["std_resid"].to_numpy())
         fig = fd.qq_figure(qq, title="Normal QQ plot of residuals", y_label="standardized residual")
-        show_figure(fig, key="diag_qq_resid")
+        show_figure(
+            fig, key="diag_qq_resid", description=qq_sentence(prep.frame["std_resid"].to_numpy())
+        )
         st.caption(
             "Sorted standardized residuals against the values a normal distribution would "
             "give. Good: points on the dashed line. A problem: an S shape or ends that bend "

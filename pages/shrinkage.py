@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.chart_text import caterpillar_sentence, shrinkage_sentence
 from dashboard.analysis.mmrm_models import has_random_effects, is_mmrm
 from dashboard.base.markup import escape_text, plain_estimates, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
@@ -122,7 +123,7 @@ def intro_section(
 
 
 def one_effect_section(
-    est: ShrinkageEstimates, label: str, levels: list, sigma: float | None
+    est: ShrinkageEstimates, label: str, levels: list, sigma: float | None, link: str | None = None
 ) -> None:
     """Own vs mixed-model estimate of each effect, and who moves most."""
     cols = list(est.columns)
@@ -134,7 +135,11 @@ def one_effect_section(
         "share of the subject's own distance from the population that the model keeps "
         "(1 = not moved, 0 = moved all the way to the population)."
     )
-    show_figure(fs.shrinkage_1d_figure(est, levels=levels, subject_label=label), key="shrink_1d")
+    show_figure(
+        fs.shrinkage_1d_figure(est, levels=levels, subject_label=label),
+        key="shrink_1d",
+        description=shrinkage_sentence(est, label, link),
+    )
     if len(cols) == 1 and sigma is not None:  # a GLMM has no residual SD
         st.info(intercept_weights(est, sigma))
     by_n = fs.shrinkage_by_n(est)
@@ -216,7 +221,9 @@ def curves_section(result, data, est: ShrinkageEstimates, label: str, curved: li
     )
 
 
-def two_effects_section(est: ShrinkageEstimates, label: str, levels: list) -> None:
+def two_effects_section(
+    est: ShrinkageEstimates, label: str, levels: list, link: str | None = None
+) -> None:
     """Two effects in one plane, with the fitted covariance ellipse (two or more effects)."""
     cols = list(est.columns)
     if len(cols) < 2:
@@ -230,6 +237,7 @@ def two_effects_section(est: ShrinkageEstimates, label: str, levels: list) -> No
     show_figure(
         fs.shrinkage_2d_figure(est, x, y, levels=levels, subject_label=label),
         key="shrink_2d",
+        description=shrinkage_sentence(est, label, link),
     )
     st.caption(
         "Orange dots: own estimates; blue dots: mixed-model estimates; × the population "
@@ -266,7 +274,11 @@ def caterpillar_section(est: ShrinkageEstimates, label: str, glmm: bool = False)
         "that clearly differ from the population. Subjects with few observations have wide "
         "intervals."
     )
-    show_figure(fs.caterpillar_figure(est, subject_label=label), key="shrink_caterpillar")
+    show_figure(
+        fs.caterpillar_figure(est, subject_label=label),
+        key="shrink_caterpillar",
+        description=caterpillar_sentence(est, label),
+    )
     m = len(est.table)
     if m > fs.MAX_CATERPILLAR:
         st.caption(
@@ -301,8 +313,9 @@ def main() -> None:
     curved = fsc.basis_effects(result, est.columns)
     if curved and not record.is_glmm:
         curves_section(result, data, est, label, curved)
-    one_effect_section(est, label, levels, None if record.is_glmm else result.sigma)
-    two_effects_section(est, label, levels)
+    link = result.link if record.is_glmm else None
+    one_effect_section(est, label, levels, None if record.is_glmm else result.sigma, link)
+    two_effects_section(est, label, levels, link)
     caterpillar_section(est, label, record.is_glmm)
     left_out(est, label)
 

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.analysis.chart_text import trajectories_sentence
 from dashboard.analysis.mmrm_models import combined_sentence, has_random_effects, is_mmrm
 from dashboard.base.constants import NONE_CHOICE
 from dashboard.base.numbers import MISSING, fmt, styled
@@ -132,8 +133,9 @@ def view_controls(data: pd.DataFrame, roles, result) -> View:
     )
 
 
-def chart_section(prep, view: View, roles, response: str) -> list[str]:
-    """The trajectories chart (click a subject to highlight it); returns the highlighted."""
+def chart_section(prep, view: View, roles, response: str, description: str) -> list[str]:
+    """The trajectories chart (click a subject to highlight it) under its one-sentence
+    ``description``; returns the highlighted subjects."""
     highlight = selected_subjects()
     units = st.session_state[Keys.UNITS]
     fig = ft.trajectories_figure(
@@ -147,6 +149,7 @@ def chart_section(prep, view: View, roles, response: str) -> list[str]:
         show_clusters=view.cluster is not None,
         highlight=highlight,
     )
+    st.caption(description)
     st.plotly_chart(
         reserve_modebar(fig),
         theme=None,
@@ -201,7 +204,10 @@ def main() -> None:
         result,
         data,
     )
-    highlight = chart_section(prep, view, roles, result.response)
+    description = trajectories_sentence(
+        result, time=view.x, subject=subject, n_subjects=len(visits)
+    )
+    highlight = chart_section(prep, view, roles, result.response, description)
     knots_note(result, prep, view.x)
     explain(prep, subject, view.x, view.by, view.cluster is not None, roles.cluster, len(visits))
     if highlight:

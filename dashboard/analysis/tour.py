@@ -17,13 +17,27 @@ A step that the data cannot support is skipped with its reason (:func:`plan_tour
 a time role there is no spaghetti, random slope, forecast or comparison, and the models become
 ``y ~ 1`` and ``y ~ 1 + (1 | s)``. The sentences of each step are computed from the fitted
 numbers by :mod:`dashboard.analysis.tour_texts`.
+
+On a yes/no or count outcome (:func:`dashboard.io.outcome_kind.outcome_kind`) the tour's
+models are GLMMs, as the Model page's "Kind of outcome" fits them: ``g(E[y | b]) = x'beta +
+z'b`` with the binomial family and logit link, or the Poisson family and log link (plus
+``offset(log(exposure))`` when a column is the time at risk). "One line for everyone" is
+then the GLM of the same family without random effects (:func:`naive_fit`): Fisher scoring
+to the maximum-likelihood ``beta``, standard errors ``sqrt(diag((X'WX)^-1))`` with the
+working weights ``W = w (dmu/deta)^2 / V(mu)``, which treat the rows as independent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
+from dashboard.analysis.glmm_shrinkage import own_fit
+from lmm_core.errors import ModelError
 from lmm_core.formula.quoting import quote_name
+from lmm_core.model.ols import ols_fit
 
 __all__ = [
     "INTERCEPT",
@@ -32,6 +46,7 @@ __all__ = [
     "StepSpec",
     "TourColumns",
     "TourPlan",
+    "naive_fit",
     "plan_tour",
     "step_by_key",
 ]
@@ -95,23 +110,52 @@ def step_by_key(key: str) -> StepSpec:
     raise KeyError(key)
 
 
+#: GLMM family -> its canonical link (the Model page's default)
+LINK_OF_FAMILY = {"binomial": "logit", "poisson": "log"}
+
+
 @dataclass(frozen=True)
 class TourColumns:
-    """The three roles the tour is built from (``time`` None when the data have none)."""
+    """The roles the tour is built from (``time`` None when the data have none).
+
+    ``family`` is ``"gaussian"`` (linear mixed models), ``"binomial"`` (a yes/no outcome,
+    logit link) or ``"poisson"`` (counts, log link; ``exposure`` the time at risk, if any).
+    """
 
     subject: str
     outcome: str
     time: str | None = None
+    family: str = "gaussian"
+    exposure: str | None = None
+
+    @property
+    def is_glmm(self) -> bool:
+        """Whether the tour fits GLMMs (a yes/no or count outcome)."""
+        return self.family != "gaussian"
+
+    @property
+    def link(self) -> str | None:
+        """The GLMM's link (canonical: logit, log), ``None`` for linear mixed models."""
+        return LINK_OF_FAMILY.get(self.family)
 
     def formulas(self) -> dict[str, str]:
         """The tour's models, in formula syntax (names quoted as R would):
         ``{"intercept": "y ~ t + (1 | s)", "slope": "y ~ t + (t | s)"}``; without time only
-        ``{"intercept": "y ~ 1 + (1 | s)"}``."""
+        ``{"intercept": "y ~ 1 + (1 | s)"}``; counts with an exposure add
+        ``offset(log(exposure))``."""
         y, s = quote_name(self.outcome), quote_name(self.subject)
+        offset = (
+            f" + offset(log({quote_name(self.exposure)}))"
+            if self.exposure and self.family == "poisson"
+            else ""
+        )
         if self.time is None:
-            return {INTERCEPT: f"{y} ~ 1 + (1 | {s})"}
+            return {INTERCEPT: f"{y} ~ 1{offset} + (1 | {s})"}
         t = quote_name(self.time)
-        return {INTERCEPT: f"{y} ~ {t} + (1 | {s})", SLOPE: f"{y} ~ {t} + ({t} | {s})"}
+        return {
+            INTERCEPT: f"{y} ~ {t}{offset} + (1 | {s})",
+            SLOPE: f"{y} ~ {t}{offset} + ({t} | {s})",
+        }
 
     @property
     def slope_term(self) -> str | None:
@@ -148,3 +192,41 @@ def plan_tour(columns: TourColumns) -> TourPlan:
         else:
             steps.append(step)
     return TourPlan(columns, tuple(steps), tuple(skipped))
+
+
+def naive_fit(result) -> pd.DataFrame:
+    """ "One line for everyone": the fixed effects of ``result`` fitted as if its rows were
+    independent, with ``estimate`` and ``std_error`` per coefficient.
+
+    A linear mixed model gives ordinary least squares (:func:`lmm_core.model.ols.ols_fit`);
+    a GLMM the GLM of its family and link without random effects, fitted by Fisher scoring
+    (:func:`dashboard.analysis.glmm_shrinkage.own_fit`, the GLMM's offset and prior
+    weights kept), with ``se = sqrt(diag((X'WX)^-1))``, ``W = w (dmu/deta)^2 / V(mu)``.
+
+    Raises
+    ------
+    ModelError
+        When the GLM has no finite maximum (a separated yes/no outcome).
+    """
+    design = result.design
+    names = list(result.x_names)
+    family = getattr(result, "family", None)
+    if family is None:
+        return ols_fit(design.X, design.y, names)
+    x = np.asarray(design.X, dtype=float)
+    y = np.asarray(result.y, dtype=float)
+    w = np.asarray(getattr(result.data, "weights", np.ones(len(y))), dtype=float)
+    offset = np.asarray(result.data.offset, dtype=float)
+    beta, ok = own_fit(family, x, y, w, offset)
+    if not ok:
+        raise ModelError(
+            "The model without random effects has no finite estimate (the outcome is "
+            "separated by the covariates)."
+        )
+    eta = offset + x @ beta
+    mu = family.link.linkinv(eta)
+    weight = w * family.link.mu_eta(eta) ** 2 / np.maximum(family.variance(mu), 1e-300)
+    cov = np.linalg.inv(x.T @ (weight[:, None] * x))
+    return pd.DataFrame(
+        {"estimate": beta, "std_error": np.sqrt(np.diag(cov))}, index=pd.Index(names)
+    )

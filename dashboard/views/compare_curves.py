@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis import curve_shape as cs
+from dashboard.analysis.chart_text import curves_sentence
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
 from dashboard.base.numbers import MISSING, styled
@@ -125,7 +126,16 @@ def _curve_figure(comparison: cs.CurveComparison, data: pd.DataFrame) -> None:
         outcome_label=plan.outcome,
         highlight=comparison.recommended.label if comparison.recommended else None,
     )
-    show_figure(fig, key="curve_figure")
+    show_figure(
+        fig,
+        key="curve_figure",
+        description=curves_sentence(
+            [label for label, _ in fits],
+            comparison.recommended.label if comparison.recommended else None,
+            plan.time,
+            plan.outcome,
+        ),
+    )
     lines = [*prep.notes]
     if prep.failed:
         lines.append(f"No curve could be drawn for: {', '.join(prep.failed)}.")

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis import ladder as lad
+from dashboard.analysis.chart_text import ladder_sentence
 from dashboard.analysis.compare_glmm import is_glmm
 from dashboard.base.markup import code_span
 from dashboard.base.numbers import MISSING, styled
@@ -148,7 +149,11 @@ def show_ladder(ladder: lad.Ladder, data_key: str, can_add: bool) -> None:
         column_config=config,
         placeholder=MISSING,
     )
-    show_figure(lad.ladder_figure(ladder), key="ladder_figure")
+    show_figure(
+        lad.ladder_figure(ladder),
+        key="ladder_figure",
+        description=ladder_sentence(lad.ladder_table(ladder)),
+    )
     st.caption(
         "Each step keeps the fixed effects and adds one piece of random-effects structure, so "
         f"the {'REML' if ladder.reml else 'ML'} fits can be compared by a likelihood-ratio "

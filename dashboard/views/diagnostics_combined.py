@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis import mmrm_diagnostics as md
+from dashboard.analysis.chart_text import qq_sentence, residual_sentence
 from dashboard.analysis.mmrm_models import structure_label
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
@@ -27,13 +28,21 @@ __all__ = ["render_combined_diagnostics"]
 def _residuals(frame: pd.DataFrame, outcome: str, cluster: str | None) -> None:
     left, right = st.columns(2)
     with left:
-        show_figure(fm.residuals_vs_fitted_figure(frame, outcome), key="diag_comb_resid")
+        show_figure(
+            fm.residuals_vs_fitted_figure(frame, outcome),
+            key="diag_comb_resid",
+            description=residual_sentence(frame["fitted"], frame["residual"], "raw residuals"),
+        )
         st.caption(
             "Raw residuals y - Xb against the population mean: no trend (the smoother flat at "
             "0) and a similar spread everywhere."
         )
     with right:
-        show_figure(fm.normalized_qq_figure(frame), key="diag_comb_qq")
+        show_figure(
+            fm.normalized_qq_figure(frame),
+            key="diag_comb_qq",
+            description=qq_sentence(frame["normalized"].to_numpy(), "normalized residuals"),
+        )
         where = f"each {escape_message(cluster)}" if cluster else "the data (one cluster)"
         st.caption(
             f"Normalized residuals L_h^-1 r_h: the residuals of {where} with the model's "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.analysis import chart_text as ct
 from dashboard.analysis import glmm_diagnostics as gd
 from dashboard.analysis.compare_glmm import family_label
 from dashboard.analysis.records import FitRecord
@@ -29,7 +30,11 @@ def _binned(outcome: gd.GLMMOutcome) -> None:
     st.subheader("Binned residuals", help=help_text("binned_residuals"))
     table = gd.binned_table(outcome)
     label = "fitted probability" if outcome.binary else "fitted proportion"
-    show_figure(fg.binned_figure(table, label), key="diag_glmm_binned")
+    show_figure(
+        fg.binned_figure(table, label),
+        key="diag_glmm_binned",
+        description=ct.binned_sentence(table, label.removeprefix("fitted ")),
+    )
     st.markdown(gd.binned_sentence(table))
     st.caption(
         "A 0/1 outcome's raw residuals form two bands and show nothing, so the rows are sorted "
@@ -75,10 +80,20 @@ def _quantile(outcome: gd.GLMMOutcome) -> None:
     x_label = "fitted count (log scale)" if counts else "fitted probability"
     left, right = st.columns(2)
     with left:
-        show_figure(fg.quantile_qq_figure(table["residual"].to_numpy()), key="diag_glmm_qq")
+        show_figure(
+            fg.quantile_qq_figure(table["residual"].to_numpy()),
+            key="diag_glmm_qq",
+            description=ct.qq_sentence(table["residual"].to_numpy(), "quantile residuals"),
+        )
     with right:
         fig = fg.quantile_fitted_figure(table, x_label, log_x=counts)
-        show_figure(fig, key="diag_glmm_qres_fitted")
+        show_figure(
+            fig,
+            key="diag_glmm_qres_fitted",
+            description=ct.residual_sentence(
+                table["fitted"], table["residual"], "quantile residuals", sd=1.0
+            ),
+        )
     beyond = int((table["residual"].abs() > 2).sum())
     st.caption(
         "Each row's place in the model's distribution of its outcome, turned into a normal "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.analysis.chart_text import trajectories_sentence
 from dashboard.analysis.glmm_curves import largest_gap
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import escape_message, escape_text
@@ -114,6 +115,7 @@ def render_glmm_trajectories(
         by_label=by,
         facet=facet,
     )
+    st.caption(trajectories_sentence(result, time=x, subject=subject, n_subjects=n_all))
     st.plotly_chart(reserve_modebar(fig), theme=None, key=CHART, config={"displaylogo": False})
     shown = curves.subjects["subject"].nunique()
     _explain(curves, subject_word(subject), result.response, (shown, n_all), (x, by))

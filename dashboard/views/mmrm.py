@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis import mmrm_diagnostics as md
+from dashboard.analysis.chart_text import qq_sentence, residual_sentence
 from dashboard.analysis.mmrm_models import NEEDS_RANDOM_EFFECTS, structure_label
 from dashboard.analysis.records import FitRecord
 from dashboard.base.markup import code_span, escape_message
@@ -147,13 +148,21 @@ def render_mmrm_summary(record: FitRecord) -> None:
 def _residual_plots(frame: pd.DataFrame, outcome: str) -> None:
     left, right = st.columns(2)
     with left:
-        show_figure(fm.residuals_vs_fitted_figure(frame, outcome), key="diag_mmrm_resid")
+        show_figure(
+            fm.residuals_vs_fitted_figure(frame, outcome),
+            key="diag_mmrm_resid",
+            description=residual_sentence(frame["fitted"], frame["residual"], "raw residuals"),
+        )
         st.caption(
             "Raw residuals y - Xb against the population mean: no trend (the smoother flat at "
             "0) and a similar spread everywhere."
         )
     with right:
-        show_figure(fm.normalized_qq_figure(frame), key="diag_mmrm_qq")
+        show_figure(
+            fm.normalized_qq_figure(frame),
+            key="diag_mmrm_qq",
+            description=qq_sentence(frame["normalized"].to_numpy(), "normalized residuals"),
+        )
         st.caption(
             "Normalized residuals L_i^-1 r_i: each patient's residuals with the model's "
             "correlation and visit variances taken out, the right residuals to check for "

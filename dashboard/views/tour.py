@@ -2,7 +2,9 @@
 
 The steps (:mod:`dashboard.analysis.tour`) are built from the roles of the active data
 (subject, time, outcome). Each step fits the models it needs through the app's cached fit
-(:func:`dashboard.state.cached.fit_model`; instant on the examples) and stores them as the
+(:func:`dashboard.state.cached.fit_model`, or :func:`~dashboard.state.cached.fit_glmm_model`
+on a yes/no or count outcome, with the Model page's family and canonical link; instant on
+the examples) and stores them as the
 session's fit records, so that leaving the tour at any step opens the step's page with its
 model active and every fit kept for exploring. Next and Back move between the steps (the
 right and left arrow keys too in the presenter view, :mod:`dashboard.views.presenter`;
@@ -14,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from dashboard.analysis.glmm_family import guess_exposure
 from dashboard.analysis.records import FitRecord
 from dashboard.analysis.tour import SLOPE, StepSpec, TourColumns, TourPlan, plan_tour
 from dashboard.base.markup import code_span, escape_message, escape_text
 from dashboard.base.numbers import styled
+from dashboard.io.outcome_kind import outcome_kind
 from dashboard.io.roles import is_numeric
 from dashboard.state import cached
 from dashboard.state.fits import add_fit, find_fit, next_name, set_active
@@ -36,34 +40,47 @@ LABELS = {"intercept": "random intercept (tour)", SLOPE: "random slope (tour)"}
 
 def tour_columns() -> tuple[TourColumns | None, str]:
     """The roles of the active data as :class:`TourColumns`, or ``None`` and what is missing
-    (a subject and a numeric outcome are needed; a time that is not numeric is left out)."""
+    (a subject and a numeric or yes/no outcome are needed; a time that is not numeric is left
+    out). A yes/no outcome (0/1, logical, two categories) or counts make a GLMM tour
+    (:func:`dashboard.io.outcome_kind.outcome_kind`), counts with the exposure column the Model
+    page would guess."""
     data, roles = current_data(), current_roles()
     missing = []
     if not roles.subject or roles.subject not in data.columns:
         missing.append("a subject column")
+    kind = outcome_kind(data[roles.outcome]) if roles.outcome in data.columns else None
+    glmm = kind is not None and kind.kind != "continuous" and kind.glmm_ready
     if (
         not roles.outcome
         or roles.outcome not in data.columns
-        or not is_numeric(data[roles.outcome])
+        or not (is_numeric(data[roles.outcome]) or glmm)
     ):
         missing.append("a numeric outcome")
     if missing:
         return None, " and ".join(missing)
     time = roles.time if roles.time in data.columns and is_numeric(data[roles.time]) else None
-    return TourColumns(roles.subject, roles.outcome, time), ""
+    family = kind.family if glmm else "gaussian"
+    exposure = guess_exposure(data, roles.outcome) if family == "poisson" else None
+    return TourColumns(roles.subject, roles.outcome, time, family, exposure), ""
 
 
-def _fit(name: str, formula: str) -> FitRecord | str:
-    """The tour's model ``name``: an existing fit record of the same model (REML), else a
-    new fit stored as a record; a failure as its message."""
-    record = find_fit(formula, True)
+def _fit(name: str, formula: str, columns: TourColumns) -> FitRecord | str:
+    """The tour's model ``name``: an existing fit record of the same model (REML; a GLMM's
+    Laplace fit of the tour's family and link), else a new fit stored as a record; a
+    failure as its message."""
+    family, link = columns.family, columns.link
+    reml = not columns.is_glmm
+    record = find_fit(formula, reml, family=family, link=link)
     if record is not None:
         return record
     data = current_data()
     key = st.session_state[Keys.DATA_KEY]
     try:
         with st.spinner(f"Fitting {formula}..."):
-            result = cached.fit_model(key, formula, True, data)
+            if columns.is_glmm:
+                result = cached.fit_glmm_model(key, formula, family, link, 1, data)
+            else:
+                result = cached.fit_model(key, formula, True, data)
     except LMMError as exc:
         return f"the model {code_span(formula)} could not be fitted: {escape_message(str(exc))}"
     except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
@@ -71,11 +88,13 @@ def _fit(name: str, formula: str) -> FitRecord | str:
     record = FitRecord(
         name=next_name(LABELS[name]),
         formula=result.formula,
-        reml=True,
+        reml=reml,
         data_key=key,
         data_name=st.session_state[Keys.DATA_NAME],
         result=result,
         seconds=0.0,
+        family=family,
+        link=link,
     )
     add_fit(record)
     return record
@@ -88,7 +107,7 @@ def fits_for(step: StepSpec, columns: TourColumns) -> tuple[dict[str, FitRecord]
     errors: list[str] = []
     for name in step.models:
         if name in formulas:
-            got = _fit(name, formulas[name])
+            got = _fit(name, formulas[name], columns)
             if isinstance(got, str):
                 errors.append(got)
             else:
@@ -172,7 +191,12 @@ def _show(view: StepView, step: StepSpec, present: bool) -> None:
         if view.figure is not None:
             fig = presenter.presenter_figure(view.figure) if present else view.figure
             # presenter view: one chart per screen, no data switch under it
-            show_figure(fig, key=f"tour_chart_{step.key}", data_switch=not present)
+            show_figure(
+                fig,
+                key=f"tour_chart_{step.key}",
+                description=None if present else view.description,
+                data_switch=not present,
+            )
         elif view.table is not None and present:  # large type: a static table, 4 digits
             st.table(styled(view.table, 4))
         elif view.table is not None:

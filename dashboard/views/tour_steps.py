@@ -3,6 +3,10 @@
 :func:`build_step` turns a step of :mod:`dashboard.analysis.tour` into a :class:`StepView`
 from the active data and the tour's fitted models (fit records, see
 :mod:`dashboard.views.tour`), with the figure functions of the other pages and their caches.
+On a GLMM tour (yes/no or counts) the lines are the GLMM's curves on the probability or
+count scale (the Trajectories page's GLMM chart), shrinkage is on the link scale, and the
+forecast step shows the typical and a new (population-averaged) subject instead of a
+forecast from visits, saying so.
 """
 
 from __future__ import annotations
@@ -14,19 +18,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.analysis import chart_text
 from dashboard.analysis import tour_texts as texts
 from dashboard.analysis.compare import criteria_figure
+from dashboard.analysis.glmm_summary import fixed_table, random_table
 from dashboard.analysis.model_summary import fixed_effects_table, ols_comparison, variance_table
 from dashboard.analysis.records import FitRecord
-from dashboard.analysis.tour import INTERCEPT, SLOPE, StepSpec, TourColumns
+from dashboard.analysis.tour import INTERCEPT, SLOPE, StepSpec, TourColumns, naive_fit
 from dashboard.figures import explore as fe
 from dashboard.figures import prediction as fp
 from dashboard.figures import shrinkage as fs
 from dashboard.figures import trajectories as ft
+from dashboard.figures.glmm_trajectories import glmm_trajectories_figure
 from dashboard.figures.model_inputs import subject_group
 from dashboard.figures.style import PALETTE
 from dashboard.state import cached
-from lmm_core.model.ols import ols_fit
+from dashboard.views.glmm_prediction import glmm_forecast_table
 
 __all__ = ["MAX_LINES", "StepView", "TourContext", "build_step"]
 
@@ -36,6 +43,8 @@ MAX_LINES = 12
 FORECAST_VISITS = 2
 LEVEL = 0.95
 MODEL_WORDS = {INTERCEPT: "random-intercept model", SLOPE: "random-slope model"}
+#: points of the naive GLM's curve in the "one line for everyone" step
+CURVE_POINTS = 60
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class StepView:
     table: pd.DataFrame | None = None
     model: str | None = None
     notes: list[str] = field(default_factory=list)
+    description: str | None = None
 
 
 def _spaghetti_figure(ctx: TourContext) -> go.Figure:
@@ -83,20 +93,24 @@ def spaghetti(ctx: TourContext) -> StepView:
 
 def ols(ctx: TourContext) -> StepView:
     record = ctx.fits[INTERCEPT]
-    design = record.result.design
-    table = ols_fit(design.X, design.y, list(design.x_names))
+    table = naive_fit(record.result)
     best = ctx.fits[ctx.best].result
     sentences = texts.ols_sentences(table, best, MODEL_WORDS[ctx.best], ctx.columns, ctx.n_subjects)
     if ctx.columns.time is None:
+        if ctx.columns.is_glmm:
+            return StepView(sentences, table=fixed_table(best), model=ctx.best)
         return StepView(sentences, table=ols_comparison(best), model=ctx.best)
     fig = _spaghetti_figure(ctx)
     t = pd.to_numeric(ctx.data[ctx.columns.time], errors="coerce")
-    xs = np.array([t.min(), t.max()], dtype=float)
-    ys = table["estimate"].iloc[0] + table["estimate"].iloc[1] * xs
+    xs = np.linspace(t.min(), t.max(), CURVE_POINTS if ctx.columns.is_glmm else 2)
+    eta = table["estimate"].iloc[0] + table["estimate"].iloc[1] * xs
+    if ctx.columns.is_glmm:  # the GLM's curve on the outcome's scale, at the mean offset
+        offset = float(np.mean(record.result.data.offset))
+        ys, name = record.result.family.link.linkinv(eta + offset), "GLM: one curve"
+    else:
+        ys, name = eta, "OLS: one line"
     fig.add_trace(
-        go.Scatter(
-            x=xs, y=ys, mode="lines", name="OLS: one line", line={"color": PALETTE[7], "width": 6}
-        )
+        go.Scatter(x=xs, y=ys, mode="lines", name=name, line={"color": PALETTE[7], "width": 6})
     )
     return StepView(sentences, fig, model=ctx.best)
 
@@ -105,10 +119,25 @@ def _lines_figure(ctx: TourContext, name: str) -> go.Figure:
     record, c = ctx.fits[name], ctx.columns
     visits = ctx.data.groupby(c.subject, observed=True).size()
     subjects = ft.choose_subjects(visits, "random", min(MAX_LINES, len(visits)), seed=0)
+    if c.is_glmm:
+        curves = cached.glmm_curves(
+            record.key, c.subject, c.time, tuple(subjects), None, record.result, ctx.data
+        )
+        return glmm_trajectories_figure(
+            curves, x_label=c.time, y_label=f"{curves.scale} of {c.outcome}"
+        )
     prep = cached.trajectories(
         record.key, c.subject, c.time, tuple(subjects), None, None, None, record.result, ctx.data
     )
     return ft.trajectories_figure(prep, subject_label=c.subject, x_label=c.time, y_label=c.outcome)
+
+
+def _description(ctx: TourContext, name: str) -> str:
+    """The lines chart's one-sentence text alternative (:mod:`dashboard.analysis.chart_text`)."""
+    c = ctx.columns
+    return chart_text.trajectories_sentence(
+        ctx.fits[name].result, time=c.time, subject=c.subject, n_subjects=ctx.n_subjects
+    )
 
 
 def _se(record: FitRecord, columns: TourColumns) -> float:
@@ -118,38 +147,79 @@ def _se(record: FitRecord, columns: TourColumns) -> float:
 
 def intercept(ctx: TourContext) -> StepView:
     record = ctx.fits[INTERCEPT]
-    design = record.result.design
-    naive = ols_fit(design.X, design.y, list(design.x_names))
+    naive = naive_fit(record.result)
     term = ctx.columns.slope_term or "(Intercept)"
     sentences = texts.intercept_sentences(
         record.result, ctx.columns, float(naive.loc[term, "std_error"])
     )
     if ctx.columns.time is None:
-        return StepView(sentences, table=variance_table(record.result), model=INTERCEPT)
-    return StepView(sentences, _lines_figure(ctx, INTERCEPT), model=INTERCEPT)
+        table = (random_table if ctx.columns.is_glmm else variance_table)(record.result)
+        return StepView(sentences, table=table, model=INTERCEPT)
+    return StepView(
+        sentences,
+        _lines_figure(ctx, INTERCEPT),
+        model=INTERCEPT,
+        description=_description(ctx, INTERCEPT),
+    )
 
 
 def slope(ctx: TourContext) -> StepView:
     sentences = texts.slope_sentences(
         ctx.fits[SLOPE].result, ctx.columns, _se(ctx.fits[INTERCEPT], ctx.columns)
     )
-    return StepView(sentences, _lines_figure(ctx, SLOPE), model=SLOPE)
+    return StepView(
+        sentences, _lines_figure(ctx, SLOPE), model=SLOPE, description=_description(ctx, SLOPE)
+    )
 
 
 def shrinkage(ctx: TourContext) -> StepView:
     record = ctx.fits[ctx.best]
     group = subject_group(record.result, ctx.columns.subject)
-    est = cached.shrinkage(record.key, group, record.result)
+    if ctx.columns.is_glmm:
+        est = cached.glmm_shrinkage(record.key, group, record.result, ctx.data)
+    else:
+        est = cached.shrinkage(record.key, group, record.result)
     if len(est.columns) >= 2:
         fig = fs.shrinkage_2d_figure(
             est, est.columns[0], est.columns[1], subject_label=ctx.columns.subject
         )
     else:
         fig = fs.shrinkage_1d_figure(est, subject_label=ctx.columns.subject)
-    return StepView(texts.shrinkage_sentences(est, ctx.columns), fig, model=ctx.best)
+    return StepView(
+        texts.shrinkage_sentences(est, ctx.columns),
+        fig,
+        model=ctx.best,
+        description=chart_text.shrinkage_sentence(est, ctx.columns.subject, ctx.columns.link),
+    )
+
+
+def _glmm_forecast(ctx: TourContext) -> StepView:
+    """A GLMM has no forecast from visits here: the typical and the new subject's curves."""
+    record, c = ctx.fits[ctx.best], ctx.columns
+    table, _ = glmm_forecast_table(record.result, ctx.data, c.time)
+    what = "probability" if c.family == "binomial" else "mean count"
+    if c.exposure:
+        what = f"rate per unit of {c.exposure}"
+    fig = go.Figure()
+    for i, (name, dash) in enumerate((("typical patient", "dash"), ("new patient", "solid"))):
+        fig.add_trace(
+            go.Scatter(
+                x=table[c.time], y=table[name], mode="lines+markers", name=name,
+                line={"color": PALETTE[i], "width": 4, "dash": dash},
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title={"text": f"A typical and a new {c.subject}: {what} of {c.outcome}"},
+        xaxis_title=c.time,
+        yaxis_title=f"{what} of {c.outcome}",
+        yaxis_tickformat=".0%" if c.family == "binomial" else None,
+    )
+    return StepView(texts.glmm_forecast_sentences(table, c), fig, model=ctx.best)
 
 
 def forecast(ctx: TourContext) -> StepView:
+    if ctx.columns.is_glmm:
+        return _glmm_forecast(ctx)
     record, c = ctx.fits[ctx.best], ctx.columns
     result = record.result
     used = ctx.data.iloc[result.design.rows]
@@ -190,7 +260,12 @@ def _comparison(ctx: TourContext):
 def compare(ctx: TourContext) -> StepView:
     comparison = _comparison(ctx)
     fig = criteria_figure(comparison.criteria) if comparison.comparable else None
-    return StepView(texts.compare_sentences(comparison), fig, model=ctx.best)
+    return StepView(
+        texts.compare_sentences(comparison),
+        fig,
+        model=ctx.best,
+        description=chart_text.criteria_sentence(comparison.criteria),
+    )
 
 
 def _chosen(ctx: TourContext) -> tuple[str, str]:
@@ -209,6 +284,8 @@ def report(ctx: TourContext) -> StepView:
     name, why = _chosen(ctx)
     result = ctx.fits[name].result
     sentences = texts.report_sentences(result, ctx.columns, why, ctx.n_subjects)
+    if ctx.columns.is_glmm:
+        return StepView(sentences, table=fixed_table(result), model=name)
     table = fixed_effects_table(result)
     ci = result.fixef_table()[["ci_lower", "ci_upper"]].to_numpy()
     table["95% CI low"], table["95% CI high"] = ci[:, 0], ci[:, 1]

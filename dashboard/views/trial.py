@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.analysis import trial as tr
+from dashboard.analysis.chart_text import difference_sentence, lsmeans_sentence
 from dashboard.base.markup import code_span, escape_message, escape_text
 from dashboard.base.numbers import MISSING, styled
 from dashboard.figures.trial import (
@@ -201,9 +202,17 @@ def _test_columns() -> dict:
 def _lsmeans(plan: tr.TrialPlan, primary: tr.StructureFit) -> None:
     st.subheader("LS-means and the treatment effect per visit")
     means = tr.arm_lsmeans(plan, primary.result)
-    show_figure(lsmeans_figure(means, plan.visit, plan.arm, plan.outcome), key="trial_lsmeans")
+    show_figure(
+        lsmeans_figure(means, plan.visit, plan.arm, plan.outcome),
+        key="trial_lsmeans",
+        description=lsmeans_sentence(means, plan.visit, plan.arm, plan.outcome),
+    )
     diff = tr.treatment_differences(plan, primary.result)
-    show_figure(difference_forest(diff, plan.visit, plan.outcome), key="trial_forest")
+    show_figure(
+        difference_forest(diff, plan.visit, plan.outcome),
+        key="trial_forest",
+        description=difference_sentence(diff, plan.visit, plan.outcome),
+    )
     st.dataframe(
         styled(diff, {"df": 3, "p_value": "p"}),
         hide_index=True,
