@@ -1,4 +1,5 @@
-"""The server's limits, read from one file: upload size, jobs per session, idle time, workers.
+"""The server's limits, read from one file: upload size, jobs per session, idle time, workers,
+and each job's process, memory and time.
 
 A deployment keeps every limit an operator may want to change in one TOML file,
 ``deploy/limits.toml`` (or the file named by the environment variable :data:`ENV_VAR`),
@@ -13,6 +14,10 @@ under the section ``[lmm_explorer]``::
                                 # (Streamlit's server.disconnectedSessionTTL)
     job_workers = 0             # worker threads of each replica's job runner (0: one per
                                 # core, at most dashboard.state.jobs.MAX_WORKERS)
+    job_processes = 1           # 1: each job runs in a child process under the two limits
+                                # below (dashboard.state.isolation); 0: in the worker thread
+    job_memory_mb = 6144        # largest address space of one job's process, MB
+    job_seconds = 3600          # longest wall time of one job, seconds
 
 Every key is optional; a missing key, or a missing file, means the default, and the defaults
 (:data:`DEFAULTS`) are the app's behaviour without the file. An unknown key or a value that
@@ -75,12 +80,22 @@ class Limits:
         (10 to 86,400).
     job_workers
         Worker threads of a replica's job runner; 0 means one per core, capped (0 to 64).
+    job_processes
+        1: each job runs in a child process, stopped alone when it exceeds ``job_memory_mb``
+        or ``job_seconds`` (:mod:`dashboard.state.isolation`); 0: in the worker thread.
+    job_memory_mb
+        Largest address space of a job's process, MB (512 to 1,048,576).
+    job_seconds
+        Longest wall time of a job, seconds (1 to 604,800).
     """
 
     upload_mb: int = 200
     jobs_per_session: int = 0
     idle_timeout_seconds: int = 120
     job_workers: int = 0
+    job_processes: int = 1
+    job_memory_mb: int = 6144
+    job_seconds: int = 3600
 
 
 #: the limits without a file: today's behaviour
@@ -91,6 +106,9 @@ _RANGES = {
     "jobs_per_session": (0, 100),
     "idle_timeout_seconds": (10, 86_400),
     "job_workers": (0, 64),
+    "job_processes": (0, 1),
+    "job_memory_mb": (512, 1_048_576),
+    "job_seconds": (1, 604_800),
 }
 
 

@@ -10,13 +10,22 @@ computation between two units. Texts are plain (the view escapes them).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
 from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from dashboard.analysis import trial as tr
-from lmm_core import BootstrapResult, LikelihoodProfile, LMMResult, parametric_bootstrap
+from dashboard.analysis.records import GAUSSIAN
+from lmm_core import (
+    BootstrapResult,
+    LikelihoodProfile,
+    LMMResult,
+    fit_glmm,
+    fit_lmm,
+    parametric_bootstrap,
+)
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
 from lmm_core.simulation.teaching_truth import LabTruth
 
@@ -24,6 +33,7 @@ __all__ = [
     "Report",
     "bootstrap",
     "curve_shapes",
+    "fit",
     "ladder",
     "profile_intervals",
     "teaching_repeat",
@@ -129,3 +139,21 @@ def trial_structures(plan: tr.TrialPlan, report: Report) -> list[tr.StructureFit
     fits = tr.fit_structures(plan, names, on_step)
     report(1.0, f"{n} of {n} structures fitted")
     return fits
+
+
+def fit(
+    formula: str,
+    data: pd.DataFrame,
+    reml: bool,
+    family: str,
+    link: str | None,
+    nagq: int,
+    report: Report,
+) -> Any:
+    """One fit: :func:`lmm_core.fit_lmm` for a Gaussian outcome, else
+    :func:`lmm_core.fit_glmm` with ``family``, ``link`` and ``nagq`` (no progress to report;
+    the job shows a spinner)."""
+    report(None, "Fitting the model")
+    if family == GAUSSIAN:
+        return fit_lmm(formula, data, reml=reml)
+    return fit_glmm(formula, data, family=family, link=link, nagq=nagq)
