@@ -15,16 +15,20 @@ import streamlit as st
 
 from dashboard.views.layout import apply_css
 from dashboard.views.menu import PAGES, give_menu_a_head_start, page_list, render_menu
+from dashboard.views.signin import account_box, gate
 
 __all__ = ["PAGES", "run"]
 
 
 def run() -> None:
-    """Build the app: config and menu first, then state, finished work, sidebar and page."""
+    """Build the app: config, the sign-in gate (:mod:`dashboard.views.signin`, off by default)
+    and menu first, then state, finished work, sidebar and page."""
     st.set_page_config(page_title="LMM Explorer", layout="wide")
     apply_css()  # small screens: sidebar width, padding, metric size (dashboard.views.layout)
     pages = page_list()
     nav = st.navigation(pages, position="hidden")  # the menu is drawn by render_menu
+    if not gate():  # sign-in on and not let in: only the sign-in or refusal page was drawn
+        return
     render_menu(pages)
     give_menu_a_head_start()  # a session's first run: the browser draws the menu first
     # Imported here, after the menu has been sent: they take seconds in a fresh server.
@@ -38,6 +42,7 @@ def run() -> None:
     link.restore_once()  # a session's first run: the view of the address bar (issue 16)
     jobs_view.collect(toast=True)  # work finished in the background: store it on any page
     sidebar.render()
+    account_box()  # signed in: who, and "Sign out" (drops the session's data at once)
     link.show_notice()
     try:
         nav.run()

@@ -18,6 +18,7 @@ import streamlit as st
 
 from dashboard.io.roles import Roles
 from dashboard.state import cached
+from dashboard.state.access import guard_page
 
 __all__ = [
     "DEFAULTS",
@@ -191,8 +192,10 @@ DEFAULTS: dict[str, Any] = {
 def init_state() -> None:
     """Fill missing keys with their defaults and load the default example once.
 
-    Idempotent: calling it again changes nothing that is already set.
+    Idempotent: calling it again changes nothing that is already set. With sign-in on, a
+    session that is not let in stops here (:func:`dashboard.state.access.guard_page`).
     """
+    guard_page()
     state = st.session_state
     for key, value in DEFAULTS.items():
         if key not in state:

@@ -117,6 +117,19 @@ class UploadStore:
         with self._lock:
             self._entries.pop(token, None)
 
+    def drop_for(self, session: str, browser: str) -> int:
+        """Forget now every upload that ``session`` used or that is held for ``browser``
+        (sign-out: the next person at this browser gets none of them); returns how many."""
+        with self._lock:
+            gone = [
+                token
+                for token, entry in self._entries.items()
+                if (session and session in entry.sessions) or (browser and entry.browser == browser)
+            ]
+            for token in gone:
+                del self._entries[token]
+        return len(gone)
+
     def _sweep(self, now: float) -> None:
         for token, entry in list(self._entries.items()):
             idle = now - entry.seen > GRACE_SECONDS
