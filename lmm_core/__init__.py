@@ -58,10 +58,12 @@ from lmm_core.inference.lrt_table import chibar_pvalue
 from lmm_core.inference.lsmeans import lsmeans, lsmeans_contrasts
 from lmm_core.inference.profile import LikelihoodProfile, profile_confint
 from lmm_core.inference.variance_explained import icc, icc_curve, r2_nakagawa
-from lmm_core.model.fit import FitOptions, fit_design, fit_lmm
+from lmm_core.model.fit import FitOptions, fit_design
 from lmm_core.model.optimize import OptimizerOptions, OptSummary
 from lmm_core.model.results import LMMResult
 from lmm_core.model.simulate import simulate, simulate_from_formula, theta_from_covariances
+from lmm_core.stream import Source, StreamedLMMResult, fit_lmm_stream
+from lmm_core.stream.api import fit_lmm
 
 __all__ = [
     "BootstrapResult",
@@ -79,12 +81,15 @@ __all__ = [
     "ModelError",
     "OptSummary",
     "OptimizerOptions",
+    "Source",
+    "StreamedLMMResult",
     "anova_table",
     "chibar_pvalue",
     "contrast_test",
     "fit_design",
     "fit_glmm",
     "fit_lmm",
+    "fit_lmm_stream",
     "fixef_inference",
     "glmm_lrt",
     "glmm_profile_confint",

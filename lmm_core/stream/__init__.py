@@ -1,0 +1,26 @@
+"""Fits from tables that need not fit in memory: streamed cross-products (DuckDB, Spark).
+
+:func:`fit_lmm_stream` takes a Parquet file or folder, a CSV file, a DuckDB table
+(:class:`Source`), an Arrow table or dataset, or with ``engine="spark"`` a Spark DataFrame;
+``lmm_core.fit_lmm`` sends anything that is not a pandas DataFrame here. See
+:mod:`lmm_core.stream.fit` for the passes and :mod:`lmm_core.stream.spark` for clusters.
+"""
+
+from lmm_core.stream.fit import Progress, fit_blocks, fit_lmm_stream
+from lmm_core.stream.plan import StreamPlan, block_memory, plan_stream
+from lmm_core.stream.results import StreamedLMMResult
+from lmm_core.stream.sources import DuckDBEngine, DuckDBTable, Source, as_source
+
+__all__ = [
+    "DuckDBEngine",
+    "DuckDBTable",
+    "Progress",
+    "Source",
+    "StreamPlan",
+    "StreamedLMMResult",
+    "as_source",
+    "block_memory",
+    "fit_blocks",
+    "fit_lmm_stream",
+    "plan_stream",
+]

@@ -1,0 +1,212 @@
+"""``fit_lmm_stream``: a linear mixed model fitted from a table that need not fit in memory.
+
+A linear mixed model needs the rows only through the cross-products of ``[Z X y]``
+(:mod:`lmm_core.model.cross_products`); every evaluation of the profiled criterion costs
+the same whatever the number of rows. The fit therefore takes:
+
+1. pass 1 (:mod:`lmm_core.stream.plan`): SQL aggregates for what the design needs (rows
+   used, levels, scaling constants, spline knots), and the memory estimate, refused above
+   ``max_memory_gib``;
+2. pass 2 (:mod:`lmm_core.stream.batches`): record batches through our design code, their
+   blocks summed (DuckDB: batches of ``batch_size`` rows; Spark: one sum per partition,
+   :mod:`lmm_core.stream.spark`);
+3. the optimizer of the in-memory path (:func:`lmm_core.model.optimize.optimize_theta`) on
+   :meth:`ProfiledDeviance.from_cross_products`, and the solution at the optimum.
+
+The criterion at a given ``theta`` equals the in-memory one up to the order of the sums
+(relative differences about 1e-13), so the optimum is the same. One difference: the in-memory
+optimizer may restart from a moment-based start (:mod:`lmm_core.model.starts`) when its
+first optimum is on the boundary; that start needs per-level residual sums of squares of a
+pooled regression, not in the blocks, so a streamed fit restarts only from its own optimum.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from lmm_core.errors import ModelError
+from lmm_core.formula.quoting import deparse
+from lmm_core.model.deviance import ProfiledDeviance
+from lmm_core.model.fit import OFFSET_MESSAGE, SINGULAR_MESSAGE, FitOptions
+from lmm_core.model.linalg import single_threaded_blas
+from lmm_core.model.optimize import optimize_theta
+from lmm_core.stream.batches import BatchBlocks, batch_blocks, finish
+from lmm_core.stream.plan import StreamPlan, plan_stream
+from lmm_core.stream.results import StreamedLMMResult
+from lmm_core.stream.sources import DuckDBEngine, as_source
+
+#: ``progress(rows_done, rows_total, rows_per_second)``, called after each batch of pass 2.
+Progress = Callable[[int, int, float], None]
+
+
+def fit_lmm_stream(
+    formula: str,
+    source: object,
+    *,
+    reml: bool = True,
+    options: FitOptions | None = None,
+    start: np.ndarray | None = None,
+    engine: str = "duckdb",
+    spark: object | None = None,
+    batch_size: int = 1_000_000,
+    max_memory_gib: float = 2.0,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> StreamedLMMResult:
+    """Fit a linear mixed model by REML (default) or ML from a table, by streaming.
+
+    Parameters
+    ----------
+    formula
+        lme4-style formula, as :func:`lmm_core.fit_lmm`.
+    source
+        Parquet file/folder/glob or CSV path, :class:`~lmm_core.stream.sources.Source`
+        (``Source.duckdb(path, table)`` for a DuckDB table), Arrow table or dataset; with
+        ``engine="spark"`` a Spark DataFrame or a Parquet path.
+    reml, options, start
+        As :func:`lmm_core.fit_lmm`.
+    engine
+        ``"duckdb"`` (embedded, out-of-core) or ``"spark"`` (needs ``spark``).
+    spark
+        The ``SparkSession`` for ``engine="spark"``.
+    batch_size
+        Rows per batch of pass 2 (memory of a batch: about ``batch_size * (p + 2 S) * 8``
+        bytes of matrices).
+    max_memory_gib
+        Refuse models whose blocks are estimated above this (GiB).
+    progress
+        ``progress(rows_done, rows_total, rows_per_second)`` after each batch (DuckDB) or
+        partition (Spark) of pass 2.
+    threads
+        DuckDB threads (default: all cores).
+
+    Returns
+    -------
+    StreamedLMMResult
+
+    Raises
+    ------
+    lmm_core.errors.LMMError
+        For any formula, data or model problem, and for a model too large for memory (the
+        message gives the estimate).
+    """
+    options = options or FitOptions()
+    t0 = time.perf_counter()
+    if engine == "spark":
+        from lmm_core.stream.spark import SparkEngine
+
+        if spark is None:
+            raise ModelError('engine="spark" needs the SparkSession: fit_lmm(..., spark=session).')
+        eng = SparkEngine(spark, source)
+    elif engine == "duckdb":
+        eng = DuckDBEngine(as_source(source), threads=threads)
+    else:
+        raise ModelError(f"Unknown engine {engine!r}; choose 'duckdb' or 'spark'.")
+    plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)
+    t1 = time.perf_counter()
+    blocks = eng.accumulate(plan, batch_size, progress) if engine == "spark" else None
+    if blocks is None:
+        blocks = _accumulate(eng, plan, batch_size, progress)
+    t2 = time.perf_counter()
+    result = fit_blocks(plan, blocks, reml=reml, options=options, start=start)
+    t3 = time.perf_counter()
+    timings = {
+        "pass1": t1 - t0,
+        "pass2": t2 - t1,
+        "rows_per_second": plan.n_used / max(t2 - t1, 1e-9),
+        **result.timings,
+        "total": t3 - t0,
+    }
+    return replace(
+        result, timings=timings, rows=lambda: eng.batches(plan.columns, plan.where, batch_size)
+    )
+
+
+def _accumulate(
+    eng: DuckDBEngine, plan: StreamPlan, batch_size: int, progress: Progress | None
+) -> BatchBlocks:
+    total = None
+    done = 0
+    start = time.perf_counter()
+    for frame in eng.batches(plan.columns, plan.where, batch_size):
+        part = batch_blocks(plan, frame)
+        total = part if total is None else total + part
+        done += len(frame)
+        if progress is not None:
+            progress(done, plan.n_used, done / max(time.perf_counter() - start, 1e-9))
+    if total is None or total.cp.n != plan.n_used:
+        raise ModelError("The table changed between the two passes; fit again.")
+    return total
+
+
+def fit_blocks(
+    plan: StreamPlan,
+    blocks: BatchBlocks,
+    *,
+    reml: bool = True,
+    options: FitOptions | None = None,
+    start: np.ndarray | None = None,
+) -> StreamedLMMResult:
+    """Optimize and solve from summed blocks (stage 3 of the module docstring)."""
+    options = options or FitOptions()
+    cp, keep, aliased, notes = finish(plan, blocks)
+    messages = list(plan.messages) + notes
+    if plan.spec.offsets:
+        terms = " + ".join(f"`{deparse(c)}`" for c in plan.spec.offsets)
+        messages.append(OFFSET_MESSAGE.format(terms=terms, response=plan.design.response))
+    names = plan.x_names
+    design = replace(
+        plan.design,
+        y=np.zeros(0),
+        X=np.zeros((0, len(keep))),
+        x_names=tuple(names[i] for i in keep),
+        aliased=aliased,
+        reterms=plan.reterms,
+        rows=np.zeros(0, dtype=np.int64),
+        n_dropped=plan.n_total - plan.n_used,
+        messages=tuple(messages),
+        kept_columns=keep,
+        offset=np.zeros(0),
+    )
+    t0 = time.perf_counter()
+    with single_threaded_blas():
+        dev = ProfiledDeviance.from_cross_products(cp, plan.reterms, reml)
+        opt = optimize_theta(dev, start, options.optimizer)
+        t1 = time.perf_counter()
+        sol = dev.solve(opt.final)
+        cond_cov = dev.conditional_covariances(sol.factor, sol.sigma)
+    messages += list(opt.messages)
+    diag = np.concatenate([t.structure.is_variance for t in plan.reterms])
+    if np.any(np.abs((sol.theta * dev.theta_scale)[diag]) < options.singular_tol):
+        messages.append(SINGULAR_MESSAGE)
+    return StreamedLMMResult(
+        formula=design.formula,
+        reml=bool(reml),
+        theta=sol.theta,
+        beta=sol.beta,
+        vcov_beta=sol.vcov_beta,
+        sigma=sol.sigma,
+        objective=sol.objective,
+        ldl2=sol.ldl2,
+        ldrx2=sol.ldrx2,
+        pwrss=sol.pwrss,
+        b=sol.b,
+        cond_cov=cond_cov,
+        fitted=np.zeros(0),
+        residuals=np.zeros(0),
+        design=design,
+        opt=opt,
+        messages=tuple(messages),
+        singular_tol=options.singular_tol,
+        n_obs=cp.n,
+        theta_units=dev.theta_scale,
+        timings={"optimize": t1 - t0, "result": time.perf_counter() - t1},
+        deviance=dev,
+    )
+
+
+__all__ = ["Progress", "fit_blocks", "fit_lmm_stream"]

@@ -1,0 +1,447 @@
+"""Pass 1 of a streamed fit: what the design needs, learned with SQL aggregates.
+
+The in-memory path learns, from the whole table (:func:`lmm_core.design.build.build_design`):
+which rows are used (no missing value in a used column), the levels of every factor and
+grouping factor among those rows (sorted by our rules: numbers numerically, strings by code
+point, interactions ``a:b`` by ``a`` then ``b``), the constants of ``scale()``/``center()``
+and the knots of ``ns()``/``bs()`` (from the finite values of the argument over every row;
+quantile knots by linear interpolation, R's type 7). Here each of these is one aggregate
+query where the data live (``SELECT DISTINCT``, ``avg``/``stddev_samp``, ``quantile_cont``).
+
+The design itself is then built by our own design code on a *template*: a small table with
+every level of the fixed-part factors and spread numeric values, so that
+:func:`~lmm_core.design.build.build_design` returns the recipes (columns, names, contrasts);
+the learned constants replace the template's in the recipes' shared ``stats``, and each
+random-effects term gets the grouping levels of the whole table (zero-row
+:class:`~lmm_core.design.reterms.ReTerm` templates, in lme4's order by number of levels).
+Pass 2 (:mod:`lmm_core.stream.batches`) evaluates the recipes on each batch as on new data.
+
+Before any row is streamed, the memory the blocks will need is estimated from the level
+counts (:func:`block_memory`) and a model above the limit is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from lmm_core.design.build import Design, _check_columns, _check_terms, build_design, combine
+from lmm_core.design.covariance import GeneralCovariance
+from lmm_core.design.model_matrix import Evaluator
+from lmm_core.design.reterms import ReTerm
+from lmm_core.design.splines import BasisState, _check_given_knots, _check_spline
+from lmm_core.errors import DataError, ModelError
+from lmm_core.formula.basis_args import basis_call
+from lmm_core.formula.grammar import BASIS_FUNCTIONS, Call, Name, Paren, names_in, walk
+from lmm_core.formula.quoting import deparse
+from lmm_core.formula.spec import ModelSpec
+from lmm_core.formula.terms import parse_formula
+from lmm_core.stream.sql import to_sql
+
+GIB = 1024**3
+#: Distinct values of a spline argument fetched for the checks of its knots (above: skipped,
+#: an interval between quantile knots cannot be empty with that many values).
+MAX_DISTINCT_CHECKED = 200_000
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What pass 1 learned.
+
+    Attributes
+    ----------
+    spec
+        The parsed formula.
+    design
+        Template design: recipes with the whole table's constants; its ``X``/``y`` are those
+        of the template (not data), its fixed recipe keeps every column (aliasing is decided
+        after pass 2).
+    reterms
+        Random-effects terms with the whole table's levels and no rows, in lme4's order.
+    columns
+        The table's columns the formula uses.
+    where
+        SQL condition selecting the rows used (no missing value in a used column).
+    n_total, n_used
+        Rows in the table and rows used.
+    messages
+        Notes as the in-memory path writes them (rows left out).
+    memory_bytes
+        Estimated memory of the blocks and of one evaluation (:func:`block_memory`).
+    """
+
+    spec: ModelSpec
+    design: Design
+    reterms: tuple[ReTerm, ...]
+    columns: list[str]
+    where: str
+    n_total: int
+    n_used: int
+    messages: tuple[str, ...]
+    memory_bytes: int
+
+    @property
+    def x_names(self) -> tuple[str, ...]:
+        """Names of every fixed-effects column before aliased ones are dropped."""
+        return tuple(self.design.fixed_recipe.names)
+
+
+def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamPlan:
+    """Pass 1 (module docstring) over ``engine``'s table.
+
+    Parameters
+    ----------
+    formula
+        Model formula.
+    engine
+        :class:`~lmm_core.stream.sources.DuckDBEngine` or the Spark engine: ``query``,
+        ``empty_frame``, ``columns`` and a ``dialect``.
+    max_memory_gib
+        Largest estimated memory of the blocks accepted, in GiB.
+
+    Raises
+    ------
+    FormulaError, DataError, ModelError
+        As the in-memory path, and a :class:`ModelError` with the memory estimate for a
+        model whose blocks would exceed ``max_memory_gib``.
+    """
+    spec = parse_formula(formula)
+    if spec.residual is not None:
+        raise ModelError(
+            "A covariance structure of the visits (MMRM) is not fitted by streaming yet; "
+            "fit it on a DataFrame, or use random effects such as `(time | patient)`."
+        )
+    if spec.cbind is not None:
+        raise ModelError(GLMM_MESSAGE)
+    if not spec.random:
+        raise ModelError(
+            "Formula has no random-effects term `( … | group)`; add one such as "
+            "`(1 | patient)`, or use ordinary regression."
+        )
+    used = _check_columns(spec, pd.DataFrame(columns=engine.columns()))
+    d = engine.dialect
+    schema = engine.empty_frame(used)
+    is_float = {c: pd.api.types.is_float_dtype(schema[c].dtype) for c in used}
+    numeric = {c: _is_numeric(schema[c]) for c in used}
+    where = " AND ".join(d.present(c, is_float[c]) for c in used)
+
+    counts = _missing_counts(engine, used, is_float, where)
+    n_total, n_used = counts["n_total"], counts["n_used"]
+    with_missing = [c for c in used if counts[c] > 0]
+    messages: list[str] = []
+    if n_used == 0:
+        raise DataError(
+            f"No rows left: every row has a missing value in {', '.join(with_missing)}."
+            if with_missing
+            else "The data have no rows."
+        )
+    if with_missing:
+        k = n_total - n_used
+        messages.append(
+            f"{k} row{'s' * (k > 1)} with missing values in {', '.join(with_missing)} "
+            f"{'were' if k > 1 else 'was'} left out"
+        )
+    _check_infinite(engine, [c for c in used if is_float[c]], where)
+
+    categorical = _categorical_columns(spec, numeric)
+    distinct = {
+        c: engine.query(f"SELECT DISTINCT {d.ident(c)} FROM {{table}} WHERE {where}")
+        for c in used
+        if c in categorical
+    }
+    model_vars = _model_variables(spec)
+    k_levels = max([2] + [len(distinct[c]) for c in categorical if c in model_vars])
+    ranges = _numeric_ranges(engine, [c for c in used if c not in categorical], where)
+    template = _template(used, schema, distinct, ranges, categorical, model_vars, k_levels)
+    stats = _learn_stats(spec, engine)
+    design = build_design(spec, template)
+    design.stats.update(stats)  # the recipes share this dict: the whole table's constants
+    design = replace(design, kept_columns=np.arange(len(design.fixed_recipe.names)))
+    reterms = _global_terms(spec, design, template, engine, where)
+    _check_terms(list(reterms), n_used, True)
+    memory = block_memory(reterms, len(design.fixed_recipe.names), n_used)
+    if memory > max_memory_gib * GIB:
+        raise ModelError(_too_large(reterms, memory, max_memory_gib))
+    return StreamPlan(spec, design, reterms, used, where, n_total, n_used, tuple(messages), memory)
+
+
+GLMM_MESSAGE = (
+    "A GLMM is not fitted by streaming yet: its penalized iteratively reweighted least "
+    "squares needs one pass over the rows per iteration (tens of passes), not one. Fit it "
+    "on a DataFrame (a sample of patients), or fit a linear mixed model."
+)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    dt = series.dtype
+    if isinstance(dt, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dt):
+        return False
+    return bool(pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_complex_dtype(dt))
+
+
+def _model_variables(spec: ModelSpec) -> set[str]:
+    """Columns used inside the fixed part, the random terms' left-hand sides, the response
+    and the offsets (not as grouping factors only)."""
+    nodes = [spec.response, *(c.arg for c in spec.offsets)]
+    for tl in [spec.fixed] + [r.lhs for r in spec.random]:
+        nodes.extend(tl.exprs[v] for v in tl.variables)
+    return {nm.name for node in nodes for nm in names_in(node)}
+
+
+def _categorical_columns(spec: ModelSpec, numeric: dict[str, bool]) -> set[str]:
+    out = {c for c, is_num in numeric.items() if not is_num}
+    for r in spec.random:
+        out.update(nm.name for nm in r.group_vars)
+    for tl in [spec.fixed] + [r.lhs for r in spec.random]:
+        for v in tl.variables:
+            for node in walk(tl.exprs[v]):
+                if isinstance(node, Call) and node.func in ("factor", "C"):
+                    arg = node.arg
+                    while isinstance(arg, Paren):
+                        arg = arg.expr
+                    if not isinstance(arg, Name):
+                        raise ModelError(
+                            f"`{deparse(node)}`: a factor of an expression is not streamed; "
+                            "add the expression as a column of the table first."
+                        )
+                    out.add(arg.name)
+    return out
+
+
+def _missing_counts(engine, used, is_float, where) -> dict[str, int]:
+    d = engine.dialect
+    parts = ["count(*) AS n_total", f"count(*) FILTER (WHERE {where}) AS n_used"]
+    parts += [
+        f"count(*) FILTER (WHERE NOT {d.present(c, is_float[c])}) AS m{i}"
+        for i, c in enumerate(used)
+    ]
+    row = engine.query(f"SELECT {', '.join(parts)} FROM {{table}}").iloc[0]
+    out = {"n_total": int(row["n_total"]), "n_used": int(row["n_used"] or 0)}
+    out.update({c: int(row[f"m{i}"] or 0) for i, c in enumerate(used)})
+    return out
+
+
+def _check_infinite(engine, columns: list[str], where: str) -> None:
+    d = engine.dialect
+    if not columns:
+        return
+    parts = [
+        f"count(*) FILTER (WHERE NOT {d.finite(d.ident(c))}) AS c{i}" for i, c in enumerate(columns)
+    ]
+    row = engine.query(f"SELECT {', '.join(parts)} FROM {{table}} WHERE {where}").iloc[0]
+    for i, c in enumerate(columns):
+        k = int(row[f"c{i}"] or 0)
+        if k:
+            raise DataError(
+                f"Column `{c}` has {k} infinite value{'s' * (k > 1)} in the rows used; "
+                "replace or remove them."
+            )
+
+
+def _numeric_ranges(engine, columns: list[str], where: str) -> dict[str, tuple[float, float]]:
+    if not columns:
+        return {}
+    d = engine.dialect
+    parts = []
+    for i, c in enumerate(columns):
+        x = f"CAST({d.ident(c)} AS DOUBLE)"
+        parts += [f"min({x}) AS lo{i}", f"max({x}) AS hi{i}"]
+    row = engine.query(f"SELECT {', '.join(parts)} FROM {{table}} WHERE {where}").iloc[0]
+    return {c: (float(row[f"lo{i}"]), float(row[f"hi{i}"])) for i, c in enumerate(columns)}
+
+
+def _template(used, schema, distinct, ranges, categorical, model_vars, k_levels) -> pd.DataFrame:
+    """A small table on which build_design yields the recipes of the whole table: every
+    level of the factors of the model (a grouping factor only needs two), numbers spread
+    over the range of the rows used."""
+    size = 16 * max(64, k_levels)
+    cols = {}
+    for c in used:
+        if c in categorical:
+            values = distinct[c][c]
+            keep = len(values) if c in model_vars else min(2, len(values))
+            idx = np.resize(np.arange(keep), size)
+            cols[c] = values.iloc[idx].reset_index(drop=True)
+        else:
+            lo, hi = ranges[c]
+            cols[c] = pd.Series(np.linspace(lo, hi, size), dtype=float)
+    frame = pd.DataFrame(cols)
+    return frame.astype({c: schema[c].dtype for c in used if c in categorical})
+
+
+def _calls(spec: ModelSpec) -> list[Call]:
+    nodes = [spec.response, *(c.arg for c in spec.offsets)]
+    for tl in [spec.fixed] + [r.lhs for r in spec.random]:
+        nodes.extend(tl.exprs[v] for v in tl.variables)
+    out: dict[str, Call] = {}
+    for node in nodes:
+        for nd in walk(node):
+            if isinstance(nd, Call) and (
+                nd.func in BASIS_FUNCTIONS or nd.func in ("scale", "center")
+            ):
+                out.setdefault(deparse(nd), nd)
+    return list(out.values())
+
+
+def _learn_stats(spec: ModelSpec, engine) -> dict:
+    """``scale()``/``center()`` constants and basis states over the whole table."""
+    d = engine.dialect
+    stats: dict = {}
+    for call in _calls(spec):
+        label = deparse(call)
+        x = to_sql(call.arg, d)
+        ok = d.finite(x)
+        if call.func in ("scale", "center"):
+            row = engine.query(
+                f"SELECT avg({x}) AS m, stddev_samp({x}) AS s, count(*) AS n FROM {{table}} "
+                f"WHERE {ok}"
+            ).iloc[0]
+            n = int(row["n"])
+            mean = float(row["m"]) if n else float("nan")
+            sd = float(row["s"]) if n > 1 else float("nan")
+            if call.func == "scale" and not (sd > 0):
+                raise DataError(f"`{label}`: the values are constant, so they cannot be scaled.")
+            stats[label] = (mean, sd if call.func == "scale" else 1.0)
+            continue
+        stats[label] = _learn_basis(call, label, x, ok, engine)
+    return stats
+
+
+def _learn_basis(call: Call, label: str, x: str, ok: str, engine) -> BasisState:
+    bc = basis_call(call)
+    row = engine.query(
+        f"SELECT min({x}) AS lo, max({x}) AS hi, count(DISTINCT {x}) AS k FROM {{table}} WHERE {ok}"
+    ).iloc[0]
+    n_distinct = int(row["k"])
+    if n_distinct < 2:
+        raise DataError(f"`{label}`: the values are all the same, so they have no shape to fit.")
+    if bc.func == "poly":
+        if not bc.raw:
+            raise ModelError(
+                f"`{label}`: orthogonal polynomials are not streamed yet (their coefficients "
+                "need the fitting values); use `poly(x, d, raw = TRUE)` or `ns(x, df)`."
+            )
+        if bc.degree >= n_distinct:
+            raise DataError(
+                f"`{label}`: the degree ({bc.degree}) must be less than the number of distinct "
+                f"values ({n_distinct})."
+            )
+        return BasisState("poly", bc.degree, raw=True)
+    boundary = bc.boundary or (float(row["lo"]), float(row["hi"]))
+    if bc.knots is not None:
+        _check_given_knots(bc.knots, boundary, label)
+        knots = tuple(float(k) for k in bc.knots)
+    else:
+        knots = _quantile_knots(bc, x, ok, boundary, engine)
+    state = BasisState(bc.func, bc.degree, knots, boundary, bc.intercept)
+    if n_distinct <= MAX_DISTINCT_CHECKED:
+        values = engine.query(f"SELECT DISTINCT {x} AS v FROM {{table}} WHERE {ok}")["v"]
+        _check_spline(state, np.sort(values.to_numpy(dtype=float)), label)
+    return state
+
+
+def _quantile_knots(bc, x: str, ok: str, boundary: tuple[float, float], engine) -> tuple:
+    """Interior knots at quantiles, as :func:`lmm_core.design.splines.learn_basis`."""
+    if bc.df is None:
+        return ()
+    order = 4 if bc.func == "ns" else bc.degree + 1
+    extra = 1 + int(bc.intercept) if bc.func == "ns" else order - 1 + int(bc.intercept)
+    n_knots = max(bc.df - extra, 0)
+    if n_knots == 0:
+        return ()
+    probs = np.linspace(0.0, 1.0, n_knots + 2)[1:-1].tolist()
+    lo, hi = (repr(float(b)) for b in boundary)
+    q = engine.dialect.quantiles(x, probs)
+    row = engine.query(
+        f"SELECT {q} AS q FROM {{table}} WHERE {ok} AND {x} >= {lo} AND {x} <= {hi}"
+    ).iloc[0]
+    return tuple(float(v) for v in row["q"])
+
+
+def lme4_order(n_levels: list[int]) -> list[int]:
+    """lme4's term order (:func:`lmm_core.design.build.build_design`, step 5): formula order,
+    unless the numbers of levels ever increase, then decreasing (ties reversed, as R)."""
+    order = list(range(len(n_levels)))
+    if any(b > a for a, b in zip(n_levels, n_levels[1:], strict=False)):
+        order = list(reversed(sorted(order, key=lambda i: n_levels[i])))
+    return order
+
+
+def _group_labels(frame: pd.DataFrame, group_vars) -> tuple[str, ...]:
+    ev = Evaluator(frame)
+    return combine([ev.column(nm, as_factor=True) for nm in group_vars]).labels
+
+
+def _global_terms(spec, design: Design, template, engine, where: str) -> tuple[ReTerm, ...]:
+    """The template's terms with the whole table's levels, in lme4's order for them."""
+    d = engine.dialect
+    t_counts = [len(_group_labels(template, r.group_vars)) for r in spec.random]
+    by_spec = dict(zip(lme4_order(t_counts), design.reterms, strict=True))
+    labels = []
+    for r in spec.random:
+        cols = ", ".join(d.ident(nm.name) for nm in r.group_vars)
+        frame = engine.query(f"SELECT DISTINCT {cols} FROM {{table}} WHERE {where}")
+        labels.append(_group_labels(frame, r.group_vars))
+    terms = []
+    for i in lme4_order([len(lab) for lab in labels]):
+        t = by_spec[i]
+        s = t.n_columns
+        terms.append(
+            ReTerm(
+                group=t.group,
+                levels=labels[i],
+                codes=np.zeros(0, dtype=np.int64),
+                z=np.zeros((0, s)),
+                cnames=t.cnames,
+                structure=GeneralCovariance(s),
+                rebuild=replace(t.rebuild, levels=labels[i]),
+            )
+        )
+    return tuple(terms)
+
+
+def block_memory(reterms: tuple[ReTerm, ...], p: int, n: int) -> int:
+    """Estimated bytes of the blocks and of one evaluation of the criterion.
+
+    With the terms merged by grouping factor, ``m1`` levels of ``S1`` columns for the first
+    and ``q2`` random effects for the others: ``a11``, ``a1xy`` and the factor's
+    ``L11``/its inverse/``L31`` take ``8 m1 (3 S1^2 + 2 S1 (p + 1))`` bytes; ``a22``, ``L22``,
+    its working copy and the inverse for the conditional covariances ``4 * 8 q2^2``; ``a21``
+    and ``L21`` at most one ``S1 x S2`` block per row (``n``) or per pair of levels.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for t in reterms:
+        groups.setdefault((t.group, t.levels), []).append(t.n_columns)
+    sizes = [(len(key[1]), sum(cols)) for key, cols in groups.items()]
+    m1, s1 = sizes[0]
+    first = 8 * m1 * (3 * s1 * s1 + 2 * s1 * (p + 1))
+    q2 = sum(m * s for m, s in sizes[1:])
+    pairs = sum(min(n, m1 * m) * s1 * s for m, s in sizes[1:])
+    return int(first + 4 * 8 * q2 * q2 + 3 * 12 * pairs + 8 * (p + 1) ** 2)
+
+
+def _too_large(reterms, memory: int, limit_gib: float) -> str:
+    merged: dict[tuple, int] = {}
+    for t in reterms:
+        merged[(t.group, len(t.levels))] = merged.get((t.group, len(t.levels)), 0) + t.n_columns
+    parts = [f"`{g}` {m:,} levels x {s}" for (g, m), s in merged.items()]
+    first = parts[0]
+    rest = ", ".join(parts[1:])
+    why = (
+        f"the random effects of {rest} form a dense block (q2 x q2, q2 = "
+        f"{sum(m * s for (_, m), s in list(merged.items())[1:]):,}) beside the first "
+        f"grouping factor ({first})"
+        if rest
+        else f"the grouping factor {first} has that many per-level blocks"
+    )
+    return (
+        f"This model needs about {memory / GIB:.1f} GiB for its cross-product blocks, above "
+        f"the limit of {limit_gib:g} GiB: {why}. A crossed factor with that many levels "
+        "cannot be fitted in one pass; fit it on a sample, or make it a fixed effect or a "
+        "nested term."
+    )
+
+
+__all__ = ["GLMM_MESSAGE", "StreamPlan", "block_memory", "lme4_order", "plan_stream"]
