@@ -85,7 +85,6 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=1_000_000)
     ap.add_argument("--in-memory", action="store_true", help="also fit with pandas in memory")
-    ap.add_argument("--spark", action="store_true", help="also fit on Spark local mode")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
 
@@ -116,20 +115,6 @@ def main() -> None:
         print(f"  peak RSS {peak_rss_gib():.2f} GiB (before the fit {base:.2f} GiB)")
         print(f"  objective {res.objective:.6f} theta {np.round(res.theta, 5)}")
         print(f"  fixef {dict(zip(res.x_names, np.round(res.beta, 5), strict=True))}")
-        if args.spark:
-            from pyspark.sql import SparkSession
-
-            spark = (
-                SparkSession.builder.master("local[2]")
-                .config("spark.ui.enabled", "false")
-                .config("spark.sql.shuffle.partitions", "2")
-                .getOrCreate()
-            )
-            t = time.perf_counter()
-            sres = fit_lmm(FORMULA, path, engine="spark", spark=spark)
-            print(f"spark local[2]: total {time.perf_counter() - t:.2f} s, timings {sres.timings}")
-            print(f"  objective {sres.objective:.6f} (DuckDB {res.objective:.6f})")
-            spark.stop()
         if args.in_memory:
             import pandas as pd
 

@@ -1,9 +1,9 @@
-"""Fits from tables that need not fit in memory: streamed cross-products (DuckDB, Spark).
+"""Fits from tables that need not fit in memory: streamed cross-products (DuckDB).
 
 :func:`fit_lmm_stream` takes a Parquet file or folder, a CSV file, a DuckDB table
-(:class:`Source`), an Arrow table or dataset, or with ``engine="spark"`` a Spark DataFrame;
+(:class:`Source`) or an Arrow table or dataset;
 ``lmm_core.fit_lmm`` sends anything that is not a pandas DataFrame here. See
-:mod:`lmm_core.stream.fit` for the passes and :mod:`lmm_core.stream.spark` for clusters.
+:mod:`lmm_core.stream.fit` for the passes. A Spark engine is not built yet.
 """
 
 from lmm_core.stream.fit import Progress, fit_blocks, fit_lmm_stream

@@ -1,5 +1,5 @@
 """The public ``lmm_core.fit_lmm``: a pandas DataFrame is fitted in memory, any other
-source (Parquet, CSV, DuckDB table, Arrow, Spark) by streaming (:mod:`lmm_core.stream.fit`)."""
+source (Parquet, CSV, DuckDB table, Arrow) by streaming (:mod:`lmm_core.stream.fit`)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,13 @@ def fit_lmm(
     data
         A pandas DataFrame (fitted in memory: :func:`lmm_core.model.fit.fit_lmm`), or a
         table too large for memory: a Parquet file/folder, a CSV file, a DuckDB table
-        (``lmm_core.stream.Source.duckdb(path, table)``), an Arrow table or dataset, or a
-        Spark DataFrame with ``engine="spark", spark=session`` (streamed:
+        (``lmm_core.stream.Source.duckdb(path, table)``) or an Arrow table or dataset (streamed:
         :func:`lmm_core.stream.fit.fit_lmm_stream`, which returns a
         :class:`~lmm_core.stream.results.StreamedLMMResult`).
     reml, options, start
         REML or ML, optimizer settings, starting ``theta``.
     **stream_options
-        For a streamed fit: ``engine``, ``spark``, ``batch_size``, ``max_memory_gib``,
+        For a streamed fit: ``engine``, ``batch_size``, ``max_memory_gib``,
         ``progress``, ``threads``.
     """
     if isinstance(data, pd.DataFrame) and not stream_options:

@@ -8,8 +8,7 @@ the same whatever the number of rows. The fit therefore takes:
    used, levels, scaling constants, spline knots), and the memory estimate, refused above
    ``max_memory_gib``;
 2. pass 2 (:mod:`lmm_core.stream.batches`): record batches through our design code, their
-   blocks summed (DuckDB: batches of ``batch_size`` rows; Spark: one sum per partition,
-   :mod:`lmm_core.stream.spark`);
+   blocks summed (DuckDB, batches of ``batch_size`` rows);
 3. the optimizer of the in-memory path (:func:`lmm_core.model.optimize.optimize_theta`) on
    :meth:`ProfiledDeviance.from_cross_products`, and the solution at the optimum.
 
@@ -65,22 +64,20 @@ def fit_lmm_stream(
         lme4-style formula, as :func:`lmm_core.fit_lmm`.
     source
         Parquet file/folder/glob or CSV path, :class:`~lmm_core.stream.sources.Source`
-        (``Source.duckdb(path, table)`` for a DuckDB table), Arrow table or dataset; with
-        ``engine="spark"`` a Spark DataFrame or a Parquet path.
+        (``Source.duckdb(path, table)`` for a DuckDB table) or an Arrow table or dataset.
     reml, options, start
         As :func:`lmm_core.fit_lmm`.
     engine
-        ``"duckdb"`` (embedded, out-of-core) or ``"spark"`` (needs ``spark``).
+        ``"duckdb"`` (embedded, out-of-core); ``"spark"`` is refused (not built yet).
     spark
-        The ``SparkSession`` for ``engine="spark"``.
+        Reserved for the Spark engine (a ``SparkSession``).
     batch_size
         Rows per batch of pass 2 (memory of a batch: about ``batch_size * (p + 2 S) * 8``
         bytes of matrices).
     max_memory_gib
         Refuse models whose blocks are estimated above this (GiB).
     progress
-        ``progress(rows_done, rows_total, rows_per_second)`` after each batch (DuckDB) or
-        partition (Spark) of pass 2.
+        ``progress(rows_done, rows_total, rows_per_second)`` after each batch of pass 2.
     threads
         DuckDB threads (default: all cores).
 
@@ -97,20 +94,17 @@ def fit_lmm_stream(
     options = options or FitOptions()
     t0 = time.perf_counter()
     if engine == "spark":
-        from lmm_core.stream.spark import SparkEngine
-
-        if spark is None:
-            raise ModelError('engine="spark" needs the SparkSession: fit_lmm(..., spark=session).')
-        eng = SparkEngine(spark, source)
-    elif engine == "duckdb":
+        raise ModelError(
+            'engine="spark" is not available yet; fit with DuckDB (engine="duckdb"), reading '
+            "the Parquet files the Spark job writes."
+        )
+    if engine == "duckdb":
         eng = DuckDBEngine(as_source(source), threads=threads)
     else:
-        raise ModelError(f"Unknown engine {engine!r}; choose 'duckdb' or 'spark'.")
+        raise ModelError(f"Unknown engine {engine!r}; use 'duckdb'.")
     plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)
     t1 = time.perf_counter()
-    blocks = eng.accumulate(plan, batch_size, progress) if engine == "spark" else None
-    if blocks is None:
-        blocks = _accumulate(eng, plan, batch_size, progress)
+    blocks = _accumulate(eng, plan, batch_size, progress)
     t2 = time.perf_counter()
     result = fit_blocks(plan, blocks, reml=reml, options=options, start=start)
     t3 = time.perf_counter()

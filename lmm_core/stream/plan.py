@@ -96,8 +96,8 @@ def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamP
     formula
         Model formula.
     engine
-        :class:`~lmm_core.stream.sources.DuckDBEngine` or the Spark engine: ``query``,
-        ``empty_frame``, ``columns`` and a ``dialect``.
+        :class:`~lmm_core.stream.sources.DuckDBEngine` (or any engine with ``query``,
+        ``empty_frame``, ``columns`` and a ``dialect``).
     max_memory_gib
         Largest estimated memory of the blocks accepted, in GiB.
 
