@@ -169,11 +169,18 @@ def spaghetti_sentences(data: pd.DataFrame, columns: TourColumns) -> list[str]:
     return out
 
 
+def outcome_values(series: pd.Series) -> pd.Series:
+    """A GLMM outcome as numbers: counts and 0/1 as they are; a logical or two-category
+    outcome as 1 for its second value in sorted order (as the fit codes it), else 0."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return pd.to_numeric(series, errors="coerce")
+    text = series.astype(str)
+    return (text == sorted(text.unique())[-1]).astype(float)
+
+
 def _glmm_spaghetti(rows: pd.DataFrame, columns: TourColumns) -> list[str]:
     s, y = columns.subject, columns.outcome
-    values = pd.to_numeric(rows[y], errors="coerce")
-    if not pd.api.types.is_numeric_dtype(rows[y]) or pd.api.types.is_bool_dtype(rows[y]):
-        values = (rows[y].astype(str) == sorted(rows[y].astype(str).unique())[-1]).astype(float)
+    values = outcome_values(rows[y])
     per = values.groupby(rows[s], observed=True)
     means, counts = per.mean(), per.size()
     if columns.family == "binomial":
@@ -186,9 +193,14 @@ def _glmm_spaghetti(rows: pd.DataFrame, columns: TourColumns) -> list[str]:
             f"the mean count is **{_n(values.mean())}**; the {_name(s)}s' own means run from "
             f"{_n(means.min())} to {_n(means.max())}"
         )
+    first = (
+        f"The share of yes at each {_name(columns.time)}, over the **{len(counts):,} {_name(s)}s**"
+        if columns.family == "binomial"
+        else f"Each line is one of the **{len(counts):,} {_name(s)}s**"
+    )
     return [
-        f"Each line is one of the **{len(counts):,} {_name(s)}s**: {len(rows):,} measurements of "
-        f"{_name(y)}, {_n(counts.median())} per {_name(s)} (median).",
+        f"{first}: {len(rows):,} measurements of {_name(y)}, {_n(counts.median())} per "
+        f"{_name(s)} (median).",
         f"{_upper(level)}.",
         f"The question of the tour: how does {_name(y)} change with {_name(columns.time)}, "
         f"and how much do the {_name(s)}s differ? " + glmm_note(columns),

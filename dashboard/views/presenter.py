@@ -4,8 +4,12 @@ Made for a 1280x720 projector: :data:`PRESENTER_CSS` hides the sidebar, Streamli
 and toolbar, narrows the page's padding and enlarges the tour's text; charts are drawn
 :data:`CHART_HEIGHT` pixels high with :data:`FONT_SIZE` px text (:func:`presenter_figure`),
 so the title, the chart beside its sentences and the Back/Next row fit in 720 pixels.
-The keys (Left/Right arrows for Back/Next, Escape to leave the view) are the buttons' own
-Streamlit shortcuts (:mod:`dashboard.views.tour`).
+The keys (Left/Right arrows and PageUp/PageDown, what presentation clickers send, for
+Back/Next; Escape to leave the view) are Streamlit button shortcuts
+(:mod:`dashboard.views.tour`): one key per button, so PageUp/PageDown belong to a second
+Back/Next pair in the container :data:`PAGE_KEYS`, which the view hides. Streamlit's focus
+ring of the main region (an inset shadow on ``stMain::before``, drawn once a key moved the
+tour on) is removed: on a projector it framed the whole slide in grey.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-__all__ = ["CHART_HEIGHT", "FONT_SIZE", "PRESENTER_CSS", "apply_presenter_css", "presenter_figure"]
+__all__ = [
+    "CHART_HEIGHT",
+    "FONT_SIZE",
+    "PAGE_KEYS",
+    "PRESENTER_CSS",
+    "apply_presenter_css",
+    "presenter_figure",
+]
 
 #: height of the step's chart in the presenter view (pixels)
 CHART_HEIGHT = 500
@@ -21,6 +32,8 @@ CHART_HEIGHT = 500
 FONT_SIZE = 18
 #: key of the container of the step's sentences (CSS class ``st-key-tour_text``)
 TEXT_KEY = "tour_text"
+#: key of the container of the PageUp/PageDown buttons (hidden; their shortcuts work)
+PAGE_KEYS = "tour_page_keys"
 
 PRESENTER_CSS = f"""
 <style>
@@ -47,10 +60,13 @@ header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecor
   font-size: 1.35rem !important;
   padding: 0.35rem 0.6rem !important;
 }}
-section[data-testid="stMain"], [data-testid="stAppViewContainer"],
+[data-testid="stMain"], [data-testid="stMain"]::before, [data-testid="stAppViewContainer"],
 [data-testid="stMainBlockContainer"] {{
   outline: none !important;
   box-shadow: none !important;
+}}
+.st-key-{PAGE_KEYS} {{
+  display: none !important;
 }}
 </style>
 """

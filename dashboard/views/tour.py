@@ -7,7 +7,8 @@ on a yes/no or count outcome, with the Model page's family and canonical link; i
 the examples) and stores them as the
 session's fit records, so that leaving the tour at any step opens the step's page with its
 model active and every fit kept for exploring. Next and Back move between the steps (the
-right and left arrow keys too in the presenter view, :mod:`dashboard.views.presenter`;
+right and left arrow keys, PageDown and PageUp too in the presenter view,
+:mod:`dashboard.views.presenter`;
 Escape leaves that view); the step shown is kept per dataset.
 """
 
@@ -168,6 +169,16 @@ def _navigation(plan: TourPlan, index: int, present: bool) -> bool:
         "Start again", key=Keys.W_TOUR_RESTART, on_click=_move, args=(plan, 0),
         disabled=index == 0, width="stretch",
     )  # fmt: skip
+    if present:  # a clicker's keys: a second Back/Next pair, hidden (one shortcut a button)
+        with st.container(key=presenter.PAGE_KEYS):
+            st.button(
+                "Back (Page Up)", key="tour_page_back", on_click=_move, args=(plan, -1),
+                disabled=index == 0, shortcut="PageUp",
+            )  # fmt: skip
+            st.button(
+                "Next (Page Down)", key="tour_page_next", on_click=_move, args=(plan, 1),
+                disabled=index >= plan.n - 1, shortcut="PageDown",
+            )  # fmt: skip
     page = plan.steps[index].page.removeprefix("pages/").removesuffix(".py").capitalize()
     return cols[3].button(
         f"Leave the tour: explore on the {page} page", key=Keys.W_TOUR_LEAVE,
@@ -217,7 +228,8 @@ def _intro(plan: TourPlan, present: bool) -> None:
     st.toggle(
         "Presenter view",
         help="Large type, the sidebar and controls hidden, one chart per screen (for a "
-        "1280x720 projector). Right and left arrows: Next and Back; Escape: leave the view.",
+        "1280x720 projector). Right and left arrows (or Page Down and Page Up, as a "
+        "presentation clicker sends): Next and Back; Escape: leave the view.",
         **persistent_widget(Keys.W_TOUR_PRESENT, st.session_state, Keys.TOUR_PRESENT, False),
     )
     for step, reason in plan.skipped:

@@ -79,8 +79,30 @@ class StepView:
     description: str | None = None
 
 
+def _share_figure(ctx: TourContext) -> go.Figure:
+    """A yes/no outcome's observed share at each time (a 0/1 spaghetti is only a lattice)."""
+    c = ctx.columns
+    rows = ctx.data[[c.time, c.outcome]].dropna()
+    share = texts.outcome_values(rows[c.outcome]).groupby(rows[c.time]).mean()
+    fig = go.Figure(
+        go.Scatter(
+            x=share.index.to_numpy(float), y=share.to_numpy(float), mode="lines+markers",
+            name="observed share", line={"color": PALETTE[0], "width": 2}, marker={"size": 10},
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title={"text": f"Share of {c.outcome} = yes at each {c.time}"},
+        xaxis_title=c.time,
+        yaxis_title=f"share of {c.outcome}",
+        yaxis={"range": [0, 1], "tickformat": ".0%"},
+    )
+    return fig
+
+
 def _spaghetti_figure(ctx: TourContext) -> go.Figure:
     c = ctx.columns
+    if c.family == "binomial":
+        return _share_figure(ctx)
     prep = fe.prepare_spaghetti(ctx.data, c.subject, c.time, c.outcome, None, max_subjects=400)
     return fe.spaghetti_figure(
         prep, subject_label=c.subject, time_label=c.time, outcome_label=c.outcome

@@ -77,6 +77,7 @@ def test_glmm_sentences_speak_of_log_odds(infections):
     spaghetti = " ".join(texts.spaghetti_sentences(data, BINARY))
     share = data["infection"].mean()
     assert f"**{round(100 * share)}%** of the measurements are 1" in spaghetti
+    assert "The share of yes at each week, over the **240 patients**" in spaghetti
     assert "logistic mixed models (binomial, logit link)" in spaghetti
     ols = " ".join(texts.ols_sentences(glm, rs, "random-slope model", BINARY, 240))
     assert "ordinary logistic regression" in ols and "− 0.0122 × week" in ols
@@ -111,3 +112,10 @@ def test_glmm_forecast_step_says_it_has_no_glmm_version():
     )  # fmt: skip
     text = " ".join(texts.glmm_forecast_sentences(counts, COUNTS))
     assert "rate per unit of exposure of **0.254**" in text
+
+
+def test_outcome_values_code_a_text_outcome_as_the_fit_does():
+    coded = texts.outcome_values(pd.Series(["no", "yes", "no", "yes", "yes"]))
+    assert coded.tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert texts.outcome_values(pd.Series([True, False])).tolist() == [1.0, 0.0]
+    assert texts.outcome_values(pd.Series([3, 0, 5])).tolist() == [3, 0, 5]

@@ -1,10 +1,13 @@
 """Real browser, issue 16: the guided tour walked forward and back.
 
 In the presenter view at 1280x720 (a projector) with the keyboard only: the right arrow
-moves on, the left arrow back, Escape leaves the view; the sidebar is hidden and each step
-shows one chart or table beside its sentences, all within the window. With the buttons in
-the normal view at 1400 and 1024 pixels wide. Screenshots of every step in the presenter view:
-``artifacts/screenshots/tour_present_<k>.png``.
+moves on, the left arrow back, PageDown and PageUp too (what a presentation clicker sends),
+Escape leaves the view; the sidebar is hidden, no grey focus frame surrounds the slide, and
+each step shows one chart or table beside its sentences, all within the window. With the
+buttons in the normal view at 1400 and 1024 pixels wide, on sleepstudy and on the yes/no
+``infections`` example (logistic mixed models: every step says log-odds or why it has no
+GLMM version). Screenshots: ``artifacts/screenshots/tour_present_<k>.png`` (every step in
+the presenter view), ``tour_buttons_<width>.png``, ``tour_infections_<width>_<k>.png``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ def _content_bottom(page) -> float:
     )
 
 
+def _frame_shadow(page) -> str:
+    """The box shadow of Streamlit's focus frame of the main region (``stMain::before``)."""
+    return page.evaluate(
+        """() => getComputedStyle(document.querySelector('[data-testid="stMain"]'),
+            '::before').boxShadow"""
+    )
+
+
 def test_presenter_view_walks_with_the_arrow_keys_at_1280x720(browser, app_url):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
@@ -63,6 +74,7 @@ def test_presenter_view_walks_with_the_arrow_keys_at_1280x720(browser, app_url):
             charts = page.locator(CHART_OR_TABLE)
             assert charts.count() == 1
             assert _content_bottom(page) <= 720, f"step {k} runs below the window"
+            assert _frame_shadow(page) == "none", f"a focus frame surrounds step {k}"
             support.screenshot(page, f"tour_present_{k}")
             page.mouse.click(5, 400)  # focus the page, not a chart
             page.keyboard.press("ArrowRight")
@@ -71,6 +83,12 @@ def test_presenter_view_walks_with_the_arrow_keys_at_1280x720(browser, app_url):
             page.keyboard.press("ArrowLeft")
             _step(page, k)
             assert _title(page) == titles[k - 1]
+        page.keyboard.press("PageDown")  # a presentation clicker's "next"
+        _step(page, 2)
+        assert _title(page) == titles[1]
+        page.keyboard.press("PageUp")
+        _step(page, 1)
+        assert _title(page) == titles[0]
         page.keyboard.press("Escape")
         page.wait_for_selector('section[data-testid="stSidebar"]', state="visible")
         support.wait_idle(page)
@@ -102,5 +120,55 @@ def test_tour_walks_with_the_buttons(browser, app_url, width):
         page.wait_for_selector("h1:has-text('Explore')", timeout=60_000)
         support.wait_idle(page)
         assert not support.exceptions_on(page)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_tour_on_a_yes_no_outcome_fits_logistic_models(browser, app_url, width):
+    context = browser.new_context(viewport={"width": width, "height": 1100})
+    page = context.new_page()
+    try:
+        support.open_app(page, app_url)
+        support.open_example(page, "infections")
+        support.go_to(page, "Tour")
+        texts = []
+        for k in range(1, STEPS + 1):
+            _step(page, k)
+            body = page.inner_text("body")
+            texts.append(body)
+            assert "could not be fitted" not in body and "cannot be made" not in body
+            support.screenshot(page, f"tour_infections_{width}_{k}")
+            if k < STEPS:
+                page.locator(".st-key-tour_next button").click()
+        assert "logistic mixed models (binomial, logit link)" in texts[0]
+        assert "ordinary logistic regression" in texts[1] and "GLM is" in texts[1]
+        assert "median odds ratio" in texts[2] and "odds ratio" in texts[3]
+        assert "log-odds scale" in texts[4]
+        assert "no GLMM version" in texts[5]
+        assert "Binomial GLMM (logit link)" in texts[7]
+        for k in range(STEPS - 1, 0, -1):
+            page.locator(".st-key-tour_back button").click()
+            _step(page, k)
+        assert "logistic mixed models" in page.inner_text("body")
+    finally:
+        context.close()
+
+
+def test_presenter_view_on_a_yes_no_outcome(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    try:
+        support.open_app(page, app_url)
+        support.open_example(page, "infections")
+        support.go_to(page, "Tour")
+        page.locator('[data-testid="stCheckbox"]', has_text="Presenter view").click()
+        for k in range(1, STEPS + 1):
+            _step(page, k)
+            assert page.locator(CHART_OR_TABLE).count() == 1
+            assert _content_bottom(page) <= 720, f"step {k} runs below the window"
+            support.screenshot(page, f"tour_infections_present_{k}")
+            page.mouse.click(5, 400)
+            page.keyboard.press("PageDown")
     finally:
         context.close()
