@@ -18,11 +18,14 @@ under the section ``[lmm_explorer]``::
                                 # below (dashboard.state.isolation); 0: in the worker thread
     job_memory_mb = 6144        # largest address space of one job's process, MB
     job_seconds = 3600          # longest wall time of one job, seconds
+    data_folder = "/srv/data"   # server data files users may fit by streaming (absolute
+                                # path; absent: the Data page has no "Server data" section)
 
 Every key is optional; a missing key, or a missing file, means the default, and the defaults
 (:data:`DEFAULTS`) are the app's behaviour without the file. An unknown key or a value that
-is not a whole number in its range is an error naming the file and the key
-(:class:`LimitsError`), so that a typo never silently leaves a limit at its default.
+is not a whole number in its range (``data_folder``: not an absolute path) is an error naming
+the file and the key (:class:`LimitsError`), so that a typo never silently leaves a limit at
+its default.
 
 Who reads what: the job runner (:mod:`dashboard.views.jobs`) reads ``jobs_per_session`` and
 ``job_workers``; the replica launcher (``deploy/replica.py``) turns ``upload_mb`` and
@@ -87,6 +90,9 @@ class Limits:
         Largest address space of a job's process, MB (512 to 1,048,576).
     job_seconds
         Longest wall time of a job, seconds (1 to 604,800).
+    data_folder
+        Absolute path of the folder whose data files the Data page offers for streamed fits
+        (:mod:`dashboard.state.server_data`); ``None``: no such section.
     """
 
     upload_mb: int = 200
@@ -96,6 +102,7 @@ class Limits:
     job_processes: int = 1
     job_memory_mb: int = 6144
     job_seconds: int = 3600
+    data_folder: str | None = None
 
 
 #: the limits without a file: today's behaviour
@@ -110,6 +117,8 @@ _RANGES = {
     "job_memory_mb": (512, 1_048_576),
     "job_seconds": (1, 604_800),
 }
+#: the keys holding a path (a string) instead of a whole number
+_PATHS = ("data_folder",)
 
 
 def parse(text: str, source: str = "the limits file") -> Limits:
@@ -118,7 +127,8 @@ def parse(text: str, source: str = "the limits file") -> Limits:
     Raises
     ------
     LimitsError
-        Invalid TOML, an unknown key, or a value that is not a whole number in its range.
+        Invalid TOML, an unknown key, a value that is not a whole number in its range, or a
+        ``data_folder`` that is not an absolute path.
     """
     try:
         document = tomllib.loads(text)
@@ -136,6 +146,11 @@ def parse(text: str, source: str = "the limits file") -> Limits:
         )
     values = {}
     for name, value in section.items():
+        if name in _PATHS:
+            if not isinstance(value, str) or not os.path.isabs(value):
+                raise LimitsError(f"{source}: {name} must be an absolute path, not {value!r}")
+            values[name] = value
+            continue
         low, high = _RANGES[name]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise LimitsError(
