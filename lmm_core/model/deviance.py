@@ -283,6 +283,29 @@ class ProfiledDeviance:
         keep = self._pair_row[a] <= self._pair_row[b]
         a, b = a[keep], b[keep]
         self._prod = (a, b, self._pair_row[a] * self.q2 + self._pair_row[b], np.array_equal(a, b))
+        if not self._prod[3]:
+            self._gram = self._gram_pattern(a, b)
+
+    def _gram_pattern(self, a: np.ndarray, b: np.ndarray) -> tuple:
+        """The fixed pattern of ``A21 N A21'`` (upper triangle) for any ``N = diag(N_i)``.
+
+        For block pairs ``(r, i), (r', i)`` (``r <= r'``) with ``A21`` blocks ``v, v'``,
+        ``sum_i v' N_i v'`` is linear in the entries of the ``N_i``: row ``(r, r')`` of the
+        sparse matrix ``G`` holds ``v_a v'_b`` in column ``(i, a, b)``, so that one product
+        ``G vec(N)`` gives every entry. Returns ``G`` (CSR), the rows and columns of its
+        entries in ``L22`` and their flat positions.
+        """
+        s1, q2 = self.s1, self.q2
+        out = self._pair_row[a] * q2 + self._pair_row[b]
+        flat, row_of = np.unique(out, return_inverse=True)
+        va, vb = self._a21_blocks[a], self._a21_blocks[b]
+        values = (va[:, :, None] * vb[:, None, :]).reshape(a.size, s1 * s1)
+        cols = self._pair_level[a][:, None] * (s1 * s1) + np.arange(s1 * s1)
+        g = sp.csr_matrix(
+            (values.ravel(), (np.repeat(row_of, s1 * s1), cols.ravel())),
+            shape=(flat.size, self.m1 * s1 * s1),
+        )
+        return g, flat // q2, flat % q2, flat
 
     # ------------------------------------------------------------------ per evaluation
     def _internal(self, theta: np.ndarray) -> np.ndarray:
@@ -299,22 +322,8 @@ class ProfiledDeviance:
     def factor(self, theta: np.ndarray) -> BlockedFactor:
         """Blocked Cholesky factor of the augmented cross-product matrix at ``theta``."""
         lams = self.lambdas(theta)
-        lam1 = lams[0]
-        m1, s1 = self.m1, self.s1
-        # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
-        kron = (lam1[:, None, :, None] * lam1[None, :, None, :]).reshape(s1 * s1, s1 * s1)
-        m11 = (self.a11_flat @ kron).reshape(m1, s1, s1)
-        m11[:, np.arange(s1), np.arange(s1)] += 1.0
-        l11 = batched_cholesky(m11)
-        w11 = batched_tril_inverse(l11)
-        # lambda' Z1'[X y] as (S, m1, p + 1)
-        c1 = (lam1.T @ self.a1xy.reshape(s1, -1)).reshape(self.a1xy.shape)
-        r1 = np.empty_like(c1)  # L11^{-1} c1 = L31' by columns of the blocks
-        for i in range(s1):
-            acc = w11[:, i, 0, None] * c1[0]
-            for k in range(1, i + 1):
-                acc += w11[:, i, k, None] * c1[k]
-            r1[i] = acc
+        ldl2_1, r1, l11, w11 = self._first_block(lams[0], full=True)
+        s1 = self.s1
         m33 = self.axy - r1[0].T @ r1[0]
         for i in range(1, s1):
             m33 -= r1[i].T @ r1[i]
@@ -323,7 +332,7 @@ class ProfiledDeviance:
             l21, l22, r2 = self._factor_rest(lams, w11, r1)  # l21: its sparse parts
             m33 -= r2.T @ r2
         l33 = cholesky(m33)
-        ldl2 = batched_logdet_tril(l11) + (logdet_tril(l22) if l22 is not None else 0.0)
+        ldl2 = ldl2_1 + (logdet_tril(l22) if l22 is not None else 0.0)
         ldrx2 = logdet_tril(l33[:-1, :-1]) if self.p else 0.0
         return BlockedFactor(lams, l11, w11, r1, l21, l22, r2, l33, ldl2, ldrx2)
 
@@ -352,19 +361,27 @@ class ProfiledDeviance:
             for b in range(1, s1):
                 contrib += blocks[:, b, None] * r1_at[b]
             t2 = d2[:, None] * self.a2xy - self._row_sum @ contrib
-            if self._prod is not None:
-                a, b, out, same = self._prod
-                if same:
-                    vals = np.einsum("ij,ij->i", blocks, blocks)
-                else:
-                    vals = np.einsum("ij,ij->i", blocks[a], blocks[b])
-                upper = np.bincount(out, vals, minlength=self.q2 * self.q2).reshape(self.q2, -1)
-                m22 -= upper + upper.T - np.diag(np.diag(upper))
+            diag = np.arange(self.q2) * (self.q2 + 1)
+            if self._prod is not None and self._prod[3]:  # nested: only diagonal products
+                vals = np.einsum("ij,ij->i", blocks, blocks)
+                m22.flat[diag] -= np.bincount(self._pair_row, vals, minlength=self.q2)
+                m22.flat[diag] += 1.0
+                l22 = cholesky(m22)
+            elif self._prod is not None:
+                # Crossed: (L21 L21')[r, r'] = d2_r d2_r' sum_i v_ri' N_i v_r'i with
+                # N_i = lambda1 W_i'W_i lambda1': one sparse product with the fixed pattern
+                # (upper triangle only; the upper Cholesky reads nothing else).
+                n_lev = lam1 @ (np.swapaxes(w11, 1, 2) @ w11) @ lam1.T
+                g, rows, cols, flat = self._gram
+                m22.flat[flat] -= d2[rows] * d2[cols] * (g @ n_lev.reshape(-1))
+                m22.flat[diag] += 1.0
+                u22 = cholesky(m22, lower=False)
+                return self._l21_parts(blocks), u22.T, tri_solve(u22, t2, trans=True, upper=True)
             else:
                 l21 = _csr(self._l21_parts(blocks))
                 m22 -= (l21 @ l21.T).toarray()
-            m22[np.diag_indices_from(m22)] += 1.0
-            l22 = cholesky(m22)
+                m22.flat[diag] += 1.0
+                l22 = cholesky(m22)
             return self._l21_parts(blocks), l22, tri_solve(l22, t2)
         # Random slopes above the first term: Lambda2 mixes the rows of a level's block.
         r1_rows = r1.transpose(1, 0, 2).reshape(self.q1, -1)
@@ -388,6 +405,17 @@ class ProfiledDeviance:
         put in ``order`` (by rows of block 2), which :attr:`BlockedFactor.l21` does."""
         return blocks, self._csr_perm, self._l21_indices, self._l21_indptr, (self.q2, self.q1)
 
+    def _from_m33(self, m33: np.ndarray, ldl2: float) -> float:
+        """The criterion from ``ldL2`` and the Schur complement ``[X y]'[X y] - L3Z L3Z'``."""
+        l33 = cholesky(m33)
+        d = l33.diagonal()
+        pwrss = float(d[-1] * d[-1])
+        dof = self.n - self.p if self.reml else self.n
+        out = ldl2 + dof * (1.0 + LOG_2PI + np.log(pwrss / dof))
+        if self.reml and self.p:
+            out += 2.0 * float(np.log(d[:-1]).sum())
+        return float(out)
+
     def criterion(self, factor: BlockedFactor) -> float:
         """REML criterion or ML deviance from a factor (module docstring)."""
         dof = self.n - self.p if self.reml else self.n
@@ -397,7 +425,85 @@ class ProfiledDeviance:
         return float(out)
 
     def __call__(self, theta: np.ndarray) -> float:
-        return self.criterion(self.factor(theta))
+        if self.a21 is not None:
+            return self.criterion(self.factor(theta))
+        # One (merged) term: no BlockedFactor, only what the criterion needs.
+        ldl2, r1, _, _ = self._first_block(self.lambdas(theta)[0], full=False)
+        m33 = self.axy - r1[0].T @ r1[0]
+        for i in range(1, self.s1):
+            m33 -= r1[i].T @ r1[i]
+        return self._from_m33(m33, ldl2)
+
+    def _first_block(self, lam1: np.ndarray, full: bool) -> tuple:
+        """``log|L11|^2``, ``L31'`` as ``(S, m1, p + 1)`` and, with ``full``, the blocks of
+        ``L11`` and their inverses ``W = L11^{-1}`` (``(m1, S, S)``; else ``None``).
+
+        Per level ``i``, ``M_i = lambda' A_i lambda + I = L_i L_i'`` and
+        ``L31'_i = L_i^{-1} lambda' Z_i'[X y]``. For ``S <= 2`` in closed form, with as few
+        array operations as the math allows (this runs once per optimizer evaluation):
+        ``S = 1``: ``L_i = sqrt(M_i)``; ``S = 2``: ``L00 = sqrt(M00)``, ``L10 = M10 / L00``,
+        ``L11 = sqrt(M11 - L10^2)``, with ``M00 = l0^2 a00 + 2 l0 l1 a01 + l1^2 a11 + 1``,
+        ``M10 = l2 (l0 a01 + l1 a11)``, ``M11 = l2^2 a11 + 1`` for ``lambda = [[l0, 0],
+        [l1, l2]]``. Larger blocks: one product with ``lambda (x) lambda`` and numpy's batched
+        Cholesky.
+        """
+        a, xy, s1 = self.a11_flat, self.a1xy, self.s1
+        if s1 == 1:
+            lam = lam1[0, 0]
+            m00 = (lam * lam) * a[:, 0] + 1.0
+            if not m00.min() > 0.0:  # also catches NaN
+                raise np.linalg.LinAlgError("block not positive definite")
+            c00 = np.sqrt(m00)
+            r1 = (xy[0] * (lam / c00)[:, None])[None]
+            if not full:
+                return float(np.log(m00).sum()), r1, None, None
+            l11 = c00.reshape(-1, 1, 1)
+            return float(np.log(m00).sum()), r1, l11, 1.0 / l11
+        if s1 == 2:
+            l0, l1, l2 = lam1[0, 0], lam1[1, 0], lam1[1, 1]
+            rows = self.__dict__.get("_a11_rows")
+            if rows is None:  # (a00, a01, a11) as contiguous rows, kept for later calls
+                rows = self._a11_rows = np.ascontiguousarray(a[:, [0, 1, 3]].T)
+            coef = np.array(
+                [[l0 * l0, 2.0 * l0 * l1, l1 * l1], [0.0, l2 * l0, l2 * l1], [0.0, 0.0, l2 * l2]]
+            )
+            m = coef @ rows
+            m[0] += 1.0
+            m[2] += 1.0
+            c00 = np.sqrt(m[0])
+            c10 = m[1] / c00
+            d = m[2] - c10 * c10
+            if not (m[0].min() > 0.0 and d.min() > 0.0):  # also catches NaN
+                raise np.linalg.LinAlgError("block not positive definite")
+            c11 = np.sqrt(d)
+            ldl2 = float(np.log(m[0] * d).sum())
+            r1 = np.empty_like(xy)
+            np.divide(l0 * xy[0] + l1 * xy[1], c00[:, None], out=r1[0])
+            np.divide(l2 * xy[1] - c10[:, None] * r1[0], c11[:, None], out=r1[1])
+            if not full:
+                return ldl2, r1, None, None
+            l11 = np.zeros((self.m1, 2, 2))
+            l11[:, 0, 0], l11[:, 1, 0], l11[:, 1, 1] = c00, c10, c11
+            w11 = np.zeros((self.m1, 2, 2))
+            w11[:, 0, 0], w11[:, 1, 1] = 1.0 / c00, 1.0 / c11
+            w11[:, 1, 0] = -c10 * w11[:, 0, 0] * w11[:, 1, 1]
+            return ldl2, r1, l11, w11
+        m1 = self.m1
+        # vec(lambda' A_i lambda) = (lambda (x) lambda)' vec(A_i), all levels in one product.
+        kron = (lam1[:, None, :, None] * lam1[None, :, None, :]).reshape(s1 * s1, s1 * s1)
+        m11 = (a @ kron).reshape(m1, s1, s1)
+        m11[:, np.arange(s1), np.arange(s1)] += 1.0
+        l11 = batched_cholesky(m11)
+        w11 = batched_tril_inverse(l11)
+        # lambda' Z1'[X y] as (S, m1, p + 1)
+        c1 = (lam1.T @ xy.reshape(s1, -1)).reshape(xy.shape)
+        r1 = np.empty_like(c1)  # L11^{-1} c1 = L31' by columns of the blocks
+        for i in range(s1):
+            acc = w11[:, i, 0, None] * c1[0]
+            for k in range(1, i + 1):
+                acc += w11[:, i, k, None] * c1[k]
+            r1[i] = acc
+        return batched_logdet_tril(l11), r1, l11, w11
 
     def solve(self, theta: np.ndarray) -> PLSSolution:
         """Fixed effects, spherical and actual random effects, sigma and cov(beta) at theta."""

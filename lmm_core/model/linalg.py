@@ -92,28 +92,38 @@ def logdet_tril(low: np.ndarray) -> float:
     return 2.0 * float(np.log(low.diagonal()).sum())
 
 
-def cholesky(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of one dense symmetric positive-definite matrix (LAPACK potrf).
+def cholesky(a: np.ndarray, *, lower: bool = True) -> np.ndarray:
+    """Cholesky factor of one dense symmetric positive-definite matrix (LAPACK potrf).
 
-    Called directly rather than through ``np.linalg.cholesky``, which costs about twice as
-    much for the sizes met here (a few to a few thousand rows).
+    Lower ``L`` with ``L L' = a`` (reads the lower triangle of ``a``), or with
+    ``lower=False`` upper ``U`` with ``U'U = a`` (reads only the upper triangle, so a caller
+    may fill just that one). Called directly rather than through ``np.linalg.cholesky``,
+    which costs about twice as much for the sizes met here (a few to a few thousand rows).
     """
-    low, info = lapack.dpotrf(a, lower=1, clean=1)
+    low, info = lapack.dpotrf(a, lower=1 if lower else 0, clean=1)
     if info != 0:
         raise np.linalg.LinAlgError("matrix not positive definite")
     return low
 
 
-def tri_solve(low: np.ndarray, b: np.ndarray, *, trans: bool = False) -> np.ndarray:
+def tri_solve(
+    low: np.ndarray, b: np.ndarray, *, trans: bool = False, upper: bool = False
+) -> np.ndarray:
     """Solve ``L x = b`` (or ``L' x = b`` with ``trans``) for lower-triangular ``L`` (trtrs).
+
+    With ``upper``, ``low`` is an upper-triangular ``U`` and the system is ``U x = b`` (or
+    ``U' x = b``): a factor from ``cholesky(..., lower=False)`` is used as it is, without
+    the copy a transposed (C-ordered) view would cost.
 
     A right-hand side of a few columns is solved column by column: OpenBLAS's threaded
     matrix kernel costs about a millisecond per call in thread start-up alone, far more than
     the arithmetic of a small solve.
     """
     if b.ndim == 2 and b.shape[1] <= 8:
-        return np.column_stack([tri_solve(low, b[:, j], trans=trans) for j in range(b.shape[1])])
-    x, info = lapack.dtrtrs(low, b, lower=1, trans=1 if trans else 0)
+        return np.column_stack(
+            [tri_solve(low, b[:, j], trans=trans, upper=upper) for j in range(b.shape[1])]
+        )
+    x, info = lapack.dtrtrs(low, b, lower=0 if upper else 1, trans=1 if trans else 0)
     if info != 0:
         raise np.linalg.LinAlgError("singular triangular factor")
     return x
