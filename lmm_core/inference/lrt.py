@@ -83,6 +83,8 @@ def lrt(*results: LMMResult, names: list[str] | None = None, refit: bool = True)
 def _ml_refit(result: LMMResult) -> LMMResult:
     if not result.reml:
         return result
+    if hasattr(result, "refit_ml"):  # a streamed fit: from its blocks (lmm_core.stream)
+        return result.refit_ml()
     return fit_design(result.design, reml=False, start=result.theta)
 
 

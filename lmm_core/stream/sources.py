@@ -6,14 +6,22 @@ batch reader. :class:`DuckDBEngine` reads any of them through an embedded DuckDB
 connection (out-of-core: DuckDB spills to disk rather than holding the table), with two
 operations: an aggregate query returning a small pandas table (pass 1), and the selected
 rows as a stream of pandas batches (pass 2). Nothing is written anywhere.
+
+:class:`RowStream` is that stream as a value: the source and the SQL selecting the rows, which
+opens its own connection for each pass, so that it can be pickled with a fitted model and
+read again in another process (it may be restricted to some groups: the fitted values of a
+few patients). :func:`sample_groups` reads whole groups (every row of ``n`` patients drawn at
+random), and :func:`count_rows` / :func:`database_tables` are the cheap metadata a file list
+shows.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from lmm_core.errors import DataError
@@ -134,6 +142,8 @@ class DuckDBEngine:
     """
 
     dialect = Dialect("duckdb")
+    #: name under which :meth:`batches` registers the groups it keeps
+    KEEP_VIEW = "lmm_keep_groups"
 
     def __init__(
         self, source: Source, threads: int | None = None, memory_limit: str | None = None
@@ -141,6 +151,8 @@ class DuckDBEngine:
         import duckdb
 
         self.source = source
+        self.threads = threads
+        self.memory_limit = memory_limit
         if source.kind == "duckdb":
             if not os.path.exists(source.location):
                 raise DataError(f"No DuckDB database {source.location!r}.")
@@ -183,17 +195,184 @@ class DuckDBEngine:
         """Column names of the source."""
         return [str(c) for c in self.query("SELECT * FROM {table} LIMIT 0").columns]
 
-    def batches(self, columns: list[str], where: str, batch_size: int) -> Iterator[pd.DataFrame]:
-        """The rows satisfying ``where`` (SQL), ``batch_size`` rows at a time."""
+    def batches(
+        self,
+        columns: list[str],
+        where: str,
+        batch_size: int,
+        keep: tuple[str, Sequence] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """The rows satisfying ``where`` (SQL), ``batch_size`` rows at a time, in the table's
+        order; with ``keep = (column, values)`` only the rows whose ``column`` is among
+        ``values``."""
         cols = ", ".join(self.dialect.ident(c) for c in columns)
         sql = f"SELECT {cols} FROM {self.table} WHERE {where}"
+        if keep is not None:
+            sql += f" AND {self._keep_condition(*keep)}"
         reader = self.con.sql(sql).to_arrow_reader(batch_size)
         for batch in reader:
             if batch.num_rows:
                 yield batch.to_pandas()
 
+    def _keep_condition(self, column: str, values: Sequence) -> str:
+        """SQL condition: ``column`` among ``values`` (registered as a one-column view)."""
+        self.con.register(self.KEEP_VIEW, pd.DataFrame({"g": pd.Series(list(values))}))
+        return f"{self.dialect.ident(column)} IN (SELECT g FROM {self.KEEP_VIEW})"
+
+    def count(self) -> int:
+        """Rows of the table (Parquet and DuckDB answer from their metadata)."""
+        return int(self.query("SELECT count(*) AS n FROM {table}")["n"].iloc[0])
+
+    def row_stream(self, columns: list[str], where: str, batch_size: int) -> RowStream:
+        """These :meth:`batches` as a picklable :class:`RowStream`."""
+        return RowStream(self.source, tuple(columns), where, int(batch_size), self.threads)
+
     def close(self) -> None:
         self.con.close()
 
 
-__all__ = ["DuckDBEngine", "DuckDBTable", "Source", "as_source"]
+@dataclass(frozen=True)
+class RowStream:
+    """Rows of a source selected by SQL, read again on demand (one connection per pass).
+
+    Calling it yields pandas batches as :meth:`DuckDBEngine.batches`. It holds only the
+    :class:`Source` and the SQL, so it pickles (a fitted model carrying it can travel to
+    another process, which reopens the file); an Arrow source pickles with its data.
+
+    Attributes
+    ----------
+    source
+        The table.
+    columns
+        Columns read.
+    where
+        SQL condition selecting the rows.
+    batch_size
+        Rows per batch.
+    threads
+        DuckDB threads (``None``: DuckDB's default).
+    """
+
+    source: Source
+    columns: tuple[str, ...]
+    where: str
+    batch_size: int
+    threads: int | None = None
+
+    def __call__(self, keep: tuple[str, Sequence] | None = None) -> Iterator[pd.DataFrame]:
+        """The rows, batch by batch; ``keep = (column, values)`` restricts them to the rows
+        whose ``column`` is among ``values`` (in SQL, before any row is read)."""
+        engine = DuckDBEngine(self.source, threads=self.threads)
+        try:
+            yield from engine.batches(list(self.columns), self.where, self.batch_size, keep)
+        finally:
+            engine.close()
+
+
+def count_rows(source: object) -> int:
+    """Rows of a table (:meth:`DuckDBEngine.count`; a CSV file is read once to count)."""
+    engine = DuckDBEngine(as_source(source), threads=1)
+    try:
+        return engine.count()
+    finally:
+        engine.close()
+
+
+def database_tables(path: str | os.PathLike) -> list[str]:
+    """Names of the tables of a DuckDB database file (opened read-only), sorted.
+
+    Raises
+    ------
+    DataError
+        When the file cannot be opened as a DuckDB database.
+    """
+    import duckdb
+
+    try:
+        con = duckdb.connect(os.fspath(path), read_only=True)
+    except Exception as exc:  # duckdb raises its own error types
+        raise DataError(f"Cannot open {os.fspath(path)!r} as a DuckDB database: {exc}") from exc
+    try:
+        rows = con.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "ORDER BY table_name"
+        ).fetchall()
+    finally:
+        con.close()
+    return [str(r[0]) for r in rows]
+
+
+def sample_groups(
+    source: object, group: str, n: int, seed: int, *, threads: int | None = None
+) -> pd.DataFrame:
+    """Every row of ``n`` groups (patients) drawn at random without replacement.
+
+    The distinct non-missing values of ``group`` are sorted (numbers numerically, text by
+    code point), ``n`` of their positions are drawn by ``numpy.random.default_rng(seed)``
+    (:meth:`numpy.random.Generator.choice`, without replacement), and the rows of those groups
+    are read in the table's order: the same ``seed`` gives the same sample, whatever the number
+    of DuckDB threads. With ``n`` at least the number of groups, every row is returned.
+
+    Parameters
+    ----------
+    source
+        A path or :class:`Source` (:func:`as_source`).
+    group
+        The column identifying the groups.
+    n
+        Number of groups to draw (at least 1).
+    seed
+        Seed of the draw.
+    threads
+        DuckDB threads.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows, index ``0..rows-1``; ``attrs`` hold ``group``, ``n_groups`` (in the table),
+        ``n_sampled``, ``seed`` and ``n_rows`` (rows of the table).
+
+    Raises
+    ------
+    DataError
+        For an unknown column, a table without any group, or ``n < 1``.
+    """
+    if int(n) < 1:
+        raise DataError(f"Draw at least one group, not {n}.")
+    engine = DuckDBEngine(as_source(source), threads=threads)
+    try:
+        columns = engine.columns()
+        if group not in columns:
+            raise DataError(
+                f"No column `{group}` in {engine.source.describe()} (columns: "
+                f"{', '.join(columns[:12])}{', ...' if len(columns) > 12 else ''})."
+            )
+        col = engine.dialect.ident(group)
+        ids = engine.query(
+            f"SELECT DISTINCT {col} AS g FROM {{table}} WHERE {col} IS NOT NULL ORDER BY g"
+        )["g"]
+        if ids.empty:
+            raise DataError(f"Column `{group}` has no value in {engine.source.describe()}.")
+        rng = np.random.default_rng(int(seed))
+        k = min(int(n), len(ids))
+        chosen = ids.iloc[np.sort(rng.choice(len(ids), size=k, replace=False))]
+        condition = engine._keep_condition(group, chosen.tolist())
+        frame = engine.query(f"SELECT * FROM {{table}} WHERE {condition}")
+        n_rows = engine.count()
+    finally:
+        engine.close()
+    frame = frame.reset_index(drop=True)
+    frame.attrs.update(group=group, n_groups=len(ids), n_sampled=k, seed=int(seed), n_rows=n_rows)
+    return frame
+
+
+__all__ = [
+    "DuckDBEngine",
+    "DuckDBTable",
+    "RowStream",
+    "Source",
+    "as_source",
+    "count_rows",
+    "database_tables",
+    "sample_groups",
+]
