@@ -12,9 +12,11 @@ from dashboard.io.dates import FIRST_VISIT, UNITS, date_columns, suggest_unit, t
 from dashboard.io.roles import Roles
 from dashboard.io.validation import validate
 from dashboard.state import cached
+from dashboard.state.server_data import data_folder
 from dashboard.state.session import Keys, activate_example, current_data, current_roles, init_state
 from dashboard.state.session import set_roles as store_roles
 from dashboard.views.help import column, how_to_read
+from dashboard.views.server_data import server_section
 from dashboard.views.time_from_dates import apply_dates_as_time, date_choices
 from dashboard.views.upload import accept_pending, convert_pending, receive_upload
 from dashboard.views.widgets import EXPLORE_PAGE, render_findings, render_message, show_figure
@@ -328,6 +330,9 @@ def main() -> None:
         upload_section()
     with left:
         choose_example()
+    folder = data_folder()
+    if folder:  # the operator's data folder (limits file): files fitted by streaming
+        server_section(folder)
     render_message()
     pending_section()
 

@@ -125,6 +125,13 @@ class Keys:
     W_TOUR_LEAVE = "tour_leave"  # widget: leave the tour, open the step's page
     W_TOUR_END_PRESENT = "tour_end_present"  # widget: leave the presenter view (shortcut: Esc)
     W_TOUR_RESTART = "tour_restart"  # widget: back to the first step
+    # server data folder (issue 18): the sampled server file that is the active dataset
+    SERVER_DATA = "server_data"  # dict (dashboard.state.server_data.activate_sample) or None
+    W_SERVER_FILE = "server_file"  # widget: the file of the data folder
+    W_SERVER_GROUP = "server_group"  # widget: the patient column
+    W_SERVER_N = "server_n"  # widget: how many patients to sample
+    W_SERVER_SEED = "server_seed"  # widget: the seed of the sample
+    W_SERVER_SAMPLE = "server_sample"  # widget: the button that samples and activates
 
     # widget keys (also used by tests to find widgets)
     W_EXAMPLE = "example_choice"
@@ -186,6 +193,7 @@ DEFAULTS: dict[str, Any] = {
     Keys.TOUR_STEP: {},
     Keys.TOUR_PRESENT: False,
     Keys.TOUR_URL_SEEN: False,
+    Keys.SERVER_DATA: None,
 }
 
 

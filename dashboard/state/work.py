@@ -18,16 +18,19 @@ from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from dashboard.analysis import trial as tr
 from dashboard.analysis.records import GAUSSIAN
+from dashboard.analysis.server_data import source_of
 from lmm_core import (
     BootstrapResult,
     LikelihoodProfile,
     LMMResult,
+    ModelError,
     fit_glmm,
     fit_lmm,
     parametric_bootstrap,
 )
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
 from lmm_core.simulation.teaching_truth import LabTruth
+from lmm_core.stream.results import StreamedLMMResult
 
 __all__ = [
     "Report",
@@ -36,6 +39,7 @@ __all__ = [
     "fit",
     "ladder",
     "profile_intervals",
+    "stream_fit",
     "teaching_repeat",
     "trial_structures",
 ]
@@ -157,3 +161,42 @@ def fit(
     if family == GAUSSIAN:
         return fit_lmm(formula, data, reml=reml)
     return fit_glmm(formula, data, family=family, link=link, nagq=nagq)
+
+
+def stream_fit(
+    formula: str,
+    folder: str,
+    name: str,
+    table: str | None,
+    reml: bool,
+    family: str,
+    sample: pd.DataFrame,
+    report: Report,
+) -> StreamedLMMResult:
+    """A linear mixed model fitted to a whole file of the server's data folder by streaming
+    (:func:`lmm_core.fit_lmm` with a source: SQL aggregates, then record batches summed into
+    the blocks), reporting rows done and rows per second after every batch; returned as
+    seen on ``sample`` (:meth:`~lmm_core.stream.results.StreamedLMMResult.on_sample`), the
+    patients the app shows.
+
+    Raises
+    ------
+    lmm_core.LMMError
+        A GLMM (``family`` not Gaussian: a streamed GLMM would need a pass per iteration),
+        a file that cannot be read, or any model problem (the message says which).
+    """
+    if family != GAUSSIAN:
+        raise ModelError(
+            "A server file is fitted by streaming, which covers linear mixed models only: a "
+            "yes/no or count outcome would need a pass over every row per iteration. Fit "
+            "this kind of outcome on an uploaded table."
+        )
+    source = source_of(folder, name, table)
+    report(0.0, "Pass 1: levels, counts and missing values (SQL)")
+
+    def progress(done: int, total: int, rate: float) -> None:
+        more = "" if done < total else "; estimating the model"
+        report(done / max(total, 1), f"{done:,} of {total:,} rows, {int(rate):,} rows/s{more}")
+
+    result = fit_lmm(formula, source, reml=reml, progress=progress)
+    return result.on_sample(sample)

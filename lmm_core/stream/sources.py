@@ -126,6 +126,11 @@ def as_source(data: object) -> Source:
     )
 
 
+def _is_duckdb_error(exc: BaseException) -> bool:
+    """An error of DuckDB (its classes live in ``duckdb`` or, from 1.x on, ``_duckdb``)."""
+    return type(exc).__module__.lstrip("_").startswith("duckdb")
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -182,7 +187,7 @@ class DuckDBEngine:
         try:
             return self.con.sql(sql.format(table=self.table)).to_arrow_table().to_pandas()
         except Exception as exc:  # duckdb raises its own error types
-            if type(exc).__module__.startswith("duckdb"):
+            if _is_duckdb_error(exc):
                 raise DataError(f"Cannot read {self.source.describe()}: {exc}") from exc
             raise
 
