@@ -91,8 +91,9 @@ def sign_in_page(current: AccessPolicy) -> None:
         if st.button(_provider_label(name), key=key, type="primary"):
             st.login(name)
     st.caption(
-        "Signing in keeps one signed cookie in this browser with your name and e-mail "
-        "address. Your data stay in this server's memory and are dropped when you sign out."
+        "Signing in keeps signed cookies in this browser with what your provider says about "
+        "you (name, e-mail address, groups) until you sign out (30 days at most). Your data "
+        "stay in this server's memory and are dropped when you sign out."
     )
 
 
