@@ -7,6 +7,12 @@ user moves on: the sidebar shows its progress (elapsed time) with a Cancel butto
 app stores the finished fit on whatever page the user is (a fit record, see
 :mod:`dashboard.state.fits`), with a toast. One fit at a time per session; a fit cannot be
 interrupted half-way, so Cancel discards its result when it ends.
+
+When the active dataset is a sample of a file of the server's data folder
+(:mod:`dashboard.state.server_data`), the fit streams the *whole file* instead
+(:func:`dashboard.state.work.stream_fit`, in a child process): its progress is the rows read
+and the rows per second, Cancel stops it between two batches, and the fit is stored as seen
+on the sample (the result pages show the sampled patients).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import streamlit as st
 
 from dashboard.analysis.records import GAUSSIAN, FitRecord
 from dashboard.base.markup import code_span, escape_message
-from dashboard.state import cached
+from dashboard.state import cached, server_data, work
 from dashboard.state.fits import add_fit, find_fit, next_name, set_active
+from dashboard.state.isolation import in_child
 from dashboard.state.jobs import CANCELLED, Job
 from dashboard.state.session import Keys, current_data
 from dashboard.views import jobs as jobs_view
@@ -58,6 +65,7 @@ class FitRequest:
     family: str = GAUSSIAN
     link: str | None = None
     nagq: int = 1
+    streamed: bool = False  # the whole server file, by streaming
 
     def describe(self) -> str:
         """What is being fitted, in one line (Markdown)."""
@@ -66,6 +74,8 @@ class FitRequest:
             words = FAMILY_WORDS.get(self.family, self.family)
             how = "Laplace" if self.nagq <= 1 else f"{self.nagq}-point quadrature"
             method = f"{words} GLMM ({self.link or 'canonical'} link, {how})"
+        if self.streamed:
+            method = f"{method}, streaming every row of the file"
         return (
             f"{code_span(self.formula)} by {method} on {escape_message(self.data_name)} "
             f"({self.rows:,} rows)"
@@ -188,6 +198,9 @@ def start_fit(
     """
     if running_job() is not None:
         return None
+    server = server_data.active()
+    if server is not None:
+        return _start_streamed(formula, reml, label, family, server)
     data = current_data()
     glmm = family != GAUSSIAN
     request = FitRequest(
@@ -204,6 +217,43 @@ def start_fit(
     return jobs_view.start(
         ("fit", request.data_key, formula, request.reml, family, request.link, request.nagq),
         _work(request, data),
+        kind=KIND,
+        label=f"Fitting **{escape_message(label)}**: {request.describe()}",
+        store=_store(request),
+        fail=_fail,
+        meta={"request": request},
+    )
+
+
+def _start_streamed(formula: str, reml: bool, label: str, family: str, server: dict) -> Job:
+    """Start the streamed fit of the server file behind the active sample."""
+    request = FitRequest(
+        formula=formula,
+        reml=bool(reml),
+        label=label,
+        data_key=st.session_state[Keys.DATA_KEY],
+        data_name=server["label"],
+        rows=server["n_rows"],
+        streamed=True,
+    )
+    fit_in_child = in_child(
+        work.stream_fit,
+        formula,
+        server["folder"],
+        server["name"],
+        server["table"],
+        request.reml,
+        family,
+        current_data(),
+    )
+
+    def streamed(job: Job) -> tuple[Any, float]:
+        start = time.perf_counter()
+        return fit_in_child(job), time.perf_counter() - start
+
+    return jobs_view.start(
+        ("fit", request.data_key, formula, request.reml, GAUSSIAN, None, 1),
+        streamed,
         kind=KIND,
         label=f"Fitting **{escape_message(label)}**: {request.describe()}",
         store=_store(request),
