@@ -283,13 +283,8 @@ def _context() -> tuple[str, str | None] | None:
     return ctx.session_id, protocol
 
 
-def track_session() -> bool:
-    """At the start of every script run: ``session_start`` on a session's first run (and the
-    thread that logs ``session_end``). True on the first run of a session that replaced a
-    lost one (:func:`previous_session_lost`), so that the page can say so."""
-    found = _context()
-    if found is None:
-        return False
+def _track(found: tuple[str, str | None]) -> bool:
+    """``session_start`` on a session's first run; True when it replaced a lost one."""
     session_id, protocol = found
     with _LOCK:
         first = session_id not in _SESSIONS
@@ -299,8 +294,23 @@ def track_session() -> bool:
     return started and lost
 
 
-def track_page(page: str | None) -> None:
-    """After navigation in every script run: ``page_view`` when the page changed."""
+def track_session() -> bool:
+    """At the start of every script run: ``session_start`` on a session's first run (and the
+    thread that logs ``session_end``). True on the first run of a session that replaced a
+    lost one (:func:`previous_session_lost`), so that the page can say so."""
     found = _context()
-    if found is not None:
-        page_view(found[0], page)
+    return False if found is None else _track(found)
+
+
+def track_page(page: str | None) -> bool:
+    """After navigation in every script run: ``page_view`` when the page changed.
+
+    Also tracks the session (as :func:`track_session`, whose value it returns): a new session
+    opened by a browser that was on a page runs that page's script alone, without ``app.py``.
+    """
+    found = _context()
+    if found is None:
+        return False
+    lost = _track(found)
+    page_view(found[0], page)
+    return lost

@@ -32,8 +32,10 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.base.markup import escape_message, escape_text
 from dashboard.state import events, limits
+from dashboard.state.isolation import start_fork_server
 from dashboard.state.jobs import CANCELLED, DONE, Job, JobRunner, worker_count
 from dashboard.state.session import Keys
+from dashboard.views.layout import lost_session_notice
 from lmm_core import LMMError
 
 __all__ = [
@@ -80,7 +82,9 @@ def _release(old: JobRunner) -> None:
 
 @st.cache_resource(max_entries=1, ttl=RUNNER_TTL_SECONDS, show_spinner=False, on_release=_release)
 def runner() -> JobRunner:
-    """The job runner of this server process (shared by all sessions)."""
+    """The job runner of this server process (shared by all sessions); the jobs' fork server
+    starts in the background with it (:mod:`dashboard.state.isolation`)."""
+    start_fork_server()
     return JobRunner(limits.current().job_workers or worker_count(), alive=_session_alive)
 
 
@@ -244,7 +248,8 @@ def _settle(job: Job, toast: bool) -> None:
 
 def collect(*, toast: bool = True) -> list[Job]:
     """Store this session's finished jobs (see :func:`start`); returns them."""
-    events.track_page(st.session_state.get(Keys.CURRENT_PAGE))  # app.py calls this per run
+    if events.track_page(st.session_state.get(Keys.CURRENT_PAGE)):  # app.py calls it per run
+        lost_session_notice(True)  # a page run alone after a reconnect to another replica
     handles = _handles()
     finished = [(key, job) for key, job in list(handles.items()) if job.done()]
     if not finished:

@@ -42,6 +42,7 @@ __all__ = [
     "SIDEBAR_FORMULA_CHARS",
     "SIDEBAR_SHARE",
     "apply_css",
+    "lost_session_notice",
     "short_text",
 ]
 
@@ -128,7 +129,12 @@ def apply_css() -> None:
     """Add :data:`APP_CSS` to the page (call once per run, from ``app.py``); track the
     session and show :data:`LOST_SESSION_NOTICE` when it replaced a lost one."""
     st.html(APP_CSS)
-    if events.track_session():
+    lost_session_notice(events.track_session())
+
+
+def lost_session_notice(lost_now: bool = False) -> None:
+    """Show :data:`LOST_SESSION_NOTICE` from the run where ``lost_now`` until dismissed."""
+    if lost_now:
         st.session_state[_LOST] = True
     if st.session_state.get(_LOST):
         with st.container(key="lost_session_notice"):

@@ -80,7 +80,11 @@ def test_jobs_log_start_and_end_without_their_label_or_key(log):
         raise ValueError("ZZVALUE in column ZZCOLUMN")
 
     job = runner.submit(
-        "owner", ("fit", "ZZKEY"), work, kind="fit", label="Fitting **ZZFORMULA**",
+        "owner",
+        ("fit", "ZZKEY"),
+        work,
+        kind="fit",
+        label="Fitting **ZZFORMULA**",
         meta={"session_id": "sid-1"},
     )
     assert job.wait(10)
@@ -88,7 +92,11 @@ def test_jobs_log_start_and_end_without_their_label_or_key(log):
     start, end = lines(log)
     assert start["event"] == "job_start" and start["job"] == "fit"
     assert end == {
-        **end, "event": "job_end", "job": "fit", "status": FAILED, "error": "ValueError",
+        **end,
+        "event": "job_end",
+        "job": "fit",
+        "status": FAILED,
+        "error": "ValueError",
     }
     assert end["seconds"] >= 0 and end["wait_seconds"] >= 0
     assert start["session"] == end["session"] == events.session_tag("sid-1")
