@@ -17,7 +17,10 @@ from dashboard.analysis.records import GAUSSIAN, FitKey
 from dashboard.figures import prediction as fp
 from dashboard.figures import trajectories as ft
 from dashboard.io.loading import LoadedTable, excel_sheet_names, read_table
-from lmm_core import LMMResult, datasets, fit_glmm, fit_lmm
+from dashboard.state import work
+from dashboard.state.isolation import run_configured
+from dashboard.state.jobs import Job
+from lmm_core import LMMResult, datasets
 from lmm_core.glmm.results import GLMMResult
 from lmm_core.model.mmrm_results import MMRMResult
 from lmm_core.predict.forecast import SubjectForecast, new_subject_forecast
@@ -72,7 +75,7 @@ def sheet_names(data_bytes: bytes) -> list[str]:
 
 @st.cache_data(max_entries=24, ttl=3600, show_spinner=False)  # runs in a pool thread
 def fit_model(
-    data_key: str, formula: str, reml: bool, _data: pd.DataFrame
+    data_key: str, formula: str, reml: bool, _data: pd.DataFrame, _job: Job | None = None
 ) -> LMMResult | MMRMResult:
     """Fit ``formula`` to the data identified by ``data_key`` (the frame itself is not hashed).
 
@@ -80,19 +83,27 @@ def fit_model(
     (:class:`lmm_core.model.mmrm_results.MMRMResult`, no random effects); the pages show
     what is defined for it (:mod:`dashboard.analysis.mmrm_models`). Errors
     (:class:`lmm_core.LMMError`, e.g. random effects at the patient level together with a
-    structure) are raised, not cached.
+    structure) are raised, not cached. Given its job, the fit runs in the job's child process
+    (:mod:`dashboard.state.isolation`).
     """
-    return fit_lmm(formula, _data, reml=reml)
+    return run_configured(_job, work.fit, formula, _data, reml, GAUSSIAN, None, 1)
 
 
 @st.cache_data(max_entries=24, ttl=3600, show_spinner=False)  # runs in a pool thread
 def fit_glmm_model(
-    data_key: str, formula: str, family: str, link: str | None, nagq: int, _data: pd.DataFrame
+    data_key: str,
+    formula: str,
+    family: str,
+    link: str | None,
+    nagq: int,
+    _data: pd.DataFrame,
+    _job: Job | None = None,
 ) -> GLMMResult:
     """:func:`lmm_core.fit_glmm` of ``formula`` (a binomial or Poisson GLMM, by Laplace for
     ``nagq = 1`` or adaptive quadrature) to the data identified by ``data_key`` (the frame
-    itself is not hashed). Errors (:class:`lmm_core.LMMError`) are raised, not cached."""
-    return fit_glmm(formula, _data, family=family, link=link, nagq=nagq)
+    itself is not hashed). Errors (:class:`lmm_core.LMMError`) are raised, not cached. Given
+    its job, the fit runs in the job's child process (:mod:`dashboard.state.isolation`)."""
+    return run_configured(_job, work.fit, formula, _data, False, family, link, nagq)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Comparing the models (ML refits)...")

@@ -51,7 +51,9 @@ __all__ = [
     "Supervised",
     "configured",
     "in_child",
+    "run_configured",
     "run_isolated",
+    "start_fork_server",
 ]
 
 #: modules the fork server imports once, so that children start with them loaded and warm
@@ -108,6 +110,26 @@ def _forkserver() -> Any:
             ctx.set_forkserver_preload(PRELOAD)
             _context = ctx
         return _context
+
+
+def _noop() -> None:
+    """The first child of :func:`start_fork_server`: nothing to do."""
+
+
+def start_fork_server() -> None:
+    """Start the fork server in the background (it imports and warms the engine, a few
+    seconds), so that the first job does not wait for it. Does nothing when jobs run in
+    threads."""
+    if not configured().enabled:
+        return
+
+    def first_child() -> None:
+        ctx = _forkserver()
+        process = ctx.Process(target=_noop, daemon=True)
+        process.start()
+        process.join(timeout=120)
+
+    threading.Thread(target=first_child, name="lmm-fork-server", daemon=True).start()
 
 
 def _child(conn: Connection, fn: Callable, args: tuple, memory_bytes: int) -> None:
@@ -242,7 +264,15 @@ def configured() -> Isolation:
     return Isolation(bool(lim.job_processes), lim.job_memory_mb, lim.job_seconds)
 
 
+def run_configured(job: Supervised | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args, report)`` for ``job`` under :func:`configured` isolation; without a job
+    (work outside the job runner) in this thread, its reports ignored."""
+    if job is None:
+        return fn(*args, lambda fraction, text="": None)
+    return run_isolated(job, fn, *args, limits=configured())
+
+
 def in_child(fn: Callable[..., Any], *args: Any) -> Callable[[Supervised], Any]:
     """Job work ``job -> fn(*args, job.report)``, run under :func:`configured` isolation
     (what :func:`dashboard.views.jobs.launch` takes as ``work``)."""
-    return lambda job: run_isolated(job, fn, *args, limits=configured())
+    return lambda job: run_configured(job, fn, *args)

@@ -93,7 +93,7 @@ def _work(request: FitRequest, data: pd.DataFrame):
             time.sleep(delay)
         job.check()
         if request.family == GAUSSIAN:
-            result = cached.fit_model(request.data_key, request.formula, request.reml, data)
+            result = cached.fit_model(request.data_key, request.formula, request.reml, data, job)
         else:
             result = cached.fit_glmm_model(
                 request.data_key,
@@ -102,6 +102,7 @@ def _work(request: FitRequest, data: pd.DataFrame):
                 request.link,
                 request.nagq,
                 data,
+                job,
             )
         return result, time.perf_counter() - start
 

@@ -19,6 +19,7 @@ from dashboard.base.markup import escape_message, plain_index, plain_name
 from dashboard.base.numbers import MISSING, fmt, styled
 from dashboard.help.texts import help_text
 from dashboard.state import cached, work
+from dashboard.state.isolation import in_child
 from dashboard.state.session import Keys, persistent_widget
 from dashboard.views import jobs as jobs_view
 from dashboard.views.help import column
@@ -221,7 +222,7 @@ def _start_profile(record: FitRecord, key: tuple) -> None:
 
     jobs_view.launch(
         key,
-        lambda job: work.profile_intervals(result, LEVEL, job.report),
+        in_child(work.profile_intervals, result, LEVEL),
         kind=PROFILE,
         label=f"Profile intervals of **{escape_message(name)}**",
         store=store,
@@ -271,7 +272,7 @@ def _start_bootstrap(record: FitRecord, key: tuple, n_boot: int, seed: int) -> N
 
     jobs_view.launch(
         key,
-        lambda job: work.bootstrap(result, n_boot, seed, job.report),
+        in_child(work.bootstrap, result, n_boot, seed),
         kind=BOOTSTRAP,
         label=f"Parametric bootstrap of **{escape_message(name)}** ({n_boot:,} replicates)",
         store=store,

@@ -23,6 +23,7 @@ from dashboard.analysis.quadrature import (
 from dashboard.base.numbers import MISSING, styled
 from dashboard.figures.quadrature import quadrature_figure
 from dashboard.help.texts import help_text
+from dashboard.state.isolation import in_child
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from dashboard.views.widgets import show_figure
@@ -55,7 +56,7 @@ def _start(result: GLMMResult, fid: str) -> None:
 
     jobs_view.launch(
         (KIND, fid),
-        lambda job: quadrature_ladder(result, job.report),
+        in_child(quadrature_ladder, result),
         kind=KIND,
         label=f"Refitting with {len(NAGQ_STEPS)} numbers of quadrature points",
         store=store,

@@ -13,6 +13,7 @@ from dashboard.base.numbers import fmt
 from dashboard.figures import teach_repeat as ft
 from dashboard.figures.teach_style import slope_word
 from dashboard.state import work
+from dashboard.state.isolation import in_child
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from dashboard.views.teach import LEVEL, W, kept
@@ -66,7 +67,7 @@ def start_repeat(truth: LabTruth, seed: int, n_rep: int, df: str) -> None:
 
     jobs_view.launch(
         (REPEAT, *run_key),
-        lambda job: work.teaching_repeat(truth, n_rep, seed, LEVEL, df, job.report),
+        in_child(work.teaching_repeat, truth, n_rep, seed, LEVEL, df),
         kind=REPEAT,
         label=f"Repeating the simulated study **{n_rep:,} times**",
         store=store,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.state import work
+from dashboard.state import isolation, work
+from dashboard.state.isolation import Isolation
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from lmm_core import ModelError
@@ -84,6 +85,9 @@ def test_a_failing_job_says_why_without_a_traceback(app, monkeypatch, error, sho
         raise error
 
     monkeypatch.setattr(work, "bootstrap", fail)
+    # a local function cannot be sent to a child process (work travels by name): this job
+    # runs in the worker thread; tests/dashboard/test_isolation.py sends errors from a child
+    monkeypatch.setattr(isolation, "configured", lambda: Isolation(enabled=False))
     at = _start_bootstrap(_model_page(app), 50)  # fails at once: stored within the wait
     assert not at.exception and pending_jobs(at) == []
     message = texts(at.error)
