@@ -13,6 +13,9 @@ mode a first request for a page's address (``/model``) right after a server star
 ``pages/model.py`` directly, without ``app.py`` and so without its gate. The guard stops such
 a run before the page draws anything, switches the server to ``app.py``'s navigation (what
 ``st.navigation`` itself does) and runs again through ``app.py``, which draws the sign-in page.
+It does so with sign-in off too: a page run alone would lack the menu, the sidebar and the
+notice that the session was lost (a browser that reconnects to a replica started since, see
+``deploy/README.md``).
 """
 
 from __future__ import annotations
@@ -51,10 +54,10 @@ def let_in(current: AccessPolicy | None = None) -> bool:
 
 
 def guard_page() -> None:
-    """Stop a page that runs for a session that is not let in (see the module docstring)."""
-    if let_in():
-        return
-    if PagesManager.uses_pages_directory:  # a page run directly, without app.py's gate
+    """Send a page run directly, without ``app.py``, through ``app.py``; stop a page that runs
+    for a session that is not let in (see the module docstring)."""
+    if PagesManager.uses_pages_directory:  # a page run directly, without app.py
         PagesManager.uses_pages_directory = False
         st.rerun()  # the same address again, through app.py
-    st.stop()  # not reached through app.py's gate in any other way; draw nothing
+    if not let_in():
+        st.stop()  # not reached through app.py's gate in any other way; draw nothing

@@ -21,8 +21,9 @@ The limits come from the server's limits file (:func:`configured`); :func:`in_ch
 ``fn`` and its arguments into the work a job runs.
 
 Children are forked from a *fork server* started once per server process, which imports the
-engine before it forks (:data:`PRELOAD`): a child starts in a few milliseconds, with a clean
-interpreter (no copy of the web server's threads or sessions). Nothing is written to disk;
+engine and runs one small fit before it forks (:data:`PRELOAD`): a child starts in a few
+milliseconds, with a clean interpreter (no copy of the web server's threads or sessions), and
+without re-running the server's main script (:func:`_without_main`). Nothing is written to disk;
 the data travel through the pipe. With :attr:`Isolation.enabled` false the work runs in the
 calling thread (the same results; used where processes are not wanted).
 
@@ -32,6 +33,7 @@ No Streamlit here.
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.spawn as mp_spawn
 import resource
 import signal
 import threading
@@ -57,9 +59,8 @@ __all__ = [
 ]
 
 #: modules the fork server imports once, so that children start with them loaded and warm
-#: (:mod:`dashboard.state.warm` runs one small fit; "__main__":
-#: the server's main script, imported once there instead of once per child)
-PRELOAD = ["__main__", "dashboard.state.warm"]
+#: (:mod:`dashboard.state.warm` runs one small fit)
+PRELOAD = ["dashboard.state.warm"]
 #: seconds between two looks at the child while it sends nothing
 POLL_SECONDS = 0.05
 
@@ -101,11 +102,32 @@ _context_lock = threading.Lock()
 _context: Any = None
 
 
+def _without_main(get_preparation_data: Callable[[str], dict]) -> Callable[[str], dict]:
+    """``multiprocessing``'s preparation of a child, minus the re-import of ``__main__``.
+
+    A child normally runs the parent's main script again (as ``__mp_main__``). In the web
+    server that "script" is whatever Streamlit runs at that moment as ``__main__``: ``app.py``,
+    a page, or a test's temporary file that no longer exists. Job work is pickled by module
+    name and never needs ``__main__``, so the children skip it.
+    """
+
+    def prepare(name: str) -> dict:
+        data = get_preparation_data(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    prepare.without_main = True  # type: ignore[attr-defined]
+    return prepare
+
+
 def _forkserver() -> Any:
     """The fork-server context, created once (its server starts at the first child)."""
     global _context
     with _context_lock:
         if _context is None:
+            if not getattr(mp_spawn.get_preparation_data, "without_main", False):
+                mp_spawn.get_preparation_data = _without_main(mp_spawn.get_preparation_data)
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(PRELOAD)
             _context = ctx
