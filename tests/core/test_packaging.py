@@ -8,6 +8,7 @@ from an unrelated directory with the checkout off ``sys.path``.
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import os
 import shutil
@@ -21,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = {"numpy", "scipy", "pandas", "nlopt", "threadpoolctl"}
+#: extras (pyproject's optional-dependencies): imported only inside the functions that use them
+OPTIONAL = {"stream": {"duckdb", "pyarrow"}, "spark": {"pyspark", "pyarrow"}}
 
 
 def _can_build_without_isolation() -> bool:
@@ -34,18 +37,24 @@ def _can_build_without_isolation() -> bool:
     return (major, minor) >= (70, 1)
 
 
-def _lmm_core_imports() -> set[str]:
-    """Top-level third-party modules imported anywhere in lmm_core."""
-    import ast
+def _imported(nodes) -> set[str]:
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "lmm_core"}
 
+
+def _lmm_core_imports(module_level_only: bool = False) -> set[str]:
+    """Third-party modules imported anywhere in lmm_core (or at module level only: what
+    ``import lmm_core...`` itself needs)."""
     found: set[str] = set()
     for path in (ROOT / "lmm_core").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                found |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m != "lmm_core"}
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found |= _imported(tree.body if module_level_only else ast.walk(tree))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +91,20 @@ def test_wheel_holds_lmm_core_only(wheel):
 def test_wheel_requires_the_engine_dependencies_and_not_the_dashboard(wheel):
     (meta,) = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA")]
     text = zipfile.ZipFile(wheel).read(meta).decode()
-    required = {
-        line.split(":", 1)[1].strip().split(">")[0].split("=")[0].split("<")[0].strip().lower()
-        for line in text.splitlines()
-        if line.startswith("Requires-Dist:")
+    def name(line: str) -> str:
+        return line.split(":", 1)[1].strip().split(";")[0].split(">")[0].split("=")[0].strip()
+
+    dists = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    required = {name(line).lower() for line in dists if "extra ==" not in line}
+    extras = {
+        extra: {name(line).lower() for line in dists if f'extra == "{extra}"' in line}
+        for extra in OPTIONAL
     }
     assert required == RUNTIME
-    assert _lmm_core_imports() <= RUNTIME  # every import of the engine is declared
+    assert extras == OPTIONAL
+    optional = set().union(*OPTIONAL.values())
+    assert _lmm_core_imports() <= RUNTIME | optional  # every import of the engine is declared
+    assert _lmm_core_imports(module_level_only=True) <= RUNTIME  # extras imported when used
     assert not required & {"streamlit", "plotly", "kaleido", "openpyxl", "pyarrow"}
 
 
