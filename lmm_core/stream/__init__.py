@@ -1,9 +1,10 @@
-"""Fits from tables that need not fit in memory: streamed cross-products (DuckDB).
+"""Fits from tables that need not fit in memory: streamed cross-products (DuckDB, Spark).
 
 :func:`fit_lmm_stream` takes a Parquet file or folder, a CSV file, a DuckDB table
 (:class:`Source`) or an Arrow table or dataset;
 ``lmm_core.fit_lmm`` sends anything that is not a pandas DataFrame here. See
-:mod:`lmm_core.stream.fit` for the passes. A Spark engine is not built yet.
+:mod:`lmm_core.stream.fit` for the passes; ``engine="spark"`` runs them as Spark jobs
+(:mod:`lmm_core.stream.spark`).
 """
 
 from lmm_core.stream.fit import Progress, fit_blocks, fit_lmm_stream

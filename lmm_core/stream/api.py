@@ -1,5 +1,6 @@
 """The public ``lmm_core.fit_lmm``: a pandas DataFrame is fitted in memory, any other
-source (Parquet, CSV, DuckDB table, Arrow) by streaming (:mod:`lmm_core.stream.fit`)."""
+source (Parquet, CSV, DuckDB table, Arrow, Spark DataFrame) by streaming
+(:mod:`lmm_core.stream.fit`; on Spark with ``engine="spark", spark=session``)."""
 
 from __future__ import annotations
 
@@ -30,14 +31,15 @@ def fit_lmm(
     data
         A pandas DataFrame (fitted in memory: :func:`lmm_core.model.fit.fit_lmm`), or a
         table too large for memory: a Parquet file/folder, a CSV file, a DuckDB table
-        (``lmm_core.stream.Source.duckdb(path, table)``) or an Arrow table or dataset (streamed:
-        :func:`lmm_core.stream.fit.fit_lmm_stream`, which returns a
+        (``lmm_core.stream.Source.duckdb(path, table)``), an Arrow table or dataset, or a
+        Spark DataFrame (streamed: :func:`lmm_core.stream.fit.fit_lmm_stream`, which returns a
         :class:`~lmm_core.stream.results.StreamedLMMResult`).
     reml, options, start
         REML or ML, optimizer settings, starting ``theta``.
     **stream_options
-        For a streamed fit: ``engine``, ``batch_size``, ``max_memory_gib``,
-        ``progress``, ``threads``.
+        For a streamed fit: ``engine`` (``"duckdb"`` or ``"spark"``), ``spark`` (the
+        SparkSession), ``batch_size``, ``max_memory_gib``, ``progress``, ``threads``. A pandas
+        DataFrame given with any of them is streamed too (``engine="spark"``: sent to Spark).
     """
     if isinstance(data, pd.DataFrame) and not stream_options:
         return fit_lmm_frame(formula, data, reml=reml, options=options, start=start)

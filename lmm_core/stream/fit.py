@@ -4,11 +4,12 @@ A linear mixed model needs the rows only through the cross-products of ``[Z X y]
 (:mod:`lmm_core.model.cross_products`); every evaluation of the profiled criterion costs
 the same whatever the number of rows. The fit therefore takes:
 
-1. pass 1 (:mod:`lmm_core.stream.plan`): SQL aggregates for what the design needs (rows
-   used, levels, scaling constants, spline knots), and the memory estimate, refused above
-   ``max_memory_gib``;
+1. pass 1 (:mod:`lmm_core.stream.plan`): SQL aggregates (DuckDB or Spark SQL) for what the
+   design needs (rows used, levels, scaling constants, spline knots), and the memory
+   estimate, refused above ``max_memory_gib``;
 2. pass 2 (:mod:`lmm_core.stream.batches`): record batches through our design code, their
-   blocks summed (DuckDB, batches of ``batch_size`` rows);
+   blocks summed (DuckDB, batches of ``batch_size`` rows; on Spark, per partition on the
+   executors, then on the driver: :mod:`lmm_core.stream.spark`);
 3. the optimizer of the in-memory path (:func:`lmm_core.model.optimize.optimize_theta`) on
    :meth:`ProfiledDeviance.from_cross_products`, and the solution at the optimum.
 
@@ -37,6 +38,7 @@ from lmm_core.stream.batches import BatchBlocks, batch_blocks, finish
 from lmm_core.stream.plan import StreamPlan, plan_stream
 from lmm_core.stream.results import StreamedLMMResult
 from lmm_core.stream.sources import DuckDBEngine, as_source
+from lmm_core.stream.spark import SparkEngine, SparkRows, is_spark_frame, spark_blocks
 
 #: ``progress(rows_done, rows_total, rows_per_second)``, called after each batch of pass 2.
 Progress = Callable[[int, int, float], None]
@@ -49,7 +51,7 @@ def fit_lmm_stream(
     reml: bool = True,
     options: FitOptions | None = None,
     start: np.ndarray | None = None,
-    engine: str = "duckdb",
+    engine: str | None = None,
     spark: object | None = None,
     batch_size: int = 1_000_000,
     max_memory_gib: float = 2.0,
@@ -64,13 +66,15 @@ def fit_lmm_stream(
         lme4-style formula, as :func:`lmm_core.fit_lmm`.
     source
         Parquet file/folder/glob or CSV path, :class:`~lmm_core.stream.sources.Source`
-        (``Source.duckdb(path, table)`` for a DuckDB table) or an Arrow table or dataset.
+        (``Source.duckdb(path, table)`` for a DuckDB table) or an Arrow table or dataset;
+        for Spark, a Spark DataFrame, a Parquet/CSV path or a pandas DataFrame.
     reml, options, start
         As :func:`lmm_core.fit_lmm`.
     engine
-        ``"duckdb"`` (embedded, out-of-core); ``"spark"`` is refused (not built yet).
+        ``"duckdb"`` (embedded, out-of-core) or ``"spark"`` (:mod:`lmm_core.stream.spark`);
+        default: Spark for a Spark DataFrame or when ``spark`` is given, else DuckDB.
     spark
-        Reserved for the Spark engine (a ``SparkSession``).
+        The SparkSession of ``engine="spark"`` (default: the source's or the active one).
     batch_size
         Rows per batch of pass 2 (memory of a batch: about ``batch_size * (p + 2 S) * 8``
         bytes of matrices).
@@ -93,31 +97,52 @@ def fit_lmm_stream(
     """
     options = options or FitOptions()
     t0 = time.perf_counter()
-    if engine == "spark":
-        raise ModelError(
-            'engine="spark" is not available yet; fit with DuckDB (engine="duckdb"), reading '
-            "the Parquet files the Spark job writes."
-        )
-    if engine == "duckdb":
-        eng = DuckDBEngine(as_source(source), threads=threads)
+    eng = _open_engine(engine, source, spark, threads)
+    extra = {}
+    if isinstance(eng, SparkEngine):
+        try:
+            plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)
+        finally:
+            eng.close()
+        t1 = time.perf_counter()
+        blocks, extra["partitions"] = spark_blocks(eng, plan, batch_size, progress)
+        rows = SparkRows(eng, plan.columns, plan.where)
     else:
-        raise ModelError(f"Unknown engine {engine!r}; use 'duckdb'.")
-    plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)
-    t1 = time.perf_counter()
-    blocks = _accumulate(eng, plan, batch_size, progress)
+        plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)
+        t1 = time.perf_counter()
+        blocks = _accumulate(eng, plan, batch_size, progress)
+        rows = lambda: eng.batches(plan.columns, plan.where, batch_size)  # noqa: E731
     t2 = time.perf_counter()
+    if blocks.cp.n != plan.n_used:
+        raise ModelError("The table changed between the two passes; fit again.")
     result = fit_blocks(plan, blocks, reml=reml, options=options, start=start)
     t3 = time.perf_counter()
     timings = {
         "pass1": t1 - t0,
         "pass2": t2 - t1,
         "rows_per_second": plan.n_used / max(t2 - t1, 1e-9),
+        **extra,
         **result.timings,
         "total": t3 - t0,
     }
-    return replace(
-        result, timings=timings, rows=lambda: eng.batches(plan.columns, plan.where, batch_size)
-    )
+    return replace(result, timings=timings, rows=rows)
+
+
+def _open_engine(engine: str | None, source: object, spark: object | None, threads: int | None):
+    """The engine of the passes: Spark for a Spark DataFrame, a session given or
+    ``engine="spark"``; DuckDB otherwise."""
+    if engine is None:
+        engine = "spark" if spark is not None or is_spark_frame(source) else "duckdb"
+    if engine == "spark":
+        return SparkEngine(spark, source)
+    if engine == "duckdb":
+        if is_spark_frame(source):
+            raise ModelError(
+                'A Spark DataFrame is fitted with engine="spark" (or read the Parquet files it '
+                'was written to with engine="duckdb").'
+            )
+        return DuckDBEngine(as_source(source), threads=threads)
+    raise ModelError(f"Unknown engine {engine!r}; use 'duckdb' or 'spark'.")
 
 
 def _accumulate(
@@ -132,7 +157,7 @@ def _accumulate(
         done += len(frame)
         if progress is not None:
             progress(done, plan.n_used, done / max(time.perf_counter() - start, 1e-9))
-    if total is None or total.cp.n != plan.n_used:
+    if total is None:
         raise ModelError("The table changed between the two passes; fit again.")
     return total
 

@@ -7,6 +7,11 @@ same values: a ``scale(x)`` or a spline basis is learned from the finite values 
 argument over *every* row of the table (not only the rows the fit uses), as the in-memory
 path does. An argument may be arithmetic of columns (``ns(log(dose), 3)``), which
 :func:`to_sql` writes in SQL (``+ - * /``, ``^`` as ``power``, ``log``, ``exp``, ...).
+
+Where a value is not a finite number in numpy (``log(0)``, ``x / 0``, ``sqrt(-1)``), DuckDB
+gives an infinity or NaN and Spark gives NULL (with Spark 4's ANSI mode, ``x / 0`` would
+raise: :meth:`Dialect.divide` writes ``try_divide``); both are left out by
+:meth:`Dialect.finite`, as the in-memory path leaves out non-finite values.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ class Dialect:
     Attributes
     ----------
     name
-        ``"duckdb"`` or ``"spark"``.
+        ``"duckdb"`` or ``"spark"`` (Spark SQL: identifiers in backquotes, ``percentile`` for
+        exact quantiles, ``try_divide``, ``isnan`` and comparisons with ``double('inf')`` for
+        finiteness).
     """
 
     name: str
@@ -67,6 +74,13 @@ class Dialect:
         if not is_float:
             return f"({col} IS NOT NULL)"
         return f"({col} IS NOT NULL AND NOT isnan({col}))"
+
+    def divide(self, left: str, right: str) -> str:
+        """``left / right`` in double precision, NULL or infinite (not an error) for a 0
+        divisor."""
+        if self.name == "spark":
+            return f"try_divide({left}, {right})"
+        return f"({left} / {right})"
 
     def quantiles(self, expr: str, probs: list[float]) -> str:
         """Aggregate: the quantiles of ``expr`` at ``probs`` by linear interpolation
@@ -100,7 +114,8 @@ def to_sql(node: Node, dialect: Dialect) -> str:
     if isinstance(node, NAry) and node.kind in ("sum", "prod"):
         out = to_sql(node.items[0], dialect)
         for op, item in zip(node.ops, node.items[1:], strict=True):
-            out = f"({out} {op} {to_sql(item, dialect)})"
+            right = to_sql(item, dialect)
+            out = dialect.divide(out, right) if op == "/" else f"({out} {op} {right})"
         return out
     if isinstance(node, Call) and node.func in _FUNCTIONS:
         return _FUNCTIONS[node.func].format(to_sql(node.arg, dialect))
