@@ -306,8 +306,11 @@ def report(ctx: TourContext) -> StepView:
     name, why = _chosen(ctx)
     result = ctx.fits[name].result
     sentences = texts.report_sentences(result, ctx.columns, why, ctx.n_subjects)
-    if ctx.columns.is_glmm:
-        return StepView(sentences, table=fixed_table(result), model=name)
+    if ctx.columns.is_glmm:  # estimate, SE, p and the ratio with its CI: fits 1280 px
+        table = fixed_table(result)
+        ratio = [c for c in table.columns if c.endswith(("ratio", "ratio lower", "ratio upper"))]
+        keep = ["Estimate", "SE", "p", *ratio] if ratio else list(table.columns)
+        return StepView(sentences, table=table[keep], model=name)
     table = fixed_effects_table(result)
     ci = result.fixef_table()[["ci_lower", "ci_upper"]].to_numpy()
     table["95% CI low"], table["95% CI high"] = ci[:, 0], ci[:, 1]
