@@ -1,23 +1,34 @@
-"""Benchmark of streamed fits (issue 18): time and memory of each pass, against in memory.
+"""Benchmark of streamed fits (issue 18): time and memory of each pass, DuckDB and Spark.
 
-A seeded trial is written to Parquet (patients in 1,000 hospitals, 1 to 10 visits each,
-6.25 visits per patient on average: 1.6M patients at 10M rows), then
+A seeded trial is written to Parquet (patients in 1,000 hospitals, 1 to 10 visits each, about
+5.5 rows per patient: 1.8M patients at 10M rows; row groups of 250k rows), then
 ``y ~ time * arm + (time | patient) + (1 | hospital)`` is fitted by streaming with DuckDB,
-and (``--in-memory``) by the in-memory path on the same rows. Peak memory is the process's
-maximum resident set size (``resource.getrusage``), so run one configuration per process
-for the streaming figure to be its own: ``--in-memory`` runs after the streamed fit.
+(``--spark``) with Spark in local mode (``local[2]``) on the same file, and (``--in-memory``)
+by the in-memory path on the same rows. Peak memory is the process's maximum resident set
+size (``resource.getrusage``; for Spark, the JVM's and its Python workers' ``VmHWM`` too), so
+one configuration runs per process: ``--scaling`` runs each size in a fresh subprocess and
+prints the table of time per row of pass 2, the optimizer's time per evaluation and per
+patient, and peak memory; then the on-paper cost of a 1-billion-row extract on a Spark
+cluster from those measured costs (assumptions printed with it). ``--profile`` times the
+parts of one batch of pass 2 and of one evaluation of the criterion.
 
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py --rows 1000000 --in-memory
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py --rows 3000000
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py --rows 1000000 --spark
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py --scaling 1000000,3000000,10000000 \
+        --spark
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_stream.py --rows 10000000 --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -29,7 +40,7 @@ FORMULA = "y ~ time * arm + (time | patient) + (1 | hospital)"
 
 
 def write_trial(path: str, rows: int, hospitals: int = 1000, seed: int = 18) -> int:
-    """Write the trial in row groups of about 1M rows; returns the number of rows."""
+    """Write the trial in row groups of 250k rows; returns the number of rows."""
     rng = np.random.default_rng(seed)
     hosp_effect = rng.normal(0.0, 2.0, hospitals)
     writer = None
@@ -68,7 +79,7 @@ def write_trial(path: str, rows: int, hospitals: int = 1000, seed: int = 18) -> 
         )
         if writer is None:
             writer = pq.ParquetWriter(path, table.schema)
-        writer.write_table(table, row_group_size=1_000_000)
+        writer.write_table(table, row_group_size=250_000)
         written += pid.size
         patient0 += npat
     writer.close()
@@ -80,59 +91,389 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def tree_hwm_gib(pid: int) -> float:
+    """Sum of the peak resident sizes (``VmHWM``) of ``pid`` and its descendants (GiB): for
+    the Spark JVM and the Python workers it starts (an upper bound of their joint peak)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree, grew = {pid}, True
+    while grew:
+        kids = {p for p, pp in parents.items() if pp in tree} - tree
+        tree |= kids
+        grew = bool(kids)
+    total = 0
+    for p in tree:
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                total += next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024**2
+
+
+def summary(res, wall: float) -> dict:
+    """The figures of a streamed fit."""
+    tm = res.timings
+    m1 = max(res.ngroups.values())
+    return {
+        "rows": res.nobs,
+        "patients": m1,
+        "pass1": tm["pass1"],
+        "pass2": tm["pass2"],
+        "us_per_row": 1e6 * tm["pass2"] / res.nobs,
+        "optimize": tm["optimize"],
+        "evals": res.opt.n_evals,
+        "ms_per_eval": 1e3 * tm["optimize"] / res.opt.n_evals,
+        "us_per_patient_eval": 1e6 * tm["optimize"] / res.opt.n_evals / m1,
+        "result": tm["result"],
+        "total": wall,
+        "partitions": tm.get("partitions"),
+        "executor_read": tm.get("executor_read"),
+        "executor_blocks": tm.get("executor_blocks"),
+        "driver_sum": tm.get("driver_sum"),
+        "objective": res.objective,
+        "beta": res.beta.tolist(),
+        "theta": res.theta.tolist(),
+    }
+
+
+def print_fit(name: str, fig: dict) -> None:
+    print(f"{name}: {fig['rows']:,} rows, {fig['patients']:,} patients")
+    part = f", {fig['partitions']} partitions" if fig.get("partitions") else ""
+    print(
+        f"  pass 1 {fig['pass1']:.2f} s, pass 2 {fig['pass2']:.2f} s "
+        f"({fig['rows'] / fig['pass2']:,.0f} rows/s, {fig['us_per_row']:.2f} us/row{part})"
+    )
+    print(
+        f"  optimizer {fig['optimize']:.2f} s ({fig['evals']} evals, {fig['ms_per_eval']:.0f} "
+        f"ms/eval, {fig['us_per_patient_eval']:.2f} us per patient per eval), solution "
+        f"{fig['result']:.2f} s, total {fig['total']:.2f} s"
+    )
+    if fig.get("partitions"):
+        print(
+            f"  executors (summed over partitions): waiting for Spark's pandas batches "
+            f"{fig['executor_read']:.2f} s, our design code and sums {fig['executor_blocks']:.2f}"
+            f" s; driver unpickling and adding {fig['driver_sum']:.2f} s"
+        )
+    if fig.get("queries"):
+        slow = sorted(fig["queries"], reverse=True)[:3]
+        print(
+            f"  pass 1: {len(fig['queries'])} Spark SQL queries, "
+            f"{sum(q[0] for q in fig['queries']):.1f} s in all; slowest: "
+            + "; ".join(f"{sec:.1f} s {sql}" for sec, sql in slow)
+        )
+    print(f"  peak memory {fig['peak_gib']:.2f} GiB{fig.get('peak_note', '')}")
+    print(f"  objective {fig['objective']:.6f} theta {np.round(fig['theta'], 5)}")
+
+
+def run_duckdb(path: str, args) -> dict:
+    from lmm_core import fit_lmm
+
+    t = time.perf_counter()
+    res = fit_lmm(FORMULA, path, batch_size=args.batch_size, threads=args.threads)
+    fig = summary(res, time.perf_counter() - t)
+    fig["peak_gib"] = peak_rss_gib()
+    return fig
+
+
+def run_spark(path: str, args) -> dict:
+    """The same fit with Spark in local mode (session start not counted)."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from pyspark.sql import SparkSession
+
+    from lmm_core import fit_lmm
+    from lmm_core.stream.spark import SparkEngine
+
+    queries: list[tuple[float, str]] = []
+    plain = SparkEngine.query
+
+    def timed(self, sql: str):  # pass 1's queries, one by one
+        t = time.perf_counter()
+        out = plain(self, sql)
+        queries.append((time.perf_counter() - t, " ".join(sql.split())[:70]))
+        return out
+
+    SparkEngine.query = timed
+    t = time.perf_counter()
+    spark = (
+        SparkSession.builder.master(f"local[{args.spark_cores}]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", str(args.spark_cores))
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    started = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        res = fit_lmm(FORMULA, path, engine="spark", spark=spark, batch_size=args.batch_size)
+        fig = summary(res, time.perf_counter() - t)
+        jvm = spark.sparkContext._gateway.proc.pid
+        fig["peak_gib"] = peak_rss_gib()
+        fig["jvm_gib"] = tree_hwm_gib(jvm)
+        fig["queries"] = queries
+        fig["peak_note"] = (
+            f" (driver Python; JVM and Python workers {fig['jvm_gib']:.2f} GiB; session "
+            f"start {started:.1f} s, not counted)"
+        )
+    finally:
+        spark.stop()
+    return fig
+
+
+def run_in_memory(path: str) -> dict:
+    import pandas as pd
+
+    from lmm_core import fit_lmm
+
+    t = time.perf_counter()
+    df = pd.read_parquet(path)
+    t_read = time.perf_counter() - t
+    t = time.perf_counter()
+    ref = fit_lmm(FORMULA, df)
+    return {
+        "read": t_read,
+        "fit": time.perf_counter() - t,
+        "peak_gib": peak_rss_gib(),
+        "objective": ref.objective,
+        "beta": ref.beta.tolist(),
+        "se": ref.std_errors.tolist(),
+    }
+
+
+def profile(path: str, args) -> None:
+    """Where the time of pass 2 (one batch) and of one evaluation goes."""
+    import cProfile
+    import pstats
+    from dataclasses import replace
+
+    from lmm_core.design.reterms import amalgamate
+    from lmm_core.model.cross_products import cross_products
+    from lmm_core.model.linalg import single_threaded_blas
+    from lmm_core.stream.batches import _qr_r, batch_blocks
+    from lmm_core.stream.plan import plan_stream
+    from lmm_core.stream.sources import DuckDBEngine, as_source
+    from lmm_core.stream.spark import pack_blocks
+
+    eng = DuckDBEngine(as_source(path), threads=args.threads)
+    t = time.perf_counter()
+    plan = plan_stream(FORMULA, eng)
+    print(f"profile: pass 1 {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    frame = next(eng.batches(plan.columns, plan.where, args.batch_size))
+    n = len(frame)
+    parts = {"read (DuckDB -> pandas)": time.perf_counter() - t}
+    design = plan.design
+    t = time.perf_counter()
+    y = design.response_values(frame)
+    X = design.fixed_matrix(frame)
+    parts["X and y (fixed recipe)"] = time.perf_counter() - t
+    terms = []
+    for term in plan.reterms:
+        t = time.perf_counter()
+        codes, z = term.rebuild.evaluate(frame)
+        parts[f"codes and Z of ({term.group}), {term.n_levels:,} levels"] = time.perf_counter() - t
+        terms.append(replace(term, codes=codes, z=z))
+    t = time.perf_counter()
+    cp = cross_products(X, y, amalgamate(tuple(terms))[0])
+    parts["cross-products (bincount, sparse Z2'Z1, Z2'Z2)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _qr_r(X)
+    parts["QR of X"] = time.perf_counter() - t
+    t = time.perf_counter()
+    blocks = batch_blocks(plan, frame)
+    whole = time.perf_counter() - t
+    t = time.perf_counter()
+    blocks + blocks
+    parts["adding two batches' blocks (every level)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pack_blocks(blocks)
+    parts["packing the blocks (Spark: levels seen)"] = time.perf_counter() - t
+    print(f"pass 2, one batch of {n:,} rows (batch_blocks {whole:.2f} s in all):")
+    for name, sec in parts.items():
+        print(f"  {name:<55} {sec:6.3f} s  {1e6 * sec / n:6.2f} us/row")
+    del cp
+    from lmm_core import fit_lmm
+
+    res = fit_lmm(FORMULA, path, batch_size=args.batch_size, threads=args.threads)
+    dev = res.deviance
+    with single_threaded_blas():
+        t = time.perf_counter()
+        for _ in range(5):
+            dev(res.theta)
+        per = (time.perf_counter() - t) / 5
+        m1 = max(res.ngroups.values())
+        print(
+            f"one evaluation of the criterion: {1e3 * per:.0f} ms "
+            f"({1e6 * per / m1:.2f} us per patient, {m1:,} patients); profile of 3:"
+        )
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(3):
+            dev(res.theta)
+        prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(8)
+
+
+def billion(figs: dict[int, dict], spark: dict | None) -> None:
+    """On paper: a 1-billion-row extract on a Spark cluster, from the measured costs."""
+    from lmm_core.stream.plan import GIB
+
+    big = figs[max(figs)]
+    c_row = big["us_per_row"] * 1e-6  # one core: DuckDB reads in parallel, our code in one
+    c_row_spark = spark["us_per_row"] * 1e-6 * spark["cores"] if spark else c_row
+    c_pat = big["us_per_patient_eval"] * 1e-6
+    c_pass1 = big["pass1"] / big["rows"]  # DuckDB, every core of this machine
+    evals = big["evals"]
+    cores = 200
+    print(
+        "\nOn paper: 1 billion rows on a Spark cluster of 50 executors x 4 cores (200 cores), "
+        "from the costs measured above"
+    )
+    print(
+        f"  assumptions: pass 2 costs {1e6 * c_row_spark:.2f} us per row per core (Spark "
+        f"local mode{'' if spark else ': not run, DuckDB figure'}), scaling linearly with "
+        f"cores, storage and network not limiting; pass 1 about {1e6 * c_pass1 * 2:.2f} us "
+        "per row per core (DuckDB here, six scans); the optimizer on one driver core at "
+        f"{1e6 * c_pat:.2f} us per patient per evaluation, {evals} evaluations; the same "
+        "model (S1 = 2, p = 4), files clustered by patient."
+    )
+    for label, rows_per_patient in (("6 visits per patient", 6), ("100 visits per patient", 100)):
+        m1 = int(1e9 / rows_per_patient)
+        blocks = 8 * m1 * (3 * 4 + 2 * 2 * 5) + 8 * m1 * 2 * 3
+        t1 = 1e9 * c_pass1 * 2 / cores
+        t2 = 1e9 * c_row_spark / cores
+        t_opt = c_pat * m1 * evals
+        print(
+            f"  {label}: {m1 / 1e6:,.0f}M patients; blocks about {blocks / GIB:.0f} GiB on "
+            f"the driver (and in each executor), pass 1 ~{t1 / 60:.0f} min, pass 2 "
+            f"~{t2 / 60:.0f} min, optimizer ~{t_opt / 60:.0f} min "
+            f"({c_pat * m1:.1f} s per evaluation)"
+        )
+    print(
+        "  The rows are cheap on a cluster (they scale with cores); what does not scale is on "
+        "the driver: the blocks and the optimizer grow with the number of patients, and each "
+        "batch of pass 2 allocates the blocks of every patient (plus the plan carries every "
+        "patient's label to each executor), so 167M patients is out of reach of this design "
+        "(tens of GiB per executor); 10M patients (100 visits each) is a few GiB and hours "
+        "of driver time."
+    )
+
+
+def one(args) -> dict:
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trial.parquet")
+        t = time.perf_counter()
+        n = write_trial(path, args.rows)
+        if not args.json:
+            print(
+                f"wrote {n:,} rows in {time.perf_counter() - t:.1f} s "
+                f"({os.path.getsize(path) / 1e6:.0f} MB); load average {os.getloadavg()}"
+            )
+        if args.profile:
+            profile(path, args)
+            return out
+        if args.spark:
+            out["spark"] = run_spark(path, args)
+            out["spark"]["cores"] = args.spark_cores
+        else:
+            out["duckdb"] = run_duckdb(path, args)
+        if args.in_memory:
+            out["memory"] = run_in_memory(path)
+    if not args.json:
+        report(out)
+    return out
+
+
+def report(out: dict) -> None:
+    if "duckdb" in out:
+        print_fit("streamed (DuckDB)", out["duckdb"])
+    if "spark" in out:
+        print_fit(f"streamed (Spark local[{out['spark']['cores']}])", out["spark"])
+    if "memory" in out:
+        mem = out["memory"]
+        ref = out.get("duckdb") or out["spark"]
+        diff = np.max(np.abs(np.subtract(mem["beta"], ref["beta"])) / np.array(mem["se"]))
+        print(
+            f"in memory: read {mem['read']:.2f} s, fit {mem['fit']:.2f} s, peak RSS "
+            f"{mem['peak_gib']:.2f} GiB (streamed fit first in the same process)"
+        )
+        print(
+            f"  objective {mem['objective']:.6f} (relative difference "
+            f"{abs(mem['objective'] / ref['objective'] - 1):.1e}), largest beta difference / "
+            f"SE {diff:.1e}"
+        )
+
+
+def child(args, rows: int, *extra: str) -> dict:
+    """One configuration in a fresh process (its own peak memory)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--rows", str(rows), "--json"]
+    cmd += ["--batch-size", str(args.batch_size), *extra]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scaling(args) -> None:
+    sizes = [int(s) for s in args.scaling.split(",")]
+    print(f"load average before: {os.getloadavg()} (2 cores, shared)")
+    figs, spark = {}, None
+    for rows in sizes:
+        out = child(args, rows, *(["--in-memory"] if rows == sizes[0] else []))
+        figs[rows] = out["duckdb"]
+        print(f"--- {rows:,} rows (load average {os.getloadavg()})")
+        report(out)
+    if args.spark:
+        spark = child(args, sizes[0], "--spark", "--spark-cores", str(args.spark_cores))["spark"]
+        spark["cores"] = args.spark_cores
+        print(f"--- {sizes[0]:,} rows on Spark (load average {os.getloadavg()})")
+        report({"spark": spark})
+        ref = figs[sizes[0]]
+        print(
+            f"  objective relative difference to DuckDB "
+            f"{abs(spark['objective'] / ref['objective'] - 1):.1e}"
+        )
+    print(
+        "\nrows        patients   pass1 s  pass2 s  us/row  evals  ms/eval  us/pat/eval  total s"
+        "  peak GiB"
+    )
+    for rows, f in figs.items():
+        print(
+            f"{rows:>10,} {f['patients']:>10,} {f['pass1']:>8.2f} {f['pass2']:>8.2f} "
+            f"{f['us_per_row']:>7.2f} {f['evals']:>6} {f['ms_per_eval']:>8.0f} "
+            f"{f['us_per_patient_eval']:>12.2f} {f['total']:>8.2f} {f['peak_gib']:>9.2f}"
+        )
+    billion(figs, spark)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=1_000_000)
     ap.add_argument("--in-memory", action="store_true", help="also fit with pandas in memory")
+    ap.add_argument("--spark", action="store_true", help="fit with Spark in local mode")
+    ap.add_argument("--spark-cores", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--scaling", default=None, help="sizes, e.g. 1000000,3000000,10000000")
+    ap.add_argument("--profile", action="store_true", help="where the time goes")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-
-    from lmm_core import fit_lmm
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "trial.parquet")
-        t = time.perf_counter()
-        n = write_trial(path, args.rows)
-        print(
-            f"wrote {n:,} rows in {time.perf_counter() - t:.1f} s "
-            f"({os.path.getsize(path) / 1e6:.0f} MB)"
-        )
-        base = peak_rss_gib()
-        t = time.perf_counter()
-        res = fit_lmm(FORMULA, path, batch_size=args.batch_size, threads=args.threads)
-        total = time.perf_counter() - t
-        tm = res.timings
-        print(f"streamed (DuckDB): {res.nobs:,} rows, {res.ngroups}")
-        print(
-            f"  pass 1 {tm['pass1']:.2f} s, pass 2 {tm['pass2']:.2f} s "
-            f"({tm['rows_per_second']:,.0f} rows/s, {1e6 * tm['pass2'] / res.nobs:.2f} us/row)"
-        )
-        print(
-            f"  optimizer {tm['optimize']:.2f} s ({res.opt.n_evals} evals), "
-            f"solution {tm['result']:.2f} s, total {total:.2f} s"
-        )
-        print(f"  peak RSS {peak_rss_gib():.2f} GiB (before the fit {base:.2f} GiB)")
-        print(f"  objective {res.objective:.6f} theta {np.round(res.theta, 5)}")
-        print(f"  fixef {dict(zip(res.x_names, np.round(res.beta, 5), strict=True))}")
-        if args.in_memory:
-            import pandas as pd
-
-            t = time.perf_counter()
-            df = pd.read_parquet(path)
-            t_read = time.perf_counter() - t
-            t = time.perf_counter()
-            ref = fit_lmm(FORMULA, df)
-            t_fit = time.perf_counter() - t
-            print(
-                f"in memory: read {t_read:.2f} s, fit {t_fit:.2f} s, "
-                f"peak RSS {peak_rss_gib():.2f} GiB"
-            )
-            print(
-                f"  objective {ref.objective:.6f} (relative difference "
-                f"{abs(ref.objective / res.objective - 1):.1e}), largest beta difference / SE "
-                f"{np.max(np.abs(ref.beta - res.beta) / ref.std_errors):.1e}"
-            )
+    if args.scaling:
+        scaling(args)
+        return
+    out = one(args)
+    if args.json:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -98,14 +98,14 @@ def fit_lmm_stream(
     options = options or FitOptions()
     t0 = time.perf_counter()
     eng = _open_engine(engine, source, spark, threads)
-    extra = {}
+    extra: dict = {}
     if isinstance(eng, SparkEngine):
         try:
             plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)
         finally:
             eng.close()
         t1 = time.perf_counter()
-        blocks, extra["partitions"] = spark_blocks(eng, plan, batch_size, progress)
+        blocks, extra = spark_blocks(eng, plan, batch_size, progress)
         rows = SparkRows(eng, plan.columns, plan.where)
     else:
         plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib)

@@ -239,27 +239,38 @@ class PartitionBlocks:
         total = None
         held: list[pd.DataFrame] = []
         rows = 0
+        clock = {"read": 0.0, "blocks": 0.0}
         try:
+            t = time.perf_counter()
             for frame in frames:
+                clock["read"] += time.perf_counter() - t
                 held.append(frame)
                 rows += len(frame)
                 if rows >= self.batch_size:
-                    total = self._add(total, held)
+                    total = self._add(total, held, clock)
                     held, rows = [], 0
+                t = time.perf_counter()
+            clock["read"] += time.perf_counter() - t
             if rows:
-                total = self._add(total, held)
+                total = self._add(total, held, clock)
         except LMMError as exc:
             payload = ("error", type(exc).__name__, str(exc))
             yield pd.DataFrame({"blocks": [pickle.dumps(payload, protocol=5)]})
             return
         if total is not None:
-            payload = ("blocks", pack_blocks(total))
-            yield pd.DataFrame({"blocks": [pickle.dumps(payload, protocol=5)]})
+            t = time.perf_counter()
+            packed = pack_blocks(total)
+            clock["blocks"] += time.perf_counter() - t
+            packed["seconds"] = clock
+            yield pd.DataFrame({"blocks": [pickle.dumps(("blocks", packed), protocol=5)]})
 
-    def _add(self, total: BatchBlocks | None, held: list[pd.DataFrame]) -> BatchBlocks:
+    def _add(self, total: BatchBlocks | None, held: list[pd.DataFrame], clock) -> BatchBlocks:
+        t = time.perf_counter()
         frame = held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
         part = batch_blocks(self.plan, frame)
-        return part if total is None else total + part
+        out = part if total is None else total + part
+        clock["blocks"] += time.perf_counter() - t
+        return out
 
 
 def pack_blocks(blocks: BatchBlocks) -> dict:
@@ -307,6 +318,7 @@ class BlockSum:
 
     def __init__(self) -> None:
         self.parts = 0
+        self.seconds = {"read": 0.0, "blocks": 0.0}
         self._first: dict | None = None
 
     def add(self, packed: dict) -> None:
@@ -326,6 +338,8 @@ class BlockSum:
                 self.a22 = np.zeros((packed["q2"], packed["q2"]))
                 self.a2xy = np.zeros((packed["q2"], p + 1))
             self._first = packed
+        for key, sec in packed.get("seconds", {}).items():
+            self.seconds[key] = self.seconds.get(key, 0.0) + sec
         seen = packed["seen"]
         self.n += packed["n"]
         self.a11[seen] += packed["a11"]
@@ -371,12 +385,20 @@ def spark_blocks(
     plan,
     batch_size: int,
     progress: Callable[[int, int, float], None] | None = None,
-) -> tuple[BatchBlocks, int]:
-    """Pass 2 on Spark (module docstring): the summed blocks and the number of partitions.
+) -> tuple[BatchBlocks, dict]:
+    """Pass 2 on Spark (module docstring): the summed blocks, and figures of the job.
 
     ``progress(rows_done, rows_total, rows_per_second)`` is called from this thread about
     twice a second while the job runs, with the rows done estimated from the share of
     partitions finished (Spark's status tracker), and once at the end.
+
+    Returns
+    -------
+    blocks, figures
+        :class:`BatchBlocks` of every row used; ``partitions`` (that had rows),
+        ``executor_read`` and ``executor_blocks`` (seconds summed over partitions: waiting
+        for Spark's pandas batches, and our design code, sums and packing), ``driver_sum``
+        (seconds to unpickle and add the partitions' blocks).
 
     Raises
     ------
@@ -397,6 +419,7 @@ def spark_blocks(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ModelError(f"The Spark job of pass 2 failed: {first}") from exc
         raise
+    t = time.perf_counter()
     acc = BlockSum()
     for row in rows:
         payload = pickle.loads(row["blocks"])
@@ -404,10 +427,16 @@ def spark_blocks(
             raise _ERRORS.get(payload[1], DataError)(payload[2])
         acc.add(payload[1])
     blocks = acc.total()
+    figures = {
+        "partitions": acc.parts,
+        "executor_read": acc.seconds["read"],
+        "executor_blocks": acc.seconds["blocks"],
+        "driver_sum": time.perf_counter() - t,
+    }
     if progress is not None:
         done = blocks.cp.n
         progress(done, plan.n_used, done / max(time.perf_counter() - start, 1e-9))
-    return blocks, acc.parts
+    return blocks, figures
 
 
 def _context(spark):
