@@ -48,7 +48,7 @@ def choose_example() -> None:
         format_func=lambda n: f"{n}: {titles[n]}",
         key=Keys.W_EXAMPLE,
         on_change=_on_example,
-        placeholder="Pick an example to replace the uploaded data",
+        placeholder="Pick an example to replace the active data",
         help="Real studies (sleepstudy, Orthodont) and simulated trials with known truth.",
     )
 

@@ -9,6 +9,7 @@ computation between two units. Texts are plain (the view escapes them).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -171,13 +172,16 @@ def stream_fit(
     reml: bool,
     family: str,
     sample: pd.DataFrame,
+    n_rows: int,
+    pause: float,
     report: Report,
 ) -> StreamedLMMResult:
     """A linear mixed model fitted to a whole file of the server's data folder by streaming
     (:func:`lmm_core.fit_lmm` with a source: SQL aggregates, then record batches summed into
     the blocks), reporting rows done and rows per second after every batch; returned as
     seen on ``sample`` (:meth:`~lmm_core.stream.results.StreamedLMMResult.on_sample`), the
-    patients the app shows.
+    patients the app shows. Batches hold about ``n_rows / 40`` rows (20,000 to 1,000,000), so
+    that the progress moves; ``pause`` seconds are waited after each (a test hook, 0 in use).
 
     Raises
     ------
@@ -197,6 +201,9 @@ def stream_fit(
     def progress(done: int, total: int, rate: float) -> None:
         more = "" if done < total else "; estimating the model"
         report(done / max(total, 1), f"{done:,} of {total:,} rows, {int(rate):,} rows/s{more}")
+        if pause > 0 and done < total:
+            time.sleep(pause)
 
-    result = fit_lmm(formula, source, reml=reml, progress=progress)
+    batch = min(1_000_000, max(20_000, int(n_rows) // 40))
+    result = fit_lmm(formula, source, reml=reml, progress=progress, batch_size=batch)
     return result.on_sample(sample)

@@ -246,6 +246,8 @@ def _start_streamed(formula: str, reml: bool, label: str, family: str, server: d
         request.reml,
         family,
         current_data(),
+        server["n_rows"],
+        float(os.environ.get(DELAY_ENV) or 0) / 10,  # test hook: a slower, visible progress
     )
 
     def streamed(job: Job) -> tuple[Any, float]:

@@ -98,6 +98,12 @@ def server_section(folder: str) -> None:
         st.info("The data folder holds no .parquet, .csv or .duckdb file yet.")
         return
     st.dataframe(file_table(files), hide_index=True, key="server_files")
+    counted = [f.rows for f in files if f.rows is not None]
+    st.caption(
+        f"{len(files):,} file{'s' * (len(files) != 1)} offered"
+        + (f", {sum(counted):,} rows in all" if len(counted) == len(files) else "")
+        + ". Rows of a large CSV file are counted when it is sampled."
+    )
     usable = [f for f in files if not f.problem]
     for f in files:
         if f.problem:

@@ -25,6 +25,7 @@ blocks, with no pass over the rows (likelihood-ratio tests of REML fits).
 from __future__ import annotations
 
 import copy
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -98,7 +99,7 @@ class StreamedLMMResult(LMMResult):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        if state.get("rows") is not None and not isinstance(state["rows"], RowStream):
+        if isinstance(state.get("rows"), types.FunctionType):  # a closure does not pickle
             raise TypeError(
                 "This streamed fit reads its rows through a function that cannot be pickled; "
                 "give it a RowStream (DuckDBEngine.row_stream)."

@@ -51,6 +51,7 @@ def test_sample_fit_by_streaming_and_result_pages(data_folder):
     listed = at.dataframe[0].value  # the section comes before the report's tables
     assert list(listed["file"]) == ["trial.parquet"]
     assert listed["rows"].iloc[0] == f"{len(trial):,}"
+    assert f"1 file offered, {len(trial):,} rows in all" in texts(at.caption)
     group = next(s for s in at.selectbox if s.label == "Patient column")
     assert group.value == "patient"  # the app's role guess
     at.number_input(key=Keys.W_SERVER_N).set_value(12)
@@ -69,9 +70,8 @@ def test_sample_fit_by_streaming_and_result_pages(data_folder):
 
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    at.text_area(key=Keys.MODEL_W + "typed").set_value(FORMULA)
-    at.button(key="model_fit").click()
-    at.run()
+    at.text_area(key=Keys.MODEL_W + "typed").input(FORMULA)  # in the form: sent with the button
+    at.button(key="model_fit").click().run()
     finish_jobs(at, timeout=180)
     assert not at.exception, at.exception
     fits = at.session_state[Keys.FITS]

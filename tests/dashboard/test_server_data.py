@@ -149,10 +149,19 @@ def test_data_folder_in_the_limits_file():
 def test_the_streamed_fit_work_reports_rows_and_returns_the_sample_view(folder):
     df = _visits()
     sample = df[df["patient"].isin(["p001", "p007"])].reset_index(drop=True)
-    reports = []
+    reports = []  # report(fraction, text)
     formula = "y ~ time + (time | patient)"
     result = work.stream_fit(
-        formula, str(folder), "parts", None, True, GAUSSIAN, sample, lambda *a: reports.append(a)
+        formula,
+        str(folder),
+        "parts",
+        None,
+        True,
+        GAUSSIAN,
+        sample,
+        len(df),
+        0.0,
+        lambda *a: reports.append(a),
     )
     ref = fit_lmm(formula, df)
     assert result.nobs == len(df) and result.is_sample_view
@@ -161,6 +170,8 @@ def test_the_streamed_fit_work_reports_rows_and_returns_the_sample_view(folder):
     assert reports[-1][0] == 1.0 and reports[-1][1].startswith(f"{len(df):,} of {len(df):,} rows")
     assert "rows/s; estimating the model" in reports[-1][1]
     with pytest.raises(ModelError, match="linear mixed models only"):
-        work.stream_fit(formula, str(folder), "parts", None, True, "binomial", sample, print)
+        work.stream_fit(formula, str(folder), "parts", None, True, "binomial", sample, 1, 0, print)
     with pytest.raises(DataError, match="is a link"):
-        work.stream_fit(formula, str(folder), "link.parquet", None, True, GAUSSIAN, sample, print)
+        work.stream_fit(
+            formula, str(folder), "link.parquet", None, True, GAUSSIAN, sample, 1, 0, print
+        )

@@ -1,0 +1,81 @@
+"""Real browser, issue 18: the operator's data folder holds a Parquet trial of about 200k
+rows; the Data page lists it, draws a sample of whole patients, the Model page fits
+``y ~ time * arm + (time | patient) + (1 | hospital)`` to the whole file by streaming with a
+progress bar (rows done, rows per second), and the summary and the sampled patients'
+trajectories follow. Screenshots at 1400 and 1024 px wide."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lmm_core.simulation.trial import simulate_trial
+from tests.e2e import support
+
+pytestmark = pytest.mark.browser
+
+FORMULA = "y ~ time * arm + (time | patient) + (1 | hospital)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> tuple[Path, int, int]:
+    """A data folder with a seeded trial (100 hospitals x 300 patients: about 189k rows) and
+    the limits file naming it."""
+    base = tmp_path_factory.mktemp("server_data")
+    folder = base / "data"
+    folder.mkdir()
+    trial = simulate_trial(n_hospitals=100, patients_per_hospital=300, seed=18).data
+    trial.to_parquet(folder / "registry_trial.parquet")
+    (base / "limits.toml").write_text(f'[lmm_explorer]\ndata_folder = "{folder}"\n')
+    return base / "limits.toml", len(trial), trial["patient"].nunique()
+
+
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_fit_a_server_parquet_file_by_streaming(browser, server, width):
+    limits_file, n_rows, n_patients = server
+    env = {"LMM_LIMITS": str(limits_file), "LMM_EXPLORER_FIT_DELAY": "8"}
+    with support.running_app(timeout=120, env=env) as url:
+        page = browser.new_context(viewport={"width": width, "height": 1100}).new_page()
+        support.open_app(page, url)
+        section = page.get_by_role("heading", name="Server data")
+        section.wait_for(timeout=60_000)
+        support.wait_for_text(page, f"1 file offered, {n_rows:,} rows in all")
+        section.scroll_into_view_if_needed()
+        support.screenshot(page, f"server_data_list_{width}")
+
+        patients = page.get_by_role("spinbutton", name="Patients")
+        patients.fill("300")
+        patients.press("Enter")
+        support.wait_idle(page)
+        page.get_by_role("button", name="Sample patients").click()
+        label = f"sample of 300 of {n_patients:,} patients"
+        support.wait_for_text(page, label)
+        support.wait_for_text(page, f"streams all {n_rows:,} rows of the file")
+        assert not support.exceptions_on(page)
+        support.screenshot(page, f"server_data_sample_{width}")
+
+        support.go_to(page, "Model")
+        page.get_by_role("textbox", name="Or type a formula").fill(FORMULA)
+        page.get_by_role("button", name="Fit model").click()
+        bar = page.locator('[data-testid="stProgress"]').first
+        bar.wait_for(timeout=120_000)
+        support.wait_for_text(page, "rows/s")
+        text = page.locator(".st-key-job_sidebar_fit").inner_text()
+        assert re.search(r"[\d,]+ of " + f"{n_rows:,}" + r" rows, [\d,]+ rows/s", text), text
+        support.screenshot(page, f"server_data_progress_{width}")
+
+        support.wait_for_text(page, "Summary of", timeout_ms=300_000)
+        assert not support.exceptions_on(page)
+        body = page.locator("body").inner_text()
+        assert "streaming every row of the file" in body or "Fitted" in body
+        assert f"{n_rows:,}" in body  # the summary counts every row of the file
+        support.screenshot(page, f"server_data_summary_{width}")
+
+        support.go_to(page, "Trajectories")
+        assert not support.exceptions_on(page)
+        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+        assert label in page.locator("body").inner_text()
+        support.screenshot(page, f"server_data_trajectories_{width}")
+        page.context.close()
