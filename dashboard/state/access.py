@@ -53,11 +53,13 @@ def let_in(current: AccessPolicy | None = None) -> bool:
     return not current.sign_in or decide(current, claims()).allowed
 
 
-def guard_page() -> None:
-    """Send a page run directly, without ``app.py``, through ``app.py``; stop a page that runs
+def guard_page(set_up: bool = True) -> None:
+    """Send a page run directly, without ``app.py``, through ``app.py`` when the session is
+    not let in or ``app.py`` has never set it up (``set_up`` false); stop a page that runs
     for a session that is not let in (see the module docstring)."""
-    if PagesManager.uses_pages_directory:  # a page run directly, without app.py
+    allowed = let_in()
+    if PagesManager.uses_pages_directory and not (allowed and set_up):  # without app.py
         PagesManager.uses_pages_directory = False
         st.rerun()  # the same address again, through app.py
-    if not let_in():
+    if not allowed:
         st.stop()  # not reached through app.py's gate in any other way; draw nothing

@@ -203,7 +203,7 @@ def init_state() -> None:
     Idempotent: calling it again changes nothing that is already set. With sign-in on, a
     session that is not let in stops here (:func:`dashboard.state.access.guard_page`).
     """
-    guard_page()
+    guard_page(set_up=Keys.CURRENT_PAGE in st.session_state)  # app.py sets it, every run
     state = st.session_state
     for key, value in DEFAULTS.items():
         if key not in state:

@@ -20,6 +20,20 @@ MIME = {
 }
 
 
+@pytest.fixture(autouse=True)
+def jobs_in_threads(monkeypatch, request):
+    """AppTest checks what the pages do: jobs run in the worker thread, as before issue 17,
+    so that tests can patch the engine and fits end within the page's short wait. The child
+    processes (dashboard.state.isolation) are tested in tests/dashboard/test_isolation.py,
+    by ``@pytest.mark.job_processes`` tests here and by every browser test (a real server
+    runs jobs in processes)."""
+    if request.node.get_closest_marker("job_processes"):
+        return
+    from dashboard.state import isolation
+
+    monkeypatch.setattr(isolation, "configured", lambda: isolation.Isolation(enabled=False))
+
+
 @pytest.fixture
 def app() -> AppTest:
     """The whole app (entry point with navigation), run once: the Data page with sleepstudy."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from dashboard.state import isolation, work
-from dashboard.state.isolation import Isolation
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from lmm_core import ModelError
@@ -85,9 +84,6 @@ def test_a_failing_job_says_why_without_a_traceback(app, monkeypatch, error, sho
         raise error
 
     monkeypatch.setattr(work, "bootstrap", fail)
-    # a local function cannot be sent to a child process (work travels by name): this job
-    # runs in the worker thread; tests/dashboard/test_isolation.py sends errors from a child
-    monkeypatch.setattr(isolation, "configured", lambda: Isolation(enabled=False))
     at = _start_bootstrap(_model_page(app), 50)  # fails at once: stored within the wait
     assert not at.exception and pending_jobs(at) == []
     message = texts(at.error)
@@ -138,3 +134,20 @@ def test_the_runner_is_one_per_process_with_workers_from_the_cores():
 
     first, again = jobs_view.runner(), jobs_view.runner()
     assert first is again and first.workers == worker_count()
+
+
+@pytest.mark.job_processes
+def test_a_fit_job_runs_in_a_child_process_and_its_result_reaches_the_page(app, monkeypatch):
+    calls = []
+    real = isolation.run_isolated
+
+    def spy(job, fn, *args, limits):
+        calls.append((fn.__name__, limits.enabled))
+        return real(job, fn, *args, limits=limits)
+
+    monkeypatch.setattr(isolation, "run_isolated", spy)
+    at = app.switch_page(PAGE).run()
+    at.button(key="model_fit").click().run()
+    finish_jobs(at)
+    assert calls == [("fit", True)]  # the fit went to a child process
+    assert [r.name for r in at.session_state[Keys.FITS]] and not at.exception
