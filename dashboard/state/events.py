@@ -125,7 +125,7 @@ def _clean(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return round(value, 3)
+        return round(value, 3)  # fixed: durations in seconds, to the millisecond
     if isinstance(value, str):
         return _word(value)
     return "?"  # no containers, no objects: their repr could hold anything
