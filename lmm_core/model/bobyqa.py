@@ -15,6 +15,7 @@ and by likelihood profiles (:mod:`lmm_core.inference.profile`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import nlopt
@@ -55,8 +56,8 @@ class SafeObjective:
         try:
             value = float(self.fun(x))
         except EVALUATION_ERRORS:
-            value = np.nan
-        if not np.isfinite(value):
+            value = math.nan
+        if not math.isfinite(value):
             return self.fallback if self.fallback is not None else 1e300
         if self.fallback is None:
             self.fallback = value

@@ -203,6 +203,8 @@ class ProfiledDeviance:
         self.a11_flat = cp.a11_flat
         self.a1xy = cp.a1xy
         self.axy = cp.axy
+        self._quad: np.ndarray | None | bool = False  # _level_outer_products, on first call
+        self._a11_ones: np.ndarray | None = None  # (a00, a01, a11, 1) rows, on first call
         rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
@@ -428,11 +430,86 @@ class ProfiledDeviance:
         if self.a21 is not None:
             return self.criterion(self.factor(theta))
         # One (merged) term: no BlockedFactor, only what the criterion needs.
-        ldl2, r1, _, _ = self._first_block(self.lambdas(theta)[0], full=False)
+        lam1 = self._slices[0][0](self._internal(theta))
+        quad = self._quad
+        if quad is False:  # first call: formed once, then reused
+            quad = self._quad = self._level_outer_products()
+        if quad is not None:
+            ldl2, k = self._level_weights(lam1)
+            return self._from_m33(self.axy - (k @ quad).reshape(self.axy.shape), ldl2)
+        ldl2, r1, _, _ = self._first_block(lam1, full=False)
         m33 = self.axy - r1[0].T @ r1[0]
         for i in range(1, self.s1):
             m33 -= r1[i].T @ r1[i]
         return self._from_m33(m33, ldl2)
+
+    #: Largest number of entries of :meth:`_level_outer_products` kept (32 MB).
+    MAX_OUTER_PRODUCTS = 4_000_000
+
+    def _level_outer_products(self) -> np.ndarray | None:
+        """Per-level outer products of ``Z_i'[X y]`` for the one-term criterion, or ``None``.
+
+        With ``x_ia`` row ``a`` of ``Z_i'[X y]`` (``S <= 2`` columns) and
+        ``K_i = lambda M_i^{-1} lambda'`` (:meth:`_level_weights`), the Schur complement is
+        ``[X y]'[X y] - sum_i sum_ab K_i[a, b] x_ia x_ib'``: linear in the entries of the
+        ``K_i``. Rows ``x_i0 x_i0'`` (S = 1), or ``x_i0 x_i0'``, ``x_i0 x_i1' + x_i1 x_i0'``,
+        ``x_i1 x_i1'`` (S = 2) for all levels, stacked as ``(S(S+1)/2 * m1, (p+1)^2)``, so that
+        an evaluation forms it by one product. ``None`` for larger blocks or when the stack
+        would exceed :attr:`MAX_OUTER_PRODUCTS` entries.
+        """
+        s1, m1, k = self.a1xy.shape
+        if s1 > 2 or s1 * (s1 + 1) // 2 * m1 * k * k > self.MAX_OUTER_PRODUCTS:
+            return None
+        x0 = self.a1xy[0]
+        outer = [x0[:, :, None] * x0[:, None, :]]
+        if s1 == 2:
+            x1 = self.a1xy[1]
+            cross = x0[:, :, None] * x1[:, None, :]
+            outer += [cross + np.swapaxes(cross, 1, 2), x1[:, :, None] * x1[:, None, :]]
+        return np.concatenate(outer).reshape(-1, k * k)
+
+    def _level_weights(self, lam1: np.ndarray) -> tuple[float, np.ndarray]:
+        """``log|L11|^2`` and the entries of ``K_i = lambda M_i^{-1} lambda'`` for ``S <= 2``.
+
+        ``M_i = lambda' A_i lambda + I`` (positive definite, determinant >= 1). ``S = 1``:
+        ``K_i = l^2 / M_i``. ``S = 2``, ``lambda = [[l0, 0], [l1, l2]]`` and ``M_i`` entries
+        ``(m0, m1, m2)`` (:meth:`_first_block`), ``det_i = m0 m2 - m1^2``::
+
+            K00 = l0^2 m2 / det,   K01 = (l0 l1 m2 - l0 l2 m1) / det,
+            K11 = (l1^2 m2 - 2 l1 l2 m1 + l2^2 m0) / det.
+
+        Returned as ``(sum_i log det_i, [K00, K01, K11] raveled level-major per entry)``, the
+        order of :meth:`_level_outer_products`' rows.
+        """
+        a = self.a11_flat
+        if self.s1 == 1:
+            lam2 = lam1[0, 0] * lam1[0, 0]
+            m00 = lam2 * a[:, 0] + 1.0
+            if not m00.min() > 0.0:  # also catches NaN
+                raise np.linalg.LinAlgError("block not positive definite")
+            return float(np.log(m00).sum()), lam2 / m00
+        l0, l1, l2 = float(lam1[0, 0]), float(lam1[1, 0]), float(lam1[1, 1])
+        rows = self._a11_ones
+        if rows is None:  # (a00, a01, a11, 1): the identity's 1s come with the product
+            rows = self._a11_ones = np.vstack([a[:, [0, 1, 3]].T, np.ones(a.shape[0])])
+        coef = np.array(
+            [
+                [l0 * l0, 2.0 * l0 * l1, l1 * l1, 1.0],
+                [0.0, l2 * l0, l2 * l1, 0.0],
+                [0.0, 0.0, l2 * l2, 1.0],
+            ]
+        )
+        m = coef @ rows
+        det = m[0] * m[2]
+        det -= m[1] * m[1]
+        if not det.min() > 0.0:  # also catches NaN
+            raise np.linalg.LinAlgError("block not positive definite")
+        weights = np.array(
+            [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2.0 * l1 * l2, l1 * l1]]
+        )
+        k = weights @ m
+        k /= det
+        return float(np.log(det).sum()), k.ravel()
 
     def _first_block(self, lam1: np.ndarray, full: bool) -> tuple:
         """``log|L11|^2``, ``L31'`` as ``(S, m1, p + 1)`` and, with ``full``, the blocks of

@@ -96,6 +96,53 @@ def simulate_lab(truth: LabTruth, seed: int | np.random.SeedSequence | None = 0)
     -------
     LabData
     """
+    return lab_from_draw(truth, draw_lab(truth, seed))
+
+
+def lab_from_draw(truth: LabTruth, draw: LabDraw) -> LabData:
+    """The tables of :func:`simulate_lab` from the arrays of :func:`draw_lab`."""
+    m = int(truth.n_subjects)
+    labels = _subject_labels(m)
+    data = pd.DataFrame(
+        {
+            "subject": pd.Categorical.from_codes(
+                draw.subject, dtype=_subject_dtype(m), validate=False
+            ),
+            "visit": draw.visit,
+            "time": draw.time,
+            "y": draw.y,
+        }
+    )
+    subjects = pd.DataFrame(
+        {
+            "n": draw.seen,
+            "intercept": truth.intercept + draw.u[:, 0],
+            "slope": truth.slope + draw.u[:, 1],
+        },
+        index=labels,
+    )
+    return LabData(data, subjects, truth)
+
+
+@dataclass(frozen=True)
+class LabDraw:
+    """The arrays of one simulated study (:func:`draw_lab`), before any table is built.
+
+    ``subject`` (subject index ``0..m-1`` per row), ``visit`` (int), ``time`` (float), ``y``
+    per observed visit; ``seen`` (visits per subject) and ``u`` (``(m, 2)`` random effects).
+    """
+
+    subject: np.ndarray
+    visit: np.ndarray
+    time: np.ndarray
+    y: np.ndarray
+    seen: np.ndarray
+    u: np.ndarray
+
+
+def draw_lab(truth: LabTruth, seed: int | np.random.SeedSequence | None = 0) -> LabDraw:
+    """The draws of :func:`simulate_lab` as arrays (same seed, same numbers): what repeated
+    studies need without the cost of building tables."""
     rng = np.random.default_rng(seed)
     m, n = int(truth.n_subjects), int(truth.n_visits)
     chol = truth.sigma * _lower_factor(truth)
@@ -112,20 +159,7 @@ def simulate_lab(truth: LabTruth, seed: int | np.random.SeedSequence | None = 0)
     if truth.curvature != 0:
         y = y + bend(truth, time)
     y = y + truth.sigma * rng.standard_normal(len(subject))
-    labels = _subject_labels(m)
-    data = pd.DataFrame(
-        {
-            "subject": pd.Categorical.from_codes(subject, dtype=_subject_dtype(m), validate=False),
-            "visit": visit,
-            "time": time,
-            "y": y,
-        }
-    )
-    subjects = pd.DataFrame(
-        {"n": seen, "intercept": truth.intercept + u[:, 0], "slope": truth.slope + u[:, 1]},
-        index=labels,
-    )
-    return LabData(data, subjects, truth)
+    return LabDraw(subject, visit, time, y, seen, u)
 
 
 @functools.cache
@@ -173,18 +207,22 @@ def fit_lab(
     return fit_lmm(lab_formula(time_df), data, reml=True, options=options)
 
 
-def estimates(result: LMMResult, span: float | None = None) -> dict[str, float]:
+def estimates(
+    result: LMMResult, span: float | None = None, *, rows: dict[str, np.ndarray] | None = None
+) -> dict[str, float]:
     """The fit's estimate of every parameter in :data:`PARAMETERS`, and of the curvature.
 
     The intercept, slope and curvature are :func:`curve_rows` times ``beta_hat`` (for a
     straight line: ``beta_0_hat``, ``beta_1_hat`` and 0; a curved fit needs ``span``). The SDs
     and the correlation come from ``Sigma_hat = sigma_hat^2 Lambda Lambda'``; with a zero SD
-    the correlation is undefined (NaN).
+    the correlation is undefined (NaN). ``rows`` (the :func:`curve_rows` of a fit of the
+    same formula and span) skips computing them again.
     """
     cov = result.covariance_matrices()[0]
     sd0, sd1 = np.sqrt(np.diag(cov))
     corr = cov[1, 0] / (sd0 * sd1) if sd0 * sd1 > 0 else math.nan
-    curve = {key: float(row @ result.beta) for key, row in curve_rows(result, span).items()}
+    rows = curve_rows(result, span) if rows is None else rows
+    curve = {key: float(row @ result.beta) for key, row in rows.items()}
     return {
         "intercept": curve["intercept"],
         "slope": curve["slope"],

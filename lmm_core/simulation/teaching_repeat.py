@@ -37,6 +37,8 @@ change when more are asked for.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -46,10 +48,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lmm_core.design.build import Design
 from lmm_core.errors import LMMError
-from lmm_core.model.fit import FitOptions
+from lmm_core.model.fit import FitOptions, fit_design
 from lmm_core.model.optimize import OptimizerOptions
-from lmm_core.simulation.teaching import estimates, fit_lab, simulate_lab
+from lmm_core.model.results import LMMResult
+from lmm_core.simulation.teaching import LabDraw, draw_lab, estimates, fit_lab, lab_from_draw
 from lmm_core.simulation.teaching_curves import contrast_interval, curve_rows
 from lmm_core.simulation.teaching_truth import LabTruth
 
@@ -162,13 +166,35 @@ def _boundaries(theta: np.ndarray) -> tuple[bool, bool, bool]:
     return slope_zero, intercept_zero, corr_boundary
 
 
-def _mixed_interval(res, span: float, level: float, df: str) -> dict[str, float]:
-    """Estimate, SE, df and interval of the (average) slope under the chosen ``df`` rule."""
-    values = contrast_interval(res, curve_rows(res, span)["slope"], level=level, df=df)
+def _mixed_interval(
+    res, span: float, level: float, df: str, rows: dict[str, np.ndarray] | None = None
+) -> dict[str, float]:
+    """Estimate, SE, df and interval of the (average) slope under the chosen ``df`` rule.
+
+    With ``df="subjects"`` computed here as :func:`contrast_interval` does (same arithmetic),
+    with the ``t`` quantile of ``nu = m - 1`` computed once per run.
+    """
+    row = (curve_rows(res, span) if rows is None else rows)["slope"]
+    if df == "subjects" and np.any(row):
+        est = float(row @ res.beta)
+        se = math.sqrt(float(row @ res.vcov_beta @ row))
+        nu = float(res.ngroups["subject"] - 1)
+        half = _t_quantile(0.5 + level / 2.0, nu) * se
+        values = (est, se, nu, est - half, est + half)
+    else:
+        values = contrast_interval(res, row, level=level, df=df)
     return dict(zip(("estimate", "std_error", "df", "lower", "upper"), values, strict=True))
 
 
-def naive_interval(res, span: float, level: float) -> dict[str, float]:
+@functools.lru_cache(maxsize=256)
+def _t_quantile(q: float, df: float) -> float:
+    """``t_{df}`` quantile ``q`` (a run asks for the same few degrees of freedom again)."""
+    return float(stats.t.ppf(q, df=df))
+
+
+def naive_interval(
+    res, span: float, level: float, rows: dict[str, np.ndarray] | None = None
+) -> dict[str, float]:
     """Ordinary least squares on the fit's fixed part: estimate, SE and interval of the
     (average) slope ``L beta_ols``, ``s^2 = RSS / (N - p)``, ``t_{N - p}`` quantiles.
 
@@ -181,10 +207,10 @@ def naive_interval(res, span: float, level: float) -> dict[str, float]:
     beta = np.linalg.solve(r, q.T @ y)
     resid = y - X @ beta
     s2 = float(resid @ resid) / (n - p)
-    row = curve_rows(res, span)["slope"]
+    row = (curve_rows(res, span) if rows is None else rows)["slope"]
     w = np.linalg.solve(r.T, row)  # R^-T L, so that L'(X'X)^-1 L = |w|^2
     est, se = float(row @ beta), math.sqrt(s2 * float(w @ w))
-    half = float(stats.t.ppf(0.5 + level / 2.0, df=n - p)) * se
+    half = _t_quantile(0.5 + level / 2.0, n - p) * se
     return {"estimate": est, "std_error": se, "lower": est - half, "upper": est + half}
 
 
@@ -199,16 +225,82 @@ def _boundary_label(slope_zero: bool, intercept_zero: bool, corr: bool, singular
     return "other boundary" if singular else "none"
 
 
-def one_replicate(truth: LabTruth, seed, level: float, df: str = "subjects") -> tuple[dict, float]:
+class _Studies:
+    """The fits of one run's studies, each the one :func:`fit_lab` gives.
+
+    The first study (and any study the shortcut does not cover) goes through :func:`fit_lab`
+    from its table. For a straight line, later studies reuse that first design: ``X``,
+    ``Z = [1, time]`` and the subject codes are set from the draw's arrays, the formula, names,
+    recipe and level labels kept (every subject has a first visit, so the levels are the same),
+    and :func:`lmm_core.model.fit.fit_design` runs on it: the same arrays, hence the same fit,
+    without parsing the formula and building the tables again. The shortcut is taken only when
+    the design checks cannot fail (more than ``2 m`` rows, so the slope on time varies and
+    both terms have fewer effects than rows); otherwise the study goes the long way.
+    """
+
+    def __init__(self, truth: LabTruth) -> None:
+        self.truth = truth
+        self.template: Design | None = None
+        #: curve rows shared by the studies (straight line only: a curve's basis is the data's)
+        self.rows: dict[str, np.ndarray] | None = None
+
+    def fit(self, draw: LabDraw) -> tuple[LMMResult, float]:
+        """The study's fit and its wall time."""
+        design = self._design(draw)
+        start = time.perf_counter()
+        if design is None:
+            res = fit_lab(lab_from_draw(self.truth, draw), _FAST)
+        else:
+            res = fit_design(design, reml=True, options=_FAST)
+        seconds = time.perf_counter() - start
+        if self.template is None and self.truth.time_df == 1 and _plain(res.design):
+            self.template = res.design
+            # a straight line's rows are its coefficients, the same for every study
+            self.rows = curve_rows(res, self.truth.span)
+        return res, seconds
+
+    def _design(self, draw: LabDraw) -> Design | None:
+        template, m = self.template, int(self.truth.n_subjects)
+        n = draw.y.size
+        if template is None or n <= 2 * m:
+            return None
+        x = np.empty((n, 2))
+        x[:, 0] = 1.0
+        x[:, 1] = draw.time
+        term = dataclasses.replace(
+            template.reterms[0], codes=draw.subject.astype(np.int64), z=x.copy()
+        )
+        return dataclasses.replace(
+            template, y=draw.y, X=x, reterms=(term,), rows=np.arange(n), offset=None
+        )
+
+
+def _plain(design: Design) -> bool:
+    """A design the shortcut of :class:`_Studies` may copy: ``y ~ time + (time | subject)``
+    on every row, nothing dropped or noted."""
+    return (
+        list(design.x_names) == ["(Intercept)", "time"]
+        and len(design.reterms) == 1
+        and design.reterms[0].cnames == ("(Intercept)", "time")
+        and design.n_dropped == 0
+        and not design.messages
+        and not design.aliased
+        and design.folded_offset is None
+        and not np.any(design.offset)
+    )
+
+
+def one_replicate(
+    truth: LabTruth, seed, level: float, df: str = "subjects", studies: _Studies | None = None
+) -> tuple[dict, float]:
     """Simulate, fit and summarise one study; returns the row and the fit's wall time."""
-    lab = simulate_lab(truth, seed)
-    start = time.perf_counter()
-    res = fit_lab(lab, _FAST)
-    fit_seconds = time.perf_counter() - start
-    fixef = _mixed_interval(res, truth.span, level, df)
-    ols = naive_interval(res, truth.span, level)
+    studies = studies or _Studies(truth)
+    res, fit_seconds = studies.fit(draw_lab(truth, seed))
+    rows = studies.rows
+    fixef = _mixed_interval(res, truth.span, level, df, rows)
+    ols = naive_interval(res, truth.span, level, rows)
     lo_ols, hi_ols = ols["lower"], ols["upper"]
-    est = estimates(res, truth.span)
+    est = estimates(res, truth.span, rows=rows)
     slope_zero, intercept_zero, corr_boundary = _boundaries(res.theta)
     b1 = truth.slope
     row = {
@@ -280,9 +372,10 @@ def run_replicates(
     children = np.random.SeedSequence(int(seed)).spawn(total)
     rows, failures, message, fit_seconds = [], 0, "", 0.0
     start = time.perf_counter()
+    studies = _Studies(truth)
     for r, child in enumerate(children):
         try:
-            row, seconds = one_replicate(truth, child, level, df)
+            row, seconds = one_replicate(truth, child, level, df, studies)
         except LMMError as err:
             failures += 1
             message = message or str(err)

@@ -1,0 +1,105 @@
+"""Speed paths of issue 19 give the numbers of the paths they replace.
+
+* The one-term criterion through per-level outer products
+  (:meth:`ProfiledDeviance._level_outer_products`) equals the criterion of the blocked factor
+  (:meth:`ProfiledDeviance.factor`) to rounding, for one and two columns, REML and ML.
+* The Teach page's repeated studies (:func:`run_replicates`, which reuses the first study's
+  design) give, study by study, exactly the estimates and intervals of fitting each simulated
+  table on its own with :func:`fit_lab`, also when some studies fail or need the long way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmm_core.design.build import build_design
+from lmm_core.errors import LMMError
+from lmm_core.model.deviance import ProfiledDeviance
+from lmm_core.simulation import teaching_repeat as tr
+from lmm_core.simulation.teaching import estimates, fit_lab, simulate_lab
+from lmm_core.simulation.teaching_curves import contrast_interval, curve_rows
+from lmm_core.simulation.teaching_truth import LabTruth
+
+
+def _data() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(15), 8)
+    t = np.tile(np.arange(8.0), 15)
+    u = rng.normal(size=(15, 2)) * [3.0, 0.8]
+    y = 10 + u[g, 0] + (1.5 + u[g, 1]) * t + rng.normal(size=g.size)
+    x = rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "t": t, "x": x, "g": [f"g{k}" for k in g]})
+
+
+@pytest.mark.parametrize(
+    "formula", ["y ~ t + x + (t | g)", "y ~ t + (1 | g)", "y ~ t * x + (t || g)"]
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_one_term_criterion_equals_blocked_factor(formula, reml):
+    design = build_design(formula, _data())
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
+    assert dev.a21 is None
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        theta = dev.theta0 + np.abs(rng.normal(size=dev.theta0.size))
+        fast = dev(theta)
+        full = dev.criterion(dev.factor(theta))
+        assert fast == pytest.approx(full, rel=1e-12)
+    assert dev._quad is not None  # the outer-product path was the one taken
+
+
+def test_one_term_criterion_without_outer_products_when_large(monkeypatch):
+    design = build_design("y ~ t + (t | g)", _data())
+    monkeypatch.setattr(ProfiledDeviance, "MAX_OUTER_PRODUCTS", 10)
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, True)
+    theta = np.array([1.2, -0.3, 0.4])
+    value = dev(theta)
+    assert dev._quad is None
+    assert value == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "truth",
+    [
+        LabTruth(),
+        LabTruth(n_subjects=8, n_visits=4, dropout=0.5),  # failures and the long way
+        LabTruth(time_df=2, curvature=1.0),  # a curve: every study the long way
+    ],
+)
+def test_repeated_studies_equal_one_by_one_fits(truth):
+    n = 12
+    summary = tr.run_replicates(truth, n, seed=5)
+    table = summary.table.set_index("replicate")
+    fitted = 0
+    for r, child in enumerate(np.random.SeedSequence(5).spawn(n), start=1):
+        try:
+            res = fit_lab(simulate_lab(truth, child), tr._FAST)
+        except LMMError:
+            assert r not in table.index
+            continue
+        fitted += 1
+        row = table.loc[r]
+        slope = curve_rows(res, truth.span)["slope"]
+        est, se, nu, lower, upper = contrast_interval(res, slope, level=0.95, df="subjects")
+        ols = tr.naive_interval(res, truth.span, 0.95)
+        values = estimates(res, truth.span)
+        expected = {
+            "slope": est,
+            "se": se,
+            "df": nu,
+            "lower": lower,
+            "upper": upper,
+            "slope_ols": ols["estimate"],
+            "lower_ols": ols["lower"],
+            "upper_ols": ols["upper"],
+            "sd_intercept": values["sd_intercept"],
+            "sd_slope": values["sd_slope"],
+            "sigma": values["sigma"],
+        }
+        for key, value in expected.items():
+            assert row[key] == pytest.approx(value, rel=1e-8, nan_ok=True), key
+        assert bool(row["singular"]) == res.is_singular
+    assert fitted == summary.n
+    assert summary.n + summary.failures == n
