@@ -32,22 +32,21 @@ def run() -> None:
     render_menu(pages)
     give_menu_a_head_start()  # a session's first run: the browser draws the menu first
     # Imported here, after the menu has been sent: they take seconds in a fresh server.
-    from dashboard.state import link
     from dashboard.state.session import Keys, init_state
     from dashboard.views import jobs as jobs_view
-    from dashboard.views import sidebar
+    from dashboard.views import link_restore, sidebar
 
     init_state()
     st.session_state[Keys.CURRENT_PAGE] = nav.url_path
-    link.restore_once()  # a session's first run: the view of the address bar (issue 16)
+    link_restore.restore_once()  # first run: the address bar's view, models fitted as a job
     jobs_view.collect(toast=True)  # work finished in the background: store it on any page
     sidebar.render()
     account_box()  # signed in: who, and "Sign out" (drops the session's data at once)
-    link.show_notice()
+    link_restore.show_notice()
     try:
         nav.run()
     finally:  # also after st.stop() on a page: the address bar follows the view
-        link.sync()
+        link_restore.sync()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 :func:`restore_once` (the first run of a session) reads ``st.query_params`` through
 :func:`dashboard.analysis.link_codec.decode` and rebuilds the view: the example dataset, or an
 upload still held by this server for this browser (:mod:`dashboard.state.uploads`), then the
-models, fitted again from their formulas (:func:`restore_models`, through the cached fit
-functions), the active model and the REML choice. The page comes from the link's path.
+models, fitted again from their formulas (by the app as a job of the runner,
+:mod:`dashboard.views.link_restore`; :func:`restore_models` in the run), the active model and
+the REML choice. The page comes from the link's path.
 :func:`sync` (every run, after the page) writes the current view back, so a reload, a
 bookmark or a shared link shows the same view. What cannot be restored is said once, in
 words, above the page (:func:`show_notice`); a broken link never raises.
@@ -12,7 +13,7 @@ words, above the page (:func:`show_notice`); a broken link never raises.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -35,9 +36,13 @@ from lmm_core import LMMError
 
 __all__ = [
     "current_view",
+    "fit_outcome",
     "hold_upload",
+    "missing_models",
+    "place_models",
     "restore_models",
     "restore_once",
+    "set_notice",
     "show_notice",
     "sync",
     "upload_not_available",
@@ -102,20 +107,33 @@ def current_view() -> codec.LinkView:
     return codec.LinkView(dataset, upload, models, index, bool(state[Keys.MODEL_REML]))
 
 
-def _fit(model: codec.LinkModel) -> FitRecord:
-    state = st.session_state
-    data, key = current_data(), state[Keys.DATA_KEY]
-    if model.family == GAUSSIAN:
-        result = cached.fit_model(key, model.formula, model.reml, data)
-    else:
-        result = cached.fit_glmm_model(
-            key, model.formula, model.family, model.link, model.nagq, data
+#: what fitting a model of a link gave: its fit, or why it could not be fitted (a sentence)
+Outcome = object
+
+
+def fit_outcome(number: int, model: codec.LinkModel, key: str, data, job=None) -> Outcome:
+    """Fit ``model`` (the link's model ``number``, from 1) on the active data (``key``, ``data``)
+    through the cached fit functions (in ``job``'s child process when given); the fit, or a
+    sentence saying why it could not be fitted."""
+    try:
+        if model.family == GAUSSIAN:
+            return cached.fit_model(key, model.formula, model.reml, data, job)
+        return cached.fit_glmm_model(
+            key, model.formula, model.family, model.link, model.nagq, data, job
         )
+    except LMMError as exc:
+        return f"Model {number} ({model.formula[:80]}) could not be fitted: {exc}"
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        return f"Model {number} failed numerically ({type(exc).__name__})."
+
+
+def _record(model: codec.LinkModel, result) -> FitRecord:
+    state = st.session_state
     return FitRecord(
         name=next_name(model.label),
         formula=result.formula,
         reml=model.reml and model.family == GAUSSIAN,
-        data_key=key,
+        data_key=state[Keys.DATA_KEY],
         data_name=state[Keys.DATA_NAME],
         result=result,
         seconds=0.0,
@@ -125,29 +143,34 @@ def _fit(model: codec.LinkModel) -> FitRecord:
     )
 
 
-def restore_models(models: Sequence[codec.LinkModel], active: int | None) -> list[str]:
-    """Fit ``models`` again on the active data (one record each, as the Model page would;
-    a model already fitted is reused) and make ``models[active]`` the active one.
+def missing_models(models: Sequence[codec.LinkModel]) -> list[int]:
+    """Indices of ``models`` not fitted yet on the active data (the others are reused)."""
+    return [
+        i
+        for i, m in enumerate(models)
+        if find_fit(m.formula, m.reml, None, m.family, m.link, m.nagq) is None
+    ]
 
-    Returns
-    -------
-    list of str
-        A sentence for each model that could not be fitted (the others are kept).
-    """
+
+def place_models(
+    models: Sequence[codec.LinkModel], outcomes: dict[int, Outcome], active: int | None
+) -> list[str]:
+    """Store the fits of ``outcomes`` (by index of ``models``; a model without an outcome is
+    one already fitted) as records, in the link's order, and make ``models[active]`` the
+    active one; returns the sentences of the models that could not be fitted."""
     problems, names = [], []
-    for number, model in enumerate(models, start=1):
+    for i, model in enumerate(models):
         found = find_fit(model.formula, model.reml, None, model.family, model.link, model.nagq)
         if found is not None:
             names.append(found.name)
             continue
-        try:
-            record = _fit(model)
-        except LMMError as exc:
-            problems.append(f"Model {number} ({model.formula[:80]}) could not be fitted: {exc}")
+        outcome = outcomes.get(i)
+        if outcome is None:
             continue
-        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
-            problems.append(f"Model {number} failed numerically ({type(exc).__name__}).")
+        if isinstance(outcome, str):
+            problems.append(outcome)
             continue
+        record = _record(model, outcome)
         add_fit(record)
         names.append(record.name)
     if names:
@@ -155,6 +178,20 @@ def restore_models(models: Sequence[codec.LinkModel], active: int | None) -> lis
     if active is not None and 0 <= active < len(models) and active < len(names):
         set_active(names[active])
     return problems
+
+
+def restore_models(models: Sequence[codec.LinkModel], active: int | None) -> list[str]:
+    """Fit ``models`` again on the active data, in this run (one record each, as the Model
+    page would; a model already fitted is reused) and make ``models[active]`` the active one.
+
+    Returns
+    -------
+    list of str
+        A sentence for each model that could not be fitted (the others are kept).
+    """
+    data, key = current_data(), st.session_state[Keys.DATA_KEY]
+    outcomes = {i: fit_outcome(i + 1, models[i], key, data) for i in missing_models(models)}
+    return place_models(models, outcomes, active)
 
 
 def _source(view: codec.LinkView) -> list[str]:
@@ -173,8 +210,17 @@ def _source(view: codec.LinkView) -> list[str]:
     return []
 
 
-def restore_once() -> None:
-    """At a session's first run, rebuild the view of the address bar (if it holds one)."""
+#: ``fit_models(models, active, problems)``: fits the link's models and stores them (with
+#: :func:`place_models`), then says what could not be restored (:func:`set_notice`)
+FitModels = Callable[[Sequence[codec.LinkModel], int | None, list[str]], None]
+
+
+def restore_once(fit_models: FitModels | None = None) -> None:
+    """At a session's first run, rebuild the view of the address bar (if it holds one).
+
+    The models are fitted by ``fit_models`` (the app: as a job, :mod:`dashboard.views.link_restore`,
+    so that the page shows at once), or in this run when it is ``None``.
+    """
     state = st.session_state
     if state.get(Keys.LINK_RESTORED):
         return
@@ -189,13 +235,21 @@ def restore_once() -> None:
     if view.reml is not None:
         state[Keys.MODEL_REML] = view.reml
     if view.models and not gone:
+        if fit_models is not None:
+            fit_models(view.models, view.active, problems)
+            return
         with st.spinner(f"Restoring the link's view: fitting {len(view.models)} model(s)..."):
             problems += restore_models(view.models, view.active)
+    set_notice(problems)
+
+
+def set_notice(problems: list[str]) -> None:
+    """Say, once above the page, what of a link could not be restored (nothing if all was)."""
     if problems:
         text = "Restored what the link holds, except:\n\n" + "\n\n".join(
             f"- {escape_message(p)}" for p in problems
         )
-        state[Keys.LINK_NOTICE] = ("warning", text)
+        st.session_state[Keys.LINK_NOTICE] = ("warning", text)
 
 
 def show_notice() -> None:

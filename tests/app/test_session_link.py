@@ -159,3 +159,31 @@ def test_the_session_writer_snapshots_the_models_and_the_data():
     saved = fmt.read(session_file.session_writer(True)())
     assert saved.example == "orthodont" and [m.formula for m in saved.models] == [RI]
     assert saved.data is not None and len(saved.data) == len(at.session_state[Keys.DATASET])
+
+
+def test_a_slow_restore_shows_the_page_first_and_keeps_the_link(monkeypatch):
+    """The link's models are fitted as a job: with fits slower than the page's short wait,
+    the first run shows the page with the restore running, the address bar keeps the models
+    meanwhile, and the fits arrive, in the link's order, when the job is collected."""
+    import time
+
+    from dashboard.state import cached
+    from dashboard.views import jobs as jobs_view
+    from tests.app.conftest import finish_jobs, pending_jobs
+
+    real = cached.fit_model
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cached, "fit_model", slow)
+    monkeypatch.setattr(jobs_view, "QUICK_WAIT_SECONDS", 0.0)
+    at = _app(ds="orthodont", m=[f"reml;intercept;{RI}", f"ml;slope;{RS}"], a="1")
+    assert not at.exception
+    (job,) = pending_jobs(at)
+    assert job.kind == "link" and _names(at) == []
+    assert _param(at, "m") == [f"reml;intercept;{RI}", f"ml;slope;{RS}"]  # kept meanwhile
+    finish_jobs(at.switch_page("pages/model.py"))
+    assert _names(at) == ["M1: intercept", "M2: slope"]
+    assert at.session_state[Keys.ACTIVE_FIT] == "M1: intercept"
