@@ -37,6 +37,7 @@ def run() -> None:
     from dashboard.views import link_restore, sidebar
 
     init_state()
+    jobs_view.runner()  # the first session starts the job runner and its fork server
     st.session_state[Keys.CURRENT_PAGE] = nav.url_path
     link_restore.restore_once()  # first run: the address bar's view, models fitted as a job
     jobs_view.collect(toast=True)  # work finished in the background: store it on any page

@@ -228,3 +228,14 @@ def open_example(page, name: str) -> None:
     page.keyboard.type(name)
     page.keyboard.press("Enter")
     wait_idle(page, timeout_ms=120_000)
+
+
+def wait_for_jobs(page, timeout_ms: int = 300_000) -> None:
+    """Wait until the session runs no job (no progress box of dashboard.views.jobs shows; a
+    slow fit goes on after the page's short wait), then until the app is idle."""
+    page.wait_for_function(
+        """() => !document.querySelector('[class*="st-key-job_inline_"]')
+            && !document.querySelector('[class*="st-key-job_sidebar_"]')""",
+        timeout=timeout_ms,
+    )
+    wait_idle(page, timeout_ms=timeout_ms)

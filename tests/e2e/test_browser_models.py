@@ -32,6 +32,7 @@ def fit_typed(page, formula: str) -> None:
     box.fill(formula)
     page.get_by_role("button", name="Fit model").click()
     support.wait_idle(page, timeout_ms=120_000)
+    support.wait_for_jobs(page)
 
 
 def test_builder_fit_then_every_page(app_url, tab):
