@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 
 from lmm_core.errors import ModelError
 from lmm_core.formula.quoting import deparse
@@ -148,18 +149,35 @@ def _open_engine(engine: str | None, source: object, spark: object | None, threa
 def _accumulate(
     eng: DuckDBEngine, plan: StreamPlan, batch_size: int, progress: Progress | None
 ) -> BatchBlocks:
+    """Pass 2 on DuckDB. DuckDB's reader hands out batches no larger than a Parquet row
+    group; they are gathered up to ``batch_size`` rows before :func:`batch_blocks`, whose
+    cost has a part proportional to the number of levels (the blocks of every patient are
+    allocated and added, the batch's labels coded against all of them), paid per batch."""
     total = None
     done = 0
+    held: list = []
+    rows = 0
     start = time.perf_counter()
     for frame in eng.batches(plan.columns, plan.where, batch_size):
-        part = batch_blocks(plan, frame)
-        total = part if total is None else total + part
+        held.append(frame)
+        rows += len(frame)
         done += len(frame)
+        if rows >= batch_size:
+            part = batch_blocks(plan, _concat(held))
+            total = part if total is None else total + part
+            held, rows = [], 0
         if progress is not None:
             progress(done, plan.n_used, done / max(time.perf_counter() - start, 1e-9))
+    if held:
+        part = batch_blocks(plan, _concat(held))
+        total = part if total is None else total + part
     if total is None:
         raise ModelError("The table changed between the two passes; fit again.")
     return total
+
+
+def _concat(frames: list) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def fit_blocks(

@@ -79,6 +79,7 @@ import scipy.sparse as sp
 from lmm_core.errors import DataError, FormulaError, LMMError, ModelError
 from lmm_core.model.cross_products import CrossProducts
 from lmm_core.stream.batches import BatchBlocks, _qr_r, batch_blocks
+from lmm_core.stream.plan import StreamPlan
 from lmm_core.stream.sources import CSV_SUFFIXES, Source, as_source
 from lmm_core.stream.sql import Dialect
 
@@ -192,7 +193,9 @@ class SparkEngine:
         """A (small) query result as a pandas table; ``{table}`` in ``sql`` is the source."""
         try:
             result = self.spark.sql(sql.format(table=self.table))
-            return result.toArrow().to_pandas()
+            if hasattr(result, "toArrow"):  # Spark 4: the types DuckDB's results have
+                return result.toArrow().to_pandas()
+            return result.toPandas()
         except Exception as exc:
             if _is_spark_exception(exc):
                 raise _spark_error("compute an aggregate of the table", exc) from exc
@@ -231,7 +234,7 @@ class PartitionBlocks:
     that the driver raises the same error as DuckDB would, not a Java stack trace.
     """
 
-    def __init__(self, plan, batch_size: int) -> None:
+    def __init__(self, plan: StreamPlan, batch_size: int) -> None:
         self.plan = plan
         self.batch_size = int(batch_size)
 
@@ -382,7 +385,7 @@ class BlockSum:
 # ------------------------------------------------------------------ driver: pass 2
 def spark_blocks(
     engine: SparkEngine,
-    plan,
+    plan: StreamPlan,
     batch_size: int,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[BatchBlocks, dict]:
