@@ -208,6 +208,8 @@ class ProfiledDeviance:
         rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
+        self._dense = None  # _dense_system of a small model with several terms
+        self._nested_weights = False  # whether _nested_criterion applies
         if rest:
             self._rest_cross_products(cp, rest)
 
@@ -259,6 +261,74 @@ class ProfiledDeviance:
         self._lam2_rows = np.concatenate(rows)
         self._lam2_cols = np.concatenate(cols)
         self._lam2_entry = np.concatenate(which)
+        self._dense = self._dense_system() if self.q1 + self.q2 + self.p < 128 else None
+        # Nested scalar terms above a first term of one or two columns: _nested_criterion.
+        self._nested_weights = (
+            self._dense is None and self.s1 <= 2 and self._prod is not None and bool(self._prod[3])
+        )
+        if self._nested_weights:
+            order = self._csr_perm
+            counts = np.bincount(self._pair_row, minlength=self.q2)
+            self._pair_csr = (order, self._pair_level[order], np.r_[0, np.cumsum(counts)])
+
+    def _dense_system(self) -> tuple:
+        """The whole cross-product matrix ``A = [Z X y]'[Z X y]`` as one dense array, with
+        where ``T = diag(Lambda, I)``'s entries go, for small models (:meth:`_dense_criterion`).
+
+        Returns ``(A, T0, flat, entry, diag)``: ``T0`` is ``T`` with ``Lambda = 0``, ``flat``
+        the positions of ``Lambda``'s entries in ``T`` and ``entry`` which entry of the
+        merged terms' factors (raveled one after the other) each takes, ``diag`` the
+        positions of the random effects' diagonal in ``A``.
+        """
+        m1, s1, q1, q2 = self.m1, self.s1, self.q1, self.q2
+        q, k = q1 + q2, self.p + 1
+        size = q + k
+        a = np.zeros((size, size))
+        level = np.arange(m1)[:, None, None] * s1
+        r = np.arange(s1)[None, :, None]
+        c = np.arange(s1)[None, None, :]
+        rows1 = (level + r + 0 * c).ravel()  # level-major, row-major within a block
+        cols1 = (level + c + 0 * r).ravel()
+        a[rows1, cols1] = self.a11_flat.ravel()
+        a[q1:q, :q1] = self.a21.toarray()
+        a[:q1, q1:q] = a[q1:q, :q1].T
+        a[q1:q, q1:q] = self.a22
+        a1xy = self.a1xy.transpose(1, 0, 2).reshape(q1, k)
+        a[:q1, q:], a[q:, :q1] = a1xy, a1xy.T
+        a[q1:q, q:], a[q:, q1:q] = self.a2xy, self.a2xy.T
+        a[q:, q:] = self.axy
+        t0 = np.zeros((size, size))
+        t0[np.arange(q, size), np.arange(q, size)] = 1.0
+        entry1 = np.tile(np.arange(s1 * s1), m1)
+        rows = np.concatenate([rows1, q1 + self._lam2_rows])
+        cols = np.concatenate([cols1, q1 + self._lam2_cols])
+        entry = np.concatenate([entry1, s1 * s1 + self._lam2_entry])
+        return a, t0, rows * size + cols, entry, np.arange(q) * (size + 1)
+
+    def _dense_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
+        """The criterion of a small model from one dense Cholesky factor.
+
+        ``B = T'AT + diag(I_q, 0)`` (``T = diag(Lambda, I)``) has the lower Cholesky factor
+        ``[[L_Z, 0], [L_XZ, L_X]]`` of the module docstring (for any order of the random
+        effects: ``log|L_Z|^2`` and the Schur complement do not depend on it), so
+        ``ldL2 = 2 sum log diag`` over the first ``q`` rows, ``ldRX2`` over the next ``p``,
+        ``r^2`` the square of the last diagonal element. For a few dozen random effects
+        one LAPACK factor costs less than the blocked one's many small array operations.
+        """
+        a, t0, flat, entry, diag = self._dense
+        t = t0.copy()
+        t.flat[flat] = np.concatenate([lam.ravel() for lam in lams])[entry]
+        b = t.T @ (a @ t)
+        b.flat[diag] += 1.0
+        d = cholesky(b).diagonal()
+        q = diag.size
+        pwrss = float(d[-1] * d[-1])
+        dof = self.n - self.p if self.reml else self.n
+        logs = np.log(d[:-1])
+        out = 2.0 * float(logs[:q].sum()) + dof * (1.0 + LOG_2PI + np.log(pwrss / dof))
+        if self.reml and self.p:
+            out += 2.0 * float(logs[q:].sum())
+        return float(out)
 
     def _product_pattern(self, max_products: int = 8_000_000) -> None:
         """Pairs of L21 blocks that meet in ``L21 L21'`` (same level of term 1), found once.
@@ -287,6 +357,8 @@ class ProfiledDeviance:
         self._prod = (a, b, self._pair_row[a] * self.q2 + self._pair_row[b], np.array_equal(a, b))
         if not self._prod[3]:
             self._gram = self._gram_pattern(a, b)
+            r, c = np.nonzero(np.triu(self.a22))  # Z2'Z2's upper nonzeros, for _factor_rest
+            self._a22_upper = (r * self.q2 + c, r, c, self.a22[r, c])
 
     def _gram_pattern(self, a: np.ndarray, b: np.ndarray) -> tuple:
         """The fixed pattern of ``A21 N A21'`` (upper triangle) for any ``N = diag(N_i)``.
@@ -356,7 +428,6 @@ class ProfiledDeviance:
             d2 = np.zeros(self.q2)
             d2[self._lam2_rows] = lam2_values
             blocks *= d2[self._pair_row, None]
-            m22 = d2[:, None] * self.a22 * d2[None, :]
             # L21 [L31' rows]: each block meets the rows of its own level of term 1.
             r1_at = r1 if self._level_identity else r1[:, self._pair_level]
             contrib = blocks[:, 0, None] * r1_at[0]
@@ -365,6 +436,7 @@ class ProfiledDeviance:
             t2 = d2[:, None] * self.a2xy - self._row_sum @ contrib
             diag = np.arange(self.q2) * (self.q2 + 1)
             if self._prod is not None and self._prod[3]:  # nested: only diagonal products
+                m22 = d2[:, None] * self.a22 * d2[None, :]
                 vals = np.einsum("ij,ij->i", blocks, blocks)
                 m22.flat[diag] -= np.bincount(self._pair_row, vals, minlength=self.q2)
                 m22.flat[diag] += 1.0
@@ -373,13 +445,19 @@ class ProfiledDeviance:
                 # Crossed: (L21 L21')[r, r'] = d2_r d2_r' sum_i v_ri' N_i v_r'i with
                 # N_i = lambda1 W_i'W_i lambda1': one sparse product with the fixed pattern
                 # (upper triangle only; the upper Cholesky reads nothing else).
+                # Only the upper triangle is formed: the nonzeros of Z2'Z2 and of the pattern
+                # are scattered into zeros (no pass over the whole q2 x q2 array).
                 n_lev = lam1 @ (np.swapaxes(w11, 1, 2) @ w11) @ lam1.T
                 g, rows, cols, flat = self._gram
-                m22.flat[flat] -= d2[rows] * d2[cols] * (g @ n_lev.reshape(-1))
+                a_flat, a_rows, a_cols, a_vals = self._a22_upper
+                m22 = np.zeros((self.q2, self.q2))
+                m22.flat[flat] = -(d2[rows] * d2[cols] * (g @ n_lev.reshape(-1)))
+                m22.flat[a_flat] += d2[a_rows] * a_vals * d2[a_cols]
                 m22.flat[diag] += 1.0
                 u22 = cholesky(m22, lower=False)
                 return self._l21_parts(blocks), u22.T, tri_solve(u22, t2, trans=True, upper=True)
             else:
+                m22 = d2[:, None] * self.a22 * d2[None, :]
                 l21 = _csr(self._l21_parts(blocks))
                 m22 -= (l21 @ l21.T).toarray()
                 m22.flat[diag] += 1.0
@@ -401,6 +479,59 @@ class ProfiledDeviance:
         r2 = tri_solve(l22, t2)
         order = np.arange(l21.nnz)
         return (l21.data, order, l21.indices, l21.indptr, shape), l22, r2
+
+    def _nested_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
+        """The criterion when the terms above the first are scalar and nested in it, through
+        ``K_i = lambda1 M_i^{-1} lambda1'`` (:meth:`_level_weights`) without forming ``L21``.
+
+        With ``Y_a`` the rows ``a`` of ``Z1'[X y]`` (``(m1, p + 1)`` each) and, for a pair
+        ``n`` (row ``r`` of block 2, level ``i`` of term 1) with ``Z2'Z1`` block ``v_n``,
+        ``u_n = K_i v_n``::
+
+            L3Z1 L3Z1' = sum_ab Y_a' diag(K_ab) Y_b                  (one product per entry)
+            (L21 L21')[r, r] = d_r^2 sum_{n in r} v_n' u_n              (nested: only diagonal)
+            L32' (before L22^{-1}) = d_r (Z2'[X y]_r - sum_{n in r} sum_a u_na Y_a[i_n])
+
+        (``L21 L31' = d_r sum_n v_n' lambda1 W_i' W_i lambda1' Z_i'[X y]``), then ``L22``,
+        ``L32'`` and the Schur complement as in :meth:`factor`. Equal to the blocked
+        factor's criterion to rounding, with a few passes over the levels instead of many.
+        """
+        ldl2, k = self._level_weights(lams[0])
+        m1, s1, q2 = self.m1, self.s1, self.q2
+        kk = k.reshape(-1, m1)  # (K00,) or (K00, K01, K11) per level
+        y = self.a1xy
+        if s1 == 1:
+            m33 = self.axy - (y[0] * kk[0][:, None]).T @ y[0]
+        else:
+            cross = (y[0] * kk[1][:, None]).T @ y[1]
+            m33 = self.axy - (y[0] * kk[0][:, None]).T @ y[0]
+            m33 -= cross + cross.T
+            m33 -= (y[1] * kk[2][:, None]).T @ y[1]
+        lam2_values = np.concatenate([lam.ravel() for lam in lams[1:]])[self._lam2_entry]
+        d2 = np.zeros(q2)
+        d2[self._lam2_rows] = lam2_values
+        v = self._a21_blocks
+        kp = kk if self._level_identity else kk[:, self._pair_level]
+        if s1 == 1:
+            u = (kp[0] * v[:, 0])[:, None]
+        else:
+            u = np.empty_like(v)
+            u[:, 0] = kp[0] * v[:, 0] + kp[1] * v[:, 1]
+            u[:, 1] = kp[1] * v[:, 0] + kp[2] * v[:, 1]
+        quad = np.einsum("ij,ij->i", u, v)
+        m22 = d2[:, None] * self.a22 * d2[None, :]
+        diag = np.arange(q2) * (q2 + 1)
+        m22.flat[diag] -= d2 * d2 * np.bincount(self._pair_row, quad, minlength=q2)
+        m22.flat[diag] += 1.0
+        l22 = cholesky(m22)
+        order, indices, indptr = self._pair_csr
+        met = np.zeros((q2, y.shape[2]))
+        for a in range(s1):
+            h = sp.csr_matrix((u[order, a], indices, indptr), shape=(q2, m1))
+            met += h @ y[a]
+        r2 = tri_solve(l22, d2[:, None] * (self.a2xy - met))
+        m33 -= r2.T @ r2
+        return self._from_m33(m33, ldl2 + logdet_tril(l22))
 
     def _l21_parts(self, blocks: np.ndarray) -> tuple:
         """``(blocks, order, indices, indptr, shape)``: L21 in CSR form once the blocks are
@@ -428,6 +559,10 @@ class ProfiledDeviance:
 
     def __call__(self, theta: np.ndarray) -> float:
         if self.a21 is not None:
+            if self._dense is not None:
+                return self._dense_criterion(self.lambdas(theta))
+            if self._nested_weights:
+                return self._nested_criterion(self.lambdas(theta))
             return self.criterion(self.factor(theta))
         # One (merged) term: no BlockedFactor, only what the criterion needs.
         lam1 = self._slices[0][0](self._internal(theta))

@@ -1,8 +1,10 @@
 """Speed paths of issue 19 give the numbers of the paths they replace.
 
 * The one-term criterion through per-level outer products
-  (:meth:`ProfiledDeviance._level_outer_products`) equals the criterion of the blocked factor
-  (:meth:`ProfiledDeviance.factor`) to rounding, for one and two columns, REML and ML.
+  (:meth:`ProfiledDeviance._level_outer_products`), a small model's criterion from one
+  dense factor (:meth:`ProfiledDeviance._dense_criterion`) and nested scalar terms' criterion
+  through the same weights (:meth:`ProfiledDeviance._nested_criterion`) equal the criterion of the
+  blocked factor (:meth:`ProfiledDeviance.factor`) to rounding, REML and ML.
 * The Teach page's repeated studies (:func:`run_replicates`, which reuses the first study's
   design) give, study by study, exactly the estimates and intervals of fitting each simulated
   table on its own with :func:`fit_lab`, also when some studies fail or need the long way.
@@ -58,6 +60,66 @@ def test_one_term_criterion_without_outer_products_when_large(monkeypatch):
     value = dev(theta)
     assert dev._quad is None
     assert value == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ t + (1 | g) + (1 | h)",  # crossed scalar terms
+        "y ~ t + (t | g) + (1 | h)",  # a slope on the first term
+        "y ~ t + (1 | h/g)",  # nested
+        "y ~ t + (1 | g) + (t | h)",  # a slope above the first term
+    ],
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_small_model_dense_criterion_equals_blocked_factor(formula, reml):
+    data = _data()
+    data["h"] = [f"h{k % 5}" for k in range(len(data))]
+    design = build_design(formula, data)
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
+    assert dev.a21 is not None and dev._dense is not None
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        theta = dev.theta0 + np.abs(rng.normal(size=dev.theta0.size))
+        assert dev(theta) == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-11)
+
+
+def _nested_data() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    patient = np.repeat(np.arange(150), 5)
+    t = np.tile(np.arange(5.0), 150)
+    hospital, region = patient // 15, patient // 50
+    u = rng.normal(size=(150, 2)) * [2.0, 0.5]
+    y = 5 + u[patient, 0] + rng.normal(size=10)[hospital] + (1 + u[patient, 1]) * t
+    y = y + rng.normal(size=3)[region] + rng.normal(size=patient.size)
+    return pd.DataFrame(
+        {
+            "y": y,
+            "t": t,
+            "patient": [f"p{k}" for k in patient],
+            "hospital": [f"h{k}" for k in hospital],
+            "region": [f"r{k}" for k in region],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ t + (t | patient) + (1 | hospital)",
+        "y ~ t + (1 | patient) + (1 | hospital)",
+        "y ~ t + (t | patient) + (1 | region)",
+    ],
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_nested_criterion_equals_blocked_factor(formula, reml):
+    design = build_design(formula, _nested_data())
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
+    assert dev._dense is None and dev._nested_weights
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        theta = dev.theta0 + np.abs(rng.normal(size=dev.theta0.size))
+        assert dev(theta) == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-11)
 
 
 @pytest.mark.parametrize(
