@@ -48,9 +48,10 @@ whose visits are spread over several partitions is sent once per partition: clus
 table by patient (``repartition("patient")`` or files written sorted by patient) to send
 each patient about once. The driver holds the collected rows (``spark.driver.maxResultSize``
 must exceed their total) and the summed blocks; each executor holds the blocks of one
-partition. Their size is the estimate printed when a model is refused
-(:func:`~lmm_core.stream.plan.block_memory`, ``max_memory_gib``), so give the driver and
-each executor about twice that, plus a batch of rows (``batch_size (p + 2 S) 8`` bytes).
+partition (its running sum, the batch's and their sum). Their size is the estimate printed
+when a model is refused (:func:`~lmm_core.stream.plan.block_memory`, ``max_memory_gib``), so
+give the driver and each executor two to three times that, plus a batch of rows (about
+``batch_size (p + 2 S) 8`` bytes of matrices and the pandas table).
 
 Cost model
 ----------
@@ -58,10 +59,13 @@ With ``N`` rows, ``m1`` patients (levels of the first grouping factor), ``P`` pa
 ``C`` executor cores: pass 1 is about six scans of the used columns (missing counts, finite
 check, distinct levels per factor, ranges, a query per ``scale()`` or spline) and one
 ``DISTINCT`` shuffle per grouping factor; pass 2 is one scan, ``c_row N / C`` (``c_row``: our
-design code and ``bincount`` per row, measured by ``benchmarks/bench_stream.py``) plus, per
-batch, a term proportional to ``m1`` (the batch's blocks are allocated for every level, and
-its grouping labels are coded against them) and the transfer of the blocks. The optimizer is
-on the driver and costs ``c_patient m1`` per evaluation of the criterion, whatever ``N``.
+design code and ``bincount`` per row), plus, per batch, a term proportional to ``m1`` (the
+batch's blocks are allocated for every level, and its grouping labels are coded against
+them) and the transfer of the blocks: keep ``batch_size`` (and the partitions) at a few
+times ``m1`` rows or more. The optimizer is on the driver and costs ``c_patient m1`` per
+evaluation of the criterion, whatever ``N``. ``benchmarks/bench_stream.py`` measures
+``c_row``, the per-batch term and ``c_patient``, and prints from them the cost of a
+1-billion-row extract.
 """
 
 from __future__ import annotations
