@@ -11,6 +11,8 @@ runs ``fn(*args, report)`` in a child process instead, while the job's worker th
   :class:`JobLimitExceeded`; a child killed from outside (the kernel's OOM killer) ends it the
   same way;
 * the job has :attr:`Isolation.seconds` of wall time; after that the child is killed;
+* the child runs at a lower CPU priority (:data:`NICENESS`), so that on busy cores the
+  pages of every session are drawn first;
 * ``report(fraction, text)`` calls of the work travel through a pipe to
   :meth:`~dashboard.state.jobs.Job.report`, which raises
   :class:`~dashboard.state.jobs.Cancelled` when the user cancelled: the child is then killed
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import multiprocessing.spawn as mp_spawn
+import os
 import resource
 import signal
 import threading
@@ -61,6 +64,9 @@ __all__ = [
 #: modules the fork server imports once, so that children start with them loaded and warm
 #: (:mod:`dashboard.state.warm` runs one small fit)
 PRELOAD = ["dashboard.state.warm"]
+#: how much lower a job's CPU priority is than the web server's (``nice``): when the cores
+#: are busy, page runs go first and a heavy job takes what is left
+NICENESS = 10
 #: seconds between two looks at the child while it sends nothing
 POLL_SECONDS = 0.05
 
@@ -156,6 +162,7 @@ def start_fork_server() -> None:
 
 def _child(conn: Connection, fn: Callable, args: tuple, memory_bytes: int) -> None:
     """The child process: cap the memory, run ``fn(*args, report)``, send the outcome."""
+    os.nice(NICENESS)  # the pages of every session come before heavy work on the cores
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 

@@ -3,6 +3,7 @@ runaway job stopped alone by its memory or time limit, or at once by a cancel.""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from dashboard.state import work
-from dashboard.state.isolation import Isolation, JobLimitExceeded, run_isolated
+from dashboard.state.isolation import NICENESS, Isolation, JobLimitExceeded, run_isolated
 from dashboard.state.jobs import Cancelled, Job
 from lmm_core import DataError, datasets
 
@@ -95,3 +96,11 @@ def test_disabled_isolation_runs_in_this_thread():
     limits = Isolation(enabled=False)
     assert run_isolated(job, _square_with_progress, 4.0, limits=limits) == 16.0
     assert job.text == "step 3"
+
+
+def _niceness(report) -> int:
+    return os.nice(0)
+
+
+def test_the_child_runs_at_a_lower_cpu_priority():
+    assert run_isolated(_job(), _niceness, limits=LIMITS) == min(19, os.nice(0) + NICENESS)
