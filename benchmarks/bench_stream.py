@@ -399,8 +399,8 @@ def billion(figs: dict[int, dict], spark: dict | None) -> None:
         "the driver: the blocks and the optimizer grow with the number of patients, and each "
         "batch of pass 2 allocates the blocks of every patient (plus the plan carries every "
         "patient's label to each executor), so 167M patients is out of reach of this design "
-        "(tens of GiB per executor); 10M patients (100 visits each) is a few GiB and hours "
-        "of driver time."
+        "(tens of GiB per executor); 10M patients (100 visits each) is a few GiB and "
+        "minutes of driver time."
     )
 
 
