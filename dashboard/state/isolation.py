@@ -6,10 +6,10 @@ could exhaust the server's memory or hold the interpreter for minutes. :func:`ru
 runs ``fn(*args, report)`` in a child process instead, while the job's worker thread
 (:mod:`dashboard.state.jobs`) supervises it:
 
-* the child's address space is capped (``RLIMIT_AS``, :attr:`Isolation.memory_mb`): an
-  allocation beyond it raises ``MemoryError`` in the child, which ends the job with
-  :class:`JobLimitExceeded`; a child killed from outside (the kernel's OOM killer) ends it the
-  same way;
+* the child's address space is capped (``RLIMIT_AS``) at what it holds when it starts plus
+  :attr:`Isolation.memory_mb`: an allocation beyond it raises ``MemoryError`` in the child,
+  which ends the job with :class:`JobLimitExceeded`; a child killed from outside (the
+  kernel's OOM killer) ends it the same way;
 * the job has :attr:`Isolation.seconds` of wall time; after that the child is killed;
 * the child runs at a lower CPU priority (:data:`NICENESS`), so that on busy cores the
   pages of every session are drawn first;
@@ -85,13 +85,13 @@ class Isolation:
     enabled
         Run each job in a child process; otherwise in the calling thread, without limits.
     memory_mb
-        Largest address space of a child, MB (0: no limit).
+        Address space a child may add to what the loaded engine holds, MB (0: no limit).
     seconds
         Longest wall time of a job, seconds (0: no limit).
     """
 
     enabled: bool = True
-    memory_mb: int = 6144
+    memory_mb: int = 4096
     seconds: int = 3600
 
 
@@ -160,11 +160,21 @@ def start_fork_server() -> None:
     threading.Thread(target=first_child, name="lmm-fork-server", daemon=True).start()
 
 
+def _address_space() -> int:
+    """This process's address space in bytes (Linux ``/proc/self/statm``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _child(conn: Connection, fn: Callable, args: tuple, memory_bytes: int) -> None:
     """The child process: cap the memory, run ``fn(*args, report)``, send the outcome."""
     os.nice(NICENESS)  # the pages of every session come before heavy work on the cores
-    if memory_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    if memory_bytes > 0:  # on top of what the loaded engine already holds (about 1.7 GB of
+        limit = _address_space() + memory_bytes  # address space, mostly BLAS reservations)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     def report(fraction: float | None, text: str = "") -> None:
         conn.send(("progress", fraction, text))

@@ -16,7 +16,7 @@ under the section ``[lmm_explorer]``::
                                 # core, at most dashboard.state.jobs.MAX_WORKERS)
     job_processes = 1           # 1: each job runs in a child process under the two limits
                                 # below (dashboard.state.isolation); 0: in the worker thread
-    job_memory_mb = 6144        # largest address space of one job's process, MB
+    job_memory_mb = 4096        # memory one job's process may add to the loaded engine, MB
     job_seconds = 3600          # longest wall time of one job, seconds
     data_folder = "/srv/data"   # server data files users may fit by streaming (absolute
                                 # path; absent: the Data page has no "Server data" section)
@@ -87,7 +87,8 @@ class Limits:
         1: each job runs in a child process, stopped alone when it exceeds ``job_memory_mb``
         or ``job_seconds`` (:mod:`dashboard.state.isolation`); 0: in the worker thread.
     job_memory_mb
-        Largest address space of a job's process, MB (512 to 1,048,576).
+        Address space a job's process may add to what the loaded engine holds, MB (512 to
+        1,048,576).
     job_seconds
         Longest wall time of a job, seconds (1 to 604,800).
     data_folder
@@ -100,7 +101,7 @@ class Limits:
     idle_timeout_seconds: int = 120
     job_workers: int = 0
     job_processes: int = 1
-    job_memory_mb: int = 6144
+    job_memory_mb: int = 4096
     job_seconds: int = 3600
     data_folder: str | None = None
 

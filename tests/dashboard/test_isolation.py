@@ -67,9 +67,10 @@ def test_an_engine_error_keeps_its_class_and_message():
 
 
 def test_a_job_over_its_memory_limit_is_stopped_with_a_message():
-    limits = Isolation(enabled=True, memory_mb=2048, seconds=120)
+    limits = Isolation(enabled=True, memory_mb=1024, seconds=120)
+    assert run_isolated(_job(), _allocate, 0.5, limits=limits) > 0  # under the limit: runs
     with pytest.raises(JobLimitExceeded, match="more memory than the server allows"):
-        run_isolated(_job(), _allocate, 3.0, limits=limits)
+        run_isolated(_job(), _allocate, 1.5, limits=limits)
     # the next job runs normally
     assert run_isolated(_job(), _square_with_progress, 2.0, limits=limits) == 4.0
 
