@@ -7,9 +7,9 @@ Session B uploads a simulated trial of about 1M rows and fits
 bootstrap of that fit (200 refits of 1M rows: minutes of work), A switches pages again, and
 every one of those switches must end while B's bootstrap is still running; B cancels it. The
 durations of A's switches (idle, during the fit, during the bootstrap) go to
-``artifacts/heavy_job_page_switch.json`` for the note (measured, not asserted). Then, on a
-server whose limits file caps a job at 1,200 MB, the same fit is stopped with the memory
-message while session A goes on working.
+``artifacts/heavy_job_page_switch.json`` for the note (measured, not asserted). Then a job
+over its memory limit (a crossed model of 20,000 x 15,000 levels, on a server whose limits
+file gives a job 512 MB) is stopped with the memory message while session A goes on working.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.e2e import support
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.browser
 
 FORMULA = "y ~ time * arm + (time | patient) + (1 | hospital)"
 INLINE = ".st-key-job_inline_bootstrap"
+CROSSED = "score ~ 1 + (1 | rater) + (1 | item)"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -101,19 +104,43 @@ def test_a_heavy_fit_leaves_other_sessions_responsive(browser, trial_csv):
         out.write_text(json.dumps(report, indent=2))
 
 
-def test_a_job_over_the_memory_limit_is_stopped_alone(browser, trial_csv, tmp_path):
+@pytest.fixture(scope="module")
+def crossed_csv(tmp_path_factory) -> Path:
+    """60,000 rows, two crossed factors of 20,000 and 15,000 levels: the dense block of the
+    second factor alone needs about 1.8 GB."""
+    rng = np.random.default_rng(1)
+    n = 60_000
+    data = pd.DataFrame(
+        {
+            "rater": rng.integers(0, 20_000, n).astype(str),
+            "item": rng.integers(0, 15_000, n).astype(str),
+            "score": rng.normal(size=n),
+        }
+    )
+    path = tmp_path_factory.mktemp("crossed") / "crossed.csv"
+    data.to_csv(path, index=False)
+    return path
+
+
+def test_a_job_over_the_memory_limit_is_stopped_alone(browser, crossed_csv, tmp_path):
     limits = tmp_path / "limits.toml"
-    limits.write_text("[lmm_explorer]\njob_memory_mb = 1200\n")
+    limits.write_text("[lmm_explorer]\njob_memory_mb = 512\n")
     with support.running_app(timeout=120, env={"LMM_LIMITS": str(limits)}) as url:
         a = browser.new_context(viewport=support.VIEWPORT).new_page()
         b = browser.new_context(viewport=support.VIEWPORT).new_page()
-        _upload_and_fit(b, url, trial_csv)
+        support.open_app(b, url)
+        b.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(crossed_csv)
+        b.wait_for_selector("text=Loaded", timeout=120_000)
+        support.wait_idle(b)
+        support.go_to(b, "Model")
+        b.get_by_role("textbox", name="Or type a formula").fill(CROSSED)
+        b.get_by_role("button", name="Fit model").click()
         support.wait_for_text(b, "more memory than the server allows one job", 600_000)
         body = b.inner_text("body")
-        assert "1,200 MB" in body and "Traceback" not in body
+        assert "512 MB" in body and "Traceback" not in body
         assert not support.exceptions_on(b)
         support.screenshot(b, "heavy_job_memory_limit")
-        # the server and the other sessions go on: A opens an example and fits it
+        # the server and the other sessions go on: A fits the example
         support.open_app(a, url)
         support.go_to(a, "Model")
         a.get_by_role("button", name="Fit model").click()
