@@ -80,7 +80,6 @@ def _curve_state() -> dict:
 def _start_curves(plan: cs.CurvePlan, data: pd.DataFrame, settings: cs.CurveSettings) -> None:
     """Fit the shapes by ML as a job of the runner (progress per shape, Cancel between
     shapes) and store the comparison for the active dataset."""
-    fit = cached_fit(settings.data_key, False, data)
 
     def store(comparison: cs.CurveComparison) -> str:
         st.session_state[CURVE_STATE] = {
@@ -91,7 +90,9 @@ def _start_curves(plan: cs.CurvePlan, data: pd.DataFrame, settings: cs.CurveSett
 
     jobs_view.launch(
         (CURVES, *settings),
-        lambda job: work.curve_shapes(plan, fit, job.report),
+        lambda job: work.curve_shapes(
+            plan, cached_fit(settings.data_key, False, data, job), job.report
+        ),
         kind=CURVES,
         label=f"Fitting {len(plan.shapes)} shapes of the curve of {escape_message(plan.time)}",
         store=store,

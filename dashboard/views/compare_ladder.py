@@ -77,7 +77,6 @@ def _start_ladder(
     """Fit the ladder as a job of the runner (progress per rung, Cancel between rungs; it
     goes on across page switches) and store it for the active dataset."""
     data_key = st.session_state[Keys.DATA_KEY]
-    fit = cached_fit(fit_key, reml, frame)
 
     def store(ladder: lad.Ladder) -> str:
         st.session_state[Keys.LADDER] = {
@@ -88,7 +87,7 @@ def _start_ladder(
 
     jobs_view.launch(
         (LADDER, *settings),
-        lambda job: work.ladder(plan, fit, reml, job.report),
+        lambda job: work.ladder(plan, cached_fit(fit_key, reml, frame, job), reml, job.report),
         kind=LADDER,
         label=f"Fitting the random-effects ladder ({len(plan.specs)} steps)",
         store=store,

@@ -13,6 +13,7 @@ from dashboard.analysis.mmrm_models import is_mmrm
 from dashboard.analysis.records import FitRecord
 from dashboard.state import cached
 from dashboard.state.fits import active_record, add_fit, next_name, set_active
+from dashboard.state.jobs import Job
 from dashboard.state.session import Keys
 from dashboard.views.help import column
 from lmm_core import LMMResult
@@ -84,10 +85,13 @@ def linear_only(section: str, record: FitRecord | None) -> str | None:
     return None
 
 
-def cached_fit(data_key: str, reml: bool, frame: pd.DataFrame) -> Callable[[str], LMMResult]:
+def cached_fit(
+    data_key: str, reml: bool, frame: pd.DataFrame, job: Job | None = None
+) -> Callable[[str], LMMResult]:
     """A fit of one formula to ``frame`` by REML or ML, through the app's fit cache
-    (:func:`dashboard.state.cached.fit_model`, keyed by ``data_key``)."""
-    return lambda formula: cached.fit_model(data_key, formula, reml, frame)
+    (:func:`dashboard.state.cached.fit_model`, keyed by ``data_key``; in ``job``'s child
+    process when given)."""
+    return lambda formula: cached.fit_model(data_key, formula, reml, frame, job)
 
 
 def keep_fits(

@@ -29,6 +29,7 @@ from dashboard.figures.trial import (
 from dashboard.help.texts import help_text
 from dashboard.io.roles import Roles
 from dashboard.state import work
+from dashboard.state.isolation import in_child
 from dashboard.state.session import Keys, current_data, current_roles, persistent_widget
 from dashboard.views import jobs as jobs_view
 from dashboard.views.help import column, how_to_read, text_column
@@ -134,7 +135,7 @@ def _start(plan: tr.TrialPlan, settings: tuple) -> None:
 
     jobs_view.launch(
         (TRIAL, *settings),
-        lambda job: work.trial_structures(plan, job.report),
+        in_child(work.trial_structures, plan),
         kind=TRIAL,
         label=f"Fitting the MMRM with {len(tr.STRUCTURES)} covariance structures",
         store=store,

@@ -114,10 +114,10 @@ def test_other_active_model_asks_to_compare_again(app):
 def test_a_failing_shape_does_not_hide_the_others(app, monkeypatch):
     real = cached.fit_model
 
-    def fit(data_key, formula, reml, data):
+    def fit(data_key, formula, reml, data, job=None):
         if "poly(" in formula:
             raise LMMError("the quadratic broke on purpose")
-        return real(data_key, formula, reml, data)
+        return real(data_key, formula, reml, data, job)
 
     monkeypatch.setattr(cached, "fit_model", fit)
     at = run_shapes(on_chickweight(app, [chick_record("M1: linear growth", CHICK)]))
