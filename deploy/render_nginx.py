@@ -71,12 +71,6 @@ def content_security_policy(script_hashes: list[str]) -> str:
     )
 
 
-#: idle upstream connections are closed by nginx before the replica's server (uvicorn, 5 s)
-#: closes them: a request sent on a connection the replica is closing is reset, and one error
-#: marks the replica down for 10 s (max_fails=1), moving all its sessions' requests away
-KEEPALIVE = "    keepalive 8;\n    keepalive_timeout 4s;"
-
-
 def _server(port: int, extra: str = "") -> str:
     return f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=10s{extra};"
 
@@ -122,9 +116,7 @@ def render(
     route_blocks = []
     for name, port in routes:
         others = [_server(p, " backup") for _, p in routes if p != port]
-        route_blocks.append(
-            "\n".join([f"upstream lmm_{name} {{", _server(port), *others, KEEPALIVE, "}"])
-        )
+        route_blocks.append("\n".join([f"upstream lmm_{name} {{", _server(port), *others, "}"]))
     redirect = ""
     if http_listen:
         redirect = (
