@@ -40,6 +40,7 @@ Usage::
 
     .venv/bin/python benchmarks/load_proxy.py                 # 30 sessions over 60 s
     .venv/bin/python benchmarks/load_proxy.py --quick         # 3 sessions, cold, no solo run
+    .venv/bin/python benchmarks/load_proxy.py --max-open 10    # at most 10 browsers at once
     .venv/bin/python benchmarks/load_proxy.py --sessions 10 --browsers 2 --arrive-over 30
 
 Prints a Markdown table and writes ``artifacts/load_proxy.json``. The uploads are given to
@@ -184,6 +185,7 @@ class Watch:
         self.health_checks = self.health_failures = 0
         self.health_max = 0.0
         self.tree_rss_kib = {pid: 0 for pid in replica_pids}
+        self.client_rss_kib = 0  # this process and its children: the driver and chromiums
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -194,6 +196,8 @@ class Watch:
             for pid in self.pids:
                 rss = sum(_status_kib(p, "VmRSS") for p in process_tree(pid, children))
                 self.tree_rss_kib[pid] = max(self.tree_rss_kib[pid], rss)
+            client = sum(_status_kib(p, "VmRSS") for p in process_tree(os.getpid(), children))
+            self.client_rss_kib = max(self.client_rss_kib, client)
             if time.monotonic() - last_health >= 1.0:
                 last_health = time.monotonic()
                 status = 0
@@ -417,11 +421,13 @@ class RunResult:
     sessions: int
     browsers: int
     arrive_over: float
+    max_open: int = 0  # most browser contexts open at once (0: no cap)
     wall_seconds: float = 0.0
     results: list[SessionResult] = field(default_factory=list)
     solo: SessionResult | None = None
     replicas: list[ReplicaUsage] = field(default_factory=list)
     client_cpu_seconds: float = 0.0
+    client_peak_rss_mib: float = 0.0  # the driver and the chromiums (sum of VmRSS, sampled)
     max_open_contexts: int = 0
     health_checks: int = 0
     health_failures: int = 0
@@ -464,14 +470,17 @@ class RunResult:
         return out
 
 
-async def _arrive(session: Session, delay: float, run: RunResult, open_now: list[int]):
+async def _arrive(
+    session: Session, delay: float, run: RunResult, open_now: list[int], gate: asyncio.Semaphore
+) -> SessionResult:
     await asyncio.sleep(delay)
-    open_now[0] += 1
-    run.max_open_contexts = max(run.max_open_contexts, open_now[0])
-    try:
-        return await session.run()
-    finally:
-        open_now[0] -= 1
+    async with gate:  # at most ``max_open`` contexts at once: the others wait their turn
+        open_now[0] += 1
+        run.max_open_contexts = max(run.max_open_contexts, open_now[0])
+        try:
+            return await session.run()
+        finally:
+            open_now[0] -= 1
 
 
 async def _first_page(browser, url: str, route: str) -> float:
@@ -515,11 +524,12 @@ async def _drive(
             server0 = tree_cpu_seconds(pids)
             start = time.perf_counter()
             n, open_now = run.sessions, [0]
+            gate = asyncio.Semaphore(run.max_open or n)
             sessions = [Session(browsers[i % len(browsers)], url, i, timeout_ms) for i in range(n)]
             run.results = list(
                 await asyncio.gather(
                     *(
-                        _arrive(s, i * run.arrive_over / n, run, open_now)
+                        _arrive(s, i * run.arrive_over / n, run, open_now, gate)
                         for i, s in enumerate(sessions)
                     )
                 )
@@ -539,6 +549,7 @@ def run(
     *,
     browsers: int = 3,
     arrive_over: float = 60.0,
+    max_open: int = 0,
     solo: bool = True,
     warm: bool = True,
     step_timeout: float = 300.0,
@@ -555,6 +566,10 @@ def run(
         Chromium processes; session ``i`` is a context of browser ``i % browsers``.
     arrive_over
         Seconds over which the sessions arrive.
+    max_open
+        Most browser contexts open at once (0: no cap); a session arriving when that many are
+        open waits for one to end. The browsers' rendering, not the servers, fills two cores
+        long before 30 sessions (``benchmarks/README.md``).
     solo
         Run one session alone first, with the servers' CPU read around each action.
     warm
@@ -566,7 +581,7 @@ def run(
         A folder for the deployment's files (certificate, nginx's configuration and logs, the
         replicas' logs), kept after the run; by default a temporary folder, removed.
     """
-    out = RunResult(sessions, browsers, arrive_over, loadavg_before=os.getloadavg())
+    out = RunResult(sessions, browsers, arrive_over, max_open, loadavg_before=os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="lmm-load-proxy-") as temporary:
         with proxy_support.deployment(Path(keep or temporary)) as deployed:
             out.replicas = [ReplicaUsage(r.route, r.proc.pid, r.port) for r in deployed.replicas]
@@ -577,6 +592,7 @@ def run(
                 asyncio.run(_drive(deployed.url, out, pids, solo, warm, int(step_timeout * 1000)))
             out.health_checks, out.health_failures = watch.health_checks, watch.health_failures
             out.health_max_seconds = watch.health_max
+            out.client_peak_rss_mib = watch.client_rss_kib / 1024
             for usage in out.replicas:
                 usage.peak_hwm_mib = _status_kib(usage.pid, "VmHWM") / 1024
                 usage.peak_tree_rss_mib = watch.tree_rss_kib[usage.pid] / 1024
@@ -614,7 +630,8 @@ def markdown(result: RunResult) -> str:
     lines += [
         "",
         f"{result.sessions} sessions over {result.arrive_over:.0f} s in {result.browsers} "
-        f"chromium(s), at most {result.max_open_contexts} open at once; wall "
+        f"chromium(s), at most {result.max_open_contexts} open at once (cap "
+        f"{result.max_open or 'none'}); wall "
         f"{result.wall_seconds:.0f} s; errors {len(result.errors)}, leaks {len(result.leaks)}, "
         f"markers in the logs {result.marks_in_logs}; health through nginx "
         f"{result.health_failures} failed of {result.health_checks}, slowest "
@@ -643,7 +660,8 @@ def markdown(result: RunResult) -> str:
         firsts = ", ".join(f"{u.route} {_s(u.first_page_seconds, 1)} s" for u in result.replicas)
         lines.append(f"\nWarm-up, first page of each fresh replica (not counted): {firsts}.")
     lines.append(
-        f"\nBrowsers and driver: {result.client_cpu_seconds:.0f} s of CPU; servers: {total:.0f} s "
+        f"\nBrowsers and driver: {result.client_cpu_seconds:.0f} s of CPU, peak RSS "
+        f"{result.client_peak_rss_mib:.0f} MiB; servers: {total:.0f} s "
         f"(wall {result.wall_seconds:.0f} s, {os.cpu_count()} cores)."
     )
     if result.solo is not None:
@@ -666,6 +684,7 @@ def main(argv: list[str] | None = None) -> RunResult:
     parser.add_argument("--quick", action="store_true", help="3 sessions, no solo run")
     parser.add_argument("--browsers", type=int, default=3, help="chromium processes")
     parser.add_argument("--arrive-over", type=float, default=60.0, help="seconds")
+    parser.add_argument("--max-open", type=int, default=0, help="most contexts open at once")
     parser.add_argument("--no-solo", action="store_true", help="no solo session first")
     parser.add_argument("--cold", action="store_true", help="no warm-up page per replica")
     parser.add_argument("--step-timeout", type=float, default=300.0, help="seconds")
@@ -682,6 +701,7 @@ def main(argv: list[str] | None = None) -> RunResult:
         args.sessions,
         browsers=args.browsers,
         arrive_over=args.arrive_over,
+        max_open=args.max_open,
         solo=not args.no_solo,
         warm=not args.cold,
         step_timeout=args.step_timeout,
