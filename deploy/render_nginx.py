@@ -72,7 +72,7 @@ def content_security_policy(script_hashes: list[str]) -> str:
 
 
 def _server(port: int, extra: str = "") -> str:
-    return f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=10s{extra};"
+    return f"    server 127.0.0.1:{port} max_fails=3 fail_timeout=10s{extra};"
 
 
 def render(
