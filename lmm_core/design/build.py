@@ -25,6 +25,7 @@ Steps (as lme4's ``lFormula``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -63,10 +64,19 @@ class TermRecipe:
         """``(codes, z)`` on ``newdata``; code -1 for unseen levels and missing values."""
         ev = Evaluator(newdata, self.stats, new_data=True)
         fac = combine([ev.column(nm, as_factor=True) for nm in self.group_vars])
-        codes = fac.recode(self.levels)
-        codes[codes < 0] = -1
+        if fac.labels == self.levels:
+            codes = fac.codes.copy()
+        else:  # each label of the new data looked up once in the cached index of the levels
+            lookup = np.append(self.level_index.get_indexer(list(fac.labels)), -1)
+            codes = lookup[fac.codes].astype(np.int64, copy=False)  # code -1 picks the -1
         values = {v: ev.variable(self.lhs.exprs[v]) for v in _lhs_vars(self.lhs)}
         return codes, _build_new(self.lhs, values, len(newdata), "random-effects term")
+
+    @cached_property
+    def level_index(self) -> pd.Index:
+        """The levels as a hashed index, built on first use and kept (a streamed fit codes
+        every batch against the same millions of levels)."""
+        return pd.Index(self.levels, dtype=object)
 
 
 def _lhs_vars(recipe: MatrixRecipe) -> list[str]:

@@ -22,7 +22,12 @@ from lmm_core.design.build import _check_finite, _keep_columns, term_matrix
 from lmm_core.design.reterms import amalgamate
 from lmm_core.errors import ModelError
 from lmm_core.formula.grammar import Name
-from lmm_core.model.cross_products import CrossProducts, cross_products
+from lmm_core.model.cross_products import (
+    BlockTotal,
+    CrossProducts,
+    cross_products,
+    local_cross_products,
+)
 
 
 @dataclass(frozen=True)
@@ -49,14 +54,8 @@ def _qr_r(a: np.ndarray) -> np.ndarray:
     return np.linalg.qr(a, mode="r") if a.shape[0] else a
 
 
-def batch_blocks(plan, frame: pd.DataFrame) -> BatchBlocks:
-    """The blocks of one batch of the rows used (module docstring).
-
-    Raises
-    ------
-    DataError
-        For non-finite values of transformed variables (``log`` of 0, ...), as in memory.
-    """
+def _batch_arrays(plan, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list]:
+    """``X``, ``y`` (minus offsets) and the random-effects terms of one batch, checked."""
     design = plan.design
     spec = plan.spec
     y = design.response_values(frame)
@@ -75,6 +74,18 @@ def batch_blocks(plan, frame: pd.DataFrame) -> BatchBlocks:
         for j, name in enumerate(t.cnames):
             _check_finite(f"{t.group}: {name}", False, z[:, j])
         terms.append(replace(t, codes=codes, z=z))
+    return X, y, terms
+
+
+def batch_blocks(plan, frame: pd.DataFrame) -> BatchBlocks:
+    """The blocks of one batch of the rows used (module docstring).
+
+    Raises
+    ------
+    DataError
+        For non-finite values of transformed variables (``log`` of 0, ...), as in memory.
+    """
+    X, y, terms = _batch_arrays(plan, frame)
     merged = amalgamate(tuple(terms))[0]
     cp = cross_products(X, y, merged)
     return BatchBlocks(
@@ -83,6 +94,45 @@ def batch_blocks(plan, frame: pd.DataFrame) -> BatchBlocks:
         tuple(t.z.min(axis=0) for t in terms),
         tuple(t.z.max(axis=0) for t in terms),
     )
+
+
+class BlockSum:
+    """Pass 2's running sum of batches, each batch costing its rows and the levels it has.
+
+    :meth:`add` gives the same :class:`BatchBlocks` as summing :func:`batch_blocks` of the
+    batches in order (the same floating-point sums: :class:`~lmm_core.model.cross_products.
+    BlockTotal`; ``R`` of ``[R_total; R_batch]`` after each batch), without allocating and
+    adding every level's blocks per batch.
+    """
+
+    def __init__(self, plan) -> None:
+        self.plan = plan
+        self._cp = BlockTotal()
+        self._r: np.ndarray | None = None
+        self._z_min: list[np.ndarray] = []
+        self._z_max: list[np.ndarray] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Add one batch of the rows used (errors as :func:`batch_blocks`)."""
+        X, y, terms = _batch_arrays(self.plan, frame)
+        merged = amalgamate(tuple(terms))[0]
+        cp, seen = local_cross_products(X, y, merged)
+        self._cp.add(cp, seen, merged[0].n_levels)
+        r = _qr_r(X)
+        lo = [t.z.min(axis=0) for t in terms]
+        hi = [t.z.max(axis=0) for t in terms]
+        if self._r is None:
+            self._r, self._z_min, self._z_max = r, lo, hi
+            return
+        self._r = _qr_r(np.vstack([self._r, r]))
+        self._z_min = [np.minimum(a, b) for a, b in zip(self._z_min, lo, strict=True)]
+        self._z_max = [np.maximum(a, b) for a, b in zip(self._z_max, hi, strict=True)]
+
+    def total(self) -> BatchBlocks | None:
+        """The blocks of every batch added (``None`` before the first)."""
+        if self._r is None:
+            return None
+        return BatchBlocks(self._cp.total(), self._r, tuple(self._z_min), tuple(self._z_max))
 
 
 def finish(plan, blocks: BatchBlocks) -> tuple[CrossProducts, np.ndarray, tuple[str, ...], list]:
@@ -133,4 +183,4 @@ def finish(plan, blocks: BatchBlocks) -> tuple[CrossProducts, np.ndarray, tuple[
     return cp, keep, aliased, messages
 
 
-__all__ = ["BatchBlocks", "batch_blocks", "finish"]
+__all__ = ["BatchBlocks", "BlockSum", "batch_blocks", "finish"]

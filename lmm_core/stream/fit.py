@@ -35,7 +35,7 @@ from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.fit import OFFSET_MESSAGE, SINGULAR_MESSAGE, FitOptions
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.optimize import optimize_theta
-from lmm_core.stream.batches import BatchBlocks, batch_blocks, finish
+from lmm_core.stream.batches import BatchBlocks, BlockSum, finish
 from lmm_core.stream.plan import StreamPlan, plan_stream
 from lmm_core.stream.results import StreamedLMMResult
 from lmm_core.stream.sources import DuckDBEngine, as_source
@@ -150,10 +150,9 @@ def _accumulate(
     eng: DuckDBEngine, plan: StreamPlan, batch_size: int, progress: Progress | None
 ) -> BatchBlocks:
     """Pass 2 on DuckDB. DuckDB's reader hands out batches no larger than a Parquet row
-    group; they are gathered up to ``batch_size`` rows before :func:`batch_blocks`, whose
-    cost has a part proportional to the number of levels (the blocks of every patient are
-    allocated and added, the batch's labels coded against all of them), paid per batch."""
-    total = None
+    group; they are gathered up to ``batch_size`` rows and added to a :class:`BlockSum`
+    (a batch costs its rows and the levels it has, not every level of the table)."""
+    blocks = BlockSum(plan)
     done = 0
     held: list = []
     rows = 0
@@ -163,14 +162,13 @@ def _accumulate(
         rows += len(frame)
         done += len(frame)
         if rows >= batch_size:
-            part = batch_blocks(plan, _concat(held))
-            total = part if total is None else total + part
+            blocks.add(_concat(held))
             held, rows = [], 0
         if progress is not None:
             progress(done, plan.n_used, done / max(time.perf_counter() - start, 1e-9))
     if held:
-        part = batch_blocks(plan, _concat(held))
-        total = part if total is None else total + part
+        blocks.add(_concat(held))
+    total = blocks.total()
     if total is None:
         raise ModelError("The table changed between the two passes; fit again.")
     return total
