@@ -25,7 +25,7 @@ Steps (as lme4's ``lFormula``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -269,6 +269,11 @@ def term_matrix(term: ReTerm, newdata: pd.DataFrame) -> tuple[np.ndarray, np.nda
 
 
 # --------------------------------------------------------------------------- build
+#: Parsed formulas by text (a :class:`ModelSpec` is immutable): refits of one formula, as the
+#: Teach page's and the app's, parse it once.
+_parse = lru_cache(maxsize=256)(parse_formula)
+
+
 def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
     names = [str(c) for c in data.columns]
     known = set(names)
@@ -387,7 +392,7 @@ def build_design(
     ModelError
         No random-effects term, unsupported grouping factors, constant random slopes.
     """
-    spec = parse_formula(formula) if isinstance(formula, str) else formula
+    spec = _parse(formula) if isinstance(formula, str) else formula
     if not isinstance(data, pd.DataFrame):
         raise DataError("The data must be a table (pandas DataFrame).")
     used = _check_columns(spec, data)

@@ -58,6 +58,9 @@ _UFUNCS = {
     "sqrt": np.sqrt,
     "abs": np.abs,
 }
+#: Rows up to which a string column is coded by a sort of its values (cheaper than
+#: ``pd.factorize`` for the small tables of most fits; the same levels and codes).
+SMALL_STRING_COLUMN = 20_000
 _ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
@@ -134,6 +137,9 @@ def numeric_factor(values: np.ndarray, integer: bool = False) -> Factor:
 def series_value(s: pd.Series, as_factor: bool = False) -> Numeric | Factor:
     """Convert a column to a :class:`Numeric` or :class:`Factor` following R's rules."""
     dt = s.dtype
+    fast = _common_value(s, as_factor)
+    if fast is not None:
+        return fast
     if isinstance(dt, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy(dtype=np.int64)
         return _dedupe(codes, _labels(dt.categories), sort=False)
@@ -161,6 +167,30 @@ def series_value(s: pd.Series, as_factor: bool = False) -> Numeric | Factor:
     except TypeError:  # mixed types that do not sort: compare their labels
         codes, uniques = pd.factorize(s, sort=False, use_na_sentinel=True)
         return _dedupe(codes.astype(np.int64), _labels(uniques), sort=True)
+
+
+def _common_value(s: pd.Series, as_factor: bool) -> Numeric | Factor | None:
+    """:func:`series_value` of the common columns without pandas' conversions: numpy
+    numbers, and short string columns (None for anything else)."""
+    dt = s.dtype
+    if isinstance(dt, np.dtype) and dt.kind in "iuf":
+        values = np.array(s.to_numpy(), dtype=np.float64)
+        if as_factor:
+            return numeric_factor(values, integer=dt.kind != "f")
+        return Numeric(values)
+    if isinstance(dt, pd.StringDtype) and len(s) <= SMALL_STRING_COLUMN:
+        return _small_string_factor(s.to_numpy(dtype=object))
+    return None
+
+
+def _small_string_factor(values: np.ndarray) -> Factor:
+    """Levels of a short column of strings sorted by code point (as ``pd.factorize(sort=
+    True)`` sorts them), by one small sort instead of pandas' hashing machinery."""
+    missing = pd.isna(values)
+    codes = np.full(values.size, -1, dtype=np.int64)
+    uniques, inverse = np.unique(values[~missing], return_inverse=True)
+    codes[~missing] = inverse.reshape(-1)
+    return Factor(codes, tuple(uniques.tolist()))
 
 
 def _labels(uniques: object) -> list[str]:
