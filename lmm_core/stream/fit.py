@@ -34,10 +34,9 @@ from lmm_core.formula.quoting import deparse
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.fit import OFFSET_MESSAGE, SINGULAR_MESSAGE, FitOptions
 from lmm_core.model.linalg import single_threaded_blas
-from lmm_core.model.optimize import optimize_theta
 from lmm_core.stream.batches import BatchBlocks, BlockSum, finish
 from lmm_core.stream.plan import StreamPlan, plan_stream
-from lmm_core.stream.results import StreamedLMMResult
+from lmm_core.stream.results import StreamedLMMResult, optimum
 from lmm_core.stream.sources import DuckDBEngine, as_source
 from lmm_core.stream.spark import SparkEngine, SparkRows, is_spark_frame, spark_blocks
 
@@ -210,13 +209,10 @@ def fit_blocks(
     t0 = time.perf_counter()
     with single_threaded_blas():
         dev = ProfiledDeviance.from_cross_products(cp, plan.reterms, reml)
-        opt = optimize_theta(dev, start, options.optimizer)
-        t1 = time.perf_counter()
-        sol = dev.solve(opt.final)
-        cond_cov = dev.conditional_covariances(sol.factor, sol.sigma)
+    opt, sol, cond_cov, singular = optimum(dev, start, options)
+    t1 = time.perf_counter()
     messages += list(opt.messages)
-    diag = np.concatenate([t.structure.is_variance for t in plan.reterms])
-    if np.any(np.abs((sol.theta * dev.theta_scale)[diag]) < options.singular_tol):
+    if singular:
         messages.append(SINGULAR_MESSAGE)
     return StreamedLMMResult(
         formula=design.formula,
@@ -239,7 +235,7 @@ def fit_blocks(
         singular_tol=options.singular_tol,
         n_obs=cp.n,
         theta_units=dev.theta_scale,
-        timings={"optimize": t1 - t0, "result": time.perf_counter() - t1},
+        timings={"optimize": t1 - t0, "result": time.perf_counter() - t1},  # optimize: + solve
         deviance=dev,
     )
 

@@ -62,6 +62,20 @@ def as_row_stream(rows: Rows | None) -> Rows | None:
     return rows
 
 
+def optimum(dev, start: np.ndarray | None, options: FitOptions) -> tuple:
+    """Optimize ``theta`` of the profiled criterion ``dev`` from ``start`` and solve there:
+    ``(opt, solution, conditional covariances, singular)``, where *singular* means some
+    variance parameter, in the data's units (``dev.theta_scale``), is below
+    ``options.singular_tol``."""
+    with single_threaded_blas():
+        opt = optimize_theta(dev, start, options.optimizer)
+        sol = dev.solve(opt.final)
+        cond_cov = dev.conditional_covariances(sol.factor, sol.sigma)
+    diag = np.concatenate([t.structure.is_variance for t in dev.reterms])
+    singular = bool(np.any(np.abs((sol.theta * dev.theta_scale)[diag]) < options.singular_tol))
+    return opt, sol, cond_cov, singular
+
+
 @dataclass(frozen=True)
 class StreamedLMMResult(LMMResult):
     """A linear mixed model fitted by streaming (``fitted``/``residuals`` are empty).
@@ -328,13 +342,9 @@ class StreamedLMMResult(LMMResult):
         options = options or FitOptions(singular_tol=base.singular_tol)
         dev = copy.copy(base.deviance)
         dev.reml = False
-        with single_threaded_blas():
-            opt = optimize_theta(dev, base.theta, options.optimizer)
-            sol = dev.solve(opt.final)
-            cond_cov = dev.conditional_covariances(sol.factor, sol.sigma)
+        opt, sol, cond_cov, singular = optimum(dev, base.theta, options)
         messages = [m for m in base.messages if m != SINGULAR_MESSAGE] + list(opt.messages)
-        diag = np.concatenate([t.structure.is_variance for t in base.reterms])
-        if np.any(np.abs((sol.theta * dev.theta_scale)[diag]) < options.singular_tol):
+        if singular:
             messages.append(SINGULAR_MESSAGE)
         refit = replace(
             base,
