@@ -1,7 +1,8 @@
 """Real browser: long work runs in the job runner, survives a page switch, can be cancelled.
 
-1. A parametric bootstrap of 500 replicates (sleepstudy, random slopes) is started on the
-   Model page; the user goes to the Explore page, where the sidebar shows it running with a
+1. A parametric bootstrap of 300 replicates (the small multi-center trial, patients within
+   hospitals: about 20 s of work; sleepstudy's refits are now too quick to watch) is started
+   on the Model page; the user goes to the Explore page, where the sidebar shows it running with a
    Cancel button; back on the Model page its progress has advanced or its result is stored;
    it finishes with the table of intervals.
 2. The Teach page's repeat of 1,000 studies (at 1024 px) is started, the user leaves the page
@@ -19,7 +20,7 @@ import re
 import pytest
 
 from tests.e2e import support
-from tests.e2e.test_browser_models import fit_typed
+from tests.e2e.test_browser_models import choose_example, fit_typed
 
 pytestmark = pytest.mark.browser
 
@@ -62,10 +63,11 @@ def _set_number(page, label: str, value: int) -> None:
 def test_bootstrap_keeps_running_across_a_page_switch(app_url, tab):
     page = tab.page
     support.open_app(page, app_url)
-    fit_typed(page, "Reaction ~ Days + (Days | Subject)")
+    choose_example(page, "trial_small")
+    fit_typed(page, "y ~ time * arm + (time | patient) + (1 | hospital)")
     assert "Fitted M1" in page.inner_text("body")
     page.get_by_text("Parametric bootstrap intervals").click()
-    _set_number(page, "Replicates", 500)
+    _set_number(page, "Replicates", 300)
     page.get_by_role("button", name="Run the bootstrap").click()
     first = _wait_progress(page, INLINE.format("bootstrap"), "Replicate")
     assert page.locator(f"{INLINE.format('bootstrap')} button", has_text="Cancel").count() >= 1
@@ -81,7 +83,7 @@ def test_bootstrap_keeps_running_across_a_page_switch(app_url, tab):
     support.go_to(page, "Model")
     page.wait_for_function(
         """([sel, above]) => {
-            if (document.body.innerText.includes('500 replicates (seed 1)')) return true;
+            if (document.body.innerText.includes('300 replicates (seed 1)')) return true;
             const box = document.querySelector(sel);
             if (!box) return false;
             const m = box.innerText.match(/Replicate ([\\d,]+) of/);
@@ -90,11 +92,11 @@ def test_bootstrap_keeps_running_across_a_page_switch(app_url, tab):
         arg=[INLINE.format("bootstrap"), later],
         timeout=support.WAIT_MS,
     )
-    page.wait_for_selector("text=500 replicates (seed 1)", timeout=support.WAIT_MS)
+    page.wait_for_selector("text=300 replicates (seed 1)", timeout=support.WAIT_MS)
     support.wait_idle(page)
     body = page.inner_text("body")
     table = page.locator('.st-key-infer_w_boot_box [data-testid="stDataFrame"]')
-    assert table.count() == 1 and "500 replicates (seed 1) in" in body
+    assert table.count() == 1 and "300 replicates (seed 1) in" in body
     assert page.locator(INLINE.format("bootstrap")).count() == 0
     assert page.locator(SIDEBAR.format("bootstrap")).count() == 0
     assert not support.exceptions_on(page)
