@@ -44,6 +44,7 @@ def test_no_folder_no_section(monkeypatch):
     assert "Server data" not in [s.value for s in at.subheader]
 
 
+@pytest.mark.job_processes  # the streamed fit in a child process, as on a server
 def test_sample_fit_by_streaming_and_result_pages(data_folder):
     root, trial = data_folder
     at = _app()
