@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.state import isolation, work
+from dashboard.state import cached, isolation, work
 from dashboard.state.session import Keys
 from dashboard.views import jobs as jobs_view
 from lmm_core import ModelError
@@ -146,6 +146,7 @@ def test_a_fit_job_runs_in_a_child_process_and_its_result_reaches_the_page(app, 
         return real(job, fn, *args, limits=limits)
 
     monkeypatch.setattr(isolation, "run_isolated", spy)
+    cached.fit_model.clear()  # an earlier test may have fitted this model: fit it again
     at = app.switch_page(PAGE).run()
     at.button(key="model_fit").click().run()
     finish_jobs(at)
