@@ -211,16 +211,7 @@ def result_at_theta(
     return LMMResult(
         formula=design.formula,
         reml=bool(reml),
-        theta=sol.theta,
-        beta=sol.beta,
-        vcov_beta=sol.vcov_beta,
-        sigma=sol.sigma,
-        objective=sol.objective,
-        ldl2=sol.ldl2,
-        ldrx2=sol.ldrx2,
-        pwrss=sol.pwrss,
-        b=sol.b,
-        cond_cov=cond_cov,
+        **solution_fields(sol, cond_cov),
         fitted=fitted,
         residuals=design.y - fitted,
         design=design,
@@ -228,6 +219,24 @@ def result_at_theta(
         messages=tuple(messages),
         singular_tol=options.singular_tol,
     )
+
+
+def solution_fields(sol, cond_cov) -> dict:
+    """The fields of an :class:`LMMResult` that come from the penalized least-squares
+    solution at the optimum (``sol``, a :class:`~lmm_core.model.deviance.PLSSolution`) and
+    the conditional covariances of the random effects."""
+    return {
+        "theta": sol.theta,
+        "beta": sol.beta,
+        "vcov_beta": sol.vcov_beta,
+        "sigma": sol.sigma,
+        "objective": sol.objective,
+        "ldl2": sol.ldl2,
+        "ldrx2": sol.ldrx2,
+        "pwrss": sol.pwrss,
+        "b": sol.b,
+        "cond_cov": cond_cov,
+    }
 
 
 SINGULAR_MESSAGE = (

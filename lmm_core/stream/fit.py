@@ -32,7 +32,7 @@ import pandas as pd
 from lmm_core.errors import ModelError
 from lmm_core.formula.quoting import deparse
 from lmm_core.model.deviance import ProfiledDeviance
-from lmm_core.model.fit import OFFSET_MESSAGE, SINGULAR_MESSAGE, FitOptions
+from lmm_core.model.fit import OFFSET_MESSAGE, SINGULAR_MESSAGE, FitOptions, solution_fields
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.stream.batches import BatchBlocks, BlockSum, finish
 from lmm_core.stream.plan import StreamPlan, plan_stream
@@ -217,16 +217,7 @@ def fit_blocks(
     return StreamedLMMResult(
         formula=design.formula,
         reml=bool(reml),
-        theta=sol.theta,
-        beta=sol.beta,
-        vcov_beta=sol.vcov_beta,
-        sigma=sol.sigma,
-        objective=sol.objective,
-        ldl2=sol.ldl2,
-        ldrx2=sol.ldrx2,
-        pwrss=sol.pwrss,
-        b=sol.b,
-        cond_cov=cond_cov,
+        **solution_fields(sol, cond_cov),
         fitted=np.zeros(0),
         residuals=np.zeros(0),
         design=design,

@@ -35,7 +35,7 @@ import pandas as pd
 from lmm_core.design.build import term_matrix
 from lmm_core.errors import DataError, ModelError
 from lmm_core.inference.satterthwaite import varpar_derivatives
-from lmm_core.model.fit import SINGULAR_MESSAGE, FitOptions
+from lmm_core.model.fit import SINGULAR_MESSAGE, FitOptions, solution_fields
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.optimize import optimize_theta
 from lmm_core.model.results import LMMResult
@@ -349,16 +349,7 @@ class StreamedLMMResult(LMMResult):
         refit = replace(
             base,
             reml=False,
-            theta=sol.theta,
-            beta=sol.beta,
-            vcov_beta=sol.vcov_beta,
-            sigma=sol.sigma,
-            objective=sol.objective,
-            ldl2=sol.ldl2,
-            ldrx2=sol.ldrx2,
-            pwrss=sol.pwrss,
-            b=sol.b,
-            cond_cov=cond_cov,
+            **solution_fields(sol, cond_cov),
             opt=opt,
             messages=tuple(dict.fromkeys(messages)),
             deviance=dev,
