@@ -37,6 +37,7 @@ its last row and column).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,6 +50,7 @@ from lmm_core.model.cross_products import (
     cross_products,
     theta_scale_from_blocks,
 )
+from lmm_core.model.kernels import level_schur, nested_pairs, one_term_criterion
 from lmm_core.model.linalg import (
     batched_cholesky,
     batched_logdet_tril,
@@ -200,11 +202,10 @@ class ProfiledDeviance:
         if cp.a11_flat.shape != (m1, s1 * s1) or cp.axy.shape != (self.p + 1, self.p + 1):
             raise ValueError("the cross-products do not match the random-effects terms")
         # Z1'Z1 as (m1, S*S) and Z1'[X y] as (S, m1, p+1): the layouts one BLAS call uses.
-        self.a11_flat = cp.a11_flat
-        self.a1xy = cp.a1xy
+        self.a11_flat = np.ascontiguousarray(cp.a11_flat, dtype=float)
+        self.a1xy = np.ascontiguousarray(cp.a1xy, dtype=float)
+        self._dof = float(self.n - self.p if reml else self.n)
         self.axy = cp.axy
-        self._quad: np.ndarray | None | bool = False  # _level_outer_products, on first call
-        self._a11_ones: np.ndarray | None = None  # (a00, a01, a11, 1) rows, on first call
         rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
@@ -266,10 +267,6 @@ class ProfiledDeviance:
         self._nested_weights = (
             self._dense is None and self.s1 <= 2 and self._prod is not None and bool(self._prod[3])
         )
-        if self._nested_weights:
-            order = self._csr_perm
-            counts = np.bincount(self._pair_row, minlength=self.q2)
-            self._pair_csr = (order, self._pair_level[order], np.r_[0, np.cumsum(counts)])
 
     def _dense_system(self) -> tuple:
         """The whole cross-product matrix ``A = [Z X y]'[Z X y]`` as one dense array, with
@@ -482,7 +479,8 @@ class ProfiledDeviance:
 
     def _nested_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
         """The criterion when the terms above the first are scalar and nested in it, through
-        ``K_i = lambda1 M_i^{-1} lambda1'`` (:meth:`_level_weights`) without forming ``L21``.
+        ``K_i = lambda1 M_i^{-1} lambda1'`` (:mod:`lmm_core.model.kernels`) without forming
+        ``L21``.
 
         With ``Y_a`` the rows ``a`` of ``Z1'[X y]`` (``(m1, p + 1)`` each) and, for a pair
         ``n`` (row ``r`` of block 2, level ``i`` of term 1) with ``Z2'Z1`` block ``v_n``,
@@ -496,39 +494,19 @@ class ProfiledDeviance:
         ``L32'`` and the Schur complement as in :meth:`factor`. Equal to the blocked
         factor's criterion to rounding, with a few passes over the levels instead of many.
         """
-        ldl2, k = self._level_weights(lams[0])
-        m1, s1, q2 = self.m1, self.s1, self.q2
-        kk = k.reshape(-1, m1)  # (K00,) or (K00, K01, K11) per level
-        y = self.a1xy
-        if s1 == 1:
-            m33 = self.axy - (y[0] * kk[0][:, None]).T @ y[0]
-        else:
-            cross = (y[0] * kk[1][:, None]).T @ y[1]
-            m33 = self.axy - (y[0] * kk[0][:, None]).T @ y[0]
-            m33 -= cross + cross.T
-            m33 -= (y[1] * kk[2][:, None]).T @ y[1]
+        ldl2, m33, weights = level_schur(lams[0], self.a11_flat, self.a1xy, self.axy)
+        if math.isnan(ldl2):
+            raise np.linalg.LinAlgError("block not positive definite")
+        diag_sum, met = nested_pairs(
+            weights, self.a1xy, self._pair_level, self._pair_row, self._a21_blocks, self.q2
+        )
         lam2_values = np.concatenate([lam.ravel() for lam in lams[1:]])[self._lam2_entry]
-        d2 = np.zeros(q2)
+        d2 = np.zeros(self.q2)
         d2[self._lam2_rows] = lam2_values
-        v = self._a21_blocks
-        kp = kk if self._level_identity else kk[:, self._pair_level]
-        if s1 == 1:
-            u = (kp[0] * v[:, 0])[:, None]
-        else:
-            u = np.empty_like(v)
-            u[:, 0] = kp[0] * v[:, 0] + kp[1] * v[:, 1]
-            u[:, 1] = kp[1] * v[:, 0] + kp[2] * v[:, 1]
-        quad = np.einsum("ij,ij->i", u, v)
         m22 = d2[:, None] * self.a22 * d2[None, :]
-        diag = np.arange(q2) * (q2 + 1)
-        m22.flat[diag] -= d2 * d2 * np.bincount(self._pair_row, quad, minlength=q2)
-        m22.flat[diag] += 1.0
+        diag = np.arange(self.q2) * (self.q2 + 1)
+        m22.flat[diag] += 1.0 - d2 * d2 * diag_sum
         l22 = cholesky(m22)
-        order, indices, indptr = self._pair_csr
-        met = np.zeros((q2, y.shape[2]))
-        for a in range(s1):
-            h = sp.csr_matrix((u[order, a], indices, indptr), shape=(q2, m1))
-            met += h @ y[a]
         r2 = tri_solve(l22, d2[:, None] * (self.a2xy - met))
         m33 -= r2.T @ r2
         return self._from_m33(m33, ldl2 + logdet_tril(l22))
@@ -566,85 +544,16 @@ class ProfiledDeviance:
             return self.criterion(self.factor(theta))
         # One (merged) term: no BlockedFactor, only what the criterion needs.
         lam1 = self._slices[0][0](self._internal(theta))
-        quad = self._quad
-        if quad is False:  # first call: formed once, then reused
-            quad = self._quad = self._level_outer_products()
-        if quad is not None:
-            ldl2, k = self._level_weights(lam1)
-            return self._from_m33(self.axy - (k @ quad).reshape(self.axy.shape), ldl2)
+        if self.s1 <= 2:
+            out = one_term_criterion(lam1, self.a11_flat, self.a1xy, self.axy, self._dof, self.reml)
+            if math.isnan(out):
+                raise np.linalg.LinAlgError("block not positive definite")
+            return out
         ldl2, r1, _, _ = self._first_block(lam1, full=False)
         m33 = self.axy - r1[0].T @ r1[0]
         for i in range(1, self.s1):
             m33 -= r1[i].T @ r1[i]
         return self._from_m33(m33, ldl2)
-
-    #: Largest number of entries of :meth:`_level_outer_products` kept (32 MB).
-    MAX_OUTER_PRODUCTS = 4_000_000
-
-    def _level_outer_products(self) -> np.ndarray | None:
-        """Per-level outer products of ``Z_i'[X y]`` for the one-term criterion, or ``None``.
-
-        With ``x_ia`` row ``a`` of ``Z_i'[X y]`` (``S <= 2`` columns) and
-        ``K_i = lambda M_i^{-1} lambda'`` (:meth:`_level_weights`), the Schur complement is
-        ``[X y]'[X y] - sum_i sum_ab K_i[a, b] x_ia x_ib'``: linear in the entries of the
-        ``K_i``. Rows ``x_i0 x_i0'`` (S = 1), or ``x_i0 x_i0'``, ``x_i0 x_i1' + x_i1 x_i0'``,
-        ``x_i1 x_i1'`` (S = 2) for all levels, stacked as ``(S(S+1)/2 * m1, (p+1)^2)``, so that
-        an evaluation forms it by one product. ``None`` for larger blocks or when the stack
-        would exceed :attr:`MAX_OUTER_PRODUCTS` entries.
-        """
-        s1, m1, k = self.a1xy.shape
-        if s1 > 2 or s1 * (s1 + 1) // 2 * m1 * k * k > self.MAX_OUTER_PRODUCTS:
-            return None
-        x0 = self.a1xy[0]
-        outer = [x0[:, :, None] * x0[:, None, :]]
-        if s1 == 2:
-            x1 = self.a1xy[1]
-            cross = x0[:, :, None] * x1[:, None, :]
-            outer += [cross + np.swapaxes(cross, 1, 2), x1[:, :, None] * x1[:, None, :]]
-        return np.concatenate(outer).reshape(-1, k * k)
-
-    def _level_weights(self, lam1: np.ndarray) -> tuple[float, np.ndarray]:
-        """``log|L11|^2`` and the entries of ``K_i = lambda M_i^{-1} lambda'`` for ``S <= 2``.
-
-        ``M_i = lambda' A_i lambda + I`` (positive definite, determinant >= 1). ``S = 1``:
-        ``K_i = l^2 / M_i``. ``S = 2``, ``lambda = [[l0, 0], [l1, l2]]`` and ``M_i`` entries
-        ``(m0, m1, m2)`` (:meth:`_first_block`), ``det_i = m0 m2 - m1^2``::
-
-            K00 = l0^2 m2 / det,   K01 = (l0 l1 m2 - l0 l2 m1) / det,
-            K11 = (l1^2 m2 - 2 l1 l2 m1 + l2^2 m0) / det.
-
-        Returned as ``(sum_i log det_i, [K00, K01, K11] raveled level-major per entry)``, the
-        order of :meth:`_level_outer_products`' rows.
-        """
-        a = self.a11_flat
-        if self.s1 == 1:
-            lam2 = lam1[0, 0] * lam1[0, 0]
-            m00 = lam2 * a[:, 0] + 1.0
-            if not m00.min() > 0.0:  # also catches NaN
-                raise np.linalg.LinAlgError("block not positive definite")
-            return float(np.log(m00).sum()), lam2 / m00
-        l0, l1, l2 = float(lam1[0, 0]), float(lam1[1, 0]), float(lam1[1, 1])
-        rows = self._a11_ones
-        if rows is None:  # (a00, a01, a11, 1): the identity's 1s come with the product
-            rows = self._a11_ones = np.vstack([a[:, [0, 1, 3]].T, np.ones(a.shape[0])])
-        coef = np.array(
-            [
-                [l0 * l0, 2.0 * l0 * l1, l1 * l1, 1.0],
-                [0.0, l2 * l0, l2 * l1, 0.0],
-                [0.0, 0.0, l2 * l2, 1.0],
-            ]
-        )
-        m = coef @ rows
-        det = m[0] * m[2]
-        det -= m[1] * m[1]
-        if not det.min() > 0.0:  # also catches NaN
-            raise np.linalg.LinAlgError("block not positive definite")
-        weights = np.array(
-            [[0.0, 0.0, l0 * l0], [0.0, -l0 * l2, l0 * l1], [l2 * l2, -2.0 * l1 * l2, l1 * l1]]
-        )
-        k = weights @ m
-        k /= det
-        return float(np.log(det).sum()), k.ravel()
 
     def _first_block(self, lam1: np.ndarray, full: bool) -> tuple:
         """``log|L11|^2``, ``L31'`` as ``(S, m1, p + 1)`` and, with ``full``, the blocks of

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = {"numpy", "scipy", "pandas", "nlopt", "threadpoolctl"}
+RUNTIME = {"numpy", "scipy", "pandas", "nlopt", "threadpoolctl", "numba"}
 #: extras (pyproject's optional-dependencies): imported only inside the functions that use them
 OPTIONAL = {"stream": {"duckdb", "pyarrow"}, "spark": {"pyspark", "pyarrow"}}
 

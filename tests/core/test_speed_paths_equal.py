@@ -1,7 +1,7 @@
 """Speed paths of issue 19 give the numbers of the paths they replace.
 
-* The one-term criterion through per-level outer products
-  (:meth:`ProfiledDeviance._level_outer_products`), a small model's criterion from one
+* The one-term criterion through the compiled per-level loop
+  (:func:`lmm_core.model.kernels.one_term_criterion`), a small model's criterion from one
   dense factor (:meth:`ProfiledDeviance._dense_criterion`) and nested scalar terms' criterion
   through the same weights (:meth:`ProfiledDeviance._nested_criterion`) equal the criterion of the
   blocked factor (:meth:`ProfiledDeviance.factor`) to rounding, REML and ML.
@@ -49,17 +49,13 @@ def test_one_term_criterion_equals_blocked_factor(formula, reml):
         fast = dev(theta)
         full = dev.criterion(dev.factor(theta))
         assert fast == pytest.approx(full, rel=1e-12)
-    assert dev._quad is not None  # the outer-product path was the one taken
 
 
-def test_one_term_criterion_without_outer_products_when_large(monkeypatch):
+def test_one_term_criterion_rejects_a_block_not_positive_definite():
     design = build_design("y ~ t + (t | g)", _data())
-    monkeypatch.setattr(ProfiledDeviance, "MAX_OUTER_PRODUCTS", 10)
     dev = ProfiledDeviance(design.X, design.y, design.reterms, True)
-    theta = np.array([1.2, -0.3, 0.4])
-    value = dev(theta)
-    assert dev._quad is None
-    assert value == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-13)
+    with pytest.raises(np.linalg.LinAlgError):
+        dev(np.array([np.nan, 0.0, 1.0]))
 
 
 @pytest.mark.parametrize(
