@@ -91,6 +91,7 @@ def test_wheel_holds_lmm_core_only(wheel):
 def test_wheel_requires_the_engine_dependencies_and_not_the_dashboard(wheel):
     (meta,) = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA")]
     text = zipfile.ZipFile(wheel).read(meta).decode()
+
     def name(line: str) -> str:
         return line.split(":", 1)[1].strip().split(";")[0].split(">")[0].split("=")[0].strip()
 
