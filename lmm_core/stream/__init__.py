@@ -2,12 +2,15 @@
 
 :func:`fit_lmm_stream` takes a Parquet file or folder, a CSV file, a DuckDB table
 (:class:`Source`) or an Arrow table or dataset;
-``lmm_core.fit_lmm`` sends anything that is not a pandas DataFrame here. See
+``lmm_core.fit_lmm`` sends anything that is not a pandas DataFrame here.
+:func:`fit_glmm_stream` fits a GLMM on DuckDB, one pass per iteration of penalized IRLS
+(:mod:`lmm_core.stream.glmm`). See
 :mod:`lmm_core.stream.fit` for the passes; ``engine="spark"`` runs them as Spark jobs
 (:mod:`lmm_core.stream.spark`).
 """
 
 from lmm_core.stream.fit import Progress, fit_blocks, fit_lmm_stream
+from lmm_core.stream.glmm import StreamedGLMMResult, fit_glmm_stream
 from lmm_core.stream.plan import StreamPlan, block_memory, plan_stream
 from lmm_core.stream.results import StreamedLMMResult
 from lmm_core.stream.sources import DuckDBEngine, DuckDBTable, Source, as_source
@@ -18,10 +21,12 @@ __all__ = [
     "Progress",
     "Source",
     "StreamPlan",
+    "StreamedGLMMResult",
     "StreamedLMMResult",
     "as_source",
     "block_memory",
     "fit_blocks",
+    "fit_glmm_stream",
     "fit_lmm_stream",
     "plan_stream",
 ]

@@ -7,10 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lmm_core.errors import ModelError
+from lmm_core.glmm.fit import fit_glmm as fit_glmm_frame
+from lmm_core.glmm.results import GLMMResult
 from lmm_core.model.fit import FitOptions
 from lmm_core.model.fit import fit_lmm as fit_lmm_frame
 from lmm_core.model.results import LMMResult
 from lmm_core.stream.fit import fit_lmm_stream
+from lmm_core.stream.glmm import fit_glmm_stream
 
 
 def fit_lmm(
@@ -46,4 +50,45 @@ def fit_lmm(
     return fit_lmm_stream(formula, data, reml=reml, options=options, start=start, **stream_options)
 
 
-__all__ = ["fit_lmm"]
+def fit_glmm(
+    formula: str,
+    data: object,
+    family: str = "binomial",
+    link: str | None = None,
+    nagq: int = 1,
+    weights: str | None = None,
+    **stream_options: object,
+) -> GLMMResult:
+    """Fit a generalized linear mixed model (binomial, Poisson) as lme4's ``glmer``.
+
+    A pandas DataFrame is fitted in memory (:func:`lmm_core.glmm.fit.fit_glmm`, every option);
+    any other source (Parquet, CSV, DuckDB table, Arrow), or a DataFrame given with stream
+    options (``batch_size``, ``progress``, ``threads``, ``max_memory_gib``, ``engine``), by
+    streaming on DuckDB with the Laplace approximation
+    (:func:`lmm_core.stream.glmm.fit_glmm_stream`: one pass over the rows per iteration of
+    penalized IRLS, the cost said before fitting), returning a
+    :class:`~lmm_core.stream.glmm.StreamedGLMMResult`.
+
+    Raises
+    ------
+    ModelError
+        For a streamed fit with ``nagq > 1`` or ``weights`` (use ``cbind(successes,
+        failures)``), on Spark, and as the in-memory fit.
+    """
+    if isinstance(data, pd.DataFrame) and not stream_options:
+        return fit_glmm_frame(formula, data, family, link, nagq, weights)
+    if nagq != 1:
+        raise ModelError(
+            f"A streamed GLMM is fitted by the Laplace approximation (nagq = 1), not nagq = "
+            f"{nagq!r}: quadrature is fitted on a DataFrame (a sample of patients)."
+        )
+    if weights is not None:
+        raise ModelError(
+            "A streamed binomial fit takes the trials through `cbind(successes, failures)`, "
+            "not weights=; write the failures as a column (or an expression such as "
+            "`cbind(events, n - events)`)."
+        )
+    return fit_glmm_stream(formula, data, family, link, **stream_options)
+
+
+__all__ = ["fit_glmm", "fit_lmm"]

@@ -88,7 +88,9 @@ class StreamPlan:
         return tuple(self.design.fixed_recipe.names)
 
 
-def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamPlan:
+def plan_stream(
+    formula: str, engine, *, max_memory_gib: float = 2.0, glmm: str | None = None
+) -> StreamPlan:
     """Pass 1 (module docstring) over ``engine``'s table.
 
     Parameters
@@ -100,6 +102,11 @@ def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamP
         ``empty_frame``, ``columns`` and a ``dialect``).
     max_memory_gib
         Largest estimated memory of the blocks accepted, in GiB.
+    glmm
+        The family (``"binomial"``, ``"poisson"``) of a GLMM (:mod:`lmm_core.stream.glmm`):
+        ``cbind(successes, failures)`` is then accepted and a grouping factor may have one
+        level per row (glmer's observation-level random effect); ``None``: a linear mixed
+        model.
 
     Raises
     ------
@@ -113,8 +120,12 @@ def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamP
             "A covariance structure of the visits (MMRM) is not fitted by streaming yet; "
             "fit it on a DataFrame, or use random effects such as `(time | patient)`."
         )
-    if spec.cbind is not None:
+    if spec.cbind is not None and glmm is None:
         raise ModelError(GLMM_MESSAGE)
+    if spec.cbind is not None and glmm != "binomial":
+        raise ModelError(
+            "`cbind(successes, failures)` is a binomial outcome: choose family='binomial'."
+        )
     if not spec.random:
         raise ModelError(
             "Formula has no random-effects term `( … | group)`; add one such as "
@@ -160,7 +171,7 @@ def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamP
     design.stats.update(stats)  # the recipes share this dict: the whole table's constants
     design = replace(design, kept_columns=np.arange(len(design.fixed_recipe.names)))
     reterms = _global_terms(spec, design, template, engine, where)
-    _check_terms(list(reterms), n_used, True)
+    _check_terms(list(reterms), n_used, glmm is None)
     memory = block_memory(reterms, len(design.fixed_recipe.names), n_used)
     if memory > max_memory_gib * GIB:
         raise ModelError(_too_large(reterms, memory, max_memory_gib))
@@ -168,9 +179,9 @@ def plan_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> StreamP
 
 
 GLMM_MESSAGE = (
-    "A GLMM is not fitted by streaming yet: its penalized iteratively reweighted least "
-    "squares needs one pass over the rows per iteration (tens of passes), not one. Fit it "
-    "on a DataFrame (a sample of patients), or fit a linear mixed model."
+    "`cbind(successes, failures)` is a GLMM outcome, not a linear mixed model's: fit it with "
+    "lmm_core.fit_glmm(formula, source, family='binomial') (streamed on DuckDB, one pass over "
+    "the rows per iteration of penalized IRLS; not on Spark)."
 )
 
 
