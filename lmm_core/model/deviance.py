@@ -267,6 +267,11 @@ class ProfiledDeviance:
         self._nested_weights = (
             self._dense is None and self.s1 <= 2 and self._prod is not None and bool(self._prod[3])
         )
+        # Then every row of block 2 meets only its own levels of term 1: Z2'Z2 is diagonal.
+        if self._nested_weights:
+            self._a22_diagonal = np.diag(self.a22).copy()
+            if np.count_nonzero(self.a22) > np.count_nonzero(self._a22_diagonal):
+                self._nested_weights = False
 
     def _dense_system(self) -> tuple:
         """The whole cross-product matrix ``A = [Z X y]'[Z X y]`` as one dense array, with
@@ -490,8 +495,9 @@ class ProfiledDeviance:
             (L21 L21')[r, r] = d_r^2 sum_{n in r} v_n' u_n              (nested: only diagonal)
             L32' (before L22^{-1}) = d_r (Z2'[X y]_r - sum_{n in r} sum_a u_na Y_a[i_n])
 
-        (``L21 L31' = d_r sum_n v_n' lambda1 W_i' W_i lambda1' Z_i'[X y]``), then ``L22``,
-        ``L32'`` and the Schur complement as in :meth:`factor`. Equal to the blocked
+        (``L21 L31' = d_r sum_n v_n' lambda1 W_i' W_i lambda1' Z_i'[X y]``), then ``L22``
+        (diagonal: ``Z2'Z2`` is, for nested terms), ``L32'`` and the Schur complement as in
+        :meth:`factor`. Equal to the blocked
         factor's criterion to rounding, with a few passes over the levels instead of many.
         """
         ldl2, m33, weights = level_schur(lams[0], self.a11_flat, self.a1xy, self.axy)
@@ -503,13 +509,14 @@ class ProfiledDeviance:
         lam2_values = np.concatenate([lam.ravel() for lam in lams[1:]])[self._lam2_entry]
         d2 = np.zeros(self.q2)
         d2[self._lam2_rows] = lam2_values
-        m22 = d2[:, None] * self.a22 * d2[None, :]
-        diag = np.arange(self.q2) * (self.q2 + 1)
-        m22.flat[diag] += 1.0 - d2 * d2 * diag_sum
-        l22 = cholesky(m22)
-        r2 = tri_solve(l22, d2[:, None] * (self.a2xy - met))
+        # Each row of block 2 meets only its own levels: Z2'Z2, hence L22, is diagonal.
+        m22 = d2 * d2 * (self._a22_diagonal - diag_sum) + 1.0
+        if not m22.min() > 0.0:  # also catches NaN
+            raise np.linalg.LinAlgError("block not positive definite")
+        r2 = d2[:, None] * (self.a2xy - met) / np.sqrt(m22)[:, None]
         m33 -= r2.T @ r2
-        return self._from_m33(m33, ldl2 + logdet_tril(l22))
+        ldl2 += float(np.log(m22).sum())
+        return self._from_m33(m33, ldl2)
 
     def _l21_parts(self, blocks: np.ndarray) -> tuple:
         """``(blocks, order, indices, indptr, shape)``: L21 in CSR form once the blocks are
