@@ -199,7 +199,7 @@ def run_duckdb(path: str, args) -> dict:
     from lmm_core import fit_lmm
 
     cpu: dict = {}
-    for name in ("plan_stream", "_accumulate", "optimize_theta"):
+    for name in ("plan_stream", "_accumulate", "optimum"):
         cpu_timed(stream_fit, name, cpu)
     t = time.perf_counter()
     res = fit_lmm(FORMULA, path, batch_size=args.batch_size, threads=args.threads)
@@ -208,7 +208,7 @@ def run_duckdb(path: str, args) -> dict:
     fig["cpu"] = {
         "pass1": cpu["plan_stream"],
         "pass2": cpu["_accumulate"],
-        "optimize": cpu["optimize_theta"],
+        "optimize": cpu["optimum"],
     }
     fig["load"] = os.getloadavg()[0]
     return fig

@@ -50,7 +50,12 @@ from lmm_core.model.cross_products import (
     cross_products,
     theta_scale_from_blocks,
 )
-from lmm_core.model.kernels import level_schur, nested_pairs, one_term_criterion
+from lmm_core.model.kernels import (
+    crossed_gram,
+    level_schur,
+    nested_pairs,
+    one_term_criterion,
+)
 from lmm_core.model.linalg import (
     batched_cholesky,
     batched_logdet_tril,
@@ -210,7 +215,7 @@ class ProfiledDeviance:
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
         self._dense = None  # _dense_system of a small model with several terms
-        self._nested_weights = False  # whether _nested_criterion applies
+        self._scalar_rest = False  # whether _scalar_rest_criterion applies
         if rest:
             self._rest_cross_products(cp, rest)
 
@@ -246,7 +251,7 @@ class ProfiledDeviance:
         self._l21_indptr = np.concatenate([[0], np.cumsum(counts)])
         # Lambda_2 = diag(I_{m_k} (x) lambda_k), k >= 2: diagonal when every such term is scalar.
         self._rest_scalar = all(t.n_columns == 1 for t in rest)
-        self._product_pattern()
+        self._pair_layout()
         # Lambda_2's entries: the pattern of each term's lambda, once per level; the values
         # are gathered from the terms' factors raveled one after the other.
         rows, cols, which = [], [], []
@@ -263,15 +268,12 @@ class ProfiledDeviance:
         self._lam2_cols = np.concatenate(cols)
         self._lam2_entry = np.concatenate(which)
         self._dense = self._dense_system() if self.q1 + self.q2 + self.p < 128 else None
-        # Nested scalar terms above a first term of one or two columns: _nested_criterion.
-        self._nested_weights = (
-            self._dense is None and self.s1 <= 2 and self._prod is not None and bool(self._prod[3])
-        )
-        # Then every row of block 2 meets only its own levels of term 1: Z2'Z2 is diagonal.
-        if self._nested_weights:
+        # Scalar terms above a first term of one or two columns: _scalar_rest_criterion.
+        self._scalar_rest = self._dense is None and self.s1 <= 2 and self._rest_scalar
+        if self._nested:  # every row of block 2 meets only its own levels: Z2'Z2 is diagonal
             self._a22_diagonal = np.diag(self.a22).copy()
             if np.count_nonzero(self.a22) > np.count_nonzero(self._a22_diagonal):
-                self._nested_weights = False
+                self._scalar_rest = False
 
     def _dense_system(self) -> tuple:
         """The whole cross-product matrix ``A = [Z X y]'[Z X y]`` as one dense array, with
@@ -332,56 +334,32 @@ class ProfiledDeviance:
             out += 2.0 * float(logs[q:].sum())
         return float(out)
 
-    def _product_pattern(self, max_products: int = 8_000_000) -> None:
-        """Pairs of L21 blocks that meet in ``L21 L21'`` (same level of term 1), found once.
+    def _pair_layout(self) -> None:
+        """Where each level's pairs start and whether the terms above nest in the first.
 
-        ``(L21 L21')[r, r'] = sum_i <block(r, i), block(r', i)>`` over levels ``i`` of the
-        first term. Listing the pairs ``(r, i), (r', i)`` with ``r <= r'`` once turns each
-        evaluation's product into one multiply and one ``bincount``; a nested factor gives
-        one pair per level and term, a crossed one more. Left to scipy.sparse when the list
-        would be long.
+        Pairs ``(level i, row r)`` are ordered by level, then row, so that
+        ``_level_ptr[i]:_level_ptr[i + 1]`` are level ``i``'s. The terms above the first are
+        nested in it (patients within hospitals) when no level meets two rows of block 2:
+        then ``L21 L21'`` and ``Z2'Z2`` are diagonal.
         """
-        self._prod = None
-        if not self._rest_scalar:
-            return
-        order = np.argsort(self._pair_level, kind="stable")
         counts = np.bincount(self._pair_level, minlength=self.m1)
-        if int(np.sum(counts.astype(np.int64) ** 2)) > max_products:
-            return
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        sq = counts.astype(np.int64) ** 2
-        local = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
-        width = np.repeat(counts, sq)
-        a = order[np.repeat(starts, sq) + local // width]
-        b = order[np.repeat(starts, sq) + local % width]
-        keep = self._pair_row[a] <= self._pair_row[b]
-        a, b = a[keep], b[keep]
-        self._prod = (a, b, self._pair_row[a] * self.q2 + self._pair_row[b], np.array_equal(a, b))
-        if not self._prod[3]:
-            self._gram = self._gram_pattern(a, b)
-            r, c = np.nonzero(np.triu(self.a22))  # Z2'Z2's upper nonzeros, for _factor_rest
+        self._level_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._nested = bool(counts.max(initial=0) <= 1)
+        if self._rest_scalar and not self._nested:
+            r, c = np.nonzero(np.triu(self.a22))  # Z2'Z2's upper nonzeros
             self._a22_upper = (r * self.q2 + c, r, c, self.a22[r, c])
 
-    def _gram_pattern(self, a: np.ndarray, b: np.ndarray) -> tuple:
-        """The fixed pattern of ``A21 N A21'`` (upper triangle) for any ``N = diag(N_i)``.
-
-        For block pairs ``(r, i), (r', i)`` (``r <= r'``) with ``A21`` blocks ``v, v'``,
-        ``sum_i v' N_i v'`` is linear in the entries of the ``N_i``: row ``(r, r')`` of the
-        sparse matrix ``G`` holds ``v_a v'_b`` in column ``(i, a, b)``, so that one product
-        ``G vec(N)`` gives every entry. Returns ``G`` (CSR), the rows and columns of its
-        entries in ``L22`` and their flat positions.
-        """
-        s1, q2 = self.s1, self.q2
-        out = self._pair_row[a] * q2 + self._pair_row[b]
-        flat, row_of = np.unique(out, return_inverse=True)
-        va, vb = self._a21_blocks[a], self._a21_blocks[b]
-        values = (va[:, :, None] * vb[:, None, :]).reshape(a.size, s1 * s1)
-        cols = self._pair_level[a][:, None] * (s1 * s1) + np.arange(s1 * s1)
-        g = sp.csr_matrix(
-            (values.ravel(), (np.repeat(row_of, s1 * s1), cols.ravel())),
-            shape=(flat.size, self.m1 * s1 * s1),
-        )
-        return g, flat // q2, flat % q2, flat
+    @cached_property
+    def _level_pairs(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pairs ``a <= b`` of the same level (the products in ``L21 L21'``), or ``None``
+        when there would be more than 8 million (:meth:`_add_gtg_by_pattern`)."""
+        pairs = self._pair_level.size
+        run = self._level_ptr[self._pair_level + 1] - np.arange(pairs)  # b = a, ..., level end
+        if int(run.sum()) > 8_000_000:
+            return None
+        a = np.repeat(np.arange(pairs), run)
+        b = a + np.arange(a.size) - np.repeat(np.cumsum(run) - run, run)
+        return a, b
 
     # ------------------------------------------------------------------ per evaluation
     def _internal(self, theta: np.ndarray) -> np.ndarray:
@@ -437,26 +415,19 @@ class ProfiledDeviance:
                 contrib += blocks[:, b, None] * r1_at[b]
             t2 = d2[:, None] * self.a2xy - self._row_sum @ contrib
             diag = np.arange(self.q2) * (self.q2 + 1)
-            if self._prod is not None and self._prod[3]:  # nested: only diagonal products
+            if self._nested:  # only diagonal products
                 m22 = d2[:, None] * self.a22 * d2[None, :]
                 vals = np.einsum("ij,ij->i", blocks, blocks)
                 m22.flat[diag] -= np.bincount(self._pair_row, vals, minlength=self.q2)
                 m22.flat[diag] += 1.0
                 l22 = cholesky(m22)
-            elif self._prod is not None:
-                # Crossed: (L21 L21')[r, r'] = d2_r d2_r' sum_i v_ri' N_i v_r'i with
-                # N_i = lambda1 W_i'W_i lambda1': one sparse product with the fixed pattern
-                # (upper triangle only; the upper Cholesky reads nothing else).
-                # Only the upper triangle is formed: the nonzeros of Z2'Z2 and of the pattern
-                # are scattered into zeros (no pass over the whole q2 x q2 array).
-                n_lev = lam1 @ (np.swapaxes(w11, 1, 2) @ w11) @ lam1.T
-                g, rows, cols, flat = self._gram
-                a_flat, a_rows, a_cols, a_vals = self._a22_upper
-                m22 = np.zeros((self.q2, self.q2))
-                m22.flat[flat] = -(d2[rows] * d2[cols] * (g @ n_lev.reshape(-1)))
-                m22.flat[a_flat] += d2[a_rows] * a_vals * d2[a_cols]
-                m22.flat[diag] += 1.0
-                u22 = cholesky(m22, lower=False)
+            elif s1 <= 2:
+                # Crossed: (L21 L21')[r, r'] = d2_r d2_r' sum_i v_ri' K_i v_r'i with
+                # K_i = lambda1 W_i'W_i lambda1', the upper triangle only (the upper
+                # Cholesky reads nothing else).
+                k_lev = (lam1 @ (np.swapaxes(w11, 1, 2) @ w11) @ lam1.T).reshape(self.m1, -1)
+                weights = k_lev[:, [0, 1, 3]] if s1 == 2 else np.pad(k_lev, ((0, 0), (0, 2)))
+                u22 = cholesky(self._crossed_m22(weights, d2), lower=False)
                 return self._l21_parts(blocks), u22.T, tri_solve(u22, t2, trans=True, upper=True)
             else:
                 m22 = d2[:, None] * self.a22 * d2[None, :]
@@ -482,23 +453,23 @@ class ProfiledDeviance:
         order = np.arange(l21.nnz)
         return (l21.data, order, l21.indices, l21.indptr, shape), l22, r2
 
-    def _nested_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
-        """The criterion when the terms above the first are scalar and nested in it, through
-        ``K_i = lambda1 M_i^{-1} lambda1'`` (:mod:`lmm_core.model.kernels`) without forming
-        ``L21``.
+    def _scalar_rest_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
+        """The criterion when the terms above the first are scalar (nested in it or crossed
+        with it), through ``K_i = lambda1 M_i^{-1} lambda1'`` (:mod:`lmm_core.model.kernels`)
+        without forming ``L21``.
 
-        With ``Y_a`` the rows ``a`` of ``Z1'[X y]`` (``(m1, p + 1)`` each) and, for a pair
-        ``n`` (row ``r`` of block 2, level ``i`` of term 1) with ``Z2'Z1`` block ``v_n``,
-        ``u_n = K_i v_n``::
+        With ``Y_a`` the rows ``a`` of ``Z1'[X y]`` (``(m1, p + 1)`` each), ``d`` the
+        diagonal of ``Lambda2`` and, for a pair ``n`` (row ``r`` of block 2, level ``i`` of
+        term 1) with ``Z2'Z1`` block ``v_n``, ``u_n = K_i v_n``::
 
-            L3Z1 L3Z1' = sum_ab Y_a' diag(K_ab) Y_b                  (one product per entry)
-            (L21 L21')[r, r] = d_r^2 sum_{n in r} v_n' u_n              (nested: only diagonal)
+            L3Z1 L3Z1' = sum_i sum_ab K_iab Y_ia' Y_ib
+            (L21 L21')[r, r'] = d_r d_r' sum_i v_ri' K_i v_r'i      (nested: only r = r')
             L32' (before L22^{-1}) = d_r (Z2'[X y]_r - sum_{n in r} sum_a u_na Y_a[i_n])
 
         (``L21 L31' = d_r sum_n v_n' lambda1 W_i' W_i lambda1' Z_i'[X y]``), then ``L22``
-        (diagonal: ``Z2'Z2`` is, for nested terms), ``L32'`` and the Schur complement as in
-        :meth:`factor`. Equal to the blocked
-        factor's criterion to rounding, with a few passes over the levels instead of many.
+        (diagonal for nested terms: ``Z2'Z2`` is), ``L32'`` and the Schur complement as in
+        :meth:`factor`. Equal to the blocked factor's criterion to rounding, in a few
+        passes over the levels and pairs.
         """
         ldl2, m33, weights = level_schur(lams[0], self.a11_flat, self.a1xy, self.axy)
         if math.isnan(ldl2):
@@ -509,14 +480,30 @@ class ProfiledDeviance:
         lam2_values = np.concatenate([lam.ravel() for lam in lams[1:]])[self._lam2_entry]
         d2 = np.zeros(self.q2)
         d2[self._lam2_rows] = lam2_values
-        # Each row of block 2 meets only its own levels: Z2'Z2, hence L22, is diagonal.
-        m22 = d2 * d2 * (self._a22_diagonal - diag_sum) + 1.0
-        if not m22.min() > 0.0:  # also catches NaN
-            raise np.linalg.LinAlgError("block not positive definite")
-        r2 = d2[:, None] * (self.a2xy - met) / np.sqrt(m22)[:, None]
+        rhs = d2[:, None] * (self.a2xy - met)
+        if self._nested:  # Z2'Z2, hence L22, is diagonal
+            m22 = d2 * d2 * (self._a22_diagonal - diag_sum) + 1.0
+            if not m22.min() > 0.0:  # also catches NaN
+                raise np.linalg.LinAlgError("block not positive definite")
+            r2 = rhs / np.sqrt(m22)[:, None]
+            ldl2 += float(np.log(m22).sum())
+        else:
+            u22 = cholesky(self._crossed_m22(weights, d2), lower=False)
+            r2 = tri_solve(u22, rhs, trans=True, upper=True)
+            ldl2 += logdet_tril(u22)
         m33 -= r2.T @ r2
-        ldl2 += float(np.log(m22).sum())
         return self._from_m33(m33, ldl2)
+
+    def _crossed_m22(self, weights: np.ndarray, d2: np.ndarray) -> np.ndarray:
+        """Upper triangle of ``M22 = Lambda2' Z2'Z2 Lambda2 + I - L21 L21'`` for scalar terms
+        crossed with the first (:func:`lmm_core.model.kernels.crossed_gram`): only the
+        nonzeros of ``Z2'Z2`` and of the pattern are written into zeros."""
+        m22 = np.zeros((self.q2, self.q2))
+        crossed_gram(weights, self._level_ptr, self._pair_row, self._a21_blocks, d2, m22)
+        a_flat, a_rows, a_cols, a_vals = self._a22_upper
+        m22.flat[a_flat] += d2[a_rows] * a_vals * d2[a_cols]
+        m22.flat[:: self.q2 + 1] += 1.0
+        return m22
 
     def _l21_parts(self, blocks: np.ndarray) -> tuple:
         """``(blocks, order, indices, indptr, shape)``: L21 in CSR form once the blocks are
@@ -546,8 +533,8 @@ class ProfiledDeviance:
         if self.a21 is not None:
             if self._dense is not None:
                 return self._dense_criterion(self.lambdas(theta))
-            if self._nested_weights:
-                return self._nested_criterion(self.lambdas(theta))
+            if self._scalar_rest:
+                return self._scalar_rest_criterion(self.lambdas(theta))
             return self.criterion(self.factor(theta))
         # One (merged) term: no BlockedFactor, only what the criterion needs.
         lam1 = self._slices[0][0](self._internal(theta))
@@ -694,7 +681,7 @@ class ProfiledDeviance:
         l22_inv = None
         if factor.l22 is not None:
             l22_inv = tri_solve(factor.l22, np.eye(factor.l22.shape[0]))
-            if self._rest_scalar and self._prod is not None:
+            if self._rest_scalar and self._level_pairs is not None:
                 self._add_gtg_by_pattern(minv1, factor, l22_inv)
             else:
                 self._add_gtg_by_chunks(minv1, factor, chunk)
@@ -729,12 +716,12 @@ class ProfiledDeviance:
         blocks = factor.l21_parts[0]
         w = factor.w11 if self._level_identity else factor.w11[self._pair_level]
         v = np.einsum("nb,nbc->nc", blocks, w)
-        a, b, _, same = self._prod
+        a, b = self._level_pairs
         k = l22_inv.T @ l22_inv
         weight = k[self._pair_row[a], self._pair_row[b]]
         outer = weight[:, None, None] * (v[a][:, :, None] * v[b][:, None, :])
-        if not same:
-            twice = a != b
+        twice = a != b
+        if twice.any():
             outer[twice] += np.swapaxes(outer[twice], 1, 2)
         s1 = minv1.shape[1]
         levels = self._pair_level[a]

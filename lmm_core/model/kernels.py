@@ -166,6 +166,41 @@ def nested_pairs(
 
 
 @njit(cache=True, nogil=True)
+def crossed_gram(
+    weights: np.ndarray,
+    level_ptr: np.ndarray,
+    pair_row: np.ndarray,
+    v: np.ndarray,
+    d2: np.ndarray,
+    m22: np.ndarray,
+) -> None:
+    """``M22[r, r'] -= d_r d_r' sum_i v_ri' K_i v_r'i`` (``r <= r'``, upper triangle only).
+
+    ``(L21 L21')[r, r']`` for scalar terms above the first, crossed with it (a student meets
+    many teachers): the pairs ``n = (level i, row r)`` are ordered by level, then row
+    (``level_ptr[i]:level_ptr[i + 1]`` are level ``i``'s), so the products of level ``i``
+    are its pairs ``a <= b``. ``weights`` is :func:`level_schur`'s ``K`` as ``(m1, 3)``,
+    ``v`` the ``Z2'Z1`` blocks as ``(pairs, S)``, ``d2`` the diagonal of ``Lambda2``.
+    """
+    s1 = v.shape[1]
+    for i in range(level_ptr.size - 1):
+        k00, k01, k11 = weights[i, 0], weights[i, 1], weights[i, 2]
+        for a in range(level_ptr[i], level_ptr[i + 1]):
+            ra = pair_row[a]
+            if s1 == 1:
+                u0, u1 = k00 * v[a, 0] * d2[ra], 0.0
+            else:
+                u0 = (k00 * v[a, 0] + k01 * v[a, 1]) * d2[ra]
+                u1 = (k01 * v[a, 0] + k11 * v[a, 1]) * d2[ra]
+            for b in range(a, level_ptr[i + 1]):
+                rb = pair_row[b]
+                value = u0 * v[b, 0]
+                if s1 == 2:
+                    value += u1 * v[b, 1]
+                m22[ra, rb] -= value * d2[rb]
+
+
+@njit(cache=True, nogil=True)
 def profiled_criterion(m33: np.ndarray, ldl2: float, dof: float, reml: bool) -> float:
     """The criterion from ``log|L_Z|^2`` and the Schur complement ``M33`` of ``[X y]``.
 
@@ -210,4 +245,10 @@ def one_term_criterion(
     return profiled_criterion(m33, ldl2, dof, reml)
 
 
-__all__ = ["level_schur", "nested_pairs", "one_term_criterion", "profiled_criterion"]
+__all__ = [
+    "crossed_gram",
+    "level_schur",
+    "nested_pairs",
+    "one_term_criterion",
+    "profiled_criterion",
+]

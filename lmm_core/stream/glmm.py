@@ -9,7 +9,8 @@ stages): stage 1 minimises lme4's ``nAGQ = 0`` criterion over ``theta`` (``beta`
 PIRLS) by BOBYQA, stage 2 ``-2 log L`` over ``(theta, beta)`` by Newton's method from there,
 with finite-difference derivatives (the Hessian by :func:`lmm_core.glmm.fit.hessian`, the
 gradient by Richardson-extrapolated central differences; the in-memory fit's analytic gradient
-needs per-row leverages, not in the blocks), falling back to BOBYQA as in memory. The optimum is the in-memory fit's (the same criterion, the same
+needs per-row leverages, not in the blocks), falling back to BOBYQA as in memory. The
+optimum is the in-memory fit's (the same criterion, the same
 stopping rule on the Newton step).
 
 The cost is said before the optimizer starts: the first pass is timed and

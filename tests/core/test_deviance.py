@@ -185,8 +185,10 @@ def test_sleepstudy_first_block_of_ztz():
     assert np.array_equal(dev.a11_flat[0].reshape(2, 2), [[10, 45], [45, 285]])
 
 
-def test_sparse_product_fallback_gives_the_same_criterion():
-    """L21 L21' by the precomputed block pattern or by scipy.sparse: same numbers."""
+def test_crossed_and_nested_terms_blocked_factor_equals_dense_oracle():
+    """L21 L21' of a crossed term (compiled, :func:`lmm_core.model.kernels.crossed_gram`)
+    and a nested one above the first: the blocked factor and the small-model path give the
+    dense likelihood's value."""
     rng = np.random.default_rng(7)
     n, m1, m2, m3 = 120, 30, 6, 4
     codes1 = np.r_[np.arange(m1), rng.integers(0, m1, n - m1)]
@@ -223,11 +225,10 @@ def test_sparse_product_fallback_gives_the_same_criterion():
     y = rng.normal(size=n) + codes1 % 3
     dev = ProfiledDeviance(X, y, terms, reml=True)
     theta = np.array([0.8, 0.2, 0.5, 0.7, 0.3])
-    assert dev._prod is not None
-    with_pattern = dev(theta)
-    dev._prod = None
-    assert dev(theta) == pytest.approx(with_pattern, rel=1e-12)
-    assert with_pattern == pytest.approx(dense_oracle(X, y, terms, theta, True)[0], rel=1e-10)
+    assert dev._rest_scalar and not dev._nested
+    blocked = dev.criterion(dev.factor(theta))
+    assert dev(theta) == pytest.approx(blocked, rel=1e-12)
+    assert blocked == pytest.approx(dense_oracle(X, y, terms, theta, True)[0], rel=1e-10)
 
 
 def _term(group, codes, z, names):

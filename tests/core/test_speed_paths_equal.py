@@ -2,9 +2,10 @@
 
 * The one-term criterion through the compiled per-level loop
   (:func:`lmm_core.model.kernels.one_term_criterion`), a small model's criterion from one
-  dense factor (:meth:`ProfiledDeviance._dense_criterion`) and nested scalar terms' criterion
-  through the same weights (:meth:`ProfiledDeviance._nested_criterion`) equal the criterion of the
-  blocked factor (:meth:`ProfiledDeviance.factor`) to rounding, REML and ML.
+  dense factor (:meth:`ProfiledDeviance._dense_criterion`) and nested or crossed scalar
+  terms' criterion through the same weights (:meth:`ProfiledDeviance._scalar_rest_criterion`)
+  equal the criterion of the blocked factor (:meth:`ProfiledDeviance.factor`) to rounding,
+  REML and ML.
 * The Teach page's repeated studies (:func:`run_replicates`, which reuses the first study's
   design) give, study by study, exactly the estimates and intervals of fitting each simulated
   table on its own with :func:`fit_lab`, also when some studies fail or need the long way.
@@ -111,8 +112,29 @@ def _nested_data() -> pd.DataFrame:
 def test_nested_criterion_equals_blocked_factor(formula, reml):
     design = build_design(formula, _nested_data())
     dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
-    assert dev._dense is None and dev._nested_weights
+    assert dev._dense is None and dev._scalar_rest and dev._nested
     rng = np.random.default_rng(6)
+    for _ in range(20):
+        theta = dev.theta0 + np.abs(rng.normal(size=dev.theta0.size))
+        assert dev(theta) == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-11)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ t + (t | patient) + (1 | rater)",  # a slope on the first term, a crossed term
+        "y ~ t + (1 | patient) + (1 | rater) + (1 | hospital)",  # crossed and nested above
+        "y ~ t + (t || patient) + (1 | rater)",
+    ],
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_crossed_criterion_equals_blocked_factor(formula, reml):
+    data = _nested_data()
+    data["rater"] = [f"r{k}" for k in np.random.default_rng(2).integers(0, 40, len(data))]
+    design = build_design(formula, data)
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, reml)
+    assert dev._dense is None and dev._scalar_rest and not dev._nested
+    rng = np.random.default_rng(8)
     for _ in range(20):
         theta = dev.theta0 + np.abs(rng.normal(size=dev.theta0.size))
         assert dev(theta) == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-11)
