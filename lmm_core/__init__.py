@@ -35,7 +35,7 @@ from lmm_core.errors import (
     LMMError,
     ModelError,
 )
-from lmm_core.glmm import GLMMResult, fit_glmm
+from lmm_core.glmm import GLMMResult
 from lmm_core.glmm.simulate import simulate_glmm
 from lmm_core.inference import (
     mmrm_fixef,  # noqa: F401  (installs MMRM fixef_table methods)
@@ -63,7 +63,7 @@ from lmm_core.model.optimize import OptimizerOptions, OptSummary
 from lmm_core.model.results import LMMResult
 from lmm_core.model.simulate import simulate, simulate_from_formula, theta_from_covariances
 from lmm_core.stream import Source, StreamedLMMResult, fit_lmm_stream
-from lmm_core.stream.api import fit_lmm
+from lmm_core.stream.api import fit_glmm, fit_lmm
 
 __all__ = [
     "BootstrapResult",

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lmm_core import fit_glmm as fit_glmm_any  # sends a source to the stream
 from lmm_core.errors import DataError, ModelError
 from lmm_core.glmm import fit_glmm
 from lmm_core.stream import Source, StreamedGLMMResult, fit_glmm_stream, fit_lmm_stream
-from lmm_core.stream.api import fit_glmm as fit_glmm_any
 
 
 def _binary(seed: int = 3, m: int = 150, k: int = 8) -> pd.DataFrame:
