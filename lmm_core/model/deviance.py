@@ -55,6 +55,7 @@ from lmm_core.model.kernels import (
     level_schur,
     nested_pairs,
     one_term_criterion,
+    small_model_criterion,
 )
 from lmm_core.model.linalg import (
     batched_cholesky,
@@ -66,6 +67,7 @@ from lmm_core.model.linalg import (
 )
 
 LOG_2PI = float(np.log(2.0 * np.pi))
+_ONE = np.ones(1)
 
 
 @dataclass(frozen=True)
@@ -277,12 +279,11 @@ class ProfiledDeviance:
 
     def _dense_system(self) -> tuple:
         """The whole cross-product matrix ``A = [Z X y]'[Z X y]`` as one dense array, with
-        where ``T = diag(Lambda, I)``'s entries go, for small models (:meth:`_dense_criterion`).
+        ``T = diag(Lambda, I)`` by columns, for small models (:meth:`_dense_criterion`).
 
-        Returns ``(A, T0, flat, entry, diag)``: ``T0`` is ``T`` with ``Lambda = 0``, ``flat``
-        the positions of ``Lambda``'s entries in ``T`` and ``entry`` which entry of the
-        merged terms' factors (raveled one after the other) each takes, ``diag`` the
-        positions of the random effects' diagonal in ``A``.
+        Returns ``(A, ptr, rows, source)``: column ``j`` of ``T`` holds rows
+        ``rows[ptr[j]:ptr[j + 1]]`` with values ``v[source]``, ``v`` the merged terms'
+        factors raveled one after the other followed by a 1 (the identity of ``[X y]``).
         """
         m1, s1, q1, q2 = self.m1, self.s1, self.q1, self.q2
         q, k = q1 + q2, self.p + 1
@@ -301,13 +302,18 @@ class ProfiledDeviance:
         a[:q1, q:], a[q:, :q1] = a1xy, a1xy.T
         a[q1:q, q:], a[q:, q1:q] = self.a2xy, self.a2xy.T
         a[q:, q:] = self.axy
-        t0 = np.zeros((size, size))
-        t0[np.arange(q, size), np.arange(q, size)] = 1.0
         entry1 = np.tile(np.arange(s1 * s1), m1)
-        rows = np.concatenate([rows1, q1 + self._lam2_rows])
-        cols = np.concatenate([cols1, q1 + self._lam2_cols])
-        entry = np.concatenate([entry1, s1 * s1 + self._lam2_entry])
-        return a, t0, rows * size + cols, entry, np.arange(q) * (size + 1)
+        n_entries = s1 * s1 + sum(t.n_columns**2 for t in self._terms[1:])
+        rows = np.concatenate([rows1, q1 + self._lam2_rows, np.arange(q, size)])
+        cols = np.concatenate([cols1, q1 + self._lam2_cols, np.arange(q, size)])
+        source = np.concatenate([entry1, s1 * s1 + self._lam2_entry, np.full(k, n_entries)]).astype(
+            np.int64
+        )
+        upper1 = np.tile((np.arange(s1)[:, None] < np.arange(s1)[None, :]).ravel(), m1)
+        keep = np.concatenate([~upper1, np.ones(rows.size - rows1.size, bool)])  # lambda lower
+        order = np.lexsort((rows[keep], cols[keep]))
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(cols[keep], minlength=size))])
+        return a, ptr.astype(np.int64), rows[keep][order].astype(np.int64), source[keep][order]
 
     def _dense_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
         """The criterion of a small model from one dense Cholesky factor.
@@ -316,23 +322,18 @@ class ProfiledDeviance:
         ``[[L_Z, 0], [L_XZ, L_X]]`` of the module docstring (for any order of the random
         effects: ``log|L_Z|^2`` and the Schur complement do not depend on it), so
         ``ldL2 = 2 sum log diag`` over the first ``q`` rows, ``ldRX2`` over the next ``p``,
-        ``r^2`` the square of the last diagonal element. For a few dozen random effects
-        one LAPACK factor costs less than the blocked one's many small array operations.
+        ``r^2`` the square of the last diagonal element
+        (:func:`lmm_core.model.kernels.small_model_criterion`). For a few dozen random
+        effects one such factor costs less than the blocked one's many small array operations.
         """
-        a, t0, flat, entry, diag = self._dense
-        t = t0.copy()
-        t.flat[flat] = np.concatenate([lam.ravel() for lam in lams])[entry]
-        b = t.T @ (a @ t)
-        b.flat[diag] += 1.0
-        d = cholesky(b).diagonal()
-        q = diag.size
-        pwrss = float(d[-1] * d[-1])
-        dof = self.n - self.p if self.reml else self.n
-        logs = np.log(d[:-1])
-        out = 2.0 * float(logs[:q].sum()) + dof * (1.0 + LOG_2PI + np.log(pwrss / dof))
-        if self.reml and self.p:
-            out += 2.0 * float(logs[q:].sum())
-        return float(out)
+        a, ptr, rows, source = self._dense
+        values = np.concatenate([lam.ravel() for lam in lams] + [_ONE])
+        out = small_model_criterion(
+            a, ptr, rows, source, values, self.q1 + self.q2, self._dof, self.reml
+        )
+        if math.isnan(out):
+            raise np.linalg.LinAlgError("matrix not positive definite")
+        return out
 
     def _pair_layout(self) -> None:
         """Where each level's pairs start and whether the terms above nest in the first.

@@ -201,15 +201,19 @@ def crossed_gram(
 
 
 @njit(cache=True, nogil=True)
-def profiled_criterion(m33: np.ndarray, ldl2: float, dof: float, reml: bool) -> float:
-    """The criterion from ``log|L_Z|^2`` and the Schur complement ``M33`` of ``[X y]``.
+def profiled_criterion(
+    m: np.ndarray, ldl2: float, dof: float, reml: bool, q: int = 0
+) -> float:
+    """The criterion from the lower Cholesky factor of ``m`` (a copy is factored).
 
-    ``M33 = L33 L33'`` (Cholesky, in place on a copy): ``r^2 = L33[-1, -1]^2`` and
-    ``ldRX2 = 2 sum log diag L33[:-1, :-1]``; ``ldl2 + dof (1 + log(2 pi r^2 / dof))``, plus
-    ``ldRX2`` for REML. ``nan`` if ``M33`` is not positive definite.
+    ``m`` is ``[X y]'[X y] - L3Z L3Z'`` (``q = 0``, ``log|L_Z|^2 = ldl2`` given) or a small
+    model's whole ``B = T'AT + diag(I_q, 0)`` (its first ``q`` pivots give ``log|L_Z|^2``).
+    Then ``r^2`` is the last pivot squared, ``ldRX2`` twice the log of the others, and the
+    criterion ``ldl2 + dof (1 + log(2 pi r^2 / dof))``, plus ``ldRX2`` for REML. ``nan`` if
+    ``m`` is not positive definite.
     """
-    k = m33.shape[0]
-    low = m33.copy()
+    k = m.shape[0]
+    low = m.copy()
     ldrx2 = 0.0
     for j in range(k):
         s = low[j, j]
@@ -224,13 +228,53 @@ def profiled_criterion(m33: np.ndarray, ldl2: float, dof: float, reml: bool) -> 
             for t in range(j):
                 s -= low[i, t] * low[j, t]
             low[i, j] = s / d
-        if j < k - 1:
+        if j < q:
+            ldl2 += 2.0 * math.log(d)
+        elif j < k - 1:
             ldrx2 += 2.0 * math.log(d)
     pwrss = low[k - 1, k - 1] * low[k - 1, k - 1]
     out = ldl2 + dof * (1.0 + math.log(2.0 * math.pi) + math.log(pwrss / dof))
     if reml:
         out += ldrx2
     return out
+
+
+@njit(cache=True, nogil=True)
+def small_model_criterion(
+    a: np.ndarray,
+    t_ptr: np.ndarray,
+    t_rows: np.ndarray,
+    t_source: np.ndarray,
+    values: np.ndarray,
+    q: int,
+    dof: float,
+    reml: bool,
+) -> float:
+    """The criterion of a small model from ``B = T'AT + diag(I_q, 0)``, ``T = diag(Lambda, I)``.
+
+    ``T`` is sparse (a few entries per column): column ``j`` holds rows
+    ``t_rows[t_ptr[j]:t_ptr[j + 1]]`` with values ``values[t_source[...]]`` (the factors'
+    entries, then a 1 for the identity), so ``AT`` and ``T'(AT)`` cost ``O(size^2 S)``
+    instead of two dense products; then :func:`profiled_criterion` with ``q`` pivots in
+    ``log|L_Z|^2``.
+    """
+    n = a.shape[0]
+    at = np.zeros((n, n))
+    for j in range(n):
+        for p in range(t_ptr[j], t_ptr[j + 1]):
+            k, v = t_rows[p], values[t_source[p]]
+            for i in range(n):
+                at[i, j] += a[i, k] * v
+    b = np.zeros((n, n))
+    for j in range(n):
+        for i in range(j, n):  # lower triangle: B[i, j] = sum_k T[k, i] (AT)[k, j]
+            s = 0.0
+            for p in range(t_ptr[i], t_ptr[i + 1]):
+                s += values[t_source[p]] * at[t_rows[p], j]
+            b[i, j] = s
+        if j < q:
+            b[j, j] += 1.0
+    return profiled_criterion(b, 0.0, dof, reml, q)
 
 
 @njit(cache=True, nogil=True)
@@ -251,4 +295,5 @@ __all__ = [
     "nested_pairs",
     "one_term_criterion",
     "profiled_criterion",
+    "small_model_criterion",
 ]
