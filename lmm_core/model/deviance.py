@@ -45,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lmm_core.design.reterms import ReTerm, amalgamate, theta_scale
+from lmm_core.model.conditional_variance import conditional_covariances
 from lmm_core.model.cross_products import (
     CrossProducts,
     cross_products,
@@ -349,18 +350,6 @@ class ProfiledDeviance:
         if self._rest_scalar and not self._nested:
             r, c = np.nonzero(np.triu(self.a22))  # Z2'Z2's upper nonzeros
             self._a22_upper = (r * self.q2 + c, r, c, self.a22[r, c])
-
-    @cached_property
-    def _level_pairs(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Pairs ``a <= b`` of the same level (the products in ``L21 L21'``), or ``None``
-        when there would be more than 8 million (:meth:`_add_gtg_by_pattern`)."""
-        pairs = self._pair_level.size
-        run = self._level_ptr[self._pair_level + 1] - np.arange(pairs)  # b = a, ..., level end
-        if int(run.sum()) > 8_000_000:
-            return None
-        a = np.repeat(np.arange(pairs), run)
-        b = a + np.arange(a.size) - np.repeat(np.cumsum(run) - run, run)
-        return a, b
 
     # ------------------------------------------------------------------ per evaluation
     def _internal(self, theta: np.ndarray) -> np.ndarray:
@@ -668,35 +657,9 @@ class ProfiledDeviance:
     def conditional_covariances(
         self, factor: BlockedFactor, sigma: float, chunk: int = 4_000_000
     ) -> tuple[np.ndarray, ...]:
-        """Conditional covariance blocks of ``b`` given ``y``, one ``(levels, S, S)`` per term.
-
-        ``Var(b | y) = sigma^2 Lambda M^{-1} Lambda'`` with ``M = Lambda'Z'Z Lambda + I``
-        (lme4's ``condVar``). With ``L_Z = [[L11, 0], [L21, L22]]`` and
-        ``G = L22^{-1} L21 L11^{-1}``, the diagonal blocks of ``M^{-1}`` are
-        ``W_i'W_i + G_i'G_i`` for the first term and those of ``L22^{-T} L22^{-1}`` for the
-        others.
-        """
-        w = factor.w11
-        minv1 = np.swapaxes(w, 1, 2) @ w
-        out = []
-        l22_inv = None
-        if factor.l22 is not None:
-            l22_inv = tri_solve(factor.l22, np.eye(factor.l22.shape[0]))
-            if self._rest_scalar and self._level_pairs is not None:
-                self._add_gtg_by_pattern(minv1, factor, l22_inv)
-            else:
-                self._add_gtg_by_chunks(minv1, factor, chunk)
-        lam1 = factor.lambdas[0]
-        out.append(sigma**2 * (lam1 @ minv1 @ lam1.T))
-        if l22_inv is not None:
-            offset = 0
-            for t, lam in zip(self._terms[1:], factor.lambdas[1:], strict=True):
-                m, s = t.n_levels, t.n_columns
-                g = l22_inv[:, offset : offset + m * s].reshape(-1, m, s)
-                minv = np.einsum("rca,rcb->cab", g, g)
-                out.append(sigma**2 * (lam @ minv @ lam.T))
-                offset += m * s
-        return self._split(out, covariance=True)
+        """Conditional covariance blocks of ``b`` given ``y``, one ``(levels, S, S)`` per term
+        (:func:`lmm_core.model.conditional_variance.conditional_covariances`)."""
+        return self._split(conditional_covariances(self, factor, sigma, chunk), covariance=True)
 
     def _split(self, arrays: list[np.ndarray], covariance: bool = False) -> tuple[np.ndarray, ...]:
         """Per-merged-term ``(levels, S)`` arrays (or ``(levels, S, S)`` covariances) back to
@@ -707,50 +670,8 @@ class ProfiledDeviance:
                 out[k] = arr[:, cols, cols] if covariance else arr[:, cols]
         return tuple(out)
 
-    def _add_gtg_by_pattern(self, minv1, factor: BlockedFactor, l22_inv: np.ndarray) -> None:
-        """Add ``G_i'G_i`` through the block pattern of L21 (scalar terms above the first).
-
-        Column block ``i`` of ``L21 L11^{-1}`` has one row vector ``v_n = B_n W_i`` per pair
-        ``n = (r, i)``, so ``G_i'G_i = sum_{n, n'} K[r_n, r_n'] v_n v_n'`` with
-        ``K = L22^{-T} L22^{-1}``: the pairs met in the product ``L21 L21'`` again.
-        """
-        blocks = factor.l21_parts[0]
-        w = factor.w11 if self._level_identity else factor.w11[self._pair_level]
-        v = np.einsum("nb,nbc->nc", blocks, w)
-        a, b = self._level_pairs
-        k = l22_inv.T @ l22_inv
-        weight = k[self._pair_row[a], self._pair_row[b]]
-        outer = weight[:, None, None] * (v[a][:, :, None] * v[b][:, None, :])
-        twice = a != b
-        if twice.any():
-            outer[twice] += np.swapaxes(outer[twice], 1, 2)
-        s1 = minv1.shape[1]
-        levels = self._pair_level[a]
-        for i in range(s1):
-            for j in range(s1):
-                minv1[:, i, j] += np.bincount(levels, outer[:, i, j], minlength=minv1.shape[0])
-
-    def _add_gtg_by_chunks(self, minv1, factor: BlockedFactor, chunk: int) -> None:
-        """Add ``G_i'G_i`` with ``G = L22^{-1} L21 L11^{-1}`` formed a chunk at a time."""
-        w = factor.w11
-        m1, s1 = w.shape[0], w.shape[1]
-        l21_w = (factor.l21 @ _block_diag_sparse(w)).tocsc()
-        per = max(1, chunk // max(1, factor.l22.shape[0] * s1))
-        for start in range(0, m1, per):
-            stop = min(m1, start + per)
-            cols = l21_w[:, start * s1 : stop * s1].toarray()
-            g = tri_solve(factor.l22, cols)
-            g = g.reshape(g.shape[0], stop - start, s1)
-            minv1[start:stop] += np.einsum("rca,rcb->cab", g, g)
-
 
 def _csr(parts: tuple) -> sp.csr_matrix:
     """CSR matrix from ``(values, order, indices, indptr, shape)``."""
     values, order, indices, indptr, shape = parts
     return sp.csr_matrix((values[order].ravel(), indices, indptr), shape=shape)
-
-
-def _block_diag_sparse(blocks: np.ndarray) -> sp.bsr_matrix:
-    """Block-diagonal sparse matrix from a stack ``(m, S, S)``."""
-    m, s, _ = blocks.shape
-    return sp.bsr_matrix((blocks, np.arange(m), np.arange(m + 1)), shape=(m * s, m * s))
