@@ -292,7 +292,13 @@ def run_ours(task: Task, data: pd.DataFrame) -> dict:
     if task.kind == "satt":
         from lmm_core.inference.fixed_effects import fixef_inference
 
-        secs, _ = _median_time(lambda: fixef_inference(res, "satterthwaite", 0.95), task.repeats)
+        times = []  # the first call on a fresh fit: later calls reuse its cached derivatives
+        for _ in range(task.repeats):
+            fresh = fit_lmm(task.formula, data, reml=task.reml)
+            t0 = clock()
+            fixef_inference(fresh, "satterthwaite", 0.95)
+            times.append(clock() - t0)
+        secs = statistics.median(times)
     elif task.kind == "kr":
         t0 = clock()
         try:
