@@ -177,9 +177,9 @@ class LikelihoodProfile:
         theta = theta_from_sdcor(self.reterms, phi)
         if theta is None:
             return np.nan
-        f = self.dev.factor(theta)
+        ldl2, pwrss = self.dev.ldl2_pwrss(theta)
         sigma2 = phi[-1] ** 2
-        return f.ldl2 + f.pwrss / sigma2 + self.n * (LOG_2PI + np.log(sigma2))
+        return ldl2 + pwrss / sigma2 + self.n * (LOG_2PI + np.log(sigma2))
 
     def _start(self, name: str, value: float, default: np.ndarray) -> np.ndarray:
         points = self._warm.get(name)
@@ -213,11 +213,7 @@ class LikelihoodProfile:
         return f
 
     def _fixef_deviance(self, par: ProfileParameter, value: float) -> float:
-        j = par.index
-        keep = np.arange(self.X.shape[1]) != j
-        dev = ProfiledDeviance(
-            self.X[:, keep], self.y - value * self.X[:, j], self.reterms, reml=False
-        )
+        dev = self.dev.with_fixed_coefficient(par.index, value)
         start = self._start(par.name, value, self.ml.theta)
         step = np.maximum(0.05 * np.abs(start), 0.02 / dev.theta_scale)
         x, f, n = _minimize(dev, start, dev.lower, np.full(start.size, np.inf), step)
@@ -273,6 +269,7 @@ class LikelihoodProfile:
         if known is not None:
             return known
         fwd, inv, delta, edge = self._scale(par, side, unit)
+        tol = 1e-9 * delta  # on the parameter's scale: a billionth of the first step
 
         def excess(x: float) -> float:
             return side * self.zeta(name, x) - z
@@ -288,10 +285,10 @@ class LikelihoodProfile:
                 g_edge = excess(edge)
                 if g_edge <= 0:
                     return edge
-                return float(brentq(excess, float(inv(t_prev)), edge, xtol=1e-12, rtol=1e-12))
+                return float(brentq(excess, float(inv(t_prev)), edge, xtol=tol * unit, rtol=1e-10))
             g = excess(x)
             if g >= 0:
-                root = brentq(lambda s: excess(float(inv(s))), t_prev, t, xtol=1e-12, rtol=1e-12)
+                root = brentq(lambda s: excess(float(inv(s))), t_prev, t, xtol=tol, rtol=1e-10)
                 return float(inv(root))
             step = abs(t - t_prev)
             slope = (g - g_prev) / step  # rise of the excess per unit step outwards

@@ -185,6 +185,32 @@ class ProfiledDeviance:
         self._cross_products(cp, reterms, reml, scale)
         return self
 
+    def with_fixed_coefficient(self, j: int, value: float) -> ProfiledDeviance:
+        """The criterion of the model with ``beta_j`` held at ``value``, from these blocks.
+
+        That model has ``X`` without column ``j`` and the response ``y - value x_j``:
+        ``[X' y'] = [X y] T`` with ``T`` dropping column ``j`` and subtracting ``value`` times
+        it from ``y``, so its cross-products are ``A1xy T``, ``A2xy T`` and ``T' Axy T`` (no
+        pass over the rows; a profile of ``beta_j`` evaluates many such models).
+        """
+        k = self.p + 1
+        keep = np.arange(self.p) != j
+        t = np.zeros((k, self.p))
+        t[np.flatnonzero(keep), np.arange(self.p - 1)] = 1.0
+        t[-1, -1] = 1.0
+        t[j, -1] = -value
+        cp = CrossProducts(
+            n=self.n,
+            p=self.p - 1,
+            a11_flat=self.a11_flat,
+            a1xy=self.a1xy @ t,
+            axy=t.T @ self.axy @ t,
+            a21=None if self.a21 is None else self.a21.tocsr(),
+            a22=self.a22,
+            a2xy=None if self.a2xy is None else self.a2xy @ t,
+        )
+        return ProfiledDeviance.from_cross_products(cp, self.reterms, self.reml, self.theta_scale)
+
     # ------------------------------------------------------------------ set-up (once)
     def _cross_products(
         self, cp: CrossProducts, reterms: tuple[ReTerm, ...], reml: bool, scale: np.ndarray
@@ -218,7 +244,7 @@ class ProfiledDeviance:
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
         self._dense = None  # _dense_system of a small model with several terms
-        self._scalar_rest = False  # whether _scalar_rest_criterion applies
+        self._scalar_rest = False  # whether _scalar_rest_schur applies
         if rest:
             self._rest_cross_products(cp, rest)
 
@@ -271,7 +297,7 @@ class ProfiledDeviance:
         self._lam2_cols = np.concatenate(cols)
         self._lam2_entry = np.concatenate(which)
         self._dense = self._dense_system() if self.q1 + self.q2 + self.p < 128 else None
-        # Scalar terms above a first term of one or two columns: _scalar_rest_criterion.
+        # Scalar terms above a first term of one or two columns: _scalar_rest_schur.
         self._scalar_rest = self._dense is None and self.s1 <= 2 and self._rest_scalar
         if self._nested:  # every row of block 2 meets only its own levels: Z2'Z2 is diagonal
             self._a22_diagonal = np.diag(self.a22).copy()
@@ -443,10 +469,11 @@ class ProfiledDeviance:
         order = np.arange(l21.nnz)
         return (l21.data, order, l21.indices, l21.indptr, shape), l22, r2
 
-    def _scalar_rest_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
-        """The criterion when the terms above the first are scalar (nested in it or crossed
-        with it), through ``K_i = lambda1 M_i^{-1} lambda1'`` (:mod:`lmm_core.model.kernels`)
-        without forming ``L21``.
+    def _scalar_rest_schur(self, lams: tuple[np.ndarray, ...]) -> tuple[float, np.ndarray]:
+        """``log|L_Z|^2`` and the Schur complement of ``[X y]`` when the terms above the first
+        are scalar (nested in it or crossed with it), through
+        ``K_i = lambda1 M_i^{-1} lambda1'`` (:mod:`lmm_core.model.kernels`) without forming
+        ``L21``.
 
         With ``Y_a`` the rows ``a`` of ``Z1'[X y]`` (``(m1, p + 1)`` each), ``d`` the
         diagonal of ``Lambda2`` and, for a pair ``n`` (row ``r`` of block 2, level ``i`` of
@@ -482,7 +509,7 @@ class ProfiledDeviance:
             r2 = tri_solve(u22, rhs, trans=True, upper=True)
             ldl2 += logdet_tril(u22)
         m33 -= r2.T @ r2
-        return self._from_m33(m33, ldl2)
+        return ldl2, m33
 
     def _crossed_m22(self, weights: np.ndarray, d2: np.ndarray) -> np.ndarray:
         """Upper triangle of ``M22 = Lambda2' Z2'Z2 Lambda2 + I - L21 L21'`` for scalar terms
@@ -520,24 +547,51 @@ class ProfiledDeviance:
         return float(out)
 
     def __call__(self, theta: np.ndarray) -> float:
-        if self.a21 is not None:
-            if self._dense is not None:
-                return self._dense_criterion(self.lambdas(theta))
-            if self._scalar_rest:
-                return self._scalar_rest_criterion(self.lambdas(theta))
-            return self.criterion(self.factor(theta))
-        # One (merged) term: no BlockedFactor, only what the criterion needs.
-        lam1 = self._slices[0][0](self._internal(theta))
-        if self.s1 <= 2:
+        if self.a21 is None and self.s1 <= 2:  # the commonest case, in one compiled call
+            lam1 = self._slices[0][0](self._internal(theta))
             out = one_term_criterion(lam1, self.a11_flat, self.a1xy, self.axy, self._dof, self.reml)
             if math.isnan(out):
                 raise np.linalg.LinAlgError("block not positive definite")
             return out
-        ldl2, r1, _, _ = self._first_block(lam1, full=False)
-        m33 = self.axy - r1[0].T @ r1[0]
-        for i in range(1, self.s1):
-            m33 -= r1[i].T @ r1[i]
-        return self._from_m33(m33, ldl2)
+        if self._dense is not None:
+            return self._dense_criterion(self.lambdas(theta))
+        schur = self._schur(theta)
+        if schur is None:
+            return self.criterion(self.factor(theta))
+        return self._from_m33(schur[1], schur[0])
+
+    def _schur(self, theta: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """``(log|L_Z|^2, [X y]'[X y] - L3Z L3Z')`` without a :class:`BlockedFactor`, for one
+        term or scalar terms above the first (``None`` otherwise)."""
+        if self.a21 is None:
+            lam1 = self._slices[0][0](self._internal(theta))
+            if self.s1 <= 2:
+                ldl2, m33, _ = level_schur(lam1, self.a11_flat, self.a1xy, self.axy)
+                if math.isnan(ldl2):
+                    raise np.linalg.LinAlgError("block not positive definite")
+                return ldl2, m33
+            ldl2, r1, _, _ = self._first_block(lam1, full=False)
+            m33 = self.axy - r1[0].T @ r1[0]
+            for i in range(1, self.s1):
+                m33 -= r1[i].T @ r1[i]
+            return ldl2, m33
+        if self._scalar_rest:
+            return self._scalar_rest_schur(self.lambdas(theta))
+        return None
+
+    def ldl2_pwrss(self, theta: np.ndarray) -> tuple[float, float]:
+        """``log|L_Z|^2`` and the penalized residual sum of squares ``r^2`` at ``theta``.
+
+        What the ML deviance at a given ``sigma``, ``ldL2 + r^2 / sigma^2 + n log(2 pi
+        sigma^2)``, needs (lme4's ``devfun2`` in profiles), by the fastest path: ``r^2`` is
+        the last pivot squared of the Cholesky factor of the Schur complement of ``[X y]``.
+        """
+        schur = self._schur(theta)
+        if schur is None:
+            f = self.factor(theta)
+            return f.ldl2, f.pwrss
+        d = cholesky(schur[1]).diagonal()
+        return schur[0], float(d[-1] * d[-1])
 
     def _first_block(self, lam1: np.ndarray, full: bool) -> tuple:
         """``log|L11|^2``, ``L31'`` as ``(S, m1, p + 1)`` and, with ``full``, the blocks of

@@ -3,7 +3,7 @@
 * The one-term criterion through the compiled per-level loop
   (:func:`lmm_core.model.kernels.one_term_criterion`), a small model's criterion from one
   dense factor (:meth:`ProfiledDeviance._dense_criterion`) and nested or crossed scalar
-  terms' criterion through the same weights (:meth:`ProfiledDeviance._scalar_rest_criterion`)
+  terms' criterion through the same weights (:meth:`ProfiledDeviance._scalar_rest_schur`)
   equal the criterion of the blocked factor (:meth:`ProfiledDeviance.factor`) to rounding,
   REML and ML.
 * The Teach page's repeated studies (:func:`run_replicates`, which reuses the first study's
@@ -138,6 +138,50 @@ def test_crossed_criterion_equals_blocked_factor(formula, reml):
     for _ in range(20):
         theta = dev.theta0 + np.abs(rng.normal(size=dev.theta0.size))
         assert dev(theta) == pytest.approx(dev.criterion(dev.factor(theta)), rel=1e-11)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ t + (t | patient)",  # one term, closed form
+        "y ~ t + (t | patient) + (1 | hospital)",  # nested above
+        "y ~ t + (1 | patient) + (1 | rater)",  # crossed above
+        "y ~ t + (t | patient) + (t | hospital)",  # a slope above: the blocked factor
+    ],
+)
+def test_ldl2_pwrss_equals_blocked_factor(formula):
+    data = _nested_data()
+    data["rater"] = [f"r{k}" for k in np.random.default_rng(2).integers(0, 40, len(data))]
+    design = build_design(formula, data)
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, False)
+    theta = dev.theta0 + 0.4
+    factor = dev.factor(theta)
+    ldl2, pwrss = dev.ldl2_pwrss(theta)
+    assert ldl2 == pytest.approx(factor.ldl2, rel=1e-12)
+    assert pwrss == pytest.approx(factor.pwrss, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("formula", "j"),
+    [
+        ("y ~ t + (t | patient)", 1),
+        ("y ~ t + (t | patient) + (1 | hospital)", 0),
+        ("y ~ 1 + (1 | patient) + (1 | rater)", 0),  # no fixed effect left
+    ],
+)
+def test_fixed_coefficient_model_from_cross_products_equals_rows(formula, j):
+    data = _nested_data()
+    data["rater"] = [f"r{k}" for k in np.random.default_rng(2).integers(0, 40, len(data))]
+    design = build_design(formula, data)
+    dev = ProfiledDeviance(design.X, design.y, design.reterms, False)
+    keep = np.arange(design.X.shape[1]) != j
+    rows = ProfiledDeviance(
+        design.X[:, keep], design.y - 2.5 * design.X[:, j], design.reterms, False
+    )
+    fixed = dev.with_fixed_coefficient(j, 2.5)
+    for shift in (0.1, 0.7):
+        theta = dev.theta0 + shift
+        assert fixed(theta) == pytest.approx(rows(theta), rel=1e-11)
 
 
 @pytest.mark.parametrize(
