@@ -29,6 +29,7 @@ parameters on their bound (a singular fit) are then held fixed in ``H``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -340,51 +341,32 @@ def refit_quadrature(result: GLMMResult, nagq: int) -> GLMMResult:
 
 
 def _fit(crit: GLMMCriterion, formula: str, nagq: int, start: float) -> GLMMResult:
-    nt = crit.theta0.size
     phi1, evals1 = _stage1(crit)
     first = crit.pirls(phi1 / crit.theta_scale, None)
     lx_inv = np.linalg.inv(first.factor.l_x)
     se1 = np.sqrt(np.sum(lx_inv * lx_inv, axis=0))
     fun = _Stage2(crit, nagq, first.beta, se1)
-    lower = np.concatenate([crit.lower * crit.theta_scale, np.full(se1.size, -np.inf)])
-    x0 = np.concatenate([phi1, np.zeros(se1.size)])
-    found = _newton_stage2(fun, x0, lower)
-    if found is not None:
-        x, hess, free, evals2 = found
-        converged, evals3 = True, 0
-    else:
-        x, hess, free, converged, evals2, evals3 = _bobyqa_stage2(fun, x0, lower, phi1)
-    messages: list[str] = []
-    if not converged:
-        messages.append(
-            "the optimizer did not reach a point where the gradient vanishes (the Hessian "
-            "check failed): the estimates may be inexact; try a simpler random part"
-        )
-    theta, beta = fun.params(x)
-    if is_singular_fit(theta, crit.reterms, GLMMResult.singular_tol):
-        messages.append(SINGULAR_MESSAGE)
-    state = fun.state(x)
-    vcov = _vcov(hess, free, nt, se1, crit, state, messages)
-    loglik = -0.5 * fun.value(state)
-    cond = conditional_effects(crit, state)
+    opt = stage2(fun, crit, phi1, se1, lambda state: _beta_factor(crit, state))
+    state = opt.state
+    b, cond_cov = conditional_effects(crit, state)
     return GLMMResult(
         formula=formula,
         family=crit.family,
         nagq=nagq,
-        theta=theta,
-        beta=beta,
-        vcov_beta=vcov,
-        loglik=loglik,
+        theta=opt.theta,
+        beta=opt.beta,
+        vcov_beta=opt.vcov,
+        loglik=-0.5 * fun.value(state),
         deviance=state.drsum,
         lme4_deviance=state.lme4_deviance,
-        b=cond[0],
-        cond_cov=cond[1],
+        b=b,
+        cond_cov=cond_cov,
         eta=state.eta,
         data=crit.data,
-        converged=converged,
-        n_evals=evals1 + evals2 + evals3,
+        converged=opt.converged,
+        n_evals=evals1 + opt.n_evals,
         seconds=time.perf_counter() - start,
-        messages=tuple(crit.data.messages) + tuple(messages),
+        messages=tuple(crit.data.messages) + tuple(opt.messages),
     )
 
 
@@ -498,9 +480,55 @@ def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _vcov(hess, free, nt, se1, crit: GLMMCriterion, state: PIRLSState, messages: list[str]):
+@dataclass(frozen=True)
+class Stage2Optimum:
+    """Stage 2's optimum: ``theta``, ``beta``, the penalized-IRLS state there, ``Var(beta)``,
+    whether the Hessian check passed, the evaluations and the notes for the user."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    state: object
+    vcov: np.ndarray
+    converged: bool
+    n_evals: int
+    messages: list[str]
+
+
+def stage2(fun, crit, phi1: np.ndarray, se1: np.ndarray, beta_factor) -> Stage2Optimum:
+    """lme4's stage 2 from stage 1's ``phi1``: ``-2 log L`` over ``(phi, beta / se1)`` by
+    Newton's method (BOBYQA when it fails), then the singularity note and ``Var(beta)``.
+
+    ``fun`` is the stage-2 objective (:class:`_Stage2`, or the streamed one), ``crit`` its
+    criterion, ``beta_factor(state)`` the ``L_X`` factor at the mode (for the fallback
+    ``Var(beta)``). Shared by the in-memory and the streamed fits.
+    """
+    nt = crit.theta0.size
+    lower = np.concatenate([crit.lower * crit.theta_scale, np.full(se1.size, -np.inf)])
+    x0 = np.concatenate([phi1, np.zeros(se1.size)])
+    found = _newton_stage2(fun, x0, lower)
+    if found is not None:
+        x, hess, free, evals2 = found
+        converged, evals3 = True, 0
+    else:
+        x, hess, free, converged, evals2, evals3 = _bobyqa_stage2(fun, x0, lower, phi1)
+    messages: list[str] = []
+    if not converged:
+        messages.append(
+            "the optimizer did not reach a point where the gradient vanishes (the Hessian "
+            "check failed): the estimates may be inexact; try a simpler random part"
+        )
+    theta, beta = fun.params(x)
+    if is_singular_fit(theta, crit.reterms, GLMMResult.singular_tol):
+        messages.append(SINGULAR_MESSAGE)
+    state = fun.state(x)
+    vcov = _vcov(hess, free, nt, se1, lambda: beta_factor(state), messages)
+    return Stage2Optimum(theta, beta, state, vcov, converged, evals2 + evals3, messages)
+
+
+def _vcov(hess, free, nt, se1, beta_factor, messages: list[str]) -> np.ndarray:
     """``2 H^-1`` restricted to ``beta`` (glmer's ``use.hessian``), in the units of ``beta``;
-    the penalized-IRLS ``(L_X L_X')^-1`` when ``H`` is not positive definite."""
+    the penalized-IRLS ``(L_X L_X')^-1`` (``beta_factor()`` gives ``L_X``) when ``H`` is not
+    positive definite."""
     p = se1.size
     try:
         np.linalg.cholesky(hess)
@@ -515,14 +543,14 @@ def _vcov(hess, free, nt, se1, crit: GLMMCriterion, state: PIRLSState, messages:
             "fixed effects come from the penalized least-squares factor (variance "
             "parameters taken as known)"
         )
-        return _vcov_beta_pirls(crit, state)
+        inv = np.linalg.inv(beta_factor())
+        return inv.T @ inv
 
 
-def _vcov_beta_pirls(crit: GLMMCriterion, state: PIRLSState) -> np.ndarray:
-    """``(L_X L_X')^-1`` of the factor with ``X`` at the state's working weights."""
+def _beta_factor(crit: GLMMCriterion, state: PIRLSState) -> np.ndarray:
+    """``L_X`` of the factor with ``X`` at the state's working weights."""
     wts = crit.working_weights(state.eta, state.mu)
-    inv = np.linalg.inv(crit.system.factor(state.zl, wts, with_x=True).l_x)
-    return inv.T @ inv
+    return crit.system.factor(state.zl, wts, with_x=True).l_x
 
 
-__all__ = ["fit_glmm", "gradient", "hessian", "refit_quadrature"]
+__all__ = ["Stage2Optimum", "fit_glmm", "gradient", "hessian", "refit_quadrature", "stage2"]

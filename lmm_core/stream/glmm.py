@@ -29,20 +29,11 @@ import pandas as pd
 
 from lmm_core.errors import DataError, ModelError
 from lmm_core.glmm.family import make_family
-from lmm_core.glmm.fit import (
-    HESSIAN_STEP,
-    _bobyqa_stage2,
-    _newton_stage2,
-    _stage1_bobyqa,
-    _Stage2,
-    hessian,
-)
+from lmm_core.glmm.fit import HESSIAN_STEP, _stage1_bobyqa, _Stage2, hessian, stage2
 from lmm_core.glmm.response import GLMMData
 from lmm_core.glmm.results import GLMMResult
-from lmm_core.model.fit import SINGULAR_MESSAGE
 from lmm_core.model.linalg import single_threaded_blas
-from lmm_core.model.results import is_singular_fit
-from lmm_core.stream.glmm_pirls import StreamCriterion, StreamState
+from lmm_core.stream.glmm_pirls import StreamCriterion
 from lmm_core.stream.plan import plan_stream
 from lmm_core.stream.sources import DuckDBEngine, as_source
 from lmm_core.stream.spark import is_spark_frame
@@ -293,40 +284,22 @@ class _StreamStage2(_Stage2):
 
 def _optimize(crit: StreamCriterion, formula: str, fam, plan, cost: str) -> StreamedGLMMResult:
     """lme4's two stages (:func:`lmm_core.glmm.fit._fit`) on the streamed criterion."""
-    nt = crit.theta0.size
     phi1, evals1 = _stage1_bobyqa(crit)
     first = crit.pirls(phi1 / crit.theta_scale, None)
     crit.stage1_passes = crit.n_passes
     lx_inv = np.linalg.inv(first.l_x)
     se1 = np.sqrt(np.sum(lx_inv * lx_inv, axis=0))
     fun = _StreamStage2(crit, first.beta, se1)
-    lower = np.concatenate([crit.lower * crit.theta_scale, np.full(se1.size, -np.inf)])
-    x0 = np.concatenate([phi1, np.zeros(se1.size)])
-    found = _newton_stage2(fun, x0, lower)
-    if found is not None:
-        x, hess, free, evals2 = found
-        converged, evals3 = True, 0
-    else:
-        x, hess, free, converged, evals2, evals3 = _bobyqa_stage2(fun, x0, lower, phi1)
-    messages = list(plan.messages) + list(crit.notes) + [cost]
-    if not converged:
-        messages.append(
-            "the optimizer did not reach a point where the gradient vanishes (the Hessian "
-            "check failed): the estimates may be inexact; try a simpler random part"
-        )
-    theta, beta = fun.params(x)
-    if is_singular_fit(theta, crit.reterms, GLMMResult.singular_tol):
-        messages.append(SINGULAR_MESSAGE)
-    state = fun.state(x)
-    vcov = _vcov(hess, free, nt, se1, crit, state, messages)
+    opt = stage2(fun, crit, phi1, se1, crit.beta_factor)
+    state = opt.state
     b, cond_cov = crit.conditional(state)
     return StreamedGLMMResult(
         formula=formula,
         family=fam,
         nagq=1,
-        theta=theta,
-        beta=beta,
-        vcov_beta=vcov,
+        theta=opt.theta,
+        beta=opt.beta,
+        vcov_beta=opt.vcov,
         loglik=-0.5 * fun.value(state),
         deviance=state.drsum,
         lme4_deviance=state.lme4_deviance,
@@ -334,31 +307,11 @@ def _optimize(crit: StreamCriterion, formula: str, fam, plan, cost: str) -> Stre
         cond_cov=cond_cov,
         eta=np.zeros(0),
         data=_empty_data(plan, crit),
-        converged=converged,
-        n_evals=evals1 + evals2 + evals3,
-        messages=tuple(messages),
+        converged=opt.converged,
+        n_evals=evals1 + opt.n_evals,
+        messages=tuple(plan.messages) + tuple(crit.notes) + (cost,) + tuple(opt.messages),
         n_obs=plan.n_used,
     )
-
-
-def _vcov(hess, free, nt, se1, crit: StreamCriterion, state: StreamState, messages) -> np.ndarray:
-    """``2 H^-1`` restricted to ``beta`` (glmer's ``use.hessian``), else ``(L_X L_X')^-1``
-    at the mode (as :func:`lmm_core.glmm.fit._vcov`)."""
-    p = se1.size
-    try:
-        np.linalg.cholesky(hess)
-        cov = 2.0 * np.linalg.inv(hess)
-        idx = np.flatnonzero(free)
-        pos = [np.flatnonzero(idx == nt + j)[0] for j in range(p)]
-        return se1[:, None] * cov[np.ix_(pos, pos)] * se1[None, :]
-    except (np.linalg.LinAlgError, IndexError):
-        messages.append(
-            "the Hessian of the likelihood is not positive definite: standard errors of the "
-            "fixed effects come from the penalized least-squares factor (variance "
-            "parameters taken as known)"
-        )
-        inv = np.linalg.inv(crit.beta_factor(state))
-        return inv.T @ inv
 
 
 def _empty_data(plan, crit: StreamCriterion) -> GLMMData:
