@@ -201,9 +201,7 @@ def crossed_gram(
 
 
 @njit(cache=True, nogil=True)
-def profiled_criterion(
-    m: np.ndarray, ldl2: float, dof: float, reml: bool, q: int = 0
-) -> float:
+def profiled_criterion(m: np.ndarray, ldl2: float, dof: float, reml: bool, q: int = 0) -> float:
     """The criterion from the lower Cholesky factor of ``m`` (a copy is factored).
 
     ``m`` is ``[X y]'[X y] - L3Z L3Z'`` (``q = 0``, ``log|L_Z|^2 = ldl2`` given) or a small
