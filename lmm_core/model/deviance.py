@@ -56,7 +56,6 @@ from lmm_core.model.kernels import (
     level_schur,
     nested_pairs,
     one_term_criterion,
-    small_model_criterion,
 )
 from lmm_core.model.linalg import (
     batched_cholesky,
@@ -66,9 +65,9 @@ from lmm_core.model.linalg import (
     logdet_tril,
     tri_solve,
 )
+from lmm_core.model.small_model import SmallModelSystem
 
 LOG_2PI = float(np.log(2.0 * np.pi))
-_ONE = np.ones(1)
 
 
 @dataclass(frozen=True)
@@ -243,7 +242,7 @@ class ProfiledDeviance:
         rest = self._terms[1:]
         self.q2 = sum(t.n_levels * t.n_columns for t in rest)
         self.a21 = self.a22 = self.a2xy = None
-        self._dense = None  # _dense_system of a small model with several terms
+        self._dense = None  # SmallModelSystem of a small model with several terms
         self._scalar_rest = False  # whether _scalar_rest_schur applies
         if rest:
             self._rest_cross_products(cp, rest)
@@ -296,71 +295,14 @@ class ProfiledDeviance:
         self._lam2_rows = np.concatenate(rows)
         self._lam2_cols = np.concatenate(cols)
         self._lam2_entry = np.concatenate(which)
-        self._dense = self._dense_system() if self.q1 + self.q2 + self.p < 128 else None
+        small = self.q1 + self.q2 + self.p < 128
+        self._dense = SmallModelSystem.from_deviance(self) if small else None
         # Scalar terms above a first term of one or two columns: _scalar_rest_schur.
         self._scalar_rest = self._dense is None and self.s1 <= 2 and self._rest_scalar
         if self._nested:  # every row of block 2 meets only its own levels: Z2'Z2 is diagonal
             self._a22_diagonal = np.diag(self.a22).copy()
             if np.count_nonzero(self.a22) > np.count_nonzero(self._a22_diagonal):
                 self._scalar_rest = False
-
-    def _dense_system(self) -> tuple:
-        """The whole cross-product matrix ``A = [Z X y]'[Z X y]`` as one dense array, with
-        ``T = diag(Lambda, I)`` by columns, for small models (:meth:`_dense_criterion`).
-
-        Returns ``(A, ptr, rows, source)``: column ``j`` of ``T`` holds rows
-        ``rows[ptr[j]:ptr[j + 1]]`` with values ``v[source]``, ``v`` the merged terms'
-        factors raveled one after the other followed by a 1 (the identity of ``[X y]``).
-        """
-        m1, s1, q1, q2 = self.m1, self.s1, self.q1, self.q2
-        q, k = q1 + q2, self.p + 1
-        size = q + k
-        a = np.zeros((size, size))
-        level = np.arange(m1)[:, None, None] * s1
-        r = np.arange(s1)[None, :, None]
-        c = np.arange(s1)[None, None, :]
-        rows1 = (level + r + 0 * c).ravel()  # level-major, row-major within a block
-        cols1 = (level + c + 0 * r).ravel()
-        a[rows1, cols1] = self.a11_flat.ravel()
-        a[q1:q, :q1] = self.a21.toarray()
-        a[:q1, q1:q] = a[q1:q, :q1].T
-        a[q1:q, q1:q] = self.a22
-        a1xy = self.a1xy.transpose(1, 0, 2).reshape(q1, k)
-        a[:q1, q:], a[q:, :q1] = a1xy, a1xy.T
-        a[q1:q, q:], a[q:, q1:q] = self.a2xy, self.a2xy.T
-        a[q:, q:] = self.axy
-        entry1 = np.tile(np.arange(s1 * s1), m1)
-        n_entries = s1 * s1 + sum(t.n_columns**2 for t in self._terms[1:])
-        rows = np.concatenate([rows1, q1 + self._lam2_rows, np.arange(q, size)])
-        cols = np.concatenate([cols1, q1 + self._lam2_cols, np.arange(q, size)])
-        source = np.concatenate([entry1, s1 * s1 + self._lam2_entry, np.full(k, n_entries)]).astype(
-            np.int64
-        )
-        upper1 = np.tile((np.arange(s1)[:, None] < np.arange(s1)[None, :]).ravel(), m1)
-        keep = np.concatenate([~upper1, np.ones(rows.size - rows1.size, bool)])  # lambda lower
-        order = np.lexsort((rows[keep], cols[keep]))
-        ptr = np.concatenate([[0], np.cumsum(np.bincount(cols[keep], minlength=size))])
-        return a, ptr.astype(np.int64), rows[keep][order].astype(np.int64), source[keep][order]
-
-    def _dense_criterion(self, lams: tuple[np.ndarray, ...]) -> float:
-        """The criterion of a small model from one dense Cholesky factor.
-
-        ``B = T'AT + diag(I_q, 0)`` (``T = diag(Lambda, I)``) has the lower Cholesky factor
-        ``[[L_Z, 0], [L_XZ, L_X]]`` of the module docstring (for any order of the random
-        effects: ``log|L_Z|^2`` and the Schur complement do not depend on it), so
-        ``ldL2 = 2 sum log diag`` over the first ``q`` rows, ``ldRX2`` over the next ``p``,
-        ``r^2`` the square of the last diagonal element
-        (:func:`lmm_core.model.kernels.small_model_criterion`). For a few dozen random
-        effects one such factor costs less than the blocked one's many small array operations.
-        """
-        a, ptr, rows, source = self._dense
-        values = np.concatenate([lam.ravel() for lam in lams] + [_ONE])
-        out = small_model_criterion(
-            a, ptr, rows, source, values, self.q1 + self.q2, self._dof, self.reml
-        )
-        if math.isnan(out):
-            raise np.linalg.LinAlgError("matrix not positive definite")
-        return out
 
     def _pair_layout(self) -> None:
         """Where each level's pairs start and whether the terms above nest in the first.
@@ -554,7 +496,7 @@ class ProfiledDeviance:
                 raise np.linalg.LinAlgError("block not positive definite")
             return out
         if self._dense is not None:
-            return self._dense_criterion(self.lambdas(theta))
+            return self._dense.criterion(self.lambdas(theta), self._dof, self.reml)
         schur = self._schur(theta)
         if schur is None:
             return self.criterion(self.factor(theta))

@@ -2,7 +2,7 @@
 
 * The one-term criterion through the compiled per-level loop
   (:func:`lmm_core.model.kernels.one_term_criterion`), a small model's criterion from one
-  dense factor (:meth:`ProfiledDeviance._dense_criterion`) and nested or crossed scalar
+  dense factor (:class:`lmm_core.model.small_model.SmallModelSystem`) and nested or crossed scalar
   terms' criterion through the same weights (:meth:`ProfiledDeviance._scalar_rest_schur`)
   equal the criterion of the blocked factor (:meth:`ProfiledDeviance.factor`) to rounding,
   REML and ML.
