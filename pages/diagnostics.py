@@ -20,6 +20,7 @@ from dashboard.views.diagnostics_combined import render_combined_diagnostics
 from dashboard.views.diagnostics_glmm import render_glmm_diagnostics
 from dashboard.views.help import how_to_read
 from dashboard.views.mmrm import render_mmrm_diagnostics
+from dashboard.views.streamed_notice import show_sample_notice
 from dashboard.views.widgets import dataset_caption, show_figure
 from lmm_core import LMMError
 
@@ -203,6 +204,7 @@ def main() -> None:
     record = require_fit("The Diagnostics page")
     st.markdown(dataset_caption())
     record, group = controls(record)
+    show_sample_notice(record, "the residual plots need the rows: they show")
     result = record.result
     if is_glmm(result):  # binary or count outcome: its own residuals
         render_glmm_diagnostics(record)

@@ -25,6 +25,7 @@ from dashboard.views.glmm_prediction import INTRO as GLMM_INTRO
 from dashboard.views.glmm_prediction import render_glmm_forecast
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
+from dashboard.views.streamed_notice import show_sample_notice
 from dashboard.views.widgets import model_caption, show_figure
 from lmm_core import LMMError
 
@@ -304,6 +305,7 @@ def main() -> None:
     )
     data, roles = require_model_data("The Prediction page")
     record = require_fit("The Prediction page")
+    show_sample_notice(record, "the times and patients offered here come from")
     result = record.result
     if is_mmrm(result):  # no random effects: nothing patient-specific to show
         st.markdown(model_caption(record))

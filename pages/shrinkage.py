@@ -22,6 +22,7 @@ from dashboard.views.glmm_model import require_model_data
 from dashboard.views.glmm_shrinkage import glmm_intro, render_combined_effects
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
+from dashboard.views.streamed_notice import show_sample_notice
 from dashboard.views.widgets import model_caption, show_figure
 
 if TYPE_CHECKING:  # annotations only: the estimates come from dashboard.state.cached
@@ -293,6 +294,7 @@ def main() -> None:
     st.title("Shrinkage")
     data, roles = require_model_data("The Shrinkage page")
     record = require_fit("The Shrinkage page")
+    show_sample_notice(record, "the own-data fits and plots use")
     result = record.result
     if is_mmrm(result):  # no patient-level random effects: nothing patient-specific to show
         st.markdown(model_caption(record))

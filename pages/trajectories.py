@@ -23,6 +23,7 @@ from dashboard.views.glmm_model import require_model_data
 from dashboard.views.glmm_trajectories import render_glmm_trajectories
 from dashboard.views.help import column, how_to_read
 from dashboard.views.mmrm import needs_random_effects
+from dashboard.views.streamed_notice import show_sample_notice
 from dashboard.views.widgets import model_caption
 
 MAX_DRAWN = 200
@@ -171,6 +172,7 @@ def main() -> None:
     )
     data, roles = require_model_data("The Trajectories page")
     record = require_fit("The Trajectories page")
+    show_sample_notice(record, "this chart shows")
     result = record.result
     if is_mmrm(result):  # no patient-level random effects: nothing patient-specific to show
         st.markdown(model_caption(record))

@@ -9,6 +9,7 @@ computation between two units. Texts are plain (the view escapes them).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,13 +19,13 @@ import pandas as pd
 from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from dashboard.analysis import trial as tr
+from dashboard.analysis.glmm_sample_view import SampledGLMMResult, glmm_on_sample
 from dashboard.analysis.records import GAUSSIAN
 from dashboard.analysis.server_data import source_of
 from lmm_core import (
     BootstrapResult,
     LikelihoodProfile,
     LMMResult,
-    ModelError,
     fit_glmm,
     fit_lmm,
     parametric_bootstrap,
@@ -34,6 +35,7 @@ from lmm_core.simulation.teaching_truth import LabTruth
 from lmm_core.stream.results import StreamedLMMResult
 
 __all__ = [
+    "GLMMProgress",
     "Report",
     "bootstrap",
     "curve_shapes",
@@ -41,6 +43,7 @@ __all__ = [
     "ladder",
     "profile_intervals",
     "stream_fit",
+    "stream_glmm_fit",
     "teaching_repeat",
     "trial_structures",
 ]
@@ -175,25 +178,23 @@ def stream_fit(
     n_rows: int,
     pause: float,
     report: Report,
-) -> StreamedLMMResult:
+) -> StreamedLMMResult | SampledGLMMResult:
     """A linear mixed model fitted to a whole file of the server's data folder by streaming
     (:func:`lmm_core.fit_lmm` with a source: SQL aggregates, then record batches summed into
     the blocks), reporting rows done and rows per second after every batch; returned as
     seen on ``sample`` (:meth:`~lmm_core.stream.results.StreamedLMMResult.on_sample`), the
     patients the app shows. Batches hold about ``n_rows / 40`` rows (20,000 to 1,000,000), so
     that the progress moves; ``pause`` seconds are waited after each (a test hook, 0 in use).
+    A ``family`` other than Gaussian is a GLMM: :func:`stream_glmm_fit` (canonical link).
 
     Raises
     ------
     lmm_core.LMMError
-        A GLMM (``family`` not Gaussian: a streamed GLMM would need a pass per iteration),
-        a file that cannot be read, or any model problem (the message says which).
+        A file that cannot be read, or any model problem (the message says which).
     """
     if family != GAUSSIAN:
-        raise ModelError(
-            "A server file is fitted by streaming, which covers linear mixed models only: a "
-            "yes/no or count outcome would need a pass over every row per iteration. Fit "
-            "this kind of outcome on an uploaded table."
+        return stream_glmm_fit(
+            formula, folder, name, table, family, None, 1, sample, n_rows, pause, report
         )
     source = source_of(folder, name, table)
     report(0.0, "Pass 1: levels, counts and missing values (SQL)")
@@ -207,3 +208,108 @@ def stream_fit(
     batch = min(1_000_000, max(20_000, int(n_rows) // 40))
     result = fit_lmm(formula, source, reml=reml, progress=progress, batch_size=batch)
     return result.on_sample(sample)
+
+
+def stream_glmm_fit(
+    formula: str,
+    folder: str,
+    name: str,
+    table: str | None,
+    family: str,
+    link: str | None,
+    nagq: int,
+    sample: pd.DataFrame,
+    n_rows: int,
+    pause: float,
+    report: Report,
+) -> SampledGLMMResult:
+    """A GLMM (binomial or Poisson, by Laplace) fitted to a whole file of the server's data
+    folder by streaming (:func:`lmm_core.fit_glmm` with a source: one pass over the rows per
+    iteration of penalized IRLS), returned as seen on ``sample``
+    (:func:`dashboard.analysis.glmm_sample_view.glmm_on_sample`).
+
+    Progress (:class:`GLMMProgress`): during the first pass, rows and rows per second; then
+    the engine's cost sentence (about N passes, about M minutes) stays in the text, and the
+    fraction is the passes made over the passes estimated. ``pause`` seconds are waited once,
+    when the cost is known (a test hook, 0 in use: it keeps the sentence on screen). Batches
+    hold a quarter of the file (20,000 to 1,000,000 rows): a pass is a few batches.
+
+    Raises
+    ------
+    lmm_core.LMMError
+        ``nagq > 1`` (the engine's message: a streamed GLMM is fitted by Laplace), an outcome
+        the family cannot model, a file that cannot be read, any model problem.
+    """
+    source = source_of(folder, name, table)
+    report(0.0, "Pass 1: levels, counts and missing values (SQL)")
+    progress = GLMMProgress(report, pause)
+    batch = min(1_000_000, max(20_000, int(n_rows) // 4))
+    result = fit_glmm(
+        formula,
+        source,
+        family=family,
+        link=link,
+        nagq=int(nagq),
+        progress=progress,
+        batch_size=batch,
+    )
+    report(1.0, progress.closing or "Done")
+    return glmm_on_sample(result, sample)
+
+
+#: the number of passes in the engine's cost sentence ("about 297 passes")
+_PASSES = re.compile(r"about ([\d,]+) passes")
+
+
+class GLMMProgress:
+    """The engine's ``progress(done, total, rate, message=None)`` of a streamed GLMM as
+    ``report(fraction, text)`` calls, pass by pass.
+
+    A pass ends with the batch whose ``done`` reaches ``total``; rows per second are this
+    pass's rows over the time since the previous pass ended (the engine's own rate starts
+    its clock at a pass's first batch). The first ``message`` is the cost sentence (the
+    estimate of passes is read from it); a later one, the passes made, is kept as
+    :attr:`closing`. Fractions: 0 in the first pass, then ``(passes done + share of this
+    pass) / passes estimated``, at most 0.99 until the end.
+    """
+
+    def __init__(self, report: Report, pause: float = 0.0) -> None:
+        self.report, self.pause = report, pause
+        self.done_passes = 0
+        self.estimate: int | None = None
+        self.cost = ""
+        self.closing = ""
+        self._pass_start = time.perf_counter()
+
+    def __call__(self, done: int, total: int, rate: float, message: str | None = None) -> None:
+        if message is not None:
+            self._message(message.rstrip("."))
+            return
+        now = time.perf_counter()
+        speed = f"{int(done / max(now - self._pass_start, 1e-9)):,} rows/s"
+        k = self.done_passes + 1
+        if done >= total:
+            self.done_passes += 1
+            self._pass_start = now
+        if self.estimate is None:
+            self.report(0.0, f"Pass {k}, timing the cost of a pass: {done:,} of {total:,} rows")
+            return
+        rows = f": {done:,} of {total:,} rows" if done < total else ""  # a pass in batches
+        of = (
+            f"of about {self.estimate:,}"
+            if k <= self.estimate
+            else f"(about {self.estimate:,} were estimated)"
+        )
+        share = (k - 1 + done / max(total, 1)) / self.estimate
+        self.report(min(share, 0.99), f"Pass {k:,} {of}{rows} ({speed}). {self.cost}.")
+
+    def _message(self, text: str) -> None:
+        if self.estimate is not None:
+            self.closing = text + "; seeing the fit on the sample."
+            return
+        found = _PASSES.search(text)
+        self.estimate = max(int(found.group(1).replace(",", "")), 1) if found else 1
+        self.cost = text
+        self.report(0.0, text + ".")
+        if self.pause > 0:
+            time.sleep(self.pause)

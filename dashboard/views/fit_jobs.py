@@ -201,7 +201,7 @@ def start_fit(
         return None
     server = server_data.active()
     if server is not None:
-        return _start_streamed(formula, reml, label, family, server)
+        return _start_streamed(formula, reml, label, server, family, link, nagq)
     data = current_data()
     glmm = family != GAUSSIAN
     request = FitRequest(
@@ -226,36 +226,63 @@ def start_fit(
     )
 
 
-def _start_streamed(formula: str, reml: bool, label: str, family: str, server: dict) -> Job:
-    """Start the streamed fit of the server file behind the active sample."""
+def _start_streamed(
+    formula: str,
+    reml: bool,
+    label: str,
+    server: dict,
+    family: str = GAUSSIAN,
+    link: str | None = None,
+    nagq: int = 1,
+) -> Job:
+    """Start the streamed fit of the server file behind the active sample: a linear mixed
+    model (:func:`dashboard.state.work.stream_fit`) or a GLMM
+    (:func:`dashboard.state.work.stream_glmm_fit`, one pass over the rows per iteration)."""
+    glmm = family != GAUSSIAN
     request = FitRequest(
         formula=formula,
-        reml=bool(reml),
+        reml=bool(reml) and not glmm,
         label=label,
         data_key=st.session_state[Keys.DATA_KEY],
         data_name=server["label"],
         rows=server["n_rows"],
+        family=family,
+        link=link if glmm else None,
+        nagq=int(nagq) if glmm else 1,
         streamed=True,
     )
-    fit_in_child = in_child(
-        work.stream_fit,
-        formula,
-        server["folder"],
-        server["name"],
-        server["table"],
-        request.reml,
-        family,
-        current_data(),
-        server["n_rows"],
-        float(os.environ.get(DELAY_ENV) or 0) / 10,  # test hook: a slower, visible progress
-    )
+    where = (server["folder"], server["name"], server["table"])
+    delay = float(os.environ.get(DELAY_ENV) or 0) / 10  # test hook: a slower, visible progress
+    if glmm:
+        fit_in_child = in_child(
+            work.stream_glmm_fit,
+            formula,
+            *where,
+            family,
+            request.link,
+            request.nagq,
+            current_data(),
+            server["n_rows"],
+            delay,
+        )
+    else:
+        fit_in_child = in_child(
+            work.stream_fit,
+            formula,
+            *where,
+            request.reml,
+            family,
+            current_data(),
+            server["n_rows"],
+            delay,
+        )
 
     def streamed(job: Job) -> tuple[Any, float]:
         start = time.perf_counter()
         return fit_in_child(job), time.perf_counter() - start
 
     return jobs_view.start(
-        ("fit", request.data_key, formula, request.reml, GAUSSIAN, None, 1),
+        ("fit", request.data_key, formula, request.reml, family, request.link, request.nagq),
         streamed,
         kind=KIND,
         label=f"Fitting **{escape_message(label)}**: {request.describe()}",

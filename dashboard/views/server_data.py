@@ -2,7 +2,10 @@
 
 Shown only when the limits file names a ``data_folder``. It lists the folder's files with
 their sizes and row counts, and draws the whole trajectories of a random sample of patients
-of the chosen file, which becomes the active dataset (:mod:`dashboard.state.server_data`).
+of the chosen file, which becomes the active dataset (:mod:`dashboard.state.server_data`);
+the widgets show the settings of the sample drawn last (Streamlit forgets a widget's value on
+another page). While the Model page's streamed fit of the file runs, its progress and Cancel
+button show here too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dashboard.base.numbers import fmt
 from dashboard.io.roles import guess_roles
 from dashboard.state import server_data
 from dashboard.state.session import Keys
+from dashboard.views import fit_jobs
+from dashboard.views import jobs as jobs_view
 from lmm_core import LMMError
 
 __all__ = ["DEFAULT_PATIENTS", "MAX_PATIENTS", "file_table", "server_section"]
@@ -111,8 +116,11 @@ def server_section(folder: str) -> None:
     if not usable:
         return
     by_id = {f.ident: f for f in usable}
+    info = server_data.active()  # the sample drawn last: the widgets show its settings
     if st.session_state.get(Keys.W_SERVER_FILE) not in by_id:
-        st.session_state[Keys.W_SERVER_FILE] = usable[0].ident
+        where = (info["name"], info["table"]) if info else None
+        shown = [f.ident for f in usable if (f.name, f.table) == where]
+        st.session_state[Keys.W_SERVER_FILE] = (shown or [usable[0].ident])[0]
     cols = st.columns([3, 2, 1, 1])
     chosen = cols[0].selectbox(
         "File",
@@ -122,6 +130,8 @@ def server_section(folder: str) -> None:
         help="Files directly in the data folder (and folders of Parquet files).",
     )
     entry = by_id[chosen]
+    if info is not None and (info["name"], info["table"]) != (entry.name, entry.table):
+        info = None
     try:
         top = server_data.head(folder, entry)
     except LMMError as error:
@@ -130,7 +140,7 @@ def server_section(folder: str) -> None:
     columns = [str(c) for c in top.columns]
     group_key = _group_key(entry)
     if st.session_state.get(group_key) not in columns:
-        guess = guess_roles(top).subject
+        guess = info["group"] if info else guess_roles(top).subject
         st.session_state[group_key] = guess if guess in columns else columns[0]
     cols[1].selectbox(
         "Patient column",
@@ -139,8 +149,8 @@ def server_section(folder: str) -> None:
         help="Whose visits are drawn together: every row of each drawn patient is kept, so "
         "trajectories are whole. Guessed from the first rows of the file.",
     )
-    st.session_state.setdefault(Keys.W_SERVER_N, DEFAULT_PATIENTS)
-    st.session_state.setdefault(Keys.W_SERVER_SEED, 1)
+    st.session_state.setdefault(Keys.W_SERVER_N, info["n_sampled"] if info else DEFAULT_PATIENTS)
+    st.session_state.setdefault(Keys.W_SERVER_SEED, info["seed"] if info else 1)
     cols[2].number_input(
         "Patients",
         min_value=1,
@@ -165,3 +175,12 @@ def server_section(folder: str) -> None:
         args=(folder, entry, group_key),
     )
     _active_note()
+    _running_fit()
+
+
+def _running_fit() -> None:
+    """The streamed fit of the file, while it runs: its progress (rows, or passes for a
+    GLMM, with the cost said first) and Cancel, as in the sidebar."""
+    job = fit_jobs.running_job()
+    if job is not None and fit_jobs.request_of(job).streamed:
+        jobs_view.show_progress(job.key)

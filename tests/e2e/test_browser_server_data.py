@@ -79,3 +79,89 @@ def test_fit_a_server_parquet_file_by_streaming(browser, server, width):
         assert label in page.locator("body").inner_text()
         support.screenshot(page, f"server_data_trajectories_{width}")
         page.context.close()
+
+
+GLMM_FORMULA = "event ~ time * arm + (1 | patient)"
+
+
+@pytest.fixture(scope="module")
+def glmm_server(tmp_path_factory) -> tuple[Path, int, int]:
+    """A data folder with a seeded trial whose outcome is 0/1 (30 hospitals x 100 patients:
+    about 19k rows) and the limits file naming it."""
+    base = tmp_path_factory.mktemp("server_glmm")
+    folder = base / "data"
+    folder.mkdir()
+    trial = simulate_trial(n_hospitals=30, patients_per_hospital=100, seed=18).data
+    trial["event"] = (trial["y"] < trial["y"].median()).astype("int64")
+    trial = trial.drop(columns=["y", "visit", "patient_in_hospital"])
+    trial.to_parquet(folder / "events.parquet")
+    (base / "limits.toml").write_text(f'[lmm_explorer]\ndata_folder = "{folder}"\n')
+    return base / "limits.toml", len(trial), trial["patient"].nunique()
+
+
+def test_a_streamed_logistic_glmm_with_its_cost_and_passes(browser, glmm_server):
+    """A yes/no outcome: the Model page proposes a logistic model, Fit streams the file with
+    the cost said first and a bar of passes; the summary, and Trajectories with the notice
+    of the sampled patients (screenshots at 1400, then 1024 px)."""
+    limits_file, n_rows, n_patients = glmm_server
+    env = {"LMM_LIMITS": str(limits_file), "LMM_EXPLORER_FIT_DELAY": "20"}  # 2 s on the cost
+    with support.running_app(timeout=120, env=env) as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        support.open_app(page, url)
+        support.wait_for_text(page, f"1 file offered, {n_rows:,} rows in all")
+        patients = page.get_by_role("spinbutton", name="Patients")
+        patients.fill("200")
+        patients.press("Enter")
+        support.wait_idle(page)
+        page.get_by_role("button", name="Sample patients").click()
+        support.wait_for_text(page, f"sample of 200 of {n_patients:,} patients")
+
+        support.go_to(page, "Model")
+        support.wait_for_text(
+            page, "logistic (binomial)"
+        )  # the kind of outcome the 0/1 column suggests
+        page.get_by_role("textbox", name="Or type a formula").fill(GLMM_FORMULA)
+        page.get_by_role("button", name="Fit model").click()
+        sidebar = page.locator(".st-key-job_sidebar_fit")
+        support.wait_for_text(page, "A GLMM needs one pass over the")
+        cost = sidebar.inner_text()
+        assert f"A GLMM needs one pass over the {n_rows:,} rows per PIRLS iteration" in cost
+        assert re.search(r"about [\d,]+ passes, about \d+ (seconds|minutes)", cost), cost
+        support.screenshot(page, "stream_glmm_cost_1400")
+        support.go_to(page, "Data")  # the fit goes on: its progress in the sidebar and here
+        assert page.get_by_role("spinbutton", name="Patients").input_value() == "200"
+        inline = page.locator(".st-key-job_inline_fit")
+        inline.wait_for(timeout=30_000)
+        support.wait_for_text(page, "Pass 2")
+        inline.scroll_into_view_if_needed()
+        assert "A GLMM needs one pass" in inline.inner_text()
+        passes = sidebar.inner_text()
+        assert re.search(r"Pass [\d,]+ of about [\d,]+ \([\d,]+ rows/s\)", passes), passes
+        assert "A GLMM needs one pass" in passes
+        assert page.locator('.st-key-job_sidebar_fit [data-testid="stProgress"]').count() == 1
+        support.screenshot(page, "stream_glmm_data_progress_1400")
+
+        support.wait_for_jobs(page)
+        support.go_to(page, "Model")
+        support.wait_for_text(page, "Summary of")
+        page.get_by_role("heading", name=re.compile("Summary of")).scroll_into_view_if_needed()
+        body = page.locator("body").inner_text()
+        assert not support.exceptions_on(page)
+        assert f"{n_rows:,}" in body and "passes over the" in body and "Odds ratio" in body
+        support.screenshot(page, "stream_glmm_summary_1400")
+
+        support.go_to(page, "Trajectories")
+        notice = (
+            f"Estimates from all {n_rows:,} rows of events.parquet (streamed); this chart "
+            f"shows the 200 sampled patients (of {n_patients:,})."
+        )
+        support.wait_for_text(page, notice)
+        assert not support.exceptions_on(page)
+        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+        support.screenshot(page, "stream_glmm_trajectories_1400")
+        page.set_viewport_size({"width": 1024, "height": 900})
+        support.go_to(page, "Data")
+        support.screenshot(page, "stream_glmm_data_1024")
+        support.go_to(page, "Trajectories")  # drawn again at this width
+        support.screenshot(page, "stream_glmm_trajectories_1024")
+        page.context.close()
