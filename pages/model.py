@@ -37,6 +37,7 @@ from dashboard.base.markup import code_span, escape_message
 from dashboard.help.texts import entry, help_text
 from dashboard.io.outcome_kind import binary_columns
 from dashboard.io.roles import Roles, is_numeric
+from dashboard.state import server_data
 from dashboard.state.fits import (
     active_record,
     delete_fit,
@@ -172,7 +173,8 @@ def builder(data, roles: Roles) -> tuple[str, str | None, GLMMChoice]:
     except FormulaError as err:  # a column name no formula can hold (a backtick in it)
         st.error(escape_message(str(err)))
         st.stop()
-    return formula, note, advanced_choice(family, formula, seeder)
+    streamed = server_data.active() is not None  # the fit streams the whole server file
+    return formula, note, advanced_choice(family, formula, seeder, streamed)
 
 
 # --------------------------------------------------------------------------- visits

@@ -61,6 +61,12 @@ Report = Callable[[float | None, str], None]
 
 def quadrature_refusal(result: GLMMResult) -> str | None:
     """Why quadrature cannot be used for this fit (a sentence), or ``None`` when it can."""
+    if getattr(result, "is_sample_view", False):
+        return (
+            "This GLMM was fitted by streaming the whole file, by the Laplace approximation "
+            "only (quadrature would need the rows of every patient in memory); a refit with "
+            "quadrature on the sampled patients would not be comparable with it."
+        )
     terms = result.reterms
     if len(terms) == 1 and terms[0].n_columns == 1:
         return None

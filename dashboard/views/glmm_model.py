@@ -89,13 +89,21 @@ def kind_choice(series: pd.Series, outcome: str, seed: Seeder) -> str:
     return family
 
 
-def advanced_choice(family: str, formula: str, seed: Seeder) -> GLMMChoice:
+#: Why a fit streamed from a server file has no quadrature.
+STREAMED_REASON = (
+    "The fit streams the whole file from the server, by the Laplace approximation only: "
+    "quadrature would need every patient's rows in memory."
+)
+
+
+def advanced_choice(family: str, formula: str, seed: Seeder, streamed: bool = False) -> GLMMChoice:
     """Link and quadrature points of a GLMM in an "advanced" expander (nagq disabled, with
-    the reason, unless the model has a single random intercept)."""
+    the reason, unless the model has a single random intercept and is fitted in memory;
+    ``streamed``: the fit streams a server file)."""
     if family == "gaussian":
         return GLMMChoice()
     links = list(LINKS[family])
-    reason = quadrature_reason(formula)
+    reason = STREAMED_REASON if streamed else quadrature_reason(formula)
     with st.expander("Advanced: link and quadrature", expanded=False):
         link = st.selectbox(
             "Link function",

@@ -174,3 +174,13 @@ def test_the_progress_adapter_counts_passes_of_several_batches():
     assert calls[-1][0] == 0.99 and calls[-1][1].startswith("Pass 6 (about 4 were estimated)")
     assert progress.done_passes == 6
     assert progress.closing == "6 passes over the 100 rows were made; seeing the fit on the sample."
+
+
+def test_compare_page_refuses_quadrature_refits_of_a_streamed_glmm():
+    from dashboard.analysis.quadrature import quadrature_refusal
+
+    df = _events()
+    streamed = fit_glmm("event ~ time + (1 | patient)", df, family="binomial", batch_size=10_000)
+    view = glmm_on_sample(streamed, df[df["patient"].isin({"p001", "p002"})])
+    assert quadrature_refusal(fit_glmm("event ~ time + (1 | patient)", df)) is None
+    assert "streaming the whole file" in quadrature_refusal(view)
