@@ -171,22 +171,13 @@ def fit_glmm_stream(
         raise ModelError(f"Unknown engine {engine!r}; a GLMM is streamed with 'duckdb'.")
     fam = make_family(family, link)
     t0 = time.perf_counter()
-    if isinstance(source, pd.DataFrame):  # streamed as an Arrow table (tests, small tables)
-        import pyarrow as pa
-
-        source = pa.Table.from_pandas(source, preserve_index=False)
     eng = DuckDBEngine(as_source(source), threads=threads)
     try:
         _check_response(formula, eng, fam.name)
         plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib, glmm=fam.name)
         t1 = time.perf_counter()
-        clock = {"start": time.perf_counter(), "pass": 0}
-
-        def on_batch(done: int, k: int) -> None:
-            if clock["pass"] != k:
-                clock["pass"], clock["start"] = k, time.perf_counter()
-            rate = done / max(time.perf_counter() - clock["start"], 1e-9)
-            _say(progress, done, plan.n_used, rate)
+        def on_batch(done: int, k: int, seconds: float) -> None:
+            _say(progress, done, plan.n_used, done / max(seconds, 1e-9))
 
         def rows():
             return eng.batches(plan.columns, plan.where, batch_size)

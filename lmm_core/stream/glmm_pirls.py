@@ -215,7 +215,8 @@ class StreamCriterion:
     batches
         ``() -> iterator of pandas batches`` of the rows used (one call per pass).
     on_pass
-        ``on_pass(rows_done)`` after each batch (progress).
+        ``on_pass(rows_done, pass_number, seconds_in_this_pass)`` after each batch
+        (progress).
     """
 
     def __init__(
@@ -273,7 +274,7 @@ class StreamCriterion:
             total.add(cp, seen, merged[0].n_levels)
             done += len(frame)
             if self.on_pass is not None:
-                self.on_pass(done, self.n_passes + 1)
+                self.on_pass(done, self.n_passes + 1, time.perf_counter() - t0)
         self.n_passes += 1
         self.pass_seconds.append(time.perf_counter() - t0)
         if done != self.plan.n_used:

@@ -117,6 +117,10 @@ def as_source(data: object) -> Source:
             f"Cannot tell the format of {path!r} from its name: use a .parquet or .csv file, "
             "a folder of Parquet files, or Source.duckdb(path, table)."
         )
+    if isinstance(data, pd.DataFrame):  # streamed as an Arrow table (tests, small tables)
+        import pyarrow as pa
+
+        return Source.from_arrow(pa.Table.from_pandas(data, preserve_index=False))
     module = type(data).__module__ or ""
     if module.startswith("pyarrow"):
         return Source.from_arrow(data)

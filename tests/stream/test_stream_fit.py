@@ -149,3 +149,12 @@ def test_glmm_and_mmrm_are_refused_clearly(tmp_path):
     df.to_parquet(path)
     with pytest.raises(ModelError, match="pass over the rows per iteration"):
         fit_lmm("cbind(s, f) ~ time + (1 | patient)", path)
+
+
+def test_a_dataframe_given_stream_options_is_streamed():
+    data = _data("sleep")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    streamed = fit_lmm(formula, data, batch_size=50)  # batches of 50 rows through DuckDB
+    memory = fit_lmm(formula, data)
+    assert type(streamed).__name__ == "StreamedLMMResult"
+    assert streamed.objective == pytest.approx(memory.objective, rel=1e-10)
