@@ -34,11 +34,19 @@ test of one row uses the unscaled ``t = l b / sqrt(l Phi_A l')`` with ``m`` df (
 Computation: never with ``n x n`` matrices. With ``Sigma = sigma^2 V``, ``V = I + Z T0 Z'``
 and Woodbury ``V^{-1} = I - Z T Z'``, ``T = Lambda (Lambda'Z'Z Lambda + I)^{-1} Lambda'``,
 every quantity above is a product of ``q x q`` and ``q x p`` matrices (``Z'V^{-1}Z``,
-``Z'V^{-1}X``, ``Z'V^{-2}X``, ``tr V^{-2}``, ...), ``q`` the number of random effects. The cost
-is ``O(q^3 + k q^2 p)`` for ``k`` covariance parameters, independent of ``n`` once ``Z'Z`` is
-formed, but dense in ``q``: it is slower than Satterthwaite (0.75 s on the 3k-row
-``sim_small`` model with ``q = 1,020``, against 33 ms), and models with more than
-:data:`MAX_RANDOM_EFFECTS` random effects are refused with :class:`KenwardRogerTooLarge`.
+``Z'V^{-1}X``, ``Z'V^{-2}X``, ``tr V^{-2}``, ...), ``q`` the number of random effects.
+
+- One grouping factor (``(time | patient)``, ``(1 | g)``, ``(t || g)``: the terms on it merged
+  as lme4 does): every ``q x q`` matrix is block diagonal, ``m`` blocks of ``S x S``, and
+  :mod:`lmm_core.inference.kenward_roger_blocks` computes level by level, in time linear in
+  the number of levels (``O(m S^3 k^2 + m S p^2 k^2)`` for ``k`` covariance parameters): no
+  size limit (the 12,500-patient trial, 79k rows, in about 40 ms).
+- Several grouping factors (nested, crossed): dense ``q x q`` matrices, ``O(q^3 + k q^2 p)``
+  (0.75 s on the 3k-row ``sim_small`` model with ``q = 1,020``); models with more than
+  :data:`MAX_RANDOM_EFFECTS` random effects are refused with :class:`KenwardRogerTooLarge`.
+
+Both give the same numbers (to rounding); ``dense=True`` of :func:`kr_adjustment` forces the
+dense form, as a check.
 
 An ML fit is refitted by REML first, as pbkrtest does (the method is defined for REML).
 """
@@ -53,10 +61,12 @@ from scipy.linalg import cho_factor, cho_solve
 
 from lmm_core.design.reterms import term_factors
 from lmm_core.errors import LMMError
+from lmm_core.inference.kenward_roger_blocks import block_moments, single_factor_term
 from lmm_core.model.fit import fit_design
 from lmm_core.model.linalg import single_threaded_blas
 
-#: Largest number of random effects (columns of Z) for which Kenward-Roger is computed.
+#: Largest number of random effects (columns of Z) for which the dense Kenward-Roger form (several
+#: grouping factors) is computed; one grouping factor has no limit.
 MAX_RANDOM_EFFECTS = 4000
 
 
@@ -129,18 +139,22 @@ def _apply_d(par: tuple[int, int, np.ndarray], m: np.ndarray) -> np.ndarray:
     return np.einsum("ab,mbc->mac", e, blk).reshape(levels * s, -1)
 
 
-def kr_adjustment(result) -> KRAdjustment:
+def kr_adjustment(result, dense: bool = False) -> KRAdjustment:
     """Kenward-Roger adjusted covariance ``Phi_A`` of a fit (module docstring).
 
     Parameters
     ----------
     result
         An :class:`lmm_core.model.results.LMMResult`; an ML fit is refitted by REML first.
+    dense
+        Use the dense ``q x q`` form even for one grouping factor (a check of the level-by-level
+        form; subject to :data:`MAX_RANDOM_EFFECTS`).
 
     Raises
     ------
     KenwardRogerTooLarge
-        If the model has more than :data:`MAX_RANDOM_EFFECTS` random effects.
+        If the dense form is needed (several grouping factors, or ``dense``) and the model has
+        more than :data:`MAX_RANDOM_EFFECTS` random effects.
     """
     refitted = False
     if not result.reml:
@@ -148,25 +162,35 @@ def kr_adjustment(result) -> KRAdjustment:
         refitted = True
     design = result.design
     reterms = design.reterms
+    single = None if dense else single_factor_term(reterms)
     q = sum(t.n_levels * t.n_columns for t in reterms)
-    if q > MAX_RANDOM_EFFECTS:
+    if single is None and q > MAX_RANDOM_EFFECTS:
         raise KenwardRogerTooLarge(
-            f"Kenward-Roger needs dense matrices of the size of the random effects; this model "
-            f"has {q:,} of them (limit {MAX_RANDOM_EFFECTS:,}). Use Satterthwaite degrees of "
-            "freedom instead: they agree closely with Kenward-Roger for large data sets."
+            f"Kenward-Roger with several grouping factors needs dense matrices of the size of "
+            f"the random effects; this model has {q:,} of them (limit "
+            f"{MAX_RANDOM_EFFECTS:,}). Use Satterthwaite degrees of freedom instead: they agree "
+            "closely with Kenward-Roger for large data sets."
         )
-    with single_threaded_blas():
-        return _adjust(result, reterms, refitted)
-
-
-def _adjust(result, reterms, refitted: bool) -> KRAdjustment:
-    X = result.design.X
-    n = X.shape[0]
     sigma2 = result.sigma**2
+    with single_threaded_blas():
+        if single is None:
+            P, Q, K = _dense_moments(design.X, reterms, result.theta, sigma2)
+        else:
+            term, perm = single
+            P, Q, K = block_moments(design.X, term, result.theta[perm], sigma2)
+        return _finish(result.vcov_beta, P, Q, K, refitted)
+
+
+def _dense_moments(
+    X: np.ndarray, reterms, theta: np.ndarray, sigma2: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``P`` ``(k, p, p)``, ``Q`` ``(k, k, p, p)``, ``K`` ``(k, k)`` (``K_ij = tr(Sigma^{-1} G_i
+    Sigma^{-1} G_j)``) with dense ``q x q`` matrices; the residual parameter last."""
+    n, p = X.shape
     z = _z_matrix(reterms)
     zz = (z.T @ z).toarray()
     zx = np.asarray(z.T @ X)
-    lam = _lambda_matrix(reterms, result.theta)
+    lam = _lambda_matrix(reterms, theta)
     m = lam.T @ zz @ lam
     m[np.diag_indices_from(m)] += 1.0
     t = lam @ cho_solve(cho_factor(m, lower=True), lam.T)  # V^{-1} = I - Z T Z'
@@ -182,8 +206,6 @@ def _adjust(result, reterms, refitted: bool) -> KRAdjustment:
     zv2z_diag = a - a @ ts  # Z'V^{-2}Z
     pars = _params(reterms)
     k = len(pars) + 1
-    phi = result.vcov_beta
-    p = phi.shape[0]
     s4, s6 = sigma2**2, sigma2**3
     dbx = []  # D_i Z'V^{-1}X (full q rows)
     da = []  # rows of D_i Z'V^{-1}Z in the term's block
@@ -214,6 +236,14 @@ def _adjust(result, reterms, refitted: bool) -> KRAdjustment:
         K[i, k - 1] = K[k - 1, i] = float(np.trace(blk)) / s4
     Q[k - 1, k - 1] = xv3x / s6
     K[k - 1, k - 1] = tr_v2 / s4
+    return P, Q, K
+
+
+def _finish(
+    phi: np.ndarray, P: np.ndarray, Q: np.ndarray, K: np.ndarray, refitted: bool
+) -> KRAdjustment:
+    """``W = 2 I^{-1}`` and ``Phi_A`` from ``P``, ``Q``, ``K`` (module docstring)."""
+    k, p = P.shape[0], phi.shape[0]
     info = np.empty((k, k))
     for i in range(k):
         phi_pi = phi @ P[i]
