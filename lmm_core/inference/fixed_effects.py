@@ -11,8 +11,9 @@ Public entry points (what lmerTest's ``summary``, ``contest`` and ``anova`` give
 Methods for the denominator degrees of freedom:
 
 - ``"satterthwaite"`` (default, as lmerTest): :mod:`lmm_core.inference.satterthwaite`;
-- ``"kenward-roger"``: adjusted covariance and df of :mod:`lmm_core.inference.kenward_roger`, slower
-  (dense in the number of random effects); the standard error is the adjusted one;
+- ``"kenward-roger"``: adjusted covariance and df of :mod:`lmm_core.inference.kenward_roger`
+  (level by level for one grouping factor, dense in the number of random effects for
+  several); the standard error is the adjusted one;
 - ``"wald"``: normal reference distribution (``df = inf``), F tests as chi-square / q.
 
 The derivatives behind each method, and each fixed-effects table, are computed once per fit

@@ -163,6 +163,8 @@ def test_kenward_roger_refits_ml_and_refuses_huge_models(monkeypatch):
     se = np.sqrt(np.diag(adj.vcov_adj))
     np.testing.assert_allclose(se, case["kenward_roger"]["Std. Error"], rtol=1e-3)
     monkeypatch.setattr("lmm_core.inference.kenward_roger.MAX_RANDOM_EFFECTS", 10)
+    kr_adjustment(ml)  # one grouping factor: computed level by level, no size limit
+    _, nested = _fit("pastes_nested_reml")  # several factors: dense q x q, refused above it
     with pytest.raises(KenwardRogerTooLarge, match="Satterthwaite"):
-        kr_adjustment(ml)
+        kr_adjustment(nested)
     assert MAX_RANDOM_EFFECTS >= 1000
