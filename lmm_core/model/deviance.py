@@ -496,7 +496,7 @@ class ProfiledDeviance:
                 raise np.linalg.LinAlgError("block not positive definite")
             return out
         if self._dense is not None:
-            return self._dense.criterion(self.lambdas(theta), self._dof, self.reml)
+            return self._dense.criterion_at(self, theta)
         schur = self._schur(theta)
         if schur is None:
             return self.criterion(self.factor(theta))

@@ -43,6 +43,9 @@ class SmallModelSystem:
     rows: np.ndarray
     source: np.ndarray
     q: int
+    #: ``v = J theta + e_last`` when every factor is linear in ``theta`` (all the structures
+    #: of :mod:`lmm_core.design.covariance` are), else ``None`` (``v`` from the factors)
+    j: np.ndarray | None = None
 
     @classmethod
     def from_deviance(cls, dev: ProfiledDeviance) -> SmallModelSystem:
@@ -82,18 +85,43 @@ class SmallModelSystem:
             rows[keep][order].astype(np.int64),
             source[keep][order],
             q,
+            _linear_map(dev),
         )
+
+    def criterion_at(self, dev: ProfiledDeviance, theta: np.ndarray) -> float:
+        """:meth:`criterion` at ``theta`` (the order of the terms given) of ``dev``."""
+        if self.j is None:
+            return self.criterion(dev.lambdas(theta), dev._dof, dev.reml)
+        values = self.j @ np.asarray(theta, float)
+        values[-1] = 1.0
+        return self._criterion(values, dev._dof, dev.reml)
 
     def criterion(self, lams: tuple[np.ndarray, ...], dof: float, reml: bool) -> float:
         """REML criterion or ML deviance at the merged terms' factors ``lams`` (``dof``:
         ``n - p`` for REML, ``n`` for ML)."""
-        values = np.concatenate([lam.ravel() for lam in lams] + [_ONE])
+        return self._criterion(np.concatenate([lam.ravel() for lam in lams] + [_ONE]), dof, reml)
+
+    def _criterion(self, values: np.ndarray, dof: float, reml: bool) -> float:
         out = small_model_criterion(
             self.a, self.ptr, self.rows, self.source, values, self.q, dof, reml
         )
         if math.isnan(out):
             raise np.linalg.LinAlgError("matrix not positive definite")
         return out
+
+
+def _linear_map(dev: ProfiledDeviance) -> np.ndarray | None:
+    """``J`` with ``concat(lambda_k.ravel()) = J theta`` (a last row of zeros for the 1 of
+    ``[X y]``), read off unit vectors, or ``None`` if the factors are not linear in ``theta``
+    (checked at a random point: the entries must agree exactly)."""
+
+    def values(theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([lam.ravel() for lam in dev.lambdas(theta)] + [np.zeros(1)])
+
+    k = dev.theta0.size
+    j = np.column_stack([values(np.eye(k)[i]) for i in range(k)])
+    probe = np.random.default_rng(0).uniform(0.1, 2.0, k)
+    return j if np.array_equal(j @ probe, values(probe)) else None
 
 
 __all__ = ["SmallModelSystem"]
