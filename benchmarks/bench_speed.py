@@ -630,14 +630,18 @@ def scaling_figure(curves: pd.DataFrame, path: Path) -> Path | None:
     )
     for col, curve in ((1, "rows"), (2, "teachers")):
         part = curves[curves["curve"] == curve]
-        for name, column, dash in (("lmm_core", "ours_s", "solid"), ("lme4", "lme4_s", "dash")):
+        for name, column, dash, colour in (
+            ("lmm_core", "ours_s", "solid", "#0072B2"),  # Okabe-Ito blue
+            ("lme4", "lme4_s", "dash", "#D55E00"),  # Okabe-Ito vermillion
+        ):
             fig.add_trace(
                 go.Scatter(
                     x=part["x"],
                     y=part[column],
                     name=name,
                     mode="lines+markers",
-                    line={"dash": dash},
+                    line={"dash": dash, "color": colour},
+                    marker={"color": colour},
                     showlegend=col == 1,
                 ),
                 row=1,
