@@ -335,6 +335,7 @@ def worker_big(rows: int, formula: str) -> dict:
     from lmm_core import fit_lmm
 
     fit_lmm("Reaction ~ Days + (Days | Subject)", load_sleepstudy())  # imports, warm-up
+    fit_lmm(formula, load_trial(20, 10))  # and this model's first calls (compiled loops)
     data = load_trial(100, max(1, round(rows / 632)))
     t0 = clock()
     res = fit_lmm(formula, data, reml=True)
