@@ -120,6 +120,10 @@ def test_a_streamed_logistic_glmm_with_its_cost_and_passes(browser, glmm_server)
         support.wait_for_text(
             page, "logistic (binomial)"
         )  # the kind of outcome the 0/1 column suggests
+        page.get_by_text("Advanced: link and quadrature").click()  # no quadrature here
+        support.wait_for_text(page, "by the Laplace approximation only")
+        assert page.get_by_role("spinbutton", name="Quadrature points (1 = Laplace)").is_disabled()
+        support.screenshot(page, "stream_glmm_model_advanced_1400")
         page.get_by_role("textbox", name="Or type a formula").fill(GLMM_FORMULA)
         page.get_by_role("button", name="Fit model").click()
         sidebar = page.locator(".st-key-job_sidebar_fit")
