@@ -63,7 +63,14 @@ def _batch_arrays(plan, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, li
     if design.has_offset:
         y = y - design.offset_values(frame)
         _check_finite("offset", False, y)
-    X = design.fixed_matrix(frame)
+    X, terms = batch_design(plan, frame)
+    return X, y, terms
+
+
+def batch_design(plan, frame: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """``X`` and the random-effects terms (codes and ``Z`` columns) of one batch, checked
+    finite; a level not seen in pass 1 is an error (the table changed between passes)."""
+    X = plan.design.fixed_matrix(frame)
     for j, name in enumerate(plan.x_names):
         _check_finite(name, False, X[:, j])
     terms = []
@@ -74,7 +81,7 @@ def _batch_arrays(plan, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, li
         for j, name in enumerate(t.cnames):
             _check_finite(f"{t.group}: {name}", False, z[:, j])
         terms.append(replace(t, codes=codes, z=z))
-    return X, y, terms
+    return X, terms
 
 
 def batch_blocks(plan, frame: pd.DataFrame) -> BatchBlocks:

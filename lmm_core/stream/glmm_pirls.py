@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from lmm_core.design.build import _check_finite, term_matrix
+from lmm_core.design.build import _check_finite
 from lmm_core.design.model_matrix import Evaluator
 from lmm_core.design.reterms import amalgamate, split_theta
 from lmm_core.errors import DataError, ModelError
@@ -42,7 +42,7 @@ from lmm_core.glmm.family import DevianceSum, Family
 from lmm_core.glmm.pirls import CANONICAL_STEP_TOL, MAX_HALVINGS, MAX_ITER, STEP_TOL, PIRLSFailure
 from lmm_core.model.cross_products import BlockTotal, CrossProducts, local_cross_products
 from lmm_core.model.deviance import ProfiledDeviance
-from lmm_core.stream.batches import BatchBlocks, _qr_r, finish
+from lmm_core.stream.batches import BatchBlocks, _qr_r, batch_design, finish
 
 
 @dataclass(frozen=True)
@@ -92,17 +92,7 @@ def glmm_batch(plan, family: Family, frame: pd.DataFrame) -> GLMMBatch:
     if design.has_offset:
         offset = np.asarray(design.offset_values(frame), float)
         _check_finite("offset", False, offset)
-    X = design.fixed_matrix(frame)
-    for j, name in enumerate(plan.x_names):
-        _check_finite(name, False, X[:, j])
-    terms = []
-    for t in plan.reterms:
-        codes, z = term_matrix(t, frame)
-        if (codes < 0).any():
-            raise ModelError(f"A level of `{t.group}` was not seen in pass 1 (table changed?).")
-        for j, name in enumerate(t.cnames):
-            _check_finite(f"{t.group}: {name}", False, z[:, j])
-        terms.append(replace(t, codes=codes, z=z))
+    X, terms = batch_design(plan, frame)
     return GLMMBatch(X, y, w, offset, terms)
 
 
