@@ -176,6 +176,7 @@ def fit_glmm_stream(
         _check_response(formula, eng, fam.name)
         plan = plan_stream(formula, eng, max_memory_gib=max_memory_gib, glmm=fam.name)
         t1 = time.perf_counter()
+
         def on_batch(done: int, k: int, seconds: float) -> None:
             _say(progress, done, plan.n_used, done / max(seconds, 1e-9))
 
