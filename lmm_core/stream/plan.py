@@ -320,6 +320,49 @@ def _learn_stats(spec: ModelSpec, engine) -> dict:
     return stats
 
 
+def _centred_moments(x: str, ok: str, order: int, engine) -> tuple[float, np.ndarray]:
+    """``(c, [sum (x - c)^k for k = 0..order])`` with ``c`` the mean, by two SQL passes."""
+    c = float(engine.query(f"SELECT avg({x}) AS c FROM {{table}} WHERE {ok}").iloc[0]["c"])
+    u = f"(({x}) - ({c!r}))"
+    sums = ", ".join(f"sum(power({u}, {k})) AS m{k}" for k in range(order + 1))
+    row = engine.query(f"SELECT {sums} FROM {{table}} WHERE {ok}").iloc[0]
+    return c, np.array([float(row[f"m{k}"]) for k in range(order + 1)])
+
+
+def poly_from_moments(moments: tuple[float, np.ndarray]) -> tuple[tuple, tuple]:
+    """R's ``poly`` coefficients ``(alpha, norm2)`` from the centred power sums of ``x``.
+
+    The monic orthogonal polynomials of the values (Stieltjes): ``P_0 = 1``,
+    ``P_{j+1} = (u - a_j) P_j - (n_j / n_{j-1}) P_{j-1}`` in ``u = x - c``, with
+    ``n_j = <P_j, P_j>`` and ``a_j = <u P_j, P_j> / n_j``, where ``<p, q> = sum_k (pq)_k m_k``
+    for the coefficients of the product ``pq`` and the power sums ``m_k = sum (x - c)^k``.
+    Returns ``alpha_j = a_j + c`` (``j = 0..d``, the caller keeps ``d``) and
+    ``norm2 = (1, n_0, ..., n_d)``: what :func:`lmm_core.design.splines._poly_coefficients`
+    computes from the values by a QR factorization (equal to rounding for the small degrees
+    of a time trend). ``d`` is ``(len(m) - 1) // 2``.
+    """
+    c, m = moments
+    degree = (m.size - 1) // 2
+
+    def inner(p: np.ndarray, q: np.ndarray) -> float:
+        prod = np.convolve(p, q)
+        return float(prod @ m[: prod.size])
+
+    prev, cur = np.zeros(1), np.ones(1)
+    norms, alphas, n_prev = [], [], 1.0
+    for j in range(degree + 1):
+        n_j = inner(cur, cur)
+        a_j = inner(np.concatenate([[0.0], cur]), cur) / n_j
+        norms.append(n_j)
+        alphas.append(a_j + c)
+        shifted = np.concatenate([[0.0], cur])  # u P_j
+        nxt = shifted - a_j * np.pad(cur, (0, 1))
+        if j:
+            nxt -= (n_j / n_prev) * np.pad(prev, (0, nxt.size - prev.size))
+        prev, cur, n_prev = cur, nxt, n_j
+    return tuple(alphas), (1.0, *norms)
+
+
 def _learn_basis(call: Call, label: str, x: str, ok: str, engine) -> BasisState:
     bc = basis_call(call)
     row = engine.query(
@@ -329,17 +372,15 @@ def _learn_basis(call: Call, label: str, x: str, ok: str, engine) -> BasisState:
     if n_distinct < 2:
         raise DataError(f"`{label}`: the values are all the same, so they have no shape to fit.")
     if bc.func == "poly":
-        if not bc.raw:
-            raise ModelError(
-                f"`{label}`: orthogonal polynomials are not streamed yet (their coefficients "
-                "need the fitting values); use `poly(x, d, raw = TRUE)` or `ns(x, df)`."
-            )
         if bc.degree >= n_distinct:
             raise DataError(
                 f"`{label}`: the degree ({bc.degree}) must be less than the number of distinct "
                 f"values ({n_distinct})."
             )
-        return BasisState("poly", bc.degree, raw=True)
+        if bc.raw:
+            return BasisState("poly", bc.degree, raw=True)
+        alpha, norm2 = poly_from_moments(_centred_moments(x, ok, 2 * bc.degree + 1, engine))
+        return BasisState("poly", bc.degree, alpha=alpha[: bc.degree], norm2=norm2)
     boundary = bc.boundary or (float(row["lo"]), float(row["hi"]))
     if bc.knots is not None:
         _check_given_knots(bc.knots, boundary, label)

@@ -46,6 +46,7 @@ MODELS = [
     ("trial", "y ~ time * arm + (1 | hospital/patient)"),
     ("trial", "y ~ time + arm + site + (time | patient) + (1 | hospital)"),
     ("trial", "y ~ ns(time, 3) + arm + (1 | patient) + (1 | pnum)"),
+    ("trial", "y ~ poly(time, 2) * arm + (poly(time, 1) | patient)"),  # orthogonal: moments
 ]
 
 
@@ -149,6 +150,23 @@ def test_glmm_and_mmrm_are_refused_clearly(tmp_path):
     df.to_parquet(path)
     with pytest.raises(ModelError, match="pass over the rows per iteration"):
         fit_lmm("cbind(s, f) ~ time + (1 | patient)", path)
+
+
+def test_orthogonal_polynomial_coefficients_from_moments_equal_r_qr():
+    """``poly()``'s coefficients from the power sums of pass 1 equal the QR of the values."""
+    from lmm_core.design.splines import _poly_coefficients
+    from lmm_core.stream.plan import poly_from_moments
+
+    rng = np.random.default_rng(1)
+    for scale in (1e-3, 1.0, 1e3):  # units of time
+        x = np.round(rng.uniform(0, 10, 2000), 3) * scale
+        for degree in (1, 2, 3, 4):
+            c = x.mean()
+            moments = np.array([((x - c) ** k).sum() for k in range(2 * degree + 2)])
+            alpha, norm2 = poly_from_moments((c, moments))
+            alpha_qr, norm2_qr = _poly_coefficients(x, degree)
+            np.testing.assert_allclose(alpha[:degree], alpha_qr, rtol=1e-12, atol=1e-13 * scale)
+            np.testing.assert_allclose(norm2, norm2_qr, rtol=1e-11)
 
 
 def test_a_dataframe_given_stream_options_is_streamed():

@@ -122,7 +122,7 @@ def _same(got, want) -> None:
 
 
 MODELS = [
-    "y ~ time * arm + (1 | hospital/patient)",
+    "y ~ poly(time, 2) * arm + (1 | hospital/patient)",  # orthogonal poly: power sums
     "y ~ time + arm + site + (time | patient) + (1 | hospital)",
     "y ~ ns(time, 3) + scale(time / 30) + arm + (1 | patient) + (1 | pnum)",
 ]
