@@ -19,7 +19,6 @@ import pandas as pd
 from dashboard.analysis import curve_shape as cs
 from dashboard.analysis import ladder as lad
 from dashboard.analysis import trial as tr
-from dashboard.analysis.glmm_sample_view import SampledGLMMResult, glmm_on_sample
 from dashboard.analysis.records import GAUSSIAN
 from dashboard.analysis.server_data import source_of
 from lmm_core import (
@@ -32,6 +31,7 @@ from lmm_core import (
 )
 from lmm_core.simulation.teaching_repeat import ReplicateSummary, run_replicates
 from lmm_core.simulation.teaching_truth import LabTruth
+from lmm_core.stream.glmm_sample import SampledGLMMResult, glmm_on_sample
 from lmm_core.stream.results import StreamedLMMResult
 
 __all__ = [
@@ -226,7 +226,7 @@ def stream_glmm_fit(
     """A GLMM (binomial or Poisson, by Laplace) fitted to a whole file of the server's data
     folder by streaming (:func:`lmm_core.fit_glmm` with a source: one pass over the rows per
     iteration of penalized IRLS), returned as seen on ``sample``
-    (:func:`dashboard.analysis.glmm_sample_view.glmm_on_sample`).
+    (:func:`lmm_core.stream.glmm_sample.glmm_on_sample`).
 
     Progress (:class:`GLMMProgress`): during the first pass, rows and rows per second; then
     the engine's cost sentence (about N passes, about M minutes) stays in the text, and the

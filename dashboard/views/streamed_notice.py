@@ -26,7 +26,7 @@ __all__ = ["is_streamed", "sample_notice", "show_sample_notice"]
 def is_streamed(result: object) -> bool:
     """Whether ``result`` is a streamed fit seen on a sample of its patients (an LMM's
     ``StreamedLMMResult.on_sample`` or a GLMM's
-    :class:`~dashboard.analysis.glmm_sample_view.SampledGLMMResult`)."""
+    :class:`~lmm_core.stream.glmm_sample.SampledGLMMResult`)."""
     return bool(getattr(result, "is_sample_view", False))
 
 

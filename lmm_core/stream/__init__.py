@@ -4,13 +4,15 @@
 (:class:`Source`) or an Arrow table or dataset;
 ``lmm_core.fit_lmm`` sends anything that is not a pandas DataFrame here.
 :func:`fit_glmm_stream` fits a GLMM on DuckDB, one pass per iteration of penalized IRLS
-(:mod:`lmm_core.stream.glmm`). See
+(:mod:`lmm_core.stream.glmm`); :func:`glmm_on_sample` evaluates such a fit on a sample of
+its patients' rows (:mod:`lmm_core.stream.glmm_sample`). See
 :mod:`lmm_core.stream.fit` for the passes; ``engine="spark"`` runs them as Spark jobs
 (:mod:`lmm_core.stream.spark`).
 """
 
 from lmm_core.stream.fit import Progress, fit_blocks, fit_lmm_stream
 from lmm_core.stream.glmm import StreamedGLMMResult, fit_glmm_stream
+from lmm_core.stream.glmm_sample import SampledGLMMResult, glmm_on_sample
 from lmm_core.stream.plan import StreamPlan, block_memory, plan_stream
 from lmm_core.stream.results import StreamedLMMResult
 from lmm_core.stream.sources import DuckDBEngine, DuckDBTable, Source, as_source
@@ -19,6 +21,7 @@ __all__ = [
     "DuckDBEngine",
     "DuckDBTable",
     "Progress",
+    "SampledGLMMResult",
     "Source",
     "StreamPlan",
     "StreamedGLMMResult",
@@ -28,5 +31,6 @@ __all__ = [
     "fit_blocks",
     "fit_glmm_stream",
     "fit_lmm_stream",
+    "glmm_on_sample",
     "plan_stream",
 ]

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.analysis.glmm_sample_view import SampledGLMMResult
 from dashboard.state import limits
 from dashboard.state.session import Keys
 from lmm_core import fit_glmm
 from lmm_core.simulation.trial import simulate_trial
+from lmm_core.stream.glmm_sample import SampledGLMMResult
 from tests.app.conftest import ROOT, figures_on, finish_jobs, texts
 
 W = Keys.MODEL_W

@@ -1,4 +1,4 @@
-"""A streamed GLMM seen on a sample of patients (dashboard.analysis.glmm_sample_view) and the
+"""A streamed GLMM seen on a sample of patients (lmm_core.stream.glmm_sample) and the
 job work that fits one from the server's data folder (dashboard.state.work.stream_glmm_fit):
 the sample's fitted values are the in-memory fit's on those rows, the view pickles, the
 progress says the cost first and then passes done of passes estimated, Cancel stops it."""
@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.analysis.glmm_sample_view import SampledGLMMResult, glmm_on_sample
 from dashboard.state import work
 from dashboard.state.jobs import Cancelled
 from lmm_core import DataError, ModelError, fit_glmm
+from lmm_core.stream.glmm_sample import SampledGLMMResult, glmm_on_sample
 
 
 def _events(n_pat: int = 40, visits: int = 6, seed: int = 3) -> pd.DataFrame:

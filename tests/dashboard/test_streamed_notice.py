@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.analysis.glmm_sample_view import glmm_on_sample
 from dashboard.views.streamed_notice import is_streamed, sample_notice
 from lmm_core import fit_glmm, fit_lmm
+from lmm_core.stream.glmm_sample import glmm_on_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ("trajectories", "shrinkage", "diagnostics", "prediction")

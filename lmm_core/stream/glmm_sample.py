@@ -1,4 +1,4 @@
-"""A streamed GLMM seen on a sample of its patients (no Streamlit).
+"""A streamed GLMM seen on a sample of its patients.
 
 A GLMM fitted by streaming (:class:`lmm_core.stream.glmm.StreamedGLMMResult`) keeps no rows:
 its ``eta``, ``y`` and the design's arrays are empty, so the pages that draw patients
@@ -16,9 +16,6 @@ sample of whole patients of the same file (:mod:`dashboard.state.server_data`);
 * each term keeps only the levels present in the sample, with the whole fit's conditional
   modes ``b`` and covariances, so that ``eta = offset + X beta + sum_k z_k' b_k`` and
   ``fitted = g^-1(eta)`` on the sample are the whole fit's values for those rows.
-
-This belongs in the engine beside ``StreamedLMMResult.on_sample``; it lives here until the
-engine has it.
 """
 
 from __future__ import annotations
