@@ -121,7 +121,7 @@ def level_schur(lam: np.ndarray, a: np.ndarray, xy: np.ndarray, axy: np.ndarray)
             return math.nan, m33, weights
         weights[i, 0], weights[i, 1], weights[i, 2] = k00, k01, k11
         product *= det
-        if product > 1e250:  # log of a running product: one log per many levels
+        if product > 1e150:  # log of a running product (each det_i >= 1: no underflow)
             log_sum = _log_product(log_sum, product)
             product = 1.0
         _subtract_level(m33, xy, i, k00, k01, k11)
