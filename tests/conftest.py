@@ -25,3 +25,11 @@ def load_reference_dataset(name: str) -> pd.DataFrame:
     Returns a fresh copy, so tests may modify it.
     """
     return _load(name).copy()
+
+
+def pytest_sessionstart(session) -> None:
+    """Compile (or load from the cache) the engine's compiled loops once, before any test:
+    a clean checkout compiles them in a few seconds, which no timed test should pay."""
+    from lmm_core.model.kernels import warm_up
+
+    warm_up()

@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 
 from dashboard.state import work
+from lmm_core.model.kernels import warm_up
+
+warm_up()  # every compiled loop (crossed and small models too), from the cache
 
 _rng = np.random.default_rng(0)
 _DATA = pd.DataFrame(

@@ -9,6 +9,7 @@ computation between two units. Texts are plain (the view escapes them).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -86,14 +87,23 @@ def profile_intervals(result: LMMResult, level: float, report: Report) -> pd.Dat
     return table
 
 
+#: Test hook: seconds to wait after each simulated study of the Teach page's repeat (a browser
+#: test needs the run to last while it switches pages; 100 studies take 0.2 s).
+STUDY_DELAY_ENV = "LMM_EXPLORER_STUDY_DELAY"
+
+
 def teaching_repeat(
     truth: LabTruth, n_replicates: int, seed: int, level: float, df: str, report: Report
 ) -> ReplicateSummary:
     """:func:`lmm_core.simulation.teaching_repeat.run_replicates` with a report after every
     simulated study."""
 
+    pause = float(os.environ.get(STUDY_DELAY_ENV) or 0)  # test hook: a visible progress
+
     def progress(done: int, total: int) -> None:
         report(done / total, f"Study {done:,} of {total:,}")
+        if pause > 0:
+            time.sleep(pause)
 
     report(0.0, f"Study 0 of {int(n_replicates):,}")
     return run_replicates(

@@ -294,4 +294,30 @@ __all__ = [
     "one_term_criterion",
     "profiled_criterion",
     "small_model_criterion",
+    "warm_up",
 ]
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) every loop of this module once, on tiny inputs, so
+    that no later fit pays for it (a server's fork server, a test session's start)."""
+    lam = np.array([[1.0, 0.0], [0.5, 1.0]])
+    a = np.array([[2.0, 1.0, 1.0, 3.0]])
+    xy = np.ones((2, 1, 2))
+    axy = np.array([[4.0, 1.0], [1.0, 5.0]])
+    one_term_criterion(lam, a, xy, axy, 3.0, True)
+    _, _, weights = level_schur(lam, a, xy, axy)
+    pairs = np.zeros(1, dtype=np.int64)
+    nested_pairs(weights, xy, pairs, pairs, np.ones((1, 2)), 1)
+    crossed_gram(
+        weights,
+        np.array([0, 1], dtype=np.int64),
+        pairs,
+        np.ones((1, 2)),
+        np.ones(1),
+        np.zeros((1, 1)),
+    )
+    rows = np.array([0, 1], dtype=np.int64)
+    small_model_criterion(
+        axy, np.array([0, 1, 2], dtype=np.int64), rows, rows, np.ones(2), 1, 3.0, True
+    )
