@@ -7,9 +7,17 @@ point, interactions ``a:b`` by ``a`` then ``b``), the constants of ``scale()``/`
 and the knots of ``ns()``/``bs()`` (from the finite values of the argument over every row;
 quantile knots by linear interpolation, R's type 7). Here each of these is one aggregate
 query where the data live (``SELECT DISTINCT``, ``avg``/``stddev_samp``, ``quantile_cont``).
+A factor of an expression (``factor(dose / 2)``, ``C(visit + shift)``) is learned from the
+distinct combinations of its columns among the rows used (one ``SELECT DISTINCT``), on which
+our own evaluator computes it: the same doubles as in memory, so the same levels, labels
+(``0.5``, ``1``, ``-Inf``), numeric order and reference level, for every expression of the
+grammar (refused: ``scale()``/``center()`` inside, a NaN value in a row used, more than
+:data:`MAX_FACTOR_COMBINATIONS` combinations).
 
 The design itself is then built by our own design code on a *template*: a small table with
-every level of the fixed-part factors and spread numeric values, so that
+every level of the fixed-part factors and spread numeric values (the columns of a factor of
+an expression take those combinations together, so that it has exactly the levels of the
+table: spread values would make spurious ones), so that
 :func:`~lmm_core.design.build.build_design` returns the recipes (columns, names, contrasts);
 the learned constants replace the template's in the recipes' shared ``stats``, and each
 random-effects term gets the grouping levels of the whole table (zero-row
@@ -29,12 +37,20 @@ import pandas as pd
 
 from lmm_core.design.build import Design, _check_columns, _check_terms, build_design, combine
 from lmm_core.design.covariance import GeneralCovariance
-from lmm_core.design.model_matrix import Evaluator
+from lmm_core.design.model_matrix import Evaluator, Factor
 from lmm_core.design.reterms import ReTerm
 from lmm_core.design.splines import BasisState, _check_given_knots, _check_spline
 from lmm_core.errors import DataError, ModelError
 from lmm_core.formula.basis_args import basis_call
-from lmm_core.formula.grammar import BASIS_FUNCTIONS, Call, Name, Paren, names_in, walk
+from lmm_core.formula.grammar import (
+    BASIS_FUNCTIONS,
+    FACTOR_FUNCTIONS,
+    Call,
+    Name,
+    names_in,
+    strip_parens,
+    walk,
+)
 from lmm_core.formula.quoting import deparse
 from lmm_core.formula.spec import ModelSpec
 from lmm_core.formula.terms import parse_formula
@@ -44,6 +60,11 @@ GIB = 1024**3
 #: Distinct values of a spline argument fetched for the checks of its knots (above: skipped,
 #: an interval between quantile knots cannot be empty with that many values).
 MAX_DISTINCT_CHECKED = 200_000
+#: Distinct values (combinations of its columns) of a factor of an expression fetched in pass 1.
+MAX_FACTOR_COMBINATIONS = 1_000_000
+#: Up to this many combinations the template holds them all (the columns' own values for
+#: their other uses, a spline or a slope); beyond, one per level.
+TEMPLATE_COMBINATIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -157,15 +178,23 @@ def plan_stream(
     _check_infinite(engine, [c for c in used if is_float[c]], where)
 
     categorical = _categorical_columns(spec, numeric)
+    model_vars = _model_variables(spec)
+    groups = [
+        (cols, _expression_rows(engine, cols, calls, categorical, model_vars, where))
+        for cols, calls in _factor_expressions(spec)
+    ]
+    in_groups = {c for cols, _ in groups for c in cols}
     distinct = {
         c: engine.query(f"SELECT DISTINCT {d.ident(c)} FROM {{table}} WHERE {where}")
         for c in used
-        if c in categorical
+        if c in categorical and c not in in_groups
     }
-    model_vars = _model_variables(spec)
-    k_levels = max([2] + [len(distinct[c]) for c in categorical if c in model_vars])
-    ranges = _numeric_ranges(engine, [c for c in used if c not in categorical], where)
-    template = _template(used, schema, distinct, ranges, categorical, model_vars, k_levels)
+    counts = [len(distinct[c]) for c in distinct if c in model_vars]
+    k_levels = max([2] + counts + [k for _, (_, k) in groups])
+    numbers = [c for c in used if c not in categorical and c not in in_groups]
+    ranges = _numeric_ranges(engine, numbers, where)
+    rows = {c: frame for cols, (frame, _) in groups for c in cols}
+    template = _template(used, schema, distinct, ranges, categorical, model_vars, k_levels, rows)
     stats = _learn_stats(spec, engine)
     design = build_design(spec, template)
     design.stats.update(stats)  # the recipes share this dict: the whole table's constants
@@ -202,23 +231,122 @@ def _model_variables(spec: ModelSpec) -> set[str]:
 
 
 def _categorical_columns(spec: ModelSpec, numeric: dict[str, bool]) -> set[str]:
+    """Columns that are factors: not numeric, grouping factors, and ``factor(x)``/``C(x)``
+    of a column ``x`` (a factor of an expression is :func:`_factor_expressions`')."""
     out = {c for c, is_num in numeric.items() if not is_num}
     for r in spec.random:
         out.update(nm.name for nm in r.group_vars)
+    for call in _factor_calls(spec):
+        arg = strip_parens(call.arg)
+        if isinstance(arg, Name):
+            out.add(arg.name)
+    return out
+
+
+def _factor_calls(spec: ModelSpec) -> list[Call]:
+    """Every ``factor()``/``C()`` of the fixed part and of the random terms' left sides."""
+    out: dict[str, Call] = {}
     for tl in [spec.fixed] + [r.lhs for r in spec.random]:
         for v in tl.variables:
             for node in walk(tl.exprs[v]):
-                if isinstance(node, Call) and node.func in ("factor", "C"):
-                    arg = node.arg
-                    while isinstance(arg, Paren):
-                        arg = arg.expr
-                    if not isinstance(arg, Name):
-                        raise ModelError(
-                            f"`{deparse(node)}`: a factor of an expression is not streamed; "
-                            "add the expression as a column of the table first."
-                        )
-                    out.add(arg.name)
-    return out
+                if isinstance(node, Call) and node.func in FACTOR_FUNCTIONS:
+                    out.setdefault(deparse(node), node)
+    return list(out.values())
+
+
+def _factor_expressions(spec: ModelSpec) -> list[tuple[list[str], list[Call]]]:
+    """The factors of an expression (``factor(time / 30)``, ``C(dose * 2)``), gathered by
+    the columns they use: each item is ``(columns, calls)``, two calls sharing a column in
+    the same item (their levels depend on the same rows' combinations of values).
+
+    Raises
+    ------
+    ModelError
+        For ``scale()``/``center()`` inside ``factor()``: its levels would depend on
+        constants of the whole table that the template cannot reproduce.
+    """
+    groups: list[tuple[list[str], list[Call]]] = []
+    for call in _factor_calls(spec):
+        if isinstance(strip_parens(call.arg), Name):
+            continue
+        inner = [nd for nd in walk(call.arg) if isinstance(nd, Call)]
+        if any(nd.func in ("scale", "center") for nd in inner):
+            raise ModelError(
+                f"`{deparse(call)}`: a factor of `scale()` or `center()` is not streamed (its "
+                "levels would be the standardized values); use the factor of the variable "
+                "itself, or add the expression as a column of the table first."
+            )
+        cols = list(dict.fromkeys(nm.name for nm in names_in(call.arg)))
+        joined = [g for g in groups if set(g[0]) & set(cols)]
+        merged_cols = list(dict.fromkeys([c for g in joined for c in g[0]] + cols))
+        merged_calls = [c for g in joined for c in g[1]] + [call]
+        groups = [g for g in groups if g not in joined] + [(merged_cols, merged_calls)]
+    return groups
+
+
+def _expression_rows(
+    engine, columns: list[str], calls: list[Call], categorical, model_vars, where: str
+) -> tuple[pd.DataFrame, int]:
+    """Template rows of the columns of factors of expressions, and their largest number of
+    levels.
+
+    The distinct combinations of ``columns`` among the rows used are one SQL query; each
+    factor is then evaluated on them by our own :class:`~lmm_core.design.model_matrix.Evaluator`,
+    so its levels are exactly those of the in-memory path on the whole table: the same
+    values in double precision, sorted numerically and labelled as R prints them
+    (``factor(pnum / 2)``: ``0.5``, ``1``, ``1.5``, ...). A template holding every
+    combination (or, beyond :data:`TEMPLATE_COMBINATIONS`, one combination per level of each
+    factor and of each categorical column among them) has exactly those levels.
+
+    Raises
+    ------
+    ModelError
+        More than :data:`MAX_FACTOR_COMBINATIONS` combinations.
+    DataError
+        An expression that is not a number (NaN: ``log`` of a negative value, ``0 / 0``) in a
+        row used: that row would have no level.
+    FormulaError
+        Arithmetic on a categorical column, as in memory.
+    """
+    d = engine.dialect
+    cols = ", ".join(d.ident(c) for c in columns)
+    frame = engine.query(
+        f"SELECT DISTINCT {cols} FROM {{table}} WHERE {where} LIMIT {MAX_FACTOR_COMBINATIONS + 1}"
+    )
+    labels = ", ".join(f"`{deparse(c)}`" for c in calls)
+    if len(frame) > MAX_FACTOR_COMBINATIONS:
+        raise ModelError(
+            f"{labels}: the columns {', '.join(columns)} take more than "
+            f"{MAX_FACTOR_COMBINATIONS:,} distinct values (or combinations) in the rows used, "
+            "too many for the levels of a factor; check the expression, or add it as a column "
+            "of the table."
+        )
+    frame = frame.reset_index(drop=True)
+    ev = Evaluator(frame)
+    factors = []
+    for call in calls:
+        fac = ev.variable(call)
+        assert isinstance(fac, Factor)
+        k = int((fac.codes < 0).sum())
+        if k:
+            raise DataError(
+                f"`{deparse(call)}` is not a number in the rows used for {k} distinct "
+                f"value{'s' * (k > 1)} of {', '.join(columns)} (e.g. log or sqrt of a negative "
+                "value, or 0 / 0), so those rows have no level; check the values or change "
+                "the expression."
+            )
+        factors.append((fac, True))
+    for c in columns:
+        if c in categorical:
+            factors.append((ev.column(Name(c, 0), as_factor=True), c in model_vars))
+    n_levels = max([2] + [len(f.labels) for f, in_model in factors if in_model])
+    if len(frame) > TEMPLATE_COMBINATIONS:
+        keep: set[int] = set()
+        for fac, in_model in factors:
+            codes, first = np.unique(fac.codes, return_index=True)
+            keep.update(first[codes >= 0][: None if in_model else 2].tolist())
+        frame = frame.iloc[sorted(keep)].reset_index(drop=True)
+    return frame, n_levels
 
 
 def _missing_counts(engine, used, is_float, where) -> dict[str, int]:
@@ -263,14 +391,21 @@ def _numeric_ranges(engine, columns: list[str], where: str) -> dict[str, tuple[f
     return {c: (float(row[f"lo{i}"]), float(row[f"hi{i}"])) for i, c in enumerate(columns)}
 
 
-def _template(used, schema, distinct, ranges, categorical, model_vars, k_levels) -> pd.DataFrame:
+def _template(
+    used, schema, distinct, ranges, categorical, model_vars, k_levels, rows
+) -> pd.DataFrame:
     """A small table on which build_design yields the recipes of the whole table: every
     level of the factors of the model (a grouping factor only needs two), numbers spread
-    over the range of the rows used."""
-    size = 16 * max(64, k_levels)
+    over the range of the rows used, and the columns of a factor of an expression taken
+    together from ``rows`` (column -> frame of :func:`_expression_rows`: combinations that
+    give every level of the whole table and no other)."""
+    size = max([16 * max(64, k_levels)] + [len(f) for f in rows.values()])
     cols = {}
     for c in used:
-        if c in categorical:
+        if c in rows:
+            idx = np.resize(np.arange(len(rows[c])), size)
+            cols[c] = rows[c][c].iloc[idx].reset_index(drop=True)
+        elif c in categorical:
             values = distinct[c][c]
             keep = len(values) if c in model_vars else min(2, len(values))
             idx = np.resize(np.arange(keep), size)
@@ -279,7 +414,18 @@ def _template(used, schema, distinct, ranges, categorical, model_vars, k_levels)
             lo, hi = ranges[c]
             cols[c] = pd.Series(np.linspace(lo, hi, size), dtype=float)
     frame = pd.DataFrame(cols)
-    return frame.astype({c: schema[c].dtype for c in used if c in categorical})
+    return frame.astype({c: schema[c].dtype for c in used if c in categorical or c in rows})
+
+
+def _one_subject_per_row(template: pd.DataFrame, subject: str, schema) -> pd.DataFrame:
+    """The template with a distinct subject in each row, so that no subject has a visit
+    twice (its covariance term is only built, not used: the plan learns the real one)."""
+    ids = np.arange(len(template))
+    numeric = _is_numeric(schema[subject])
+    values = pd.Series(ids if numeric else [f"s{i}" for i in ids])
+    out = template.copy()
+    out[subject] = values.astype(schema[subject].dtype) if numeric else values
+    return out
 
 
 def _calls(spec: ModelSpec) -> list[Call]:
