@@ -31,13 +31,14 @@ Satterthwaite df; only the standard errors differ).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from lmm_core.errors import LMMError
-from lmm_core.inference.mmrm_subjects import subject_patterns
 from lmm_core.inference.mmrm_theta import psi_jacobian, residual_psi, sigma_derivatives
+from lmm_core.model.mmrm_hessian import pattern_products
 from lmm_core.model.mmrm_results import MMRMResult
 
 
@@ -87,10 +88,7 @@ def kenward_roger_pieces(result: MMRMResult) -> KenwardRogerPieces:
     p_mats = np.zeros((k, p, p))
     q_sum = np.zeros((p, p))
     r_sum = np.zeros((p, p))
-    X = result.design.X
-    for pat in subject_patterns(result.design):
-        g, v = pat.group, pat.visits
-        xs = X[pat.rows]
+    for g, v, xx in _pattern_cross_products(result):
         block = slice(g * kg, (g + 1) * kg)
         w = w_psi[block, block]
         d1 = derivs[g][0][:, v[:, None], v[None, :]]  # (kg, t, t)
@@ -98,8 +96,6 @@ def kenward_roger_pieces(result: MMRMResult) -> KenwardRogerPieces:
         inv = np.linalg.inv(sigmas[g][v[:, None], v[None, :]])
         b = inv @ d1  # Sigma^-1 dSigma_k
         t = len(v)
-        flat = xs.reshape(len(xs), t * p)
-        xx = (flat.T @ flat).reshape(t, p, t, p).transpose(0, 2, 1, 3).reshape(t * t, p * p)
         p_mats[block] -= ((b @ inv).reshape(kg, t * t) @ xx).reshape(kg, p, p)
         wb = np.einsum("kl,lab->kab", w, b)
         q_mat = np.sum(b @ wb, axis=0) @ inv
@@ -110,6 +106,17 @@ def kenward_roger_pieces(result: MMRMResult) -> KenwardRogerPieces:
     linear = phi + 2.0 * phi @ (q_sum - pvp) @ phi
     full = linear - 0.5 * phi @ r_sum @ phi
     return KenwardRogerPieces(_sym(full), _sym(linear), p_mats, w_psi)
+
+
+def _pattern_cross_products(result: MMRMResult) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Per pattern: its group, visits and ``A_p[j, k] = sum_i x_ij x_ik'`` as ``(t*t, p*p)``,
+    from the criterion's batches (summed products, or the rows of small patterns; a streamed
+    fit has only the sums)."""
+    p = len(result.beta)
+    for batch in result.criterion.batches:
+        xx, _ = pattern_products(batch, result.beta, p)
+        for j in range(len(batch.counts)):
+            yield int(batch.groups[j]), batch.visits[j], xx[j]
 
 
 def _sym(a: np.ndarray) -> np.ndarray:

@@ -61,6 +61,35 @@ class Pattern:
         return len(self.y)
 
 
+@dataclass
+class PatternSums:
+    """One pattern's subjects kept only as their summed products (what a streamed fit
+    accumulates): ``n`` subjects, ``xx[j, k] = sum_i x_ij x_ik'`` ``(t, t, p, p)``,
+    ``xy[j, k] = sum_i x_ij y_ik`` ``(t, t, p)`` and ``yy = sum_i y_i y_i'`` ``(t, t)``."""
+
+    group: int
+    visits: np.ndarray
+    n: int
+    xx: np.ndarray
+    xy: np.ndarray
+    yy: np.ndarray
+
+    @classmethod
+    def of(cls, pattern: Pattern) -> PatternSums:
+        """The sums of a pattern's rows."""
+        X, y = pattern.X, pattern.y
+        xx = np.einsum("ija,ikb->jkab", X, X)
+        return cls(pattern.group, pattern.visits, pattern.n, xx, np.einsum("ija,ik->jka", X, y),
+                   y.T @ y)  # fmt: skip
+
+    def __iadd__(self, other: PatternSums) -> PatternSums:
+        self.n += other.n
+        self.xx += other.xx
+        self.xy += other.xy
+        self.yy += other.yy
+        return self
+
+
 def patterns(design: Design) -> list[Pattern]:
     """Group the subjects by (group, visits)."""
     res = design.residual
@@ -114,6 +143,19 @@ class _CrossBatch(_Batch):
                                   for q in pats])  # fmt: skip
         self.xy = np.concatenate([np.einsum("ija,ik->jka", q.X, q.y).reshape(-1, p) for q in pats])
         self.yy = np.concatenate([(q.y.T @ q.y).reshape(-1) for q in pats])
+
+    @classmethod
+    def from_sums(cls, sums: list[PatternSums]) -> _CrossBatch:
+        """The batch of patterns (all with ``t`` visits) given as their summed products."""
+        self = cls.__new__(cls)
+        self.groups = np.array([s.group for s in sums])
+        self.visits = np.array([s.visits for s in sums])
+        self.counts = np.array([s.n for s in sums], dtype=float)
+        self.t, self.p = self.visits.shape[1], sums[0].xy.shape[-1]
+        self.xx = np.concatenate([s.xx.reshape(-1, self.p * self.p) for s in sums])
+        self.xy = np.concatenate([s.xy.reshape(-1, self.p) for s in sums])
+        self.yy = np.concatenate([s.yy.reshape(-1) for s in sums])
+        return self
 
     def forward(self, inv: np.ndarray, chol: np.ndarray) -> tuple:
         flat = inv.reshape(-1)
@@ -198,6 +240,42 @@ class MMRMCriterion:
         self.residual: ResidualTerm = design.residual  # type: ignore[assignment]
         self.batches = _batches(patterns(design), self.p, crossproducts)
         self._second_order: tuple[bytes, tuple[np.ndarray, np.ndarray]] | None = None
+
+    @classmethod
+    def from_sums(
+        cls, residual: ResidualTerm, sums: list[PatternSums], n: int, reml: bool
+    ) -> MMRMCriterion:
+        """The criterion of ``n`` rows known only through their patterns' summed products
+        (a streamed fit: :mod:`lmm_core.stream.mmrm`); every pattern is a cross-product
+        batch, so an evaluation costs the same whatever the number of subjects."""
+        self = cls.__new__(cls)
+        self.design = None  # type: ignore[assignment]
+        self.reml = reml
+        self.n, self.p = int(n), int(sums[0].xy.shape[-1])
+        self.residual = residual
+        self.sums = sums
+        lengths = sorted({len(q.visits) for q in sums})
+        self.batches = [
+            _CrossBatch.from_sums([q for q in sums if len(q.visits) == t]) for t in lengths
+        ]
+        self._second_order = None
+        return self
+
+    def start_covariances(self) -> list[np.ndarray]:
+        """Each group's moment estimate of ``Sigma`` (:func:`moment_covariances`)."""
+        if self.design is None:
+            return summed_moment_covariances(self.residual, self.sums, self.n)
+        return moment_covariances(self.design)
+
+    def ols_sd(self) -> float:
+        """Residual standard deviation of the least-squares fit (1 if it is zero)."""
+        if self.design is None:
+            beta, rss = _summed_ols(self.sums)
+        else:
+            X, y = self.design.X, self.design.y
+            resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+            rss = float(resid @ resid)
+        return float(np.sqrt(rss / max(self.n - self.p, 1))) or 1.0
 
     def _forward(self, theta: np.ndarray) -> _State:
         sigmas = np.array(self.residual.matrices(theta))
@@ -311,22 +389,58 @@ def moment_covariances(design: Design) -> list[np.ndarray]:
     seen[res.subject_codes, res.visit_codes] = 1.0
     group_of = np.zeros(res.n_subjects, dtype=int)
     group_of[res.subject_codes] = res.group_codes
-    out = []
     fallback = float(resid @ resid) / max(len(y) - X.shape[1], 1) or 1.0
+    out = []
     for g in range(len(res.groups)):
         w, s = wide[group_of == g], seen[group_of == g]
-        counts = s.T @ s
-        cov = np.where(counts > 0, (w.T @ w) / np.maximum(counts, 1.0), 0.0)
-        var = np.diag(cov).copy()
-        var[~(var > 0)] = fallback
-        sd = np.sqrt(var)
-        corr = cov / np.outer(sd, sd)
-        np.fill_diagonal(corr, 1.0)
-        vals, vecs = np.linalg.eigh(np.clip(corr, -1.0, 1.0))
-        corr = (vecs * np.maximum(vals, 0.05)) @ vecs.T
-        corr = corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
-        out.append(corr * np.outer(sd, sd))
+        out.append(_positive_covariance(w.T @ w, s.T @ s, fallback))
     return out
+
+
+def _summed_ols(sums: list[PatternSums]) -> tuple[np.ndarray, float]:
+    """Least-squares ``beta`` and residual sum of squares from the patterns' sums
+    (``X'X = sum_p sum_j xx_p[j, j]``, likewise ``X'y`` and ``y'y``)."""
+    xtx = sum(np.einsum("jjab->ab", q.xx) for q in sums)
+    xty = sum(np.einsum("jja->a", q.xy) for q in sums)
+    yty = sum(float(np.trace(q.yy)) for q in sums)
+    beta = np.linalg.lstsq(xtx, xty, rcond=None)[0]
+    return beta, max(yty - 2.0 * float(beta @ xty) + float(beta @ xtx @ beta), 0.0)
+
+
+def summed_moment_covariances(
+    residual: ResidualTerm, sums: list[PatternSums], n: int
+) -> list[np.ndarray]:
+    """:func:`moment_covariances` from the patterns' summed products: with the least-squares
+    ``beta``, a pattern's ``sum_i r_i r_i' = yy - F - F' + sum_ab beta_a beta_b xx[., ., a, b]``
+    (``F[j, k] = sum_i (x_ij' beta) y_ik``), added at its visits."""
+    beta, rss = _summed_ols(sums)
+    m = len(residual.visits)
+    products = np.zeros((len(residual.groups), m, m))
+    counts = np.zeros_like(products)
+    for q in sums:
+        fit_y = q.xy @ beta
+        s = q.yy - fit_y - fit_y.T + np.einsum("jkab,a,b->jk", q.xx, beta, beta)
+        idx = (q.group, q.visits[:, None], q.visits[None, :])
+        products[idx] += s
+        counts[idx] += q.n
+    p = sums[0].xy.shape[-1]
+    fallback = rss / max(n - p, 1) or 1.0
+    return [_positive_covariance(a, c, fallback) for a, c in zip(products, counts, strict=True)]
+
+
+def _positive_covariance(products: np.ndarray, counts: np.ndarray, fallback: float) -> np.ndarray:
+    """``products / counts`` (pairwise means of residual products) made positive definite:
+    variances ``<= 0`` or unseen set to ``fallback``, correlation eigenvalues floored at 0.05."""
+    cov = np.where(counts > 0, products / np.maximum(counts, 1.0), 0.0)
+    var = np.diag(cov).copy()
+    var[~(var > 0)] = fallback
+    sd = np.sqrt(var)
+    corr = cov / np.outer(sd, sd)
+    np.fill_diagonal(corr, 1.0)
+    vals, vecs = np.linalg.eigh(np.clip(corr, -1.0, 1.0))
+    corr = (vecs * np.maximum(vals, 0.05)) @ vecs.T
+    corr = corr / np.sqrt(np.outer(np.diag(corr), np.diag(corr)))
+    return corr * np.outer(sd, sd)
 
 
 def structure_start(structure: VisitCovariance, sigma: np.ndarray) -> np.ndarray:
@@ -486,15 +600,13 @@ def _start(crit: MMRMCriterion, fg: _Counted) -> np.ndarray:
     try:
         if res.structure.kind in SPATIAL:
             raise ValueError("sp_exp starts from its own start")
-        sigmas = moment_covariances(crit.design)
+        sigmas = crit.start_covariances()
         theta = np.concatenate([structure_start(res.structure, s) for s in sigmas])
         if np.all(np.isfinite(theta)) and np.isfinite(fg(theta)[0]):
             return theta
     except _FAILURES:
         pass
-    X, y = crit.design.X, crit.design.y
-    resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
-    sd = float(np.sqrt(resid @ resid / max(len(y) - X.shape[1], 1))) or 1.0
+    sd = crit.ols_sd()
     theta = np.concatenate([res.structure.start(sd) for _ in res.groups])
     if not np.isfinite(fg(theta)[0]):
         raise ModelError("The covariance of the visits cannot be evaluated at its start.")

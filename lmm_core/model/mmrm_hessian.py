@@ -44,7 +44,7 @@ def structure_second_derivatives(crit, theta: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _pattern_products(batch, beta: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+def pattern_products(batch, beta: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     """Per pattern: ``sum_i x_ij x_ik'`` ``(q, t*t, p*p)`` and ``sum_i x_ij r_ik``
     ``(q, t*t, p)``."""
     q, t = batch.visits.shape
@@ -96,7 +96,7 @@ def hessian_and_xtvx_jacobian(crit, theta: np.ndarray) -> tuple[np.ndarray, np.n
             0, 2, 1)  # fmt: skip
         local = 2.0 * trace - info
         gl = (a @ inv[:, None]).reshape(q, n_l, t * t)  # W dS_l W
-        xx, xr = _pattern_products(b, beta, p)
+        xx, xr = pattern_products(b, beta, p)
         pm = gl @ xx  # (q, L, p*p)
         cv = gl @ xr  # (q, L, p)
         for grp in np.unique(b.groups):

@@ -31,10 +31,13 @@ import pandas as pd
 
 from lmm_core.errors import ModelError
 from lmm_core.formula.quoting import deparse
+from lmm_core.formula.terms import parse_formula
 from lmm_core.model.deviance import ProfiledDeviance
 from lmm_core.model.fit import OFFSET_MESSAGE, SINGULAR_MESSAGE, FitOptions, solution_fields
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.stream.batches import BatchBlocks, BlockSum, finish
+from lmm_core.stream.mmrm import fit_mmrm_stream
+from lmm_core.stream.mmrm_results import StreamedMMRMResult
 from lmm_core.stream.plan import StreamPlan, plan_stream
 from lmm_core.stream.results import StreamedLMMResult, optimum
 from lmm_core.stream.sources import DuckDBEngine, as_source
@@ -98,6 +101,8 @@ def fit_lmm_stream(
     options = options or FitOptions()
     t0 = time.perf_counter()
     eng = _open_engine(engine, source, spark, threads)
+    if parse_formula(formula).residual is not None:
+        return _fit_mmrm(formula, eng, reml, batch_size, max_memory_gib, progress)
     extra: dict = {}
     if isinstance(eng, SparkEngine):
         try:
@@ -126,6 +131,23 @@ def fit_lmm_stream(
         "total": t3 - t0,
     }
     return replace(result, timings=timings, rows=rows)
+
+
+def _fit_mmrm(formula, eng, reml, batch_size, max_memory_gib, progress) -> StreamedMMRMResult:
+    """A covariance structure of the visits: :mod:`lmm_core.stream.mmrm`."""
+    on_spark = isinstance(eng, SparkEngine)
+    try:
+        return fit_mmrm_stream(
+            formula,
+            eng,
+            reml=reml,
+            batch_size=batch_size,
+            max_memory_gib=max_memory_gib,
+            progress=progress,
+            spark=on_spark,
+        )
+    finally:
+        eng.close()
 
 
 def _open_engine(engine: str | None, source: object, spark: object | None, threads: int | None):

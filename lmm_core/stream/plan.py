@@ -110,7 +110,12 @@ class StreamPlan:
 
 
 def plan_stream(
-    formula: str, engine, *, max_memory_gib: float = 2.0, glmm: str | None = None
+    formula: str,
+    engine,
+    *,
+    max_memory_gib: float = 2.0,
+    glmm: str | None = None,
+    residual: bool = False,
 ) -> StreamPlan:
     """Pass 1 (module docstring) over ``engine``'s table.
 
@@ -128,6 +133,10 @@ def plan_stream(
         ``cbind(successes, failures)`` is then accepted and a grouping factor may have one
         level per row (glmer's observation-level random effect); ``None``: a linear mixed
         model.
+    residual
+        Accept a covariance structure of the visits (``us(visit | id)``): the caller is
+        :func:`lmm_core.stream.mmrm.plan_mmrm_stream`, which learns the visits and patterns;
+        the template then has one subject per row.
 
     Raises
     ------
@@ -136,7 +145,7 @@ def plan_stream(
         model whose blocks would exceed ``max_memory_gib``.
     """
     spec = parse_formula(formula)
-    if spec.residual is not None:
+    if spec.residual is not None and not residual:
         raise ModelError(
             "A covariance structure of the visits (MMRM) is not fitted by streaming yet; "
             "fit it on a DataFrame, or use random effects such as `(time | patient)`."
@@ -147,7 +156,7 @@ def plan_stream(
         raise ModelError(
             "`cbind(successes, failures)` is a binomial outcome: choose family='binomial'."
         )
-    if not spec.random:
+    if not spec.random and spec.residual is None:
         raise ModelError(
             "Formula has no random-effects term `( … | group)`; add one such as "
             "`(1 | patient)`, or use ordinary regression."
@@ -195,13 +204,15 @@ def plan_stream(
     ranges = _numeric_ranges(engine, numbers, where)
     rows = {c: frame for cols, (frame, _) in groups for c in cols}
     template = _template(used, schema, distinct, ranges, categorical, model_vars, k_levels, rows)
+    if spec.residual is not None:
+        template = _one_subject_per_row(template, spec.residual.subject.name, schema)
     stats = _learn_stats(spec, engine)
     design = build_design(spec, template)
     design.stats.update(stats)  # the recipes share this dict: the whole table's constants
     design = replace(design, kept_columns=np.arange(len(design.fixed_recipe.names)))
     reterms = _global_terms(spec, design, template, engine, where)
     _check_terms(list(reterms), n_used, glmm is None)
-    memory = block_memory(reterms, len(design.fixed_recipe.names), n_used)
+    memory = block_memory(reterms, len(design.fixed_recipe.names), n_used) if reterms else 0
     if memory > max_memory_gib * GIB:
         raise ModelError(_too_large(reterms, memory, max_memory_gib))
     return StreamPlan(spec, design, reterms, used, where, n_total, n_used, tuple(messages), memory)

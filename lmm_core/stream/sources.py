@@ -210,14 +210,17 @@ class DuckDBEngine:
         where: str,
         batch_size: int,
         keep: tuple[str, Sequence] | None = None,
+        order_by: Sequence[str] = (),
     ) -> Iterator[pd.DataFrame]:
         """The rows satisfying ``where`` (SQL), ``batch_size`` rows at a time, in the table's
-        order; with ``keep = (column, values)`` only the rows whose ``column`` is among
-        ``values``."""
+        order (or sorted by the columns ``order_by``: DuckDB sorts out of core); with
+        ``keep = (column, values)`` only the rows whose ``column`` is among ``values``."""
         cols = ", ".join(self.dialect.ident(c) for c in columns)
         sql = f"SELECT {cols} FROM {self.table} WHERE {where}"
         if keep is not None:
             sql += f" AND {self._keep_condition(*keep)}"
+        if order_by:
+            sql += f" ORDER BY {', '.join(self.dialect.ident(c) for c in order_by)}"
         reader = self.con.sql(sql).to_arrow_reader(batch_size)
         for batch in reader:
             if batch.num_rows:
