@@ -314,6 +314,7 @@ def fit_pattern_sums(plan: MMRMStreamPlan, total: PatternTotal, *, reml: bool = 
         crit,
         tuple(messages) + tuple(opt.messages),
         n_obs=total.n,
+        subjects=plan.residual.n_subjects,
     )
 
 

@@ -192,3 +192,22 @@ def test_units_do_not_change_the_streamed_fit(fev):
     np.testing.assert_allclose(b.beta, 1000.0 * a.beta, rtol=1e-7)
     shift = 2.0 * (a.nobs - (len(a.beta) if a.reml else 0)) * np.log(1000.0)
     assert b.objective == pytest.approx(a.objective + shift, rel=1e-10)
+
+
+def test_the_fit_seen_on_a_sample_of_patients(fev):
+    """The app's view: the whole fit's estimates, the sample's rows (fitted values and
+    residuals of those rows as in memory)."""
+    formula = "FEV1 ~ ARMCD * AVISIT + ar1(AVISIT | USUBJID)"
+    mem = lmm_core.fit_lmm(formula, fev)
+    whole = fit_lmm_stream(formula, fev)
+    picked = fev[fev["USUBJID"].isin(["PT3", "PT10", "PT77"])]
+    view = whole.on_sample(picked)
+    assert view.is_sample_view and not whole.is_sample_view
+    assert (view.nobs, view.n_subjects) == (mem.nobs, mem.n_subjects)
+    assert view.design.residual.n_subjects == 3
+    used = picked.dropna(subset=["FEV1"])
+    np.testing.assert_allclose(view.predict(), mem.predict(used), rtol=1e-9)
+    assert view.design.y.tolist() == used["FEV1"].tolist()
+    np.testing.assert_allclose(view.beta, whole.beta)
+    with pytest.raises(DataError, match="No row of the sample"):
+        whole.on_sample(picked.assign(FEV1=np.nan))
