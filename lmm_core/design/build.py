@@ -314,6 +314,9 @@ def _evaluate(ev: Evaluator, exprs: dict, labels, rows: np.ndarray) -> dict:
         val = ev.variable(exprs[v])
         if isinstance(val, Factor):
             values[v] = val.take(rows)
+            missing = values[v].codes < 0  # factor() of an expression that is NaN there
+            if missing.any():
+                _check_finite(v, False, np.where(missing, np.nan, 0.0))
         elif isinstance(val, Basis):
             values[v] = Basis(val.values[rows])
             _check_finite(v, False, values[v].values)

@@ -38,3 +38,17 @@ def test_extreme_scales_fit_cleanly(visits, scale):
     res = fit_lmm("y ~ t + (1 | g)", visits.assign(y=y))
     assert res.converged and np.isfinite(res.objective)
     assert res.sigma == pytest.approx(scale * np.std(y / scale), rel=0.6)
+
+
+def test_factor_of_an_expression_that_is_nan_gets_a_message_not_a_traceback():
+    """``factor(log(visit - 2))`` is NaN where visit is 1: a DataError saying so (it was a
+    LinAlgError from the least-squares start)."""
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"id": np.repeat(np.arange(20), 4), "visit": np.tile([1, 2, 3, 4], 20)})
+    df["y"] = rng.normal(size=len(df))
+    for formula in (
+        "y ~ factor(log(visit - 2)) + (1 | id)",
+        "y ~ visit + (factor(sqrt(visit - 2)) | id)",
+    ):
+        with pytest.raises(DataError, match="is not a finite number in 20 rows"):
+            fit_lmm(formula, df)
