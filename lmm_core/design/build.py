@@ -367,7 +367,11 @@ def _keep_columns(X: np.ndarray) -> np.ndarray:
 
 
 def build_design(
-    formula: str | ModelSpec, data: pd.DataFrame, *, check_nobs: bool = True
+    formula: str | ModelSpec,
+    data: pd.DataFrame,
+    *,
+    check_nobs: bool = True,
+    stats: dict | None = None,
 ) -> Design:
     """Evaluate a mixed-model formula on a table.
 
@@ -381,6 +385,10 @@ def build_design(
         Require fewer levels of each grouping factor, and fewer random effects, than
         observations (lmer's checks: with a residual, a factor with one level per row is not
         identifiable). GLMMs pass ``False``, as glmer (an observation-level random effect).
+    stats
+        Constants of ``scale()``/``center()`` and basis states already learned (by label),
+        used instead of those of ``data``: a streamed fit builds its recipes on a small
+        template with the whole table's constants (:mod:`lmm_core.stream.plan`).
 
     Returns
     -------
@@ -406,6 +414,7 @@ def build_design(
             "or use ordinary regression."
         )
     ev = Evaluator(data)
+    ev.stats.update(stats or {})
     missing = np.zeros(len(data), dtype=bool)
     with_missing = []
     for name in used:

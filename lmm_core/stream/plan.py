@@ -11,15 +11,15 @@ A factor of an expression (``factor(dose / 2)``, ``C(visit + shift)``) is learne
 distinct combinations of its columns among the rows used (one ``SELECT DISTINCT``), on which
 our own evaluator computes it: the same doubles as in memory, so the same levels, labels
 (``0.5``, ``1``, ``-Inf``), numeric order and reference level, for every expression of the
-grammar (refused: ``scale()``/``center()`` inside, a NaN value in a row used, more than
-:data:`MAX_FACTOR_COMBINATIONS` combinations).
+grammar (``scale()``/``center()`` inside with the whole table's constants; refused: a NaN
+value in a row used, more than :data:`MAX_FACTOR_COMBINATIONS` combinations).
 
 The design itself is then built by our own design code on a *template*: a small table with
 every level of the fixed-part factors and spread numeric values (the columns of a factor of
 an expression take those combinations together, so that it has exactly the levels of the
 table: spread values would make spurious ones), so that
-:func:`~lmm_core.design.build.build_design` returns the recipes (columns, names, contrasts);
-the learned constants replace the template's in the recipes' shared ``stats``, and each
+:func:`~lmm_core.design.build.build_design` returns the recipes (columns, names, contrasts),
+evaluated with the learned constants instead of the template's (its ``stats``), and each
 random-effects term gets the grouping levels of the whole table (zero-row
 :class:`~lmm_core.design.reterms.ReTerm` templates, in lme4's order by number of levels).
 Pass 2 (:mod:`lmm_core.stream.batches`) evaluates the recipes on each batch as on new data.
@@ -188,8 +188,9 @@ def plan_stream(
 
     categorical = _categorical_columns(spec, numeric)
     model_vars = _model_variables(spec)
+    stats = _learn_stats(spec, engine)
     groups = [
-        (cols, _expression_rows(engine, cols, calls, categorical, model_vars, where))
+        (cols, _expression_rows(engine, cols, calls, categorical, model_vars, where, stats))
         for cols, calls in _factor_expressions(spec)
     ]
     in_groups = {c for cols, _ in groups for c in cols}
@@ -206,9 +207,7 @@ def plan_stream(
     template = _template(used, schema, distinct, ranges, categorical, model_vars, k_levels, rows)
     if spec.residual is not None:
         template = _one_subject_per_row(template, spec.residual.subject.name, schema)
-    stats = _learn_stats(spec, engine)
-    design = build_design(spec, template)
-    design.stats.update(stats)  # the recipes share this dict: the whole table's constants
+    design = build_design(spec, template, stats=stats)  # the whole table's constants
     design = replace(design, kept_columns=np.arange(len(design.fixed_recipe.names)))
     reterms = _global_terms(spec, design, template, engine, where)
     _check_terms(list(reterms), n_used, glmm is None)
@@ -269,24 +268,11 @@ def _factor_expressions(spec: ModelSpec) -> list[tuple[list[str], list[Call]]]:
     """The factors of an expression (``factor(time / 30)``, ``C(dose * 2)``), gathered by
     the columns they use: each item is ``(columns, calls)``, two calls sharing a column in
     the same item (their levels depend on the same rows' combinations of values).
-
-    Raises
-    ------
-    ModelError
-        For ``scale()``/``center()`` inside ``factor()``: its levels would depend on
-        constants of the whole table that the template cannot reproduce.
     """
     groups: list[tuple[list[str], list[Call]]] = []
     for call in _factor_calls(spec):
         if isinstance(strip_parens(call.arg), Name):
             continue
-        inner = [nd for nd in walk(call.arg) if isinstance(nd, Call)]
-        if any(nd.func in ("scale", "center") for nd in inner):
-            raise ModelError(
-                f"`{deparse(call)}`: a factor of `scale()` or `center()` is not streamed (its "
-                "levels would be the standardized values); use the factor of the variable "
-                "itself, or add the expression as a column of the table first."
-            )
         cols = list(dict.fromkeys(nm.name for nm in names_in(call.arg)))
         joined = [g for g in groups if set(g[0]) & set(cols)]
         merged_cols = list(dict.fromkeys([c for g in joined for c in g[0]] + cols))
@@ -296,7 +282,7 @@ def _factor_expressions(spec: ModelSpec) -> list[tuple[list[str], list[Call]]]:
 
 
 def _expression_rows(
-    engine, columns: list[str], calls: list[Call], categorical, model_vars, where: str
+    engine, columns: list[str], calls: list[Call], categorical, model_vars, where: str, stats
 ) -> tuple[pd.DataFrame, int]:
     """Template rows of the columns of factors of expressions, and their largest number of
     levels.
@@ -334,6 +320,7 @@ def _expression_rows(
         )
     frame = frame.reset_index(drop=True)
     ev = Evaluator(frame)
+    ev.stats.update(stats)  # scale()/center() inside: the whole table's constants
     factors = []
     for call in calls:
         fac = ev.variable(call)
