@@ -54,25 +54,32 @@ def between_within_by(design, codes: np.ndarray) -> np.ndarray:
     """Between-within df of each coefficient with clusters ``codes`` (0..N-1) as the between
     level (module docstring: subjects for an MMRM)."""
     n_clusters = int(codes.max()) + 1
-    names = list(design.x_names)
-    has_intercept = "(Intercept)" in names
     within = np.array(
         [
-            name == "(Intercept)"
-            or len(np.unique(np.column_stack([design.X[:, j], codes]), axis=0)) > n_clusters
-            for j, name in enumerate(names)
+            len(np.unique(np.column_stack([design.X[:, j], codes]), axis=0)) > n_clusters
+            for j in range(design.X.shape[1])
         ]
     )
+    return between_within_from(design.x_names, within, design.n, n_clusters)
+
+
+def between_within_from(names, within: np.ndarray, n: int, n_clusters: int) -> np.ndarray:
+    """Between-within df from which columns vary within a cluster (``within``; the
+    intercept counts as within), ``n`` rows and ``n_clusters`` clusters."""
+    names = list(names)
+    has_intercept = "(Intercept)" in names
+    within = np.asarray(within, dtype=bool) | (np.array(names) == "(Intercept)")
     df_between = n_clusters - int((~within).sum()) - int(has_intercept)
-    df_within = design.n - n_clusters - (int(within.sum()) - int(has_intercept))
+    df_within = n - n_clusters - (int(within.sum()) - int(has_intercept))
     return np.where(within, float(df_within), float(df_between))
 
 
 def between_within_df(result: MMRMResult) -> np.ndarray:
-    """mmrm's between-within df of each coefficient (module docstring)."""
-    res = result.design.residual
-    assert res is not None
-    return between_within_by(result.design, res.subject_codes)
+    """mmrm's between-within df of each coefficient (module docstring), with the subjects
+    as clusters (which columns vary within a subject: from the rows, or for a streamed fit
+    from its patterns' sums, :meth:`MMRMCriterion.within_subject_columns`)."""
+    within = result.criterion.within_subject_columns()
+    return between_within_from(result.x_names, within, result.nobs, result.n_subjects)
 
 
 def structured_inference(

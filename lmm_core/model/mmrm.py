@@ -277,6 +277,30 @@ class MMRMCriterion:
             rss = float(resid @ resid)
         return float(np.sqrt(rss / max(self.n - self.p, 1))) or 1.0
 
+    def within_subject_columns(self) -> np.ndarray:
+        """Which columns of ``X`` take more than one value within some subject. From the
+        sums: column ``a`` varies within the subjects of a pattern when
+        ``sum_i (x_ija - x_ika)^2 = xx[j, j, a, a] + xx[k, k, a, a] - 2 xx[j, k, a, a] > 0``
+        for two of its visits (exactly 0 for a constant column: the three sums add the same
+        products in the same order)."""
+        if self.design is not None:
+            res = self.residual
+            n = res.n_subjects
+            X = self.design.X
+            return np.array(
+                [
+                    len(np.unique(np.column_stack([X[:, a], res.subject_codes]), axis=0)) > n
+                    for a in range(self.p)
+                ]
+            )
+        within = np.zeros(self.p, dtype=bool)
+        for q in self.sums:
+            diag = np.einsum("jkaa->jka", q.xx)  # (t, t, p): sum_i x_ija x_ika
+            d = np.einsum("jja->ja", diag)
+            spread = d[:, None, :] + d[None, :, :] - 2.0 * diag
+            within |= (spread > 1e-12 * (d[:, None, :] + d[None, :, :])).any(axis=(0, 1))
+        return within
+
     def _forward(self, theta: np.ndarray) -> _State:
         sigmas = np.array(self.residual.matrices(theta))
         p = self.p

@@ -5,9 +5,10 @@ Everything the sums give is computed as for an in-memory fit: ``fixef``, the mod
 ``vcov``, ``theta``, ``residual_covariance()``, ``loglik``, ``aic``, ``bic``, ``nobs``,
 ``predict(newdata)`` and ``fixef_table()`` with Satterthwaite's df (exact Hessian and
 ``d(X'V^-1X)/dtheta`` from the sums, :mod:`lmm_core.model.mmrm_hessian`), residual or Wald df,
-and Kenward-Roger (its sums over subjects are sums over patterns of ``sum_i x_ij x_ik'``,
-:mod:`lmm_core.inference.mmrm_kenward_roger`). The empirical (sandwich) covariances and the
-between-within df need each subject's rows and are refused with a message.
+Kenward-Roger (its sums over subjects are sums over patterns of ``sum_i x_ij x_ik'``,
+:mod:`lmm_core.inference.mmrm_kenward_roger`) and the between-within df (which columns vary
+within a subject, from the same sums). The empirical (sandwich) covariances need each
+subject's rows and are refused with a message.
 """
 
 from __future__ import annotations
@@ -109,12 +110,10 @@ class StreamedMMRMResult(MMRMResult):
     def fixef_table(
         self, df_method: str = "satterthwaite", level: float = 0.95, vcov_method: str = "model"
     ) -> pd.DataFrame:
-        """As :meth:`MMRMResult.fixef_table`; ``vcov_method`` other than ``"model"`` and
-        ``df_method="between-within"`` are refused (they need the rows)."""
+        """As :meth:`MMRMResult.fixef_table`; ``vcov_method`` other than ``"model"`` is
+        refused (the empirical covariances need the rows)."""
         if str(vcov_method).lower() != "model":
             raise ModelError(ROWS_MESSAGE.format(what=f"The empirical covariance {vcov_method}"))
-        if str(df_method).lower() == "between-within":
-            raise ModelError(ROWS_MESSAGE.format(what="The between-within df"))
         return super().fixef_table(df_method, level, vcov_method)
 
     def vcov_sandwich(self, kind: str = "CR0") -> pd.DataFrame:
