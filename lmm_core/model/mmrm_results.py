@@ -242,17 +242,7 @@ class MMRMResult:
                 "Kenward-Roger adjusts the model-based covariance; use vcov_method='model' with "
                 "it, or Satterthwaite's df with an empirical covariance."
             )
-        if kind == "model" and method in _LOCAL:
-            se = self.std_errors
-            if method == "satterthwaite":
-                df = np.array([self.satterthwaite_df(row) for row in np.eye(len(se))])
-            elif method == "residual":
-                df = np.full(len(se), float(self.nobs - self.design.p))
-            else:
-                df = np.full(len(se), np.inf)
-        else:
-            vcov, df = _inference()(self, method, kind)
-            se = np.sqrt(np.diag(vcov))
+        se, df = self._errors_and_df(method, kind)
         table = pd.DataFrame(index=pd.Index(self.x_names, name="term"), columns=FIXEF_COLUMNS)
         table["estimate"] = self.beta
         table["std_error"] = se
@@ -263,6 +253,20 @@ class MMRMResult:
         table["ci_lower"] = self.beta - q * se
         table["ci_upper"] = self.beta + q * se
         return table.astype(float)
+
+    def _errors_and_df(self, method: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Standard errors and df of the coefficients for validated ``method`` and ``kind``."""
+        if kind == "model" and method in _LOCAL:
+            se = self.std_errors
+            if method == "satterthwaite":
+                df = np.array([self.satterthwaite_df(row) for row in np.eye(len(se))])
+            elif method == "residual":
+                df = np.full(len(se), float(self.nobs - len(se)))
+            else:
+                df = np.full(len(se), np.inf)
+            return se, df
+        vcov, df = _inference()(self, method, kind)
+        return np.sqrt(np.diag(vcov)), df
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = False) -> np.ndarray:
         """Population predictions ``X beta`` (an MMRM has no random effects)."""

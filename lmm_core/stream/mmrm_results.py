@@ -7,8 +7,9 @@ Everything the sums give is computed as for an in-memory fit: ``fixef``, the mod
 ``d(X'V^-1X)/dtheta`` from the sums, :mod:`lmm_core.model.mmrm_hessian`), residual or Wald df,
 Kenward-Roger (its sums over subjects are sums over patterns of ``sum_i x_ij x_ik'``,
 :mod:`lmm_core.inference.mmrm_kenward_roger`) and the between-within df (which columns vary
-within a subject, from the same sums). The empirical (sandwich) covariances need each
-subject's rows and are refused with a message.
+within a subject, from the same sums). The empirical (sandwich) covariances ``CR0``, ``CR2``,
+``CR3`` and their Satterthwaite df stream the rows once more, sorted by patient
+(:mod:`lmm_core.stream.mmrm_sandwich`; DuckDB).
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from lmm_core.design.model_matrix import Evaluator
 from lmm_core.errors import DataError, ModelError
-from lmm_core.model.mmrm_results import MMRMResult
-
-ROWS_MESSAGE = (
-    "{what} needs each patient's rows, which a streamed fit does not keep: use the "
-    "model-based covariance with Satterthwaite's or Kenward-Roger's df, or fit on a "
-    "DataFrame (a sample of patients)."
-)
+from lmm_core.inference.mmrm_fixef import between_within_df
+from lmm_core.model.mmrm_results import MMRMResult, _vcov_method
+from lmm_core.stream.mmrm_codes import row_codes
+from lmm_core.stream.mmrm_sandwich import streamed_sandwich
 
 
 @dataclass(eq=False)
@@ -77,8 +74,9 @@ class StreamedMMRMResult(MMRMResult):
         Raises
         ------
         DataError
-            When no row of ``sample`` is used by the model, or a visit or group of the
-            sample was not in the fit (the table changed since).
+            When no row of ``sample`` is used by the model.
+        ModelError
+            A visit or group of the sample that the fit did not see (the table changed).
         """
         design = self.design
         res = design.residual
@@ -94,7 +92,7 @@ class StreamedMMRMResult(MMRMResult):
         if design.has_offset:
             y = y - design.offset_values(part)
         X = design.fixed_matrix(part)
-        visits, subjects, groups = _sample_codes(res, part)
+        visits, subjects, groups = row_codes(res, part)
         residual = replace(
             res,
             visit_codes=visits,
@@ -107,20 +105,35 @@ class StreamedMMRMResult(MMRMResult):
         )
         return replace(self, design=view, sample=frame, derived={})
 
-    def fixef_table(
-        self, df_method: str = "satterthwaite", level: float = 0.95, vcov_method: str = "model"
-    ) -> pd.DataFrame:
-        """As :meth:`MMRMResult.fixef_table`; ``vcov_method`` other than ``"model"`` is
-        refused (the empirical covariances need the rows)."""
-        if str(vcov_method).lower() != "model":
-            raise ModelError(ROWS_MESSAGE.format(what=f"The empirical covariance {vcov_method}"))
-        return super().fixef_table(df_method, level, vcov_method)
+    def _errors_and_df(self, method: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`MMRMResult._errors_and_df`; an empirical covariance streams the rows
+        once more (:func:`lmm_core.stream.mmrm_sandwich.streamed_sandwich`, kept)."""
+        if kind == "model":
+            return super()._errors_and_df(method, kind)
+        vcov, df = self._sandwich(kind)
+        p = len(df)
+        if method == "between-within":
+            df = between_within_df(self)
+        elif method == "residual":
+            df = np.full(p, float(self.nobs - p))
+        elif method == "wald":
+            df = np.full(p, np.inf)
+        return np.sqrt(np.diag(vcov)), df
+
+    def _sandwich(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        key = f"streamed_sandwich_{kind}"
+        if key not in self.derived:
+            self.derived[key] = streamed_sandwich(self, kind)
+        return self.derived[key]
 
     def vcov_sandwich(self, kind: str = "CR0") -> pd.DataFrame:
-        """Refused unless ``kind="model"`` (module docstring)."""
-        if str(kind).lower() != "model":
-            raise ModelError(ROWS_MESSAGE.format(what=f"The empirical covariance {kind}"))
-        return self.vcov
+        """The empirical covariance ``"CR0"``, ``"CR2"`` or ``"CR3"`` (one more pass over the
+        rows, sorted by patient), or ``"model"``."""
+        kind = _vcov_method(kind)
+        if kind == "model":
+            return self.vcov
+        vcov = self._sandwich(kind)[0]
+        return pd.DataFrame(vcov, index=self.x_names, columns=self.x_names)
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = False) -> np.ndarray:
         """Population predictions ``X beta`` for ``newdata`` (required for the whole fit,
@@ -130,24 +143,4 @@ class StreamedMMRMResult(MMRMResult):
         return super().predict(newdata, include_re)
 
 
-def _sample_codes(res, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of ``frame``: its visit and group in the fit's labels, its patient (codes
-    of the sample's patients)."""
-    from lmm_core.design.residual import residual_term
-
-    term = residual_term(Evaluator(frame), res.spec, np.arange(len(frame)))
-    visit_of = {v: i for i, v in enumerate(res.visits)}
-    group_of = {g: i for i, g in enumerate(res.groups)}
-    visits = np.array([visit_of.get(v, -1) for v in term.visits])[term.visit_codes]
-    groups = np.array([group_of.get(g, -1) for g in term.groups])[term.group_codes]
-    if res.spec.group is None:
-        groups = np.zeros(len(frame), dtype=np.int64)
-    if (visits < 0).any() or (groups < 0).any():
-        raise DataError(
-            "The sample has visits or groups the fit has not seen: the table changed since "
-            "the fit; fit again."
-        )
-    return visits, term.subject_codes, groups
-
-
-__all__ = ["ROWS_MESSAGE", "StreamedMMRMResult"]
+__all__ = ["StreamedMMRMResult"]

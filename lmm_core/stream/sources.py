@@ -263,6 +263,8 @@ class RowStream:
         Rows per batch.
     threads
         DuckDB threads (``None``: DuckDB's default).
+    order_by
+        Columns the rows are sorted by (DuckDB sorts out of core; ``()``: the table's order).
     """
 
     source: Source
@@ -270,13 +272,16 @@ class RowStream:
     where: str
     batch_size: int
     threads: int | None = None
+    order_by: tuple[str, ...] = ()
 
     def __call__(self, keep: tuple[str, Sequence] | None = None) -> Iterator[pd.DataFrame]:
         """The rows, batch by batch; ``keep = (column, values)`` restricts them to the rows
         whose ``column`` is among ``values`` (in SQL, before any row is read)."""
         engine = DuckDBEngine(self.source, threads=self.threads)
         try:
-            yield from engine.batches(list(self.columns), self.where, self.batch_size, keep)
+            yield from engine.batches(
+                list(self.columns), self.where, self.batch_size, keep, self.order_by
+            )
         finally:
             engine.close()
 

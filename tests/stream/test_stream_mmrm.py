@@ -7,6 +7,7 @@ regrouped (:func:`lmm_core.stream.mmrm.whole_subjects`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,16 +167,36 @@ def test_a_model_above_the_memory_limit_is_refused_with_its_estimate(fev):
         fit_lmm_stream(formula, fev, max_memory_gib=1e-6)
 
 
-def test_what_needs_the_rows_is_refused_with_a_message(fev):
+def test_empirical_covariances_stream_the_rows_again(fev, fev_parquet):
+    """CR0, CR2, CR3 and their Satterthwaite df from one more pass over the rows sorted by
+    patient equal the in-memory sandwich (mmrm's Empirical covariances)."""
+    formula = "FEV1 ~ RACE + ARMCD * AVISIT + us(AVISIT | USUBJID)"
+    mem = lmm_core.fit_lmm(formula, fev)
+    streamed = lmm_core.fit_lmm(formula, str(fev_parquet), batch_size=50)
+    for kind in ("CR0", "CR2", "CR3"):
+        np.testing.assert_allclose(
+            streamed.vcov_sandwich(kind).to_numpy(), mem.vcov_sandwich(kind).to_numpy(),
+            rtol=1e-5, atol=1e-12,
+        )  # fmt: skip
+        for method in ("satterthwaite", "between-within", "residual"):
+            np.testing.assert_allclose(
+                streamed.fixef_table(method, vcov_method=kind).to_numpy(),
+                mem.fixef_table(method, vcov_method=kind).to_numpy(),
+                rtol=1e-5,
+            )
+    view = streamed.on_sample(fev[fev["USUBJID"].isin(["PT3", "PT10"])])
+    np.testing.assert_allclose(view.vcov_sandwich("CR2"), streamed.vcov_sandwich("CR2"))
+
+
+def test_without_rows_to_stream_again(fev):
     streamed = fit_lmm_stream("FEV1 ~ ARMCD * AVISIT + us(AVISIT | USUBJID)", fev)
-    with pytest.raises(ModelError, match="needs each patient's rows"):
-        streamed.fixef_table(vcov_method="CR2")
-    with pytest.raises(ModelError, match="needs each patient's rows"):
-        streamed.vcov_sandwich("CR0")
     with pytest.raises(ModelError, match="newdata"):
         streamed.predict()
     mem = lmm_core.fit_lmm("FEV1 ~ ARMCD * AVISIT + us(AVISIT | USUBJID)", fev)
     np.testing.assert_allclose(streamed.predict(fev.head(8)), mem.predict(fev.head(8)), rtol=1e-9)
+    spark_like = replace(streamed, rows=None, derived={})  # a Spark fit keeps no RowStream
+    with pytest.raises(ModelError, match='engine="duckdb"'):
+        spark_like.fixef_table(vcov_method="CR0")
 
 
 def test_units_do_not_change_the_streamed_fit(fev):
