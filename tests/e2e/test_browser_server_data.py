@@ -169,3 +169,45 @@ def test_a_streamed_logistic_glmm_with_its_cost_and_passes(browser, glmm_server)
         support.go_to(page, "Trajectories")  # drawn again at this width
         support.screenshot(page, "stream_glmm_trajectories_1024")
         page.context.close()
+
+
+MMRM_FORMULA = "y ~ arm * factor(visit) + ar1(visit | patient)"
+
+
+def test_a_streamed_mmrm_of_a_server_file(browser, server):
+    """A covariance structure of the visits on the whole file: the rows are streamed sorted
+    by patient into the patterns' sums; the summary counts every row and patient, the
+    diagnostics show the sampled patients (screenshots at 1400 and 1024 px)."""
+    limits_file, n_rows, n_patients = server
+    with support.running_app(timeout=120, env={"LMM_LIMITS": str(limits_file)}) as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+        support.open_app(page, url)
+        support.wait_for_text(page, f"1 file offered, {n_rows:,} rows in all")
+        patients = page.get_by_role("spinbutton", name="Patients")
+        patients.fill("100")
+        patients.press("Enter")
+        support.wait_idle(page)
+        page.get_by_role("button", name="Sample patients").click()
+        support.wait_for_text(page, f"sample of 100 of {n_patients:,} patients")
+        support.go_to(page, "Model")
+        page.get_by_role("textbox", name="Or type a formula").fill(MMRM_FORMULA)
+        page.get_by_role("button", name="Fit model").click()
+        support.wait_for_text(page, "Summary of", timeout_ms=300_000)
+        assert not support.exceptions_on(page)
+        body = page.locator("body").inner_text()
+        assert f"{n_rows:,}" in body and f"{n_patients:,}" in body
+        summary = page.get_by_role("heading", name=re.compile("Summary of"))
+        summary.scroll_into_view_if_needed()
+        support.screenshot(page, "server_data_mmrm_summary_1400")
+        for width in (1400, 1024):
+            page.set_viewport_size({"width": width, "height": 1100})
+            support.go_to(page, "Diagnostics")
+            assert not support.exceptions_on(page)
+            support.wait_for_text(page, "the 100 sampled patients")
+            assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+            support.screenshot(page, f"server_data_mmrm_diagnostics_{width}")
+        support.go_to(page, "Model")
+        support.wait_for_text(page, "Summary of")
+        page.get_by_role("heading", name=re.compile("Summary of")).scroll_into_view_if_needed()
+        support.screenshot(page, "server_data_mmrm_summary_1024")
+        page.context.close()
