@@ -48,6 +48,14 @@ conditional modes), ``F = Lam C^-1 Lam' Z'WX``, ``K = Lam C^-1 Lam'``:
   term ``k``, ``d(-2 l) / d lambda_k = 2 s0^2 (sum_l (Z'QZ)_ll) lambda_k`` (diagonal blocks of
   its levels), and ``lambda_k`` is linear in its parameters.
 
+Streamed (:meth:`RandomMMRMCriterion.from_sums`): a table that does not fit in memory gives
+each cell as its summed outer products (:class:`CellSums`, :func:`cell_sums` per batch of
+whole subjects, added over batches); all cells are then kept as outer products. What the
+rows gave in memory comes from the cells: their row products ``sum_j cp[jj] = sum A'A`` give
+the least-squares ``s0``, the columns' units of :func:`~lmm_core.design.reterms.theta_scale`
+and the per-level sums of the start (:meth:`~RandomMMRMCriterion.level_sums`), and their
+``X``/``y`` parts the MMRM's pattern sums for the moment covariances of the visits.
+
 Parameters seen by the optimizer: ``psi = (theta_R, phi)`` with ``phi = theta_lambda *
 theta_scale`` (:func:`lmm_core.design.reterms.theta_scale`): ``log sd`` shift and ``lambda``
 relative to ``s0`` do not change when the outcome changes its unit, ``phi`` not when a
@@ -62,9 +70,17 @@ import numpy as np
 from scipy import linalg
 
 from lmm_core.design.build import Design
+from lmm_core.design.residual import ResidualTerm
 from lmm_core.design.reterms import ReTerm, amalgamate, theta_scale
 from lmm_core.errors import DataError, ModelError
-from lmm_core.model.mmrm import LOG_2PI, Evaluation
+from lmm_core.model.mmrm import (
+    LOG_2PI,
+    Evaluation,
+    PatternSums,
+    _summed_ols,
+    moment_covariances,
+    summed_moment_covariances,
+)
 
 #: Largest dense random-effects system (several grouping factors) accepted.
 MAX_DENSE_Q = 3000
@@ -272,8 +288,53 @@ class RandomMMRMCriterion:
         resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
         self.s0 = float(np.sqrt(resid @ resid / max(self.n - self.p, 1))) or 1.0
         self.batches, cell_levels = _build_cells(design, self.terms, crossproducts)
-        self.layout = _Layout(self.terms, cell_levels, self.p)
         self.q_z = sum(t.n_columns for t in self.terms)
+        self._finish(cell_levels)
+
+    @classmethod
+    def from_sums(
+        cls,
+        residual: ResidualTerm,
+        reterms: tuple[ReTerm, ...],
+        cells: list[CellSums],
+        n: int,
+        reml: bool,
+    ) -> RandomMMRMCriterion:
+        """The criterion of ``n`` rows known only through their cells' summed outer products
+        (a streamed fit: :mod:`lmm_core.stream.mmrm_random`); every cell is kept as outer
+        products, so an evaluation costs the same whatever the number of subjects.
+
+        ``reterms`` are the design's terms (levels of the whole table; their rows are not
+        used): the cells' ``Zc`` columns are those of the terms merged by grouping factor
+        (:func:`~lmm_core.design.reterms.amalgamate`). What the rows gave in memory comes
+        from the cells' row products ``A'A = sum_j cp[jj]`` (:meth:`row_products`): ``s0`` is
+        the least-squares residual SD of ``X'X``, ``X'y``, ``y'y`` and the unit of each
+        ``z`` column (:func:`~lmm_core.design.reterms.theta_scale`) is
+        ``sqrt(sum z^2 / n)``, equal to the in-memory values up to rounding.
+        """
+        self = cls.__new__(cls)
+        self.design = None  # type: ignore[assignment]
+        self.reml = bool(reml)
+        self.residual = residual
+        self.terms, _, self.parts = amalgamate(tuple(reterms))
+        self.q_z = sum(t.n_columns for t in self.terms)
+        d = int(round(np.sqrt(cells[0].cp.shape[1])))
+        self.n, self.p = int(n), d - self.q_z - 1
+        self.n_r = residual.n_theta
+        self.cells = cells
+        _, rss = _summed_ols(self.pattern_sums())
+        self.s0 = float(np.sqrt(rss / max(self.n - self.p, 1))) or 1.0
+        self.scale = np.concatenate([
+            t.structure.theta_units(rms) for t, rms in zip(self.terms, self.column_rms(),
+                                                           strict=True)
+        ])  # fmt: skip
+        self.batches, cell_levels = _cells_from_sums(cells)
+        self._finish(cell_levels)
+        return self
+
+    def _finish(self, cell_levels: np.ndarray) -> None:
+        """The layout, bounds and factor Jacobians (both constructors)."""
+        self.layout = _Layout(self.terms, cell_levels, self.p)
         self.lower = np.concatenate(
             [np.full(self.n_r, -np.inf)] + [t.structure.lower for t in self.terms]
         )
@@ -300,6 +361,74 @@ class RandomMMRMCriterion:
         for t, th in zip(self.terms, thetas, strict=True):
             lam = self.s0 * t.structure.factor(th)
             out.append(lam @ lam.T)
+        return out
+
+    # ------------------------------------------------------------------ from sums
+    def row_products(self) -> np.ndarray:
+        """Per cell of a summed criterion, ``sum_i A_i'A_i`` over its rows: ``(cells, d, d)``
+        (the diagonal ``j = k`` of its outer products summed over the visits)."""
+        d = self.q_z + self.p + 1
+        return np.array([
+            np.einsum("jjab->ab", c.cp.reshape(len(c.visits), len(c.visits), d, d))
+            for c in self.cells
+        ])  # fmt: skip
+
+    def column_rms(self) -> list[np.ndarray]:
+        """:func:`~lmm_core.design.reterms.column_rms` of each merged term of a summed
+        criterion: ``sqrt(sum z^2 / n)`` per column (1 for a column of zeros)."""
+        zz = np.diag(self.row_products().sum(0))[: self.q_z] / max(self.n, 1)
+        rms = np.where(np.isfinite(zz) & (zz > 0), np.sqrt(np.abs(zz)), 1.0)
+        bounds = np.cumsum([0] + [t.n_columns for t in self.terms])
+        return [rms[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def pattern_sums(self) -> list[PatternSums]:
+        """The MMRM's :class:`~lmm_core.model.mmrm.PatternSums` of a summed criterion: the
+        ``X``/``y`` parts of its cells' outer products added per (group, visits)."""
+        qz, d = self.q_z, self.q_z + self.p + 1
+        out: dict[tuple, PatternSums] = {}
+        for c in self.cells:
+            t = len(c.visits)
+            cp = c.cp.reshape(t, t, d, d)
+            part = PatternSums(c.group, c.visits, c.n, cp[:, :, qz:-1, qz:-1].copy(),
+                               cp[:, :, qz:-1, -1].copy(), cp[:, :, -1, -1].copy())  # fmt: skip
+            key = (c.group, tuple(c.visits.tolist()))
+            if key in out:
+                out[key] += part
+            else:
+                out[key] = part
+        return list(out.values())
+
+    def start_covariances(self) -> list[np.ndarray]:
+        """Each group's moment estimate of ``Sigma`` (:func:`~lmm_core.model.mmrm.
+        moment_covariances` on the rows, or its summed form on the cells)."""
+        if self.design is None:
+            return summed_moment_covariances(self.residual, self.pattern_sums(), self.n)
+        return moment_covariances(self.design)
+
+    def level_sums(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per merged term of a summed criterion and per level ``l``, with ``r = y - X b``
+        the least-squares residuals: rows ``n_l``, ``Z_l'Z_l``, ``Z_l'r_l`` and ``r_l'r_l``
+        (what :func:`lmm_core.model.starts.moment_start` sums from the rows; a subject, so a
+        cell, lies in one level of each term)."""
+        beta, _ = _summed_ols(self.pattern_sums())
+        aa = self.row_products()
+        qz = self.q_z
+        x = slice(qz, qz + self.p)
+        resid = aa[:, :, -1] - aa[:, :, x] @ beta  # A'r without the y column's own terms
+        rr = resid[:, -1] - resid[:, x] @ beta
+        rows = np.array([c.n * len(c.visits) for c in self.cells], float)
+        out, start = [], 0
+        for k, t in enumerate(self.terms):
+            z = slice(start, start + t.n_columns)
+            codes = np.array([c.levels[k] for c in self.cells], dtype=np.int64)
+            m = t.n_levels
+            out.append((
+                np.bincount(codes, weights=rows, minlength=m),
+                _by_level(codes, aa[:, z, z], m),
+                _by_level(codes, resid[:, z], m),
+                np.bincount(codes, weights=rr, minlength=m),
+            ))  # fmt: skip
+            start += t.n_columns
         return out
 
     # ------------------------------------------------------------------ criterion
@@ -450,6 +579,91 @@ class RandomMMRMCriterion:
 
 
 _FAILURES = (linalg.LinAlgError, np.linalg.LinAlgError, ValueError, FloatingPointError)
+
+
+def _by_level(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+    """``values`` (``(cells, ...)``) summed per level code: ``(m, ...)``."""
+    out = np.zeros((m, *values.shape[1:]))
+    np.add.at(out, codes, values)
+    return out
+
+
+@dataclass
+class CellSums:
+    """One cell's subjects kept only as their summed outer products (what a streamed fit
+    accumulates): ``n`` subjects of group ``group`` with the visits ``visits`` and the level
+    ``levels[k]`` of each merged term ``k``; ``cp = sum_i A_i (x) A_i`` as ``(t*t, d*d)``,
+    ``A_i = [Zc_i, X_i, y_i]`` (:func:`_outer`)."""
+
+    group: int
+    visits: np.ndarray
+    levels: np.ndarray
+    n: int
+    cp: np.ndarray
+
+    @property
+    def key(self) -> tuple:
+        return (self.group, tuple(self.visits.tolist()), tuple(self.levels.tolist()))
+
+    def __iadd__(self, other: CellSums) -> CellSums:
+        self.n += other.n
+        self.cp += other.cp
+        return self
+
+
+def cell_sums(A: np.ndarray, subjects: np.ndarray, visits: np.ndarray, groups: np.ndarray,
+              levels: np.ndarray) -> list[CellSums]:  # fmt: skip
+    """The cells of some whole subjects: rows ``A = [Zc, X, y]`` with their subject, visit and
+    group codes and the level of each merged term (``(rows, terms)``; constant within a
+    subject, checked by the caller)."""
+    order = np.lexsort((visits, subjects))
+    subj = subjects[order]
+    starts = np.flatnonzero(np.r_[True, subj[1:] != subj[:-1]])
+    lengths = np.diff(np.r_[starts, len(subj)])
+    A, vis = A[order], visits[order]
+    grp, lev = groups[order][starts], levels[order][starts]
+    out = []
+    for t in np.unique(lengths):
+        sel = np.flatnonzero(lengths == t)
+        idx = starts[sel, None] + np.arange(t)
+        keys, of = np.unique(np.column_stack([grp[sel], vis[idx], lev[sel]]), axis=0,
+                             return_inverse=True)  # fmt: skip
+        of = np.ravel(of)
+        members = np.argsort(of, kind="stable")
+        bounds = np.r_[0, np.cumsum(np.bincount(of, minlength=len(keys)))]
+        rows = A[idx]
+        for key, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True):
+            out.append(CellSums(int(key[0]), key[1 : t + 1].astype(np.int64),
+                                key[t + 1 :].astype(np.int64), int(b - a),
+                                _outer(rows[members[a:b]])))  # fmt: skip
+    return out
+
+
+def _cells_from_sums(cells: list[CellSums]) -> tuple[list[_Cells], np.ndarray]:
+    """:func:`_build_cells` for cells known by their sums: one outer-product batch per visit
+    count, cells sorted by pattern; returns the batches and each cell's levels."""
+    batches, cell_levels = [], []
+    for t in sorted({len(c.visits) for c in cells}):
+        mine = [c for c in cells if len(c.visits) == t]
+        pats = np.array([[c.group, *c.visits.tolist()] for c in mine], dtype=np.int64)
+        keys, of = np.unique(pats, axis=0, return_inverse=True)
+        of = np.ravel(of)
+        order = np.argsort(of, kind="stable")
+        batches.append(
+            _Cells(
+                t=int(t),
+                groups=keys[:, 0].astype(int),
+                visits=keys[:, 1:].astype(int),
+                counts=np.bincount(of, weights=[c.n for c in mine], minlength=len(keys)).astype(
+                    int
+                ),
+                cell_pattern=of[order],
+                cp=np.array([mine[i].cp for i in order]),
+            )
+        )
+        cell_levels.append(np.array([mine[i].levels for i in order], dtype=int).reshape(
+            len(mine), -1))  # fmt: skip
+    return batches, np.vstack(cell_levels)
 
 
 def _factor_jacobian(term: ReTerm) -> np.ndarray:

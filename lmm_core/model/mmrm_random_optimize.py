@@ -3,7 +3,9 @@
 
 1. Start: ``theta_R`` from the moment covariances of the visits projected on the structure
    (as :mod:`lmm_core.model.mmrm`), the random effects from per-level least squares
-   (:func:`lmm_core.model.starts.moment_start`).
+   (:func:`lmm_core.model.starts.moment_start`); for a criterion known by its cells' sums (a
+   streamed fit) both from those sums (:func:`summed_moment_start`), the same start up to
+   rounding.
 2. L-BFGS-B with the analytic gradient on the unit-free ``psi`` (the standard-deviation-like
    entries of each ``lambda`` bounded below by 0), stopping on a relative change of the
    criterion of ``1e-12`` or a projected gradient below ``1e-7``.
@@ -23,9 +25,9 @@ import numpy as np
 from scipy import optimize
 
 from lmm_core.errors import ModelError
-from lmm_core.model.mmrm import MMRMOptimum, gradient_hessian, moment_covariances, structure_start
+from lmm_core.model.mmrm import MMRMOptimum, gradient_hessian, structure_start
 from lmm_core.model.mmrm_random import _FAILURES, RandomMMRMCriterion
-from lmm_core.model.starts import moment_start
+from lmm_core.model.starts import FLOOR, moment_start
 
 #: A standard-deviation-like ``phi`` below this is at the boundary (lme4's 1e-4).
 SINGULAR_TOL = 1e-4
@@ -62,17 +64,55 @@ def random_mmrm_start(crit: RandomMMRMCriterion) -> np.ndarray:
     """The start of step 1 (module docstring)."""
     res = crit.residual
     try:
-        sigmas = moment_covariances(crit.design)
+        sigmas = crit.start_covariances()
         theta_r = np.concatenate([structure_start(res.structure, s) for s in sigmas])
         if not np.all(np.isfinite(theta_r)):
             raise ValueError("no moment start")
     except _FAILURES:
         theta_r = np.concatenate([res.structure.start(crit.s0) for _ in res.groups])
     design = crit.design
-    phi = moment_start(design.X, design.y, crit.terms) * crit.scale
+    if design is None:
+        phi = summed_moment_start(crit) * crit.scale
+    else:
+        phi = moment_start(design.X, design.y, crit.terms) * crit.scale
     var = crit.is_variance[crit.n_r :]
     phi[var] = np.maximum(phi[var], 0.05)
     return np.concatenate([theta_r, phi])
+
+
+def summed_moment_start(crit: RandomMMRMCriterion) -> np.ndarray:
+    """:func:`~lmm_core.model.starts.moment_start` of a criterion known by its cells' sums
+    (:meth:`RandomMMRMCriterion.from_sums`): the same per-level least squares, from the
+    per-level ``n_l``, ``Z_l'Z_l``, ``Z_l'r_l``, ``r_l'r_l`` that the cells give exactly
+    (:meth:`RandomMMRMCriterion.level_sums`), so the same start up to rounding."""
+    parts = []
+    for term, sums, rms in zip(crit.terms, crit.level_sums(), crit.column_rms(), strict=True):
+        theta_k = _summed_term_start(term.n_columns, *sums, rms, term.structure)
+        parts.append(term.structure.start if theta_k is None else theta_k)
+    return np.concatenate(parts)
+
+
+def _summed_term_start(s, counts, zz, zr, rr, d, structure) -> np.ndarray | None:
+    """The per-level moment estimate of :func:`lmm_core.model.starts._term_start` (the same
+    steps, line for line) on the per-level sums."""
+    eig = np.linalg.eigvalsh(zz)
+    usable = (counts > s) & (eig[:, 0] > 1e-10 * np.maximum(eig[:, -1], 1e-300))
+    if usable.sum() < 2:
+        return None
+    zz, zr, rr, counts = zz[usable], zr[usable], rr[usable], counts[usable]
+    coef = np.linalg.solve(zz, zr[..., None])[..., 0]
+    rss = rr - np.einsum("lj,lj->l", coef, zr)
+    s2 = float(np.sum(rss) / np.sum(counts - s))
+    if not np.isfinite(s2) or s2 <= 0:
+        return None
+    spread = np.atleast_2d(np.cov(coef, rowvar=False))
+    g = spread - s2 * np.mean(np.linalg.inv(zz), axis=0)
+    rel = d[:, None] * g * d[None, :] / s2
+    vals, vecs = np.linalg.eigh((rel + rel.T) / 2)
+    rel = (vecs * np.maximum(vals, FLOOR)) @ vecs.T
+    lam = np.linalg.cholesky(rel) / d[:, None]
+    theta_k = structure.theta_from_factor(lam)
+    return theta_k if np.all(np.isfinite(theta_k)) else None
 
 
 def _project(crit: RandomMMRMCriterion, psi: np.ndarray) -> np.ndarray:

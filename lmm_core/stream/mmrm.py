@@ -42,6 +42,7 @@ from lmm_core.formula.quoting import deparse
 from lmm_core.model.fit import OFFSET_MESSAGE
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.mmrm import MMRMCriterion, PatternSums, optimize_mmrm, patterns
+from lmm_core.model.mmrm_results import MMRMResult
 from lmm_core.stream.batches import _batch_arrays, _qr_r
 from lmm_core.stream.mmrm_plan import MMRMStreamPlan, plan_mmrm_stream
 from lmm_core.stream.mmrm_results import StreamedMMRMResult
@@ -161,9 +162,10 @@ def whole_subjects(frames: Iterator[pd.DataFrame], subject: str) -> Iterator[pd.
 
 
 def accumulate(frames: Iterator[pd.DataFrame], plan: MMRMStreamPlan, batch_size: int,
-               progress=None) -> PatternTotal:  # fmt: skip
-    """Pass 2 over batches sorted by subject (DuckDB's reader, or a Spark partition)."""
-    total = PatternTotal(plan)
+               progress=None, kind: type[PatternTotal] = PatternTotal) -> PatternTotal:  # fmt: skip
+    """Pass 2 over batches sorted by subject (DuckDB's reader, or a Spark partition), into a
+    ``kind`` (:class:`PatternTotal`, or the cells of :mod:`lmm_core.stream.mmrm_random`)."""
+    total = kind(plan)
     start, done = time.perf_counter(), 0
     held: list[pd.DataFrame] = []
     rows = 0
@@ -188,13 +190,15 @@ class MMRMPartition:
     """The function ``mapInPandas`` runs on each Spark partition (rows partitioned and sorted
     by subject): one row ``blocks``, the pickled :class:`PatternTotal` (or the error)."""
 
-    def __init__(self, plan: MMRMStreamPlan, batch_size: int) -> None:
+    def __init__(self, plan: MMRMStreamPlan, batch_size: int,
+                 kind: type[PatternTotal] = PatternTotal) -> None:  # fmt: skip
         self.plan = plan
         self.batch_size = int(batch_size)
+        self.kind = kind
 
     def __call__(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         try:
-            total = accumulate(frames, self.plan, self.batch_size)
+            total = accumulate(frames, self.plan, self.batch_size, kind=self.kind)
         except LMMError as exc:
             payload = ("error", type(exc).__name__, str(exc))
         else:
@@ -203,7 +207,8 @@ class MMRMPartition:
             yield pd.DataFrame({"blocks": [pickle.dumps(payload, protocol=5)]})
 
 
-def spark_pattern_total(engine, plan: MMRMStreamPlan, batch_size: int, progress) -> PatternTotal:
+def spark_pattern_total(engine, plan: MMRMStreamPlan, batch_size: int, progress,
+                        kind: type[PatternTotal] = PatternTotal) -> PatternTotal:  # fmt: skip
     """Pass 2 on Spark: partitions of whole subjects, their totals merged on the driver."""
     from lmm_core.stream.spark import _ERRORS, _collect, _is_spark_exception
 
@@ -212,7 +217,7 @@ def spark_pattern_total(engine, plan: MMRMStreamPlan, batch_size: int, progress)
     job = (
         frame.repartition(frame[subject])
         .sortWithinPartitions(subject)
-        .mapInPandas(MMRMPartition(plan, batch_size), "blocks binary")
+        .mapInPandas(MMRMPartition(plan, batch_size, kind), "blocks binary")
     )
     try:
         rows = _collect(engine.spark, job, plan.base.n_used, progress)
@@ -223,7 +228,7 @@ def spark_pattern_total(engine, plan: MMRMStreamPlan, batch_size: int, progress)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ModelError(f"The Spark job of pass 2 failed: {first}") from exc
         raise
-    total = PatternTotal(plan)
+    total = kind(plan)
     for row in rows:
         payload = pickle.loads(row["blocks"])
         if payload[0] == "error":
@@ -233,23 +238,31 @@ def spark_pattern_total(engine, plan: MMRMStreamPlan, batch_size: int, progress)
 
 
 def fit_mmrm_stream(formula: str, eng, *, reml: bool, batch_size: int, max_memory_gib: float,
-                    progress=None, spark: bool = False) -> StreamedMMRMResult:  # fmt: skip
-    """Passes 1 and 2 on ``eng`` (DuckDB or Spark), then the fit (module docstring)."""
+                    progress=None, spark: bool = False) -> MMRMResult:  # fmt: skip
+    """Passes 1 and 2 on ``eng`` (DuckDB or Spark), then the fit (module docstring): a
+    :class:`StreamedMMRMResult`, or with random effects beside the structure a
+    :class:`~lmm_core.stream.mmrm_random_results.StreamedMMRMRandomResult`
+    (:mod:`lmm_core.stream.mmrm_random`)."""
     t0 = time.perf_counter()
     plan = plan_mmrm_stream(formula, eng, max_memory_gib=max_memory_gib)
     t1 = time.perf_counter()
     subject = plan.spec.subject.name
+    kind, fit = PatternTotal, fit_pattern_sums
+    if plan.base.reterms:  # random effects beside the structure: sums per cell
+        from lmm_core.stream.mmrm_random import CellTotal, fit_cell_sums
+
+        kind, fit = CellTotal, fit_cell_sums
     if spark:
-        total = spark_pattern_total(eng, plan, batch_size, progress)
+        total = spark_pattern_total(eng, plan, batch_size, progress, kind)
         rows = None
     else:
         frames = eng.batches(plan.base.columns, plan.base.where, batch_size, order_by=[subject])
-        total = accumulate(frames, plan, batch_size, progress)
+        total = accumulate(frames, plan, batch_size, progress, kind)
         rows = eng.row_stream(plan.base.columns, plan.base.where, batch_size)
     t2 = time.perf_counter()
     if total.n != plan.base.n_used or total.r is None:
         raise ModelError("The table changed between the two passes; fit again.")
-    result = fit_pattern_sums(plan, total, reml=reml)
+    result = fit(plan, total, reml=reml)
     timings = {
         "pass1": t1 - t0,
         "pass2": t2 - t1,

@@ -14,7 +14,12 @@ visits: ``sum_i X_i (x) X_i``, ``sum_i X_i (x) y_i``, ``sum_i y_i y_i'``,
 - the groups of ``us(visit | arm / patient)``;
 - the number of subjects and of patterns of each size ``t`` (a ``GROUP BY`` of the subjects'
   sorted visit lists), from which the memory of the sums, ``t^2 (p^2 + p + 1)`` numbers per
-  pattern, is estimated before any row is streamed; a model above the limit is refused.
+  pattern, is estimated before any row is streamed; a model above the limit is refused;
+- with random effects beside the structure (``y ~ arm * visit + (1 | hospital) +
+  ar1(visit | patient)``, :mod:`lmm_core.stream.mmrm_random`): their terms with the whole
+  table's levels (``base.reterms``) and the number of *cells* of each size (the same
+  ``GROUP BY`` with the subjects' grouping columns added), ``t^2 d^2`` numbers per cell
+  (``d`` columns of ``[Zc, X, y]``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ class MMRMStreamPlan:
         The covariance term over the whole table: visits, groups, number of subjects and the
         structure (its per-row codes are empty: pass 2 codes each batch).
     patterns
-        Number of patterns of each size ``t`` (``{t: count}``).
+        Number of patterns of each size ``t`` (``{t: count}``); with random effects beside
+        the structure (``base.reterms``, the whole table's levels), of cells.
     memory_bytes
         Estimated memory of the pattern sums and of one evaluation.
     """
@@ -70,20 +76,16 @@ def plan_mmrm_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> MM
     Raises
     ------
     FormulaError, DataError, ModelError
-        As the in-memory path; a :class:`ModelError` for random effects beside the
-        structure, and, with the memory estimate, for sums above ``max_memory_gib``.
+        As the in-memory path; a :class:`ModelError` with the memory estimate for sums
+        above ``max_memory_gib``.
     """
-    base = plan_stream(formula, engine, max_memory_gib=max_memory_gib, residual=True)
+    # no cross-product blocks of a random-effects model are formed: the memory checked is
+    # that of the pattern (or cell) sums, below
+    base = plan_stream(formula, engine, max_memory_gib=float("inf"), residual=True)
     spec = base.spec.residual
     assert spec is not None
     if spec.structure not in STRUCTURES:
         raise ModelError(f"`{spec.label}`: use one of {', '.join(STRUCTURES)}.")
-    if base.reterms:
-        raise ModelError(
-            f"Random effects beside `{spec.label}` are fitted in memory only (a DataFrame, or "
-            "a sample of patients); stream the model without them, or with random effects "
-            "and no covariance structure of the visits."
-        )
     d = engine.dialect
     where = base.where
     if spec.structure in SPATIAL:
@@ -100,7 +102,8 @@ def plan_mmrm_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> MM
         col = d.ident(spec.group.name)
         frame = engine.query(f"SELECT DISTINCT {col} FROM {{table}} WHERE {where}")
         groups = factor_labels(frame, spec.group.name)
-    counts = _pattern_counts(spec, engine, where)
+    by = list(dict.fromkeys(nm.name for r in base.spec.random for nm in r.group_vars))
+    counts = _pattern_counts(spec, engine, where, by)
     residual = ResidualTerm(
         spec=spec,
         visits=visits,
@@ -113,7 +116,13 @@ def plan_mmrm_stream(formula: str, engine, *, max_memory_gib: float = 2.0) -> MM
     )
     patterns = {int(t): int(k) for t, k in zip(counts["t"], counts["patterns"], strict=True)}
     p = len(base.x_names)
-    memory = pattern_memory(patterns, p)
+    if base.reterms:  # cells: lmm_core.stream.mmrm_random
+        width = p + 1 + sum(t.n_columns for t in base.reterms)
+        memory = cell_memory(patterns, width)
+        if memory > max_memory_gib * GIB:
+            raise ModelError(_too_many_cells(patterns, memory, width, max_memory_gib))
+    else:
+        memory = pattern_memory(patterns, p)
     if memory > max_memory_gib * GIB:
         k = sum(patterns.values())
         raise ModelError(
@@ -129,6 +138,22 @@ def pattern_memory(patterns: dict[int, int], p: int) -> int:
     """Bytes of the pattern sums (``t^2 (p^2 + p + 1)`` numbers per pattern of ``t`` visits),
     counted three times: the running sum, a batch's, and the criterion's copy."""
     return int(3 * 8 * sum(k * t * t * (p * p + p + 1) for t, k in patterns.items()))
+
+
+def cell_memory(cells: dict[int, int], d: int) -> int:
+    """Bytes of the cell sums of random effects beside the structure (``t^2 d^2`` numbers per
+    cell of ``t`` visits, ``d`` columns of ``[Zc, X, y]``), counted three times."""
+    return int(3 * 8 * sum(k * t * t * d * d for t, k in cells.items()))
+
+
+def _too_many_cells(cells: dict[int, int], memory: int, d: int, limit: float) -> str:
+    return (
+        f"This model needs about {memory / GIB:.1f} GiB for the summed products of its "
+        f"{sum(cells.values()):,} cells (subjects with the same visits and the same levels of "
+        f"the grouping factors; {d} columns of random effects, fixed effects and outcome), "
+        f"above the limit of {limit:g} GiB. Fit it on a sample of patients, group rare visit "
+        "patterns, or use fewer fixed-effects columns or grouping factors with fewer levels."
+    )
 
 
 def factor_labels(frame: pd.DataFrame, column: str) -> tuple[str, ...]:
@@ -169,9 +194,10 @@ def _points(spec: ResidualSpec, engine, where: str) -> tuple[tuple[str, ...], Vi
     )
 
 
-def _pattern_counts(spec: ResidualSpec, engine, where: str) -> pd.DataFrame:
+def _pattern_counts(spec: ResidualSpec, engine, where: str, by: list[str]) -> pd.DataFrame:
     """Per size ``t``: the number of patterns and of subjects (subjects grouped by their
-    group and their sorted list of visits)."""
+    group and their sorted list of visits); with grouping columns ``by`` (random effects
+    beside the structure) the number of cells (patterns split by the subjects' levels)."""
     d = engine.dialect
     subject = d.ident(spec.subject.name)
     group = d.ident(spec.group.name) if spec.group is not None else "0"
@@ -181,13 +207,15 @@ def _pattern_counts(spec: ResidualSpec, engine, where: str) -> pd.DataFrame:
         key = f"concat_ws('|', sort_array(collect_list({point})))"
     else:
         key = f"string_agg({point}, '|' ORDER BY {point})"
+    levels = "".join(f", min({d.ident(c)}) AS l{i}" for i, c in enumerate(by))
+    keys = "g, k, t" + "".join(f", l{i}" for i in range(len(by)))
     inner = (
-        f"SELECT min({group}) AS g, {key} AS k, count(*) AS t FROM {{table}} WHERE {where} "
-        f"GROUP BY {subject}"
+        f"SELECT min({group}) AS g, {key} AS k, count(*) AS t{levels} FROM {{table}} "
+        f"WHERE {where} GROUP BY {subject}"
     )
     return engine.query(
-        f"SELECT t, count(*) AS patterns, sum(n) AS subjects FROM (SELECT g, k, t, count(*) "
-        f"AS n FROM ({inner}) AS s GROUP BY g, k, t) AS p GROUP BY t ORDER BY t"
+        f"SELECT t, count(*) AS patterns, sum(n) AS subjects FROM (SELECT {keys}, count(*) "
+        f"AS n FROM ({inner}) AS s GROUP BY {keys}) AS p GROUP BY t ORDER BY t"
     )
 
 
@@ -195,4 +223,4 @@ def _text(dialect) -> str:
     return "STRING" if dialect.name == "spark" else "VARCHAR"
 
 
-__all__ = ["MMRMStreamPlan", "factor_labels", "pattern_memory", "plan_mmrm_stream"]
+__all__ = ["MMRMStreamPlan", "cell_memory", "factor_labels", "pattern_memory", "plan_mmrm_stream"]
