@@ -76,11 +76,13 @@ class PatternSums:
 
     @classmethod
     def of(cls, pattern: Pattern) -> PatternSums:
-        """The sums of a pattern's rows."""
-        X, y = pattern.X, pattern.y
-        xx = np.einsum("ija,ikb->jkab", X, X)
-        return cls(pattern.group, pattern.visits, pattern.n, xx, np.einsum("ija,ik->jka", X, y),
-                   y.T @ y)  # fmt: skip
+        """The sums of a pattern's rows (two matrix products of the ``(n, t p)`` rows)."""
+        n, t, p = pattern.X.shape
+        flat = pattern.X.reshape(n, t * p)
+        xx = (flat.T @ flat).reshape(t, p, t, p).transpose(0, 2, 1, 3)
+        xy = (flat.T @ pattern.y).reshape(t, p, t).transpose(0, 2, 1)
+        return cls(pattern.group, pattern.visits, n, np.ascontiguousarray(xx),
+                   np.ascontiguousarray(xy), pattern.y.T @ pattern.y)  # fmt: skip
 
     def __iadd__(self, other: PatternSums) -> PatternSums:
         self.n += other.n
@@ -98,16 +100,35 @@ def patterns(design: Design) -> list[Pattern]:
     subj, vis = res.subject_codes[order], res.visit_codes[order]
     X, y, grp = design.X[order], design.y[order], res.group_codes[order]
     starts = np.flatnonzero(np.r_[True, subj[1:] != subj[:-1]])
-    ends = np.r_[starts[1:], len(subj)]
-    keys: dict[tuple, list[int]] = {}
-    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        keys.setdefault((int(grp[a]), tuple(vis[a:b].tolist())), []).append(k)
+    counts = np.diff(np.r_[starts, len(subj)])
+    keys = _pattern_keys(vis, grp, starts, counts)
+    by_key = np.argsort(keys, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(keys[by_key]) != 0, True])
     out = []
-    for (group, visits), members in keys.items():
-        t = len(visits)
-        idx = np.concatenate([np.arange(starts[k], ends[k]) for k in members]).reshape(-1, t)
-        out.append(Pattern(group, np.array(visits), X[idx], y[idx]))
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        members = by_key[a:b]
+        first, t = starts[members[0]], int(counts[members[0]])
+        idx = starts[members][:, None] + np.arange(t)
+        out.append(Pattern(int(grp[first]), vis[first : first + t].copy(), X[idx], y[idx]))
     return out
+
+
+def _pattern_keys(vis, grp, starts, counts) -> np.ndarray:
+    """A code per subject, equal for subjects of the same group with the same visits (a
+    bit mask of the visits when there are fewer than 63, else the visit tuples)."""
+    if vis.size and int(vis.max()) < 63:
+        mask = np.bitwise_or.reduceat(np.left_shift(1, vis.astype(np.int64)), starts)
+        pairs = np.column_stack([grp[starts], mask])
+        return np.unique(pairs, axis=0, return_inverse=True)[1].ravel()
+    seen: dict[tuple, int] = {}
+    ends = starts + counts
+    return np.array(
+        [
+            seen.setdefault((int(grp[a]), tuple(vis[a:b].tolist())), len(seen))
+            for a, b in zip(starts, ends, strict=True)
+        ],
+        dtype=np.int64,
+    )
 
 
 @dataclass
@@ -135,19 +156,8 @@ class _Batch:
 class _CrossBatch(_Batch):
     """Patterns kept as summed cross-products: ``X'V^-1X = sum_jk W_jk A[j, k]``."""
 
-    def __init__(self, pats: list[Pattern], p: int):
-        super().__init__(pats)
-        t = self.visits.shape[1]
-        self.t, self.p = t, p
-        self.xx = np.concatenate([np.einsum("ija,ikb->jkab", q.X, q.X).reshape(-1, p * p)
-                                  for q in pats])  # fmt: skip
-        self.xy = np.concatenate([np.einsum("ija,ik->jka", q.X, q.y).reshape(-1, p) for q in pats])
-        self.yy = np.concatenate([(q.y.T @ q.y).reshape(-1) for q in pats])
-
-    @classmethod
-    def from_sums(cls, sums: list[PatternSums]) -> _CrossBatch:
+    def __init__(self, sums: list[PatternSums]):
         """The batch of patterns (all with ``t`` visits) given as their summed products."""
-        self = cls.__new__(cls)
         self.groups = np.array([s.group for s in sums])
         self.visits = np.array([s.visits for s in sums])
         self.counts = np.array([s.n for s in sums], dtype=float)
@@ -155,7 +165,6 @@ class _CrossBatch(_Batch):
         self.xx = np.concatenate([s.xx.reshape(-1, self.p * self.p) for s in sums])
         self.xy = np.concatenate([s.xy.reshape(-1, self.p) for s in sums])
         self.yy = np.concatenate([s.yy.reshape(-1) for s in sums])
-        return self
 
     def forward(self, inv: np.ndarray, chol: np.ndarray) -> tuple:
         flat = inv.reshape(-1)
@@ -210,7 +219,9 @@ def _batches(pats: list[Pattern], p: int, crossproducts: bool | None) -> list[_B
         same = [q for q in pats if len(q.visits) == t]
         big = [crossproducts if crossproducts is not None else q.n >= t * p for q in same]
         if any(big):
-            out.append(_CrossBatch([q for q, b in zip(same, big, strict=True) if b], p))
+            out.append(
+                _CrossBatch([PatternSums.of(q) for q, b in zip(same, big, strict=True) if b])
+            )
         if not all(big):
             out.append(_RowBatch([q for q, b in zip(same, big, strict=True) if not b], p))
     return out
@@ -255,9 +266,7 @@ class MMRMCriterion:
         self.residual = residual
         self.sums = sums
         lengths = sorted({len(q.visits) for q in sums})
-        self.batches = [
-            _CrossBatch.from_sums([q for q in sums if len(q.visits) == t]) for t in lengths
-        ]
+        self.batches = [_CrossBatch([q for q in sums if len(q.visits) == t]) for t in lengths]
         self._second_order = None
         return self
 

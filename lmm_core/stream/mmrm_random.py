@@ -33,22 +33,18 @@ transformed values.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
-from lmm_core.design.build import _keep_columns
 from lmm_core.design.model_matrix import Evaluator
 from lmm_core.design.reterms import amalgamate
 from lmm_core.errors import DataError
-from lmm_core.formula.quoting import deparse
-from lmm_core.model.fit import OFFSET_MESSAGE
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.mmrm_random import CellSums, RandomMMRMCriterion, _Layout, cell_sums
 from lmm_core.model.mmrm_random_optimize import optimize_random_mmrm
 from lmm_core.stream.batches import _batch_arrays, _qr_r
-from lmm_core.stream.mmrm import PatternTotal
+from lmm_core.stream.mmrm_codes import row_codes
+from lmm_core.stream.mmrm_pass import PatternTotal, summed_design
 from lmm_core.stream.mmrm_plan import MMRMStreamPlan
 from lmm_core.stream.mmrm_random_results import StreamedMMRMRandomResult
 
@@ -69,7 +65,7 @@ class CellTotal(PatternTotal):
     def add(self, frame: pd.DataFrame) -> None:
         """Add a batch of whole subjects (the checks and messages of the in-memory path)."""
         X, y, terms = _batch_arrays(self.plan.base, frame)
-        visits, subjects, groups = self._codes(frame)
+        visits, subjects, groups = row_codes(self.plan.residual, frame)
         z = np.hstack([terms[k].z for pieces in self.parts for k, _ in pieces])
         levels = np.column_stack([terms[pieces[0][0]].codes for pieces in self.parts])
         self._check_levels(frame, subjects, levels)
@@ -108,23 +104,9 @@ def fit_cell_sums(plan: MMRMStreamPlan, total: CellTotal, *, reml: bool = True):
     """Drop the aliased columns (R's rule on ``R``), optimize and return the result."""
     base = plan.base
     names = base.x_names
-    assert total.r is not None
-    keep = _keep_columns(total.r)
-    design = replace(
-        base.design,
-        y=np.zeros(0),
-        X=np.zeros((0, len(keep))),
-        x_names=tuple(names[i] for i in keep),
-        aliased=tuple(nm for i, nm in enumerate(names) if i not in set(keep.tolist())),
-        reterms=base.reterms,
-        rows=np.zeros(0, dtype=np.int64),
-        n_dropped=base.n_total - base.n_used,
-        kept_columns=keep,
-        offset=np.zeros(0),
-        residual=plan.residual,
-    )
-    messages = _messages(plan, design.aliased)
-    design = replace(design, messages=messages)
+    design = summed_design(plan, total, base.reterms)
+    keep = design.kept_columns
+    messages = design.messages
     qz = sum(t.n_columns for t in total.terms)
     cols = np.r_[np.arange(qz), qz + keep, qz + len(names)]
     d = qz + len(names) + 1
@@ -151,23 +133,6 @@ def _columns(cp: np.ndarray, t: int, d: int, cols: np.ndarray) -> np.ndarray:
     """The outer products ``(t*t, d*d)`` of the columns ``cols`` of ``A`` only."""
     sub = cp.reshape(t * t, d, d)[:, cols][:, :, cols]
     return np.ascontiguousarray(sub.reshape(t * t, len(cols) ** 2))
-
-
-def _messages(plan: MMRMStreamPlan, aliased: tuple[str, ...]) -> tuple[str, ...]:
-    """The in-memory design's notes: rows left out, aliased columns, offsets."""
-    base = plan.base
-    messages = list(base.messages)
-    if aliased:
-        k = len(aliased)
-        messages.append(
-            f"fixed-effect model matrix is rank deficient so dropping {k} column"
-            f"{'s' * (k > 1)} / coefficient{'s' * (k > 1)}: {', '.join(aliased)} (each is a "
-            "combination of earlier columns)"
-        )
-    if base.spec.offsets:
-        terms = " + ".join(f"`{deparse(c)}`" for c in base.spec.offsets)
-        messages.append(OFFSET_MESSAGE.format(terms=terms, response=base.design.response))
-    return tuple(messages)
 
 
 __all__ = ["CellTotal", "fit_cell_sums"]

@@ -18,7 +18,7 @@ import lmm_core
 from lmm_core.errors import DataError, ModelError
 from lmm_core.model.mmrm import MMRMCriterion
 from lmm_core.stream import fit_lmm_stream
-from lmm_core.stream.mmrm import whole_subjects
+from lmm_core.stream.mmrm_codes import whole_subjects
 from lmm_core.stream.mmrm_results import StreamedMMRMResult
 
 FEV = Path(__file__).resolve().parents[1] / "fixtures" / "mmrm" / "data" / "fev_data.csv"

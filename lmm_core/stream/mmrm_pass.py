@@ -1,0 +1,201 @@
+"""Pass 2 of a streamed MMRM: batches of whole subjects into summed products.
+
+The rows come sorted by subject (DuckDB sorts out of core; on Spark they are partitioned and
+sorted by subject), and :func:`~lmm_core.stream.mmrm_codes.whole_subjects` regroups the
+batches so that none cuts a subject. Each batch goes through our own design code (the plan's
+recipes, as new data for a prediction), its subjects are grouped by pattern (group and
+visits) and their products summed (:class:`PatternTotal`; with random effects beside the
+structure, per cell: :class:`lmm_core.stream.mmrm_random.CellTotal`), with the ``R`` of ``X``
+for the aliased columns (:func:`summed_design`). On Spark each partition sums its own
+subjects (:class:`MMRMPartition`) and the driver merges the totals.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from lmm_core.design.build import Design, _keep_columns
+from lmm_core.errors import DataError, LMMError, ModelError
+from lmm_core.formula.quoting import deparse
+from lmm_core.model.fit import OFFSET_MESSAGE
+from lmm_core.model.mmrm import PatternSums, patterns
+from lmm_core.stream.batches import _batch_arrays, _qr_r
+from lmm_core.stream.mmrm_codes import row_codes, whole_subjects
+from lmm_core.stream.mmrm_plan import MMRMStreamPlan
+
+
+class PatternTotal:
+    """Pass 2's running sums: per pattern (group, visits) its :class:`PatternSums`, the rows
+    seen and the ``R`` of ``X`` (every column; aliasing is decided at the end)."""
+
+    def __init__(self, plan: MMRMStreamPlan) -> None:
+        self.plan = plan
+        self.sums: dict[tuple, PatternSums] = {}
+        self.n = 0
+        self.r: np.ndarray | None = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Add a batch of whole subjects (the checks and messages of the in-memory path)."""
+        X, y, _ = _batch_arrays(self.plan.base, frame)
+        visits, subjects, groups = row_codes(self.plan.residual, frame)
+        design = SimpleNamespace(
+            X=X,
+            y=y,
+            residual=SimpleNamespace(
+                visit_codes=visits, subject_codes=subjects, group_codes=groups
+            ),
+        )
+        for pattern in patterns(design):  # type: ignore[arg-type]
+            part = PatternSums.of(pattern)
+            key = (pattern.group, tuple(pattern.visits.tolist()))
+            if key in self.sums:
+                self.sums[key] += part
+            else:
+                self.sums[key] = part
+        self.n += len(y)
+        r = _qr_r(X)
+        self.r = r if self.r is None else _qr_r(np.vstack([self.r, r]))
+
+    def merge(self, other: PatternTotal) -> None:
+        """Add another total (a Spark partition's)."""
+        for key, part in other.sums.items():
+            if key in self.sums:
+                self.sums[key] += part
+            else:
+                self.sums[key] = part
+        self.n += other.n
+        if other.r is not None:
+            self.r = other.r if self.r is None else _qr_r(np.vstack([self.r, other.r]))
+
+
+def accumulate(
+    frames: Iterator[pd.DataFrame],
+    plan: MMRMStreamPlan,
+    batch_size: int,
+    progress=None,
+    kind: type[PatternTotal] = PatternTotal,
+) -> PatternTotal:
+    """Pass 2 over batches sorted by subject (DuckDB's reader, or a Spark partition), into a
+    ``kind`` (:class:`PatternTotal`, or the cells of :mod:`lmm_core.stream.mmrm_random`)."""
+    total = kind(plan)
+    start, done = time.perf_counter(), 0
+    held: list[pd.DataFrame] = []
+    rows = 0
+    for frame in whole_subjects(frames, plan.spec.subject.name):
+        held.append(frame)
+        rows += len(frame)
+        if rows >= batch_size:
+            total.add(pd.concat(held, ignore_index=True) if len(held) > 1 else held[0])
+            done += rows
+            held, rows = [], 0
+            if progress is not None:
+                progress(done, plan.base.n_used, done / max(time.perf_counter() - start, 1e-9))
+    if held:
+        total.add(pd.concat(held, ignore_index=True) if len(held) > 1 else held[0])
+        done += rows
+    if progress is not None:
+        progress(done, plan.base.n_used, done / max(time.perf_counter() - start, 1e-9))
+    return total
+
+
+class MMRMPartition:
+    """The function ``mapInPandas`` runs on each Spark partition (rows partitioned and sorted
+    by subject): one row ``blocks``, the pickled :class:`PatternTotal` (or the error)."""
+
+    def __init__(
+        self, plan: MMRMStreamPlan, batch_size: int, kind: type[PatternTotal] = PatternTotal
+    ) -> None:
+        self.plan = plan
+        self.batch_size = int(batch_size)
+        self.kind = kind
+
+    def __call__(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        try:
+            total = accumulate(frames, self.plan, self.batch_size, kind=self.kind)
+        except LMMError as exc:
+            payload = ("error", type(exc).__name__, str(exc))
+        else:
+            payload = ("blocks", total) if total.n else None
+        if payload is not None:
+            yield pd.DataFrame({"blocks": [pickle.dumps(payload, protocol=5)]})
+
+
+def spark_pattern_total(
+    engine,
+    plan: MMRMStreamPlan,
+    batch_size: int,
+    progress,
+    kind: type[PatternTotal] = PatternTotal,
+) -> PatternTotal:
+    """Pass 2 on Spark: partitions of whole subjects, their totals merged on the driver."""
+    from lmm_core.stream.spark import _ERRORS, _collect, _is_spark_exception
+
+    subject = plan.spec.subject.name
+    frame = engine.selected(plan.base.columns, plan.base.where)
+    job = (
+        frame.repartition(frame[subject])
+        .sortWithinPartitions(subject)
+        .mapInPandas(MMRMPartition(plan, batch_size, kind), "blocks binary")
+    )
+    try:
+        rows = _collect(engine.spark, job, plan.base.n_used, progress)
+    except LMMError:
+        raise
+    except Exception as exc:
+        if _is_spark_exception(exc):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelError(f"The Spark job of pass 2 failed: {first}") from exc
+        raise
+    total = kind(plan)
+    for row in rows:
+        payload = pickle.loads(row["blocks"])
+        if payload[0] == "error":
+            raise _ERRORS.get(payload[1], DataError)(payload[2])
+        total.merge(payload[1])
+    return total
+
+
+def summed_design(plan: MMRMStreamPlan, total: PatternTotal, reterms=()) -> Design:
+    """The template design with the whole table's counts, the columns kept by R's rule on
+    ``R`` (aliased ones dropped) and the in-memory notes (rows left out, aliased columns,
+    offsets); ``X`` and ``y`` have no rows."""
+    base = plan.base
+    names = base.x_names
+    assert total.r is not None
+    keep = _keep_columns(total.r)
+    aliased = tuple(nm for i, nm in enumerate(names) if i not in set(keep.tolist()))
+    messages = list(base.messages)
+    if aliased:
+        k = len(aliased)
+        messages.append(
+            f"fixed-effect model matrix is rank deficient so dropping {k} column"
+            f"{'s' * (k > 1)} / coefficient{'s' * (k > 1)}: {', '.join(aliased)} (each is a "
+            "combination of earlier columns)"
+        )
+    if base.spec.offsets:
+        terms = " + ".join(f"`{deparse(c)}`" for c in base.spec.offsets)
+        messages.append(OFFSET_MESSAGE.format(terms=terms, response=base.design.response))
+    return replace(
+        base.design,
+        y=np.zeros(0),
+        X=np.zeros((0, len(keep))),
+        x_names=tuple(names[i] for i in keep),
+        aliased=aliased,
+        reterms=tuple(reterms),
+        rows=np.zeros(0, dtype=np.int64),
+        n_dropped=base.n_total - base.n_used,
+        messages=tuple(messages),
+        kept_columns=keep,
+        offset=np.zeros(0),
+        residual=plan.residual,
+    )
+
+
+__all__ = ["MMRMPartition", "PatternTotal", "accumulate", "spark_pattern_total", "summed_design"]
