@@ -3,17 +3,19 @@
 A seeded parallel-group trial is written to Parquet (patients with 6 scheduled visits, two
 arms, a baseline covariate, monotone drop-out and a few missed visits: about 5.2 rows per
 patient), then ``y ~ baseline + arm * visit + us(visit | patient)`` (21 covariance parameters)
-is fitted by streaming with DuckDB (rows sorted by patient, the patterns' summed products)
-and (``--in-memory``) by the in-memory path on the same rows (pandas, then
-:func:`lmm_core.fit_lmm`), each in a fresh process for its own peak memory (maximum resident
-set size). ``--r`` also fits the same rows with R's mmrm (``mmrm(y ~ baseline + arm * visit +
-us(visit | patient))``, REML, its default optimizer) and reports its time and the difference
-of the estimates.
+is fitted by streaming with DuckDB (rows sorted by patient, the patterns' summed products),
+(``--in-memory``) by the in-memory path on the same rows (pandas, then
+:func:`lmm_core.fit_lmm`) and (``--spark``) with Spark in local mode (``local[2]``; rows
+partitioned and sorted by patient on the executors), each in a fresh process for its own
+peak memory (maximum resident set size). ``--r`` also fits the same rows with R's mmrm
+(``mmrm(y ~ baseline + arm * visit + us(visit | patient))``, REML, its default optimizer) and
+reports its time and the difference of the estimates.
 
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_stream_mmrm.py --rows 1000000 --in-memory
     PYTHONPATH=. .venv/bin/python benchmarks/bench_stream_mmrm.py --rows 200000 --r
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_stream_mmrm.py --rows 1000000 --spark
     PYTHONPATH=. .venv/bin/python benchmarks/bench_stream_mmrm.py --rows 10000000
 """
 
@@ -70,13 +72,22 @@ def peak_gib() -> float:
 
 
 def fit_once(path: str, how: str, batch_size: int) -> dict:
-    """One fit in this process (``how``: ``stream`` or ``memory``)."""
+    """One fit in this process (``how``: ``stream``, ``memory`` or ``spark``)."""
     import lmm_core
 
+    extra = {}
+    if how == "spark":
+        spark, extra["session_start"] = spark_session()
     t0 = time.perf_counter()
     if how == "stream":
         res = lmm_core.fit_lmm(FORMULA, path, batch_size=batch_size)
         parts = {k: res.timings[k] for k in ("pass1", "pass2", "optimize")}
+    elif how == "spark":
+        res = lmm_core.fit_lmm(FORMULA, path, engine="spark", spark=spark, batch_size=batch_size)
+        parts = {k: res.timings[k] for k in ("pass1", "pass2", "optimize")}
+        from bench_stream import tree_hwm_gib
+
+        extra["jvm_gib"] = tree_hwm_gib(spark.sparkContext._gateway.proc.pid)
     else:
         frame = pd.read_parquet(path)
         t1 = time.perf_counter()
@@ -94,7 +105,26 @@ def fit_once(path: str, how: str, batch_size: int) -> dict:
         "subjects": res.n_subjects,
         "evals": res.opt.n_evals,
         **parts,
+        **extra,
     }
+
+
+def spark_session() -> tuple[object, float]:
+    """Spark in local mode on the two cores (its start, in seconds, is not counted)."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    t = time.perf_counter()
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark, time.perf_counter() - t
 
 
 def fit_r(path: str) -> dict:
@@ -135,6 +165,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=1_000_000)
     ap.add_argument("--in-memory", action="store_true", help="also fit in memory")
+    ap.add_argument("--spark", action="store_true", help="also fit with Spark (local[2])")
     ap.add_argument("--r", action="store_true", help="also fit with R's mmrm")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--path", default=None, help=argparse.SUPPRESS)
@@ -150,19 +181,23 @@ def main() -> None:
         runs = [child(path, "stream", args.batch_size)]
         if args.in_memory:
             runs.append(child(path, "memory", args.batch_size))
+        if args.spark:
+            runs.append(child(path, "spark", args.batch_size))
         for r in runs:
             parts = ("pass1", "pass2", "optimize", "read", "fit")
             extra = ", ".join(f"{k} {r[k]:.2f} s" for k in parts if k in r)
+            if "jvm_gib" in r:
+                extra += f"; JVM and workers {r['jvm_gib']:.2f} GiB, session start not counted"
             print(
                 f"{r['how']:>6}: {r['wall']:.2f} s wall ({extra}), peak {r['peak_gib']:.2f} GiB, "
                 f"{r['nobs']:,} rows, {r['subjects']:,} patients, {r['evals']} evaluations, "
                 f"{r['nobs'] / r['wall']:,.0f} rows/s, -2 REML log-lik {r['objective']:.8f}"
             )
-        if len(runs) == 2:
-            a, b = runs
+        for b in runs[1:]:
+            a = runs[0]
             rel = abs(a["objective"] - b["objective"]) / abs(b["objective"])
             diff = np.max(np.abs(np.subtract(a["beta"], b["beta"])))
-            print(f"stream vs memory: criterion {rel:.1e} relative, max |beta diff| {diff:.1e}")
+            print(f"stream vs {b['how']}: criterion {rel:.1e} relative, max |beta diff| {diff:.1e}")
         if args.r:
             r = fit_r(path)
             if "error" in r:
