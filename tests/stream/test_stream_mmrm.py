@@ -228,3 +228,18 @@ def test_the_fit_seen_on_a_sample_of_patients(fev):
     np.testing.assert_allclose(view.beta, whole.beta)
     with pytest.raises(DataError, match="No row of the sample"):
         whole.on_sample(picked.assign(FEV1=np.nan))
+
+
+def test_sp_exp_in_any_unit_of_time(fev):
+    """Visits in days or in seconds: the same streamed fit (the distance's unit is the median
+    gap between a patient's consecutive times, learned by SQL), equal to the in-memory one."""
+    days = fev.assign(day=7.0 * fev["VISITN"] + 0.5 * fev["VISITN2"])
+    seconds = days.assign(day=days["day"] * 86_400.0)
+    formula = "FEV1 ~ ARMCD * AVISIT + sp_exp(day | USUBJID)"
+    a = fit_lmm_stream(formula, days, batch_size=64)
+    b = fit_lmm_stream(formula, seconds, batch_size=64)
+    mem = lmm_core.fit_lmm(formula, seconds)
+    assert b.objective == pytest.approx(a.objective, rel=1e-10)
+    assert b.objective == pytest.approx(mem.objective, rel=RTOL)
+    np.testing.assert_allclose(b.theta, a.theta, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(b.beta, a.beta, rtol=1e-7)
