@@ -274,6 +274,17 @@ def term_matrix(term: ReTerm, newdata: pd.DataFrame) -> tuple[np.ndarray, np.nda
 _parse = lru_cache(maxsize=256)(parse_formula)
 
 
+def aliased_message(aliased: tuple[str, ...]) -> str:
+    """The note on the fixed-effects columns dropped as combinations of earlier ones (lme4's
+    words)."""
+    k = len(aliased)
+    return (
+        f"fixed-effect model matrix is rank deficient so dropping {k} column"
+        f"{'s' * (k > 1)} / coefficient{'s' * (k > 1)}: {', '.join(aliased)} (each is a "
+        "combination of earlier columns)"
+    )
+
+
 def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> list[str]:
     names = [str(c) for c in data.columns]
     known = set(names)
@@ -447,12 +458,7 @@ def build_design(
     aliased = tuple(nm for i, nm in enumerate(names) if i not in set(keep.tolist()))
     X = np.ascontiguousarray(X_full[:, keep]) if aliased else X_full
     if aliased:
-        k = len(aliased)
-        messages.append(
-            f"fixed-effect model matrix is rank deficient so dropping {k} column"
-            f"{'s' * (k > 1)} / coefficient{'s' * (k > 1)}: {', '.join(aliased)} (each is a "
-            "combination of earlier columns)"
-        )
+        messages.append(aliased_message(aliased))
 
     terms = [_random_term(ev, r, rows, n) for r in spec.random]
     messages += [m for t in terms if (m := _curve_visits_note(t))]

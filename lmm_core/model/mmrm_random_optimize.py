@@ -27,7 +27,7 @@ from scipy import optimize
 from lmm_core.errors import ModelError
 from lmm_core.model.mmrm import MMRMOptimum, gradient_hessian, structure_start
 from lmm_core.model.mmrm_random import _FAILURES, RandomMMRMCriterion
-from lmm_core.model.starts import FLOOR, moment_start
+from lmm_core.model.starts import moment_start, term_start_from_sums
 
 #: A standard-deviation-like ``phi`` below this is at the boundary (lme4's 1e-4).
 SINGULAR_TOL = 1e-4
@@ -87,32 +87,9 @@ def summed_moment_start(crit: RandomMMRMCriterion) -> np.ndarray:
     (:meth:`RandomMMRMCriterion.level_sums`), so the same start up to rounding."""
     parts = []
     for term, sums, rms in zip(crit.terms, crit.level_sums(), crit.column_rms(), strict=True):
-        theta_k = _summed_term_start(term.n_columns, *sums, rms, term.structure)
+        theta_k = term_start_from_sums(term.n_columns, *sums, rms, term.structure)
         parts.append(term.structure.start if theta_k is None else theta_k)
     return np.concatenate(parts)
-
-
-def _summed_term_start(s, counts, zz, zr, rr, d, structure) -> np.ndarray | None:
-    """The per-level moment estimate of :func:`lmm_core.model.starts._term_start` (the same
-    steps, line for line) on the per-level sums."""
-    eig = np.linalg.eigvalsh(zz)
-    usable = (counts > s) & (eig[:, 0] > 1e-10 * np.maximum(eig[:, -1], 1e-300))
-    if usable.sum() < 2:
-        return None
-    zz, zr, rr, counts = zz[usable], zr[usable], rr[usable], counts[usable]
-    coef = np.linalg.solve(zz, zr[..., None])[..., 0]
-    rss = rr - np.einsum("lj,lj->l", coef, zr)
-    s2 = float(np.sum(rss) / np.sum(counts - s))
-    if not np.isfinite(s2) or s2 <= 0:
-        return None
-    spread = np.atleast_2d(np.cov(coef, rowvar=False))
-    g = spread - s2 * np.mean(np.linalg.inv(zz), axis=0)
-    rel = d[:, None] * g * d[None, :] / s2
-    vals, vecs = np.linalg.eigh((rel + rel.T) / 2)
-    rel = (vecs * np.maximum(vals, FLOOR)) @ vecs.T
-    lam = np.linalg.cholesky(rel) / d[:, None]
-    theta_k = structure.theta_from_factor(lam)
-    return theta_k if np.all(np.isfinite(theta_k)) else None
 
 
 def _project(crit: RandomMMRMCriterion, psi: np.ndarray) -> np.ndarray:

@@ -62,6 +62,13 @@ def _term_start(term: ReTerm, resid: np.ndarray) -> np.ndarray | None:
         for k in range(j, s):
             zz[:, j, k] = zz[:, k, j] = np.bincount(codes, weights=z[:, j] * z[:, k], minlength=m)
     rr = np.bincount(codes, weights=resid * resid, minlength=m)
+    return term_start_from_sums(s, counts, zz, zr, rr, column_rms(term), term.structure)
+
+
+def term_start_from_sums(s, counts, zz, zr, rr, d, structure) -> np.ndarray | None:
+    """A term's moment start from its per-level sums: rows ``n_l``, ``Z_l'Z_l``, ``Z_l'r_l``,
+    ``r_l'r_l`` (``r``: least-squares residuals) and its columns' root mean squares ``d``;
+    ``None`` when fewer than two levels can be fitted on their own."""
     eig = np.linalg.eigvalsh(zz)
     usable = (counts > s) & (eig[:, 0] > 1e-10 * np.maximum(eig[:, -1], 1e-300))
     if usable.sum() < 2:
@@ -74,13 +81,12 @@ def _term_start(term: ReTerm, resid: np.ndarray) -> np.ndarray | None:
         return None
     spread = np.atleast_2d(np.cov(coef, rowvar=False))
     g = spread - s2 * np.mean(np.linalg.inv(zz), axis=0)
-    d = column_rms(term)
     rel = d[:, None] * g * d[None, :] / s2
     vals, vecs = np.linalg.eigh((rel + rel.T) / 2)
     rel = (vecs * np.maximum(vals, FLOOR)) @ vecs.T
     lam = np.linalg.cholesky(rel) / d[:, None]
-    theta_k = term.structure.theta_from_factor(lam)
+    theta_k = structure.theta_from_factor(lam)
     return theta_k if np.all(np.isfinite(theta_k)) else None
 
 
-__all__ = ["moment_start"]
+__all__ = ["moment_start", "term_start_from_sums"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from lmm_core.design.build import _check_finite, _keep_columns, term_matrix
+from lmm_core.design.build import _check_finite, _keep_columns, aliased_message, term_matrix
 from lmm_core.design.reterms import amalgamate
 from lmm_core.errors import ModelError
 from lmm_core.formula.grammar import Name
@@ -169,12 +169,7 @@ def finish(plan, blocks: BatchBlocks) -> tuple[CrossProducts, np.ndarray, tuple[
     messages = []
     cp = blocks.cp
     if aliased:
-        k = len(aliased)
-        messages.append(
-            f"fixed-effect model matrix is rank deficient so dropping {k} column"
-            f"{'s' * (k > 1)} / coefficient{'s' * (k > 1)}: {', '.join(aliased)} (each is a "
-            "combination of earlier columns)"
-        )
+        messages.append(aliased_message(aliased))
         idx = np.append(keep, len(names))
         rest = {}
         if cp.a21 is not None:

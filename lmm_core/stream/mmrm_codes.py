@@ -11,6 +11,7 @@ a subject in two groups. Batches sorted by subject are regrouped into whole subj
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from lmm_core.design.model_matrix import Evaluator
 from lmm_core.design.residual import ResidualTerm, _point_labels
 from lmm_core.design.residual_structures import SPATIAL
 from lmm_core.errors import DataError, ModelError
+from lmm_core.model.mmrm import Pattern, patterns
 
 
 def row_codes(
@@ -55,6 +57,13 @@ def row_codes(
         raise ModelError("A visit or group was not seen in pass 1 (table changed?); fit again.")
     _check_subjects(residual, subject.labels, subjects, visits, groups)  # type: ignore[union-attr]
     return visits, subjects, groups
+
+
+def row_patterns(X, y, visits, subjects, groups) -> list[Pattern]:
+    """The patterns (:func:`lmm_core.model.mmrm.patterns`) of a batch's rows ``X``, ``y`` with
+    the codes of :func:`row_codes`."""
+    codes = SimpleNamespace(visit_codes=visits, subject_codes=subjects, group_codes=groups)
+    return patterns(SimpleNamespace(X=X, y=y, residual=codes))  # type: ignore[arg-type]
 
 
 def _lookup(known: tuple[str, ...], labels) -> np.ndarray:
@@ -100,4 +109,4 @@ def whole_subjects(frames: Iterator[pd.DataFrame], subject: str) -> Iterator[pd.
         yield held
 
 
-__all__ = ["row_codes", "whole_subjects"]
+__all__ = ["row_codes", "row_patterns", "whole_subjects"]

@@ -16,19 +16,19 @@ import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from lmm_core.design.build import Design, _keep_columns
-from lmm_core.errors import DataError, LMMError, ModelError
+from lmm_core.design.build import Design, _keep_columns, aliased_message
+from lmm_core.errors import LMMError
 from lmm_core.formula.quoting import deparse
 from lmm_core.model.fit import OFFSET_MESSAGE
-from lmm_core.model.mmrm import PatternSums, patterns
+from lmm_core.model.mmrm import PatternSums
 from lmm_core.stream.batches import _batch_arrays, _qr_r
-from lmm_core.stream.mmrm_codes import row_codes, whole_subjects
+from lmm_core.stream.mmrm_codes import row_codes, row_patterns, whole_subjects
 from lmm_core.stream.mmrm_plan import MMRMStreamPlan
+from lmm_core.stream.spark import collect_payloads
 
 
 class PatternTotal:
@@ -44,15 +44,7 @@ class PatternTotal:
     def add(self, frame: pd.DataFrame) -> None:
         """Add a batch of whole subjects (the checks and messages of the in-memory path)."""
         X, y, _ = _batch_arrays(self.plan.base, frame)
-        visits, subjects, groups = row_codes(self.plan.residual, frame)
-        design = SimpleNamespace(
-            X=X,
-            y=y,
-            residual=SimpleNamespace(
-                visit_codes=visits, subject_codes=subjects, group_codes=groups
-            ),
-        )
-        for pattern in patterns(design):  # type: ignore[arg-type]
+        for pattern in row_patterns(X, y, *row_codes(self.plan.residual, frame)):
             part = PatternSums.of(pattern)
             key = (pattern.group, tuple(pattern.visits.tolist()))
             if key in self.sums:
@@ -135,8 +127,6 @@ def spark_pattern_total(
     kind: type[PatternTotal] = PatternTotal,
 ) -> PatternTotal:
     """Pass 2 on Spark: partitions of whole subjects, their totals merged on the driver."""
-    from lmm_core.stream.spark import _ERRORS, _collect, _is_spark_exception
-
     subject = plan.spec.subject.name
     frame = engine.selected(plan.base.columns, plan.base.where)
     job = (
@@ -144,21 +134,9 @@ def spark_pattern_total(
         .sortWithinPartitions(subject)
         .mapInPandas(MMRMPartition(plan, batch_size, kind), "blocks binary")
     )
-    try:
-        rows = _collect(engine.spark, job, plan.base.n_used, progress)
-    except LMMError:
-        raise
-    except Exception as exc:
-        if _is_spark_exception(exc):
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ModelError(f"The Spark job of pass 2 failed: {first}") from exc
-        raise
     total = kind(plan)
-    for row in rows:
-        payload = pickle.loads(row["blocks"])
-        if payload[0] == "error":
-            raise _ERRORS.get(payload[1], DataError)(payload[2])
-        total.merge(payload[1])
+    for part in collect_payloads(engine, job, plan.base.n_used, progress):
+        total.merge(part)
     return total
 
 
@@ -171,14 +149,7 @@ def summed_design(plan: MMRMStreamPlan, total: PatternTotal, reterms=()) -> Desi
     assert total.r is not None
     keep = _keep_columns(total.r)
     aliased = tuple(nm for i, nm in enumerate(names) if i not in set(keep.tolist()))
-    messages = list(base.messages)
-    if aliased:
-        k = len(aliased)
-        messages.append(
-            f"fixed-effect model matrix is rank deficient so dropping {k} column"
-            f"{'s' * (k > 1)} / coefficient{'s' * (k > 1)}: {', '.join(aliased)} (each is a "
-            "combination of earlier columns)"
-        )
+    messages = list(base.messages) + ([aliased_message(aliased)] if aliased else [])
     if base.spec.offsets:
         terms = " + ".join(f"`{deparse(c)}`" for c in base.spec.offsets)
         messages.append(OFFSET_MESSAGE.format(terms=terms, response=base.design.response))

@@ -18,8 +18,7 @@ without ``newdata`` (except on the view of a sample,
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from lmm_core.design.build import term_matrix
 from lmm_core.design.reterms import amalgamate
 from lmm_core.errors import DataError, ModelError
 from lmm_core.model.mmrm_random_results import MMRMRandomResult
-from lmm_core.stream.mmrm_results import StreamedMMRMResult
+from lmm_core.stream.mmrm_results import StreamedFit, StreamedMMRMResult
 
 ROWS_MESSAGE = (
     "{what} needs each patient's rows when random effects are beside the covariance of the "
@@ -60,44 +59,12 @@ def _refusals() -> dict:
 
 
 @dataclass(eq=False)
-class StreamedMMRMRandomResult(MMRMRandomResult):
-    """A streamed fit of random effects plus a covariance of the visits.
-
-    Attributes
-    ----------
-    n_obs
-        Rows used.
-    timings
-        Seconds of each step (``pass1``, ``pass2``, ``optimize``, ``total``) and
-        ``rows_per_second`` of pass 2.
-    rows
-        The rows streamed again on demand (a :class:`~lmm_core.stream.sources.RowStream`;
-        ``None`` on Spark).
-    """
-
-    n_obs: int = 0
-    timings: dict = field(default_factory=dict)
-    rows: Callable | None = field(default=None, repr=False)
-    #: patients of the whole fit (a view on a sample codes only the sampled ones)
-    subjects: int = 0
-    #: the sample this result is seen on (:meth:`on_sample`), ``None`` for the whole fit
-    sample: pd.DataFrame | None = field(default=None, repr=False)
+class StreamedMMRMRandomResult(StreamedFit, MMRMRandomResult):
+    """A streamed fit of random effects plus a covariance of the visits (fields of
+    :class:`~lmm_core.stream.mmrm_results.StreamedFit`)."""
 
     def __post_init__(self) -> None:
         self.derived.update(_refusals())
-
-    @property
-    def nobs(self) -> int:
-        return int(self.n_obs)
-
-    @property
-    def n_subjects(self) -> int:
-        return int(self.subjects)
-
-    @property
-    def is_sample_view(self) -> bool:
-        """Whether this is the fit seen on a sample of its patients (:meth:`on_sample`)."""
-        return self.sample is not None
 
     def on_sample(self, sample: pd.DataFrame) -> StreamedMMRMRandomResult:
         """This fit seen on ``sample`` (some patients' rows of the fitted table), as

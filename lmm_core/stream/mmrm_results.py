@@ -27,9 +27,11 @@ from lmm_core.stream.mmrm_codes import row_codes
 from lmm_core.stream.mmrm_sandwich import streamed_sandwich
 
 
-@dataclass(eq=False)
-class StreamedMMRMResult(MMRMResult):
-    """A streamed MMRM fit (:mod:`lmm_core.stream.mmrm`).
+@dataclass(eq=False, kw_only=True)
+class StreamedFit:
+    """What a streamed fit adds to its in-memory result class (keyword-only fields, after
+    the in-memory result's): the counts of the whole table, the timings, the rows to stream
+    again and, for a view on some patients, their sample.
 
     Attributes
     ----------
@@ -41,14 +43,16 @@ class StreamedMMRMResult(MMRMResult):
     rows
         The rows streamed again on demand (a :class:`~lmm_core.stream.sources.RowStream`;
         ``None`` on Spark).
+    subjects
+        Patients of the whole fit (a view on a sample codes only the sampled ones).
+    sample
+        The sample this result is seen on (``on_sample``), ``None`` for the whole fit.
     """
 
     n_obs: int = 0
     timings: dict = field(default_factory=dict)
     rows: Callable | None = field(default=None, repr=False)
-    #: patients of the whole fit (a view on a sample codes only the sampled ones)
     subjects: int = 0
-    #: the sample this result is seen on (:meth:`on_sample`), ``None`` for the whole fit
     sample: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
@@ -61,8 +65,13 @@ class StreamedMMRMResult(MMRMResult):
 
     @property
     def is_sample_view(self) -> bool:
-        """Whether this is the fit seen on a sample of its patients (:meth:`on_sample`)."""
+        """Whether this is the fit seen on a sample of its patients (``on_sample``)."""
         return self.sample is not None
+
+
+@dataclass(eq=False)
+class StreamedMMRMResult(StreamedFit, MMRMResult):
+    """A streamed MMRM fit (:mod:`lmm_core.stream.mmrm`; fields of :class:`StreamedFit`)."""
 
     def on_sample(self, sample: pd.DataFrame) -> StreamedMMRMResult:
         """This fit seen on ``sample`` (some patients' rows of the fitted table), as
@@ -143,4 +152,4 @@ class StreamedMMRMResult(MMRMResult):
         return super().predict(newdata, include_re)
 
 
-__all__ = ["StreamedMMRMResult"]
+__all__ = ["StreamedFit", "StreamedMMRMResult"]

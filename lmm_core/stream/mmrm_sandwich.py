@@ -20,14 +20,12 @@ the coefficients are refused.
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import numpy as np
 
 from lmm_core.errors import LMMError, ModelError
 from lmm_core.inference.mmrm_sandwich import SANDWICH_KINDS, _adjustment
-from lmm_core.model.mmrm import patterns
-from lmm_core.stream.mmrm_codes import row_codes, whole_subjects
+from lmm_core.stream.mmrm_codes import row_codes, row_patterns, whole_subjects
 
 
 class SandwichSums:
@@ -55,15 +53,7 @@ class SandwichSums:
         y = design.response_values(frame)
         if design.has_offset:
             y = y - design.offset_values(frame)
-        visits, subjects, groups = row_codes(design.residual, frame)
-        rows = SimpleNamespace(
-            X=X,
-            y=y,
-            residual=SimpleNamespace(
-                visit_codes=visits, subject_codes=subjects, group_codes=groups
-            ),
-        )
-        for pat in patterns(rows):  # type: ignore[arg-type]
+        for pat in row_patterns(X, y, *row_codes(design.residual, frame)):
             self._add_pattern(pat)
         self.n += len(y)
 

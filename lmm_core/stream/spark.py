@@ -417,22 +417,11 @@ def spark_blocks(
         PartitionBlocks(plan, batch_size), "blocks binary"
     )
     start = time.perf_counter()
-    try:
-        rows = _collect(engine.spark, job, plan.n_used, progress)
-    except LMMError:
-        raise
-    except Exception as exc:
-        if _is_spark_exception(exc):
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ModelError(f"The Spark job of pass 2 failed: {first}") from exc
-        raise
+    parts = collect_payloads(engine, job, plan.n_used, progress)
     t = time.perf_counter()
     acc = BlockSum()
-    for row in rows:
-        payload = pickle.loads(row["blocks"])
-        if payload[0] == "error":
-            raise _ERRORS.get(payload[1], DataError)(payload[2])
-        acc.add(payload[1])
+    for packed in parts:
+        acc.add(packed)
     blocks = acc.total()
     figures = {
         "partitions": acc.parts,
@@ -444,6 +433,34 @@ def spark_blocks(
         done = blocks.cp.n
         progress(done, plan.n_used, done / max(time.perf_counter() - start, 1e-9))
     return blocks, figures
+
+
+def collect_payloads(engine: SparkEngine, job, n_used: int, progress) -> list:
+    """The partitions' payloads of a pass-2 job (one row ``blocks`` each: a pickled
+    ``("blocks", value)`` or ``("error", class name, message)``), their values unpickled.
+
+    Raises
+    ------
+    LMMError
+        The error a partition met in the data (as DuckDB would raise it), or a
+        :class:`ModelError` when the Spark job fails.
+    """
+    try:
+        rows = _collect(engine.spark, job, n_used, progress)
+    except LMMError:
+        raise
+    except Exception as exc:
+        if _is_spark_exception(exc):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ModelError(f"The Spark job of pass 2 failed: {first}") from exc
+        raise
+    out = []
+    for row in rows:
+        payload = pickle.loads(row["blocks"])
+        if payload[0] == "error":
+            raise _ERRORS.get(payload[1], DataError)(payload[2])
+        out.append(payload[1])
+    return out
 
 
 def _context(spark):

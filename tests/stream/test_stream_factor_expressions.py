@@ -5,12 +5,6 @@ in CI as in ``test_stream_spark.py``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +19,6 @@ from lmm_core.stream.plan import plan_stream
 from lmm_core.stream.sources import DuckDBEngine, as_source
 
 RTOL = 1e-10
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 
 
@@ -164,41 +157,6 @@ def test_expressions_that_cannot_be_streamed_are_refused_clearly(tmp_path, monke
     monkeypatch.setattr(plan_module, "MAX_FACTOR_COMBINATIONS", 5)
     with pytest.raises(ModelError, match="take more than 5 distinct values"):
         fit_lmm_stream("y ~ factor(visit + shift) + (1 | patient)", path)
-
-
-@pytest.fixture(scope="module")
-def spark():
-    missing = [
-        what
-        for what, ok in (
-            ("java", shutil.which("java") is not None),
-            ("pyspark", importlib.util.find_spec("pyspark") is not None),
-        )
-        if not ok
-    ]
-    if missing:
-        reason = f"Spark tests need {' and '.join(missing)}"
-        if os.environ.get("LMM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason} (LMM_REQUIRE_BROWSER=1: .ci/run installs Java).")
-        pytest.skip(reason)
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), path]) if path else str(ROOT)
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("lmm-stream-factor-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "512m")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def test_spark_learns_the_same_levels(spark, tmp_path):

@@ -8,7 +8,6 @@ regrouped (:func:`lmm_core.stream.mmrm.whole_subjects`).
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,20 +20,7 @@ from lmm_core.stream import fit_lmm_stream
 from lmm_core.stream.mmrm_codes import whole_subjects
 from lmm_core.stream.mmrm_results import StreamedMMRMResult
 
-FEV = Path(__file__).resolve().parents[1] / "fixtures" / "mmrm" / "data" / "fev_data.csv"
 RTOL = 1e-10
-
-
-@pytest.fixture(scope="module")
-def fev() -> pd.DataFrame:
-    return pd.read_csv(FEV)
-
-
-@pytest.fixture(scope="module")
-def fev_parquet(fev, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("mmrm") / "fev.parquet"
-    fev.sample(frac=1.0, random_state=3).to_parquet(path, row_group_size=40)  # rows shuffled
-    return path
 
 
 def _same(a, b, rtol: float = 1e-7) -> None:

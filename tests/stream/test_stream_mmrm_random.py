@@ -8,10 +8,6 @@ regrouped, and files are shuffled so that a cell's subjects arrive in many batch
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +22,15 @@ from lmm_core.model import mmrm_random
 from lmm_core.model.mmrm_random import RandomMMRMCriterion, cell_sums
 from lmm_core.model.mmrm_random_optimize import random_mmrm_start
 from lmm_core.stream import fit_lmm_stream
-from lmm_core.stream.mmrm import accumulate
+from lmm_core.stream.mmrm_pass import accumulate
 from lmm_core.stream.mmrm_plan import plan_mmrm_stream
 from lmm_core.stream.mmrm_random import CellTotal
 from lmm_core.stream.mmrm_random_results import StreamedMMRMRandomResult
 from lmm_core.stream.sources import DuckDBEngine, as_source
 
 ROOT = Path(__file__).resolve().parents[2]
-FEV = ROOT / "tests" / "fixtures" / "mmrm" / "data" / "fev_data.csv"
 TRIAL = ROOT / "tests" / "fixtures" / "mmrm_random" / "trial_small.csv"
 RTOL = 1e-10
-
-
-@pytest.fixture(scope="module")
-def fev() -> pd.DataFrame:
-    return pd.read_csv(FEV)
-
-
-@pytest.fixture(scope="module")
-def fev_parquet(fev, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("mmrm_random") / "fev.parquet"
-    fev.sample(frac=1.0, random_state=3).to_parquet(path, row_group_size=40)
-    return path
 
 
 def hospitals(seed: int = 7, n_hosp: int = 12, per: int = 10) -> pd.DataFrame:
@@ -246,42 +229,6 @@ def test_bad_input_gets_a_clear_message(fev, monkeypatch):
     monkeypatch.setattr(mmrm_random, "MAX_DENSE_Q", 3)
     with pytest.raises(ModelError, match="too many"):
         fit_lmm_stream("FEV1 ~ AVISIT + (1 | RACE) + (1 | SEX) + ar1(AVISIT | USUBJID)", fev)
-
-
-@pytest.fixture(scope="module")
-def spark():
-    """A local Spark session (as tests/stream/test_stream_spark.py)."""
-    missing = [
-        what
-        for what, ok in (
-            ("java", shutil.which("java") is not None),
-            ("pyspark", importlib.util.find_spec("pyspark") is not None),
-        )
-        if not ok
-    ]
-    if missing:
-        reason = f"Spark tests need {' and '.join(missing)}"
-        if os.environ.get("LMM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason} (LMM_REQUIRE_BROWSER=1: .ci/run installs Java).")
-        pytest.skip(reason)
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), path]) if path else str(ROOT)
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("lmm-stream-mmrm-random-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "512m")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")

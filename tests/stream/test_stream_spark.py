@@ -1,16 +1,10 @@
 """The Spark engine of a streamed fit gives DuckDB's numbers (Spark in local mode).
 
-One SparkSession for the module (its start takes seconds): ``local[2]``, no UI, small
-driver memory. Without Java or pyspark the tests are skipped on a developer machine and fail
-in CI (``LMM_REQUIRE_BROWSER=1``, set by ``.ci/run``, which installs Java).
+The SparkSession is tests/stream/conftest.py's ``spark`` (one for the package).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,43 +23,6 @@ from lmm_core.stream.spark import BlockSum, pack_blocks
 
 RTOL = 1e-10
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    missing = [
-        what
-        for what, ok in (
-            ("java", shutil.which("java") is not None),
-            ("pyspark", importlib.util.find_spec("pyspark") is not None),
-        )
-        if not ok
-    ]
-    if missing:
-        reason = f"Spark tests need {' and '.join(missing)}"
-        if os.environ.get("LMM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason} (LMM_REQUIRE_BROWSER=1: .ci/run installs Java).")
-        pytest.skip(reason)
-    from pyspark.sql import SparkSession
-
-    # the executors' Python workers: this interpreter, with the repository importable
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), path]) if path else str(ROOT)
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("lmm-stream-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.driver.memory", "512m")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def _trial(seed: int = 11, n_hosp: int = 6, per: int = 8, visits: int = 5) -> pd.DataFrame:
@@ -209,10 +166,10 @@ def test_packed_blocks_sum_to_the_blocks_of_every_row(tmp_path):
         "FEV1 ~ ARMCD * AVISIT + sp_exp(VISITN | ARMCD / USUBJID)",
     ],
 )
-def test_mmrm_on_spark_matches_duckdb_and_memory(spark, tmp_path, formula):
+def test_mmrm_on_spark_matches_duckdb_and_memory(spark, fev, tmp_path, formula):
     """Visit covariance structures: rows partitioned and sorted by subject on Spark, the
     partitions' pattern sums merged on the driver; the same fit as DuckDB and in memory."""
-    df = pd.read_csv(ROOT / "tests" / "fixtures" / "mmrm" / "data" / "fev_data.csv")
+    df = fev
     folder = _parts(df.sample(frac=1.0, random_state=1), tmp_path / "parts")
     want = fit_lmm_stream(formula, folder, engine="duckdb", batch_size=64)
     got = fit_lmm(formula, folder, engine="spark", spark=spark, batch_size=64)
