@@ -28,7 +28,7 @@ import pandas as pd
 
 from lmm_core.design.build import Design, build_design
 from lmm_core.design.model_matrix import Factor, series_value
-from lmm_core.errors import DataError, FormulaError
+from lmm_core.errors import DataError, FormulaError, ModelError
 from lmm_core.formula.grammar import Name, Node, names_in, strip_parens
 from lmm_core.formula.quoting import deparse
 from lmm_core.formula.spec import ModelSpec
@@ -154,6 +154,13 @@ def _code_response(spec: ModelSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, s
     return data, None
 
 
+GLMM_RESIDUAL_MESSAGE = (
+    "`{term}`: a covariance structure of the visits (an MMRM) is for a Gaussian outcome; a "
+    "GLMM models the correlation of a patient's visits with random effects, e.g. "
+    "`(1 | patient)` or `(time | patient)`."
+)
+
+
 def build_glmm_data(
     formula: str, data: pd.DataFrame, family: str, weights: str | None = None
 ) -> GLMMData:
@@ -168,6 +175,8 @@ def build_glmm_data(
     if not isinstance(data, pd.DataFrame):
         raise DataError("The data must be a table (pandas DataFrame).")
     spec = parse_formula(formula)
+    if spec.residual is not None:
+        raise ModelError(GLMM_RESIDUAL_MESSAGE.format(term=spec.residual.label))
     if spec.cbind is not None and family != "binomial":
         raise FormulaError(
             "`cbind(successes, failures)` is a binomial outcome: choose family='binomial'.",

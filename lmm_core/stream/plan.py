@@ -54,6 +54,7 @@ from lmm_core.formula.grammar import (
 from lmm_core.formula.quoting import deparse
 from lmm_core.formula.spec import ModelSpec
 from lmm_core.formula.terms import parse_formula
+from lmm_core.glmm.response import GLMM_RESIDUAL_MESSAGE
 from lmm_core.stream.sql import to_sql
 
 GIB = 1024**3
@@ -145,11 +146,8 @@ def plan_stream(
         model whose blocks would exceed ``max_memory_gib``.
     """
     spec = parse_formula(formula)
-    if spec.residual is not None and not residual:
-        raise ModelError(
-            "A covariance structure of the visits (MMRM) is not fitted by streaming yet; "
-            "fit it on a DataFrame, or use random effects such as `(time | patient)`."
-        )
+    if spec.residual is not None and not residual:  # a GLMM's formula
+        raise ModelError(GLMM_RESIDUAL_MESSAGE.format(term=spec.residual.label))
     if spec.cbind is not None and glmm is None:
         raise ModelError(GLMM_MESSAGE)
     if spec.cbind is not None and glmm != "binomial":

@@ -52,3 +52,17 @@ def test_factor_of_an_expression_that_is_nan_gets_a_message_not_a_traceback():
     ):
         with pytest.raises(DataError, match="is not a finite number in 20 rows"):
             fit_lmm(formula, df)
+
+
+def test_a_glmm_with_a_covariance_of_the_visits_gets_a_message():
+    """In memory and streamed (it was an IndexError in memory)."""
+    from lmm_core import ModelError, fit_glmm
+    from lmm_core.stream import fit_glmm_stream
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"id": np.repeat(np.arange(30), 4), "visit": np.tile([1, 2, 3, 4], 30)})
+    df["y"] = (rng.random(len(df)) < 0.4).astype(int)
+    formula = "y ~ visit + us(visit | id)"
+    for fit in (fit_glmm, fit_glmm_stream):
+        with pytest.raises(ModelError, match=r"`us\(visit \| id\)`: a covariance structure"):
+            fit(formula, df, "binomial")
