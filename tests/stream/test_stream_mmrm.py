@@ -229,3 +229,17 @@ def test_sp_exp_in_any_unit_of_time(fev):
     assert b.objective == pytest.approx(mem.objective, rel=RTOL)
     np.testing.assert_allclose(b.theta, a.theta, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(b.beta, a.beta, rtol=1e-7)
+
+
+def test_least_squares_means_of_a_streamed_mmrm(fev):
+    """emmeans-style means by arm and visit (Satterthwaite and Kenward-Roger): the grid comes
+    from the fit's recipes and levels, the covariance from the sums; as in memory."""
+    formula = "FEV1 ~ RACE + ARMCD * AVISIT + us(AVISIT | USUBJID)"
+    mem = lmm_core.fit_lmm(formula, fev)
+    streamed = fit_lmm_stream(formula, fev, batch_size=64)
+    for method in ("satterthwaite", "kenward-roger"):
+        a = lmm_core.lsmeans(mem, "ARMCD", by="AVISIT", df_method=method, data=fev)
+        b = lmm_core.lsmeans(streamed, "ARMCD", by="AVISIT", df_method=method, data=fev)
+        assert a.index.equals(b.index) and list(a.columns) == list(b.columns)
+        num = a.select_dtypes("number").columns
+        np.testing.assert_allclose(b[num].to_numpy(float), a[num].to_numpy(float), rtol=1e-5)
