@@ -31,7 +31,13 @@ from lmm_core.errors import ModelError
 from lmm_core.model.linalg import single_threaded_blas
 from lmm_core.model.mmrm import MMRMCriterion, PatternSums, optimize_mmrm
 from lmm_core.model.mmrm_results import MMRMResult
-from lmm_core.stream.mmrm_pass import PatternTotal, accumulate, spark_pattern_total, summed_design
+from lmm_core.stream.mmrm_pass import (
+    PatternTotal,
+    accumulate,
+    spark_pattern_total,
+    spark_subjects,
+    summed_design,
+)
 from lmm_core.stream.mmrm_plan import MMRMStreamPlan, plan_mmrm_stream
 from lmm_core.stream.mmrm_random import CellTotal, fit_cell_sums
 from lmm_core.stream.mmrm_results import StreamedMMRMResult
@@ -60,7 +66,7 @@ def fit_mmrm_stream(
         kind, fit = CellTotal, fit_cell_sums
     if spark:
         total = spark_pattern_total(eng, plan, batch_size, progress, kind)
-        rows = None
+        rows = spark_subjects(eng, plan)
     else:
         frames = eng.batches(plan.base.columns, plan.base.where, batch_size, order_by=[subject])
         total = accumulate(frames, plan, batch_size, progress, kind)

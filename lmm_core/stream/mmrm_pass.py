@@ -7,15 +7,16 @@ recipes, as new data for a prediction), its subjects are grouped by pattern (gro
 visits) and their products summed (:class:`PatternTotal`; with random effects beside the
 structure, per cell: :class:`lmm_core.stream.mmrm_random.CellTotal`), with the ``R`` of ``X``
 for the aliased columns (:func:`summed_design`). On Spark each partition sums its own
-subjects (:class:`MMRMPartition`) and the driver merges the totals.
+subjects (:class:`SparkSubjects`) and the driver merges the totals.
 """
 
 from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -97,26 +98,53 @@ def accumulate(
     return total
 
 
-class MMRMPartition:
-    """The function ``mapInPandas`` runs on each Spark partition (rows partitioned and sorted
-    by subject): one row ``blocks``, the pickled :class:`PatternTotal` (or the error)."""
+class SubjectPartition:
+    """The function ``mapInPandas`` runs on each Spark partition of whole subjects: the value
+    of ``work(frames)`` pickled as one row ``blocks`` (``("blocks", value)``; nothing when it
+    is ``None``), or the data error it met (``("error", class name, message)``), which the
+    driver raises as DuckDB would (:func:`~lmm_core.stream.spark.collect_payloads`)."""
 
-    def __init__(
-        self, plan: MMRMStreamPlan, batch_size: int, kind: type[PatternTotal] = PatternTotal
-    ) -> None:
-        self.plan = plan
-        self.batch_size = int(batch_size)
-        self.kind = kind
+    def __init__(self, work: Callable[[Iterator[pd.DataFrame]], object]) -> None:
+        self.work = work
 
     def __call__(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         try:
-            total = accumulate(frames, self.plan, self.batch_size, kind=self.kind)
+            value = self.work(frames)
         except LMMError as exc:
-            payload = ("error", type(exc).__name__, str(exc))
+            payload: tuple | None = ("error", type(exc).__name__, str(exc))
         else:
-            payload = ("blocks", total) if total.n else None
+            payload = None if value is None else ("blocks", value)
         if payload is not None:
             yield pd.DataFrame({"blocks": [pickle.dumps(payload, protocol=5)]})
+
+
+class SparkSubjects:
+    """The rows used on Spark, partitioned and sorted by subject (each partition holds whole
+    subjects, in order): :meth:`run` maps a function over the partitions and returns their
+    values on the driver. Held by a streamed MMRM fitted on Spark to stream its rows again (an
+    empirical covariance); it holds the SparkSession, so such a result does not pickle."""
+
+    def __init__(self, engine, columns, where: str, subject: str, n_used: int) -> None:
+        self.engine = engine
+        self.columns = tuple(columns)
+        self.where = where
+        self.subject = subject
+        self.n_used = int(n_used)
+
+    def run(self, work: Callable[[Iterator[pd.DataFrame]], object], progress=None) -> list:
+        """``work(frames)`` on every partition (its ``None`` values dropped)."""
+        frame = self.engine.selected(self.columns, self.where)
+        job = (
+            frame.repartition(frame[self.subject])
+            .sortWithinPartitions(self.subject)
+            .mapInPandas(SubjectPartition(work), "blocks binary")
+        )
+        return collect_payloads(self.engine, job, self.n_used, progress)
+
+
+def _partition_total(plan, batch_size: int, kind, frames) -> PatternTotal | None:
+    total = accumulate(frames, plan, batch_size, kind=kind)
+    return total if total.n else None
 
 
 def spark_pattern_total(
@@ -127,17 +155,17 @@ def spark_pattern_total(
     kind: type[PatternTotal] = PatternTotal,
 ) -> PatternTotal:
     """Pass 2 on Spark: partitions of whole subjects, their totals merged on the driver."""
-    subject = plan.spec.subject.name
-    frame = engine.selected(plan.base.columns, plan.base.where)
-    job = (
-        frame.repartition(frame[subject])
-        .sortWithinPartitions(subject)
-        .mapInPandas(MMRMPartition(plan, batch_size, kind), "blocks binary")
-    )
+    rows = spark_subjects(engine, plan)
     total = kind(plan)
-    for part in collect_payloads(engine, job, plan.base.n_used, progress):
+    for part in rows.run(partial(_partition_total, plan, batch_size, kind), progress):
         total.merge(part)
     return total
+
+
+def spark_subjects(engine, plan: MMRMStreamPlan) -> SparkSubjects:
+    """The plan's rows on Spark, by subject."""
+    base = plan.base
+    return SparkSubjects(engine, base.columns, base.where, plan.spec.subject.name, base.n_used)
 
 
 def summed_design(plan: MMRMStreamPlan, total: PatternTotal, reterms=()) -> Design:
@@ -169,4 +197,12 @@ def summed_design(plan: MMRMStreamPlan, total: PatternTotal, reterms=()) -> Desi
     )
 
 
-__all__ = ["MMRMPartition", "PatternTotal", "accumulate", "spark_pattern_total", "summed_design"]
+__all__ = [
+    "PatternTotal",
+    "SparkSubjects",
+    "SubjectPartition",
+    "accumulate",
+    "spark_pattern_total",
+    "spark_subjects",
+    "summed_design",
+]

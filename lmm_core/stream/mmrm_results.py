@@ -9,7 +9,7 @@ Kenward-Roger (its sums over subjects are sums over patterns of ``sum_i x_ij x_i
 :mod:`lmm_core.inference.mmrm_kenward_roger`) and the between-within df (which columns vary
 within a subject, from the same sums). The empirical (sandwich) covariances ``CR0``, ``CR2``,
 ``CR3`` and their Satterthwaite df stream the rows once more, sorted by patient
-(:mod:`lmm_core.stream.mmrm_sandwich`; DuckDB).
+(:mod:`lmm_core.stream.mmrm_sandwich`; DuckDB or Spark).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class StreamedFit:
         Seconds of each step (``pass1``, ``pass2``, ``optimize``, ``total``) and
         ``rows_per_second`` of pass 2.
     rows
-        The rows streamed again on demand (a :class:`~lmm_core.stream.sources.RowStream`;
-        ``None`` on Spark).
+        The rows streamed again on demand: a :class:`~lmm_core.stream.sources.RowStream`
+        (DuckDB), or on Spark a :class:`~lmm_core.stream.mmrm_pass.SparkSubjects` (the
+        partitions of whole patients; it holds the session, so that result does not pickle).
     subjects
         Patients of the whole fit (a view on a sample codes only the sampled ones).
     sample

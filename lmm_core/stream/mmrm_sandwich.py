@@ -9,23 +9,27 @@ as mmrm): with ``c = Phi l``, ``d_i = c' N_i c``, ``b_i = M_i c`` and ``K_ii = b
     df = (sum_i d_i - sum_i K_ii)^2
          / (sum_i d_i^2 - 2 sum_i d_i K_ii + tr((Phi sum_i b_i b_i')^2)),
 
-so the rows are streamed once more, sorted by subject (whole subjects per batch), at the
-estimates of the fit, and only these sums are kept: ``p x p`` for the meat, ``p`` numbers for
-each of the four sums and ``p x p x p`` for ``sum_i b_i b_i'`` (one matrix per coefficient),
-whatever the number of subjects. The per-subject ``M_i`` and ``N_i`` that the in-memory
-pieces keep (for any contrast, e.g. least-squares means) are not kept: contrasts other than
-the coefficients are refused.
+so the rows are streamed once more, sorted by subject (whole subjects per batch; on Spark
+the partitions of whole subjects, each summing its own), at the estimates of the fit, and
+only these sums are kept: ``p x p`` for the meat, ``p`` numbers for each of the four sums and
+``p x p x p`` for ``sum_i b_i b_i'`` (one matrix per coefficient), whatever the number of
+subjects. The per-subject ``M_i`` and ``N_i`` that the in-memory pieces keep are not: the df
+is that of each coefficient.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
 from lmm_core.errors import LMMError, ModelError
 from lmm_core.inference.mmrm_sandwich import SANDWICH_KINDS, _adjustment
 from lmm_core.stream.mmrm_codes import row_codes, row_patterns, whole_subjects
+from lmm_core.stream.mmrm_pass import SparkSubjects
+
+_SUMS = ("meat", "d", "d2", "dk", "k", "bb", "n")
 
 
 class SandwichSums:
@@ -80,6 +84,15 @@ class SandwichSums:
         self.k += k.sum(axis=0)
         self.bb += np.einsum("nak,nbk->kab", b, b)
 
+    def state(self) -> dict[str, np.ndarray | int]:
+        """The sums alone (what a Spark partition sends back)."""
+        return {k: getattr(self, k) for k in _SUMS}
+
+    def merge(self, state: dict) -> None:
+        """Add another part's sums (a Spark partition's :meth:`state`)."""
+        for k in _SUMS:
+            setattr(self, k, getattr(self, k) + state[k])
+
     def vcov_and_df(self) -> tuple[np.ndarray, np.ndarray]:
         """The empirical covariance of ``beta`` and the df of each coefficient."""
         phi = self.phi
@@ -93,32 +106,45 @@ class SandwichSums:
 
 def streamed_sandwich(result, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """``(cov(beta), df per coefficient)`` of the ``kind`` sandwich of a streamed MMRM, from
-    one pass over its rows sorted by subject (DuckDB).
+    one more pass over its rows sorted by patient: DuckDB's sorted batches, or on Spark the
+    partitions of whole patients (each sums its own, the driver adds them).
 
     Raises
     ------
     ModelError
-        A fit without rows to stream again (Spark: fit the Parquet files with DuckDB for an
-        empirical covariance), or the rows changed since the fit.
+        A fit without rows to stream again, or rows that changed since the fit.
     LMMError
         An unknown ``kind``; for CR2/CR3, a subject whose leverage is one.
     """
     if kind not in SANDWICH_KINDS:
         raise LMMError(f"Unknown sandwich {kind!r}; choose one of {', '.join(SANDWICH_KINDS)}.")
     rows = result.rows
-    if rows is None or not hasattr(rows, "order_by"):
-        raise ModelError(
-            "An empirical covariance of a streamed MMRM streams the rows again, sorted by "
-            'patient, with DuckDB: fit the files with engine="duckdb" (the estimates are '
-            "Spark's), or use the model-based covariance."
-        )
     subject = result.design.residual.spec.subject.name
     sums = SandwichSums(result, kind)
-    for frame in whole_subjects(replace(rows, order_by=(subject,))(), subject):
-        sums.add(frame)
+    if isinstance(rows, SparkSubjects):
+        light = replace(result, rows=None, derived={}, sample=None)
+        for state in rows.run(partial(_partition_sums, light, kind, subject)):
+            sums.merge(state)
+    elif hasattr(rows, "order_by"):
+        for frame in whole_subjects(replace(rows, order_by=(subject,))(), subject):
+            sums.add(frame)
+    else:
+        raise ModelError(
+            "An empirical covariance of a streamed MMRM streams the rows again, sorted by "
+            "patient; this fit has no rows to stream (fit the files again), or use the "
+            "model-based covariance."
+        )
     if sums.n != result.nobs:
         raise ModelError("The table changed since the fit; fit again.")
     return sums.vcov_and_df()
+
+
+def _partition_sums(result, kind: str, subject: str, frames) -> dict | None:
+    """A Spark partition's sandwich sums (its patients are whole, in order)."""
+    sums = SandwichSums(result, kind)
+    for frame in whole_subjects(frames, subject):
+        sums.add(frame)
+    return sums.state() if sums.n else None
 
 
 __all__ = ["SandwichSums", "streamed_sandwich"]

@@ -179,3 +179,9 @@ def test_mmrm_on_spark_matches_duckdb_and_memory(spark, fev, tmp_path, formula):
         np.testing.assert_allclose(got.beta, other.beta, rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(got.theta, other.theta, rtol=1e-7, atol=1e-7)
         assert (got.nobs, got.n_subjects) == (other.nobs, other.n_subjects)
+    # an empirical covariance streams the rows again: partitions of whole patients
+    np.testing.assert_allclose(
+        got.fixef_table(vcov_method="CR2").to_numpy(),
+        mem.fixef_table(vcov_method="CR2").to_numpy(),
+        rtol=1e-5,
+    )
