@@ -1,6 +1,8 @@
 """Cluster-robust (sandwich) covariance of the fixed effects of random effects plus a covariance
 of the visits, clustered at the top-level grouping factor (SAS PROC MIXED's ``EMPIRICAL``;
-clubSandwich's ``vcovCR`` on an ``nlme::lme`` fit: CR0, CR2, CR3).
+clubSandwich's ``vcovCR`` on an ``nlme::lme`` fit: CR0, CR2, CR3). A streamed fit with one
+grouping factor gets ``S_h`` and ``u_h`` below from its cells' sums
+(:meth:`~lmm_core.model.mmrm_random.RandomMMRMCriterion.cluster_sums`), not from the rows.
 
 Independent units: the levels of the grouping factor in which every other grouping factor's
 levels and every subject are nested (the hospitals of ``(1 | hospital) + ar1(visit |
@@ -102,13 +104,17 @@ def random_sandwich_pieces(result: MMRMRandomResult, kind: str) -> SandwichPiece
     ``M_h``, ``N_h`` (module docstring)."""
     if kind not in SANDWICH_KINDS:
         raise ModelError(f"Unknown sandwich {kind!r}; choose one of {', '.join(SANDWICH_KINDS)}.")
-    _, codes = top_clusters(result)
-    design = result.design
-    mg = marginal(result)
     phi = result.vcov_beta
-    X = design.X
-    both = mg.solve(np.column_stack([X, design.y - X @ result.beta]))
-    S, u = _cluster_sums(codes, X, both[:, :-1], both[:, -1])
+    if result.criterion.design is None:  # a streamed fit: from the cells' sums
+        S, u = result.criterion.cluster_sums(result.opt.theta)
+        if len(S) < 2:
+            raise ModelError("The grouping factor has one level: a sandwich needs several.")
+    else:
+        _, codes = top_clusters(result)
+        design = result.design
+        X = design.X
+        both = marginal(result).solve(np.column_stack([X, design.y - X @ result.beta]))
+        S, u = _cluster_sums(codes, X, both[:, :-1], both[:, -1])
     meat = np.zeros_like(phi)
     ms, ns = [], []
     for s_h, u_h in zip(S, u, strict=True):

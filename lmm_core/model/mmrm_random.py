@@ -483,6 +483,35 @@ class RandomMMRMCriterion:
         ev = Evaluation(float(objective), beta, xtvx)
         return _State(ev, theta_r, sigmas, parts, lams, big, T, ZX, Zy, C, Ft, ut)
 
+    def cluster_sums(self, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per level ``h`` of the single grouping factor (``V`` is block diagonal over them):
+        ``S_h = X_h' V_h^-1 X_h`` and ``u_h = X_h' V_h^-1 r_h`` (``r = y - X beta``) at ``psi``,
+        by Woodbury on the cells' ``A'WA`` summed per level, ``S_h = X'WX_h - F_h' C_h^-1 F_h``
+        with ``F_h = Lam' Z'WX_h`` (no rows: what the cluster sandwich of a streamed fit
+        needs, :mod:`lmm_core.inference.mmrm_random_sandwich`).
+
+        Raises
+        ------
+        ModelError
+            With several grouping factors (one dense system, not per cluster).
+        """
+        lay = self.layout
+        if not lay.single:
+            raise ModelError(
+                "A sandwich covariance of a streamed fit is computed per level of a single "
+                "grouping factor; with several, use vcov_method='model' or fit on a DataFrame."
+            )
+        st = self._forward(psi)
+        M = self._cells(st.sigmas)[0]
+        x = slice(self.q_z, self.q_z + self.p)
+        xwx = _by_level(lay.blk, M[:, x, x], lay.n_blocks)
+        xwy = _by_level(lay.blk, M[:, x, -1], lay.n_blocks)
+        beta = st.evaluation.beta
+        lzx = st.big.transpose(0, 2, 1) @ st.ZX  # (H, s, p)
+        S = xwx - np.einsum("hsp,hsq->hpq", lzx, st.Ft)
+        u = xwy - xwx @ beta - np.einsum("hsp,hs->hp", lzx, st.ut - st.Ft @ beta)
+        return (S + S.transpose(0, 2, 1)) / 2.0, u
+
     def evaluate(self, psi: np.ndarray) -> Evaluation:
         """The criterion, ``beta`` and ``X'V^-1X`` at ``psi``."""
         return self._forward(psi).evaluation

@@ -7,8 +7,10 @@ Everything the sums give is computed as for an in-memory fit: ``fixef``, the mod
 ``varcorr_table()``, ``ranef`` (the conditional modes ``b = G Z'V^-1 (y - X beta)`` need only
 ``Z'WZ``, ``Z'WX``, ``Z'Wy`` per level, which the cells give), ``loglik``, ``aic``, ``bic``,
 ``nobs``, ``predict(newdata)`` and ``fixef_table()`` with Satterthwaite's df (the Jacobian of
-``(X'V^-1X)^-1`` from the criterion), residual or Wald df. What needs each patient's rows is
-refused with a message: the cluster sandwiches, the between-within df, Kenward-Roger (its
+``(X'V^-1X)^-1`` from the criterion), residual or Wald df, and with one grouping factor the
+cluster sandwiches CR0/CR2/CR3 and their df (per level ``X_h'V_h^-1X_h`` and ``X_h'V_h^-1r_h``
+from the cells, :meth:`~lmm_core.model.mmrm_random.RandomMMRMCriterion.cluster_sums`). What
+needs each patient's rows is refused with a message: the between-within df, Kenward-Roger (its
 ``V^-1 X`` and ``dV V^-1 dV`` products are computed row by row,
 :mod:`lmm_core.inference.mmrm_random_kr`, also behind LS-means and F tests) and ``predict()``
 without ``newdata`` (except on the view of a sample,
@@ -38,7 +40,7 @@ KR_MESSAGE = ROWS_MESSAGE.format(what="Kenward-Roger")
 
 
 class _NeedsRows:
-    """Stands in ``derived`` for what the rows would give (Kenward-Roger, sandwiches): any use
+    """Stands in ``derived`` for what the rows would give (Kenward-Roger): any use
     raises the message, wherever it is asked for (``fixef_table``, LS-means, F tests)."""
 
     def __init__(self, message: str) -> None:
@@ -51,11 +53,7 @@ class _NeedsRows:
 
 
 def _refusals() -> dict:
-    out: dict = {"kenward_roger": _NeedsRows(KR_MESSAGE)}
-    for kind in ("CR0", "CR2", "CR3"):
-        what = f"The empirical covariance {kind}"
-        out[f"sandwich_{kind}"] = _NeedsRows(ROWS_MESSAGE.format(what=what))
-    return out
+    return {"kenward_roger": _NeedsRows(KR_MESSAGE)}
 
 
 @dataclass(eq=False)
@@ -101,22 +99,14 @@ class StreamedMMRMRandomResult(StreamedFit, MMRMRandomResult):
     def fixef_table(
         self, df_method: str = "satterthwaite", level: float = 0.95, vcov_method: str = "model"
     ) -> pd.DataFrame:
-        """As :meth:`MMRMRandomResult.fixef_table`; a ``vcov_method`` other than ``"model"``,
-        ``"between-within"`` and Kenward-Roger are refused (they need the rows)."""
-        if str(vcov_method).lower() != "model":
-            raise ModelError(ROWS_MESSAGE.format(what=f"The empirical covariance {vcov_method}"))
+        """As :meth:`MMRMRandomResult.fixef_table`; ``"between-within"`` and Kenward-Roger
+        are refused (they need the rows)."""
         method = str(df_method).lower()
         if method == "between-within":
             raise ModelError(ROWS_MESSAGE.format(what="The between-within df"))
         if method.startswith("kenward"):
             raise ModelError(KR_MESSAGE)
         return super().fixef_table(df_method, level, vcov_method)
-
-    def vcov_sandwich(self, kind: str = "CR0") -> pd.DataFrame:
-        """Refused unless ``kind="model"`` (module docstring)."""
-        if str(kind).lower() != "model":
-            raise ModelError(ROWS_MESSAGE.format(what=f"The empirical covariance {kind}"))
-        return self.vcov
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True) -> np.ndarray:
         """As :meth:`MMRMRandomResult.predict` for ``newdata`` (required for the whole fit,

@@ -198,21 +198,41 @@ def test_criterion_and_start_from_sums_equal_the_rows(fev):
 def test_what_needs_the_rows_is_refused_with_a_message(fev):
     formula = "FEV1 ~ ARMCD * AVISIT + (1 | RACE) + ar1(AVISIT | USUBJID)"
     streamed = fit_lmm_stream(formula, fev)
-    for kwargs in ({"vcov_method": "CR2"}, {"df_method": "between-within"}):
-        with pytest.raises(ModelError, match="needs each patient's rows"):
-            streamed.fixef_table(**kwargs)
+    with pytest.raises(ModelError, match="needs each patient's rows"):
+        streamed.fixef_table(df_method="between-within")
     with pytest.raises(ModelError, match="Kenward-Roger needs each patient's rows"):
         streamed.fixef_table("kenward-roger")
     with pytest.raises(ModelError, match="Kenward-Roger needs each patient's rows"):
         row_tests(streamed, np.eye(len(streamed.beta))[:1], "kenward-roger")
-    with pytest.raises(ModelError, match="needs each patient's rows"):
-        streamed.vcov_sandwich("CR0")
+    two = fit_lmm_stream("FEV1 ~ AVISIT + (1 | RACE) + (1 | SEX) + ar1(AVISIT | USUBJID)", fev)
+    with pytest.raises(ModelError, match="per level of a single grouping factor"):
+        two.vcov_sandwich("CR0")
     with pytest.raises(ModelError, match="newdata"):
         streamed.predict()
     mem = lmm_core.fit_lmm(formula, fev)
     want = row_tests(mem, np.eye(len(mem.beta))[:2], "satterthwaite").to_numpy(float)
     got = row_tests(streamed, np.eye(len(mem.beta))[:2], "satterthwaite").to_numpy(float)
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["CR0", "CR2", "CR3"])
+def test_cluster_sandwich_from_the_cells_sums(tmp_path, kind):
+    """Clustered by hospital (the single grouping factor): ``X_h'V_h^-1X_h`` and
+    ``X_h'V_h^-1r_h`` from the cells equal the rows' Woodbury products, so the sandwich and
+    its Satterthwaite df equal the in-memory ones (checked against clubSandwich there)."""
+    df = hospitals()
+    path = tmp_path / "trial.parquet"
+    df.to_parquet(path)
+    formula = "`FEV (mL)` ~ arm * time + (time | `hôpital`) + ar1(visit | `patient id`)"
+    mem = lmm_core.fit_lmm(formula, df)
+    streamed = lmm_core.fit_lmm(formula, str(path), batch_size=60)
+    a, b = mem.vcov_sandwich(kind).to_numpy(), streamed.vcov_sandwich(kind).to_numpy()
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-9 * np.abs(a).max())
+    np.testing.assert_allclose(
+        streamed.fixef_table(vcov_method=kind).to_numpy(),
+        mem.fixef_table(vcov_method=kind).to_numpy(),
+        rtol=1e-5,
+    )
 
 
 def test_bad_input_gets_a_clear_message(fev, monkeypatch):
