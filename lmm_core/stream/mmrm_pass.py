@@ -46,23 +46,22 @@ class PatternTotal:
         """Add a batch of whole subjects (the checks and messages of the in-memory path)."""
         X, y, _ = _batch_arrays(self.plan.base, frame)
         for pattern in row_patterns(X, y, *row_codes(self.plan.residual, frame)):
-            part = PatternSums.of(pattern)
-            key = (pattern.group, tuple(pattern.visits.tolist()))
-            if key in self.sums:
-                self.sums[key] += part
-            else:
-                self.sums[key] = part
+            self.put((pattern.group, tuple(pattern.visits.tolist())), PatternSums.of(pattern))
         self.n += len(y)
         r = _qr_r(X)
         self.r = r if self.r is None else _qr_r(np.vstack([self.r, r]))
 
+    def put(self, key: tuple, part) -> None:
+        """Add the sums ``part`` of ``key`` (a pattern, or a cell)."""
+        if key in self.sums:
+            self.sums[key] += part
+        else:
+            self.sums[key] = part
+
     def merge(self, other: PatternTotal) -> None:
         """Add another total (a Spark partition's)."""
         for key, part in other.sums.items():
-            if key in self.sums:
-                self.sums[key] += part
-            else:
-                self.sums[key] = part
+            self.put(key, part)
         self.n += other.n
         if other.r is not None:
             self.r = other.r if self.r is None else _qr_r(np.vstack([self.r, other.r]))

@@ -71,11 +71,7 @@ class CellTotal(PatternTotal):
         self._check_levels(frame, subjects, levels)
         A = np.column_stack([z, X, y])
         for cell in cell_sums(A, subjects, visits, groups, levels):
-            key = cell.key
-            if key in self.sums:
-                self.sums[key] += cell
-            else:
-                self.sums[key] = cell
+            self.put(cell.key, cell)
         self.n += len(y)
         r = _qr_r(X)
         self.r = r if self.r is None else _qr_r(np.vstack([self.r, r]))
