@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lmm_core.errors import DataError
+from lmm_core.errors import DataError, LMMError, ModelError
 from lmm_core.stream.sql import Dialect, quote
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
@@ -170,6 +170,9 @@ class DuckDBEngine:
         else:
             self.con = duckdb.connect()
             self.table = self._from_clause(source)
+        # health data are never written to disk: a query that would spill (a sort or an
+        # aggregate larger than the memory limit) fails with a message instead
+        self.con.execute("SET temp_directory = ''")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -191,9 +194,20 @@ class DuckDBEngine:
         try:
             return self.con.sql(sql.format(table=self.table)).to_arrow_table().to_pandas()
         except Exception as exc:  # duckdb raises its own error types
-            if _is_duckdb_error(exc):
-                raise DataError(f"Cannot read {self.source.describe()}: {exc}") from exc
-            raise
+            if not _is_duckdb_error(exc):
+                raise
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> LMMError:
+        """Our error for one of DuckDB's: above the memory limit, what to do (nothing is
+        spilled to disk); otherwise the file cannot be read."""
+        if "Out of Memory" in str(exc):
+            return ModelError(
+                "DuckDB needs more memory than its limit for this pass over "
+                f"{self.source.describe()} (a sort or a table of levels; health data are never "
+                "spilled to disk): give the process more memory, or fit a sample of patients."
+            )
+        return DataError(f"Cannot read {self.source.describe()}: {exc}")
 
     def empty_frame(self, columns: list[str]) -> pd.DataFrame:
         """The columns with no rows: their pandas types as the batches will have them."""
@@ -221,10 +235,14 @@ class DuckDBEngine:
             sql += f" AND {self._keep_condition(*keep)}"
         if order_by:
             sql += f" ORDER BY {', '.join(self.dialect.ident(c) for c in order_by)}"
-        reader = self.con.sql(sql).to_arrow_reader(batch_size)
-        for batch in reader:
-            if batch.num_rows:
-                yield batch.to_pandas()
+        try:
+            for batch in self.con.sql(sql).to_arrow_reader(batch_size):
+                if batch.num_rows:
+                    yield batch.to_pandas()
+        except Exception as exc:
+            if not _is_duckdb_error(exc):
+                raise
+            raise self._error(exc) from exc
 
     def _keep_condition(self, column: str, values: Sequence) -> str:
         """SQL condition: ``column`` among ``values`` (registered as a one-column view)."""

@@ -243,3 +243,31 @@ def test_least_squares_means_of_a_streamed_mmrm(fev):
         assert a.index.equals(b.index) and list(a.columns) == list(b.columns)
         num = a.select_dtypes("number").columns
         np.testing.assert_allclose(b[num].to_numpy(float), a[num].to_numpy(float), rtol=1e-5)
+
+
+def test_a_sort_above_the_memory_limit_is_refused_not_spilled(tmp_path, monkeypatch):
+    """Health data are never written to disk: DuckDB's spilling is off, so a sort by patient
+    larger than the memory limit gets a message, and no temporary directory appears."""
+    from lmm_core.stream.sources import DuckDBEngine, as_source
+
+    rng = np.random.default_rng(0)
+    n = 3_000_000
+    frame = pd.DataFrame(
+        {"patient": rng.permutation(n).astype(str), "y": np.arange(n, dtype=float)}
+    )
+    path = tmp_path / "big.parquet"
+    frame.to_parquet(path)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    eng = DuckDBEngine(as_source(path), memory_limit="20MB")
+    try:
+        with pytest.raises(ModelError, match="needs more memory than its limit .* never spilled"):
+            for _ in eng.batches(["patient", "y"], "TRUE", 100_000, order_by=["patient"]):
+                pass
+    finally:
+        eng.close()
+    assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "big.parquet",
+        "cwd",
+    ]
