@@ -27,9 +27,9 @@ import pandas as pd
 
 from lmm_core.design.build import term_matrix
 from lmm_core.design.model_matrix import Evaluator
-from lmm_core.errors import DataError
 from lmm_core.glmm.results import GLMMResult
 from lmm_core.stream.glmm import StreamedGLMMResult
+from lmm_core.stream.results import sample_rows
 
 __all__ = ["SampledGLMMResult", "glmm_on_sample"]
 
@@ -113,19 +113,8 @@ def glmm_on_sample(result: StreamedGLMMResult, sample: pd.DataFrame) -> SampledG
     offset = base.data.offset_values(frame) if design.has_offset else np.zeros(len(frame))
     X = design.fixed_matrix(frame)
     evaluated = [term_matrix(t, frame) for t in base.reterms]
-    ok = np.isfinite(y) & np.isfinite(w) & np.isfinite(offset) & np.isfinite(X).all(axis=1)
-    for _, z in evaluated:
-        ok &= np.isfinite(z).all(axis=1)
-    complete = ok.copy()
-    for codes, _ in evaluated:
-        ok &= codes >= 0
-    if not ok.any():
-        raise DataError("No row of the sample is used by this model.")
-    if (complete & ~ok).any():
-        raise DataError(
-            "The sample has groups the fit has not seen: the file changed since the fit; fit again."
-        )
-    rows = np.flatnonzero(ok)
+    finite = np.isfinite(y) & np.isfinite(w) & np.isfinite(offset) & np.isfinite(X).all(axis=1)
+    rows = sample_rows(finite, evaluated)
     terms, modes, covs = [], [], []
     for t, (codes, z), b, cov in zip(base.reterms, evaluated, base.b, base.cond_cov, strict=True):
         present = np.unique(codes[rows])

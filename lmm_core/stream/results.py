@@ -62,6 +62,32 @@ def as_row_stream(rows: Rows | None) -> Rows | None:
     return rows
 
 
+def sample_rows(finite: np.ndarray, evaluated: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The rows of a sample that a streamed fit uses: ``finite`` (outcome, offset, ``X``) and
+    every random-effects term's ``z`` finite, at levels the fit has seen (``evaluated``: each
+    term's ``(codes, z)`` on the sample).
+
+    Raises
+    ------
+    DataError
+        No row used, or a used row at a level the fit has not seen (the table changed).
+    """
+    ok = finite.copy()
+    for _, z in evaluated:
+        ok &= np.isfinite(z).all(axis=1)
+    complete = ok.copy()
+    for codes, _ in evaluated:
+        ok &= codes >= 0
+    if not ok.any():
+        raise DataError("No row of the sample is used by this model.")
+    if (complete & ~ok).any():
+        raise DataError(
+            "The sample has groups the fit has not seen: the table changed since the fit; "
+            "fit again."
+        )
+    return np.flatnonzero(ok)
+
+
 def optimum(dev, start: np.ndarray | None, options: FitOptions) -> tuple:
     """Optimize ``theta`` of the profiled criterion ``dev`` from ``start`` and solve there:
     ``(opt, solution, conditional covariances, singular)``, where *singular* means some
@@ -277,19 +303,7 @@ class StreamedLMMResult(LMMResult):
         X = design.fixed_matrix(frame)
         evaluated = [term_matrix(t, frame) for t in base.reterms]
         ok = np.isfinite(y) & np.isfinite(offset) & np.isfinite(X).all(axis=1)
-        for _, z in evaluated:
-            ok &= np.isfinite(z).all(axis=1)
-        present_ok = ok.copy()
-        for codes, _ in evaluated:
-            ok &= codes >= 0
-        if not ok.any():
-            raise DataError("No row of the sample is used by this model.")
-        if (present_ok & ~ok).any():
-            raise DataError(
-                "The sample has groups the fit has not seen: the table changed since the fit; "
-                "fit again."
-            )
-        rows = np.flatnonzero(ok)
+        rows = sample_rows(ok, evaluated)
         terms, modes, covs = [], [], []
         parts = zip(base.reterms, evaluated, base.b, base.cond_cov, strict=True)
         for t, (codes, z), b, cov in parts:

@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,3 +67,14 @@ def fev_parquet(fev, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("fev") / "fev.parquet"
     fev.sample(frac=1.0, random_state=3).to_parquet(path, row_group_size=40)  # rows shuffled
     return path
+
+
+def same_residual_covariance(mem, streamed) -> None:
+    """The streamed fit's covariance of the visits (per group for a group-specific structure)
+    is the in-memory one: the same visits, the same matrix to the optimizer's tolerance."""
+    cov_a, cov_b = mem.residual_covariance(), streamed.residual_covariance()
+    pairs = cov_a.items() if isinstance(cov_a, dict) else [("", cov_a)]
+    for key, frame in pairs:
+        other = cov_b[key] if key else cov_b
+        assert list(other.index) == list(frame.index)
+        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), rtol=1e-6)

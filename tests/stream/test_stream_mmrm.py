@@ -19,6 +19,7 @@ from lmm_core.model.mmrm import MMRMCriterion
 from lmm_core.stream import fit_lmm_stream
 from lmm_core.stream.mmrm_codes import whole_subjects
 from lmm_core.stream.mmrm_results import StreamedMMRMResult
+from tests.stream.conftest import same_residual_covariance
 
 RTOL = 1e-10
 
@@ -51,12 +52,7 @@ def test_streamed_mmrm_equals_in_memory(fev, fev_parquet, formula):
     streamed = lmm_core.fit_lmm(formula, str(fev_parquet), batch_size=50)
     assert isinstance(streamed, StreamedMMRMResult)
     _same(mem, streamed)
-    cov_a, cov_b = mem.residual_covariance(), streamed.residual_covariance()
-    pairs = cov_a.items() if isinstance(cov_a, dict) else [("", cov_a)]
-    for key, frame in pairs:
-        other = cov_b[key] if key else cov_b
-        assert list(other.index) == list(frame.index)
-        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), rtol=1e-6)
+    same_residual_covariance(mem, streamed)
     for method in ("satterthwaite", "kenward-roger", "between-within", "residual"):
         np.testing.assert_allclose(
             streamed.fixef_table(method).to_numpy(), mem.fixef_table(method).to_numpy(), rtol=1e-5

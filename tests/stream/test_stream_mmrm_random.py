@@ -27,6 +27,7 @@ from lmm_core.stream.mmrm_plan import plan_mmrm_stream
 from lmm_core.stream.mmrm_random import CellTotal
 from lmm_core.stream.mmrm_random_results import StreamedMMRMRandomResult
 from lmm_core.stream.sources import DuckDBEngine, as_source
+from tests.stream.conftest import same_residual_covariance
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIAL = ROOT / "tests" / "fixtures" / "mmrm_random" / "trial_small.csv"
@@ -104,12 +105,7 @@ def test_streamed_fev_equals_in_memory(fev, fev_parquet, formula, reml):
     mem = lmm_core.fit_lmm(formula, fev, reml=reml)
     streamed = lmm_core.fit_lmm(formula, str(fev_parquet), reml=reml, batch_size=50)
     _same(mem, streamed)
-    cov_a, cov_b = mem.residual_covariance(), streamed.residual_covariance()
-    pairs = cov_a.items() if isinstance(cov_a, dict) else [("", cov_a)]
-    for key, frame in pairs:
-        other = cov_b[key] if key else cov_b
-        assert list(other.index) == list(frame.index)
-        np.testing.assert_allclose(other.to_numpy(), frame.to_numpy(), rtol=1e-6)
+    same_residual_covariance(mem, streamed)
     new = fev.dropna().head(12)
     for include_re in (True, False):
         np.testing.assert_allclose(
