@@ -74,7 +74,7 @@ def fit_lmm_stream(
     reml, options, start
         As :func:`lmm_core.fit_lmm`.
     engine
-        ``"duckdb"`` (embedded, out-of-core) or ``"spark"`` (:mod:`lmm_core.stream.spark`);
+        ``"duckdb"`` (embedded, streaming) or ``"spark"`` (:mod:`lmm_core.stream.spark`);
         default: Spark for a Spark DataFrame or when ``spark`` is given, else DuckDB.
     spark
         The SparkSession of ``engine="spark"`` (default: the source's or the active one).

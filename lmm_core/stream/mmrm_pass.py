@@ -1,6 +1,6 @@
 """Pass 2 of a streamed MMRM: batches of whole subjects into summed products.
 
-The rows come sorted by subject (DuckDB sorts out of core; on Spark they are partitioned and
+The rows come sorted by subject (by DuckDB, in its memory; on Spark they are partitioned and
 sorted by subject), and :func:`~lmm_core.stream.mmrm_codes.whole_subjects` regroups the
 batches so that none cuts a subject. Each batch goes through our own design code (the plan's
 recipes, as new data for a prediction), its subjects are grouped by pattern (group and

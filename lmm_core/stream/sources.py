@@ -3,9 +3,10 @@
 A :class:`Source` names a table that need not fit in memory: a Parquet file or folder (or a
 glob), a CSV file, a table of a DuckDB database file, or an Arrow table / dataset / record
 batch reader. :class:`DuckDBEngine` reads any of them through an embedded DuckDB
-connection (out-of-core: DuckDB spills to disk rather than holding the table), with two
+connection (streaming: the table is read in batches, never held whole), with two
 operations: an aggregate query returning a small pandas table (pass 1), and the selected
-rows as a stream of pandas batches (pass 2). Nothing is written anywhere.
+rows as a stream of pandas batches (pass 2). Nothing is written anywhere: DuckDB's spilling
+to disk is off, so a pass above its memory limit stops with a message.
 
 :class:`RowStream` is that stream as a value: the source and the SQL selecting the rows, which
 opens its own connection for each pass, so that it can be pickled with a fitted model and
@@ -227,7 +228,7 @@ class DuckDBEngine:
         order_by: Sequence[str] = (),
     ) -> Iterator[pd.DataFrame]:
         """The rows satisfying ``where`` (SQL), ``batch_size`` rows at a time, in the table's
-        order (or sorted by the columns ``order_by``: DuckDB sorts out of core); with
+        order (or sorted by the columns ``order_by``, within DuckDB's memory limit); with
         ``keep = (column, values)`` only the rows whose ``column`` is among ``values``."""
         cols = ", ".join(self.dialect.ident(c) for c in columns)
         sql = f"SELECT {cols} FROM {self.table} WHERE {where}"
@@ -282,7 +283,7 @@ class RowStream:
     threads
         DuckDB threads (``None``: DuckDB's default).
     order_by
-        Columns the rows are sorted by (DuckDB sorts out of core; ``()``: the table's order).
+        Columns the rows are sorted by (``()``: the table's order).
     """
 
     source: Source
